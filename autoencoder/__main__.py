@@ -1,0 +1,3 @@
+from autoencoder.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,545 @@
+"""Typed run configuration: defaults, YAML loading, --set overrides and one-line error messages.
+
+Every default lives here. A YAML file overrides the defaults, `--set a.b=v` overrides the file,
+and anything unknown, mistyped or out of range is refused with one line naming the file and the
+key path (see `load_config`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from autoencoder.errors import UserError
+
+ACTIVATIONS = (
+    "relu", "sigmoid", "tanh", "linear", "elu", "selu", "gelu", "silu", "swish",
+    "leaky_relu", "softplus", "relu6", "hard_sigmoid",
+)
+
+# Keras 1 words that users of Deconvolution2D still write, and the Keras 3 key that replaced each.
+KERAS1_KEYS = {
+    "nb_filter": "filters",
+    "nb_row": "kernel_size",
+    "nb_col": "kernel_size",
+    "subsample": "strides",
+    "border_mode": "padding",
+    "output_shape": "target_size (or output_padding)",
+    "init": "kernel_initializer",
+    "W_regularizer": "kernel_regularizer",
+    "bias": "use_bias",
+}
+KERAS1_TYPES = {"deconvolution2d": "conv_transpose", "deconv": "conv_transpose",
+                "convolution2d": "conv", "conv2d": "conv", "conv2dtranspose": "conv_transpose",
+                "maxpooling2d": "maxpool", "averagepooling2d": "avgpool"}
+
+PosInt = Annotated[StrictInt, Field(gt=0)]
+NonNegInt = Annotated[StrictInt, Field(ge=0)]
+Fraction = Annotated[StrictFloat, Field(ge=0, lt=1)]
+PosFloat = Annotated[StrictFloat, Field(gt=0)]
+
+
+def _pair(minimum: int):
+    def check(value: Any) -> tuple[int, int]:
+        what = "a positive integer" if minimum > 0 else "a non-negative integer"
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value, value]
+        if (isinstance(value, (list, tuple)) and len(value) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+            if min(value) < minimum:
+                raise ValueError(f"must be {what} or a pair [h, w] of them, got {list(value)}")
+            return (int(value[0]), int(value[1]))
+        raise ValueError(f"must be {what} or a pair [h, w] of them, got {value!r}")
+    return check
+
+
+# Sizes that may differ by axis: `3` means (3, 3); `[3, 5]` means height 3, width 5.
+Pair = Annotated[tuple[int, int], BeforeValidator(_pair(1))]
+NonNegPair = Annotated[tuple[int, int], BeforeValidator(_pair(0))]
+
+
+class Section(BaseModel):
+    """Base for config sections: unknown keys are errors, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def _check_activation(value: str) -> str:
+    if value not in ACTIVATIONS:
+        close = difflib.get_close_matches(value, ACTIVATIONS, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; choose one of {', '.join(ACTIVATIONS)}"
+        raise ValueError(f"unknown activation '{value}'{hint}")
+    return value
+
+
+class Regularizer(Section):
+    l1: Annotated[StrictFloat, Field(ge=0)] = 0.0
+    l2: Annotated[StrictFloat, Field(ge=0)] = 0.0
+
+
+class _LayerOptions(Section):
+    """Options shared by Conv2D and Conv2DTranspose blocks; they pass through to Keras."""
+
+    filters: PosInt
+    kernel_size: Pair = (3, 3)
+    strides: Pair = (1, 1)
+    padding: Literal["same", "valid"] = "same"
+    dilation_rate: Pair = (1, 1)
+    activation: StrictStr = "relu"
+    batch_norm: StrictBool = False
+    dropout: Fraction = 0.0
+    use_bias: StrictBool = True
+    kernel_initializer: StrictStr = "glorot_uniform"
+    kernel_regularizer: Regularizer | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_keras1(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for old, new in KERAS1_KEYS.items():
+                if old in data:
+                    raise ValueError(f"'{old}' is Keras 1 (Deconvolution2D era); use '{new}'")
+        return data
+
+    @field_validator("activation")
+    @classmethod
+    def _activation(cls, value: str) -> str:
+        return _check_activation(value)
+
+    @model_validator(mode="after")
+    def _stride_xor_dilation(self):
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(
+                f"strides {list(self.strides)} together with dilation_rate "
+                f"{list(self.dilation_rate)} is not supported by Keras; set one of them to 1")
+        return self
+
+
+class ConvBlock(_LayerOptions):
+    """Encoder Conv2D block."""
+
+    type: Literal["conv"] = "conv"
+
+
+class PoolBlock(Section):
+    """Encoder pooling block (MaxPooling2D / AveragePooling2D)."""
+
+    type: Literal["maxpool", "avgpool"]
+    pool_size: Pair = (2, 2)
+    strides: Pair | None = None  # None: same as pool_size, as in Keras
+    padding: Literal["same", "valid"] = "valid"
+
+
+class ConvTransposeBlock(_LayerOptions):
+    """Decoder Conv2DTranspose block; `target_size` asks the planner to pick output_padding."""
+
+    type: Literal["conv_transpose"] = "conv_transpose"
+    output_padding: NonNegPair | None = None
+    target_size: Pair | None = None
+
+    @model_validator(mode="after")
+    def _padding_checks(self):
+        if self.output_padding is not None and self.target_size is not None:
+            raise ValueError("give output_padding or target_size, not both")
+        if self.output_padding is not None:
+            for axis, (op, s) in enumerate(zip(self.output_padding, self.strides)):
+                if op >= s:
+                    raise ValueError(
+                        f"output_padding {list(self.output_padding)} must be smaller than strides "
+                        f"{list(self.strides)} on every axis (Keras rule: output_padding < stride)")
+        return self
+
+
+class UpsampleBlock(Section):
+    """Decoder UpSampling2D block."""
+
+    type: Literal["upsample"]
+    size: Pair = (2, 2)
+    interpolation: Literal["nearest", "bilinear"] = "nearest"
+
+
+class CropBlock(Section):
+    """Decoder Cropping2D block: ((top, bottom), (left, right))."""
+
+    type: Literal["crop"]
+    cropping: tuple[NonNegPair, NonNegPair]
+
+
+def _block_type(default: str):
+    def kind(value: Any) -> str | None:
+        if isinstance(value, dict):
+            kind = value.get("type", default)
+            return KERAS1_TYPES.get(str(kind).lower(), kind) if kind not in _TAGS else kind
+        return getattr(value, "type", None)
+    return kind
+
+
+_TAGS = {"conv", "maxpool", "avgpool", "conv_transpose", "upsample", "crop", "mirror", "blocks"}
+
+EncoderBlock = Annotated[
+    Union[
+        Annotated[ConvBlock, Tag("conv")],
+        Annotated[PoolBlock, Tag("maxpool")],
+        Annotated[PoolBlock, Tag("avgpool")],
+    ],
+    Discriminator(
+        _block_type("conv"),
+        custom_error_type="block_type",
+        custom_error_message="unknown encoder block type; use conv, maxpool or avgpool",
+    ),
+]
+
+DecoderBlock = Annotated[
+    Union[
+        Annotated[ConvTransposeBlock, Tag("conv_transpose")],
+        Annotated[UpsampleBlock, Tag("upsample")],
+        Annotated[CropBlock, Tag("crop")],
+        Annotated[ConvBlock, Tag("conv")],
+    ],
+    Discriminator(
+        _block_type("conv_transpose"),
+        custom_error_type="block_type",
+        custom_error_message="unknown decoder block type; use conv_transpose, upsample, crop or conv",
+    ),
+]
+
+
+def _refuse_keras1_type(blocks: Any) -> Any:
+    if isinstance(blocks, list):
+        for i, block in enumerate(blocks):
+            if isinstance(block, dict) and str(block.get("type", "")).lower() in KERAS1_TYPES:
+                old = block["type"]
+                raise ValueError(
+                    f"block {i}: type '{old}' is the old Keras layer name; "
+                    f"use type: {KERAS1_TYPES[str(old).lower()]}")
+    return blocks
+
+
+class OutputLayer(Section):
+    """The final Conv2D that maps the decoder's features back to the input's channels."""
+
+    activation: StrictStr = "sigmoid"
+    kernel_size: Pair = (3, 3)
+
+    @field_validator("activation")
+    @classmethod
+    def _activation(cls, value: str) -> str:
+        return _check_activation(value)
+
+
+def _seed_tutorial_encoder() -> list:
+    return [ConvBlock(filters=f, padding="valid", kernel_initializer="he_normal") for f in (32, 16, 8)]
+
+
+class ModelConfig(Section):
+    input_shape: tuple[PosInt, PosInt, PosInt] = (28, 28, 1)
+    encoder: Annotated[list[EncoderBlock], BeforeValidator(_refuse_keras1_type),
+                       Field(min_length=1)] = Field(default_factory=_seed_tutorial_encoder)
+    latent_dim: PosInt | None = None
+    decoder: Annotated[
+        Union[
+            Annotated[Literal["mirror"], Tag("mirror")],
+            Annotated[list[DecoderBlock], BeforeValidator(_refuse_keras1_type), Field(min_length=1),
+                      Tag("blocks")],
+        ],
+        Discriminator(lambda v: "blocks" if isinstance(v, list) else "mirror"),
+    ] = "mirror"
+    output: OutputLayer = Field(default_factory=OutputLayer)
+
+
+class NoiseConfig(Section):
+    kind: Literal["gaussian", "salt_pepper", "speckle", "mask"] = "gaussian"
+    level: Annotated[StrictFloat, Field(ge=0)] = 0.4
+    clip: StrictBool = True
+
+
+class DataConfig(Section):
+    dataset: Literal["mnist", "fashion_mnist", "mnist_sample"] = "mnist_sample"
+    path: StrictStr | None = None
+    validation_split: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.1
+    limit: PosInt | None = None  # caps the training pool (before the validation split)
+    classes: list[Annotated[StrictInt, Field(ge=0, le=9)]] | None = None
+    noise: NoiseConfig | None = None
+    cache: StrictBool = True
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, value):
+        if value is not None:
+            if not value:
+                raise ValueError("must list at least one class, or be left out for all")
+            if len(set(value)) != len(value):
+                raise ValueError(f"lists a class twice: {value}")
+        return value
+
+
+class OptimizerConfig(Section):
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    learning_rate: PosFloat = 1e-3
+    momentum: Annotated[StrictFloat, Field(ge=0, lt=1)] = 0.9  # sgd only
+    weight_decay: Annotated[StrictFloat, Field(ge=0)] = 1e-4  # adamw only
+    clipnorm: PosFloat | None = None
+
+
+class ScheduleConfig(Section):
+    kind: Literal["constant", "cosine", "plateau"] = "constant"
+    min_lr: Annotated[StrictFloat, Field(ge=0)] = 0.0  # cosine floor and plateau floor
+    factor: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.5  # plateau
+    patience: PosInt = 2  # plateau
+
+
+class EarlyStoppingConfig(Section):
+    patience: PosInt | None = None  # None: off
+    restore_best: StrictBool = True
+
+
+class TrainConfig(Section):
+    epochs: PosInt = 10
+    batch_size: PosInt = 128
+    loss: Literal["bce", "mse", "mae"] = "bce"
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    tensorboard: StrictBool = True
+    mixed_precision: Literal["auto", "on", "off"] = "auto"
+
+
+class Config(Section):
+    name: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "run"
+    seed: NonNegInt = 0
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    output: StrictStr = "outputs"
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and messages
+
+
+def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -> Config:
+    """Read a YAML config, apply `--set key=value` overrides, validate.
+
+    Args:
+      path: YAML file; None starts from the defaults alone.
+      overrides: strings like "train.epochs=5"; values are parsed as YAML.
+    Raises:
+      UserError: one line naming the file (or the --set) and the key path.
+    """
+    where = str(path) if path is not None else "defaults"
+    raw = read_yaml(path) if path is not None else {}
+    applied: list[tuple[tuple, str]] = []
+    for item in overrides:
+        keys, value = parse_override(item)
+        set_path(raw, keys, value, item)
+        applied.append((keys, item))
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        # Discriminated unions put the block's tag ("conv", ...) into the path; users never wrote it.
+        loc = tuple(part for part in error["loc"] if part not in _TAGS)
+        source = where
+        for keys, item in applied:
+            if loc[: len(keys)] == keys or keys[: len(loc)] == loc:
+                source = f"--set {item}"
+        raise UserError(f"{source}: {format_loc(loc)}: {describe_error(error, loc)}") from None
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Load a YAML mapping with safe_load; refuse anything else with one line."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UserError(f"{path}: config file not found; check the path "
+                        f"(presets are in configs/)") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read config: {exc.__class__.__name__}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
+        raise UserError(
+            f"{path}: line {line}: {exc.problem}; configs are plain YAML and Python object tags "
+            f"are refused (yaml.safe_load)") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"{path}: not valid YAML: {line}{problem}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: a config must be a YAML mapping with sections such as "
+                        f"name, seed, data, model, train; got a {type(raw).__name__}")
+    return raw
+
+
+def parse_override(item: str) -> tuple[tuple, Any]:
+    """Split "a.b=v" into (("a", "b"), v) with v parsed as YAML."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"--set {item}: expected KEY=VALUE, e.g. --set train.epochs=5")
+    keys = tuple(int(k) if k.isdigit() else k for k in key.strip().split("."))
+    if any(k == "" for k in keys):
+        raise UserError(f"--set {item}: empty key in '{key}'; write dotted keys like train.epochs")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or "cannot parse"
+        raise UserError(f"--set {item}: value '{text}' is not valid YAML ({problem}); "
+                        f"quote strings, e.g. --set name=my_run") from None
+    return keys, value
+
+
+def set_path(raw: dict, keys: tuple, value: Any, item: str) -> None:
+    """Set raw[k1][k2]... = value, creating sections as needed."""
+    node: Any = raw
+    for depth, key in enumerate(keys[:-1]):
+        if isinstance(node, list):
+            if not isinstance(key, int) or key >= len(node):
+                raise UserError(f"--set {item}: {format_loc(keys[:depth + 1])}: no such list item "
+                                f"(the list has {len(node)})")
+            node = node[key]
+            continue
+        if not isinstance(node, dict):
+            raise UserError(f"--set {item}: {format_loc(keys[:depth])} is not a section")
+        if key not in node or node[key] is None or isinstance(node[key], str):
+            node[key] = _default_section(keys[:depth + 1])
+        node = node[key]
+    last = keys[-1]
+    if isinstance(node, list):
+        if not isinstance(last, int) or last >= len(node):
+            raise UserError(f"--set {item}: {format_loc(keys)}: no such list item "
+                            f"(the list has {len(node)})")
+        node[last] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise UserError(f"--set {item}: {format_loc(keys[:-1])} is not a section")
+
+
+def _default_section(keys: tuple) -> Any:
+    # A --set into a section the file left out starts from that section's defaults, so that
+    # e.g. `--set model.encoder.0.filters=64` edits the default encoder rather than replacing it.
+    node: Any = Config().model_dump(mode="python", exclude_none=True)
+    for key in keys:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return {}
+    if isinstance(node, (dict, list)):
+        return node
+    return {}
+
+
+def format_loc(loc: tuple) -> str:
+    """("model", "encoder", 0, "filters") -> "model.encoder[0].filters"."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def describe_error(error: dict, loc: tuple) -> str:
+    """Turn one pydantic error into a short phrase: what is wrong and what would be right."""
+    kind, msg, value = error["type"], error["msg"], error.get("input")
+    if kind == "extra_forbidden":
+        key = loc[-1] if loc else "?"
+        if isinstance(key, str) and key in KERAS1_KEYS:
+            return f"'{key}' is Keras 1 (Deconvolution2D era); use '{KERAS1_KEYS[key]}'"
+        valid = valid_keys(loc[:-1])
+        close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
+        hint = f"; did you mean '{close[0]}'?" if close else (
+            f"; valid keys here: {', '.join(valid)}" if valid else "")
+        return f"unknown key{hint}"
+    if kind == "missing":
+        return "is required but missing"
+    if kind == "greater_than" and error.get("ctx", {}).get("gt") == 0 and isinstance(value, int):
+        return f"must be a positive integer, got {value}"
+    if kind in ("int_type", "int_parsing"):
+        return f"must be an integer, got {_show(value)}"
+    if kind == "float_type":
+        return f"must be a number, got {_show(value)}"
+    if kind == "bool_type":
+        return f"must be true or false, got {_show(value)}"
+    if kind == "string_type":
+        return f"must be a string, got {_show(value)}"
+    if kind == "model_type" or kind == "dict_type":
+        return f"must be a mapping of keys, got {_show(value)}"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return f"must be {expected}, got {_show(value)}"
+    if kind == "string_pattern_mismatch":
+        return (f"must be a plain name (letters, digits, '_', '.', '-'), got {_show(value)}")
+    if kind == "block_type":
+        return msg + f", got type {_show(value.get('type') if isinstance(value, dict) else value)}"
+    if msg.startswith("Value error, "):
+        return msg[len("Value error, "):]
+    if msg.startswith("Input should be "):
+        msg = "must be " + msg[len("Input should be "):]
+    return f"{msg}, got {_show(value)}" if not isinstance(value, (dict, list)) else msg
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, dict):
+        return "a mapping"
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def valid_keys(loc: tuple) -> list[str]:
+    """The field names of the section found at `loc` (best effort, for suggestions)."""
+    models: list[type[BaseModel]] = [Config]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        nxt: list[type[BaseModel]] = []
+        for model in models:
+            if part in model.model_fields:
+                nxt += _models_in(model.model_fields[part].annotation)
+        models = nxt
+        if not models:
+            return []
+    keys: list[str] = []
+    for model in models:
+        keys += [k for k in model.model_fields if k not in keys]
+    return keys
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        for model in _models_in(arg):
+            if model not in found:
+                found.append(model)
+    return found
+
+
+def dump_config(config: Config) -> str:
+    """The resolved config as YAML, loadable again by load_config."""
+    data = config.model_dump(mode="json")
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)

@@ -1,0 +1,5 @@
+"""The one exception type the CLI turns into a one-line message and exit status 2."""
+
+
+class UserError(Exception):
+    """A mistake the user can fix: bad config, missing data, impossible shapes, bad run dir."""
