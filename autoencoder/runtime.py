@@ -27,3 +27,20 @@ def seed_everything(seed: int) -> None:
     import keras
 
     keras.utils.set_random_seed(seed)
+
+
+def configure_precision(mode: str) -> str:
+    """Set Keras's global dtype policy: "auto" is mixed_float16 on a GPU with tensor cores."""
+    tf = tensorflow()
+    import keras
+
+    policy = "float32"
+    if mode == "on":
+        policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    elif mode == "auto":
+        for gpu in tf.config.list_physical_devices("GPU"):
+            major = tf.config.experimental.get_device_details(gpu).get("compute_capability", (0,))[0]
+            if major >= 7:  # Volta and later have float16 tensor cores
+                policy = "mixed_float16"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy

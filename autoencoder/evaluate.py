@@ -1,0 +1,138 @@
+"""Reconstruction metrics, the BCE floor and the PCA baseline; `autoencoder evaluate RUN_DIR`."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from autoencoder import runs
+from autoencoder.config import Config
+
+EPS = 1e-7  # the clip Keras applies inside binary cross-entropy
+
+
+def per_image_mse(x: np.ndarray, recon: np.ndarray) -> np.ndarray:
+    """Mean squared error of each image, shape (N,)."""
+    return np.mean((x.astype(np.float64) - recon) ** 2, axis=tuple(range(1, x.ndim)))
+
+
+def psnr(mse: float) -> float:
+    """PSNR in dB for pixels in [0, 1], from a mean squared error."""
+    return math.inf if mse <= 0 else 10.0 * math.log10(1.0 / mse)
+
+
+def bce(x: np.ndarray, recon: np.ndarray) -> float:
+    """Mean binary cross-entropy per pixel (targets may be grey, not just 0/1)."""
+    p = np.clip(recon.astype(np.float64), EPS, 1 - EPS)
+    x = x.astype(np.float64)
+    return float(np.mean(-(x * np.log(p) + (1 - x) * np.log(1 - p))))
+
+
+def bce_floor(x: np.ndarray) -> float:
+    """Mean entropy of the target pixels: the BCE of a perfect reconstruction (0 log 0 = 0)."""
+    x = x.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -(x * np.log(x) + (1 - x) * np.log(1 - x))
+    return float(np.mean(np.nan_to_num(h, nan=0.0)))
+
+
+def ssim(x: np.ndarray, recon: np.ndarray) -> float:
+    """Mean SSIM (11x11 Gaussian window, as tf.image.ssim) over the images."""
+    from autoencoder.runtime import tensorflow
+
+    tf = tensorflow()
+    # Window must fit the image: shrink it for very small inputs.
+    size = min(11, x.shape[1], x.shape[2])
+    values = tf.image.ssim(tf.constant(x, tf.float32), tf.constant(recon, tf.float32),
+                           max_val=1.0, filter_size=size)
+    return float(np.mean(values.numpy()))
+
+
+def pca_baseline(x_train: np.ndarray, x_eval: np.ndarray, components: int, seed: int = 0) -> dict:
+    """MSE and PSNR of PCA with `components` components fit on x_train, applied to x_eval."""
+    from sklearn.decomposition import PCA
+
+    flat_train = x_train.reshape(len(x_train), -1)
+    flat_eval = x_eval.reshape(len(x_eval), -1)
+    k = int(min(components, flat_train.shape[1], len(flat_train)))
+    pca = PCA(n_components=k, svd_solver="randomized" if k < 0.8 * flat_train.shape[1] else "full",
+              random_state=seed)
+    pca.fit(flat_train)
+    recon = np.clip(pca.inverse_transform(pca.transform(flat_eval)), 0.0, 1.0)
+    mse = float(np.mean((flat_eval - recon) ** 2))
+    return {"components": k, "mse": mse, "psnr": psnr(mse)}
+
+
+def code_size(config: Config) -> int:
+    """Numbers in the model's code: latent_dim, or the last encoder feature map's size."""
+    from autoencoder.shapes import plan_model
+
+    return int(plan_model(config.model).code_size)
+
+
+def evaluate_arrays(splits, recon: np.ndarray, split: str, config: Config) -> dict:
+    """All metrics of `recon` against the clean images of `split`, keyed '<split>/<metric>'."""
+    x, y = (splits.x_test, splits.y_test) if split == "test" else (splits.x_val, splits.y_val)
+    errors = per_image_mse(x, recon)
+    mse = float(errors.mean())
+    out = {
+        f"{split}/mse": mse,
+        f"{split}/sse_per_image": float(mse * np.prod(x.shape[1:])),
+        f"{split}/mae": float(np.mean(np.abs(x - recon))),
+        f"{split}/psnr": psnr(mse),
+        f"{split}/ssim": ssim(x, recon),
+        f"{split}/bce": bce(x, recon),
+        f"{split}/bce_floor": bce_floor(x),
+        f"{split}/images": int(len(x)),
+    }
+    out[f"{split}/mse_by_class"] = {str(int(c)): float(errors[y == c].mean()) for c in np.unique(y)}
+    baseline = pca_baseline(np.concatenate([splits.x_train, splits.x_val]) if split == "test"
+                            else splits.x_train, x, code_size(config), seed=config.seed)
+    out[f"{split}/pca"] = baseline
+    return out
+
+
+def format_metrics(metrics: dict, split: str) -> str:
+    """A small text table of one split's metrics."""
+    m = {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith(f"{split}/")}
+    pca = m["pca"]
+    lines = [
+        f"{split} split, {m['images']:,} images",
+        f"  {'':22}{'model':>10}{'PCA-' + str(pca['components']):>12}",
+        f"  {'MSE per pixel':22}{m['mse']:>10.5f}{pca['mse']:>12.5f}",
+        f"  {'squared error / image':22}{m['sse_per_image']:>10.3f}"
+        f"{pca['mse'] * m['sse_per_image'] / max(m['mse'], 1e-12):>12.3f}",
+        f"  {'PSNR (dB)':22}{m['psnr']:>10.2f}{pca['psnr']:>12.2f}",
+        f"  {'MAE':22}{m['mae']:>10.5f}",
+        f"  {'SSIM':22}{m['ssim']:>10.4f}",
+        f"  {'BCE (floor)':22}{m['bce']:>10.4f}  ({m['bce_floor']:.4f}: no model can go lower)",
+        "  MSE by class: " + "  ".join(f"{c}: {v:.4f}" for c, v in m["mse_by_class"].items()),
+    ]
+    return "\n".join(lines)
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
+    """Load a run's model and data, print the metrics table and merge them into metrics.json.
+
+    Args:
+      run_dir: a directory written by `autoencoder train`.
+      split: "test" or "val".
+    """
+    from autoencoder.data import load_splits
+    from autoencoder.train import load_model
+
+    run_dir = Path(run_dir)
+    config = runs.load_run_config(run_dir)
+    model = load_model(run_dir / "model.keras")
+    splits = load_splits(config)
+    x = splits.x_test if split == "test" else splits.x_val
+    metrics = evaluate_arrays(splits, model.predict(x, batch_size=512, verbose=0), split, config)
+    path = run_dir / "metrics.json"
+    merged = json.loads(path.read_text()) if path.exists() else {}
+    merged.update(metrics)
+    runs.write_json(path, merged)
+    print(format_metrics(metrics, split))
+    return metrics

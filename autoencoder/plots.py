@@ -1,0 +1,166 @@
+"""Figures of a run: reconstructions, loss curves, worst reconstructions, error by class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from autoencoder import runs
+from autoencoder.evaluate import per_image_mse
+
+DPI = 120
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _show(ax, image, **kwargs):
+    # (H, W, 1) -> (H, W) grey; colour images pass through.
+    ax.imshow(image[..., 0] if image.shape[-1] == 1 else np.clip(image, 0, 1),
+              cmap=kwargs.pop("cmap", "gray"), vmin=kwargs.pop("vmin", 0), vmax=kwargs.pop("vmax", 1),
+              **kwargs)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def pick_examples(y: np.ndarray, n: int = 10) -> np.ndarray:
+    """Indices of the first image of each class, then more in order, n in all."""
+    firsts = [int(np.flatnonzero(y == c)[0]) for c in np.unique(y)][:n]
+    rest = [i for i in range(len(y)) if i not in set(firsts)]
+    return np.array((firsts + rest)[:n])
+
+
+def plot_reconstructions(path: Path, x, y, recon, n: int = 10) -> None:
+    """Originals (with labels) above their reconstructions (with per-image MSE)."""
+    plt = _pyplot()
+    idx = pick_examples(y, min(n, len(x)))
+    errors = per_image_mse(x[idx], recon[idx])
+    fig, axes = plt.subplots(2, len(idx), figsize=(1.3 * len(idx) + 1.2, 3.4), squeeze=False)
+    for j, i in enumerate(idx):
+        _show(axes[0, j], x[i])
+        axes[0, j].set_title(f"label {int(y[i])}", fontsize=9)
+        _show(axes[1, j], recon[i])
+        axes[1, j].set_title(f"MSE {errors[j]:.4f}", fontsize=8)
+    axes[0, 0].set_ylabel("original", fontsize=10)
+    axes[1, 0].set_ylabel("reconstruction", fontsize=10)
+    fig.suptitle(f"Test images and their reconstructions (mean MSE of these {len(idx)}: "
+                 f"{errors.mean():.4f})", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def plot_loss(path: Path, history: list[dict]) -> None:
+    """Train and validation loss by epoch (log scale), and the learning rate."""
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in history]
+    fig, (ax, ax_lr) = plt.subplots(1, 2, figsize=(10, 3.8),
+                                    gridspec_kw={"width_ratios": [2, 1]})
+    marker = "o" if len(epochs) <= 30 else None
+    ax.plot(epochs, [r["train/loss"] for r in history], marker=marker, label="train/loss")
+    if any("val/loss" in r for r in history):
+        ax.plot(epochs, [r.get("val/loss", np.nan) for r in history], marker=marker,
+                label="val/loss")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (log scale)")
+    ax.set_title("Loss by epoch")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    ax_lr.plot(epochs, [r.get("lr", np.nan) for r in history], marker=marker, color="tab:green")
+    ax_lr.set_xlabel("epoch")
+    ax_lr.set_ylabel("learning rate")
+    ax_lr.set_title("Learning rate (end of epoch)")
+    ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+    ax_lr.grid(True, alpha=0.3)
+    for a in (ax, ax_lr):
+        a.xaxis.get_major_locator().set_params(integer=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def plot_worst(path: Path, x, y, recon, n: int = 8) -> None:
+    """The worst-reconstructed images: original, reconstruction and error map with a colour bar."""
+    plt = _pyplot()
+    errors = per_image_mse(x, recon)
+    idx = np.argsort(errors)[::-1][: min(n, len(x))]
+    diff = np.abs(x[idx] - recon[idx]).max(axis=-1)
+    vmax = float(max(diff.max(), 1e-6))
+    fig, axes = plt.subplots(3, len(idx), figsize=(1.4 * len(idx) + 2.0, 4.9), squeeze=False)
+    for j, i in enumerate(idx):
+        _show(axes[0, j], x[i])
+        axes[0, j].set_title(f"label {int(y[i])}\nMSE {errors[i]:.4f}", fontsize=8)
+        _show(axes[1, j], recon[i])
+        im = axes[2, j].imshow(diff[j], cmap="inferno", vmin=0, vmax=vmax)
+        axes[2, j].set_xticks([])
+        axes[2, j].set_yticks([])
+    for row, text in enumerate(("original", "reconstruction", "|error|")):
+        axes[row, 0].set_ylabel(text, fontsize=9)
+    fig.suptitle(f"The {len(idx)} worst-reconstructed test images", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
+    cax = fig.add_axes((0.91, 0.06, 0.015, 0.26))
+    fig.colorbar(im, cax=cax, label="|error|")
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def plot_error_by_class(path: Path, x, y, recon) -> None:
+    """Mean reconstruction MSE per class, with the image count on each bar."""
+    plt = _pyplot()
+    errors = per_image_mse(x, recon)
+    classes = np.unique(y)
+    means = [errors[y == c].mean() for c in classes]
+    counts = [int((y == c).sum()) for c in classes]
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    bars = ax.bar([str(int(c)) for c in classes], means, color="tab:blue")
+    for bar, count in zip(bars, counts):
+        ax.annotate(f"n={count}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center", va="bottom", fontsize=7, xytext=(0, 2),
+                    textcoords="offset points")
+    ax.axhline(errors.mean(), color="tab:red", linestyle="--", label=f"all: {errors.mean():.4f}")
+    ax.set_xlabel("class (digit)")
+    ax.set_ylabel("mean MSE per pixel")
+    ax.set_title("Reconstruction error by class (test split)")
+    ax.set_ylim(0, max(means) * 1.18)
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def plot_all(run_dir: Path, x, y, recon, history: list[dict]) -> list[Path]:
+    """Write every figure of a run into run_dir/figures/ and return their paths."""
+    out = Path(run_dir) / "figures"
+    out.mkdir(exist_ok=True)
+    paths = [out / "reconstructions.png", out / "worst.png", out / "error_by_class.png"]
+    plot_reconstructions(paths[0], x, y, recon)
+    plot_worst(paths[1], x, y, recon)
+    plot_error_by_class(paths[2], x, y, recon)
+    if history:
+        paths.append(out / "loss.png")
+        plot_loss(paths[-1], history)
+    return paths
+
+
+def plot_run(run_dir: str | Path) -> list[Path]:
+    """Redraw a finished run's figures from its saved model and config."""
+    from autoencoder.data import load_splits
+    from autoencoder.train import load_model
+
+    run_dir = Path(run_dir)
+    config = runs.load_run_config(run_dir)
+    model = load_model(run_dir / "model.keras")
+    splits = load_splits(config)
+    recon = model.predict(splits.x_test, batch_size=512, verbose=0)
+    paths = plot_all(run_dir, splits.x_test, splits.y_test, recon, runs.read_history(run_dir))
+    for p in paths:
+        print(p)
+    return paths

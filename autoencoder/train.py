@@ -1,0 +1,306 @@
+"""train(config): one function that owns a run, its directory, checkpoints and resume."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+from autoencoder import runs
+from autoencoder.config import Config
+from autoencoder.errors import UserError
+from autoencoder.runtime import configure_precision, seed_everything, tensorflow
+
+
+def train(config: Config, resume: str | Path | None = None, quiet: bool = False) -> Path:
+    """Train the config's model and write a complete run directory.
+
+    Args:
+      config: the resolved config.
+      resume: an earlier run directory to continue from its last completed epoch.
+      quiet: no progress bars or messages.
+    Returns:
+      The run directory.
+    """
+    from autoencoder.data import load_splits, make_dataset
+
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
+    if resume is not None:
+        run_dir = runs.check_resume(resume, config)
+        state = runs.read_state(run_dir)
+        runs.write_text(run_dir / "config.yaml", runs.dump_config(config))
+    else:
+        run_dir, state = runs.create_run_dir(config), None
+    say(f"run directory: {run_dir}")
+
+    tf = tensorflow()
+    import keras
+
+    seed_everything(config.seed)
+    configure_precision(config.train.mixed_precision)
+    splits = load_splits(config)
+    say(f"data: {splits.source}: {len(splits.x_train):,} train, {len(splits.x_val):,} val, "
+        f"{len(splits.x_test):,} test")
+    batch = config.train.batch_size
+    train_ds = make_dataset(splits.x_train, batch_size=batch, shuffle=True, seed=config.seed,
+                            cache=config.data.cache)
+    val_ds = make_dataset(splits.x_val, batch_size=batch, shuffle=False, seed=config.seed,
+                          cache=config.data.cache)
+    steps = math.ceil(len(splits.x_train) / batch)
+
+    model, encoder, decoder = _fresh_models(config, steps)
+    if state is not None:
+        _restore(model, load_model(run_dir / "checkpoints" / state["checkpoint"]))
+        say(f"resuming after epoch {state['epoch']} of {config.train.epochs}")
+
+    recorder = RunRecorder(run_dir, state)
+    callbacks = [recorder, NonFiniteLoss()]
+    callbacks += _schedule_callbacks(config, keras)
+    if config.train.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"),
+                                                     write_graph=False))
+    if not quiet:
+        callbacks.append(TqdmProgress(config.train.epochs, steps))
+    initial_epoch = state["epoch"] if state else 0
+    started = time.time()
+    stopped_by_nan = None
+    try:
+        if initial_epoch < config.train.epochs:
+            model.fit(train_ds, validation_data=val_ds, epochs=config.train.epochs,
+                      initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
+    except KeyboardInterrupt:
+        done = recorder.epoch
+        raise UserError(
+            f"interrupted after {done} completed epoch(s); the run is kept: resume with "
+            f"`autoencoder train {run_dir / 'config.yaml'} --resume {run_dir}`") from None
+    stopped_by_nan = next((c.bad for c in callbacks if isinstance(c, NonFiniteLoss)), None)
+    if stopped_by_nan:
+        epoch, value = stopped_by_nan
+        last = recorder.last_checkpoint or "none (it diverged in the first epoch)"
+        raise UserError(
+            f"training stopped: the loss became {value} in epoch {epoch}; the last good checkpoint "
+            f"is {last}. Try a lower train.optimizer.learning_rate, train.optimizer.clipnorm: 1.0, "
+            f"or input data in [0, 1] with loss bce")
+
+    if config.train.early_stopping.patience and config.train.early_stopping.restore_best \
+            and recorder.best_checkpoint:
+        model.load_weights(run_dir / "checkpoints" / "best.weights.h5")
+    _save_models(run_dir, model, encoder, decoder)
+    say(f"trained {recorder.epoch} epochs in {time.time() - started:.0f} s")
+    finish_run(run_dir, config, model, splits, quiet=quiet)
+    return run_dir
+
+
+def finish_run(run_dir: Path, config: Config, model, splits, quiet: bool = False) -> None:
+    """Evaluate on the test split and draw the figures."""
+    from autoencoder.evaluate import evaluate_arrays, format_metrics
+    from autoencoder.plots import plot_all
+
+    recon = model.predict(splits.x_test, batch_size=512, verbose=0)
+    metrics = evaluate_arrays(splits, recon, split="test", config=config)
+    history = runs.read_history(run_dir)
+    if history:
+        best = min(history, key=lambda r: r.get("val/loss", math.inf))
+        metrics.update({"best/epoch": best["epoch"], "best/val_loss": best.get("val/loss"),
+                        "epochs_run": len(history)})
+    runs.write_json(run_dir / "metrics.json", metrics)
+    plot_all(run_dir, splits.x_test, splits.y_test, recon, history)
+    if not quiet:
+        print(format_metrics(metrics, "test"))
+        print(f"figures: {run_dir / 'figures'}")
+
+
+def _fresh_models(config: Config, steps_per_epoch: int):
+    from autoencoder.model import build_models
+
+    model, encoder, decoder = build_models(config.model)
+    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=make_loss(config))
+    return model, encoder, decoder
+
+
+def make_optimizer(config: Config, steps_per_epoch: int):
+    """Optimizer with the configured learning-rate schedule and gradient clipping."""
+    import keras
+
+    opt, sched = config.train.optimizer, config.train.schedule
+    lr = opt.learning_rate
+    if sched.kind == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(
+            opt.learning_rate, decay_steps=max(1, config.train.epochs * steps_per_epoch),
+            alpha=sched.min_lr / opt.learning_rate)
+    clip = {"clipnorm": opt.clipnorm} if opt.clipnorm else {}
+    if opt.name == "adam":
+        return keras.optimizers.Adam(lr, **clip)
+    if opt.name == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=opt.weight_decay, **clip)
+    return keras.optimizers.SGD(lr, momentum=opt.momentum, **clip)
+
+
+def make_loss(config: Config):
+    """The configured reconstruction loss."""
+    import keras
+
+    return {"bce": keras.losses.BinaryCrossentropy(), "mse": keras.losses.MeanSquaredError(),
+            "mae": keras.losses.MeanAbsoluteError()}[config.train.loss]
+
+
+def _schedule_callbacks(config: Config, keras) -> list:
+    out = []
+    sched, stop = config.train.schedule, config.train.early_stopping
+    if sched.kind == "plateau":
+        out.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=sched.factor,
+                                                     patience=sched.patience, min_lr=sched.min_lr))
+    if stop.patience:
+        out.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=stop.patience))
+    return out
+
+
+def _save_models(run_dir: Path, model, encoder, decoder) -> None:
+    for name, m in (("model", model), ("encoder", encoder), ("decoder", decoder)):
+        runs.write_with(run_dir / f"{name}.keras", m.save)
+
+
+def _restore(model, saved) -> None:
+    # Copy weights and optimizer slots into freshly built models, so that the encoder and
+    # decoder keep sharing layers with the autoencoder exactly as in a new run.
+    model.set_weights(saved.get_weights())
+    model.optimizer.build(model.trainable_variables)
+    for mine, theirs in zip(model.optimizer.variables, saved.optimizer.variables):
+        mine.assign(theirs)
+
+
+def load_model(path: Path):
+    """Load a saved .keras model with safe_mode=True; one clear line if missing or corrupt."""
+    tensorflow()
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: model file not found; was the run finished? (train writes it "
+                        f"at the end; `--resume` the run to finish it)")
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for a damaged zip / h5
+        raise UserError(f"{path}: cannot load model ({exc.__class__.__name__}); the file is "
+                        f"corrupt or truncated") from None
+
+
+def current_lr(optimizer) -> float:
+    """The learning rate the optimizer uses now (schedules evaluated at the current step)."""
+    import keras
+
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+def _callback_base():
+    tensorflow()
+    import keras
+
+    return keras.callbacks.Callback
+
+
+class RunRecorder(_callback_base()):
+    """After each epoch: history row, best and last checkpoints, and the resume state, atomically."""
+
+    def __init__(self, run_dir: Path, state: dict | None):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.rows = runs.read_history(run_dir)[: state["epoch"]] if state else []
+        self.epoch = state["epoch"] if state else 0
+        self.best = state.get("best_val_loss", math.inf) if state else math.inf
+        self.last_checkpoint = state.get("checkpoint") if state else None
+        self.best_checkpoint = state.get("best_checkpoint") if state else None
+        self._clock = time.time()
+        for stale in (self.run_dir / "checkpoints").glob(".*.tmp*"):
+            stale.unlink()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._clock = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if not all(math.isfinite(float(v)) for v in logs.values()):
+            return  # NonFiniteLoss reports it; never checkpoint a diverged model
+        row = {"epoch": epoch + 1, "train/loss": float(logs["loss"])}
+        if "val_loss" in logs:
+            row["val/loss"] = float(logs["val_loss"])
+        row["lr"] = current_lr(self.model.optimizer)
+        row["seconds"] = round(time.time() - self._clock, 3)
+        self.rows.append(row)
+        ckpt = self.run_dir / "checkpoints"
+        val = row.get("val/loss", row["train/loss"])
+        if val < self.best:
+            self.best = val
+            runs.write_with(ckpt / "best.weights.h5", self.model.save_weights)
+            self.best_checkpoint = "best.weights.h5"
+        # A fresh file per epoch, then the state pointing at it: a kill at any instant leaves a
+        # state.json that names a complete checkpoint of the epoch it records.
+        name = f"last-{epoch + 1:04d}.keras"
+        runs.write_with(ckpt / name, self.model.save)
+        runs.write_text(self.run_dir / "history.csv", runs.history_csv(self.rows))
+        runs.write_json(self.run_dir / runs.STATE, {
+            "epoch": epoch + 1, "checkpoint": name, "best_val_loss": self.best,
+            "best_checkpoint": self.best_checkpoint})
+        for old in ckpt.glob("last-*.keras"):
+            if old.name != name:
+                old.unlink()
+        self.epoch, self.last_checkpoint = epoch + 1, str(ckpt / name)
+
+
+class NonFiniteLoss(_callback_base()):
+    """Stop at the first NaN or infinite batch loss and remember where."""
+
+    def __init__(self):
+        super().__init__()
+        self.bad = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.bad = (self._epoch, float(loss))
+            self.model.stop_training = True
+
+
+class TqdmProgress(_callback_base()):
+    """An epoch bar with train/val loss in its postfix, and a bar over the current epoch's batches."""
+
+    def __init__(self, epochs: int, steps: int):
+        super().__init__()
+        self.epochs, self.steps = epochs, steps
+        self.outer = self.inner = None
+
+    def on_train_begin(self, logs=None):
+        from tqdm.auto import tqdm
+
+        self._tqdm = tqdm
+        start = self.params.get("initial_epoch", 0) if self.params else 0
+        self.outer = tqdm(total=self.epochs, initial=start, desc="epochs", unit="epoch",
+                          position=0, dynamic_ncols=True)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.inner = self._tqdm(total=self.steps, desc=f"epoch {epoch + 1}", unit="batch",
+                                position=1, leave=False, dynamic_ncols=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.inner.update(1)
+        if logs and "loss" in logs:
+            self.inner.set_postfix({"train/loss": f"{float(logs['loss']):.4f}"}, refresh=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.inner.close()
+        logs = logs or {}
+        post = {"train/loss": f"{float(logs.get('loss', math.nan)):.4f}"}
+        if "val_loss" in logs:
+            post["val/loss"] = f"{float(logs['val_loss']):.4f}"
+        self.outer.set_postfix(post)
+        self.outer.update(1)
+
+    def on_train_end(self, logs=None):
+        if self.inner is not None:
+            self.inner.close()
+        self.outer.close()
