@@ -76,9 +76,10 @@ def run(args: argparse.Namespace) -> int:
     """Dispatch one parsed command."""
     if args.command == "train":
         from autoencoder.config import load_config
+
+        config = load_config(args.config, args.overrides)  # before TensorFlow: errors come fast
         from autoencoder.train import train
 
-        config = load_config(args.config, args.overrides)
         train(config, resume=args.resume, quiet=args.quiet)
     elif args.command == "data":
         from autoencoder.config import load_config

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 # TensorFlow leaves oneDNN off on some x86 CPUs (AMD here); on the 2-core development machines
 # it made training 2-2.5x faster. These must be set before TensorFlow is first imported.
@@ -14,10 +15,23 @@ _ENV_DEFAULTS = {
 
 def tensorflow():
     """Import TensorFlow with the project's environment defaults (a user's own settings win)."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
     for key, value in _ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    import tensorflow as tf
-
+    os.environ["KERAS_BACKEND"] = "tensorflow"  # tf.data and tf.image are used throughout
+    # TensorFlow's C++ side prints start-up notices ("oneDNN custom operations are on", absl's
+    # "log messages before InitializeLog") straight to fd 2, ignoring TF_CPP_MIN_LOG_LEVEL. Mute
+    # fd 2 for the import alone; Python errors raised by the import still reach the user.
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        import keras  # noqa: F401  (imports TensorFlow as its backend)
+        import tensorflow as tf
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
     return tf
 
 

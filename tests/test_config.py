@@ -1,0 +1,148 @@
+"""Config loading, validation messages, --set overrides and the saved-config round trip."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autoencoder.config import Config, dump_config, load_config
+from autoencoder.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path, text, name="x.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def error_of(path, overrides=()):
+    with pytest.raises(UserError) as info:
+        load_config(path, overrides)
+    return str(info.value)
+
+
+def test_defaults_live_in_one_place():
+    c = load_config(None)
+    assert c.name == "run" and c.seed == 0 and c.output == "outputs"
+    assert c.data.dataset == "mnist_sample" and c.data.validation_split == 0.1
+    assert c.model.input_shape == (28, 28, 1)
+    assert [b.filters for b in c.model.encoder] == [32, 16, 8]
+    assert c.model.decoder == "mirror"
+    assert c.train.loss == "bce" and c.train.optimizer.name == "adam"
+
+
+def test_yaml_overrides_defaults_and_set_overrides_yaml(tmp_path):
+    path = write(tmp_path, "name: a\ntrain: {epochs: 3, batch_size: 32}\ndata: {limit: 500}\n")
+    c = load_config(path, ["train.epochs=5", "data.classes=[1, 7]", "name=b"])
+    assert (c.name, c.train.epochs, c.train.batch_size) == ("b", 5, 32)
+    assert c.data.limit == 500 and c.data.classes == [1, 7]
+
+
+def test_set_into_list_item_keeps_the_rest(tmp_path):
+    c = load_config(None, ["model.encoder.1.filters=64"])
+    assert [b.filters for b in c.model.encoder] == [32, 64, 8]
+
+
+def test_kernel_size_int_or_pair():
+    c = load_config(None, ["model.encoder.0.kernel_size=[3, 5]", "model.encoder.1.kernel_size=5"])
+    assert c.model.encoder[0].kernel_size == (3, 5)
+    assert c.model.encoder[1].kernel_size == (5, 5)
+
+
+def test_dump_round_trips(tmp_path):
+    c = load_config(None, ["train.epochs=7", "model.latent_dim=16", "data.classes=[3]"])
+    again = load_config(write(tmp_path, dump_config(c)))
+    assert again == c
+
+
+@pytest.mark.parametrize("text, overrides, expected", [
+    ("train: {epochs: -3}", [], "x.yaml: train.epochs: must be a positive integer, got -3"),
+    ("train: {epoch: 3}", [], "x.yaml: train.epoch: unknown key; did you mean 'epochs'?"),
+    ("train: {epochs: five}", [], "x.yaml: train.epochs: must be an integer, got 'five'"),
+    ("train: {epochs: 2.5}", [], "x.yaml: train.epochs: must be an integer, got 2.5"),
+    ("data: {validation_split: 1.5}", [], "x.yaml: data.validation_split: must be less than 1, got 1.5"),
+    ("data: {validation_split: 0.0}", [], "data.validation_split: must be greater than 0, got 0.0"),
+    ("data: {dataset: mnst}", [],
+     "x.yaml: data.dataset: must be 'mnist', 'fashion_mnist' or 'mnist_sample', got 'mnst'"),
+    ("data: {classes: [1, 12]}", [], "x.yaml: data.classes[1]: must be less than or equal to 9, got 12"),
+    ("data: {classes: []}", [], "data.classes: must list at least one class"),
+    ("model: {encoder: [{filters: 0}]}", [],
+     "x.yaml: model.encoder[0].filters: must be a positive integer, got 0"),
+    ("model: {encoder: [{filters: 8, activation: relux}]}", [],
+     "model.encoder[0].activation: unknown activation 'relux'; did you mean 'relu'?"),
+    ("model: {encoder: [{filters: 8, kernel_size: [1, 2, 3]}]}", [],
+     "model.encoder[0].kernel_size: must be a positive integer or a pair [h, w] of them, got [1, 2, 3]"),
+    ("model: {encoder: [{nb_filter: 8}]}", [],
+     "model.encoder[0]: 'nb_filter' is Keras 1 (Deconvolution2D era); use 'filters'"),
+    ("model: {decoder: [{filters: 8, border_mode: same}]}", [],
+     "model.decoder[0]: 'border_mode' is Keras 1 (Deconvolution2D era); use 'padding'"),
+    ("model: {decoder: [{type: Deconvolution2D, filters: 8}]}", [],
+     "type 'Deconvolution2D' is the old Keras layer name; use type: conv_transpose"),
+    ("model: {encoder: [{type: pool, filters: 8}]}", [],
+     "model.encoder[0]: unknown encoder block type; use conv, maxpool or avgpool, got type 'pool'"),
+    ("model: {decoder: mirrror}", [], "model.decoder: must be 'mirror', got 'mirrror'"),
+    ("model: {encoder: [{filters: 8, strides: 2, dilation_rate: 2}]}", [],
+     "model.encoder[0]: strides [2, 2] together with dilation_rate [2, 2] is not supported"),
+    ("model: {decoder: [{filters: 8, strides: 2, output_padding: 2}]}", [],
+     "model.decoder[0]: output_padding [2, 2] must be smaller than strides [2, 2]"),
+    ("name: 'my run'", [], "x.yaml: name: must be a plain name"),
+    ("", ["train.epochz=3"], "--set train.epochz=3: train.epochz: unknown key; did you mean 'epochs'?"),
+    ("", ["train.epochs=abc"], "--set train.epochs=abc: train.epochs: must be an integer, got 'abc'"),
+    ("", ["train.epochs"], "--set train.epochs: expected KEY=VALUE"),
+    ("", ["train.epochs=[1"], "--set train.epochs=[1: value '[1' is not valid YAML"),
+    ("", ["model.encoder.9.filters=3"], "--set model.encoder.9.filters=3: model.encoder[9]: no such list item"),
+])
+def test_bad_configs_give_one_line(tmp_path, text, overrides, expected):
+    message = error_of(write(tmp_path, text), overrides)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_not_yaml_and_not_a_mapping(tmp_path):
+    assert "x.yaml: not valid YAML: line 3: expected the node content" in error_of(write(tmp_path, "a: 1\nb: [\n"))
+    assert "must be a YAML mapping" in error_of(write(tmp_path, "- 1\n- 2\n"))
+    assert "config file not found" in error_of(tmp_path / "missing.yaml")
+
+
+def test_python_tags_are_refused(tmp_path):
+    message = error_of(write(tmp_path, "name: !!python/object/apply:os.system ['echo hi']\n"))
+    assert "python/object/apply:os.system" in message
+    assert "Python object tags are refused (yaml.safe_load)" in message
+
+
+def test_presets_load():
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        text = path.read_text()
+        assert text.startswith("#"), f"{path.name} must open with a comment"
+        assert isinstance(load_config(path), Config)
+
+
+def test_cli_bad_config_exits_2_with_one_line(tmp_path):
+    path = write(tmp_path, "train: {epochs: -3}\n")
+    result = subprocess.run([sys.executable, "-m", "autoencoder", "train", str(path)],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {path}: train.epochs: must be a positive integer, got -3"
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_debug_shows_traceback(tmp_path):
+    path = write(tmp_path, "train: {epochs: -3}\n")
+    result = subprocess.run([sys.executable, "-m", "autoencoder", "train", str(path), "--debug"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2 and "Traceback" in result.stderr
+
+
+def test_help_does_not_import_tensorflow():
+    code = ("import sys; from autoencoder.cli import build_parser; build_parser(); "
+            "import autoencoder.config; print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip() == "False"
+    for cmd in (["--help"], ["train", "--help"], ["shapes", "--help"], ["data", "--help"],
+                ["evaluate", "--help"], ["plot", "--help"]):
+        result = subprocess.run([sys.executable, "-m", "autoencoder", *cmd], capture_output=True,
+                                text=True, cwd=ROOT)
+        assert result.returncode == 0 and "usage: autoencoder" in result.stdout
