@@ -1,0 +1,184 @@
+"""The trainer end to end on a few hundred sample digits: run directory, resume, NaN, seeds."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autoencoder.config import load_config
+from autoencoder.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = [
+    "data.dataset=mnist_sample", "data.limit=320", "data.validation_split=0.25",
+    "model.encoder=[{filters: 4, strides: 2}, {filters: 8, strides: 2}]",
+    "model.latent_dim=8", "train.batch_size=32", "train.tensorboard=false",
+]
+
+
+def tiny(tmp_path, *extra):
+    return load_config(None, [*TINY, f"output={tmp_path}", "name=tiny", *extra])
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    from autoencoder.train import train
+
+    out = tmp_path_factory.mktemp("runs")
+    config = load_config(None, [*TINY, f"output={out}", "name=tiny", "train.epochs=2",
+                                "train.tensorboard=true"])
+    return train(config, quiet=True)
+
+
+def test_run_directory_is_complete(finished_run):
+    run = finished_run
+    assert run.parent.name == "tiny" and len(run.name) == len("20261121-140000")
+    for name in ("config.yaml", "model.keras", "encoder.keras", "decoder.keras", "history.csv",
+                 "metrics.json", "checkpoints/best.weights.h5", "checkpoints/state.json"):
+        assert (run / name).is_file(), name
+    assert list((run / "checkpoints").glob("last-0002.keras"))
+    assert any((run / "logs").rglob("*tfevents*"))
+    assert load_config(run / "config.yaml").train.epochs == 2
+
+
+def test_history_has_one_row_per_epoch(finished_run):
+    with open(finished_run / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert set(rows[0]) >= {"train/loss", "val/loss", "lr", "seconds"}
+    # BCE of a sigmoid output on [0, 1] pixels: above the ~0.06 floor, below log(2) after training.
+    for r in rows:
+        assert 0.05 < float(r["train/loss"]) < 0.7 and 0.05 < float(r["val/loss"]) < 0.7
+    assert float(rows[0]["lr"]) == pytest.approx(1e-3)
+
+
+def test_metrics_keys_and_ranges(finished_run):
+    m = json.loads((finished_run / "metrics.json").read_text())
+    assert m["test/images"] == 1000 and m["epochs_run"] == 2
+    assert 0 < m["test/mse"] < 0.25 and 0 < m["test/mae"] < 0.5
+    assert m["test/psnr"] == pytest.approx(10 * np.log10(1 / m["test/mse"]))
+    assert -1 <= m["test/ssim"] <= 1
+    assert 0.03 < m["test/bce_floor"] < m["test/bce"]
+    assert set(m["test/mse_by_class"]) == {str(c) for c in range(10)}
+    assert m["test/pca"]["components"] == 8
+    assert m["test/sse_per_image"] == pytest.approx(m["test/mse"] * 784)
+
+
+def test_figures_decode_at_expected_size(finished_run):
+    import matplotlib.image as mpimg
+
+    sizes = {}
+    for name in ("reconstructions", "loss", "worst", "error_by_class"):
+        img = mpimg.imread(finished_run / "figures" / f"{name}.png")
+        sizes[name] = img.shape
+        assert img.ndim == 3 and img.shape[0] >= 300 and img.shape[1] >= 600, (name, img.shape)
+        assert img[..., :3].std() > 0.05  # not a blank canvas
+    # 120 dpi: reconstructions 10 columns -> (1.3*10+1.2) x 3.4 inches
+    assert sizes["reconstructions"][:2] == (int(3.4 * 120), int(14.2 * 120))
+
+
+def test_saved_models_reload_safely_and_agree(finished_run):
+    import keras
+
+    from autoencoder.data import load_splits
+
+    config = load_config(finished_run / "config.yaml")
+    x = load_splits(config).x_test[:16]
+    model = keras.models.load_model(finished_run / "model.keras", safe_mode=True)
+    encoder = keras.models.load_model(finished_run / "encoder.keras", safe_mode=True)
+    decoder = keras.models.load_model(finished_run / "decoder.keras", safe_mode=True)
+    code = encoder.predict(x, verbose=0)
+    assert code.shape == (16, 8)
+    np.testing.assert_allclose(decoder.predict(code, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-5)
+
+
+def test_evaluate_cli_val_split(finished_run):
+    result = subprocess.run([sys.executable, "-m", "autoencoder", "evaluate", str(finished_run),
+                             "--split", "val"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "val split, 80 images" in result.stdout and "BCE (floor)" in result.stdout
+    m = json.loads((finished_run / "metrics.json").read_text())
+    assert "val/mse" in m and "test/mse" in m  # merged, not replaced
+
+
+def test_resume_refuses_a_different_config(finished_run):
+    from autoencoder.runs import check_resume
+
+    other = load_config(finished_run / "config.yaml", ["train.loss=mse", "seed=3"])
+    with pytest.raises(UserError, match=r"config differs from the run's in seed, train.loss"):
+        check_resume(finished_run, other)
+    with pytest.raises(UserError, match="not a run directory"):
+        check_resume(finished_run / "figures", other)
+
+
+def test_resume_of_finished_run_adds_epochs(finished_run, tmp_path):
+    from autoencoder.train import train
+
+    config = load_config(finished_run / "config.yaml", ["train.epochs=3"])
+    train(config, resume=finished_run, quiet=True)
+    with open(finished_run / "history.csv") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
+
+
+def test_nan_loss_stops_with_a_clear_message(tmp_path):
+    from autoencoder.train import train
+
+    config = tiny(tmp_path, "train.epochs=2", "train.loss=mse", "model.output.activation=linear",
+                  "train.optimizer={name: sgd, learning_rate: 1.0e+12}")
+    with pytest.raises(UserError, match=r"the loss became (nan|inf) in epoch 1; .*learning_rate"):
+        train(config, quiet=True)
+
+
+def test_same_seed_same_history(tmp_path):
+    from autoencoder.runs import read_history
+    from autoencoder.train import train
+
+    a = read_history(train(tiny(tmp_path, "train.epochs=1", "name=a"), quiet=True))
+    b = read_history(train(tiny(tmp_path, "train.epochs=1", "name=b"), quiet=True))
+    assert a[0]["train/loss"] == pytest.approx(b[0]["train/loss"], rel=1e-4)
+    assert a[0]["val/loss"] == pytest.approx(b[0]["val/loss"], rel=1e-4)
+
+
+def test_killed_mid_epoch_then_resumed(tmp_path):
+    """SIGKILL a training subprocess inside epoch 2, resume it, and check the history."""
+    cfg = tmp_path / "c.yaml"
+    config = tiny(tmp_path, "train.epochs=4", "data.limit=1200")
+    from autoencoder.config import dump_config
+
+    cfg.write_text(dump_config(config))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "autoencoder", "train", str(cfg), "--quiet"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state = None
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        states = list(tmp_path.glob("tiny/*/checkpoints/state.json"))
+        if states:
+            state = states[0]
+            time.sleep(0.3)  # into epoch 2
+            break
+        time.sleep(0.05)
+    assert state is not None, proc.stderr.read().decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run_dir = state.parent.parent
+    done = json.loads(state.read_text())["epoch"]
+    assert 1 <= done < 4
+    assert not (run_dir / "model.keras").exists()
+    result = subprocess.run([sys.executable, "-m", "autoencoder", "train", str(cfg), "--quiet",
+                             "--resume", str(run_dir)], cwd=ROOT, env=env, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    with open(run_dir / "history.csv") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
+    assert (run_dir / "model.keras").is_file()
+    assert len(list((run_dir / "checkpoints").glob("last-*.keras"))) == 1
