@@ -163,17 +163,17 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, images_name: str,
 
 def load_npz(path: Path, source: str) -> Raw:
     """Read a Keras-style .npz with x_train, y_train, x_test, y_test (no pickles)."""
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path}: not an .npz archive (a zip of .npy arrays), or a truncated "
+                        f"one; expected {', '.join(NPZ_KEYS)}")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise UserError(f"{path}: a single .npy array; expected an .npz archive with "
-                                f"{', '.join(NPZ_KEYS)}")
             missing = [key for key in NPZ_KEYS if key not in archive.files]
             if missing:
                 raise UserError(f"{path}: missing {', '.join(missing)}; a dataset .npz holds "
                                 f"{', '.join(NPZ_KEYS)} (as keras.datasets.mnist's mnist.npz)")
             arrays = {key: _npz_array(archive, key, path) for key in NPZ_KEYS}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise UserError(f"{path}: not a readable .npz file ({exc})") from None
     pairs = []
     for split in ("train", "test"):
@@ -194,16 +194,21 @@ def _npz_array(archive, key: str, path: Path) -> np.ndarray:
 
 def _as_images(x: np.ndarray, name: str) -> np.ndarray:
     """(N, 28, 28), (N, 28, 28, 1) or (N, 784) pixels 0..255 -> uint8 (N, 28, 28)."""
-    if x.ndim == 2 and x.shape[1] == 784 or x.ndim == 4 and x.shape[1:] == (28, 28, 1):
+    if x.shape[1:] in ((784,), (28, 28, 1)):
         x = x.reshape(len(x), *IMAGE_SIZE)
     if x.ndim != 3 or x.shape[1:] != IMAGE_SIZE:
         raise UserError(f"{name}: images of shape {x.shape}, expected (N, 28, 28)")
     if x.dtype == np.uint8:
         return x
-    if x.dtype.kind not in "iuf" or x.size and (x.min() < 0 or x.max() > 255
-                                               or not np.array_equal(x, np.round(x))):
+    if not _whole_pixels(x):
         raise UserError(f"{name}: pixels must be whole numbers 0..255 (uint8), found {x.dtype}")
     return x.astype(np.uint8)
+
+
+def _whole_pixels(x: np.ndarray) -> bool:
+    if x.dtype.kind not in "iuf":
+        return False
+    return x.size == 0 or (x.min() >= 0 and x.max() <= 255 and np.array_equal(x, np.round(x)))
 
 
 def _as_labels(y: np.ndarray, name: str) -> np.ndarray:
