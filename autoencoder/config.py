@@ -147,6 +147,10 @@ class PoolBlock(Section):
     pool_size: Pair = (2, 2)
     strides: Pair | None = None  # None: same as pool_size, as in Keras
     padding: Literal["same", "valid"] = "valid"
+    # How `decoder: mirror` undoes this pooling: a learned Conv2DTranspose with the pool's window,
+    # stride and padding (reaches every size through output_padding), or UpSampling2D (no weights;
+    # cropped or zero-padded where the pooling rounded).
+    mirror: Literal["conv_transpose", "upsample"] = "conv_transpose"
 
 
 class ConvTransposeBlock(_LayerOptions):

