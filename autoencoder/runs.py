@@ -58,7 +58,7 @@ def write_json(path: Path, data: Any) -> None:
 def write_with(path: Path, writer) -> None:
     """Call writer(tmp_path), then rename tmp onto path; on failure the old file stays intact."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    tmp = path.with_name(f".tmp-{path.name}")  # keeps the suffix Keras checks (.weights.h5)
     try:
         writer(str(tmp))
         with open(tmp, "rb+") as handle:

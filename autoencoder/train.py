@@ -68,7 +68,8 @@ def train(config: Config, resume: str | Path | None = None, quiet: bool = False)
     try:
         if initial_epoch < config.train.epochs:
             model.fit(train_ds, validation_data=val_ds, epochs=config.train.epochs,
-                      initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
+                      initial_epoch=initial_epoch, callbacks=callbacks, verbose=0,
+                      shuffle=False)  # tf.data already shuffles, seeded
     except KeyboardInterrupt:
         done = recorder.epoch
         raise UserError(
@@ -212,7 +213,7 @@ class RunRecorder(_callback_base()):
         self.last_checkpoint = state.get("checkpoint") if state else None
         self.best_checkpoint = state.get("best_checkpoint") if state else None
         self._clock = time.time()
-        for stale in (self.run_dir / "checkpoints").glob(".*.tmp*"):
+        for stale in (self.run_dir / "checkpoints").glob(".tmp-*"):
             stale.unlink()
 
     def on_epoch_begin(self, epoch, logs=None):

