@@ -189,6 +189,8 @@ KERAS_GRID = [
     ((13, 17, 2), "mixed_axes", None),
     ((23, 23, 1), "upsample_valid", None),
     ((16, 16, 1), "dilated", None),
+    ((28, 27, 1), "even_same", None),
+    ((25, 23, 1), "pool_same", None),
 ]
 
 
@@ -203,6 +205,8 @@ def test_built_keras_model_has_the_planned_shapes(keras, shape, name, latent):
             assert tuple(built.get_layer(planned.name).output.shape[1:]) == planned.output_shape
     assert autoencoder.output_shape[1:] == shape
     assert autoencoder.count_params() == plan.total_params
+    # TensorFlow runs it too (it refuses some output_paddings Keras's shape rule accepts).
+    assert tuple(autoencoder(np.zeros((1, *shape), "float32")).shape) == (1, *shape)
 
 
 # ---------------------------------------------------------------------------------------------
