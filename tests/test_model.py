@@ -1,0 +1,159 @@
+"""The Keras models: parameter counts, shapes, safe .keras round trip, and the `shapes` command."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autoencoder.config import ModelConfig, load_config
+from autoencoder.shapes import plan_model
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def keras():
+    from autoencoder import runtime
+
+    runtime.tensorflow()
+    import keras
+
+    return keras
+
+
+@pytest.fixture(scope="module")
+def built(keras):
+    """Each preset's (config, plan, (autoencoder, encoder, decoder)), built once."""
+    from autoencoder.model import build_models
+
+    out = {}
+    for name in ("seed_tutorial.yaml", "keras_denoising.yaml", "bottleneck32.yaml"):
+        cfg = load_config(ROOT / "configs" / name).model
+        out[name] = cfg, plan_model(cfg), build_models(cfg)
+    return out
+
+
+def tutorial_reference(keras):
+    """The classic Keras Conv2DTranspose tutorial, written with plain Keras."""
+    L = keras.layers
+    x = inputs = keras.Input((28, 28, 1))
+    for f in (32, 16, 8):
+        x = L.Conv2D(f, 3, activation="relu", kernel_initializer="he_normal")(x)
+    for f in (8, 16, 32):
+        x = L.Conv2DTranspose(f, 3, activation="relu", kernel_initializer="he_normal")(x)
+    return keras.Model(inputs, L.Conv2D(1, 3, activation="sigmoid", padding="same")(x))
+
+
+def denoising_reference(keras):
+    """keras.io examples/vision/autoencoder.py, written with plain Keras."""
+    L = keras.layers
+    x = inputs = keras.Input((28, 28, 1))
+    for _ in range(2):
+        x = L.Conv2D(32, 3, activation="relu", padding="same")(x)
+        x = L.MaxPooling2D(2, padding="same")(x)
+    for _ in range(2):
+        x = L.Conv2DTranspose(32, 3, strides=2, activation="relu", padding="same")(x)
+    return keras.Model(inputs, L.Conv2D(1, 3, activation="sigmoid", padding="same")(x))
+
+
+def test_param_counts_match_planner_and_reference_keras_models(keras, built):
+    for name, (_, plan, (autoencoder, encoder, decoder)) in built.items():
+        assert autoencoder.count_params() == plan.total_params, name
+        assert encoder.count_params() == sum(layer.params for layer in plan.part("encoder"))
+        assert decoder.count_params() == sum(layer.params for layer in plan.part("decoder"))
+    assert built["seed_tutorial.yaml"][1].total_params == tutorial_reference(keras).count_params()
+    assert built["keras_denoising.yaml"][1].total_params == 28353
+    assert denoising_reference(keras).count_params() == 28353
+
+
+def test_layer_shapes_match_the_reference_models(keras, built):
+    ref = tutorial_reference(keras)
+    ours = built["seed_tutorial.yaml"][2][0]
+    ref_shapes = [tuple(layer.output.shape[1:]) for layer in ref.layers[1:]]
+    plan_shapes = [layer.output_shape for layer in built["seed_tutorial.yaml"][1].layers]
+    assert plan_shapes == ref_shapes
+    assert ours.output_shape == ref.output_shape
+
+
+def test_encoder_decoder_autoencoder_shapes(built):
+    for name, (cfg, plan, (autoencoder, encoder, decoder)) in built.items():
+        shape = tuple(cfg.input_shape)
+        assert autoencoder.input_shape[1:] == shape and autoencoder.output_shape[1:] == shape
+        assert encoder.output_shape[1:] == plan.code_shape
+        assert decoder.input_shape[1:] == plan.code_shape
+    assert built["bottleneck32.yaml"][2][1].output_shape == (None, 32)
+
+
+def test_models_share_layers(built):
+    autoencoder, encoder, decoder = built["bottleneck32.yaml"][2]
+    assert autoencoder.get_layer("encoder") is encoder
+    assert autoencoder.get_layer("decoder") is decoder
+
+
+def test_no_lambda_layers(built):
+    for _, _, models in built.values():
+        for layer in models[0]._flatten_layers(include_self=False):
+            assert type(layer).__name__ not in ("Lambda", "Resizing")
+
+
+def test_pass_through_options(keras):
+    from autoencoder.model import build_models
+
+    cfg = ModelConfig.model_validate(dict(
+        input_shape=[12, 12, 1],
+        encoder=[dict(filters=4, dilation_rate=2, padding="valid", use_bias=False,
+                      kernel_initializer="he_normal", kernel_regularizer={"l2": 1e-4},
+                      batch_norm=True, dropout=0.25, activation="elu"),
+                 dict(type="maxpool", padding="same", mirror="upsample")]))
+    _, encoder, decoder = build_models(cfg)
+    conv = encoder.get_layer("enc1_conv")
+    assert conv.dilation_rate == (2, 2) and conv.use_bias is False
+    assert type(conv.kernel_initializer).__name__ == "HeNormal"
+    assert conv.kernel_regularizer.l2 == pytest.approx(1e-4)
+    names = [layer.name for layer in encoder.layers]
+    assert names[1:5] == ["enc1_conv", "enc1_conv_bn", "enc1_conv_act", "enc1_conv_dropout"]
+    assert encoder.get_layer("enc1_conv_act").activation.__name__ == "elu"
+    assert decoder.get_layer("output_conv").dtype_policy.name == "float32"
+
+
+def test_saved_models_load_safely_with_same_outputs(keras, built, tmp_path):
+    x = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
+    for name in ("seed_tutorial.yaml", "bottleneck32.yaml"):
+        autoencoder, encoder, _ = built[name][2]
+        path = tmp_path / f"{name}.keras"
+        autoencoder.save(path)
+        loaded = keras.models.load_model(path, safe_mode=True)
+        assert np.allclose(loaded.predict(x, verbose=0), autoencoder.predict(x, verbose=0),
+                           atol=1e-6)
+        assert np.allclose(loaded.get_layer("encoder").predict(x, verbose=0),
+                           encoder.predict(x, verbose=0), atol=1e-6)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "autoencoder", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_shapes_command_prints_every_preset(preset):
+    result = _cli("shapes", f"configs/{preset}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("block")
+    assert "parameters:" in result.stdout and "compression" in result.stdout
+    config = (ROOT / "configs" / preset).read_text()
+    assert config.startswith("#") and "\nname: " in config
+
+
+def test_shapes_command_bad_config_is_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  input_shape: [28, 28, 1]\n  encoder:\n"
+                   "    - {type: conv, filters: 4, strides: 2}\n"
+                   "  decoder:\n    - {type: conv_transpose, filters: 4, strides: 4}\n")
+    result = _cli("shapes", str(bad))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: decoder block 1 (model.decoder[0]): 14x14 -> 56x56")
