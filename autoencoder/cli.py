@@ -76,8 +76,14 @@ def run(args: argparse.Namespace) -> int:
     """Dispatch one parsed command."""
     if args.command == "train":
         from autoencoder.config import load_config
+        from autoencoder.runs import check_resume
+        from autoencoder.shapes import plan_model
 
-        config = load_config(args.config, args.overrides)  # before TensorFlow: errors come fast
+        # Before TensorFlow (seconds to import), so that these errors come at once.
+        config = load_config(args.config, args.overrides)
+        plan_model(config.model)
+        if args.resume:
+            check_resume(args.resume, config)
         from autoencoder.train import train
 
         train(config, resume=args.resume, quiet=args.quiet)
@@ -117,10 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C: 130 (128 + SIGINT), as shells expect
         if debug:
             traceback.print_exc()
-        print("interrupted", file=sys.stderr)
+        print(f"interrupted {exc}" if str(exc) else "interrupted", file=sys.stderr)
         return 130
 
 

@@ -32,16 +32,24 @@ def create_run_dir(config: Config) -> Path:
         raise UserError(f"output: {parent} is not writable; set output: to a writable directory "
                         f"(e.g. --set output=/tmp/runs)")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    for k in range(1000):
-        run_dir = parent / (stamp if k == 0 else f"{stamp}-{k}")
-        try:
-            run_dir.mkdir()
-        except FileExistsError:
-            continue
-        break
-    for sub in ("checkpoints", "figures"):
-        (run_dir / sub).mkdir()
-    write_text(run_dir / "config.yaml", dump_config(config))
+    try:
+        for k in range(1000):
+            run_dir = parent / (stamp if k == 0 else f"{stamp}-{k}")
+            try:
+                run_dir.mkdir()  # atomic: exactly one caller gets a name, none reuses one
+            except FileExistsError:
+                continue
+            break
+        else:
+            raise UserError(f"output: {parent} already holds runs {stamp} to {stamp}-999; "
+                            f"wait a second or set output: to another directory")
+        for sub in ("checkpoints", "figures"):
+            (run_dir / sub).mkdir()
+        write_text(run_dir / "config.yaml", dump_config(config))
+    except OSError as exc:
+        raise UserError(f"output: cannot write in {parent}: {exc.strerror or exc}; free disk "
+                        f"space or set output: to a writable directory (e.g. --set "
+                        f"output=/tmp/runs)") from None
     return run_dir
 
 

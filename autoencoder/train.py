@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+import shutil
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -11,6 +16,8 @@ from autoencoder import runs
 from autoencoder.config import Config
 from autoencoder.errors import UserError
 from autoencoder.runtime import configure_precision, seed_everything, tensorflow
+
+BEST = "best.weights.h5"  # a copy of the best epoch's weights, kept in step by RunRecorder
 
 
 def train(config: Config, resume: str | Path | None = None, quiet: bool = False) -> Path:
@@ -23,8 +30,9 @@ def train(config: Config, resume: str | Path | None = None, quiet: bool = False)
     Returns:
       The run directory.
     """
-    from autoencoder.data import load_splits, make_dataset
+    from autoencoder.shapes import plan_model
 
+    plan_model(config.model)  # an impossible architecture is refused before a run dir exists
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     if resume is not None:
         run_dir = runs.check_resume(resume, config)
@@ -33,6 +41,24 @@ def train(config: Config, resume: str | Path | None = None, quiet: bool = False)
     else:
         run_dir, state = runs.create_run_dir(config), None
     say(f"run directory: {run_dir}")
+    try:
+        return _train_in(run_dir, state, config, quiet, say)
+    except KeyboardInterrupt:
+        # Ctrl-C at any moment: every write is atomic and the checkpoint block finishes first
+        # (RunRecorder), so the run on disk is the last completed epoch, ready to resume.
+        done = (runs.read_state(run_dir) or {}).get("epoch", 0)
+        raise KeyboardInterrupt(f"after {done} completed epoch(s); the run is kept: resume with "
+                                f"`{resume_command(run_dir)}`") from None
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command line that continues a run."""
+    return f"autoencoder train {Path(run_dir) / 'config.yaml'} --resume {run_dir}"
+
+
+def _train_in(run_dir: Path, state: dict | None, config: Config, quiet: bool, say) -> Path:
+    """The body of train() once the run directory exists."""
+    from autoencoder.data import load_splits, make_dataset
 
     tf = tensorflow()
     import keras
@@ -64,17 +90,10 @@ def train(config: Config, resume: str | Path | None = None, quiet: bool = False)
         callbacks.append(TqdmProgress(config.train.epochs, steps))
     initial_epoch = state["epoch"] if state else 0
     started = time.time()
-    stopped_by_nan = None
-    try:
-        if initial_epoch < config.train.epochs:
-            model.fit(train_ds, validation_data=val_ds, epochs=config.train.epochs,
-                      initial_epoch=initial_epoch, callbacks=callbacks, verbose=0,
-                      shuffle=False)  # tf.data already shuffles, seeded
-    except KeyboardInterrupt:
-        done = recorder.epoch
-        raise UserError(
-            f"interrupted after {done} completed epoch(s); the run is kept: resume with "
-            f"`autoencoder train {run_dir / 'config.yaml'} --resume {run_dir}`") from None
+    if initial_epoch < config.train.epochs:
+        model.fit(train_ds, validation_data=val_ds, epochs=config.train.epochs,
+                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=0,
+                  shuffle=False)  # tf.data already shuffles, seeded
     stopped_by_nan = next((c.bad for c in callbacks if isinstance(c, NonFiniteLoss)), None)
     if stopped_by_nan:
         epoch, value = stopped_by_nan
@@ -86,7 +105,7 @@ def train(config: Config, resume: str | Path | None = None, quiet: bool = False)
 
     if config.train.early_stopping.patience and config.train.early_stopping.restore_best \
             and recorder.best_checkpoint:
-        model.load_weights(run_dir / "checkpoints" / "best.weights.h5")
+        model.load_weights(run_dir / "checkpoints" / BEST)
     _save_models(run_dir, model, encoder, decoder)
     say(f"trained {recorder.epoch} epochs in {time.time() - started:.0f} s")
     finish_run(run_dir, config, model, splits, quiet=quiet)
@@ -159,7 +178,18 @@ def _schedule_callbacks(config: Config, keras) -> list:
 
 def _save_models(run_dir: Path, model, encoder, decoder) -> None:
     for name, m in (("model", model), ("encoder", encoder), ("decoder", decoder)):
-        runs.write_with(run_dir / f"{name}.keras", m.save)
+        write_or_explain(run_dir, run_dir / f"{name}.keras", m.save)
+
+
+def write_or_explain(run_dir: Path, path: Path, writer) -> None:
+    """runs.write_with, with a failed write (disk full, ...) as one line that says what to do."""
+    try:
+        runs.write_with(path, writer)
+    except OSError as exc:
+        done = (runs.read_state(run_dir) or {}).get("epoch", 0)
+        raise UserError(f"{path}: cannot write: {exc.strerror or exc}; the run is kept at epoch "
+                        f"{done}: free disk space and resume with "
+                        f"`{resume_command(run_dir)}`") from None
 
 
 def _restore(model, saved) -> None:
@@ -183,8 +213,12 @@ def load_model(path: Path):
     try:
         return keras.models.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a damaged zip / h5
+        if "safe_mode" in str(exc):
+            raise UserError(f"{path}: refused: the model holds Python code (e.g. a Lambda layer), "
+                            f"which safe_mode=True does not run; save models built from "
+                            f"built-in layers") from None
         raise UserError(f"{path}: cannot load model ({exc.__class__.__name__}); the file is "
-                        f"corrupt or truncated") from None
+                        f"corrupt or truncated: train a new run to replace it") from None
 
 
 def current_lr(optimizer) -> float:
@@ -213,8 +247,7 @@ class RunRecorder(_callback_base()):
         self.last_checkpoint = state.get("checkpoint") if state else None
         self.best_checkpoint = state.get("best_checkpoint") if state else None
         self._clock = time.time()
-        for stale in (self.run_dir / "checkpoints").glob(".tmp-*"):
-            stale.unlink()
+        self._tidy(refresh_best=True)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._clock = time.time()
@@ -231,22 +264,58 @@ class RunRecorder(_callback_base()):
         self.rows.append(row)
         ckpt = self.run_dir / "checkpoints"
         val = row.get("val/loss", row["train/loss"])
-        if val < self.best:
-            self.best = val
-            runs.write_with(ckpt / "best.weights.h5", self.model.save_weights)
-            self.best_checkpoint = "best.weights.h5"
-        # A fresh file per epoch, then the state pointing at it: a kill at any instant leaves a
-        # state.json that names a complete checkpoint of the epoch it records.
-        name = f"last-{epoch + 1:04d}.keras"
-        runs.write_with(ckpt / name, self.model.save)
-        runs.write_text(self.run_dir / "history.csv", runs.history_csv(self.rows))
-        runs.write_json(self.run_dir / runs.STATE, {
-            "epoch": epoch + 1, "checkpoint": name, "best_val_loss": self.best,
-            "best_checkpoint": self.best_checkpoint})
-        for old in ckpt.glob("last-*.keras"):
-            if old.name != name:
+        # Fresh files for this epoch, then state.json naming them: state.json is the commit, so
+        # a kill or a failed write at any instant leaves the last completed epoch whole.
+        with _interrupt_after_block():
+            best, best_name = self.best, self.best_checkpoint
+            if val < best:
+                best, best_name = val, f"best-{epoch + 1:04d}.weights.h5"
+                write_or_explain(self.run_dir, ckpt / best_name, self.model.save_weights)
+            name = f"last-{epoch + 1:04d}.keras"
+            write_or_explain(self.run_dir, ckpt / name, self.model.save)
+            text = runs.history_csv(self.rows)
+            write_or_explain(self.run_dir, self.run_dir / "history.csv",
+                             lambda tmp: Path(tmp).write_text(text))
+            state = {"epoch": epoch + 1, "checkpoint": name, "best_val_loss": best,
+                     "best_checkpoint": best_name}
+            write_or_explain(self.run_dir, self.run_dir / runs.STATE,
+                             lambda tmp: Path(tmp).write_text(json.dumps(state, indent=2) + "\n"))
+            refresh = best_name != self.best_checkpoint
+            self.best, self.best_checkpoint = best, best_name
+            self.epoch, self.last_checkpoint = epoch + 1, str(ckpt / name)
+            self._tidy(refresh_best=refresh)
+
+    def _tidy(self, refresh_best: bool) -> None:
+        """Match checkpoints/ to state.json: drop older and unfinished files, copy the best."""
+        ckpt = self.run_dir / "checkpoints"
+        for stale in [*ckpt.glob(".tmp-*"), *self.run_dir.glob(".tmp-*")]:
+            stale.unlink()
+        keep = {Path(self.last_checkpoint or "").name, self.best_checkpoint, BEST}
+        for old in [*ckpt.glob("last-*.keras"), *ckpt.glob("best*.weights.h5")]:
+            if old.name not in keep:
                 old.unlink()
-        self.epoch, self.last_checkpoint = epoch + 1, str(ckpt / name)
+        # best.weights.h5 is a copy of the file state.json names, made after the commit; on
+        # resume it is made again in case a kill came between the two.
+        source = ckpt / (self.best_checkpoint or BEST)
+        if refresh_best and source.name != BEST and source.is_file():
+            write_or_explain(self.run_dir, ckpt / BEST,
+                             lambda tmp: shutil.copyfile(source, tmp))
+
+
+@contextlib.contextmanager
+def _interrupt_after_block():
+    """Hold Ctrl-C until the block's writes are done, then raise KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    if caught:
+        raise KeyboardInterrupt
 
 
 class NonFiniteLoss(_callback_base()):
