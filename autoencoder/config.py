@@ -354,8 +354,8 @@ def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -
     applied: list[tuple[tuple, str]] = []
     for item in overrides:
         keys, value = parse_override(item)
-        set_path(raw, keys, value, item)
-        applied.append((keys, item))
+        set_path(raw, keys, value, _printable(item))
+        applied.append((keys, _printable(item)))
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
@@ -383,14 +383,16 @@ def read_yaml(path: str | Path) -> dict:
         raw = yaml.safe_load(text)
     except yaml.constructor.ConstructorError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
-        raise UserError(
-            f"{path}: line {line}: {exc.problem}; configs are plain YAML and Python object tags "
-            f"are refused (yaml.safe_load)") from None
+        hint = ("; configs are plain YAML and Python object tags are refused (yaml.safe_load)"
+                if "tag" in str(exc.problem) else "")
+        raise UserError(f"{path}: line {line}: {_printable(str(exc.problem))}{hint}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"{path}: not valid YAML: {line}{problem}") from None
+        raise UserError(f"{path}: not valid YAML: {line}{_printable(problem)}") from None
+    except (ValueError, RecursionError) as exc:  # a date like 2001-13-01, a 5,000-digit number,
+        raise UserError(f"{path}: not valid YAML: {_unreadable(exc)}") from None  # deep nesting
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -402,18 +404,34 @@ def read_yaml(path: str | Path) -> dict:
 def parse_override(item: str) -> tuple[tuple, Any]:
     """Split "a.b=v" into (("a", "b"), v) with v parsed as YAML."""
     key, sep, text = item.partition("=")
+    item = _printable(item)
     if not sep or not key.strip():
         raise UserError(f"--set {item}: expected KEY=VALUE, e.g. --set train.epochs=5")
-    keys = tuple(int(k) if k.isdigit() else k for k in key.strip().split("."))
+    keys = tuple(int(k) if k.isascii() and k.isdigit() else k for k in key.strip().split("."))
     if any(k == "" for k in keys):
-        raise UserError(f"--set {item}: empty key in '{key}'; write dotted keys like train.epochs")
+        raise UserError(f"--set {item}: empty key in '{_printable(key)}'; write dotted keys like "
+                        f"train.epochs")
     try:
         value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None) or "cannot parse"
-        raise UserError(f"--set {item}: value '{text}' is not valid YAML ({problem}); "
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        problem = getattr(exc, "problem", None) or _unreadable(exc)
+        raise UserError(f"--set {item}: value '{_printable(text)}' is not valid YAML ({problem}); "
                         f"quote strings, e.g. --set name=my_run") from None
     return keys, value
+
+
+def _unreadable(exc: Exception) -> str:
+    """Why PyYAML's constructors could not build a value, in a few words."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if "digits" in str(exc):
+        return "a number with too many digits"
+    return f"a value cannot be read: {_printable(str(exc))}"
+
+
+def _printable(text: str) -> str:
+    """Text for a one-line message: as typed, or with newlines and the like escaped."""
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def set_path(raw: dict, keys: tuple, value: Any, item: str) -> None:
@@ -461,7 +479,8 @@ def format_loc(loc: tuple) -> str:
     """("model", "encoder", 0, "filters") -> "model.encoder[0].filters"."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        part = part if isinstance(part, int) else _printable(str(part))
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out or "(top level)"
 
 
@@ -505,12 +524,16 @@ def describe_error(error: dict, loc: tuple) -> str:
     return f"{msg}, got {_show(value)}" if not isinstance(value, (dict, list)) else msg
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, limit: int = 80) -> str:
     if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, dict):
+        text = repr(value)
+    elif isinstance(value, dict):
         return "a mapping"
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    else:  # width: YAML would wrap a long list over several lines; messages are one line
+        text = yaml.safe_dump(value, default_flow_style=True, width=2**31).strip()
+        text = text.removesuffix("...").strip()
+        text = text if text.isprintable() else repr(value)  # YAML breaks lines inside strings
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def valid_keys(loc: tuple) -> list[str]:

@@ -173,8 +173,11 @@ def load_npz(path: Path, source: str) -> Raw:
                 raise UserError(f"{path}: missing {', '.join(missing)}; a dataset .npz holds "
                                 f"{', '.join(NPZ_KEYS)} (as keras.datasets.mnist's mnist.npz)")
             arrays = {key: _npz_array(archive, key, path) for key in NPZ_KEYS}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise UserError(f"{path}: not a readable .npz file ({exc})") from None
+    # A damaged archive can also claim an unknown compression method (NotImplementedError),
+    # encryption (RuntimeError) or a huge array (MemoryError).
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+            RuntimeError, MemoryError) as exc:
+        raise UserError(f"{path}: not a readable .npz file ({_first_line(exc)})") from None
     pairs = []
     for split in ("train", "test"):
         images = _as_images(arrays[f"x_{split}"], f"{path}[x_{split}]")
