@@ -14,7 +14,7 @@ no kill did the saved state go back (no completed epoch lost); best.weights.h5 l
 model.keras (loaded with safe_mode=True) and its validation loss, recomputed, matches the best
 validation loss that history.csv, state.json and metrics.json report.
 
-Runtime: about 3-4 minutes for 20 kills on 2 CPU cores (most of it TensorFlow's start-up).
+Runtime: 4-6 minutes for 20 kills on 2 shared CPU cores (mostly TensorFlow start-ups).
 Prints runs, kills, resumes and losses; exits 0 when losses is 0, else 1.
 """
 
