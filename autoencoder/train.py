@@ -54,6 +54,11 @@ def train(config: Config, resume: str | Path | None = None, quiet: bool = False)
         _restore(model, load_model(run_dir / "checkpoints" / state["checkpoint"]))
         say(f"resuming after epoch {state['epoch']} of {config.train.epochs}")
 
+    initial_epoch = state["epoch"] if state else 0
+    for _ in range(initial_epoch):
+        # Each new iterator of a seeded reshuffling dataset draws the next epoch's order; skip
+        # the epochs already trained so a resumed run sees the batches an unbroken one would.
+        next(iter(train_ds))
     recorder = RunRecorder(run_dir, state)
     callbacks = [recorder, NonFiniteLoss()]
     callbacks += _schedule_callbacks(config, keras)
@@ -62,7 +67,6 @@ def train(config: Config, resume: str | Path | None = None, quiet: bool = False)
                                                      write_graph=False))
     if not quiet:
         callbacks.append(TqdmProgress(config.train.epochs, steps))
-    initial_epoch = state["epoch"] if state else 0
     started = time.time()
     stopped_by_nan = None
     try:
