@@ -226,7 +226,7 @@ def best_val_loss(run_dir: Path) -> float:
     splits = load_splits(config)
     val = make_dataset(splits.x_val, batch_size=config.train.batch_size, shuffle=False,
                        seed=config.seed, cache=False)
-    return float(model.evaluate(val, verbose=0))
+    return float(model.evaluate(val, verbose=0, return_dict=True)["loss"])
 
 
 if __name__ == "__main__":
