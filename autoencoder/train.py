@@ -24,6 +24,7 @@ def train(config: Config, resume: str | Path | None = None, quiet: bool = False)
       The run directory.
     """
     from autoencoder.data import load_splits, make_dataset
+    from autoencoder.noise import model_inputs
 
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     if resume is not None:
@@ -44,8 +45,11 @@ def train(config: Config, resume: str | Path | None = None, quiet: bool = False)
         f"{len(splits.x_test):,} test")
     batch = config.train.batch_size
     train_ds = make_dataset(splits.x_train, batch_size=batch, shuffle=True, seed=config.seed,
-                            cache=config.data.cache)
-    val_ds = make_dataset(splits.x_val, batch_size=batch, shuffle=False, seed=config.seed,
+                            cache=config.data.cache, noise_fn=_noise_fn(config))
+    # A denoiser validates on fixed noisy inputs (clean targets) so val/loss compares by epoch.
+    val_ds = make_dataset(model_inputs(splits.x_val, config, seed_offset=1),
+                          None if config.data.noise is None else splits.x_val,
+                          batch_size=batch, shuffle=False, seed=config.seed,
                           cache=config.data.cache)
     steps = math.ceil(len(splits.x_train) / batch)
 
@@ -96,9 +100,10 @@ def train(config: Config, resume: str | Path | None = None, quiet: bool = False)
 def finish_run(run_dir: Path, config: Config, model, splits, quiet: bool = False) -> None:
     """Evaluate on the test split and draw the figures."""
     from autoencoder.evaluate import evaluate_arrays, format_metrics
+    from autoencoder.noise import model_inputs
     from autoencoder.plots import plot_all
 
-    recon = model.predict(splits.x_test, batch_size=512, verbose=0)
+    recon = model.predict(model_inputs(splits.x_test, config), batch_size=512, verbose=0)
     metrics = evaluate_arrays(splits, recon, split="test", config=config)
     history = runs.read_history(run_dir)
     if history:
@@ -110,6 +115,13 @@ def finish_run(run_dir: Path, config: Config, model, splits, quiet: bool = False
     if not quiet:
         print(format_metrics(metrics, "test"))
         print(f"figures: {run_dir / 'figures'}")
+
+
+def _noise_fn(config: Config):
+    """Fresh training noise per batch and epoch when data.noise is set, else None."""
+    from autoencoder.noise import training_noise
+
+    return None if config.data.noise is None else training_noise(config.data.noise, config.seed)
 
 
 def _fresh_models(config: Config, steps_per_epoch: int):
