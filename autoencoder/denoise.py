@@ -41,7 +41,7 @@ def run_sweep(config: Config, resume: str | Path | None = None, quiet: bool = Fa
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     sweep_dir = _sweep_dir(config, resume)
     say(f"sweep directory: {sweep_dir}")
-    model_dirs = {level: train_level(config, sweep_dir, level, quiet)
+    model_dirs = {level: model_run(config, sweep_dir, level, quiet)
                   for level in config.denoise.train_levels}
     splits = load_splits(config)
     rows, images = evaluate_sweep(config, splits, model_dirs)
@@ -75,7 +75,7 @@ def level_config(config: Config, sweep_dir: Path, level: float) -> Config:
                                      "output": str((Path(sweep_dir) / "models").resolve())})
 
 
-def train_level(config: Config, sweep_dir: Path, level: float, quiet: bool) -> Path:
+def model_run(config: Config, sweep_dir: Path, level: float, quiet: bool) -> Path:
     """The run directory of the model for one level: reused if finished, resumed, or trained."""
     from autoencoder.train import train
 
@@ -99,15 +99,16 @@ def evaluate_sweep(config: Config, splits, model_dirs: dict[float, Path]):
     x_test = splits.x_test[: config.denoise.eval_images]
     levels = {level: baselines(config, x_test, splits.x_val, level)
               for level in config.denoise.eval_levels}
-    rows, images = [], {"clean": x_test[:EXAMPLES]}
+    images = {"clean": x_test[:EXAMPLES],
+              **{("noisy", level): noisy[:EXAMPLES] for level, (noisy, _) in levels.items()}}
+    rows = []
     # Model by model, so each traces its predict function once rather than once per level.
-    for train_level_, path in model_dirs.items():
+    for train_level, path in model_dirs.items():
         model = load_model(path / "model.keras")
         for eval_level, (noisy, base) in levels.items():
             out = model.predict(noisy, batch_size=512, verbose=0)
-            rows.append({"train_level": train_level_, **base, **scores("model", x_test, out)})
-            images[(train_level_, eval_level)] = out[:EXAMPLES]
-            images[("noisy", eval_level)] = noisy[:EXAMPLES]
+            rows.append({"train_level": train_level, **base, **scores("model", x_test, out)})
+            images[(train_level, eval_level)] = out[:EXAMPLES]
     rows.sort(key=lambda r: (r["train_level"], r["eval_level"]))
     return [{c: r[c] for c in COLUMNS} for r in rows], images
 
