@@ -6,6 +6,7 @@ TensorFlow is imported by the commands that need it, never here, so `--help` ans
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 
@@ -137,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error worth a traceback.
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         if debug:
             traceback.print_exc()

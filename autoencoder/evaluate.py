@@ -89,28 +89,38 @@ def evaluate_arrays(splits, recon: np.ndarray, split: str, config: Config) -> di
         f"{split}/images": int(len(x)),
     }
     out[f"{split}/mse_by_class"] = {str(int(c)): float(errors[y == c].mean()) for c in np.unique(y)}
-    baseline = pca_baseline(np.concatenate([splits.x_train, splits.x_val]) if split == "test"
-                            else splits.x_train, x, code_size(config), seed=config.seed)
-    out[f"{split}/pca"] = baseline
+    # PCA with as many components as the code has numbers; a code as large as the image has no
+    # compression to compare against, so there is no baseline then.
+    components = code_size(config)
+    if components < np.prod(x.shape[1:]):
+        out[f"{split}/pca"] = pca_baseline(
+            np.concatenate([splits.x_train, splits.x_val]) if split == "test" else splits.x_train,
+            x, components, seed=config.seed)
     return out
 
 
 def format_metrics(metrics: dict, split: str) -> str:
     """A small text table of one split's metrics."""
     m = {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith(f"{split}/")}
-    pca = m["pca"]
+    pca = m.get("pca")
+    pixels = m["sse_per_image"] / max(m["mse"], 1e-12)
+    head, mse_b, sse_b, psnr_b = "", "", "", ""
+    if pca:
+        head, mse_b = f"{'PCA-' + str(pca['components']):>12}", f"{pca['mse']:>12.5f}"
+        sse_b, psnr_b = f"{pca['mse'] * pixels:>12.3f}", f"{pca['psnr']:>12.2f}"
     lines = [
         f"{split} split, {m['images']:,} images",
-        f"  {'':22}{'model':>10}{'PCA-' + str(pca['components']):>12}",
-        f"  {'MSE per pixel':22}{m['mse']:>10.5f}{pca['mse']:>12.5f}",
-        f"  {'squared error / image':22}{m['sse_per_image']:>10.3f}"
-        f"{pca['mse'] * m['sse_per_image'] / max(m['mse'], 1e-12):>12.3f}",
-        f"  {'PSNR (dB)':22}{m['psnr']:>10.2f}{pca['psnr']:>12.2f}",
+        f"  {'':22}{'model':>10}{head}",
+        f"  {'MSE per pixel':22}{m['mse']:>10.5f}{mse_b}",
+        f"  {'squared error / image':22}{m['sse_per_image']:>10.3f}{sse_b}",
+        f"  {'PSNR (dB)':22}{m['psnr']:>10.2f}{psnr_b}",
         f"  {'MAE':22}{m['mae']:>10.5f}",
         f"  {'SSIM':22}{m['ssim']:>10.4f}",
         f"  {'BCE (floor)':22}{m['bce']:>10.4f}  ({m['bce_floor']:.4f}: no model can go lower)",
         "  MSE by class: " + "  ".join(f"{c}: {v:.4f}" for c, v in m["mse_by_class"].items()),
     ]
+    if not pca:
+        lines.append("  (no PCA baseline: the code has as many numbers as the image or more)")
     return "\n".join(lines)
 
 

@@ -47,7 +47,7 @@ def plot_reconstructions(path: Path, x, y, recon, n: int = 10) -> None:
         _show(axes[0, j], x[i])
         axes[0, j].set_title(f"label {int(y[i])}", fontsize=9)
         _show(axes[1, j], recon[i])
-        axes[1, j].set_title(f"MSE {errors[j]:.4f}", fontsize=8)
+        axes[1, j].set_xlabel(f"MSE {errors[j]:.4f}", fontsize=8)
     axes[0, 0].set_ylabel("original", fontsize=10)
     axes[1, 0].set_ylabel("reconstruction", fontsize=10)
     fig.suptitle(f"Test images and their reconstructions (mean MSE of these {len(idx)}: "
@@ -61,8 +61,10 @@ def plot_loss(path: Path, history: list[dict]) -> None:
     """Train and validation loss by epoch (log scale), and the learning rate."""
     plt = _pyplot()
     epochs = [r["epoch"] for r in history]
-    fig, (ax, ax_lr) = plt.subplots(1, 2, figsize=(10, 3.8),
-                                    gridspec_kw={"width_ratios": [2, 1]})
+    timed = any("val/mse" in r for r in history)
+    fig, axes = plt.subplots(1, 3 if timed else 2, figsize=(14 if timed else 10, 3.8),
+                             gridspec_kw={"width_ratios": [2, 1.5, 1] if timed else [2, 1]})
+    ax, ax_lr = axes[0], axes[-1]
     marker = "o" if len(epochs) <= 30 else None
     ax.plot(epochs, [r["train/loss"] for r in history], marker=marker, label="train/loss")
     if any("val/loss" in r for r in history):
@@ -74,13 +76,25 @@ def plot_loss(path: Path, history: list[dict]) -> None:
     ax.set_title("Loss by epoch")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
+    if timed:
+        # Error against wall time: what a fixed training budget buys.
+        minutes = np.cumsum([r.get("seconds", np.nan) for r in history]) / 60
+        ax_t = axes[1]
+        ax_t.plot(minutes, [r.get("val/mse", np.nan) for r in history], marker=marker,
+                  color="tab:purple")
+        ax_t.set_yscale("log")
+        ax_t.set_xlabel("training time (minutes)")
+        ax_t.set_ylabel("val/mse per pixel (log scale)")
+        ax_t.set_title("Validation MSE against wall time")
+        ax_t.grid(True, which="both", alpha=0.3)
     ax_lr.plot(epochs, [r.get("lr", np.nan) for r in history], marker=marker, color="tab:green")
     ax_lr.set_xlabel("epoch")
     ax_lr.set_ylabel("learning rate")
     ax_lr.set_title("Learning rate (end of epoch)")
+    ax_lr.set_ylim(0, max(r.get("lr", 0) for r in history) * 1.15 or 1)  # a flat lr reads flat
     ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
     ax_lr.grid(True, alpha=0.3)
-    for a in (ax, ax_lr):
+    for a in (ax, axes[-1]):
         a.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)

@@ -58,6 +58,11 @@ def train(config: Config, resume: str | Path | None = None, quiet: bool = False)
         _restore(model, load_model(run_dir / "checkpoints" / state["checkpoint"]))
         say(f"resuming after epoch {state['epoch']} of {config.train.epochs}")
 
+    initial_epoch = state["epoch"] if state else 0
+    for _ in range(initial_epoch):
+        # Each new iterator of a seeded reshuffling dataset draws the next epoch's order; skip
+        # the epochs already trained so a resumed run sees the batches an unbroken one would.
+        next(iter(train_ds))
     recorder = RunRecorder(run_dir, state)
     callbacks = [recorder, NonFiniteLoss()]
     callbacks += _schedule_callbacks(config, keras)
@@ -66,7 +71,6 @@ def train(config: Config, resume: str | Path | None = None, quiet: bool = False)
                                                      write_graph=False))
     if not quiet:
         callbacks.append(TqdmProgress(config.train.epochs, steps))
-    initial_epoch = state["epoch"] if state else 0
     started = time.time()
     stopped_by_nan = None
     try:
@@ -125,10 +129,14 @@ def _noise_fn(config: Config):
 
 
 def _fresh_models(config: Config, steps_per_epoch: int):
+    import keras
+
     from autoencoder.model import build_models
 
     model, encoder, decoder = build_models(config.model)
-    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=make_loss(config))
+    # MSE is tracked whatever the loss: it is the figure the quality bar and PSNR are read from.
+    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=make_loss(config),
+                  metrics=[keras.metrics.MeanSquaredError(name="mse")])
     return model, encoder, decoder
 
 
@@ -235,9 +243,12 @@ class RunRecorder(_callback_base()):
         logs = logs or {}
         if not all(math.isfinite(float(v)) for v in logs.values()):
             return  # NonFiniteLoss reports it; never checkpoint a diverged model
-        row = {"epoch": epoch + 1, "train/loss": float(logs["loss"])}
-        if "val_loss" in logs:
-            row["val/loss"] = float(logs["val_loss"])
+        row = {"epoch": epoch + 1}
+        # Keras names validation metrics "val_<name>"; ours carry their split: "val/<name>".
+        for key in sorted(logs, key=lambda k: (k.startswith("val_"), k != "loss" and k != "val_loss")):
+            if key != "learning_rate":
+                split, name = ("val", key[4:]) if key.startswith("val_") else ("train", key)
+                row[f"{split}/{name}"] = float(logs[key])
         row["lr"] = current_lr(self.model.optimizer)
         row["seconds"] = round(time.time() - self._clock, 3)
         self.rows.append(row)

@@ -182,3 +182,10 @@ def test_killed_mid_epoch_then_resumed(tmp_path):
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
     assert (run_dir / "model.keras").is_file()
     assert len(list((run_dir / "checkpoints").glob("last-*.keras"))) == 1
+    # The same seed without the interruption ends at (nearly) the same loss.
+    from autoencoder.runs import read_history
+    from autoencoder.train import train
+
+    unbroken = read_history(train(config.model_copy(update={"name": "unbroken"}), quiet=True))
+    resumed = read_history(run_dir)
+    assert resumed[-1]["val/loss"] == pytest.approx(unbroken[-1]["val/loss"], rel=0.02)

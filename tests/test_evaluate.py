@@ -1,0 +1,56 @@
+"""Metrics, the BCE floor and the PCA baseline against values computed independently here."""
+
+import numpy as np
+import pytest
+from scipy.special import entr
+
+from autoencoder.evaluate import bce, bce_floor, pca_baseline, per_image_mse, psnr, ssim
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from autoencoder.data import load_sample, to_float
+
+    raw = load_sample()
+    return to_float(raw.x_train[:600]), to_float(raw.x_test[:200])
+
+
+def test_bce_floor_is_mean_binary_entropy(digits):
+    _, x = digits
+    expected = np.mean(entr(x.astype(np.float64)) + entr(1 - x.astype(np.float64)))
+    assert bce_floor(x) == pytest.approx(expected, rel=1e-9)
+    # MNIST pixels are mostly exactly 0 or 1: the floor is small but not zero (about 0.06).
+    assert 0.03 < bce_floor(x) < 0.09
+    # A perfect reconstruction scores the floor (up to the 1e-7 clip); a blurred one scores more.
+    assert bce(x, x) == pytest.approx(bce_floor(x), abs=1e-5)
+    assert bce(x, np.full_like(x, x.mean())) > bce_floor(x) + 0.1
+
+
+def test_pca_baseline_matches_numpy_svd(digits):
+    train, test = digits
+    a = train.reshape(len(train), -1).astype(np.float64)
+    b = test.reshape(len(test), -1).astype(np.float64)
+    mean = a.mean(axis=0)
+    _, _, vt = np.linalg.svd(a - mean, full_matrices=False)
+    basis = vt[:16]
+    recon = np.clip((b - mean) @ basis.T @ basis + mean, 0, 1)
+    expected = np.mean((b - recon) ** 2)
+    got = pca_baseline(train, test, 16)
+    assert got["components"] == 16
+    assert got["mse"] == pytest.approx(expected, rel=0.02)
+    assert got["psnr"] == pytest.approx(10 * np.log10(1 / expected), abs=0.1)
+    # More components, less error.
+    assert pca_baseline(train, test, 64)["mse"] < got["mse"]
+
+
+def test_mse_psnr_ssim_values():
+    x = np.zeros((2, 16, 16, 1), np.float32)
+    y = x.copy()
+    y[0] += 0.1
+    np.testing.assert_allclose(per_image_mse(x, y), [0.01, 0.0], atol=1e-7)
+    assert psnr(0.01) == pytest.approx(20.0)
+    assert psnr(0.0) == float("inf")
+    rng = np.random.default_rng(0)
+    img = rng.random((4, 28, 28, 1)).astype(np.float32)
+    assert ssim(img, img) == pytest.approx(1.0, abs=1e-6)
+    assert ssim(img, rng.random(img.shape).astype(np.float32)) < 0.2
