@@ -73,10 +73,15 @@ def noisy_eval(x: np.ndarray, noise_cfg, seed: int) -> np.ndarray:
     return noisy.numpy()
 
 
-def training_noise(noise_cfg, seed: int) -> Callable:
-    """A make_dataset noise_fn: fresh noise for every batch of every epoch, from the run's seed."""
+def training_noise(noise_cfg, seed: int, start_epoch: int = 0) -> Callable:
+    """A make_dataset noise_fn: fresh noise for every batch of every epoch, from the run's seed.
+
+    A resumed run passes its first epoch: the high word of the Philox counter starts there, so
+    the resumed stream never replays the draws of the epochs already trained.
+    """
     tf = tensorflow()
-    generator = tf.random.Generator.from_seed(seed)
+    generator = tf.random.Generator.from_key_counter(key=seed, counter=[0, start_epoch],
+                                                     alg="philox")
 
     def noise_fn(batch, _seed):
         return apply_noise(batch, noise_cfg.kind, noise_cfg.level, noise_cfg.clip,

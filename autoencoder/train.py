@@ -45,7 +45,8 @@ def train(config: Config, resume: str | Path | None = None, quiet: bool = False)
         f"{len(splits.x_test):,} test")
     batch = config.train.batch_size
     train_ds = make_dataset(splits.x_train, batch_size=batch, shuffle=True, seed=config.seed,
-                            cache=config.data.cache, noise_fn=_noise_fn(config))
+                            cache=config.data.cache,
+                            noise_fn=_noise_fn(config, state["epoch"] if state else 0))
     # A denoiser validates on fixed noisy inputs (clean targets) so val/loss compares by epoch.
     val_ds = make_dataset(model_inputs(splits.x_val, config, seed_offset=1),
                           None if config.data.noise is None else splits.x_val,
@@ -121,11 +122,13 @@ def finish_run(run_dir: Path, config: Config, model, splits, quiet: bool = False
         print(f"figures: {run_dir / 'figures'}")
 
 
-def _noise_fn(config: Config):
+def _noise_fn(config: Config, start_epoch: int):
     """Fresh training noise per batch and epoch when data.noise is set, else None."""
     from autoencoder.noise import training_noise
 
-    return None if config.data.noise is None else training_noise(config.data.noise, config.seed)
+    if config.data.noise is None:
+        return None
+    return training_noise(config.data.noise, config.seed, start_epoch)
 
 
 def _fresh_models(config: Config, steps_per_epoch: int):

@@ -77,3 +77,14 @@ def test_training_noise_changes_between_epochs():
     assert np.abs(first - second).mean() > 0.3  # fresh draws, not the same epoch again
     # ... and different batches of one epoch get different noise too
     assert not np.allclose(first[:16] - GREY[:16], first[16:32] - GREY[16:32])
+
+
+def test_a_resumed_run_does_not_replay_the_first_epochs_noise():
+    from autoencoder.data import make_dataset
+
+    cfg = NoiseConfig(kind="gaussian", level=0.4, clip=False)
+    epoch = [np.concatenate([x.numpy() for x, _ in make_dataset(
+        GREY, batch_size=64, shuffle=False, seed=0, noise_fn=training_noise(cfg, 0, start))])
+        for start in (0, 0, 3)]
+    assert np.array_equal(epoch[0], epoch[1])  # same seed, same start: the same stream
+    assert np.abs(epoch[0] - epoch[2]).mean() > 0.3
