@@ -18,6 +18,7 @@ EPILOG = """examples:
   autoencoder shapes configs/seed_tutorial.yaml
   autoencoder data configs/quickstart.yaml --set data.dataset=mnist
   autoencoder evaluate outputs/quickstart/20261121-140000
+  autoencoder denoise configs/denoise_gaussian.yaml
 """
 
 
@@ -66,6 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--split", choices=["test", "val"], default="test")
 
+    p = sub.add_parser("denoise", parents=[common], help="denoising sweep: one model per "
+                                                         "training noise level, scored at every "
+                                                         "evaluation level",
+                       description="Train a model per denoise.train_levels on noisy inputs with "
+                                   "clean targets, score each at every denoise.eval_levels "
+                                   "against the noisy input and the best classical filter; write "
+                                   "results.csv, results.md and figures/.")
+    _config_args(p)
+    p.add_argument("--resume", metavar="SWEEP_DIR", help="continue an interrupted sweep; finished "
+                                                         "models are not retrained")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
     p = sub.add_parser("plot", parents=[common], help="(re)draw a run's figures",
                        description="Write reconstructions.png, loss.png, worst.png and "
                                    "error_by_class.png into RUN_DIR/figures/.")
@@ -102,6 +115,13 @@ def run(args: argparse.Namespace) -> int:
         from autoencoder.evaluate import evaluate_run
 
         evaluate_run(args.run_dir, split=args.split)
+    elif args.command == "denoise":
+        from autoencoder.config import load_config
+
+        config = load_config(args.config, args.overrides)
+        from autoencoder.denoise import run_sweep
+
+        run_sweep(config, resume=args.resume, quiet=args.quiet)
     elif args.command == "plot":
         from autoencoder.plots import plot_run
 

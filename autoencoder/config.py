@@ -327,12 +327,34 @@ class TrainConfig(Section):
     mixed_precision: Literal["auto", "on", "off"] = "auto"
 
 
+NoiseLevels = Annotated[list[Annotated[StrictFloat, Field(ge=0)]], Field(min_length=1)]
+
+
+class DenoiseConfig(Section):
+    """`autoencoder denoise`: one model per training level, each evaluated at every eval level."""
+
+    kind: Literal["gaussian", "salt_pepper", "speckle", "mask"] = "gaussian"
+    clip: StrictBool = True
+    train_levels: NoiseLevels = [0.2, 0.4, 0.6]
+    eval_levels: NoiseLevels = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+    eval_seed: NonNegInt = 1234  # fixed evaluation noise: numbers compare across models and runs
+    eval_images: PosInt | None = None  # caps the test images evaluated (None: all)
+
+    @field_validator("train_levels", "eval_levels")
+    @classmethod
+    def _distinct(cls, value):
+        if len(set(value)) != len(value):
+            raise ValueError(f"lists a level twice: {value}")
+        return sorted(value)
+
+
 class Config(Section):
     name: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "run"
     seed: NonNegInt = 0
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    denoise: DenoiseConfig = Field(default_factory=DenoiseConfig)
     output: StrictStr = "outputs"
 
 

@@ -132,6 +132,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
       split: "test" or "val".
     """
     from autoencoder.data import load_splits
+    from autoencoder.noise import model_inputs
     from autoencoder.train import load_model
 
     run_dir = Path(run_dir)
@@ -139,6 +140,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
     model = load_model(run_dir / "model.keras")
     splits = load_splits(config)
     x = splits.x_test if split == "test" else splits.x_val
+    # A denoiser is scored on the same fixed noisy inputs as at the end of its training.
+    x = model_inputs(x, config, seed_offset=0 if split == "test" else 1)
     metrics = evaluate_arrays(splits, model.predict(x, batch_size=512, verbose=0), split, config)
     path = run_dir / "metrics.json"
     merged = json.loads(path.read_text()) if path.exists() else {}

@@ -59,6 +59,7 @@ def resume_command(run_dir: Path) -> str:
 def _train_in(run_dir: Path, state: dict | None, config: Config, quiet: bool, say) -> Path:
     """The body of train() once the run directory exists."""
     from autoencoder.data import load_splits, make_dataset
+    from autoencoder.noise import model_inputs
 
     tf = tensorflow()
     import keras
@@ -70,8 +71,12 @@ def _train_in(run_dir: Path, state: dict | None, config: Config, quiet: bool, sa
         f"{len(splits.x_test):,} test")
     batch = config.train.batch_size
     train_ds = make_dataset(splits.x_train, batch_size=batch, shuffle=True, seed=config.seed,
-                            cache=config.data.cache)
-    val_ds = make_dataset(splits.x_val, batch_size=batch, shuffle=False, seed=config.seed,
+                            cache=config.data.cache,
+                            noise_fn=_noise_fn(config, state["epoch"] if state else 0))
+    # A denoiser validates on fixed noisy inputs (clean targets) so val/loss compares by epoch.
+    val_ds = make_dataset(model_inputs(splits.x_val, config, seed_offset=1),
+                          None if config.data.noise is None else splits.x_val,
+                          batch_size=batch, shuffle=False, seed=config.seed,
                           cache=config.data.cache)
     steps = math.ceil(len(splits.x_train) / batch)
 
@@ -119,9 +124,10 @@ def _train_in(run_dir: Path, state: dict | None, config: Config, quiet: bool, sa
 def finish_run(run_dir: Path, config: Config, model, splits, quiet: bool = False) -> None:
     """Evaluate on the test split and draw the figures."""
     from autoencoder.evaluate import evaluate_arrays, format_metrics
+    from autoencoder.noise import model_inputs
     from autoencoder.plots import plot_all
 
-    recon = model.predict(splits.x_test, batch_size=512, verbose=0)
+    recon = model.predict(model_inputs(splits.x_test, config), batch_size=512, verbose=0)
     metrics = evaluate_arrays(splits, recon, split="test", config=config)
     history = runs.read_history(run_dir)
     if history:
@@ -133,6 +139,15 @@ def finish_run(run_dir: Path, config: Config, model, splits, quiet: bool = False
     if not quiet:
         print(format_metrics(metrics, "test"))
         print(f"figures: {run_dir / 'figures'}")
+
+
+def _noise_fn(config: Config, start_epoch: int):
+    """Fresh training noise per batch and epoch when data.noise is set, else None."""
+    from autoencoder.noise import training_noise
+
+    if config.data.noise is None:
+        return None
+    return training_noise(config.data.noise, config.seed, start_epoch)
 
 
 def _fresh_models(config: Config, steps_per_epoch: int):

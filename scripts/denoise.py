@@ -1,0 +1,11 @@
+"""python scripts/denoise.py CONFIG [--set KEY=VALUE] [--resume SWEEP_DIR]: `autoencoder denoise`."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
+
+from autoencoder.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    raise SystemExit(main(["denoise", *sys.argv[1:]]))

@@ -1,0 +1,90 @@
+"""Noise kinds: their statistics, clipping, reproducible evaluation noise, fresh training noise."""
+
+import numpy as np
+import pytest
+
+from autoencoder.config import NoiseConfig
+from autoencoder.noise import noisy_eval, patch_size, training_noise
+
+GREY = np.full((64, 28, 28, 1), 0.5, np.float32)  # mid-grey: clipping at 0.3 noise is rare
+
+
+def noisy(kind, level, clip=False, x=GREY, seed=1):
+    return noisy_eval(x, NoiseConfig(kind=kind, level=level, clip=clip), seed)
+
+
+def test_gaussian_spread_before_clipping_is_the_level():
+    out = noisy("gaussian", 0.3)
+    assert out.shape == GREY.shape and out.dtype == np.float32
+    assert np.std(out - GREY) == pytest.approx(0.3, rel=0.02)
+    assert abs(np.mean(out - GREY)) < 0.005
+
+
+def test_speckle_is_multiplicative():
+    out = noisy("speckle", 0.4)
+    assert np.std(out / GREY - 1) == pytest.approx(0.4, rel=0.02)
+    assert np.array_equal(noisy("speckle", 0.4, x=np.zeros_like(GREY)), np.zeros_like(GREY))
+
+
+def test_salt_and_pepper_sets_a_level_fraction_to_0_or_1():
+    out = noisy("salt_pepper", 0.2)
+    hit = out != 0.5
+    assert hit.mean() == pytest.approx(0.2, abs=0.01)
+    assert set(np.unique(out[hit])) == {0.0, 1.0}
+    assert (out[hit] == 1).mean() == pytest.approx(0.5, abs=0.03)
+
+
+@pytest.mark.parametrize("level", [0.1, 0.3, 0.6])
+def test_mask_covers_about_level_in_square_patches(level):
+    out = noisy("mask", level, x=np.ones_like(GREY))
+    assert set(np.unique(out)) <= {0.0, 1.0}
+    assert (out == 0).mean() == pytest.approx(level, abs=0.04)
+    # Patches, not scattered pixels: most zeroed pixels have a zeroed right or lower neighbour.
+    zero = out[..., 0] == 0
+    neighbour = np.zeros_like(zero)
+    neighbour[:, :, :-1] |= zero[:, :, 1:]
+    neighbour[:, :-1, :] |= zero[:, 1:, :]
+    neighbour[:, :, 1:] |= zero[:, :, :-1]
+    assert neighbour[zero].mean() > 0.95
+    assert patch_size(28) == 4
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "salt_pepper", "speckle", "mask"])
+def test_clip_keeps_pixels_in_unit_range(kind):
+    x = np.random.default_rng(0).random((32, 28, 28, 1), dtype=np.float32)
+    out = noisy(kind, 0.7, clip=True, x=x)
+    assert out.min() >= 0 and out.max() <= 1
+    if kind in ("gaussian", "speckle"):
+        assert noisy(kind, 0.7, clip=False, x=x).max() > 1.5  # clip did the work
+
+
+def test_eval_noise_is_reproducible_for_a_seed_and_differs_for_another():
+    a, b, c = noisy("gaussian", 0.4, seed=7), noisy("gaussian", 0.4, seed=7), noisy("gaussian", 0.4, seed=8)
+    assert np.array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_training_noise_changes_between_epochs():
+    from autoencoder.data import make_dataset
+
+    fn = training_noise(NoiseConfig(kind="gaussian", level=0.4, clip=False), seed=0)
+    ds = make_dataset(GREY, batch_size=16, shuffle=False, seed=0, noise_fn=fn)
+    first = np.concatenate([inputs.numpy() for inputs, _ in ds])
+    second = np.concatenate([inputs.numpy() for inputs, _ in ds])
+    targets = np.concatenate([target.numpy() for _, target in ds])
+    assert np.array_equal(targets, GREY)  # the target stays clean
+    assert np.std(first - GREY) == pytest.approx(0.4, rel=0.03)
+    assert np.abs(first - second).mean() > 0.3  # fresh draws, not the same epoch again
+    # ... and different batches of one epoch get different noise too
+    assert not np.allclose(first[:16] - GREY[:16], first[16:32] - GREY[16:32])
+
+
+def test_a_resumed_run_does_not_replay_the_first_epochs_noise():
+    from autoencoder.data import make_dataset
+
+    cfg = NoiseConfig(kind="gaussian", level=0.4, clip=False)
+    epoch = [np.concatenate([x.numpy() for x, _ in make_dataset(
+        GREY, batch_size=64, shuffle=False, seed=0, noise_fn=training_noise(cfg, 0, start))])
+        for start in (0, 0, 3)]
+    assert np.array_equal(epoch[0], epoch[1])  # same seed, same start: the same stream
+    assert np.abs(epoch[0] - epoch[2]).mean() > 0.3
