@@ -274,7 +274,7 @@ def test_npz_with_random_arrays(arrays):
     ("name: 2001-13-01", "not valid YAML: a value cannot be read: month must be in 1..12"),
     ("? [1]\n: 2\n", "line 1: found unhashable key"),
     ('train: [{"\\n": 1}]', "train: must be a mapping of keys, got [{'\\n': 1}]"),
-    ('"\\n": 1', "\\n: unknown key; valid keys here: name, seed, data, model, train, output"),
+    ('"\\n": 1', "\\n: unknown key; valid keys here: name, seed, data, model, train, denoise, output"),
 ])
 def test_config_found_by_fuzzing(tmp_path, content, message):
     path = tmp_path / "c.yaml"
@@ -284,9 +284,9 @@ def test_config_found_by_fuzzing(tmp_path, content, message):
 
 @pytest.mark.parametrize("item, message", [
     ("activation=\n", "--set activation=\\n: activation: unknown key; valid keys here: name, "
-                      "seed, data, model, train, output"),
+                      "seed, data, model, train, denoise, output"),
     ("\u00b2=1", "--set \u00b2=1: \u00b2: unknown key; valid keys here: name, seed, data, model, "
-                 "train, output"),
+                 "train, denoise, output"),
 ])
 def test_set_found_by_fuzzing(item, message):
     assert outcome(lambda: load_config(None, [item])) == message
