@@ -19,6 +19,7 @@ EPILOG = """examples:
   autoencoder data configs/quickstart.yaml --set data.dataset=mnist
   autoencoder evaluate outputs/quickstart/20261121-140000
   autoencoder denoise configs/denoise_gaussian.yaml
+  autoencoder bench configs/seed_tutorial.yaml
 """
 
 
@@ -79,6 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "models are not retrained")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
+    p = sub.add_parser("bench", parents=[common], help="time this trainer against the plain Keras "
+                                                       "script on the same model and data",
+                       description="Train the config's model in three processes that take turns "
+                                   "an epoch at a time: (A) this project's trainer, (B) plain "
+                                   "model.fit on NumPy arrays with default settings, (C) the same "
+                                   "with this project's settings. Print images/s, peak memory, "
+                                   "achieved FLOP/s against a measured matmul rate; write "
+                                   "bench.json; end with `A/B = <ratio>`.")
+    _config_args(p)
+    p.add_argument("--epochs", type=int, default=3, help="timed epochs per contender (default 3; "
+                                                         "the median is reported)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed epochs first (default 1)")
+    p.add_argument("--quiet", action="store_true", help="print only the table")
+
     p = sub.add_parser("plot", parents=[common], help="(re)draw a run's figures",
                        description="Write reconstructions.png, loss.png, worst.png and "
                                    "error_by_class.png into RUN_DIR/figures/.")
@@ -122,6 +137,18 @@ def run(args: argparse.Namespace) -> int:
         from autoencoder.denoise import run_sweep
 
         run_sweep(config, resume=args.resume, quiet=args.quiet)
+    elif args.command == "bench":
+        from autoencoder.config import load_config
+        from autoencoder.shapes import plan_model
+
+        config = load_config(args.config, args.overrides)
+        plan_model(config.model)
+        if args.epochs < 1 or args.warmup < 0:
+            raise UserError(f"bench: --epochs must be at least 1 and --warmup at least 0, got "
+                            f"{args.epochs} and {args.warmup}")
+        from autoencoder.bench import run_bench
+
+        run_bench(config, epochs=args.epochs, warmup=args.warmup, quiet=args.quiet)
     elif args.command == "plot":
         from autoencoder.plots import plot_run
 
@@ -148,6 +175,15 @@ def main(argv: list[str] | None = None) -> int:
         # Output piped into `head` and closed early: not an error worth a traceback.
         sys.stdout = open(os.devnull, "w")
         return 0
+    except OSError as exc:
+        # A file-system failure outside the wrapped writes (a read-only run directory for
+        # `evaluate` or `plot`, say): still one line.
+        if debug:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}; check that the path exists, is writable and "
+              f"that the disk has space", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:  # Ctrl-C: 130 (128 + SIGINT), as shells expect
         if debug:
             traceback.print_exc()

@@ -452,9 +452,10 @@ def load_splits(config, *, download: bool | None = None) -> Splits:
     if data.limit is not None:
         x_pool, y_pool = x_pool[: data.limit], y_pool[: data.limit]
     if len(x_pool) < 2 or len(x_test) == 0:
-        raise UserError(f"data.classes/limit left no images to work with (classes "
-                        f"{data.classes}, limit {data.limit}: {len(x_pool)} in the training "
-                        f"pool, {len(x_test)} in the test set; the pool needs at least 2)")
+        raise UserError(f"data.classes/limit leave too few images (classes {data.classes}, "
+                        f"limit {data.limit}: {len(x_pool)} in the training pool, {len(x_test)} "
+                        f"in the test set; training needs at least 2, testing 1); list classes "
+                        f"the dataset holds, or raise data.limit")
     train, val = split_indices(len(x_pool), data.validation_split, config.seed)
     return Splits(to_float(x_pool[train]), y_pool[train], to_float(x_pool[val]), y_pool[val],
                   to_float(x_test), y_test, source=raw.source)

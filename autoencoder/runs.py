@@ -108,10 +108,14 @@ def read_state(run_dir: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
+        state = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
+        state = None
+    if not (isinstance(state, dict) and isinstance(state.get("epoch"), int)
+            and isinstance(state.get("checkpoint"), str)):
         raise UserError(f"{path}: corrupt run state; this run cannot be resumed, start a new "
-                        f"one") from None
+                        f"one")
+    return state
 
 
 def load_run_config(run_dir: str | Path) -> Config:
@@ -132,6 +136,11 @@ def check_resume(run_dir: str | Path, config: Config) -> Path:
         shown = ", ".join(sorted(diff)[:6]) + (" ..." if len(diff) > 6 else "")
         raise UserError(f"--resume {run_dir}: the config differs from the run's in {shown}; "
                         f"resume with the run's own config: {run_dir / 'config.yaml'}")
+    # Checked here too, so that `train --resume` refuses a damaged run before TensorFlow loads.
+    state = read_state(run_dir)
+    if state is not None and not (run_dir / "checkpoints" / state["checkpoint"]).is_file():
+        raise UserError(f"{run_dir / STATE}: names checkpoint {state['checkpoint']}, which is "
+                        f"missing; this run cannot be resumed, start a new one")
     return run_dir
 
 

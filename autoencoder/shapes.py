@@ -630,3 +630,26 @@ def format_plan(plan: Plan) -> str:
         f"{plan.input_size:,}/{plan.code_size:,} = {ratio:.2f}x{note}",
     ]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Arithmetic cost
+
+
+def forward_flops(layer: PlannedLayer) -> int:
+    """Multiply-adds x 2 of one layer's forward pass for one image (convolutions and Dense only).
+
+    A Conv2D computes kh*kw*cin products for each output value; a Conv2DTranspose scatters each
+    input value through kh*kw*cout products, so it is counted on its input grid. Dilation does
+    not change the count; bias, batch norm, activations and pooling are left out (they are a few
+    operations per value, not per value times kernel times channels).
+    """
+    if layer.kind == "Conv2D":
+        h, w, cout = layer.output_shape
+        return 2 * h * w * cout * layer.kernel[0] * layer.kernel[1] * layer.input_shape[2]
+    if layer.kind == "Conv2DTranspose":
+        h, w, cin = layer.input_shape
+        return 2 * h * w * cin * layer.kernel[0] * layer.kernel[1] * layer.output_shape[2]
+    if layer.kind == "Dense":
+        return 2 * _prod(layer.input_shape) * _prod(layer.output_shape)
+    return 0

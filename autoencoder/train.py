@@ -80,7 +80,7 @@ def _train_in(run_dir: Path, state: dict | None, config: Config, quiet: bool, sa
                           cache=config.data.cache)
     steps = math.ceil(len(splits.x_train) / batch)
 
-    model, encoder, decoder = _fresh_models(config, steps)
+    model, encoder, decoder = compiled_models(config, steps)
     if state is not None:
         _restore(model, load_model(run_dir / "checkpoints" / state["checkpoint"]))
         say(f"resuming after epoch {state['epoch']} of {config.train.epochs}")
@@ -150,7 +150,8 @@ def _noise_fn(config: Config, start_epoch: int):
     return training_noise(config.data.noise, config.seed, start_epoch)
 
 
-def _fresh_models(config: Config, steps_per_epoch: int):
+def compiled_models(config: Config, steps_per_epoch: int):
+    """(autoencoder, encoder, decoder), the autoencoder compiled as `train` compiles it."""
     import keras
 
     from autoencoder.model import build_models

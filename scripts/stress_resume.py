@@ -134,7 +134,7 @@ def _kill_at_random_moment(proc: subprocess.Popen, work: Path, rng: random.Rando
     """SIGKILL the process at a random moment; None if it ended first. Returns what was hit."""
     launched = time.time()
     if rng.random() < EARLY_KILLS:
-        delay = rng.uniform(0.0, 8.0)
+        delay = rng.uniform(0.0, _startup_seconds(work))
         if _sleep_unless_done(proc, delay):
             return None
         what = f"{delay:.2f} s after launch (start-up)"
@@ -151,6 +151,15 @@ def _kill_at_random_moment(proc: subprocess.Popen, work: Path, rng: random.Rando
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     return what
+
+
+def _startup_seconds(work: Path) -> float:
+    """Launch to the end of a life's first epoch: the first epoch's time plus TensorFlow's start.
+
+    Measured, not fixed: on an idle machine a whole tiny run can finish within a fixed guess.
+    """
+    history = runs.read_history(_run_dir(work)) if _run_dir(work) else []
+    return (history[0]["seconds"] if history else 1.0) + 3.0
 
 
 def _sleep_unless_done(proc: subprocess.Popen, seconds: float) -> bool:

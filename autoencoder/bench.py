@@ -1,0 +1,319 @@
+"""`autoencoder bench`: this project's trainer against the plain Keras script, on one machine.
+
+Three contenders train the same model on the same images at the same batch size:
+  A  this project's trainer, as a user runs it (its settings, tf.data pipeline, checkpoints);
+  B  the plain Keras script: model.compile, then model.fit on NumPy arrays, default environment;
+  C  the same plain script given the environment and thread settings this project applies.
+Each runs in its own process (TF_ENABLE_ONEDNN_OPTS only counts before TensorFlow is imported),
+and the parent lets them take turns one epoch at a time (A B C A B C ...), so that drift in a
+shared machine's speed falls on all three alike and no two ever train at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from autoencoder import runs
+from autoencoder.config import Config, dump_config, load_config
+from autoencoder.errors import UserError
+
+CONTENDERS = {
+    "A": "autoencoder trainer",
+    "B": "plain Keras, defaults",
+    "C": "plain Keras + project settings",
+}
+# What the project sets before TensorFlow starts; B runs without any of it.
+PROJECT_ENV = ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
+
+def run_bench(config: Config, epochs: int = 3, warmup: int = 1, quiet: bool = False) -> Path:
+    """Time contenders A, B and C in turns and write bench.json; returns its directory.
+
+    Args:
+      config: the resolved config (model, data, batch size and optimizer are taken from it).
+      epochs: timed epochs per contender (the median is reported).
+      warmup: untimed epochs first (graph tracing, the tf.data cache filling).
+      quiet: print only the table.
+    """
+    from autoencoder.shapes import forward_flops, plan_model
+
+    plan = plan_model(config.model)
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    bench_config = config.model_copy(update={"name": f"{config.name}-bench"})
+    out_dir = runs.create_run_dir(bench_config)
+    config_file = out_dir / "config.yaml"
+
+    say(f"bench: {out_dir}")
+    say("measuring the float32 matrix-multiply rate ...")
+    matmul = _child("M", config_file, warmup=0, epochs=0).finish()["matmul_gflops"]
+
+    workers = {}
+    try:
+        for key in CONTENDERS:
+            workers[key] = _child(key, config_file, warmup, epochs)
+        ready = {key: w.receive() for key, w in workers.items()}
+        images = ready["A"]["images"]
+        say(f"{images:,} training images, batch {config.train.batch_size}; "
+            f"{warmup} warm-up + {epochs} timed epochs each, in turns A B C")
+        times: dict[str, list[float]] = {key: [] for key in CONTENDERS}
+        losses: dict[str, list[float]] = {key: [] for key in CONTENDERS}
+        for round_ in range(warmup + epochs):
+            for key, worker in workers.items():
+                reply = worker.epoch()
+                if round_ >= warmup:
+                    times[key].append(reply["seconds"])
+                losses[key].append(reply["loss"])
+                say(f"  epoch {round_ + 1} {key}: {reply['seconds']:.2f} s "
+                    f"({reply['images'] / reply['seconds']:,.0f} images/s), loss {reply['loss']:.4f}"
+                    + ("  (warm-up)" if round_ < warmup else ""))
+        finals = {key: w.finish() for key, w in workers.items()}
+    finally:
+        for worker in workers.values():
+            worker.kill()
+
+    flops = 3 * sum(forward_flops(layer) for layer in plan.layers)  # forward + two backward
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": _machine(),
+        "config": config.name,
+        "dataset": config.data.dataset,
+        "images": images,
+        "batch_size": config.train.batch_size,
+        "warmup_epochs": warmup,
+        "timed_epochs": epochs,
+        "params": plan.total_params,
+        "train_flops_per_image": flops,
+        "matmul_gflops": matmul,
+        "contenders": {},
+    }
+    for key, label in CONTENDERS.items():
+        seconds = statistics.median(times[key])
+        rate = images / seconds
+        result["contenders"][key] = {
+            "label": label,
+            "epoch_seconds": times[key],
+            "median_epoch_seconds": seconds,
+            "images_per_second": rate,
+            "achieved_gflops": rate * flops / 1e9,
+            "fraction_of_matmul": rate * flops / 1e9 / matmul,
+            "peak_rss_bytes": finals[key]["peak_rss_bytes"],
+            "losses": losses[key],
+        }
+    rate = {key: c["images_per_second"] for key, c in result["contenders"].items()}
+    result["A/B"], result["A/C"] = rate["A"] / rate["B"], rate["A"] / rate["C"]
+    runs.write_json(out_dir / "bench.json", result)
+    print(format_bench(result))
+    print(f"wrote {out_dir / 'bench.json'}")
+    print(f"A/B = {result['A/B']:.2f}")
+    return out_dir
+
+
+def format_bench(result: dict) -> str:
+    """The table `autoencoder bench` prints (without its last line, A/B)."""
+    lines = [
+        f"{result['config']} on {result['dataset']}: {result['images']:,} training images, batch "
+        f"{result['batch_size']}, {result['params']:,} parameters, "
+        f"{result['train_flops_per_image'] / 1e6:.1f} MFLOP per training image (3 x forward)",
+        f"machine: {result['machine']}; float32 matmul {result['matmul_gflops']:.1f} GFLOP/s",
+        "",
+        f"{'contender':<36} {'images/s':>9} {'epoch s':>8} {'peak RSS':>9} {'GFLOP/s':>8} "
+        f"{'of matmul':>9}",
+    ]
+    for key, c in result["contenders"].items():
+        lines.append(f"{key}  {c['label']:<33} {c['images_per_second']:>9,.0f} "
+                     f"{c['median_epoch_seconds']:>8.2f} {c['peak_rss_bytes'] / 2**30:>5.2f} GiB "
+                     f"{c['achieved_gflops']:>8.1f} {c['fraction_of_matmul']:>9.0%}")
+    lines += ["", f"A/C = {result['A/C']:.2f}  (median of {result['timed_epochs']} timed epochs "
+                  f"each, after {result['warmup_epochs']} warm-up)"]
+    return "\n".join(lines)
+
+
+def _machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The parent's side of a contender process
+
+
+class _Child:
+    """A contender process that trains one epoch each time it is told to."""
+
+    def __init__(self, key: str, process: subprocess.Popen):
+        self.key, self.process = key, process
+
+    def receive(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            code = self.process.wait()
+            raise UserError(f"bench: contender {self.key} ({CONTENDERS.get(self.key, 'matmul')}) "
+                            f"stopped with exit status {code}; run it alone with "
+                            f"`python -m autoencoder.bench {self.key} CONFIG` to see why")
+        return json.loads(line)
+
+    def epoch(self) -> dict:
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+        return self.receive()
+
+    def finish(self) -> dict:
+        self.process.stdin.close()
+        reply = self.receive()
+        self.process.wait()
+        return reply
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def _child(key: str, config_file: Path, warmup: int, epochs: int) -> _Child:
+    env = dict(os.environ)
+    if key == "B":
+        for name in PROJECT_ENV:
+            env.pop(name, None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "autoencoder.bench", key, str(config_file), str(warmup + epochs)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    return _Child(key, process)
+
+
+# ---------------------------------------------------------------------------------------------
+# The contender's side (python -m autoencoder.bench KEY CONFIG EPOCHS)
+
+
+def _send(message: dict) -> None:
+    sys.__stdout__.write(json.dumps(message) + "\n")
+    sys.__stdout__.flush()
+
+
+def _peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _measure_matmul() -> float:
+    """Best float32 GFLOP/s of TensorFlow's 2048 x 2048 matmul, with the project's settings."""
+    from autoencoder.runtime import tensorflow
+
+    tf = tensorflow()
+    n = 2048
+    a = tf.random.uniform((n, n), dtype=tf.float32)
+    b = tf.random.uniform((n, n), dtype=tf.float32)
+    matmul = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))
+    matmul(a, b).numpy()
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(5):
+            matmul(a, b).numpy()
+        best = min(best, (time.perf_counter() - start) / 5)
+    return 2 * n**3 / best / 1e9
+
+
+def _turn_callbacks(keras, images: int):
+    """Two callbacks around the others: wait for "go" before an epoch, report after it."""
+
+    class Start(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if not sys.stdin.readline():
+                raise SystemExit(0)  # the parent is gone
+            self.stop.started = time.perf_counter()
+
+    class Stop(keras.callbacks.Callback):
+        started = 0.0
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = time.perf_counter() - self.started
+            _send({"seconds": seconds, "images": images,
+                   "loss": float((logs or {}).get("loss", float("nan")))})
+
+    start, stop = Start(), Stop()
+    start.stop = stop
+    return start, stop
+
+
+def _plain_model(config: Config):
+    """The model as a plain Keras script writes it: the same layers, compiled with defaults."""
+    import keras
+
+    from autoencoder.model import build_models
+
+    model = build_models(config.model)[0]
+    opt = config.train.optimizer
+    optimizer = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
+                 "sgd": keras.optimizers.SGD}[opt.name](opt.learning_rate)
+    loss = {"bce": "binary_crossentropy", "mse": "mse", "mae": "mae"}[config.train.loss]
+    model.compile(optimizer=optimizer, loss=loss)
+    return model
+
+
+def contender(key: str, config_path: str, rounds: int) -> None:
+    """Body of a contender process: set up, then train `rounds` epochs on the parent's word."""
+    if key == "B":
+        import keras  # noqa: F401  (first, so TensorFlow starts in the default environment)
+    else:
+        from autoencoder.runtime import tensorflow
+
+        tensorflow()
+    if key == "M":
+        gflops = _measure_matmul()
+        sys.stdin.read()
+        _send({"matmul_gflops": gflops, "peak_rss_bytes": _peak_rss()})
+        return
+
+    import keras
+
+    from autoencoder.data import load_splits, make_dataset
+    from autoencoder.runtime import seed_everything
+
+    config = load_config(config_path)
+    seed_everything(config.seed)
+    splits = load_splits(config, download=False)
+    x = splits.x_train
+    batch = config.train.batch_size
+    start, stop = _turn_callbacks(keras, len(x))
+    _send({"ready": True, "images": len(x)})
+    if key == "A":
+        import math
+
+        from autoencoder.runtime import configure_precision
+        from autoencoder.train import RunRecorder, compiled_models
+
+        configure_precision(config.train.mixed_precision)
+        model = compiled_models(config, math.ceil(len(x) / batch))[0]
+        dataset = make_dataset(x, batch_size=batch, shuffle=True, seed=config.seed,
+                               cache=config.data.cache)
+        with tempfile.TemporaryDirectory() as run_dir:
+            (Path(run_dir) / "checkpoints").mkdir()
+            model.fit(dataset, epochs=rounds, callbacks=[start, RunRecorder(run_dir, None), stop],
+                      verbose=0, shuffle=False)  # the dataset shuffles, seeded, as in train
+    else:
+        model = _plain_model(config)
+        model.fit(x, x, batch_size=batch, epochs=rounds, shuffle=True, verbose=0,
+                  callbacks=[start, stop])
+    sys.stdin.read()
+    _send({"peak_rss_bytes": _peak_rss()})
+
+
+if __name__ == "__main__":
+    # Keras and TensorFlow print to stdout now and then; the parent reads only our JSON lines.
+    sys.stdout = sys.stderr
+    contender(sys.argv[1], sys.argv[2], int(sys.argv[3]))

@@ -1,0 +1,61 @@
+"""The benchmark: analytic FLOP counts, and one tiny three-contender run through the CLI."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autoencoder.config import load_config
+from autoencoder.shapes import forward_flops, plan_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_seed_tutorial_flops_by_hand():
+    plan = plan_model(load_config(ROOT / "configs" / "seed_tutorial.yaml").model)
+    # Conv2D: out_h*out_w*cout*k*k*cin; Conv2DTranspose: in_h*in_w*cin*k*k*cout; x2 per multiply-add.
+    by_hand = 2 * 9 * (26 * 26 * 32 * 1 + 24 * 24 * 16 * 32 + 22 * 22 * 8 * 16   # encoder
+                       + 22 * 22 * 8 * 8 + 24 * 24 * 8 * 16 + 26 * 26 * 16 * 32  # decoder
+                       + 28 * 28 * 1 * 32)                                        # output conv
+    assert sum(forward_flops(layer) for layer in plan.layers) == by_hand == 15_379_200
+
+
+def test_dense_and_pooling_flops():
+    plan = plan_model(load_config(None, [
+        "model.encoder=[{filters: 4, strides: 2}, {type: maxpool, pool_size: 2}]",
+        "model.latent_dim=10"]).model)
+    by_kind = {layer.kind: forward_flops(layer) for layer in plan.layers}
+    assert by_kind["MaxPooling2D"] == 0 and by_kind["Flatten"] == 0
+    dense = [layer for layer in plan.layers if layer.kind == "Dense"]
+    # 7x7x4 = 196 values -> 10 (the code) -> 196.
+    assert [forward_flops(layer) for layer in dense] == [2 * 196 * 10, 2 * 10 * 196]
+
+
+@pytest.mark.slow
+def test_tiny_bench_writes_its_table(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "autoencoder", "bench", "configs/seed_tutorial.yaml",
+         "--set", "data.dataset=mnist_sample", "--set", "data.limit=300",
+         "--set", "train.batch_size=100", "--set", f"output={tmp_path}",
+         "--epochs", "2", "--warmup", "0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    [bench_dir] = (tmp_path / "seed_tutorial-bench").iterdir()
+    report = json.loads((bench_dir / "bench.json").read_text())
+    assert lines[-1] == f"A/B = {report['A/B']:.2f}"
+    assert report["images"] == 240  # 300 minus the 20% validation split
+    assert report["train_flops_per_image"] == 3 * 15_379_200
+    assert 1 < report["matmul_gflops"] < 100_000
+    for key in "ABC":
+        c = report["contenders"][key]
+        assert len(c["epoch_seconds"]) == 2 and len(c["losses"]) == 2
+        assert c["images_per_second"] == pytest.approx(240 / c["median_epoch_seconds"])
+        assert 0.0 < c["losses"][-1] < 0.7  # BCE on [0, 1] pixels, below log(2)
+        assert 100 * 2**20 < c["peak_rss_bytes"] < 8 * 2**30
+        assert f"{key}  {c['label']}" in result.stdout
+    ratio = report["contenders"]["A"]["images_per_second"] / report["contenders"]["B"]["images_per_second"]
+    assert report["A/B"] == pytest.approx(ratio)
+    assert load_config(bench_dir / "config.yaml").data.limit == 300
