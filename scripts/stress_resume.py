@@ -234,7 +234,7 @@ def best_val_loss(run_dir: Path) -> float:
     model.compile(loss=make_loss(config))
     splits = load_splits(config)
     val = make_dataset(splits.x_val, batch_size=config.train.batch_size, shuffle=False,
-                       seed=config.seed, cache=False)
+                       seed=config.seed)
     return float(model.evaluate(val, verbose=0, return_dict=True)["loss"])
 
 

@@ -55,6 +55,7 @@ def test_tiny_bench_writes_its_table(tmp_path):
         assert c["images_per_second"] == pytest.approx(240 / c["median_epoch_seconds"])
         assert 0.0 < c["losses"][-1] < 0.7  # BCE on [0, 1] pixels, below log(2)
         assert 100 * 2**20 < c["peak_rss_bytes"] < 8 * 2**30
+        assert 0.0 < c["test_mse"] < 0.25  # sigmoid outputs against [0, 1] pixels
         assert f"{key}  {c['label']}" in result.stdout
     ratio = report["contenders"]["A"]["images_per_second"] / report["contenders"]["B"]["images_per_second"]
     assert report["A/B"] == pytest.approx(ratio)

@@ -527,8 +527,7 @@ def test_make_dataset_noise_hook_and_explicit_target():
         seen.append(seed)
         return batch + 1.0
 
-    ds = data.make_dataset(x, y, batch_size=6, shuffle=False, seed=5, noise_fn=noise_fn,
-                           cache=False)
+    ds = data.make_dataset(x, y, batch_size=6, shuffle=False, seed=5, noise_fn=noise_fn)
     (inputs, target), = list(ds)
     np.testing.assert_allclose(inputs.numpy(), x + 1.0)
     np.testing.assert_allclose(target.numpy(), y)
