@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "the median is reported)")
     p.add_argument("--warmup", type=int, default=1, help="untimed epochs first (default 1)")
     p.add_argument("--quiet", action="store_true", help="print only the table")
+    p.add_argument("--layers", action="store_true", help="instead: time each layer alone, "
+                                                         "forward + backward (a profile)")
 
     p = sub.add_parser("plot", parents=[common], help="(re)draw a run's figures",
                        description="Write reconstructions.png, loss.png, worst.png and "
@@ -146,9 +148,12 @@ def run(args: argparse.Namespace) -> int:
         if args.epochs < 1 or args.warmup < 0:
             raise UserError(f"bench: --epochs must be at least 1 and --warmup at least 0, got "
                             f"{args.epochs} and {args.warmup}")
-        from autoencoder.bench import run_bench
+        from autoencoder.bench import layer_profile, run_bench
 
-        run_bench(config, epochs=args.epochs, warmup=args.warmup, quiet=args.quiet)
+        if args.layers:
+            print(layer_profile(config))
+        else:
+            run_bench(config, epochs=args.epochs, warmup=args.warmup, quiet=args.quiet)
     elif args.command == "plot":
         from autoencoder.plots import plot_run
 

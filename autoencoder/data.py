@@ -68,6 +68,13 @@ class Splits:
     y_test: np.ndarray
     source: str
 
+    def train_pixels(self) -> np.ndarray:
+        """x_train as uint8 (a quarter of the memory); exact, since the images were bytes / 255."""
+        out = np.empty(self.x_train.shape, np.uint8)
+        for i in range(0, len(out), 4096):  # in chunks: no full-size float temporary
+            out[i:i + 4096] = np.rint(self.x_train[i:i + 4096] * 255.0)
+        return out
+
 
 class Raw(NamedTuple):
     """A dataset as found: uint8 images (N, 28, 28), int64 labels, and its source."""
@@ -489,13 +496,15 @@ def to_float(x: np.ndarray) -> np.ndarray:
 
 def make_dataset(x: np.ndarray, y_target: np.ndarray | None = None, *, batch_size: int,
                  shuffle: bool, seed: int, noise_fn: Callable | None = None):
-    """Batches of (input, target); the target is the clean image unless y_target is given.
+    """Batches of float32 (input, target); the target is the clean image unless y_target is given.
 
     The images stay in memory as one tensor and each batch is gathered by index: shuffling
     54,000 integers and gathering 128 images costs far less than from_tensor_slices -> shuffle
     -> batch, which moves every image through the shuffle buffer one at a time (on 2 cores the
     seed tutorial trained ~1.3x faster this way). A new iterator draws a new seeded order, so
     epoch k's order is the k-th iterator's, as with Dataset.shuffle.
+    uint8 images (Splits.train_pixels) are held as bytes and scaled to [0, 1] per batch: full
+    MNIST then takes 47 MB in the pipeline instead of 188 MB.
     noise_fn(batch, seed) -> noisy batch corrupts the inputs only (denoising); it runs per
     batch after batching, where vectorised noise is cheapest.
     """
@@ -503,10 +512,15 @@ def make_dataset(x: np.ndarray, y_target: np.ndarray | None = None, *, batch_siz
     # Variables, not constants: a constant would be copied into the map function's graph.
     images = tf.Variable(x, trainable=False)
     targets = images if y_target is None else tf.Variable(y_target, trainable=False)
+
+    def fetch(store, idx):
+        batch = tf.gather(store, idx)
+        return tf.cast(batch, tf.float32) / 255.0 if store.dtype == tf.uint8 else batch
+
     ds = tf.data.Dataset.range(len(x))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(lambda idx: (tf.gather(images, idx), tf.gather(targets, idx)))
+    ds = ds.batch(batch_size).map(lambda idx: (fetch(images, idx), fetch(targets, idx)))
     if noise_fn is not None:
         ds = ds.map(lambda inputs, target: (noise_fn(inputs, seed), target),
                     num_parallel_calls=tf.data.AUTOTUNE)

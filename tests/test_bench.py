@@ -59,4 +59,5 @@ def test_tiny_bench_writes_its_table(tmp_path):
         assert f"{key}  {c['label']}" in result.stdout
     ratio = report["contenders"]["A"]["images_per_second"] / report["contenders"]["B"]["images_per_second"]
     assert report["A/B"] == pytest.approx(ratio)
+    assert f"A/C = {report['A/C']:.2f}" in lines
     assert load_config(bench_dir / "config.yaml").data.limit == 300

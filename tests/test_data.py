@@ -565,3 +565,17 @@ def test_real_mnist_figures():
                                               1009]
     mean = (s.x_train.sum(dtype=np.float64) + s.x_val.sum(dtype=np.float64)) / (60000 * 784)
     assert round(mean, 4) == 0.1307
+
+
+def test_make_dataset_from_bytes_equals_the_float_pipeline():
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 28, 28, 1), dtype=np.uint8)
+    splits = data.Splits(data.to_float(pixels[..., 0]), None, None, None, None, None, "t")
+    assert splits.train_pixels().dtype == np.uint8
+    np.testing.assert_array_equal(splits.train_pixels(), pixels)
+    from_bytes = list(data.make_dataset(pixels, batch_size=8, shuffle=True, seed=2))
+    from_float = list(data.make_dataset(splits.x_train, batch_size=8, shuffle=True, seed=2))
+    assert [tuple(i.shape) for i, _ in from_bytes] == [(8, 28, 28, 1), (8, 28, 28, 1), (4, 28, 28, 1)]
+    for (a, b), (c, d) in zip(from_bytes, from_float):
+        assert a.dtype.name == "float32"
+        np.testing.assert_array_equal(a.numpy(), c.numpy())
+        np.testing.assert_array_equal(b.numpy(), d.numpy())
