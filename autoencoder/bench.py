@@ -182,18 +182,18 @@ def layer_profile(config: Config, repeats: int = 7) -> str:
             for layer in layers:  # eagerly once, so that the layers build their weights
                 y = layer(y, training=True)
             weights = [w for layer in layers for w in layer.trainable_weights]
-
-            first = planned is plan.layers[0]  # training never needs the image's gradient
+            # A random upstream gradient, as the layers above would send: with a plain sum the
+            # backward pass of a layer's first convolution can collapse into something cheaper.
+            upstream = tf.random.uniform(y.shape, seed=1)
 
             @tf.function
-            def step(inputs, layers=layers, weights=weights, first=first):
+            def step(inputs, layers=layers, weights=weights, upstream=upstream):
                 with tf.GradientTape() as tape:
-                    if not first:
-                        tape.watch(inputs)
+                    tape.watch(inputs)
                     y = inputs
                     for layer in layers:
                         y = layer(y, training=True)
-                    loss = tf.reduce_sum(tf.cast(y, tf.float32))
+                    loss = tf.reduce_sum(tf.cast(y, tf.float32) * upstream)
                 return tape.gradient(loss, [inputs, *weights])
 
             step(x)
@@ -217,6 +217,8 @@ def layer_profile(config: Config, repeats: int = 7) -> str:
         lines.append(f"{policy:<15} {block:<6} {kind:<16} {shapes:<22} {seconds * 1e3:>8.2f} "
                      f"{seconds / totals[policy]:>6.0%} "
                      f"{(f'{gflops:.1f}' if gflops else '-'):>8}")
+    lines.append("(every layer includes the gradient with respect to its input, which training "
+                 "skips for the first layer; GFLOP/s counts 3 x forward)")
     for policy, total in totals.items():
         lines.append(f"{policy}: layers alone add up to {total * 1e3:.1f} ms a batch, "
                      f"{batch / total:,.0f} images/s before the optimizer, loss and input pipeline")

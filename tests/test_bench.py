@@ -61,3 +61,18 @@ def test_tiny_bench_writes_its_table(tmp_path):
     assert report["A/B"] == pytest.approx(ratio)
     assert f"A/C = {report['A/C']:.2f}" in lines
     assert load_config(bench_dir / "config.yaml").data.limit == 300
+
+
+def test_layer_profile_has_a_row_per_layer_and_precision():
+    from autoencoder.bench import layer_profile
+
+    config = load_config(None, ["model.encoder=[{filters: 4, strides: 2}]", "train.batch_size=8"])
+    text = layer_profile(config, repeats=2)
+    plan = plan_model(config.model)
+    rows = [line for line in text.splitlines()
+            if line.split()[:1] in (["float32"], ["mixed_bfloat16"], ["mixed_float16"])]
+    policies = {row.split()[0] for row in rows}
+    assert len(rows) == len(plan.layers) * len(policies)
+    conv_rows = [row for row in rows if " Conv2D " in row]
+    assert all(float(row.split()[-1]) > 0 for row in conv_rows)  # GFLOP/s of a convolution
+    assert text.splitlines()[-1].startswith(f"{sorted(policies)[-1]}: layers alone add up to")
