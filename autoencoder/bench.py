@@ -376,10 +376,10 @@ def contender(key: str, config_path: str, rounds: int) -> None:
     config = load_config(config_path)
     seed_everything(config.seed)
     splits = load_splits(config, download=False)
-    x = splits.x_train
+    pixels = splits.train_pixels
     batch = config.train.batch_size
-    start, stop = _turn_callbacks(keras, len(x))
-    _send({"ready": True, "images": len(x)})
+    start, stop = _turn_callbacks(keras, len(pixels))
+    _send({"ready": True, "images": len(pixels)})
     if key == "A":
         import math
 
@@ -387,8 +387,8 @@ def contender(key: str, config_path: str, rounds: int) -> None:
         from autoencoder.train import RunRecorder, compiled_models
 
         policy = configure_precision(config.train.mixed_precision)
-        model = compiled_models(config, math.ceil(len(x) / batch))[0]
-        dataset = make_dataset(splits.train_pixels(), batch_size=batch, shuffle=True, seed=config.seed)
+        model = compiled_models(config, math.ceil(len(pixels) / batch))[0]
+        dataset = make_dataset(pixels, batch_size=batch, shuffle=True, seed=config.seed)
         with tempfile.TemporaryDirectory() as run_dir:
             (Path(run_dir) / "checkpoints").mkdir()
             model.fit(dataset, epochs=rounds, callbacks=[start, RunRecorder(run_dir, None), stop],
@@ -396,11 +396,13 @@ def contender(key: str, config_path: str, rounds: int) -> None:
     else:
         policy = "float32"
         model = _plain_model(config)
+        x = splits.x_train  # the float32 array a plain script holds
         model.fit(x, x, batch_size=batch, epochs=rounds, shuffle=True, verbose=0,
                   callbacks=[start, stop])
     # Faster must not mean worse: the same test figure for every contender.
-    recon = model.predict(splits.x_test, batch_size=1000, verbose=0)
-    test_mse = float(((recon.astype("float64") - splits.x_test) ** 2).mean())
+    x_test = splits.x_test
+    recon = model.predict(x_test, batch_size=1000, verbose=0)
+    test_mse = float(((recon.astype("float64") - x_test) ** 2).mean())
     sys.stdin.read()
     _send({"peak_rss_bytes": _peak_rss(), "test_mse": test_mse, "precision": policy})
 

@@ -325,6 +325,12 @@ class TrainConfig(Section):
     tensorboard: StrictBool = True
     mixed_precision: Literal["auto", "on", "off"] = "auto"
 
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _yaml_switch(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare on / off as true / false: take them as the words they were.
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
 
 NoiseLevels = Annotated[list[Annotated[StrictFloat, Field(ge=0)]], Field(min_length=1)]
 

@@ -13,10 +13,23 @@ from autoencoder.config import Config
 
 EPS = 1e-7  # the clip Keras applies inside binary cross-entropy
 
+# Metrics run over this many images at a time, in float64: whole-test-set float64 temporaries
+# would add several hundred MB to a run's peak memory.
+CHUNK = 1000
+
 
 def per_image_mse(x: np.ndarray, recon: np.ndarray) -> np.ndarray:
     """Mean squared error of each image, shape (N,)."""
-    return np.mean((x.astype(np.float64) - recon) ** 2, axis=tuple(range(1, x.ndim)))
+    axes = tuple(range(1, x.ndim))
+    return np.concatenate([np.mean((x[i:i + CHUNK].astype(np.float64) - recon[i:i + CHUNK]) ** 2,
+                                   axis=axes) for i in range(0, len(x), CHUNK)])
+
+
+def _mean_over_chunks(fn, *arrays: np.ndarray) -> float:
+    """The mean of fn(chunks...) elementwise over all images, chunk by chunk, in float64."""
+    total = sum(float(np.sum(fn(*(a[i:i + CHUNK].astype(np.float64) for a in arrays))))
+                for i in range(0, len(arrays[0]), CHUNK))
+    return total / arrays[0].size
 
 
 def psnr(mse: float) -> float:
@@ -24,19 +37,25 @@ def psnr(mse: float) -> float:
     return math.inf if mse <= 0 else 10.0 * math.log10(1.0 / mse)
 
 
+def mae(x: np.ndarray, recon: np.ndarray) -> float:
+    """Mean absolute error per pixel."""
+    return _mean_over_chunks(lambda a, b: np.abs(a - b), x, recon)
+
+
 def bce(x: np.ndarray, recon: np.ndarray) -> float:
     """Mean binary cross-entropy per pixel (targets may be grey, not just 0/1)."""
-    p = np.clip(recon.astype(np.float64), EPS, 1 - EPS)
-    x = x.astype(np.float64)
-    return float(np.mean(-(x * np.log(p) + (1 - x) * np.log(1 - p))))
+    def terms(x, p):
+        p = np.clip(p, EPS, 1 - EPS)
+        return -(x * np.log(p) + (1 - x) * np.log(1 - p))
+    return _mean_over_chunks(terms, x, recon)
 
 
 def bce_floor(x: np.ndarray) -> float:
     """Mean entropy of the target pixels: the BCE of a perfect reconstruction (0 log 0 = 0)."""
-    x = x.astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = -(x * np.log(x) + (1 - x) * np.log(1 - x))
-    return float(np.mean(np.nan_to_num(h, nan=0.0)))
+    def entropy(x):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.nan_to_num(-(x * np.log(x) + (1 - x) * np.log(1 - x)), nan=0.0)
+    return _mean_over_chunks(entropy, x)
 
 
 def ssim(x: np.ndarray, recon: np.ndarray) -> float:
@@ -46,9 +65,11 @@ def ssim(x: np.ndarray, recon: np.ndarray) -> float:
     tf = tensorflow()
     # Window must fit the image: shrink it for very small inputs.
     size = min(11, x.shape[1], x.shape[2])
-    values = tf.image.ssim(tf.constant(x, tf.float32), tf.constant(recon, tf.float32),
-                           max_val=1.0, filter_size=size)
-    return float(np.mean(values.numpy()))
+    values = [tf.image.ssim(tf.constant(x[i:i + CHUNK], tf.float32),
+                            tf.constant(recon[i:i + CHUNK], tf.float32),
+                            max_val=1.0, filter_size=size).numpy()
+              for i in range(0, len(x), CHUNK)]
+    return float(np.mean(np.concatenate(values)))
 
 
 def pca_baseline(x_train: np.ndarray, x_eval: np.ndarray, components: int, seed: int = 0) -> dict:
@@ -81,7 +102,7 @@ def evaluate_arrays(splits, recon: np.ndarray, split: str, config: Config) -> di
     out = {
         f"{split}/mse": mse,
         f"{split}/sse_per_image": float(mse * np.prod(x.shape[1:])),
-        f"{split}/mae": float(np.mean(np.abs(x - recon))),
+        f"{split}/mae": mae(x, recon),
         f"{split}/psnr": psnr(mse),
         f"{split}/ssim": ssim(x, recon),
         f"{split}/bce": bce(x, recon),

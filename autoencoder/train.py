@@ -70,7 +70,7 @@ def _train_in(run_dir: Path, state: dict | None, config: Config, quiet: bool, sa
     say(f"data: {splits.source}: {len(splits.x_train):,} train, {len(splits.x_val):,} val, "
         f"{len(splits.x_test):,} test; precision: {policy}")
     batch = config.train.batch_size
-    train_ds = make_dataset(splits.train_pixels(), batch_size=batch, shuffle=True, seed=config.seed,
+    train_ds = make_dataset(splits.train_pixels, batch_size=batch, shuffle=True, seed=config.seed,
                             noise_fn=_noise_fn(config, state["epoch"] if state else 0))
     # A denoiser validates on fixed noisy inputs (clean targets) so val/loss compares by epoch.
     val_ds = make_dataset(model_inputs(splits.x_val, config, seed_offset=1),

@@ -213,3 +213,14 @@ def test_help_does_not_import_tensorflow():
         result = subprocess.run([sys.executable, "-m", "autoencoder", *cmd], capture_output=True,
                                 text=True, cwd=ROOT)
         assert result.returncode == 0 and "usage: autoencoder" in result.stdout
+
+
+def test_mixed_precision_on_off_survive_yaml(tmp_path):
+    """YAML 1.1 reads bare on/off as booleans; the words are what the user meant."""
+    path = tmp_path / "c.yaml"
+    path.write_text("train: {mixed_precision: off}\n")
+    assert load_config(path).train.mixed_precision == "off"
+    assert load_config(path, ["train.mixed_precision=on"]).train.mixed_precision == "on"
+    assert load_config(None, ["train.mixed_precision=auto"]).train.mixed_precision == "auto"
+    with pytest.raises(UserError, match="must be 'auto', 'on' or 'off', got 'fast'"):
+        load_config(None, ["train.mixed_precision=fast"])

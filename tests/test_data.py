@@ -569,9 +569,9 @@ def test_real_mnist_figures():
 
 def test_make_dataset_from_bytes_equals_the_float_pipeline():
     pixels = np.random.default_rng(0).integers(0, 256, (20, 28, 28, 1), dtype=np.uint8)
-    splits = data.Splits(data.to_float(pixels[..., 0]), None, None, None, None, None, "t")
-    assert splits.train_pixels().dtype == np.uint8
-    np.testing.assert_array_equal(splits.train_pixels(), pixels)
+    splits = data.Splits(pixels, None, None, None, None, None, "t")
+    assert splits.x_train.dtype == np.float32 and splits.x_train.shape == pixels.shape
+    np.testing.assert_array_equal(splits.x_train, pixels / np.float32(255))
     from_bytes = list(data.make_dataset(pixels, batch_size=8, shuffle=True, seed=2))
     from_float = list(data.make_dataset(splits.x_train, batch_size=8, shuffle=True, seed=2))
     assert [tuple(i.shape) for i, _ in from_bytes] == [(8, 28, 28, 1), (8, 28, 28, 1), (4, 28, 28, 1)]

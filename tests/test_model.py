@@ -132,6 +132,82 @@ def test_saved_models_load_safely_with_same_outputs(keras, built, tmp_path):
                            encoder.predict(x, verbose=0), atol=1e-6)
 
 
+@pytest.mark.parametrize("kernel,padding,bias,activation", [
+    (3, "valid", True, "relu"), (2, "valid", False, None), ((3, 5), "valid", True, "sigmoid"),
+    (3, "same", True, "relu"), (5, "same", False, "elu")])
+def test_stride1_transpose_as_conv_is_the_same_function(keras, kernel, padding, bias, activation):
+    """The Conv2D form of a stride-1 Conv2DTranspose: same outputs and same gradients."""
+    import tensorflow as tf
+
+    from autoencoder.model import conv_form
+
+    layer = transpose_layer(keras, kernel, padding, bias, activation, dtype="float32")
+    x = tf.constant(np.random.default_rng(0).normal(size=(3, 9, 11, 5)), tf.float32)
+    layer.build(x.shape)
+    rng = np.random.default_rng(1)
+    layer.set_weights([rng.normal(size=w.shape) for w in layer.get_weights()])
+    results = []
+    for call in (layer.call, lambda inputs: conv_form(layer, inputs)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = call(x)
+            # A random upstream gradient, so that every output position counts differently.
+            upstream = tf.constant(np.random.default_rng(2).normal(size=y.shape), tf.float32)
+            loss = tf.reduce_sum(y * upstream)
+        results.append([y, *tape.gradient(loss, [x, *layer.trainable_weights])])
+    k = (kernel, kernel) if isinstance(kernel, int) else kernel
+    expected_shape = (3, 9 + k[0] - 1, 11 + k[1] - 1, 7) if padding == "valid" else (3, 9, 11, 7)
+    assert tuple(results[0][0].shape) == tuple(results[1][0].shape) == expected_shape
+    assert len(results[0]) == 3 + bias
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def transpose_layer(keras, kernel, padding="valid", bias=True, activation="relu", dtype=None,
+                    plain=False):
+    """One decoder Conv2DTranspose (stride 1, 7 filters) as the model builder makes it."""
+    from autoencoder.model import keras_layers, transposes_as_conv
+    from autoencoder.shapes import PlannedLayer
+
+    k = (kernel, kernel) if isinstance(kernel, int) else kernel
+    planned = PlannedLayer(block="dec 1", name="dec1_convT", kind="Conv2DTranspose",
+                           part="decoder", input_shape=(9, 11, 5), output_shape=(0, 0, 0),
+                           kernel=k, strides=(1, 1), padding=padding, dilation=(1, 1),
+                           activation=activation, options={"filters": 7, "use_bias": bias})
+    assert transposes_as_conv(planned)
+    layer = keras_layers(planned, plain)[0]
+    assert type(layer) is keras.layers.Conv2DTranspose
+    if dtype:
+        layer.dtype_policy = dtype
+    return layer
+
+
+def test_bfloat16_transposes_run_as_conv2d_float32_as_keras_does(keras):
+    import tensorflow as tf
+
+    def ops(layer):
+        layer.build((None, 9, 11, 5))
+        graph = tf.function(layer).get_concrete_function(
+            tf.TensorSpec((2, 9, 11, 5), tf.float32)).graph
+        return {op.type for op in graph.get_operations()}
+
+    assert "Conv2DBackpropInput" not in ops(transpose_layer(keras, 3, dtype="mixed_bfloat16"))
+    assert "Conv2D" in ops(transpose_layer(keras, 3, dtype="mixed_bfloat16"))
+    assert "Conv2DBackpropInput" in ops(transpose_layer(keras, 3, dtype="float32"))
+    assert "Conv2DBackpropInput" in ops(transpose_layer(keras, 3, dtype="mixed_bfloat16",
+                                                       plain=True))
+
+
+def test_which_layers_compute_as_conv(built):
+    from autoencoder.model import transposes_as_conv
+
+    def fast(name):
+        return [p.name for p in built[name][1].layers if transposes_as_conv(p)]
+
+    assert fast("seed_tutorial.yaml") == ["dec1_convT", "dec2_convT", "dec3_convT"]
+    assert fast("keras_denoising.yaml") == []  # stride 2: computed as Keras does
+
+
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "autoencoder", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
