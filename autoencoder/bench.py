@@ -65,12 +65,14 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1, quiet: bool = Fa
         say(f"{images:,} training images, batch {config.train.batch_size}; "
             f"{warmup} warm-up + {epochs} timed epochs each, in turns A B C")
         times: dict[str, list[float]] = {key: [] for key in CONTENDERS}
+        steps: dict[str, list[float]] = {key: [] for key in CONTENDERS}
         losses: dict[str, list[float]] = {key: [] for key in CONTENDERS}
         for round_ in range(warmup + epochs):
             for key, worker in workers.items():
                 reply = worker.epoch()
                 if round_ >= warmup:
                     times[key].append(reply["seconds"])
+                    steps[key] += reply["steps"]
                 losses[key].append(reply["loss"])
                 say(f"  epoch {round_ + 1} {key}: {reply['seconds']:.2f} s "
                     f"({reply['images'] / reply['seconds']:,.0f} images/s), loss {reply['loss']:.4f}"
@@ -95,9 +97,11 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1, quiet: bool = Fa
         "matmul_gflops": matmul,
         "contenders": {},
     }
+    batch = config.train.batch_size
     for key, label in CONTENDERS.items():
         seconds = statistics.median(times[key])
         rate = images / seconds
+        full_steps = _full_steps(steps[key], images, batch)
         result["contenders"][key] = {
             "label": label,
             "epoch_seconds": times[key],
@@ -106,6 +110,12 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1, quiet: bool = Fa
             # A shared machine only ever slows an epoch down: the best epoch is the least
             # disturbed one, a second reading beside the median.
             "images_per_second_best": images / min(times[key]),
+            # The median step is what a burst cannot move unless it covers half the steps; it
+            # leaves out the per-epoch work (A's checkpoints, iterator start), which the
+            # epoch figures keep.
+            "step_seconds": steps[key],
+            "median_step_seconds": statistics.median(full_steps),
+            "images_per_second_steps": batch / statistics.median(full_steps),
             "achieved_gflops": rate * flops / 1e9,
             "fraction_of_matmul": rate * flops / 1e9 / matmul,
             "peak_rss_bytes": finals[key]["peak_rss_bytes"],
@@ -117,6 +127,8 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1, quiet: bool = Fa
     result["A/B"], result["A/C"] = rate["A"] / rate["B"], rate["A"] / rate["C"]
     best = {key: c["images_per_second_best"] for key, c in result["contenders"].items()}
     result["A/B best"], result["A/C best"] = best["A"] / best["B"], best["A"] / best["C"]
+    step = {key: c["images_per_second_steps"] for key, c in result["contenders"].items()}
+    result["A/B steps"], result["A/C steps"] = step["A"] / step["B"], step["A"] / step["C"]
     runs.write_json(out_dir / "bench.json", result)
     print(format_bench(result))
     print(f"wrote {out_dir / 'bench.json'}")
@@ -124,28 +136,42 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1, quiet: bool = Fa
     return out_dir
 
 
+def _full_steps(steps: list[float], images: int, batch: int) -> list[float]:
+    """The steps of full batches: a short last batch per epoch would read as a faster step."""
+    per_epoch = -(-images // batch)
+    if images % batch == 0 or per_epoch == 1:
+        return steps
+    return [t for i, t in enumerate(steps) if (i + 1) % per_epoch]
+
+
 def format_bench(result: dict) -> str:
     """The table `autoencoder bench` prints (without its last line, A/B)."""
+    flops, matmul = result["train_flops_per_image"], result["matmul_gflops"]
     lines = [
         f"{result['config']} on {result['dataset']}: {result['images']:,} training images, batch "
         f"{result['batch_size']}, {result['params']:,} parameters, "
         f"{result['train_flops_per_image'] / 1e6:.1f} MFLOP per training image (3 x forward)",
         f"machine: {result['machine']}; float32 matmul {result['matmul_gflops']:.1f} GFLOP/s",
         "",
-        f"{'contender':<36} {'precision':<14} {'images/s':>9} {'best':>6} {'epoch s':>8} "
-        f"{'peak RSS':>9} {'GFLOP/s':>8} {'of matmul':>9} {'test MSE':>9}",
+        f"{'contender':<36} {'precision':<14} {'images/s':>9} {'best':>6} {'steps':>6} "
+        f"{'epoch s':>8} {'peak RSS':>9} {'GFLOP/s':>8} {'of matmul':>9} {'test MSE':>9}",
     ]
     for key, c in result["contenders"].items():
         lines.append(f"{key}  {c['label']:<33} {c['precision']:<14} "
                      f"{c['images_per_second']:>9,.0f} {c['images_per_second_best']:>6,.0f} "
-                     f"{c['median_epoch_seconds']:>8.2f} "
+                     f"{c['images_per_second_steps']:>6,.0f} {c['median_epoch_seconds']:>8.2f} "
                      f"{c['peak_rss_bytes'] / 2**30:>5.2f} GiB {c['achieved_gflops']:>8.1f} "
                      f"{c['fraction_of_matmul']:>9.0%} {c['test_mse']:>9.5f}")
     lines += ["", f"images/s: median of {result['timed_epochs']} timed epochs each, after "
-                  f"{result['warmup_epochs']} warm-up (best: the fastest epoch); GFLOP/s from the "
-                  f"median; test MSE after all {result['warmup_epochs'] + result['timed_epochs']} "
-                  f"epochs",
+                  f"{result['warmup_epochs']} warm-up; best: the fastest epoch; steps: batch size "
+                  f"/ the median training step of those epochs; GFLOP/s from the median epoch; "
+                  f"test MSE after all {result['warmup_epochs'] + result['timed_epochs']} epochs",
               f"best epochs: A/B = {result['A/B best']:.2f}, A/C = {result['A/C best']:.2f}",
+              f"median steps: A/B = {result['A/B steps']:.2f}, A/C = {result['A/C steps']:.2f}; "
+              f"A's median step runs at "
+              f"{result['contenders']['A']['images_per_second_steps'] * flops / 1e9:.0f} GFLOP/s, "
+              f"{result['contenders']['A']['images_per_second_steps'] * flops / 1e9 / matmul:.0%} "
+              f"of matmul",
               f"A/C = {result['A/C']:.2f}"]
     return "\n".join(lines)
 
@@ -318,20 +344,32 @@ def _measure_matmul() -> float:
 
 
 def _turn_callbacks(keras, images: int):
-    """Two callbacks around the others: wait for "go" before an epoch, report after it."""
+    """Two callbacks around the others: wait for "go" before an epoch, report after it.
+
+    Each training step is timed too (Keras runs a step to its end before the batch-end
+    callbacks), so the report has every step's seconds besides the epoch's.
+    """
 
     class Start(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             if not sys.stdin.readline():
                 raise SystemExit(0)  # the parent is gone
             self.stop.started = time.perf_counter()
+            self.stop.steps = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.stop.step_started = time.perf_counter()
 
     class Stop(keras.callbacks.Callback):
-        started = 0.0
+        started = step_started = 0.0
+        steps: list[float] = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps.append(time.perf_counter() - self.step_started)
 
         def on_epoch_end(self, epoch, logs=None):
             seconds = time.perf_counter() - self.started
-            _send({"seconds": seconds, "images": images,
+            _send({"seconds": seconds, "images": images, "steps": self.steps,
                    "loss": float((logs or {}).get("loss", float("nan")))})
 
     start, stop = Start(), Stop()
@@ -345,7 +383,7 @@ def _plain_model(config: Config):
 
     from autoencoder.model import build_models
 
-    model = build_models(config.model)[0]
+    model = build_models(config.model, plain=True)[0]
     opt = config.train.optimizer
     optimizer = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
                  "sgd": keras.optimizers.SGD}[opt.name](opt.learning_rate)

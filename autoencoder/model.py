@@ -55,6 +55,14 @@ def keras_layers(planned: PlannedLayer, plain: bool = False) -> list[Any]:
     if not plain and transposes_as_conv(planned):
         main.call = functools.partial(_transpose_as_conv, main)
     layers = [main]
+    if planned.name == "output_conv":
+        # The reconstruction's activation is a layer of its own in float32, as Keras's
+        # mixed-precision guide advises: the convolution runs in the policy's dtype (under
+        # mixed_bfloat16 its float32 form held a float32 copy of the widest activation and its
+        # gradient, ~200 MB at batch 1000, and took a third of the step), while the sigmoid and
+        # the loss, which reads the logits, stay float32.
+        layers.append(keras.layers.Activation(planned.activation, dtype="float32",
+                                              name=f"{planned.name}_act"))
     if planned.batch_norm:
         # Conv -> BatchNormalization -> activation: the main layer is built without activation.
         layers += [keras.layers.BatchNormalization(name=f"{planned.name}_bn"),
@@ -72,14 +80,12 @@ def _conv_arguments(planned: PlannedLayer) -> dict[str, Any]:
     arguments = dict(
         filters=options["filters"], kernel_size=planned.kernel, strides=planned.strides,
         padding=planned.padding, dilation_rate=planned.dilation,
-        activation=None if planned.batch_norm else planned.activation,
+        activation=None if planned.batch_norm or planned.name == "output_conv"
+        else planned.activation,
         use_bias=options.get("use_bias", True),
         kernel_initializer=options.get("kernel_initializer", "glorot_uniform"),
         kernel_regularizer=keras.regularizers.L1L2(*regularizer) if regularizer else None,
         name=planned.name)
-    if planned.name == "output_conv":
-        # Keep the reconstruction (and its sigmoid) in float32 under a mixed-precision policy.
-        arguments["dtype"] = "float32"
     return arguments
 
 

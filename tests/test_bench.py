@@ -1,6 +1,7 @@
 """The benchmark: analytic FLOP counts, and one tiny three-contender run through the CLI."""
 
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,12 @@ def test_tiny_bench_writes_its_table(tmp_path):
         c = report["contenders"][key]
         assert len(c["epoch_seconds"]) == 2 and len(c["losses"]) == 2
         assert c["images_per_second"] == pytest.approx(240 / c["median_epoch_seconds"])
+        # 240 images at batch 100: steps of 100, 100, 40 per epoch; the 40s are left out.
+        assert len(c["step_seconds"]) == 6
+        full = c["step_seconds"][:2] + c["step_seconds"][3:5]
+        assert c["median_step_seconds"] == pytest.approx(statistics.median(full))
+        assert c["images_per_second_steps"] == pytest.approx(100 / c["median_step_seconds"])
+        assert sum(c["step_seconds"][:3]) < c["epoch_seconds"][0]
         assert 0.0 < c["losses"][-1] < 0.7  # BCE on [0, 1] pixels, below log(2)
         assert 100 * 2**20 < c["peak_rss_bytes"] < 8 * 2**30
         assert 0.0 < c["test_mse"] < 0.25  # sigmoid outputs against [0, 1] pixels
@@ -60,6 +67,8 @@ def test_tiny_bench_writes_its_table(tmp_path):
     ratio = report["contenders"]["A"]["images_per_second"] / report["contenders"]["B"]["images_per_second"]
     assert report["A/B"] == pytest.approx(ratio)
     assert f"A/C = {report['A/C']:.2f}" in lines
+    assert report["A/B steps"] == pytest.approx(report["contenders"]["A"]["images_per_second_steps"]
+                                                / report["contenders"]["B"]["images_per_second_steps"])
     assert load_config(bench_dir / "config.yaml").data.limit == 300
 
 

@@ -116,7 +116,26 @@ def test_pass_through_options(keras):
     names = [layer.name for layer in encoder.layers]
     assert names[1:5] == ["enc1_conv", "enc1_conv_bn", "enc1_conv_act", "enc1_conv_dropout"]
     assert encoder.get_layer("enc1_conv_act").activation.__name__ == "elu"
-    assert decoder.get_layer("output_conv").dtype_policy.name == "float32"
+    # The output convolution follows the policy; its activation is a float32 layer of its own.
+    assert decoder.get_layer("output_conv").activation.__name__ == "linear"
+    assert decoder.get_layer("output_conv_act").dtype_policy.name == "float32"
+    assert decoder.get_layer("output_conv_act").activation.__name__ == "sigmoid"
+
+
+def test_mixed_bfloat16_keeps_the_reconstruction_float32(keras):
+    from autoencoder.model import build_models
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        autoencoder, _, decoder = build_models(load_config(ROOT / "configs/seed_tutorial.yaml").model)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert decoder.get_layer("dec3_convT").compute_dtype == "bfloat16"
+    assert decoder.get_layer("output_conv").compute_dtype == "bfloat16"
+    assert decoder.get_layer("output_conv_act").compute_dtype == "float32"
+    x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    y = autoencoder.predict(x, verbose=0)
+    assert y.dtype == np.float32 and y.shape == x.shape and 0.0 < y.min() <= y.max() < 1.0
 
 
 def test_saved_models_load_safely_with_same_outputs(keras, built, tmp_path):
