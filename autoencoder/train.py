@@ -41,6 +41,10 @@ def train(config: Config, resume: str | Path | None = None, quiet: bool = False)
     else:
         run_dir, state = runs.create_run_dir(config), None
     say(f"run directory: {run_dir}")
+    tensorflow()
+    import keras
+
+    policy = keras.mixed_precision.global_policy()
     try:
         return _train_in(run_dir, state, config, quiet, say)
     except KeyboardInterrupt:
@@ -49,6 +53,9 @@ def train(config: Config, resume: str | Path | None = None, quiet: bool = False)
         done = (runs.read_state(run_dir) or {}).get("epoch", 0)
         raise KeyboardInterrupt(f"after {done} completed epoch(s); the run is kept: resume with "
                                 f"`{resume_command(run_dir)}`") from None
+    finally:
+        # The run's precision policy is Keras-global; a caller's later models keep their own.
+        keras.mixed_precision.set_global_policy(policy)
 
 
 def resume_command(run_dir: Path) -> str:

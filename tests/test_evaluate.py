@@ -37,10 +37,13 @@ def test_pca_baseline_matches_numpy_svd(digits):
     expected = np.mean((b - recon) ** 2)
     got = pca_baseline(train, test, 16)
     assert got["components"] == 16
-    assert got["mse"] == pytest.approx(expected, rel=0.02)
+    assert got["mse"] == pytest.approx(expected, rel=1e-6)
     assert got["psnr"] == pytest.approx(10 * np.log10(1 / expected), abs=0.1)
     # More components, less error.
     assert pca_baseline(train, test, 64)["mse"] < got["mse"]
+    # Fit on uint8 pixels (what evaluation passes) = fit on the same images as float.
+    pixels = np.rint(train * 255).astype(np.uint8)
+    assert pca_baseline(pixels, test, 16)["mse"] == pytest.approx(got["mse"], rel=1e-9)
 
 
 def test_mse_psnr_ssim_values():

@@ -198,3 +198,18 @@ def test_killed_mid_epoch_then_resumed(tmp_path):
     unbroken = read_history(train(config.model_copy(update={"name": "unbroken"}), quiet=True))
     resumed = read_history(run_dir)
     assert resumed[-1]["val/loss"] == pytest.approx(unbroken[-1]["val/loss"], rel=0.02)
+
+
+def test_train_leaves_the_global_dtype_policy_as_it_found_it(tmp_path):
+    import keras
+
+    from autoencoder.train import train
+
+    keras.mixed_precision.set_global_policy("float32")
+    run_dir = train(tiny(tmp_path, "train.epochs=1", "train.mixed_precision=on"), quiet=True)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    # The run itself trained in mixed precision: its saved model says so, layer by layer.
+    model = keras.models.load_model(run_dir / "model.keras", safe_mode=True)
+    encoder = model.get_layer("encoder")
+    assert encoder.get_layer("enc1_conv").dtype_policy.name.startswith("mixed_")
+    assert model.get_layer("decoder").get_layer("output_conv_act").dtype_policy.name == "float32"
