@@ -26,6 +26,7 @@ from autoencoder import runs
 from autoencoder.config import Config, dump_config, load_config
 from autoencoder.errors import UserError
 
+_DETAILS = ("start_gap", "cpu_seconds", "sys_seconds", "minor_faults", "major_faults")
 CONTENDERS = {
     "A": "autoencoder trainer",
     "B": "plain Keras, defaults",
@@ -66,6 +67,7 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1, quiet: bool = Fa
             f"{warmup} warm-up + {epochs} timed epochs each, in turns A B C")
         times: dict[str, list[float]] = {key: [] for key in CONTENDERS}
         steps: dict[str, list[float]] = {key: [] for key in CONTENDERS}
+        details: dict[str, list[dict]] = {key: [] for key in CONTENDERS}
         losses: dict[str, list[float]] = {key: [] for key in CONTENDERS}
         for round_ in range(warmup + epochs):
             for key, worker in workers.items():
@@ -73,6 +75,7 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1, quiet: bool = Fa
                 if round_ >= warmup:
                     times[key].append(reply["seconds"])
                     steps[key] += reply["steps"]
+                    details[key].append({name: reply[name] for name in _DETAILS})
                 losses[key].append(reply["loss"])
                 say(f"  epoch {round_ + 1} {key}: {reply['seconds']:.2f} s "
                     f"({reply['images'] / reply['seconds']:,.0f} images/s), loss {reply['loss']:.4f}"
@@ -98,6 +101,7 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1, quiet: bool = Fa
         "contenders": {},
     }
     batch = config.train.batch_size
+    per_epoch = -(-images // batch)
     for key, label in CONTENDERS.items():
         seconds = statistics.median(times[key])
         rate = images / seconds
@@ -114,6 +118,9 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1, quiet: bool = Fa
             # leaves out the per-epoch work (A's checkpoints, iterator start), which the
             # epoch figures keep.
             "step_seconds": steps[key],
+            # Per timed epoch: wall seconds not spent in steps, and what the process did then.
+            "epochs": [{"outside_steps": t - sum(steps[key][i * per_epoch:(i + 1) * per_epoch]),
+                        **d} for i, (t, d) in enumerate(zip(times[key], details[key]))],
             "median_step_seconds": statistics.median(full_steps),
             "images_per_second_steps": batch / statistics.median(full_steps),
             "achieved_gflops": rate * flops / 1e9,
@@ -172,6 +179,10 @@ def format_bench(result: dict) -> str:
               f"{result['contenders']['A']['images_per_second_steps'] * flops / 1e9:.0f} GFLOP/s, "
               f"{result['contenders']['A']['images_per_second_steps'] * flops / 1e9 / matmul:.0%} "
               f"of matmul",
+              "seconds outside the training steps, per timed epoch (start of the epoch, "
+              "callbacks, checkpoints, and any stall): " + "; ".join(
+                  f"{key} " + " ".join(f"{e['outside_steps']:.2f}" for e in c["epochs"])
+                  for key, c in result["contenders"].items()),
               f"A/C = {result['A/C']:.2f}"]
     return "\n".join(lines)
 
@@ -324,6 +335,13 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
+def _usage() -> dict:
+    """This process's CPU seconds and page faults so far (an epoch's share is a difference)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu_seconds": r.ru_utime + r.ru_stime, "sys_seconds": r.ru_stime,
+            "minor_faults": r.ru_minflt, "major_faults": r.ru_majflt}
+
+
 def _measure_matmul() -> float:
     """Best float32 GFLOP/s of TensorFlow's 2048 x 2048 matmul, with the project's settings."""
     from autoencoder.runtime import tensorflow
@@ -354,14 +372,18 @@ def _turn_callbacks(keras, images: int):
         def on_epoch_begin(self, epoch, logs=None):
             if not sys.stdin.readline():
                 raise SystemExit(0)  # the parent is gone
-            self.stop.started = time.perf_counter()
-            self.stop.steps = []
+            self.stop.started, self.stop.usage = time.perf_counter(), _usage()
+            self.stop.steps, self.stop.first_step = [], None
 
         def on_train_batch_begin(self, batch, logs=None):
             self.stop.step_started = time.perf_counter()
+            if self.stop.first_step is None:
+                self.stop.first_step = self.stop.step_started
 
     class Stop(keras.callbacks.Callback):
         started = step_started = 0.0
+        first_step: float | None = None
+        usage: dict = {}
         steps: list[float] = []
 
         def on_train_batch_end(self, batch, logs=None):
@@ -369,7 +391,9 @@ def _turn_callbacks(keras, images: int):
 
         def on_epoch_end(self, epoch, logs=None):
             seconds = time.perf_counter() - self.started
+            used = {key: value - self.usage[key] for key, value in _usage().items()}
             _send({"seconds": seconds, "images": images, "steps": self.steps,
+                   "start_gap": (self.first_step or self.started) - self.started, **used,
                    "loss": float((logs or {}).get("loss", float("nan")))})
 
     start, stop = Start(), Stop()

@@ -60,6 +60,10 @@ def test_tiny_bench_writes_its_table(tmp_path):
         assert c["median_step_seconds"] == pytest.approx(statistics.median(full))
         assert c["images_per_second_steps"] == pytest.approx(100 / c["median_step_seconds"])
         assert sum(c["step_seconds"][:3]) < c["epoch_seconds"][0]
+        assert len(c["epochs"]) == 2
+        for epoch, seconds in zip(c["epochs"], c["epoch_seconds"]):
+            assert 0 < epoch["outside_steps"] < seconds and 0 <= epoch["start_gap"] < seconds
+            assert 0 < epoch["cpu_seconds"] and epoch["minor_faults"] >= 0
         assert 0.0 < c["losses"][-1] < 0.7  # BCE on [0, 1] pixels, below log(2)
         assert 100 * 2**20 < c["peak_rss_bytes"] < 8 * 2**30
         assert 0.0 < c["test_mse"] < 0.25  # sigmoid outputs against [0, 1] pixels
