@@ -133,8 +133,8 @@ def _transpose_as_conv(layer: Any, inputs: Any) -> Any:
     Conv2DBackpropInput followed by a separate bias add, activation and, in training,
     BiasAddGrad, each a pass over the activations, and on a CPU those elementwise ops are slow
     in bfloat16; as a Conv2D, oneDNN fuses them into the convolution and its filter gradient.
-    Measured on 2 cores, seed tutorial: 1.14x faster per epoch under mixed_bfloat16, but 0.87x
-    in float32, where oneDNN's Conv2D backward on the padded input costs more than it saves;
+    Measured on 2 cores, seed tutorial: about 1.07x faster per step (median) under
+    mixed_bfloat16, but 0.87x per epoch in float32, where oneDNN's Conv2D backward on the padded input costs more than it saves;
     so other dtypes keep Keras's call. The layer's class, weights and saved files stay
     Conv2DTranspose's: a loaded model computes the same function Keras's way.
     """
