@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -32,8 +32,19 @@ from pydantic import (
 from autoencoder.errors import UserError
 
 ACTIVATIONS = (
-    "relu", "sigmoid", "tanh", "linear", "elu", "selu", "gelu", "silu", "swish",
-    "leaky_relu", "softplus", "relu6", "hard_sigmoid",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "linear",
+    "elu",
+    "selu",
+    "gelu",
+    "silu",
+    "swish",
+    "leaky_relu",
+    "softplus",
+    "relu6",
+    "hard_sigmoid",
 )
 
 # Keras 1 words that users of Deconvolution2D still write, and the Keras 3 key that replaced each.
@@ -48,9 +59,15 @@ KERAS1_KEYS = {
     "W_regularizer": "kernel_regularizer",
     "bias": "use_bias",
 }
-KERAS1_TYPES = {"deconvolution2d": "conv_transpose", "deconv": "conv_transpose",
-                "convolution2d": "conv", "conv2d": "conv", "conv2dtranspose": "conv_transpose",
-                "maxpooling2d": "maxpool", "averagepooling2d": "avgpool"}
+KERAS1_TYPES = {
+    "deconvolution2d": "conv_transpose",
+    "deconv": "conv_transpose",
+    "convolution2d": "conv",
+    "conv2d": "conv",
+    "conv2dtranspose": "conv_transpose",
+    "maxpooling2d": "maxpool",
+    "averagepooling2d": "avgpool",
+}
 
 PosInt = Annotated[StrictInt, Field(gt=0)]
 NonNegInt = Annotated[StrictInt, Field(ge=0)]
@@ -63,12 +80,16 @@ def _pair(minimum: int):
         what = "a positive integer" if minimum > 0 else "a non-negative integer"
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value, value]
-        if (isinstance(value, (list, tuple)) and len(value) == 2
-                and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        if (
+            isinstance(value, (list, tuple))
+            and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        ):
             if min(value) < minimum:
                 raise ValueError(f"must be {what} or a pair [h, w] of them, got {list(value)}")
             return (int(value[0]), int(value[1]))
         raise ValueError(f"must be {what} or a pair [h, w] of them, got {value!r}")
+
     return check
 
 
@@ -86,7 +107,11 @@ class Section(BaseModel):
 def _check_activation(value: str) -> str:
     if value not in ACTIVATIONS:
         close = difflib.get_close_matches(value, ACTIVATIONS, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; choose one of {', '.join(ACTIVATIONS)}"
+        hint = (
+            f"; did you mean '{close[0]}'?"
+            if close
+            else f"; choose one of {', '.join(ACTIVATIONS)}"
+        )
         raise ValueError(f"unknown activation '{value}'{hint}")
     return value
 
@@ -130,7 +155,8 @@ class _LayerOptions(Section):
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(
                 f"strides {list(self.strides)} together with dilation_rate "
-                f"{list(self.dilation_rate)} is not supported by Keras; set one of them to 1")
+                f"{list(self.dilation_rate)} is not supported by Keras; set one of them to 1"
+            )
         return self
 
 
@@ -165,11 +191,12 @@ class ConvTransposeBlock(_LayerOptions):
         if self.output_padding is not None and self.target_size is not None:
             raise ValueError("give output_padding or target_size, not both")
         if self.output_padding is not None:
-            for axis, (op, s) in enumerate(zip(self.output_padding, self.strides)):
+            for op, s in zip(self.output_padding, self.strides):
                 if op >= s:
                     raise ValueError(
                         f"output_padding {list(self.output_padding)} must be smaller than strides "
-                        f"{list(self.strides)} on every axis (Keras rule: output_padding < stride)")
+                        f"{list(self.strides)} on every axis (Keras rule: output_padding < stride)"
+                    )
         return self
 
 
@@ -194,17 +221,14 @@ def _block_type(default: str):
             kind = value.get("type", default)
             return KERAS1_TYPES.get(str(kind).lower(), kind) if kind not in _TAGS else kind
         return getattr(value, "type", None)
+
     return kind
 
 
 _TAGS = {"conv", "maxpool", "avgpool", "conv_transpose", "upsample", "crop", "mirror", "blocks"}
 
 EncoderBlock = Annotated[
-    Union[
-        Annotated[ConvBlock, Tag("conv")],
-        Annotated[PoolBlock, Tag("maxpool")],
-        Annotated[PoolBlock, Tag("avgpool")],
-    ],
+    Annotated[ConvBlock, Tag("conv")] | Annotated[PoolBlock, Tag("maxpool")] | Annotated[PoolBlock, Tag("avgpool")],
     Discriminator(
         _block_type("conv"),
         custom_error_type="block_type",
@@ -213,12 +237,7 @@ EncoderBlock = Annotated[
 ]
 
 DecoderBlock = Annotated[
-    Union[
-        Annotated[ConvTransposeBlock, Tag("conv_transpose")],
-        Annotated[UpsampleBlock, Tag("upsample")],
-        Annotated[CropBlock, Tag("crop")],
-        Annotated[ConvBlock, Tag("conv")],
-    ],
+    Annotated[ConvTransposeBlock, Tag("conv_transpose")] | Annotated[UpsampleBlock, Tag("upsample")] | Annotated[CropBlock, Tag("crop")] | Annotated[ConvBlock, Tag("conv")],
     Discriminator(
         _block_type("conv_transpose"),
         custom_error_type="block_type",
@@ -234,7 +253,8 @@ def _refuse_keras1_type(blocks: Any) -> Any:
                 old = block["type"]
                 raise ValueError(
                     f"block {i}: type '{old}' is the old Keras layer name; "
-                    f"use type: {KERAS1_TYPES[str(old).lower()]}")
+                    f"use type: {KERAS1_TYPES[str(old).lower()]}"
+                )
     return blocks
 
 
@@ -251,20 +271,19 @@ class OutputLayer(Section):
 
 
 def _seed_tutorial_encoder() -> list:
-    return [ConvBlock(filters=f, padding="valid", kernel_initializer="he_normal") for f in (32, 16, 8)]
+    return [
+        ConvBlock(filters=f, padding="valid", kernel_initializer="he_normal") for f in (32, 16, 8)
+    ]
 
 
 class ModelConfig(Section):
     input_shape: tuple[PosInt, PosInt, PosInt] = (28, 28, 1)
-    encoder: Annotated[list[EncoderBlock], BeforeValidator(_refuse_keras1_type),
-                       Field(min_length=1)] = Field(default_factory=_seed_tutorial_encoder)
+    encoder: Annotated[
+        list[EncoderBlock], BeforeValidator(_refuse_keras1_type), Field(min_length=1)
+    ] = Field(default_factory=_seed_tutorial_encoder)
     latent_dim: PosInt | None = None
     decoder: Annotated[
-        Union[
-            Annotated[Literal["mirror"], Tag("mirror")],
-            Annotated[list[DecoderBlock], BeforeValidator(_refuse_keras1_type), Field(min_length=1),
-                      Tag("blocks")],
-        ],
+        Annotated[Literal["mirror"], Tag("mirror")] | Annotated[list[DecoderBlock], BeforeValidator(_refuse_keras1_type), Field(min_length=1), Tag("blocks")],
         Discriminator(lambda v: "blocks" if isinstance(v, list) else "mirror"),
     ] = "mirror"
     output: OutputLayer = Field(default_factory=OutputLayer)
@@ -402,16 +421,20 @@ def read_yaml(path: str | Path) -> dict:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise UserError(f"{path}: config file not found; check the path "
-                        f"(presets are in configs/)") from None
+        raise UserError(
+            f"{path}: config file not found; check the path (presets are in configs/)"
+        ) from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read config: {exc.__class__.__name__}") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.constructor.ConstructorError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
-        hint = ("; configs are plain YAML and Python object tags are refused (yaml.safe_load)"
-                if "tag" in str(exc.problem) else "")
+        hint = (
+            "; configs are plain YAML and Python object tags are refused (yaml.safe_load)"
+            if "tag" in str(exc.problem)
+            else ""
+        )
         raise UserError(f"{path}: line {line}: {_printable(str(exc.problem))}{hint}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -423,8 +446,10 @@ def read_yaml(path: str | Path) -> dict:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise UserError(f"{path}: a config must be a YAML mapping with sections such as "
-                        f"name, seed, data, model, train; got a {type(raw).__name__}")
+        raise UserError(
+            f"{path}: a config must be a YAML mapping with sections such as "
+            f"name, seed, data, model, train; got a {type(raw).__name__}"
+        )
     return raw
 
 
@@ -436,14 +461,17 @@ def parse_override(item: str) -> tuple[tuple, Any]:
         raise UserError(f"--set {item}: expected KEY=VALUE, e.g. --set train.epochs=5")
     keys = tuple(int(k) if k.isascii() and k.isdigit() else k for k in key.strip().split("."))
     if any(k == "" for k in keys):
-        raise UserError(f"--set {item}: empty key in '{_printable(key)}'; write dotted keys like "
-                        f"train.epochs")
+        raise UserError(
+            f"--set {item}: empty key in '{_printable(key)}'; write dotted keys like train.epochs"
+        )
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         problem = getattr(exc, "problem", None) or _unreadable(exc)
-        raise UserError(f"--set {item}: value '{_printable(text)}' is not valid YAML ({problem}); "
-                        f"quote strings, e.g. --set name=my_run") from None
+        raise UserError(
+            f"--set {item}: value '{_printable(text)}' is not valid YAML ({problem}); "
+            f"quote strings, e.g. --set name=my_run"
+        ) from None
     return keys, value
 
 
@@ -467,20 +495,23 @@ def set_path(raw: dict, keys: tuple, value: Any, item: str) -> None:
     for depth, key in enumerate(keys[:-1]):
         if isinstance(node, list):
             if not isinstance(key, int) or key >= len(node):
-                raise UserError(f"--set {item}: {format_loc(keys[:depth + 1])}: no such list item "
-                                f"(the list has {len(node)})")
+                raise UserError(
+                    f"--set {item}: {format_loc(keys[: depth + 1])}: no such list item "
+                    f"(the list has {len(node)})"
+                )
             node = node[key]
             continue
         if not isinstance(node, dict):
             raise UserError(f"--set {item}: {format_loc(keys[:depth])} is not a section")
         if key not in node or node[key] is None or isinstance(node[key], str):
-            node[key] = _default_section(keys[:depth + 1])
+            node[key] = _default_section(keys[: depth + 1])
         node = node[key]
     last = keys[-1]
     if isinstance(node, list):
         if not isinstance(last, int) or last >= len(node):
-            raise UserError(f"--set {item}: {format_loc(keys)}: no such list item "
-                            f"(the list has {len(node)})")
+            raise UserError(
+                f"--set {item}: {format_loc(keys)}: no such list item (the list has {len(node)})"
+            )
         node[last] = value
     elif isinstance(node, dict):
         node[last] = value
@@ -520,8 +551,11 @@ def describe_error(error: dict, loc: tuple) -> str:
             return f"'{key}' is Keras 1 (Deconvolution2D era); use '{KERAS1_KEYS[key]}'"
         valid = valid_keys(loc[:-1])
         close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
-        hint = f"; did you mean '{close[0]}'?" if close else (
-            f"; valid keys here: {', '.join(valid)}" if valid else "")
+        hint = (
+            f"; did you mean '{close[0]}'?"
+            if close
+            else (f"; valid keys here: {', '.join(valid)}" if valid else "")
+        )
         return f"unknown key{hint}"
     if kind == "missing":
         return "is required but missing"
@@ -541,13 +575,13 @@ def describe_error(error: dict, loc: tuple) -> str:
         expected = error.get("ctx", {}).get("expected", "")
         return f"must be {expected}, got {_show(value)}"
     if kind == "string_pattern_mismatch":
-        return (f"must be a plain name (letters, digits, '_', '.', '-'), got {_show(value)}")
+        return f"must be a plain name (letters, digits, '_', '.', '-'), got {_show(value)}"
     if kind == "block_type":
         return msg + f", got type {_show(value.get('type') if isinstance(value, dict) else value)}"
     if msg.startswith("Value error, "):
-        return msg[len("Value error, "):]
+        return msg[len("Value error, ") :]
     if msg.startswith("Input should be "):
-        msg = "must be " + msg[len("Input should be "):]
+        msg = "must be " + msg[len("Input should be ") :]
     return f"{msg}, got {_show(value)}" if not isinstance(value, (dict, list)) else msg
 
 

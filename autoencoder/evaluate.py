@@ -21,14 +21,20 @@ CHUNK = 1000
 def per_image_mse(x: np.ndarray, recon: np.ndarray) -> np.ndarray:
     """Mean squared error of each image, shape (N,)."""
     axes = tuple(range(1, x.ndim))
-    return np.concatenate([np.mean((x[i:i + CHUNK].astype(np.float64) - recon[i:i + CHUNK]) ** 2,
-                                   axis=axes) for i in range(0, len(x), CHUNK)])
+    return np.concatenate(
+        [
+            np.mean((x[i : i + CHUNK].astype(np.float64) - recon[i : i + CHUNK]) ** 2, axis=axes)
+            for i in range(0, len(x), CHUNK)
+        ]
+    )
 
 
 def _mean_over_chunks(fn, *arrays: np.ndarray) -> float:
     """The mean of fn(chunks...) elementwise over all images, chunk by chunk, in float64."""
-    total = sum(float(np.sum(fn(*(a[i:i + CHUNK].astype(np.float64) for a in arrays))))
-                for i in range(0, len(arrays[0]), CHUNK))
+    total = sum(
+        float(np.sum(fn(*(a[i : i + CHUNK].astype(np.float64) for a in arrays))))
+        for i in range(0, len(arrays[0]), CHUNK)
+    )
     return total / arrays[0].size
 
 
@@ -44,17 +50,21 @@ def mae(x: np.ndarray, recon: np.ndarray) -> float:
 
 def bce(x: np.ndarray, recon: np.ndarray) -> float:
     """Mean binary cross-entropy per pixel (targets may be grey, not just 0/1)."""
+
     def terms(x, p):
         p = np.clip(p, EPS, 1 - EPS)
         return -(x * np.log(p) + (1 - x) * np.log(1 - p))
+
     return _mean_over_chunks(terms, x, recon)
 
 
 def bce_floor(x: np.ndarray) -> float:
     """Mean entropy of the target pixels: the BCE of a perfect reconstruction (0 log 0 = 0)."""
+
     def entropy(x):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.nan_to_num(-(x * np.log(x) + (1 - x) * np.log(1 - x)), nan=0.0)
+
     return _mean_over_chunks(entropy, x)
 
 
@@ -65,10 +75,15 @@ def ssim(x: np.ndarray, recon: np.ndarray) -> float:
     tf = tensorflow()
     # Window must fit the image: shrink it for very small inputs.
     size = min(11, x.shape[1], x.shape[2])
-    values = [tf.image.ssim(tf.constant(x[i:i + CHUNK], tf.float32),
-                            tf.constant(recon[i:i + CHUNK], tf.float32),
-                            max_val=1.0, filter_size=size).numpy()
-              for i in range(0, len(x), CHUNK)]
+    values = [
+        tf.image.ssim(
+            tf.constant(x[i : i + CHUNK], tf.float32),
+            tf.constant(recon[i : i + CHUNK], tf.float32),
+            max_val=1.0,
+            filter_size=size,
+        ).numpy()
+        for i in range(0, len(x), CHUNK)
+    ]
     return float(np.mean(np.concatenate(values)))
 
 
@@ -83,7 +98,7 @@ def pca_baseline(x_train: np.ndarray, x_eval: np.ndarray, components: int) -> di
     k = int(min(components, d, n))
 
     def rows(x, i):
-        out = x[i:i + CHUNK].reshape(-1, d).astype(np.float64)
+        out = x[i : i + CHUNK].reshape(-1, d).astype(np.float64)
         return out / 255.0 if x.dtype == np.uint8 else out
 
     mean = sum(rows(x_train, i).sum(axis=0) for i in range(0, n, CHUNK)) / n
@@ -129,8 +144,12 @@ def evaluate_arrays(splits, recon: np.ndarray, split: str, config: Config) -> di
     components = code_size(config)
     if components < np.prod(x.shape[1:]):
         out[f"{split}/pca"] = pca_baseline(
-            np.concatenate([splits.train_pixels, splits.val_pixels]) if split == "test"
-            else splits.train_pixels, x, components)
+            np.concatenate([splits.train_pixels, splits.val_pixels])
+            if split == "test"
+            else splits.train_pixels,
+            x,
+            components,
+        )
     return out
 
 

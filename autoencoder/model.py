@@ -61,12 +61,15 @@ def keras_layers(planned: PlannedLayer, plain: bool = False) -> list[Any]:
         # mixed_bfloat16 its float32 form held a float32 copy of the widest activation and its
         # gradient, ~200 MB at batch 1000, and took a third of the step), while the sigmoid and
         # the loss, which reads the logits, stay float32.
-        layers.append(keras.layers.Activation(planned.activation, dtype="float32",
-                                              name=f"{planned.name}_act"))
+        layers.append(
+            keras.layers.Activation(planned.activation, dtype="float32", name=f"{planned.name}_act")
+        )
     if planned.batch_norm:
         # Conv -> BatchNormalization -> activation: the main layer is built without activation.
-        layers += [keras.layers.BatchNormalization(name=f"{planned.name}_bn"),
-                   keras.layers.Activation(planned.activation, name=f"{planned.name}_act")]
+        layers += [
+            keras.layers.BatchNormalization(name=f"{planned.name}_bn"),
+            keras.layers.Activation(planned.activation, name=f"{planned.name}_act"),
+        ]
     if planned.dropout:
         layers.append(keras.layers.Dropout(planned.dropout, name=f"{planned.name}_dropout"))
     return layers
@@ -78,14 +81,19 @@ def _conv_arguments(planned: PlannedLayer) -> dict[str, Any]:
     options = planned.options
     regularizer = options.get("kernel_regularizer")
     arguments = dict(
-        filters=options["filters"], kernel_size=planned.kernel, strides=planned.strides,
-        padding=planned.padding, dilation_rate=planned.dilation,
-        activation=None if planned.batch_norm or planned.name == "output_conv"
+        filters=options["filters"],
+        kernel_size=planned.kernel,
+        strides=planned.strides,
+        padding=planned.padding,
+        dilation_rate=planned.dilation,
+        activation=None
+        if planned.batch_norm or planned.name == "output_conv"
         else planned.activation,
         use_bias=options.get("use_bias", True),
         kernel_initializer=options.get("kernel_initializer", "glorot_uniform"),
         kernel_regularizer=keras.regularizers.L1L2(*regularizer) if regularizer else None,
-        name=planned.name)
+        name=planned.name,
+    )
     return arguments
 
 
@@ -99,11 +107,16 @@ def _main_layer(planned: PlannedLayer) -> Any:
     if kind == "Conv2DTranspose":
         return L.Conv2DTranspose(output_padding=planned.output_padding, **_conv_arguments(planned))
     if kind in ("MaxPooling2D", "AveragePooling2D"):
-        return getattr(L, kind)(pool_size=planned.kernel, strides=planned.strides,
-                                padding=planned.padding, name=planned.name)
+        return getattr(L, kind)(
+            pool_size=planned.kernel,
+            strides=planned.strides,
+            padding=planned.padding,
+            name=planned.name,
+        )
     if kind == "UpSampling2D":
-        return L.UpSampling2D(size=options["size"], interpolation=options["interpolation"],
-                              name=planned.name)
+        return L.UpSampling2D(
+            size=options["size"], interpolation=options["interpolation"], name=planned.name
+        )
     if kind == "Cropping2D":
         return L.Cropping2D(cropping=options["cropping"], name=planned.name)
     if kind == "ZeroPadding2D":
@@ -119,9 +132,13 @@ def _main_layer(planned: PlannedLayer) -> Any:
 
 def transposes_as_conv(planned: PlannedLayer) -> bool:
     """Whether this layer is a stride-1 Conv2DTranspose that _transpose_as_conv computes."""
-    return (planned.kind == "Conv2DTranspose" and planned.strides == (1, 1)
-            and planned.dilation == (1, 1) and not any(planned.output_padding or ())
-            and (planned.padding == "valid" or all(k % 2 for k in planned.kernel)))
+    return (
+        planned.kind == "Conv2DTranspose"
+        and planned.strides == (1, 1)
+        and planned.dilation == (1, 1)
+        and not any(planned.output_padding or ())
+        and (planned.padding == "valid" or all(k % 2 for k in planned.kernel))
+    )
 
 
 def _transpose_as_conv(layer: Any, inputs: Any) -> Any:

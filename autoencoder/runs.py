@@ -26,11 +26,15 @@ def create_run_dir(config: Config) -> Path:
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"output: cannot create {parent}: {exc.strerror}; set output: to a "
-                        f"writable directory (e.g. --set output=/tmp/runs)") from None
+        raise UserError(
+            f"output: cannot create {parent}: {exc.strerror}; set output: to a "
+            f"writable directory (e.g. --set output=/tmp/runs)"
+        ) from None
     if not os.access(parent, os.W_OK):
-        raise UserError(f"output: {parent} is not writable; set output: to a writable directory "
-                        f"(e.g. --set output=/tmp/runs)")
+        raise UserError(
+            f"output: {parent} is not writable; set output: to a writable directory "
+            f"(e.g. --set output=/tmp/runs)"
+        )
     stamp = time.strftime("%Y%m%d-%H%M%S")
     try:
         for k in range(1000):
@@ -41,15 +45,19 @@ def create_run_dir(config: Config) -> Path:
                 continue
             break
         else:
-            raise UserError(f"output: {parent} already holds runs {stamp} to {stamp}-999; "
-                            f"wait a second or set output: to another directory")
+            raise UserError(
+                f"output: {parent} already holds runs {stamp} to {stamp}-999; "
+                f"wait a second or set output: to another directory"
+            )
         for sub in ("checkpoints", "figures"):
             (run_dir / sub).mkdir()
         write_text(run_dir / "config.yaml", dump_config(config))
     except OSError as exc:
-        raise UserError(f"output: cannot write in {parent}: {exc.strerror or exc}; free disk "
-                        f"space or set output: to a writable directory (e.g. --set "
-                        f"output=/tmp/runs)") from None
+        raise UserError(
+            f"output: cannot write in {parent}: {exc.strerror or exc}; free disk "
+            f"space or set output: to a writable directory (e.g. --set "
+            f"output=/tmp/runs)"
+        ) from None
     return run_dir
 
 
@@ -98,8 +106,10 @@ def read_history(run_dir: Path) -> list[dict]:
         return []
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
-            for row in rows]
+    return [
+        {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
+        for row in rows
+    ]
 
 
 def read_state(run_dir: Path) -> dict | None:
@@ -111,10 +121,12 @@ def read_state(run_dir: Path) -> dict | None:
         state = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         state = None
-    if not (isinstance(state, dict) and isinstance(state.get("epoch"), int)
-            and isinstance(state.get("checkpoint"), str)):
-        raise UserError(f"{path}: corrupt run state; this run cannot be resumed, start a new "
-                        f"one")
+    if not (
+        isinstance(state, dict)
+        and isinstance(state.get("epoch"), int)
+        and isinstance(state.get("checkpoint"), str)
+    ):
+        raise UserError(f"{path}: corrupt run state; this run cannot be resumed, start a new one")
     return state
 
 
@@ -122,8 +134,10 @@ def load_run_config(run_dir: str | Path) -> Config:
     """The resolved config saved in a run directory."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
-        raise UserError(f"{run_dir}: not a run directory (no config.yaml); pass a directory "
-                        f"made by `autoencoder train`, e.g. outputs/<name>/<timestamp>")
+        raise UserError(
+            f"{run_dir}: not a run directory (no config.yaml); pass a directory "
+            f"made by `autoencoder train`, e.g. outputs/<name>/<timestamp>"
+        )
     return load_config(run_dir / "config.yaml")
 
 
@@ -134,13 +148,17 @@ def check_resume(run_dir: str | Path, config: Config) -> Path:
     diff = config_diff(saved, config) - RESUMABLE_CHANGES
     if diff:
         shown = ", ".join(sorted(diff)[:6]) + (" ..." if len(diff) > 6 else "")
-        raise UserError(f"--resume {run_dir}: the config differs from the run's in {shown}; "
-                        f"resume with the run's own config: {run_dir / 'config.yaml'}")
+        raise UserError(
+            f"--resume {run_dir}: the config differs from the run's in {shown}; "
+            f"resume with the run's own config: {run_dir / 'config.yaml'}"
+        )
     # Checked here too, so that `train --resume` refuses a damaged run before TensorFlow loads.
     state = read_state(run_dir)
     if state is not None and not (run_dir / "checkpoints" / state["checkpoint"]).is_file():
-        raise UserError(f"{run_dir / STATE}: names checkpoint {state['checkpoint']}, which is "
-                        f"missing; this run cannot be resumed, start a new one")
+        raise UserError(
+            f"{run_dir / STATE}: names checkpoint {state['checkpoint']}, which is "
+            f"missing; this run cannot be resumed, start a new one"
+        )
     return run_dir
 
 

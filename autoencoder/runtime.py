@@ -59,7 +59,9 @@ def configure_precision(mode: str) -> str:
         policy = "mixed_float16" if gpus else "mixed_bfloat16"
     elif mode == "auto" and gpus:
         for gpu in gpus:
-            major = tf.config.experimental.get_device_details(gpu).get("compute_capability", (0,))[0]
+            major = tf.config.experimental.get_device_details(gpu).get("compute_capability", (0,))[
+                0
+            ]
             if major >= 7:  # Volta and later have float16 tensor cores
                 policy = "mixed_float16"
     elif mode == "auto" and cpu_has_bfloat16() and os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "1":

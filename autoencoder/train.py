@@ -51,8 +51,10 @@ def train(config: Config, resume: str | Path | None = None, quiet: bool = False)
         # Ctrl-C at any moment: every write is atomic and the checkpoint block finishes first
         # (RunRecorder), so the run on disk is the last completed epoch, ready to resume.
         done = (runs.read_state(run_dir) or {}).get("epoch", 0)
-        raise KeyboardInterrupt(f"after {done} completed epoch(s); the run is kept: resume with "
-                                f"`{resume_command(run_dir)}`") from None
+        raise KeyboardInterrupt(
+            f"after {done} completed epoch(s); the run is kept: resume with "
+            f"`{resume_command(run_dir)}`"
+        ) from None
     finally:
         # The run's precision policy is Keras-global; a caller's later models keep their own.
         keras.mixed_precision.set_global_policy(policy)
@@ -68,23 +70,35 @@ def _train_in(run_dir: Path, state: dict | None, config: Config, quiet: bool, sa
     from autoencoder.data import load_splits, make_dataset
     from autoencoder.noise import model_inputs
 
-    tf = tensorflow()
+    tensorflow()
     import keras
 
     seed_everything(config.seed)
     policy = configure_precision(config.train.mixed_precision)
     splits = load_splits(config)
-    say(f"data: {splits.source}: {len(splits.x_train):,} train, {len(splits.x_val):,} val, "
-        f"{len(splits.x_test):,} test; precision: {policy}")
+    say(
+        f"data: {splits.source}: {len(splits.x_train):,} train, {len(splits.x_val):,} val, "
+        f"{len(splits.x_test):,} test; precision: {policy}"
+    )
     batch = config.train.batch_size
-    train_ds = make_dataset(splits.train_pixels, batch_size=batch, shuffle=True, seed=config.seed,
-                            noise_fn=_noise_fn(config, state["epoch"] if state else 0))
+    train_ds = make_dataset(
+        splits.train_pixels,
+        batch_size=batch,
+        shuffle=True,
+        seed=config.seed,
+        noise_fn=_noise_fn(config, state["epoch"] if state else 0),
+    )
     # A denoiser validates on fixed noisy inputs (clean targets) so val/loss compares by epoch.
     # Bytes where the inputs are the clean images: a quarter of the memory of float32.
-    val_ds = make_dataset(splits.val_pixels if config.data.noise is None
-                          else model_inputs(splits.x_val, config, seed_offset=1),
-                          None if config.data.noise is None else splits.val_pixels,
-                          batch_size=batch, shuffle=False, seed=config.seed)
+    val_ds = make_dataset(
+        splits.val_pixels
+        if config.data.noise is None
+        else model_inputs(splits.x_val, config, seed_offset=1),
+        None if config.data.noise is None else splits.val_pixels,
+        batch_size=batch,
+        shuffle=False,
+        seed=config.seed,
+    )
     steps = math.ceil(len(splits.x_train) / batch)
 
     model, encoder, decoder = compiled_models(config, steps)
@@ -101,15 +115,22 @@ def _train_in(run_dir: Path, state: dict | None, config: Config, quiet: bool, sa
     callbacks = [recorder, NonFiniteLoss()]
     callbacks += _schedule_callbacks(config, keras)
     if config.train.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"),
-                                                     write_graph=False))
+        callbacks.append(
+            keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False)
+        )
     if not quiet:
         callbacks.append(TqdmProgress(config.train.epochs, steps))
     started = time.time()
     if initial_epoch < config.train.epochs:
-        model.fit(train_ds, validation_data=val_ds, epochs=config.train.epochs,
-                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=0,
-                  shuffle=False)  # tf.data already shuffles, seeded
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=config.train.epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            verbose=0,
+            shuffle=False,
+        )  # tf.data already shuffles, seeded
     del train_ds, val_ds  # their copies of the images: evaluation below needs the memory
     stopped_by_nan = next((c.bad for c in callbacks if isinstance(c, NonFiniteLoss)), None)
     if stopped_by_nan:
@@ -118,10 +139,14 @@ def _train_in(run_dir: Path, state: dict | None, config: Config, quiet: bool, sa
         raise UserError(
             f"training stopped: the loss became {value} in epoch {epoch}; the last good checkpoint "
             f"is {last}. Try a lower train.optimizer.learning_rate, train.optimizer.clipnorm: 1.0, "
-            f"or input data in [0, 1] with loss bce")
+            f"or input data in [0, 1] with loss bce"
+        )
 
-    if config.train.early_stopping.patience and config.train.early_stopping.restore_best \
-            and recorder.best_checkpoint:
+    if (
+        config.train.early_stopping.patience
+        and config.train.early_stopping.restore_best
+        and recorder.best_checkpoint
+    ):
         model.load_weights(run_dir / "checkpoints" / BEST)
     _save_models(run_dir, model, encoder, decoder)
     say(f"trained {recorder.epoch} epochs in {time.time() - started:.0f} s")
@@ -140,8 +165,13 @@ def finish_run(run_dir: Path, config: Config, model, splits, quiet: bool = False
     history = runs.read_history(run_dir)
     if history:
         best = min(history, key=lambda r: r.get("val/loss", math.inf))
-        metrics.update({"best/epoch": best["epoch"], "best/val_loss": best.get("val/loss"),
-                        "epochs_run": len(history)})
+        metrics.update(
+            {
+                "best/epoch": best["epoch"],
+                "best/val_loss": best.get("val/loss"),
+                "epochs_run": len(history),
+            }
+        )
     runs.write_json(run_dir / "metrics.json", metrics)
     plot_all(run_dir, splits.x_test, splits.y_test, recon, history)
     if not quiet:
@@ -166,8 +196,11 @@ def compiled_models(config: Config, steps_per_epoch: int):
 
     model, encoder, decoder = build_models(config.model)
     # MSE is tracked whatever the loss: it is the figure the quality bar and PSNR are read from.
-    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=make_loss(config),
-                  metrics=[keras.metrics.MeanSquaredError(name="mse")])
+    model.compile(
+        optimizer=make_optimizer(config, steps_per_epoch),
+        loss=make_loss(config),
+        metrics=[keras.metrics.MeanSquaredError(name="mse")],
+    )
     return model, encoder, decoder
 
 
@@ -179,8 +212,10 @@ def make_optimizer(config: Config, steps_per_epoch: int):
     lr = opt.learning_rate
     if sched.kind == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(
-            opt.learning_rate, decay_steps=max(1, config.train.epochs * steps_per_epoch),
-            alpha=sched.min_lr / opt.learning_rate)
+            opt.learning_rate,
+            decay_steps=max(1, config.train.epochs * steps_per_epoch),
+            alpha=sched.min_lr / opt.learning_rate,
+        )
     clip = {"clipnorm": opt.clipnorm} if opt.clipnorm else {}
     if opt.name == "adam":
         return keras.optimizers.Adam(lr, **clip)
@@ -193,16 +228,25 @@ def make_loss(config: Config):
     """The configured reconstruction loss."""
     import keras
 
-    return {"bce": keras.losses.BinaryCrossentropy(), "mse": keras.losses.MeanSquaredError(),
-            "mae": keras.losses.MeanAbsoluteError()}[config.train.loss]
+    return {
+        "bce": keras.losses.BinaryCrossentropy(),
+        "mse": keras.losses.MeanSquaredError(),
+        "mae": keras.losses.MeanAbsoluteError(),
+    }[config.train.loss]
 
 
 def _schedule_callbacks(config: Config, keras) -> list:
     out = []
     sched, stop = config.train.schedule, config.train.early_stopping
     if sched.kind == "plateau":
-        out.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=sched.factor,
-                                                     patience=sched.patience, min_lr=sched.min_lr))
+        out.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss",
+                factor=sched.factor,
+                patience=sched.patience,
+                min_lr=sched.min_lr,
+            )
+        )
     if stop.patience:
         out.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=stop.patience))
     return out
@@ -219,9 +263,11 @@ def write_or_explain(run_dir: Path, path: Path, writer) -> None:
         runs.write_with(path, writer)
     except OSError as exc:
         done = (runs.read_state(run_dir) or {}).get("epoch", 0)
-        raise UserError(f"{path}: cannot write: {exc.strerror or exc}; the run is kept at epoch "
-                        f"{done}: free disk space and resume with "
-                        f"`{resume_command(run_dir)}`") from None
+        raise UserError(
+            f"{path}: cannot write: {exc.strerror or exc}; the run is kept at epoch "
+            f"{done}: free disk space and resume with "
+            f"`{resume_command(run_dir)}`"
+        ) from None
 
 
 def _restore(model, saved) -> None:
@@ -240,17 +286,23 @@ def load_model(path: Path):
 
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: model file not found; was the run finished? (train writes it "
-                        f"at the end; `--resume` the run to finish it)")
+        raise UserError(
+            f"{path}: model file not found; was the run finished? (train writes it "
+            f"at the end; `--resume` the run to finish it)"
+        )
     try:
         return keras.models.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a damaged zip / h5
         if "safe_mode" in str(exc):
-            raise UserError(f"{path}: refused: the model holds Python code (e.g. a Lambda layer), "
-                            f"which safe_mode=True does not run; save models built from "
-                            f"built-in layers") from None
-        raise UserError(f"{path}: cannot load model ({exc.__class__.__name__}); the file is "
-                        f"corrupt or truncated: train a new run to replace it") from None
+            raise UserError(
+                f"{path}: refused: the model holds Python code (e.g. a Lambda layer), "
+                f"which safe_mode=True does not run; save models built from "
+                f"built-in layers"
+            ) from None
+        raise UserError(
+            f"{path}: cannot load model ({exc.__class__.__name__}); the file is "
+            f"corrupt or truncated: train a new run to replace it"
+        ) from None
 
 
 def current_lr(optimizer) -> float:
@@ -290,7 +342,9 @@ class RunRecorder(_callback_base()):
             return  # NonFiniteLoss reports it; never checkpoint a diverged model
         row = {"epoch": epoch + 1}
         # Keras names validation metrics "val_<name>"; ours carry their split: "val/<name>".
-        for key in sorted(logs, key=lambda k: (k.startswith("val_"), k != "loss" and k != "val_loss")):
+        for key in sorted(
+            logs, key=lambda k: (k.startswith("val_"), k != "loss" and k != "val_loss")
+        ):
             if key != "learning_rate":
                 split, name = ("val", key[4:]) if key.startswith("val_") else ("train", key)
                 row[f"{split}/{name}"] = float(logs[key])
@@ -309,12 +363,20 @@ class RunRecorder(_callback_base()):
             name = f"last-{epoch + 1:04d}.keras"
             write_or_explain(self.run_dir, ckpt / name, self.model.save)
             text = runs.history_csv(self.rows)
-            write_or_explain(self.run_dir, self.run_dir / "history.csv",
-                             lambda tmp: Path(tmp).write_text(text))
-            state = {"epoch": epoch + 1, "checkpoint": name, "best_val_loss": best,
-                     "best_checkpoint": best_name}
-            write_or_explain(self.run_dir, self.run_dir / runs.STATE,
-                             lambda tmp: Path(tmp).write_text(json.dumps(state, indent=2) + "\n"))
+            write_or_explain(
+                self.run_dir, self.run_dir / "history.csv", lambda tmp: Path(tmp).write_text(text)
+            )
+            state = {
+                "epoch": epoch + 1,
+                "checkpoint": name,
+                "best_val_loss": best,
+                "best_checkpoint": best_name,
+            }
+            write_or_explain(
+                self.run_dir,
+                self.run_dir / runs.STATE,
+                lambda tmp: Path(tmp).write_text(json.dumps(state, indent=2) + "\n"),
+            )
             refresh = best_name != self.best_checkpoint
             self.best, self.best_checkpoint = best, best_name
             self.epoch, self.last_checkpoint = epoch + 1, str(ckpt / name)
@@ -333,8 +395,7 @@ class RunRecorder(_callback_base()):
         # resume it is made again in case a kill came between the two.
         source = ckpt / (self.best_checkpoint or BEST)
         if refresh_best and source.name != BEST and source.is_file():
-            write_or_explain(self.run_dir, ckpt / BEST,
-                             lambda tmp: shutil.copyfile(source, tmp))
+            write_or_explain(self.run_dir, ckpt / BEST, lambda tmp: shutil.copyfile(source, tmp))
 
 
 @contextlib.contextmanager
@@ -384,12 +445,24 @@ class TqdmProgress(_callback_base()):
 
         self._tqdm = tqdm
         start = self.params.get("initial_epoch", 0) if self.params else 0
-        self.outer = tqdm(total=self.epochs, initial=start, desc="epochs", unit="epoch",
-                          position=0, dynamic_ncols=True)
+        self.outer = tqdm(
+            total=self.epochs,
+            initial=start,
+            desc="epochs",
+            unit="epoch",
+            position=0,
+            dynamic_ncols=True,
+        )
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.inner = self._tqdm(total=self.steps, desc=f"epoch {epoch + 1}", unit="batch",
-                                position=1, leave=False, dynamic_ncols=True)
+        self.inner = self._tqdm(
+            total=self.steps,
+            desc=f"epoch {epoch + 1}",
+            unit="batch",
+            position=1,
+            leave=False,
+            dynamic_ncols=True,
+        )
 
     def on_train_batch_end(self, batch, logs=None):
         self.inner.update(1)

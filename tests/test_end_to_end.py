@@ -9,9 +9,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_quickstart_cli_writes_a_run(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "autoencoder", "train", "configs/quickstart.yaml",
-         "--set", "train.epochs=1", "--set", "data.limit=300", "--set", f"output={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "autoencoder",
+            "train",
+            "configs/quickstart.yaml",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "data.limit=300",
+            "--set",
+            f"output={tmp_path}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((tmp_path / "quickstart").iterdir())
     assert len(runs) == 1

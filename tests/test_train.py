@@ -18,9 +18,13 @@ from autoencoder.errors import UserError
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY = [
-    "data.dataset=mnist_sample", "data.limit=320", "data.validation_split=0.25",
+    "data.dataset=mnist_sample",
+    "data.limit=320",
+    "data.validation_split=0.25",
     "model.encoder=[{filters: 4, strides: 2}, {filters: 8, strides: 2}]",
-    "model.latent_dim=8", "train.batch_size=32", "train.tensorboard=false",
+    "model.latent_dim=8",
+    "train.batch_size=32",
+    "train.tensorboard=false",
 ]
 
 
@@ -33,16 +37,25 @@ def finished_run(tmp_path_factory):
     from autoencoder.train import train
 
     out = tmp_path_factory.mktemp("runs")
-    config = load_config(None, [*TINY, f"output={out}", "name=tiny", "train.epochs=2",
-                                "train.tensorboard=true"])
+    config = load_config(
+        None, [*TINY, f"output={out}", "name=tiny", "train.epochs=2", "train.tensorboard=true"]
+    )
     return train(config, quiet=True)
 
 
 def test_run_directory_is_complete(finished_run):
     run = finished_run
     assert run.parent.name == "tiny" and len(run.name) == len("20261121-140000")
-    for name in ("config.yaml", "model.keras", "encoder.keras", "decoder.keras", "history.csv",
-                 "metrics.json", "checkpoints/best.weights.h5", "checkpoints/state.json"):
+    for name in (
+        "config.yaml",
+        "model.keras",
+        "encoder.keras",
+        "decoder.keras",
+        "history.csv",
+        "metrics.json",
+        "checkpoints/best.weights.h5",
+        "checkpoints/state.json",
+    ):
         assert (run / name).is_file(), name
     assert list((run / "checkpoints").glob("last-0002.keras"))
     assert any((run / "logs").rglob("*tfevents*"))
@@ -97,13 +110,18 @@ def test_saved_models_reload_safely_and_agree(finished_run):
     decoder = keras.models.load_model(finished_run / "decoder.keras", safe_mode=True)
     code = encoder.predict(x, verbose=0)
     assert code.shape == (16, 8)
-    np.testing.assert_allclose(decoder.predict(code, verbose=0), model.predict(x, verbose=0),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        decoder.predict(code, verbose=0), model.predict(x, verbose=0), atol=1e-5
+    )
 
 
 def test_evaluate_cli_val_split(finished_run):
-    result = subprocess.run([sys.executable, "-m", "autoencoder", "evaluate", str(finished_run),
-                             "--split", "val"], capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "autoencoder", "evaluate", str(finished_run), "--split", "val"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     assert "val split, 80 images" in result.stdout and "BCE (floor)" in result.stdout
     m = json.loads((finished_run / "metrics.json").read_text())
@@ -132,8 +150,13 @@ def test_resume_of_finished_run_adds_epochs(finished_run, tmp_path):
 def test_nan_loss_stops_with_a_clear_message(tmp_path):
     from autoencoder.train import train
 
-    config = tiny(tmp_path, "train.epochs=2", "train.loss=mse", "model.output.activation=linear",
-                  "train.optimizer={name: sgd, learning_rate: 1.0e+12}")
+    config = tiny(
+        tmp_path,
+        "train.epochs=2",
+        "train.loss=mse",
+        "model.output.activation=linear",
+        "train.optimizer={name: sgd, learning_rate: 1.0e+12}",
+    )
     with pytest.raises(UserError) as info:
         train(config, quiet=True)
     # Which of the two comes first (an overflow to inf, or inf - inf) is up to the float math.
@@ -141,7 +164,8 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
         f"training stopped: the loss became {value} in epoch 1; the last good checkpoint is none "
         f"(it diverged in the first epoch). Try a lower train.optimizer.learning_rate, "
         f"train.optimizer.clipnorm: 1.0, or input data in [0, 1] with loss bce"
-        for value in ("nan", "inf")}
+        for value in ("nan", "inf")
+    }
     run_dir = next((tmp_path / "tiny").iterdir())
     assert (run_dir / "config.yaml").is_file()
     assert not (run_dir / "checkpoints" / "state.json").exists()  # no diverged checkpoint
@@ -165,8 +189,13 @@ def test_killed_mid_epoch_then_resumed(tmp_path):
 
     cfg.write_text(dump_config(config))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "autoencoder", "train", str(cfg), "--quiet"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autoencoder", "train", str(cfg), "--quiet"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     state = None
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
@@ -183,9 +212,22 @@ def test_killed_mid_epoch_then_resumed(tmp_path):
     done = json.loads(state.read_text())["epoch"]
     assert 1 <= done < 4
     assert not (run_dir / "model.keras").exists()
-    result = subprocess.run([sys.executable, "-m", "autoencoder", "train", str(cfg), "--quiet",
-                             "--resume", str(run_dir)], cwd=ROOT, env=env, capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autoencoder",
+            "train",
+            str(cfg),
+            "--quiet",
+            "--resume",
+            str(run_dir),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     with open(run_dir / "history.csv") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
