@@ -80,6 +80,18 @@ class Splits:
     y_test: np.ndarray
     source: str
 
+    def pixels(self, split: str):
+        return {"train": self.train_pixels, "val": self.val_pixels, "test": self.test_pixels}[split]
+
+    def labels(self, split: str):
+        return {"train": self.y_train, "val": self.y_val, "test": self.y_test}[split]
+
+    def images(self, split: str):
+        return scaled(self.pixels(split))
+
+    def count(self, split: str) -> int:
+        return len(self.pixels(split))
+
     @property
     def x_train(self) -> np.ndarray:
         return scaled(self.train_pixels)

@@ -1,7 +1,7 @@
 """Denoising sweeps: one model per training noise level, each scored at every evaluation level.
 
 `run_sweep(config)` writes <output>/<name>/<timestamp>/ with models/level-<L>/<timestamp>/ (full
-run directories made by `train.train`), results.csv, results.md and figures/. Every model, the
+run directories made by `pipeline.train_run`), results.csv, results.md and figures/. Every model, the
 noisy input and the classical filter are scored on the same test images with the same fixed
 noise (denoise.eval_seed), so rows compare across models and runs.
 """
@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
+import logging
 from pathlib import Path
 
 import numpy as np
 
-from autoencoder import runs
+from autoencoder import atomic, runs
 from autoencoder.config import Config, NoiseConfig
+from autoencoder.data import load_splits
+from autoencoder.evaluate import per_image_mse, psnr, ssim
+from autoencoder.model import load_model
+from autoencoder.noise import noisy_eval
+from autoencoder.pipeline import train_run
+from autoencoder.plots import plot_psnr_vs_level, plot_robustness, plot_triplets
+from autoencoder.train import STATE
+
+log = logging.getLogger(__name__)
 
 # Classical baselines; the best on the validation split is reported on test, per noise level.
 GAUSSIAN_SIGMAS = (0.5, 0.7, 1.0, 1.4)
@@ -37,31 +46,24 @@ COLUMNS = (
 EXAMPLES = 8  # images per row in figures/triplets.png
 
 
-def run_sweep(config: Config, resume: str | Path | None = None, quiet: bool = False) -> Path:
+def run_sweep(config: Config, resume: str | Path | None = None) -> tuple[Path, list[dict]]:
     """Train (or reuse) one model per denoise.train_levels, evaluate them all, write the report.
 
     Args:
       config: the resolved config; its model, train and data sections apply to every model.
       resume: an earlier sweep directory; finished models are reused, unfinished ones resumed.
-      quiet: no progress bars or messages.
     Returns:
-      The sweep directory.
+      (the sweep directory, the rows of results.csv).
     """
-    from autoencoder.data import load_splits
-
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     sweep_dir = _sweep_dir(config, resume)
-    say(f"sweep directory: {sweep_dir}")
+    log.info("sweep directory: %s", sweep_dir)
     model_dirs = {
-        level: model_run(config, sweep_dir, level, quiet) for level in config.denoise.train_levels
+        level: model_run(config, sweep_dir, level) for level in config.denoise.train_levels
     }
     splits = load_splits(config)
     rows, images = evaluate_sweep(config, splits, model_dirs)
     write_report(sweep_dir, config, rows, images)
-    if not quiet:
-        print(results_markdown(rows, config))
-        print(f"results and figures: {sweep_dir}")
-    return sweep_dir
+    return sweep_dir, rows
 
 
 def _sweep_dir(config: Config, resume: str | Path | None) -> Path:
@@ -93,17 +95,15 @@ def level_config(config: Config, sweep_dir: Path, level: float) -> Config:
     )
 
 
-def model_run(config: Config, sweep_dir: Path, level: float, quiet: bool) -> Path:
+def model_run(config: Config, sweep_dir: Path, level: float) -> Path:
     """The run directory of the model for one level: reused if finished, resumed, or trained."""
-    from autoencoder.train import train
-
     cfg = level_config(config, sweep_dir, level)
     found = sorted(Path(cfg.output, cfg.name).glob("*/config.yaml"))
     finished = [p.parent for p in found if (p.parent / "model.keras").is_file()]
     if finished:
         return finished[-1]
-    started = [p.parent for p in found if (p.parent / runs.STATE).is_file()]
-    return train(cfg, resume=started[-1] if started else None, quiet=quiet)
+    started = [p.parent for p in found if (p.parent / STATE).is_file()]
+    return train_run(cfg, resume=started[-1] if started else None)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,12 +112,10 @@ def model_run(config: Config, sweep_dir: Path, level: float, quiet: bool) -> Pat
 
 def evaluate_sweep(config: Config, splits, model_dirs: dict[float, Path]):
     """Rows of COLUMNS (train level x eval level) and the images for the triplet figure."""
-    from autoencoder.train import load_model
-
-    x_test = splits.x_test[: config.denoise.eval_images]
+    x_test = splits.images("test")[: config.denoise.eval_images]
+    x_val = splits.images("val")[:FILTER_VAL_IMAGES]
     levels = {
-        level: baselines(config, x_test, splits.x_val, level)
-        for level in config.denoise.eval_levels
+        level: baselines(config, x_test, x_val, level) for level in config.denoise.eval_levels
     }
     images = {
         "clean": x_test[:EXAMPLES],
@@ -137,13 +135,10 @@ def evaluate_sweep(config: Config, splits, model_dirs: dict[float, Path]):
 
 def baselines(config: Config, x_test: np.ndarray, x_val: np.ndarray, level: float):
     """(noisy test images, row fields of the noisy input and the best filter) at one level."""
-    from autoencoder.noise import noisy_eval
-
     d = config.denoise
     noise = NoiseConfig(kind=d.kind, level=level, clip=d.clip)
     noisy = noisy_eval(x_test, noise, d.eval_seed)
     # Validation noise uses the seed the trainer validates with (eval_seed + 1).
-    x_val = x_val[:FILTER_VAL_IMAGES]
     name, filtered = best_filter(x_val, noisy_eval(x_val, noise, d.eval_seed + 1), noisy)
     return noisy, {
         "kind": d.kind,
@@ -157,8 +152,6 @@ def baselines(config: Config, x_test: np.ndarray, x_val: np.ndarray, level: floa
 
 def scores(prefix: str, clean: np.ndarray, images: np.ndarray) -> dict:
     """{prefix_psnr, prefix_ssim} of images against the clean ones (dataset-level PSNR)."""
-    from autoencoder.evaluate import per_image_mse, psnr, ssim
-
     return {
         f"{prefix}_psnr": psnr(float(per_image_mse(clean, images).mean())),
         f"{prefix}_ssim": ssim(clean, images),
@@ -180,8 +173,6 @@ def classical_filters() -> dict:
 
 def best_filter(clean_val: np.ndarray, noisy_val: np.ndarray, noisy_test: np.ndarray):
     """(name, filtered test images) of the filter with the lowest validation MSE."""
-    from autoencoder.evaluate import per_image_mse
-
     filters = classical_filters()
     name = min(filters, key=lambda n: per_image_mse(clean_val, filters[n](noisy_val)).mean())
     return name, filters[name](noisy_test)
@@ -193,10 +184,8 @@ def best_filter(clean_val: np.ndarray, noisy_val: np.ndarray, noisy_test: np.nda
 
 def write_report(sweep_dir: Path, config: Config, rows: list[dict], images: dict) -> None:
     """results.csv, results.md and the three figures."""
-    from autoencoder.plots import plot_psnr_vs_level, plot_robustness, plot_triplets
-
-    runs.write_text(sweep_dir / "results.csv", results_csv(rows))
-    runs.write_text(sweep_dir / "results.md", results_markdown(rows, config) + "\n")
+    atomic.write_text(sweep_dir / "results.csv", results_csv(rows))
+    atomic.write_text(sweep_dir / "results.md", results_markdown(rows, config) + "\n")
     figures = sweep_dir / "figures"
     figures.mkdir(exist_ok=True)
     plot_triplets(figures / "triplets.png", images, config.denoise.kind)

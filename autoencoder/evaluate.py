@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder import runs
-from autoencoder.config import Config
+from autoencoder import atomic
+from autoencoder.runs import load_run
+from autoencoder.runtime import tensorflow
+from autoencoder.shapes import plan_model
 
 EPS = 1e-7  # the clip Keras applies inside binary cross-entropy
 
@@ -70,8 +72,6 @@ def bce_floor(x: np.ndarray) -> float:
 
 def ssim(x: np.ndarray, recon: np.ndarray) -> float:
     """Mean SSIM (11x11 Gaussian window, as tf.image.ssim) over the images."""
-    from autoencoder.runtime import tensorflow
-
     tf = tensorflow()
     # Window must fit the image: shrink it for very small inputs.
     size = min(11, x.shape[1], x.shape[2])
@@ -116,16 +116,9 @@ def pca_baseline(x_train: np.ndarray, x_eval: np.ndarray, components: int) -> di
     return {"components": k, "mse": mse, "psnr": psnr(mse)}
 
 
-def code_size(config: Config) -> int:
-    """Numbers in the model's code: latent_dim, or the last encoder feature map's size."""
-    from autoencoder.shapes import plan_model
-
-    return int(plan_model(config.model).code_size)
-
-
-def evaluate_arrays(splits, recon: np.ndarray, split: str, config: Config) -> dict:
-    """All metrics of `recon` against the clean images of `split`, keyed '<split>/<metric>'."""
-    x, y = (splits.x_test, splits.y_test) if split == "test" else (splits.x_val, splits.y_val)
+def evaluate_arrays(splits, images: np.ndarray, recon: np.ndarray, split: str, config) -> dict:
+    """All metrics of `recon` against `images`, the clean images of `split`: '<split>/<metric>'."""
+    x, y = images, splits.labels(split)
     errors = per_image_mse(x, recon)
     mse = float(errors.mean())
     out = {
@@ -141,15 +134,14 @@ def evaluate_arrays(splits, recon: np.ndarray, split: str, config: Config) -> di
     out[f"{split}/mse_by_class"] = {str(int(c)): float(errors[y == c].mean()) for c in np.unique(y)}
     # PCA with as many components as the code has numbers; a code as large as the image has no
     # compression to compare against, so there is no baseline then.
-    components = code_size(config)
+    components = plan_model(config.model).code_size
     if components < np.prod(x.shape[1:]):
-        out[f"{split}/pca"] = pca_baseline(
+        pool = (
             np.concatenate([splits.train_pixels, splits.val_pixels])
             if split == "test"
-            else splits.train_pixels,
-            x,
-            components,
+            else splits.train_pixels
         )
+        out[f"{split}/pca"] = pca_baseline(pool, x, int(components))
     return out
 
 
@@ -179,27 +171,18 @@ def format_metrics(metrics: dict, split: str) -> str:
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
-    """Load a run's model and data, print the metrics table and merge them into metrics.json.
+    """Load a run, compute one split's metrics and merge them into its metrics.json.
 
     Args:
       run_dir: a directory written by `autoencoder train`.
       split: "test" or "val".
+    Returns:
+      The split's metrics (format_metrics prints them).
     """
-    from autoencoder.data import load_splits
-    from autoencoder.noise import model_inputs
-    from autoencoder.train import load_model
-
-    run_dir = Path(run_dir)
-    config = runs.load_run_config(run_dir)
-    model = load_model(run_dir / "model.keras")
-    splits = load_splits(config)
-    x = splits.x_test if split == "test" else splits.x_val
-    # A denoiser is scored on the same fixed noisy inputs as at the end of its training.
-    x = model_inputs(x, config, seed_offset=0 if split == "test" else 1)
-    metrics = evaluate_arrays(splits, model.predict(x, batch_size=512, verbose=0), split, config)
-    path = run_dir / "metrics.json"
+    run = load_run(run_dir, split)
+    metrics = evaluate_arrays(run.splits, run.images, run.recon, split, run.config)
+    path = run.run_dir / "metrics.json"
     merged = json.loads(path.read_text()) if path.exists() else {}
     merged.update(metrics)
-    runs.write_json(path, merged)
-    print(format_metrics(metrics, split))
+    atomic.write_json(path, merged)
     return metrics

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder import runs
 from autoencoder.evaluate import per_image_mse
+from autoencoder.runs import load_run
+from autoencoder.train import read_history
 
 DPI = 120
 
@@ -187,24 +188,9 @@ def plot_all(run_dir: Path, x, y, recon, history: list[dict]) -> list[Path]:
 
 
 def plot_run(run_dir: str | Path) -> list[Path]:
-    """Redraw a finished run's figures from its saved model and config."""
-    from autoencoder.data import load_splits
-    from autoencoder.noise import model_inputs
-    from autoencoder.train import load_model
-
-    run_dir = Path(run_dir)
-    config = runs.load_run_config(run_dir)
-    model = load_model(run_dir / "model.keras")
-    splits = load_splits(config)
-    recon = model.predict(model_inputs(splits.x_test, config), batch_size=512, verbose=0)
-    paths = plot_all(run_dir, splits.x_test, splits.y_test, recon, runs.read_history(run_dir))
-    for p in paths:
-        print(p)
-    return paths
-
-
-# ---------------------------------------------------------------------------------------------
-# Denoising sweeps (autoencoder.denoise)
+    """Redraw a finished run's figures from its saved model and config; return their paths."""
+    run = load_run(run_dir)
+    return plot_all(run.run_dir, run.images, run.splits.y_test, run.recon, read_history(run_dir))
 
 
 def _spread(values: list, k: int) -> list:

@@ -97,7 +97,7 @@ def test_resume_reuses_finished_models_and_finishes_the_rest(sweep):
     stamp = (done / "model.keras").stat().st_mtime_ns
     (unfinished / "model.keras").unlink()  # as if killed before the end of training
     before = read_results(sweep)
-    run_sweep(load_config(sweep / "config.yaml"), resume=sweep, quiet=True)
+    run_sweep(load_config(sweep / "config.yaml"), resume=sweep)
     assert (done / "model.keras").stat().st_mtime_ns == stamp  # not retrained
     assert (unfinished / "model.keras").is_file()
     assert len(list((sweep / "models" / "level-0.5").iterdir())) == 1  # resumed, not restarted

@@ -138,13 +138,10 @@ def test_pass_through_options(keras):
 def test_mixed_bfloat16_keeps_the_reconstruction_float32(keras):
     from autoencoder.model import build_models
 
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        autoencoder, _, decoder = build_models(
-            load_config(ROOT / "configs/seed_tutorial.yaml").model
-        )
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    autoencoder, _, decoder = build_models(
+        load_config(ROOT / "configs/seed_tutorial.yaml").model, dtype="mixed_bfloat16"
+    )
+    assert keras.mixed_precision.global_policy().name == "float32"  # nothing global was set
     assert decoder.get_layer("dec3_convT").compute_dtype == "bfloat16"
     assert decoder.get_layer("output_conv").compute_dtype == "bfloat16"
     assert decoder.get_layer("output_conv_act").compute_dtype == "float32"

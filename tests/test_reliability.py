@@ -17,9 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from autoencoder import runs
+from autoencoder import atomic, runs
 from autoencoder.config import dump_config, load_config
 from autoencoder.errors import UserError
+from autoencoder.model import load_model
+from autoencoder.pipeline import train_run
+from autoencoder.train import STATE, read_history, read_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,15 +65,13 @@ def assert_error(result, message):
 
 
 def history_epochs(run_dir):
-    return [row["epoch"] for row in runs.read_history(run_dir)]
+    return [row["epoch"] for row in read_history(run_dir)]
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     """A real one-epoch run to copy and damage."""
-    from autoencoder.train import train
-
-    return train(tiny(tmp_path_factory.mktemp("runs"), "train.epochs=1"), quiet=True)
+    return train_run(tiny(tmp_path_factory.mktemp("runs"), "train.epochs=1"))[0]
 
 
 def copy_run(run_dir, tmp_path):
@@ -220,7 +221,7 @@ def fake_run(tmp_path, state, monkeypatch):
     """
     monkeypatch.setitem(sys.modules, "autoencoder.train", None)
     run_dir = runs.create_run_dir(tiny(tmp_path / "out"))
-    (run_dir / runs.STATE).write_text(state if isinstance(state, str) else json.dumps(state))
+    (run_dir / STATE).write_text(state if isinstance(state, str) else json.dumps(state))
     return run_dir
 
 
@@ -237,7 +238,7 @@ def test_resume_with_a_corrupt_state_is_refused_before_tensorflow(
     run_dir = fake_run(tmp_path, state, monkeypatch)
     assert main(["train", str(run_dir / "config.yaml"), "--resume", str(run_dir)]) == 2
     assert capsys.readouterr().err == (
-        f"error: {run_dir / runs.STATE}: corrupt run state; this "
+        f"error: {run_dir / STATE}: corrupt run state; this "
         f"run cannot be resumed, start a new one\n"
     )
 
@@ -257,7 +258,7 @@ def test_resume_with_the_checkpoint_missing_is_refused(tmp_path, capsys, monkeyp
     )
     assert main(["train", str(run_dir / "config.yaml"), "--resume", str(run_dir)]) == 2
     assert capsys.readouterr().err == (
-        f"error: {run_dir / runs.STATE}: names checkpoint "
+        f"error: {run_dir / STATE}: names checkpoint "
         f"last-0003.keras, which is missing; this run cannot be "
         f"resumed, start a new one\n"
     )
@@ -268,9 +269,7 @@ def test_resume_with_the_checkpoint_missing_is_refused(tmp_path, capsys, monkeyp
 
 
 def test_disk_full_during_a_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
-    from autoencoder.train import load_model, train
-
-    real_write_with = runs.write_with
+    real_write_with = atomic.write_with
 
     def disk_fills(path, writer):
         if Path(path).name != "last-0002.keras":
@@ -284,19 +283,19 @@ def test_disk_full_during_a_checkpoint_write_keeps_the_previous_one(tmp_path, mo
 
         return real_write_with(path, half_then_enospc)
 
-    monkeypatch.setattr(runs, "write_with", disk_fills)
+    monkeypatch.setattr(atomic, "write_with", disk_fills)
     config = tiny(tmp_path, "train.epochs=2")
     with pytest.raises(UserError) as info:
-        train(config, quiet=True)
+        train_run(config)
     run_dir = next((tmp_path / "tiny").iterdir())
     ckpt = run_dir / "checkpoints"
     assert str(info.value) == (
         f"{ckpt / 'last-0002.keras'}: cannot write: No space left on device; the run is kept at "
         f"epoch 1: free disk space and resume with "
-        f"`autoencoder train {run_dir / 'config.yaml'} --resume {run_dir}`"
+        f"`autoencoder resume {run_dir}`"
     )
     # Epoch 1 is whole: its state, history and checkpoint; no half-written file is left.
-    state = runs.read_state(run_dir)
+    state = read_state(run_dir)
     assert state["epoch"] == 1 and state["checkpoint"] == "last-0001.keras"
     assert history_epochs(run_dir) == [1]
     assert not list(run_dir.rglob(".tmp-*")) and not (ckpt / "last-0002.keras").exists()
@@ -306,11 +305,11 @@ def test_disk_full_during_a_checkpoint_write_keeps_the_previous_one(tmp_path, mo
     assert state["best_checkpoint"] == "best-0001.weights.h5"
     assert (ckpt / "best.weights.h5").read_bytes() == (ckpt / "best-0001.weights.h5").read_bytes()
 
-    monkeypatch.setattr(runs, "write_with", real_write_with)  # space freed
-    train(config, resume=run_dir, quiet=True)
+    monkeypatch.setattr(atomic, "write_with", real_write_with)  # space freed
+    train_run(config, resume=run_dir)
     assert history_epochs(run_dir) == [1, 2]
-    state = runs.read_state(run_dir)
-    assert state["best_val_loss"] == min(r["val/loss"] for r in runs.read_history(run_dir))
+    state = read_state(run_dir)
+    assert state["best_val_loss"] == min(r["val/loss"] for r in read_history(run_dir))
     assert sorted(p.name for p in ckpt.iterdir()) == sorted(
         {"best.weights.h5", state["best_checkpoint"], "last-0002.keras", "state.json"}
     )
@@ -341,8 +340,8 @@ def test_ctrl_c_mid_epoch_leaves_a_resumable_run(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     run_dir = next((tmp_path / "tiny").iterdir())
-    done = runs.read_state(run_dir)["epoch"]
-    command = f"autoencoder train {run_dir / 'config.yaml'} --resume {run_dir}"
+    done = read_state(run_dir)["epoch"]
+    command = f"autoencoder resume {run_dir}"
     assert proc.returncode == 130, stderr[-3000:]
     assert stderr == (
         f"interrupted after {done} completed epoch(s); the run is kept: resume with `{command}`\n"
@@ -385,7 +384,7 @@ def test_evaluate_or_plot_a_run_without_its_model(tmp_path, capsys, command):
 
 def test_resume_from_a_truncated_checkpoint(finished_run, tmp_path):
     run_dir = copy_run(finished_run, tmp_path)
-    ckpt = run_dir / "checkpoints" / runs.read_state(run_dir)["checkpoint"]
+    ckpt = run_dir / "checkpoints" / read_state(run_dir)["checkpoint"]
     ckpt.write_bytes(ckpt.read_bytes()[:1000])
     assert_error(
         cli(
@@ -404,16 +403,16 @@ def test_resume_from_a_truncated_checkpoint(finished_run, tmp_path):
 
 
 def test_every_model_file_is_loaded_with_safe_mode():
-    """Keras's loader is called in one place, train.load_model, with safe_mode=True."""
+    """Keras's loader is called in one place, model.load_model, with safe_mode=True."""
     import ast
 
     calls = []
-    for path in sorted([*ROOT.glob("autoencoder/*.py"), *ROOT.glob("scripts/*.py")]):
+    for path in sorted([*ROOT.glob("autoencoder/**/*.py"), *ROOT.glob("scripts/*.py")]):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
                 assert (
                     "load_model" not in {a.name for a in node.names}
-                    or node.module == "autoencoder.train"
+                    or node.module == "autoencoder.model"
                 ), f"{path.name} imports {node.module}"
             if (
                 isinstance(node, ast.Call)
@@ -422,13 +421,11 @@ def test_every_model_file_is_loaded_with_safe_mode():
             ):
                 safe = {k.arg: getattr(k.value, "value", None) for k in node.keywords}
                 calls.append((path.name, ast.unparse(node.func), safe.get("safe_mode")))
-    assert calls == [("train.py", "keras.models.load_model", True)]
+    assert calls == [("model.py", "keras.models.load_model", True)]
 
 
 def test_model_with_python_code_is_refused_by_safe_mode(tmp_path):
     import keras
-
-    from autoencoder.train import load_model
 
     path = tmp_path / "lambda.keras"
     keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda x: x * 2)]).save(path)

@@ -34,13 +34,13 @@ def tiny(tmp_path, *extra):
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    from autoencoder.train import train
+    from autoencoder.pipeline import train_run
 
     out = tmp_path_factory.mktemp("runs")
     config = load_config(
         None, [*TINY, f"output={out}", "name=tiny", "train.epochs=2", "train.tensorboard=true"]
     )
-    return train(config, quiet=True)
+    return train_run(config)[0]
 
 
 def test_run_directory_is_complete(finished_run):
@@ -104,7 +104,7 @@ def test_saved_models_reload_safely_and_agree(finished_run):
     from autoencoder.data import load_splits
 
     config = load_config(finished_run / "config.yaml")
-    x = load_splits(config).x_test[:16]
+    x = load_splits(config).images("test")[:16]
     model = keras.models.load_model(finished_run / "model.keras", safe_mode=True)
     encoder = keras.models.load_model(finished_run / "encoder.keras", safe_mode=True)
     decoder = keras.models.load_model(finished_run / "decoder.keras", safe_mode=True)
@@ -139,16 +139,16 @@ def test_resume_refuses_a_different_config(finished_run):
 
 
 def test_resume_of_finished_run_adds_epochs(finished_run, tmp_path):
-    from autoencoder.train import train
+    from autoencoder.pipeline import train_run
 
     config = load_config(finished_run / "config.yaml", ["train.epochs=3"])
-    train(config, resume=finished_run, quiet=True)
+    train_run(config, resume=finished_run)
     with open(finished_run / "history.csv") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
 
 
 def test_nan_loss_stops_with_a_clear_message(tmp_path):
-    from autoencoder.train import train
+    from autoencoder.pipeline import train_run
 
     config = tiny(
         tmp_path,
@@ -158,7 +158,7 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
         "train.optimizer={name: sgd, learning_rate: 1.0e+12}",
     )
     with pytest.raises(UserError) as info:
-        train(config, quiet=True)
+        train_run(config)
     # Which of the two comes first (an overflow to inf, or inf - inf) is up to the float math.
     assert str(info.value) in {
         f"training stopped: the loss became {value} in epoch 1; the last good checkpoint is none "
@@ -172,11 +172,11 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
 
 
 def test_same_seed_same_history(tmp_path):
-    from autoencoder.runs import read_history
-    from autoencoder.train import train
+    from autoencoder.train import read_history
+    from autoencoder.pipeline import train_run
 
-    a = read_history(train(tiny(tmp_path, "train.epochs=1", "name=a"), quiet=True))
-    b = read_history(train(tiny(tmp_path, "train.epochs=1", "name=b"), quiet=True))
+    a = read_history(train_run(tiny(tmp_path, "train.epochs=1", "name=a"))[0])
+    b = read_history(train_run(tiny(tmp_path, "train.epochs=1", "name=b"))[0])
     assert a[0]["train/loss"] == pytest.approx(b[0]["train/loss"], rel=1e-4)
     assert a[0]["val/loss"] == pytest.approx(b[0]["val/loss"], rel=1e-4)
 
@@ -234,10 +234,10 @@ def test_killed_mid_epoch_then_resumed(tmp_path):
     assert (run_dir / "model.keras").is_file()
     assert len(list((run_dir / "checkpoints").glob("last-*.keras"))) == 1
     # The same seed without the interruption ends at (nearly) the same loss.
-    from autoencoder.runs import read_history
-    from autoencoder.train import train
+    from autoencoder.train import read_history
+    from autoencoder.pipeline import train_run
 
-    unbroken = read_history(train(config.model_copy(update={"name": "unbroken"}), quiet=True))
+    unbroken = read_history(train_run(config.model_copy(update={"name": "unbroken"}))[0])
     resumed = read_history(run_dir)
     assert resumed[-1]["val/loss"] == pytest.approx(unbroken[-1]["val/loss"], rel=0.02)
 
@@ -245,10 +245,10 @@ def test_killed_mid_epoch_then_resumed(tmp_path):
 def test_train_leaves_the_global_dtype_policy_as_it_found_it(tmp_path):
     import keras
 
-    from autoencoder.train import train
+    from autoencoder.pipeline import train_run
 
     keras.mixed_precision.set_global_policy("float32")
-    run_dir = train(tiny(tmp_path, "train.epochs=1", "train.mixed_precision=on"), quiet=True)
+    run_dir = train_run(tiny(tmp_path, "train.epochs=1", "train.mixed_precision=on"))[0]
     assert keras.mixed_precision.global_policy().name == "float32"
     # The run itself trained in mixed precision: its saved model says so, layer by layer.
     model = keras.models.load_model(run_dir / "model.keras", safe_mode=True)
