@@ -84,8 +84,8 @@ def cmd_bench(args) -> None:
         print(layer_profile(config))
         return
     out_dir, result = run_bench(config, epochs=args.epochs, warmup=args.warmup)
-    print(format_bench(result))
     print(f"wrote {out_dir / 'bench.json'}")
+    print(format_bench(result))  # its last line: A/B by median step
 
 
 # ---------------------------------------------------------------------------------------------

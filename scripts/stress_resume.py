@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from autoencoder import runs  # noqa: E402  (after the path insert)
 from autoencoder.config import dump_config, load_config  # noqa: E402
+from autoencoder.train import read_history, read_state  # noqa: E402
 
 TINY = [
     "name=stress",
@@ -129,12 +130,8 @@ def _run_dir(work: Path) -> Path | None:
 
 def _launch(config_path: Path, run_dir: Path | None, log: Path) -> subprocess.Popen:
     """Start a fresh run, or resume the run directory with its own config, as the trainer says."""
-    cmd = [sys.executable, "-m", "autoencoder", "train", "--quiet"]
-    cmd += (
-        [str(config_path)]
-        if run_dir is None
-        else [str(run_dir / "config.yaml"), "--resume", str(run_dir)]
-    )
+    cmd = [sys.executable, "-m", "autoencoder", "--quiet"]
+    cmd += ["train", str(config_path)] if run_dir is None else ["resume", str(run_dir)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(log, "w") as stderr:  # a file, not a pipe: a full pipe would stall the trainer
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -170,7 +167,7 @@ def _startup_seconds(work: Path) -> float:
 
     Measured, not fixed: on an idle machine a whole tiny run can finish within a fixed guess.
     """
-    history = runs.read_history(_run_dir(work)) if _run_dir(work) else []
+    history = read_history(_run_dir(work)) if _run_dir(work) else []
     return (history[0]["seconds"] if history else 1.0) + 3.0
 
 
@@ -187,7 +184,7 @@ def _sleep_unless_done(proc: subprocess.Popen, seconds: float) -> bool:
 def _state_epoch(work: Path) -> int:
     """Epochs the saved state records (0 before the first)."""
     run_dir = _run_dir(work)
-    state = runs.read_state(run_dir) if run_dir else None
+    state = read_state(run_dir) if run_dir else None
     return state["epoch"] if state else 0
 
 
@@ -196,7 +193,7 @@ def _epoch_seconds(work: Path) -> float:
 
     The median, because the first epoch of each life also traces the model (several seconds).
     """
-    seconds = sorted(row["seconds"] for row in runs.read_history(_run_dir(work)))
+    seconds = sorted(row["seconds"] for row in read_history(_run_dir(work)))
     return 1.2 * (seconds[len(seconds) // 2] if seconds else 0.5) + 0.2
 
 
@@ -209,11 +206,11 @@ def _tail(proc: subprocess.Popen) -> str:
 def check_run(run_dir: Path, epochs: int) -> list[str]:
     """What the finished run lost, as one line per problem (empty: nothing)."""
     problems = []
-    history = runs.read_history(run_dir)
+    history = read_history(run_dir)
     seen = [row["epoch"] for row in history]
     if seen != list(range(1, epochs + 1)):
         problems.append(f"history.csv epochs are {seen}, expected 1..{epochs} once each")
-    state = runs.read_state(run_dir) or {}
+    state = read_state(run_dir) or {}
     if state.get("epoch") != epochs:
         problems.append(f"state.json records epoch {state.get('epoch')}, expected {epochs}")
     metrics_path = run_dir / "metrics.json"
@@ -244,7 +241,8 @@ def check_run(run_dir: Path, epochs: int) -> list[str]:
 def best_val_loss(run_dir: Path) -> float:
     """The validation loss of checkpoints/best.weights.h5 in model.keras, as fit computes it."""
     from autoencoder.data import load_splits, make_dataset
-    from autoencoder.train import BEST, load_model, make_loss
+    from autoencoder.model import load_model
+    from autoencoder.train import BEST, make_loss
 
     config = runs.load_run_config(run_dir)
     model = load_model(run_dir / "model.keras")  # safe_mode=True
@@ -252,7 +250,7 @@ def best_val_loss(run_dir: Path) -> float:
     model.compile(loss=make_loss(config))
     splits = load_splits(config)
     val = make_dataset(
-        splits.x_val, batch_size=config.train.batch_size, shuffle=False, seed=config.seed
+        splits.val_pixels, batch_size=config.train.batch_size, shuffle=False, seed=config.seed
     )
     return float(model.evaluate(val, verbose=0, return_dict=True)["loss"])
 

@@ -228,7 +228,7 @@ def transpose_layer(
         options={"filters": 7, "use_bias": bias},
     )
     assert transposes_as_conv(planned)
-    layer = keras_layers(planned, plain)[0]
+    layer = keras_layers(planned, plain=plain)[0]
     assert type(layer) is keras.layers.Conv2DTranspose
     if dtype:
         layer.dtype_policy = dtype

@@ -154,7 +154,7 @@ def test_disk_full_while_creating_the_run_directory(tmp_path, monkeypatch):
     def enospc(path, text):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(runs, "write_text", enospc)
+    monkeypatch.setattr(atomic, "write_text", enospc)
     with pytest.raises(UserError) as info:
         runs.create_run_dir(tiny(tmp_path))
     assert str(info.value) == (
@@ -460,7 +460,7 @@ def test_a_file_system_error_anywhere_is_one_line(monkeypatch, capsys):
     def fail(args):
         raise PermissionError(13, "Permission denied", "outputs/q/20261122-010000/metrics.json")
 
-    monkeypatch.setattr(cli, "run", fail)
+    monkeypatch.setitem(cli.COMMANDS, "evaluate", (cli._evaluate_args, fail, "", ""))
     assert cli.main(["evaluate", "outputs/q/20261122-010000"]) == 2
     assert capsys.readouterr().err == (
         "error: outputs/q/20261122-010000/metrics.json: Permission denied; check that the path "

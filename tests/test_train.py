@@ -172,8 +172,8 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
 
 
 def test_same_seed_same_history(tmp_path):
-    from autoencoder.train import read_history
     from autoencoder.pipeline import train_run
+    from autoencoder.train import read_history
 
     a = read_history(train_run(tiny(tmp_path, "train.epochs=1", "name=a"))[0])
     b = read_history(train_run(tiny(tmp_path, "train.epochs=1", "name=b"))[0])
@@ -234,8 +234,8 @@ def test_killed_mid_epoch_then_resumed(tmp_path):
     assert (run_dir / "model.keras").is_file()
     assert len(list((run_dir / "checkpoints").glob("last-*.keras"))) == 1
     # The same seed without the interruption ends at (nearly) the same loss.
-    from autoencoder.train import read_history
     from autoencoder.pipeline import train_run
+    from autoencoder.train import read_history
 
     unbroken = read_history(train_run(config.model_copy(update={"name": "unbroken"}))[0])
     resumed = read_history(run_dir)
