@@ -11,6 +11,7 @@ from autoencoder.config import Config, dump_config
 from autoencoder.data import load_splits
 from autoencoder.evaluate import evaluate_arrays
 from autoencoder.plots import plot_all
+from autoencoder.runtime import tensorflow
 from autoencoder.shapes import plan_model
 from autoencoder.train import fit, read_history, read_state, resume_command
 
@@ -33,6 +34,8 @@ def train_run(config: Config, resume: str | Path | None = None) -> tuple[Path, d
     if resume is not None:
         run_dir = runs.check_resume(resume, config)
         state = read_state(run_dir)
+    tensorflow()  # a missing TensorFlow is refused before anything is written
+    if resume is not None:
         atomic.write_text(run_dir / "config.yaml", dump_config(config))
     else:
         run_dir, state = runs.create_run_dir(config), None

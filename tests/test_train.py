@@ -14,6 +14,7 @@ import pytest
 
 from autoencoder.config import load_config
 from autoencoder.errors import UserError
+from autoencoder.train import read_history
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,6 +146,22 @@ def test_resume_of_finished_run_adds_epochs(finished_run, tmp_path):
     train_run(config, resume=finished_run)
     with open(finished_run / "history.csv") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
+
+
+def test_resume_command_continues_with_the_runs_own_config(finished_run, tmp_path, capsys):
+    import shutil
+
+    from autoencoder.cli import main
+
+    run = shutil.copytree(finished_run, tmp_path / "copy")
+    epochs = len(read_history(run))
+    assert main(["--quiet", "resume", str(run), "--set", f"train.epochs={epochs + 1}"]) == 0
+    assert [r["epoch"] for r in read_history(run)] == list(range(1, epochs + 2))
+    assert load_config(run / "config.yaml").train.epochs == epochs + 1
+    assert "test split, 1,000 images" in capsys.readouterr().out
+    # Anything but train.epochs would make it another run: refused, one line.
+    assert main(["resume", str(run), "--set", "seed=5"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --resume {run}: the config differs")
 
 
 def test_nan_loss_stops_with_a_clear_message(tmp_path):
