@@ -228,7 +228,9 @@ def _block_type(default: str):
 _TAGS = {"conv", "maxpool", "avgpool", "conv_transpose", "upsample", "crop", "mirror", "blocks"}
 
 EncoderBlock = Annotated[
-    Annotated[ConvBlock, Tag("conv")] | Annotated[PoolBlock, Tag("maxpool")] | Annotated[PoolBlock, Tag("avgpool")],
+    Annotated[ConvBlock, Tag("conv")]
+    | Annotated[PoolBlock, Tag("maxpool")]
+    | Annotated[PoolBlock, Tag("avgpool")],
     Discriminator(
         _block_type("conv"),
         custom_error_type="block_type",
@@ -237,7 +239,10 @@ EncoderBlock = Annotated[
 ]
 
 DecoderBlock = Annotated[
-    Annotated[ConvTransposeBlock, Tag("conv_transpose")] | Annotated[UpsampleBlock, Tag("upsample")] | Annotated[CropBlock, Tag("crop")] | Annotated[ConvBlock, Tag("conv")],
+    Annotated[ConvTransposeBlock, Tag("conv_transpose")]
+    | Annotated[UpsampleBlock, Tag("upsample")]
+    | Annotated[CropBlock, Tag("crop")]
+    | Annotated[ConvBlock, Tag("conv")],
     Discriminator(
         _block_type("conv_transpose"),
         custom_error_type="block_type",
@@ -283,7 +288,13 @@ class ModelConfig(Section):
     ] = Field(default_factory=_seed_tutorial_encoder)
     latent_dim: PosInt | None = None
     decoder: Annotated[
-        Annotated[Literal["mirror"], Tag("mirror")] | Annotated[list[DecoderBlock], BeforeValidator(_refuse_keras1_type), Field(min_length=1), Tag("blocks")],
+        Annotated[Literal["mirror"], Tag("mirror")]
+        | Annotated[
+            list[DecoderBlock],
+            BeforeValidator(_refuse_keras1_type),
+            Field(min_length=1),
+            Tag("blocks"),
+        ],
         Discriminator(lambda v: "blocks" if isinstance(v, list) else "mirror"),
     ] = "mirror"
     output: OutputLayer = Field(default_factory=OutputLayer)
