@@ -137,6 +137,24 @@ def test_dump_round_trips(tmp_path):
             "'pool'",
         ),
         ("model: {decoder: mirrror}", [], "model.decoder: must be 'mirror', got 'mirrror'"),
+        # A block field named like a union tag keeps its place in the path.
+        (
+            "model: {encoder: [{type: maxpool, mirror: x}]}",
+            [],
+            "model.encoder[0].mirror: must be 'conv_transpose' or 'upsample', got 'x'",
+        ),
+        (
+            "model: {conv: 3}",
+            [],
+            "model.conv: unknown key; valid keys here: input_shape, encoder, latent_dim, decoder, "
+            "output",
+        ),
+        # Keras 1 words are looked for in encoder and decoder blocks only.
+        (
+            "model: {output: {border_mode: same}}",
+            [],
+            "model.output.border_mode: unknown key; valid keys here: activation, kernel_size",
+        ),
         (
             "model: {encoder: [{filters: 8, strides: 2, dilation_rate: 2}]}",
             [],
@@ -172,6 +190,77 @@ def test_bad_configs_give_one_line(tmp_path, text, overrides, expected):
     path = write(tmp_path, text)
     where = f"--set {overrides[0]}" if overrides else str(path)
     assert error_of(path, overrides) == f"{where}: {expected}"
+
+
+def lines_of(path, overrides=()):
+    """The refusal's lines, each checked to be a single line."""
+    lines = error_of(path, overrides).split("\n")
+    assert all(line and line.splitlines() == [line] for line in lines), lines
+    return lines
+
+
+def test_mistakes_in_two_sections_give_two_lines(tmp_path):
+    path = write(tmp_path, "train: {epoch: 3}\nmodel: {latent_dim: 0}\n")
+    assert lines_of(path) == [
+        f"{path}: model.latent_dim: must be a positive integer, got 0",
+        f"{path}: train.epoch: unknown key; did you mean 'epochs'?",
+    ]
+
+
+def test_each_line_names_its_own_source(tmp_path):
+    path = write(tmp_path, "train: {epoch: 3}\n")
+    assert lines_of(path, ["seed=-1"]) == [
+        "--set seed=-1: seed: must be greater than or equal to 0, got -1",
+        f"{path}: train.epoch: unknown key; did you mean 'epochs'?",
+    ]
+
+
+def test_every_keras1_word_is_its_own_line(tmp_path):
+    text = (
+        "model:\n"
+        "  encoder: [{nb_filter: 8, subsample: 2}]\n"
+        "  decoder: [{type: Deconvolution2D, filters: 8}]\n"
+    )
+    path = write(tmp_path, text)
+    # Nothing more for these blocks: not the unknown keys, the missing filters, the unknown type.
+    assert lines_of(path) == [
+        f"{path}: model.encoder[0]: 'nb_filter' is Keras 1 (Deconvolution2D era); use 'filters'",
+        f"{path}: model.encoder[0]: 'subsample' is Keras 1 (Deconvolution2D era); use 'strides'",
+        f"{path}: model.decoder: block 0: type 'Deconvolution2D' is the old Keras layer name; "
+        "use type: conv_transpose",
+    ]
+
+
+def test_other_mistakes_in_a_keras1_block_are_still_reported(tmp_path):
+    path = write(tmp_path, "model: {encoder: [{nb_filter: 8, filtres: 8, activation: relux}]}\n")
+    assert lines_of(path) == [
+        f"{path}: model.encoder[0]: 'nb_filter' is Keras 1 (Deconvolution2D era); use 'filters'",
+        f"{path}: model.encoder[0].activation: unknown activation 'relux'; did you mean 'relu'?",
+        f"{path}: model.encoder[0].filtres: unknown key; did you mean 'filters'?",
+    ]
+
+
+def test_more_than_five_mistakes_end_with_a_count(tmp_path):
+    text = (
+        "name: 'a b'\nseed: -1\n"
+        "train: {epochs: 0, batch_size: 0, loss: x, tensorboard: 3, mixed_precision: fast}\n"
+    )
+    path = write(tmp_path, text)
+    assert lines_of(path) == [
+        f"{path}: name: must be a plain name (letters, digits, '_', '.', '-'), got 'a b'",
+        f"{path}: seed: must be greater than or equal to 0, got -1",
+        f"{path}: train.epochs: must be a positive integer, got 0",
+        f"{path}: train.batch_size: must be a positive integer, got 0",
+        f"{path}: train.loss: must be 'bce', 'mse' or 'mae', got 'x'",
+        "... and 2 more mistakes",
+    ]
+
+
+def test_six_mistakes_end_with_one_more(tmp_path):
+    path = write(tmp_path, "data: {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6}\n")
+    lines = lines_of(path)
+    assert len(lines) == 6 and lines[-1] == "... and 1 more mistake"
+    assert [line.split(": ")[1] for line in lines[:5]] == [f"data.{k}" for k in "abcde"]
 
 
 @pytest.mark.parametrize(
