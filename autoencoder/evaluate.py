@@ -16,7 +16,7 @@ from autoencoder.shapes import plan_model
 EPS = 1e-7  # the clip Keras applies inside binary cross-entropy
 
 # Metrics run over this many images at a time, in float64: whole-test-set float64 temporaries
-# would add several hundred MB to a run's peak memory.
+# would dominate a run's peak memory.
 CHUNK = 1000
 
 
@@ -91,8 +91,8 @@ def pca_baseline(x_train: np.ndarray, x_eval: np.ndarray, components: int) -> di
     """MSE and PSNR of PCA with `components` components fit on x_train, applied to x_eval.
 
     Exact PCA from the pixel covariance matrix, accumulated CHUNK images at a time in float64:
-    the fit holds one (pixels x pixels) matrix, not a centred float copy of the training set
-    (which took full MNIST's evaluation to 1.6 GiB). uint8 inputs are pixels / 255.
+    the fit holds one (pixels x pixels) matrix, not a centred float copy of the training set.
+    uint8 inputs are pixels / 255.
     """
     n, d = len(x_train), int(np.prod(x_train.shape[1:]))
     k = int(min(components, d, n))
