@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -31,22 +32,37 @@ def tensorflow():
             f"KERAS_BACKEND is set to '{backend}'; this tool runs on the TensorFlow backend: "
             f"unset KERAS_BACKEND or set it to tensorflow"
         )
-    # TensorFlow's C++ side prints start-up notices straight to fd 2, ignoring
-    # TF_CPP_MIN_LOG_LEVEL. Mute fd 2 for the import alone; Python errors still reach the user.
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
     try:
-        import keras  # noqa: F401  (imports TensorFlow as its backend)
-        import tensorflow as tf
+        with _native_stderr_muted():
+            import keras  # noqa: F401  (imports TensorFlow as its backend)
+            import tensorflow as tf
     except ImportError as exc:
         raise UserError(
             f"TensorFlow cannot be imported ({exc}); install it: {INSTALL_HINT}"
         ) from None
+    return tf
+
+
+@contextlib.contextmanager
+def _native_stderr_muted():
+    """Silence fd 2 for a block: TensorFlow's C++ side prints there, past Python and logging."""
+    # Start-up notices and, on a machine without a GPU, the CUDA build's failed cuInit are
+    # printed straight to fd 2, ignoring TF_CPP_MIN_LOG_LEVEL; Python errors still propagate.
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(null)
-    return tf
+
+
+def gpus() -> list:
+    """The GPUs TensorFlow sees (the first call initialises CUDA, quietly)."""
+    tf = tensorflow()
+    with _native_stderr_muted():
+        return tf.config.list_physical_devices("GPU")
 
 
 def seed_everything(seed: int) -> None:
@@ -64,14 +80,14 @@ def choose_precision(mode: str) -> str:
     where the CPU multiplies bfloat16 natively and oneDNN is on, else float32. Nothing global is
     set: the policy is passed to the model builder.
     """
-    tf = tensorflow()
     if mode == "off":
         return "float32"
-    gpus = tf.config.list_physical_devices("GPU")
+    visible = gpus()
     if mode == "on":
-        return "mixed_float16" if gpus else "mixed_bfloat16"
-    if gpus:
-        for gpu in gpus:
+        return "mixed_float16" if visible else "mixed_bfloat16"
+    if visible:
+        tf = tensorflow()
+        for gpu in visible:
             details = tf.config.experimental.get_device_details(gpu)
             if details.get("compute_capability", (0,))[0] >= 7:  # Volta+: float16 tensor cores
                 return "mixed_float16"
