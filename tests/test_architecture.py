@@ -1,13 +1,14 @@
 """The package's structure: imports point one way along the data flow; TensorFlow loads late."""
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, assert_error, cli
 
-ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "autoencoder"
 
 # The data flow, top to bottom (docs/architecture.md). A module may import modules of earlier
@@ -175,26 +176,18 @@ def test_without_tensorflow_train_says_what_to_install_and_writes_nothing(tmp_pa
 
 
 def test_another_keras_backend_is_one_line(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "autoencoder",
-            "train",
-            "configs/quickstart.yaml",
-            "--set",
-            f"output={tmp_path}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    result = cli(
+        "train",
+        "configs/quickstart.yaml",
+        "--set",
+        f"output={tmp_path}",
         timeout=120,
-        env={**__import__("os").environ, "KERAS_BACKEND": "jax"},
+        env={**os.environ, "KERAS_BACKEND": "jax"},
     )
-    assert result.returncode == 2
-    assert result.stderr == (
-        "error: KERAS_BACKEND is set to 'jax'; this tool runs on the TensorFlow backend: "
-        "unset KERAS_BACKEND or set it to tensorflow\n"
+    assert_error(
+        result,
+        "KERAS_BACKEND is set to 'jax'; this tool runs on the TensorFlow backend: "
+        "unset KERAS_BACKEND or set it to tensorflow",
     )
     assert list(tmp_path.iterdir()) == []
 

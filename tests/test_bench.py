@@ -2,16 +2,12 @@
 
 import json
 import statistics
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from conftest import ROOT, cli
 
 from autoencoder.config import load_config
 from autoencoder.shapes import forward_flops, plan_model
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_seed_tutorial_flops_by_hand():
@@ -52,29 +48,21 @@ def test_dense_and_pooling_flops():
 
 @pytest.mark.slow
 def test_tiny_bench_writes_its_table(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "autoencoder",
-            "bench",
-            "configs/seed_tutorial.yaml",
-            "--set",
-            "data.dataset=mnist_sample",
-            "--set",
-            "data.limit=300",
-            "--set",
-            "train.batch_size=100",
-            "--set",
-            f"output={tmp_path}",
-            "--epochs",
-            "2",
-            "--warmup",
-            "0",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    result = cli(
+        "bench",
+        "configs/seed_tutorial.yaml",
+        "--set",
+        "data.dataset=mnist_sample",
+        "--set",
+        "data.limit=300",
+        "--set",
+        "train.batch_size=100",
+        "--set",
+        f"output={tmp_path}",
+        "--epochs",
+        "2",
+        "--warmup",
+        "0",
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -2,14 +2,12 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import ROOT, assert_error, cli
 
 from autoencoder.config import Config, dump_config, load_config
 from autoencoder.errors import UserError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def write(tmp_path, text, name="x.yaml"):
@@ -390,24 +388,12 @@ def test_presets_load():
 
 def test_cli_bad_config_exits_2_with_one_line(tmp_path):
     path = write(tmp_path, "train: {epochs: -3}\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "autoencoder", "train", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    assert result.returncode == 2
-    assert result.stderr == f"error: {path}: train.epochs: must be a positive integer, got -3\n"
+    assert_error(cli("train", path), f"{path}: train.epochs: must be a positive integer, got -3")
 
 
 def test_cli_debug_shows_traceback(tmp_path):
     path = write(tmp_path, "train: {epochs: -3}\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "autoencoder", "train", str(path), "--debug"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    result = cli("train", path, "--debug")
     assert result.returncode == 2 and "Traceback" in result.stderr
 
 
@@ -426,9 +412,7 @@ def test_help_does_not_import_tensorflow():
         ["evaluate", "--help"],
         ["plot", "--help"],
     ):
-        result = subprocess.run(
-            [sys.executable, "-m", "autoencoder", *cmd], capture_output=True, text=True, cwd=ROOT
-        )
+        result = cli(*cmd)
         assert result.returncode == 0 and "usage: autoencoder" in result.stdout
 
 

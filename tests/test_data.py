@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT, cli
 
 from autoencoder import data
 from autoencoder.config import Config
@@ -17,7 +18,6 @@ from autoencoder.data import IDX_FILES, NPZ_KEYS, sources
 from autoencoder.data import splits as splits_module
 from autoencoder.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
 REAL_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 
@@ -400,14 +400,7 @@ def test_cli_data_command_prints_one_error_line_and_exits_2(tmp_path):
     cfg.write_text("data: {dataset: mnist}\n")
     env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "AUTOENCODER_OFFLINE": "1"}
     env.pop("AUTOENCODER_DATA", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "autoencoder", "data", str(cfg)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = cli("data", cfg, timeout=60, env=env)
     assert done.returncode == 2 and done.stdout == ""
     cache = tmp_path / "keras" / "datasets" / "mnist.npz"
     assert done.stderr == (

@@ -2,15 +2,14 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import ROOT, cli, write_config
 
-from autoencoder.config import dump_config, load_config
+from autoencoder.config import load_config
 
-ROOT = Path(__file__).resolve().parents[1]
-
-TINY = [
+# The sweep's own config, not conftest's TINY: 400 digits, wider blocks, no dense code.
+SWEEP = [
     "name=sweep",
     "data.dataset=mnist_sample",
     "data.limit=400",
@@ -27,18 +26,11 @@ TINY = [
 FIGURES = ("triplets", "psnr_vs_level", "robustness")
 
 
-def cli(*args, cwd=ROOT):
-    return subprocess.run(
-        [sys.executable, "-m", "autoencoder", *args], cwd=cwd, capture_output=True, text=True
-    )
-
-
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweeps")
-    config = out / "tiny.yaml"
-    config.write_text(dump_config(load_config(None, [*TINY, f"output={out}"])))
-    result = cli("denoise", str(config), "--quiet")
+    config = write_config(out / "tiny.yaml", load_config(None, [*SWEEP, f"output={out}"]))
+    result = cli("denoise", config, "--quiet")
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep_dir,) = (out / "sweep").iterdir()
     return sweep_dir

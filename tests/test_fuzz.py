@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import ROOT
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,6 @@ from autoencoder import data
 from autoencoder.config import Config, load_config, valid_keys
 from autoencoder.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink]  # no slow "explain"
 # FUZZ_EXAMPLES=5000 for a deeper search than the suite's quick, repeatable one.
 FUZZ = settings(

@@ -1,27 +1,13 @@
 """The Keras models: parameter counts, shapes, safe .keras round trip, and the `shapes` command."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import ROOT, cli
 
 from autoencoder.config import ModelConfig, load_config
 from autoencoder.shapes import plan_model
 
-ROOT = Path(__file__).resolve().parents[1]
 PRESETS = sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))
-
-
-@pytest.fixture(scope="module")
-def keras():
-    from autoencoder import runtime
-
-    runtime.tensorflow()
-    import keras
-
-    return keras
 
 
 @pytest.fixture(scope="module")
@@ -263,19 +249,9 @@ def test_which_layers_compute_as_conv(built):
     assert fast("keras_denoising.yaml") == []  # stride 2: computed as Keras does
 
 
-def _cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "autoencoder", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 @pytest.mark.parametrize("preset", PRESETS)
 def test_shapes_command_prints_every_preset(preset):
-    result = _cli("shapes", f"configs/{preset}")
+    result = cli("shapes", f"configs/{preset}", timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("block")
     assert "parameters:" in result.stdout and "compression" in result.stdout
@@ -290,7 +266,7 @@ def test_shapes_command_bad_config_is_one_line(tmp_path):
         "    - {type: conv, filters: 4, strides: 2}\n"
         "  decoder:\n    - {type: conv_transpose, filters: 4, strides: 4}\n"
     )
-    result = _cli("shapes", str(bad))
+    result = cli("shapes", bad, timeout=60)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

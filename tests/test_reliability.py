@@ -12,56 +12,24 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import (
+    ROOT,
+    assert_error,
+    cli,
+    start_training,
+    tiny,
+    wait_for_first_epoch,
+    write_config,
+)
 
 from autoencoder import atomic, runs
-from autoencoder.config import dump_config, load_config
 from autoencoder.errors import UserError
 from autoencoder.model import load_model
 from autoencoder.pipeline import train_run
 from autoencoder.train import STATE, read_history, read_state
-
-ROOT = Path(__file__).resolve().parents[1]
-
-TINY = [
-    "data.dataset=mnist_sample",
-    "data.limit=320",
-    "data.validation_split=0.25",
-    "model.encoder=[{filters: 4, strides: 2}, {filters: 8, strides: 2}]",
-    "model.latent_dim=8",
-    "train.batch_size=32",
-    "train.tensorboard=false",
-]
-
-
-def tiny(out, *extra):
-    return load_config(None, [*TINY, f"output={out}", "name=tiny", *extra])
-
-
-def write_config(path, config):
-    path.write_text(dump_config(config))
-    return path
-
-
-def cli(*args, timeout=240):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "autoencoder", *map(str, args)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def assert_error(result, message):
-    """Exit status 2 and stderr exactly `error: <message>`: one line, no traceback."""
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert result.stderr == f"error: {message}\n"
 
 
 def history_epochs(run_dir):
@@ -320,23 +288,13 @@ def test_ctrl_c_mid_epoch_leaves_a_resumable_run(tmp_path):
     cfg = write_config(tmp_path / "c.yaml", tiny(tmp_path, "train.epochs=40", "data.limit=800"))
     # 40 epochs: on an idle machine a tiny epoch takes a fraction of a second, and the signal
     # must land while training is still under way.
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "autoencoder", "train", str(cfg), "--quiet"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    proc = start_training(
+        cfg,
         text=True,
         # A shell may start background jobs with SIGINT ignored; Python then never sees Ctrl-C.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if list(tmp_path.glob("tiny/*/checkpoints/state.json")):
-            time.sleep(0.2)  # into epoch 2
-            break
-        time.sleep(0.05)
+    wait_for_first_epoch(proc, tmp_path, settle=0.2)  # into epoch 2
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     run_dir = next((tmp_path / "tiny").iterdir())

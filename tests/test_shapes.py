@@ -22,16 +22,6 @@ from autoencoder.shapes import (
 SIZES = [1, 2, 3, 4, 5, 7, 8, 9, 13, 14, 16, 20, 23, 25, 28, 33]
 
 
-@pytest.fixture(scope="module")
-def keras():
-    from autoencoder import runtime
-
-    runtime.tensorflow()
-    import keras
-
-    return keras
-
-
 def model(**fields) -> ModelConfig:
     return ModelConfig.model_validate(fields)
 

@@ -2,35 +2,15 @@
 
 import csv
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import cli, start_training, tiny, wait_for_first_epoch, write_config
 
 from autoencoder.config import load_config
 from autoencoder.errors import UserError
 from autoencoder.train import read_history
-
-ROOT = Path(__file__).resolve().parents[1]
-
-TINY = [
-    "data.dataset=mnist_sample",
-    "data.limit=320",
-    "data.validation_split=0.25",
-    "model.encoder=[{filters: 4, strides: 2}, {filters: 8, strides: 2}]",
-    "model.latent_dim=8",
-    "train.batch_size=32",
-    "train.tensorboard=false",
-]
-
-
-def tiny(tmp_path, *extra):
-    return load_config(None, [*TINY, f"output={tmp_path}", "name=tiny", *extra])
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +18,7 @@ def finished_run(tmp_path_factory):
     from autoencoder.pipeline import train_run
 
     out = tmp_path_factory.mktemp("runs")
-    config = load_config(
-        None, [*TINY, f"output={out}", "name=tiny", "train.epochs=2", "train.tensorboard=true"]
-    )
-    return train_run(config)[0]
+    return train_run(tiny(out, "train.epochs=2", "train.tensorboard=true"))[0]
 
 
 def test_run_directory_is_complete(finished_run):
@@ -117,12 +94,7 @@ def test_saved_models_reload_safely_and_agree(finished_run):
 
 
 def test_evaluate_cli_val_split(finished_run):
-    result = subprocess.run(
-        [sys.executable, "-m", "autoencoder", "evaluate", str(finished_run), "--split", "val"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    result = cli("evaluate", finished_run, "--split", "val")
     assert result.returncode == 0, result.stderr
     assert "val split, 80 images" in result.stdout and "BCE (floor)" in result.stdout
     m = json.loads((finished_run / "metrics.json").read_text())
@@ -200,28 +172,10 @@ def test_same_seed_same_history(tmp_path):
 
 def test_killed_mid_epoch_then_resumed(tmp_path):
     """SIGKILL a training subprocess inside epoch 2, resume it, and check the history."""
-    cfg = tmp_path / "c.yaml"
     config = tiny(tmp_path, "train.epochs=4", "data.limit=1200")
-    from autoencoder.config import dump_config
-
-    cfg.write_text(dump_config(config))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "autoencoder", "train", str(cfg), "--quiet"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    state = None
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        states = list(tmp_path.glob("tiny/*/checkpoints/state.json"))
-        if states:
-            state = states[0]
-            time.sleep(0.3)  # into epoch 2
-            break
-        time.sleep(0.05)
+    cfg = write_config(tmp_path / "c.yaml", config)
+    proc = start_training(cfg)
+    state = wait_for_first_epoch(proc, tmp_path, settle=0.3)  # into epoch 2
     assert state is not None, proc.stderr.read().decode()[-2000:]
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -229,22 +183,7 @@ def test_killed_mid_epoch_then_resumed(tmp_path):
     done = json.loads(state.read_text())["epoch"]
     assert 1 <= done < 4
     assert not (run_dir / "model.keras").exists()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "autoencoder",
-            "train",
-            str(cfg),
-            "--quiet",
-            "--resume",
-            str(run_dir),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    result = cli("train", cfg, "--quiet", "--resume", run_dir)
     assert result.returncode == 0, result.stderr
     with open(run_dir / "history.csv") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
