@@ -3,7 +3,7 @@
 Three contenders train the same model on the same images at the same batch size:
   A  this project's trainer, as a user runs it (its settings, tf.data pipeline, checkpoints);
   B  the plain Keras script: model.compile, then model.fit on NumPy arrays, default environment;
-  C  the same plain script given the environment and thread settings this project applies.
+  C  the same plain script given the environment settings this project applies.
 Each runs in its own process (TF_ENABLE_ONEDNN_OPTS only counts before TensorFlow is imported),
 and the parent lets them take turns one epoch at a time (A B C A B C ...), so that drift in a
 shared machine's speed falls on all three alike and no two ever train at once.
@@ -12,6 +12,8 @@ shared machine's speed falls on all three alike and no two ever train at once.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import platform
 import resource
@@ -22,9 +24,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from autoencoder import runs
-from autoencoder.config import Config, dump_config, load_config
+from autoencoder import atomic, runs
+from autoencoder.config import Config, load_config
+from autoencoder.data import load_splits, make_dataset
 from autoencoder.errors import UserError
+from autoencoder.model import build_models, keras_layers
+from autoencoder.runtime import choose_precision, seed_everything, tensorflow
+from autoencoder.shapes import forward_flops, plan_model
+from autoencoder.train import RunRecorder, as_keras_callback, compiled_models
+
+log = logging.getLogger(__name__)
 
 _DETAILS = ("start_gap", "cpu_seconds", "sys_seconds", "minor_faults", "major_faults")
 CONTENDERS = {
@@ -32,29 +41,25 @@ CONTENDERS = {
     "B": "plain Keras, defaults",
     "C": "plain Keras + project settings",
 }
-# What the project sets before TensorFlow starts; B runs without any of it.
-PROJECT_ENV = ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+# What the project sets before TensorFlow starts; B runs without it.
+PROJECT_ENV = ("TF_ENABLE_ONEDNN_OPTS",)
 
 
-def run_bench(config: Config, epochs: int = 3, warmup: int = 1, quiet: bool = False) -> Path:
-    """Time contenders A, B and C in turns and write bench.json; returns its directory.
+def run_bench(config: Config, epochs: int = 3, warmup: int = 1) -> tuple[Path, dict]:
+    """Time contenders A, B and C in turns and write bench.json; return its directory and data.
 
     Args:
       config: the resolved config (model, data, batch size and optimizer are taken from it).
       epochs: timed epochs per contender (the median is reported).
       warmup: untimed epochs first (graph tracing, first allocations).
-      quiet: print only the table.
     """
-    from autoencoder.shapes import forward_flops, plan_model
-
     plan = plan_model(config.model)
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     bench_config = config.model_copy(update={"name": f"{config.name}-bench"})
     out_dir = runs.create_run_dir(bench_config)
     config_file = out_dir / "config.yaml"
 
-    say(f"bench: {out_dir}")
-    say("measuring the float32 matrix-multiply rate ...")
+    log.info("bench: %s", out_dir)
+    log.info("measuring the float32 matrix-multiply rate ...")
     matmul = _child("M", config_file, warmup=0, epochs=0).finish()["matmul_gflops"]
 
     workers = {}
@@ -63,8 +68,10 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1, quiet: bool = Fa
             workers[key] = _child(key, config_file, warmup, epochs)
         ready = {key: w.receive() for key, w in workers.items()}
         images = ready["A"]["images"]
-        say(f"{images:,} training images, batch {config.train.batch_size}; "
-            f"{warmup} warm-up + {epochs} timed epochs each, in turns A B C")
+        log.info(
+            f"{images:,} training images, batch {config.train.batch_size}; "
+            f"{warmup} warm-up + {epochs} timed epochs each, in turns A B C"
+        )
         times: dict[str, list[float]] = {key: [] for key in CONTENDERS}
         steps: dict[str, list[float]] = {key: [] for key in CONTENDERS}
         details: dict[str, list[dict]] = {key: [] for key in CONTENDERS}
@@ -77,9 +84,11 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1, quiet: bool = Fa
                     steps[key] += reply["steps"]
                     details[key].append({name: reply[name] for name in _DETAILS})
                 losses[key].append(reply["loss"])
-                say(f"  epoch {round_ + 1} {key}: {reply['seconds']:.2f} s "
+                log.info(
+                    f"  epoch {round_ + 1} {key}: {reply['seconds']:.2f} s "
                     f"({reply['images'] / reply['seconds']:,.0f} images/s), loss {reply['loss']:.4f}"
-                    + ("  (warm-up)" if round_ < warmup else ""))
+                    + ("  (warm-up)" if round_ < warmup else "")
+                )
         finals = {key: w.finish() for key, w in workers.items()}
     finally:
         for worker in workers.values():
@@ -119,8 +128,10 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1, quiet: bool = Fa
             # epoch figures keep.
             "step_seconds": steps[key],
             # Per timed epoch: wall seconds not spent in steps, and what the process did then.
-            "epochs": [{"outside_steps": t - sum(steps[key][i * per_epoch:(i + 1) * per_epoch]),
-                        **d} for i, (t, d) in enumerate(zip(times[key], details[key]))],
+            "epochs": [
+                {"outside_steps": t - sum(steps[key][i * per_epoch : (i + 1) * per_epoch]), **d}
+                for i, (t, d) in enumerate(zip(times[key], details[key]))
+            ],
             "median_step_seconds": statistics.median(full_steps),
             "images_per_second_steps": batch / statistics.median(full_steps),
             "achieved_gflops": rate * flops / 1e9,
@@ -130,17 +141,17 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1, quiet: bool = Fa
             "precision": finals[key]["precision"],
             "losses": losses[key],
         }
-    rate = {key: c["images_per_second"] for key, c in result["contenders"].items()}
-    result["A/B"], result["A/C"] = rate["A"] / rate["B"], rate["A"] / rate["C"]
-    best = {key: c["images_per_second_best"] for key, c in result["contenders"].items()}
-    result["A/B best"], result["A/C best"] = best["A"] / best["B"], best["A"] / best["C"]
-    step = {key: c["images_per_second_steps"] for key, c in result["contenders"].items()}
-    result["A/B steps"], result["A/C steps"] = step["A"] / step["B"], step["A"] / step["C"]
-    runs.write_json(out_dir / "bench.json", result)
-    print(format_bench(result))
-    print(f"wrote {out_dir / 'bench.json'}")
-    print(f"A/B = {result['A/B']:.2f}")
-    return out_dir
+    # The headline ratios are by median training step: the host's idle waits before some epochs
+    # move epoch figures, never the steps (docs/performance.md). Epoch ratios stay beside them.
+    for name, figure in (
+        ("", "images_per_second_steps"),
+        (" epochs", "images_per_second"),
+        (" best", "images_per_second_best"),
+    ):
+        rate = {key: c[figure] for key, c in result["contenders"].items()}
+        result[f"A/B{name}"], result[f"A/C{name}"] = rate["A"] / rate["B"], rate["A"] / rate["C"]
+    atomic.write_json(out_dir / "bench.json", result)
+    return out_dir, result
 
 
 def _full_steps(steps: list[float], images: int, batch: int) -> list[float]:
@@ -152,7 +163,7 @@ def _full_steps(steps: list[float], images: int, batch: int) -> list[float]:
 
 
 def format_bench(result: dict) -> str:
-    """The table `autoencoder bench` prints (without its last line, A/B)."""
+    """The table `autoencoder bench` prints, ending with A/C and then A/B by median step."""
     flops, matmul = result["train_flops_per_image"], result["matmul_gflops"]
     lines = [
         f"{result['config']} on {result['dataset']}: {result['images']:,} training images, batch "
@@ -164,26 +175,35 @@ def format_bench(result: dict) -> str:
         f"{'epoch s':>8} {'peak RSS':>9} {'GFLOP/s':>8} {'of matmul':>9} {'test MSE':>9}",
     ]
     for key, c in result["contenders"].items():
-        lines.append(f"{key}  {c['label']:<33} {c['precision']:<14} "
-                     f"{c['images_per_second']:>9,.0f} {c['images_per_second_best']:>6,.0f} "
-                     f"{c['images_per_second_steps']:>6,.0f} {c['median_epoch_seconds']:>8.2f} "
-                     f"{c['peak_rss_bytes'] / 2**30:>5.2f} GiB {c['achieved_gflops']:>8.1f} "
-                     f"{c['fraction_of_matmul']:>9.0%} {c['test_mse']:>9.5f}")
-    lines += ["", f"images/s: median of {result['timed_epochs']} timed epochs each, after "
-                  f"{result['warmup_epochs']} warm-up; best: the fastest epoch; steps: batch size "
-                  f"/ the median training step of those epochs; GFLOP/s from the median epoch; "
-                  f"test MSE after all {result['warmup_epochs'] + result['timed_epochs']} epochs",
-              f"best epochs: A/B = {result['A/B best']:.2f}, A/C = {result['A/C best']:.2f}",
-              f"median steps: A/B = {result['A/B steps']:.2f}, A/C = {result['A/C steps']:.2f}; "
-              f"A's median step runs at "
-              f"{result['contenders']['A']['images_per_second_steps'] * flops / 1e9:.0f} GFLOP/s, "
-              f"{result['contenders']['A']['images_per_second_steps'] * flops / 1e9 / matmul:.0%} "
-              f"of matmul",
-              "seconds outside the training steps, per timed epoch (start of the epoch, "
-              "callbacks, checkpoints, and any stall): " + "; ".join(
-                  f"{key} " + " ".join(f"{e['outside_steps']:.2f}" for e in c["epochs"])
-                  for key, c in result["contenders"].items()),
-              f"A/C = {result['A/C']:.2f}"]
+        lines.append(
+            f"{key}  {c['label']:<33} {c['precision']:<14} "
+            f"{c['images_per_second']:>9,.0f} {c['images_per_second_best']:>6,.0f} "
+            f"{c['images_per_second_steps']:>6,.0f} {c['median_epoch_seconds']:>8.2f} "
+            f"{c['peak_rss_bytes'] / 2**30:>5.2f} GiB {c['achieved_gflops']:>8.1f} "
+            f"{c['fraction_of_matmul']:>9.0%} {c['test_mse']:>9.5f}"
+        )
+    lines += [
+        "",
+        f"images/s: median of {result['timed_epochs']} timed epochs each, after "
+        f"{result['warmup_epochs']} warm-up; best: the fastest epoch; steps: batch size "
+        f"/ the median training step of those epochs; GFLOP/s from the median epoch; "
+        f"test MSE after all {result['warmup_epochs'] + result['timed_epochs']} epochs",
+        f"median epochs: A/B = {result['A/B epochs']:.2f}, A/C = {result['A/C epochs']:.2f}; "
+        f"best epochs: A/B = {result['A/B best']:.2f}, A/C = {result['A/C best']:.2f}",
+        f"median steps: A/B = {result['A/B']:.2f}, A/C = {result['A/C']:.2f}; "
+        f"A's median step runs at "
+        f"{result['contenders']['A']['images_per_second_steps'] * flops / 1e9:.0f} GFLOP/s, "
+        f"{result['contenders']['A']['images_per_second_steps'] * flops / 1e9 / matmul:.0%} "
+        f"of matmul",
+        "seconds outside the training steps, per timed epoch (start of the epoch, "
+        "callbacks, checkpoints, and any stall): "
+        + "; ".join(
+            f"{key} " + " ".join(f"{e['outside_steps']:.2f}" for e in c["epochs"])
+            for key, c in result["contenders"].items()
+        ),
+        f"A/C = {result['A/C']:.2f}",
+        f"A/B = {result['A/B']:.2f}",
+    ]
     return "\n".join(lines)
 
 
@@ -196,25 +216,19 @@ def layer_profile(config: Config, repeats: int = 7) -> str:
     """
     import numpy as np
 
-    from autoencoder.model import keras_layers
-    from autoencoder.runtime import configure_precision, tensorflow
-    from autoencoder.shapes import forward_flops, plan_model
-
-    tf = tensorflow()
-    import keras
-
     plan = plan_model(config.model)
+    tf = tensorflow()
     batch = config.train.batch_size
-    auto = configure_precision(config.train.mixed_precision)
+    auto = choose_precision(config.train.mixed_precision)
     policies = ["float32"] + ([auto] if auto != "float32" else [])
     rows, totals = [], {}
     for policy in policies:
-        keras.mixed_precision.set_global_policy(policy)
         total = 0.0
         for planned in plan.layers:
-            layers = keras_layers(planned)
-            x = tf.constant(np.random.default_rng(0).random((batch, *planned.input_shape),
-                                                            dtype=np.float32))
+            layers = keras_layers(planned, policy)
+            x = tf.constant(
+                np.random.default_rng(0).random((batch, *planned.input_shape), dtype=np.float32)
+            )
             y = x
             for layer in layers:  # eagerly once, so that the layers build their weights
                 y = layer(y, training=True)
@@ -242,24 +256,40 @@ def layer_profile(config: Config, repeats: int = 7) -> str:
             seconds = statistics.median(times)
             total += seconds
             flops = 3 * forward_flops(planned) * batch
-            rows.append((policy, planned.block, planned.kind, planned.input_shape,
-                         planned.output_shape, seconds, flops / seconds / 1e9 if flops else None))
+            rows.append(
+                (
+                    policy,
+                    planned.block,
+                    planned.kind,
+                    planned.input_shape,
+                    planned.output_shape,
+                    seconds,
+                    flops / seconds / 1e9 if flops else None,
+                )
+            )
         totals[policy] = total
-    lines = [f"per-layer forward + backward at batch {batch} (median of {repeats}), "
-             f"{config.name}:", "",
-             f"{'precision':<15} {'block':<6} {'layer':<16} {'input -> output':<22} {'ms':>8} "
-             f"{'share':>6} {'GFLOP/s':>8}"]
+    lines = [
+        f"per-layer forward + backward at batch {batch} (median of {repeats}), {config.name}:",
+        "",
+        f"{'precision':<15} {'block':<6} {'layer':<16} {'input -> output':<22} {'ms':>8} "
+        f"{'share':>6} {'GFLOP/s':>8}",
+    ]
     for policy, block, kind, shape_in, shape_out, seconds, gflops in rows:
         shapes = f"{'x'.join(map(str, shape_in))} -> {'x'.join(map(str, shape_out))}"
-        lines.append(f"{policy:<15} {block:<6} {kind:<16} {shapes:<22} {seconds * 1e3:>8.2f} "
-                     f"{seconds / totals[policy]:>6.0%} "
-                     f"{(f'{gflops:.1f}' if gflops else '-'):>8}")
-    lines.append("(every layer includes the gradient with respect to its input, which training "
-                 "skips for the first layer; GFLOP/s counts 3 x forward)")
+        lines.append(
+            f"{policy:<15} {block:<6} {kind:<16} {shapes:<22} {seconds * 1e3:>8.2f} "
+            f"{seconds / totals[policy]:>6.0%} "
+            f"{(f'{gflops:.1f}' if gflops else '-'):>8}"
+        )
+    lines.append(
+        "(every layer includes the gradient with respect to its input, which training "
+        "skips for the first layer; GFLOP/s counts 3 x forward)"
+    )
     for policy, total in totals.items():
-        lines.append(f"{policy}: layers alone add up to {total * 1e3:.1f} ms a batch, "
-                     f"{batch / total:,.0f} images/s before the optimizer, loss and input pipeline")
-    keras.mixed_precision.set_global_policy("float32")
+        lines.append(
+            f"{policy}: layers alone add up to {total * 1e3:.1f} ms a batch, "
+            f"{batch / total:,.0f} images/s before the optimizer, loss and input pipeline"
+        )
     return "\n".join(lines)
 
 
@@ -289,9 +319,11 @@ class _Child:
         line = self.process.stdout.readline()
         if not line:
             code = self.process.wait()
-            raise UserError(f"bench: contender {self.key} ({CONTENDERS.get(self.key, 'matmul')}) "
-                            f"stopped with exit status {code}; run it alone with "
-                            f"`python -m autoencoder.bench {self.key} CONFIG` to see why")
+            raise UserError(
+                f"bench: contender {self.key} ({CONTENDERS.get(self.key, 'matmul')}) "
+                f"stopped with exit status {code}; run it alone with "
+                f"`python -m autoencoder.bench {self.key} CONFIG` to see why"
+            )
         return json.loads(line)
 
     def epoch(self) -> dict:
@@ -318,7 +350,11 @@ def _child(key: str, config_file: Path, warmup: int, epochs: int) -> _Child:
             env.pop(name, None)
     process = subprocess.Popen(
         [sys.executable, "-m", "autoencoder.bench", key, str(config_file), str(warmup + epochs)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     return _Child(key, process)
 
 
@@ -338,14 +374,16 @@ def _peak_rss() -> int:
 def _usage() -> dict:
     """This process's CPU seconds and page faults so far (an epoch's share is a difference)."""
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return {"cpu_seconds": r.ru_utime + r.ru_stime, "sys_seconds": r.ru_stime,
-            "minor_faults": r.ru_minflt, "major_faults": r.ru_majflt}
+    return {
+        "cpu_seconds": r.ru_utime + r.ru_stime,
+        "sys_seconds": r.ru_stime,
+        "minor_faults": r.ru_minflt,
+        "major_faults": r.ru_majflt,
+    }
 
 
 def _measure_matmul() -> float:
     """Best float32 GFLOP/s of TensorFlow's 2048 x 2048 matmul, with the project's settings."""
-    from autoencoder.runtime import tensorflow
-
     tf = tensorflow()
     n = 2048
     a = tf.random.uniform((n, n), dtype=tf.float32)
@@ -392,9 +430,16 @@ def _turn_callbacks(keras, images: int):
         def on_epoch_end(self, epoch, logs=None):
             seconds = time.perf_counter() - self.started
             used = {key: value - self.usage[key] for key, value in _usage().items()}
-            _send({"seconds": seconds, "images": images, "steps": self.steps,
-                   "start_gap": (self.first_step or self.started) - self.started, **used,
-                   "loss": float((logs or {}).get("loss", float("nan")))})
+            _send(
+                {
+                    "seconds": seconds,
+                    "images": images,
+                    "steps": self.steps,
+                    "start_gap": (self.first_step or self.started) - self.started,
+                    **used,
+                    "loss": float((logs or {}).get("loss", float("nan"))),
+                }
+            )
 
     start, stop = Start(), Stop()
     start.stop = stop
@@ -405,12 +450,13 @@ def _plain_model(config: Config):
     """The model as a plain Keras script writes it: the same layers, compiled with defaults."""
     import keras
 
-    from autoencoder.model import build_models
-
     model = build_models(config.model, plain=True)[0]
     opt = config.train.optimizer
-    optimizer = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
-                 "sgd": keras.optimizers.SGD}[opt.name](opt.learning_rate)
+    optimizer = {
+        "adam": keras.optimizers.Adam,
+        "adamw": keras.optimizers.AdamW,
+        "sgd": keras.optimizers.SGD,
+    }[opt.name](opt.learning_rate)
     loss = {"bce": "binary_crossentropy", "mse": "mse", "mae": "mae"}[config.train.loss]
     model.compile(optimizer=optimizer, loss=loss)
     return model
@@ -421,8 +467,6 @@ def contender(key: str, config_path: str, rounds: int) -> None:
     if key == "B":
         import keras  # noqa: F401  (first, so TensorFlow starts in the default environment)
     else:
-        from autoencoder.runtime import tensorflow
-
         tensorflow()
     if key == "M":
         gflops = _measure_matmul()
@@ -432,9 +476,6 @@ def contender(key: str, config_path: str, rounds: int) -> None:
 
     import keras
 
-    from autoencoder.data import load_splits, make_dataset
-    from autoencoder.runtime import seed_everything
-
     config = load_config(config_path)
     seed_everything(config.seed)
     splits = load_splits(config, download=False)
@@ -443,26 +484,27 @@ def contender(key: str, config_path: str, rounds: int) -> None:
     start, stop = _turn_callbacks(keras, len(pixels))
     _send({"ready": True, "images": len(pixels)})
     if key == "A":
-        import math
-
-        from autoencoder.runtime import configure_precision
-        from autoencoder.train import RunRecorder, compiled_models
-
-        policy = configure_precision(config.train.mixed_precision)
-        model = compiled_models(config, math.ceil(len(pixels) / batch))[0]
+        policy = choose_precision(config.train.mixed_precision)
+        model = compiled_models(config, math.ceil(len(pixels) / batch), policy)[0]
         dataset = make_dataset(pixels, batch_size=batch, shuffle=True, seed=config.seed)
         with tempfile.TemporaryDirectory() as run_dir:
             (Path(run_dir) / "checkpoints").mkdir()
-            model.fit(dataset, epochs=rounds, callbacks=[start, RunRecorder(run_dir, None), stop],
-                      verbose=0, shuffle=False)  # the dataset shuffles, seeded, as in train
+            model.fit(
+                dataset,
+                epochs=rounds,
+                callbacks=[start, as_keras_callback(RunRecorder(run_dir, None)), stop],
+                verbose=0,
+                shuffle=False,
+            )  # the dataset shuffles, seeded, as in train
     else:
         policy = "float32"
         model = _plain_model(config)
-        x = splits.x_train  # the float32 array a plain script holds
-        model.fit(x, x, batch_size=batch, epochs=rounds, shuffle=True, verbose=0,
-                  callbacks=[start, stop])
+        x = splits.images("train")  # the float32 array a plain script holds
+        model.fit(
+            x, x, batch_size=batch, epochs=rounds, shuffle=True, verbose=0, callbacks=[start, stop]
+        )
     # Faster must not mean worse: the same test figure for every contender.
-    x_test = splits.x_test
+    x_test = splits.images("test")
     recon = model.predict(x_test, batch_size=1000, verbose=0)
     test_mse = float(((recon.astype("float64") - x_test) ** 2).mean())
     sys.stdin.read()

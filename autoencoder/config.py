@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -32,8 +32,19 @@ from pydantic import (
 from autoencoder.errors import UserError
 
 ACTIVATIONS = (
-    "relu", "sigmoid", "tanh", "linear", "elu", "selu", "gelu", "silu", "swish",
-    "leaky_relu", "softplus", "relu6", "hard_sigmoid",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "linear",
+    "elu",
+    "selu",
+    "gelu",
+    "silu",
+    "swish",
+    "leaky_relu",
+    "softplus",
+    "relu6",
+    "hard_sigmoid",
 )
 
 # Keras 1 words that users of Deconvolution2D still write, and the Keras 3 key that replaced each.
@@ -48,9 +59,15 @@ KERAS1_KEYS = {
     "W_regularizer": "kernel_regularizer",
     "bias": "use_bias",
 }
-KERAS1_TYPES = {"deconvolution2d": "conv_transpose", "deconv": "conv_transpose",
-                "convolution2d": "conv", "conv2d": "conv", "conv2dtranspose": "conv_transpose",
-                "maxpooling2d": "maxpool", "averagepooling2d": "avgpool"}
+KERAS1_TYPES = {
+    "deconvolution2d": "conv_transpose",
+    "deconv": "conv_transpose",
+    "convolution2d": "conv",
+    "conv2d": "conv",
+    "conv2dtranspose": "conv_transpose",
+    "maxpooling2d": "maxpool",
+    "averagepooling2d": "avgpool",
+}
 
 PosInt = Annotated[StrictInt, Field(gt=0)]
 NonNegInt = Annotated[StrictInt, Field(ge=0)]
@@ -63,12 +80,16 @@ def _pair(minimum: int):
         what = "a positive integer" if minimum > 0 else "a non-negative integer"
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value, value]
-        if (isinstance(value, (list, tuple)) and len(value) == 2
-                and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        if (
+            isinstance(value, (list, tuple))
+            and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        ):
             if min(value) < minimum:
                 raise ValueError(f"must be {what} or a pair [h, w] of them, got {list(value)}")
             return (int(value[0]), int(value[1]))
         raise ValueError(f"must be {what} or a pair [h, w] of them, got {value!r}")
+
     return check
 
 
@@ -86,7 +107,11 @@ class Section(BaseModel):
 def _check_activation(value: str) -> str:
     if value not in ACTIVATIONS:
         close = difflib.get_close_matches(value, ACTIVATIONS, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; choose one of {', '.join(ACTIVATIONS)}"
+        hint = (
+            f"; did you mean '{close[0]}'?"
+            if close
+            else f"; choose one of {', '.join(ACTIVATIONS)}"
+        )
         raise ValueError(f"unknown activation '{value}'{hint}")
     return value
 
@@ -111,15 +136,6 @@ class _LayerOptions(Section):
     kernel_initializer: StrictStr = "glorot_uniform"
     kernel_regularizer: Regularizer | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _refuse_keras1(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for old, new in KERAS1_KEYS.items():
-                if old in data:
-                    raise ValueError(f"'{old}' is Keras 1 (Deconvolution2D era); use '{new}'")
-        return data
-
     @field_validator("activation")
     @classmethod
     def _activation(cls, value: str) -> str:
@@ -130,7 +146,8 @@ class _LayerOptions(Section):
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(
                 f"strides {list(self.strides)} together with dilation_rate "
-                f"{list(self.dilation_rate)} is not supported by Keras; set one of them to 1")
+                f"{list(self.dilation_rate)} is not supported by Keras; set one of them to 1"
+            )
         return self
 
 
@@ -165,11 +182,12 @@ class ConvTransposeBlock(_LayerOptions):
         if self.output_padding is not None and self.target_size is not None:
             raise ValueError("give output_padding or target_size, not both")
         if self.output_padding is not None:
-            for axis, (op, s) in enumerate(zip(self.output_padding, self.strides)):
+            for op, s in zip(self.output_padding, self.strides):
                 if op >= s:
                     raise ValueError(
                         f"output_padding {list(self.output_padding)} must be smaller than strides "
-                        f"{list(self.strides)} on every axis (Keras rule: output_padding < stride)")
+                        f"{list(self.strides)} on every axis (Keras rule: output_padding < stride)"
+                    )
         return self
 
 
@@ -192,19 +210,16 @@ def _block_type(default: str):
     def kind(value: Any) -> str | None:
         if isinstance(value, dict):
             kind = value.get("type", default)
-            return KERAS1_TYPES.get(str(kind).lower(), kind) if kind not in _TAGS else kind
+            return kind if isinstance(kind, str) else None  # a list or mapping is no tag
         return getattr(value, "type", None)
+
     return kind
 
 
-_TAGS = {"conv", "maxpool", "avgpool", "conv_transpose", "upsample", "crop", "mirror", "blocks"}
-
 EncoderBlock = Annotated[
-    Union[
-        Annotated[ConvBlock, Tag("conv")],
-        Annotated[PoolBlock, Tag("maxpool")],
-        Annotated[PoolBlock, Tag("avgpool")],
-    ],
+    Annotated[ConvBlock, Tag("conv")]
+    | Annotated[PoolBlock, Tag("maxpool")]
+    | Annotated[PoolBlock, Tag("avgpool")],
     Discriminator(
         _block_type("conv"),
         custom_error_type="block_type",
@@ -213,29 +228,16 @@ EncoderBlock = Annotated[
 ]
 
 DecoderBlock = Annotated[
-    Union[
-        Annotated[ConvTransposeBlock, Tag("conv_transpose")],
-        Annotated[UpsampleBlock, Tag("upsample")],
-        Annotated[CropBlock, Tag("crop")],
-        Annotated[ConvBlock, Tag("conv")],
-    ],
+    Annotated[ConvTransposeBlock, Tag("conv_transpose")]
+    | Annotated[UpsampleBlock, Tag("upsample")]
+    | Annotated[CropBlock, Tag("crop")]
+    | Annotated[ConvBlock, Tag("conv")],
     Discriminator(
         _block_type("conv_transpose"),
         custom_error_type="block_type",
         custom_error_message="unknown decoder block type; use conv_transpose, upsample, crop or conv",
     ),
 ]
-
-
-def _refuse_keras1_type(blocks: Any) -> Any:
-    if isinstance(blocks, list):
-        for i, block in enumerate(blocks):
-            if isinstance(block, dict) and str(block.get("type", "")).lower() in KERAS1_TYPES:
-                old = block["type"]
-                raise ValueError(
-                    f"block {i}: type '{old}' is the old Keras layer name; "
-                    f"use type: {KERAS1_TYPES[str(old).lower()]}")
-    return blocks
 
 
 class OutputLayer(Section):
@@ -251,19 +253,23 @@ class OutputLayer(Section):
 
 
 def _seed_tutorial_encoder() -> list:
-    return [ConvBlock(filters=f, padding="valid", kernel_initializer="he_normal") for f in (32, 16, 8)]
+    return [
+        ConvBlock(filters=f, padding="valid", kernel_initializer="he_normal") for f in (32, 16, 8)
+    ]
 
 
 class ModelConfig(Section):
     input_shape: tuple[PosInt, PosInt, PosInt] = (28, 28, 1)
-    encoder: Annotated[list[EncoderBlock], BeforeValidator(_refuse_keras1_type),
-                       Field(min_length=1)] = Field(default_factory=_seed_tutorial_encoder)
+    encoder: Annotated[list[EncoderBlock], Field(min_length=1)] = Field(
+        default_factory=_seed_tutorial_encoder
+    )
     latent_dim: PosInt | None = None
     decoder: Annotated[
-        Union[
-            Annotated[Literal["mirror"], Tag("mirror")],
-            Annotated[list[DecoderBlock], BeforeValidator(_refuse_keras1_type), Field(min_length=1),
-                      Tag("blocks")],
+        Annotated[Literal["mirror"], Tag("mirror")]
+        | Annotated[
+            list[DecoderBlock],
+            Field(min_length=1),
+            Tag("blocks"),
         ],
         Discriminator(lambda v: "blocks" if isinstance(v, list) else "mirror"),
     ] = "mirror"
@@ -374,58 +380,115 @@ def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -
       path: YAML file; None starts from the defaults alone.
       overrides: strings like "train.epochs=5"; values are parsed as YAML.
     Raises:
-      UserError: one line naming the file (or the --set) and the key path.
+      UserError: one line per mistake (at most five, then a count of the rest), each naming the
+        file (or the --set) and the key path.
     """
-    where = str(path) if path is not None else "defaults"
     raw = read_yaml(path) if path is not None else {}
-    applied: list[tuple[tuple, str]] = []
+    sets: list[tuple[tuple, str]] = []
     for item in overrides:
         keys, value = parse_override(item)
         set_path(raw, keys, value, _printable(item))
-        applied.append((keys, _printable(item)))
+        sets.append((keys, f"--set {_printable(item)}"))
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        # Discriminated unions put the block's tag ("conv", ...) into the path; users never wrote it.
-        loc = tuple(part for part in error["loc"] if part not in _TAGS)
-        source = where
-        for keys, item in applied:
-            if loc[: len(keys)] == keys or keys[: len(loc)] == loc:
-                source = f"--set {item}"
-        raise UserError(f"{source}: {format_loc(loc)}: {describe_error(error, loc)}") from None
+        # Keras 1 words always fail validation too (unknown keys and types), so they are
+        # looked for only here.
+        found = mistakes(raw, exc.errors())
+        lines = [f"{_source(loc, path, sets)}: {format_loc(loc)}: {text}" for loc, text in found]
+        raise UserError(summary(lines)) from None
+
+
+def mistakes(raw: dict, errors: list) -> typing.Iterator[tuple[tuple, str]]:
+    """(key path, message) for every mistake: Keras 1 words first, then pydantic's errors."""
+    explained: set[tuple[tuple, str]] = set()
+    for loc, message, explains in keras1_words(raw):
+        explained |= explains
+        yield loc, message
+    for error in errors:
+        loc = user_loc(error["loc"])
+        # A Keras 1 word also trips pydantic (unknown key, missing filters, unknown type);
+        # its own line already says what to write instead.
+        if (loc, error["type"]) not in explained:
+            yield loc, describe_error(error, loc)
+
+
+def keras1_words(raw: dict) -> typing.Iterator[tuple[tuple, str, set]]:
+    """(loc, message, pydantic errors it explains) for each Keras 1 key or type in a block."""
+    model = raw.get("model")
+    for part in ("encoder", "decoder"):
+        blocks = model.get(part) if isinstance(model, dict) else None
+        for i, block in enumerate(blocks if isinstance(blocks, list) else []):
+            at = ("model", part, i)
+            if not isinstance(block, dict):
+                continue
+            kind = block.get("type")
+            if isinstance(kind, str) and kind.lower() in KERAS1_TYPES:
+                new = KERAS1_TYPES[kind.lower()]
+                message = f"block {i}: type '{kind}' is the old Keras layer name; use type: {new}"
+                yield at[:-1], message, {(at, "block_type")}
+            for key in block:
+                if key in KERAS1_KEYS:
+                    new = KERAS1_KEYS[key]
+                    message = f"'{key}' is Keras 1 (Deconvolution2D era); use '{new}'"
+                    yield at, message, {(at + (key,), "extra_forbidden"), (at + (new,), "missing")}
+
+
+def user_loc(loc: tuple) -> tuple:
+    """Pydantic's error path without the union tags it inserts, which users never wrote."""
+    # The tagged unions: model.decoder ("mirror" or "blocks") and each block ("conv", ...).
+    loc = list(loc)
+    if loc[:2] == ["model", "decoder"] and loc[2:3] in (["mirror"], ["blocks"]):
+        del loc[2]
+    if loc[:2] in (["model", "encoder"], ["model", "decoder"]) and len(loc) > 3:
+        del loc[3]
+    return tuple(loc)
+
+
+def _source(loc: tuple, path: str | Path | None, sets: list[tuple[tuple, str]]) -> str:
+    """Where `loc` was written: the last --set on it, above it or inside it, else the file."""
+    for keys, item in reversed(sets):
+        if loc[: len(keys)] == keys or keys[: len(loc)] == loc:
+            return item
+    return str(path) if path is not None else "defaults"
+
+
+def summary(lines: list[str], keep: int = 5) -> str:
+    """The first `keep` lines, then how many more there are."""
+    # More lines would scroll the first mistakes away; the count says how much is left to fix.
+    rest = len(lines) - keep
+    more = [f"... and {rest} more mistake{'s' * (rest > 1)}"] if rest > 0 else []
+    return "\n".join(lines[:keep] + more)
 
 
 def read_yaml(path: str | Path) -> dict:
     """Load a YAML mapping with safe_load; refuse anything else with one line."""
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise UserError(f"{path}: config file not found; check the path "
-                        f"(presets are in configs/)") from None
+        raise UserError(
+            f"{path}: config file not found; check the path (presets are in configs/)"
+        ) from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read config: {exc.__class__.__name__}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.constructor.ConstructorError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
-        hint = ("; configs are plain YAML and Python object tags are refused (yaml.safe_load)"
-                if "tag" in str(exc.problem) else "")
-        raise UserError(f"{path}: line {line}: {_printable(str(exc.problem))}{hint}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"{path}: not valid YAML: {line}{_printable(problem)}") from None
+        problem = _printable(getattr(exc, "problem", None) or str(exc).partition("\n")[0])
+        if not isinstance(exc, yaml.constructor.ConstructorError):
+            raise UserError(f"{path}: not valid YAML: {line}{problem}") from None
+        # Valid YAML that safe_load will not build, such as a Python tag.
+        hint = "; configs are plain YAML and Python object tags are refused (yaml.safe_load)"
+        raise UserError(f"{path}: {line}{problem}{hint if 'tag' in problem else ''}") from None
     except (ValueError, RecursionError) as exc:  # a date like 2001-13-01, a 5,000-digit number,
         raise UserError(f"{path}: not valid YAML: {_unreadable(exc)}") from None  # deep nesting
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise UserError(f"{path}: a config must be a YAML mapping with sections such as "
-                        f"name, seed, data, model, train; got a {type(raw).__name__}")
-    return raw
+    if not isinstance(raw, (dict, type(None))):
+        raise UserError(
+            f"{path}: a config must be a YAML mapping with sections such as "
+            f"name, seed, data, model, train; got a {type(raw).__name__}"
+        )
+    return raw or {}
 
 
 def parse_override(item: str) -> tuple[tuple, Any]:
@@ -435,15 +498,18 @@ def parse_override(item: str) -> tuple[tuple, Any]:
     if not sep or not key.strip():
         raise UserError(f"--set {item}: expected KEY=VALUE, e.g. --set train.epochs=5")
     keys = tuple(int(k) if k.isascii() and k.isdigit() else k for k in key.strip().split("."))
-    if any(k == "" for k in keys):
-        raise UserError(f"--set {item}: empty key in '{_printable(key)}'; write dotted keys like "
-                        f"train.epochs")
+    if "" in keys:
+        raise UserError(
+            f"--set {item}: empty key in '{_printable(key)}'; write dotted keys like train.epochs"
+        )
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         problem = getattr(exc, "problem", None) or _unreadable(exc)
-        raise UserError(f"--set {item}: value '{_printable(text)}' is not valid YAML ({problem}); "
-                        f"quote strings, e.g. --set name=my_run") from None
+        raise UserError(
+            f"--set {item}: value '{_printable(text)}' is not valid YAML ({problem}); "
+            f"quote strings, e.g. --set name=my_run"
+        ) from None
     return keys, value
 
 
@@ -464,42 +530,32 @@ def _printable(text: str) -> str:
 def set_path(raw: dict, keys: tuple, value: Any, item: str) -> None:
     """Set raw[k1][k2]... = value, creating sections as needed."""
     node: Any = raw
-    for depth, key in enumerate(keys[:-1]):
-        if isinstance(node, list):
-            if not isinstance(key, int) or key >= len(node):
-                raise UserError(f"--set {item}: {format_loc(keys[:depth + 1])}: no such list item "
-                                f"(the list has {len(node)})")
-            node = node[key]
-            continue
-        if not isinstance(node, dict):
+    for depth, key in enumerate(keys):
+        if isinstance(node, list) and (not isinstance(key, int) or key >= len(node)):
+            raise UserError(
+                f"--set {item}: {format_loc(keys[: depth + 1])}: no such list item "
+                f"(the list has {len(node)})"
+            )
+        if not isinstance(node, (dict, list)):
             raise UserError(f"--set {item}: {format_loc(keys[:depth])} is not a section")
-        if key not in node or node[key] is None or isinstance(node[key], str):
-            node[key] = _default_section(keys[:depth + 1])
+        if depth == len(keys) - 1:
+            node[key] = value
+            return
+        if isinstance(node, dict) and (node.get(key) is None or isinstance(node[key], str)):
+            node[key] = _default_section(keys[: depth + 1])
         node = node[key]
-    last = keys[-1]
-    if isinstance(node, list):
-        if not isinstance(last, int) or last >= len(node):
-            raise UserError(f"--set {item}: {format_loc(keys)}: no such list item "
-                            f"(the list has {len(node)})")
-        node[last] = value
-    elif isinstance(node, dict):
-        node[last] = value
-    else:
-        raise UserError(f"--set {item}: {format_loc(keys[:-1])} is not a section")
 
 
 def _default_section(keys: tuple) -> Any:
     # A --set into a section the file left out starts from that section's defaults, so that
     # e.g. `--set model.encoder.0.filters=64` edits the default encoder rather than replacing it.
     node: Any = Config().model_dump(mode="python", exclude_none=True)
-    for key in keys:
-        try:
+    try:
+        for key in keys:
             node = node[key]
-        except (KeyError, IndexError, TypeError):
-            return {}
-    if isinstance(node, (dict, list)):
-        return node
-    return {}
+    except (KeyError, IndexError, TypeError):
+        return {}
+    return node if isinstance(node, (dict, list)) else {}
 
 
 def format_loc(loc: tuple) -> str:
@@ -511,47 +567,46 @@ def format_loc(loc: tuple) -> str:
     return out or "(top level)"
 
 
+# Pydantic error types whose message needs nothing but the value given.
+_PHRASES = {
+    "missing": "is required but missing",
+    "int_type": "must be an integer, got {}",
+    "int_parsing": "must be an integer, got {}",
+    "float_type": "must be a number, got {}",
+    "bool_type": "must be true or false, got {}",
+    "string_type": "must be a string, got {}",
+    "model_type": "must be a mapping of keys, got {}",
+    "dict_type": "must be a mapping of keys, got {}",
+    "string_pattern_mismatch": "must be a plain name (letters, digits, '_', '.', '-'), got {}",
+}
+
+
 def describe_error(error: dict, loc: tuple) -> str:
-    """Turn one pydantic error into a short phrase: what is wrong and what would be right."""
-    kind, msg, value = error["type"], error["msg"], error.get("input")
+    """One pydantic error as a short phrase: what is wrong and what would be right."""
+    kind, msg, value, ctx = error["type"], error["msg"], error.get("input"), error.get("ctx", {})
     if kind == "extra_forbidden":
-        key = loc[-1] if loc else "?"
-        if isinstance(key, str) and key in KERAS1_KEYS:
-            return f"'{key}' is Keras 1 (Deconvolution2D era); use '{KERAS1_KEYS[key]}'"
         valid = valid_keys(loc[:-1])
-        close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
-        hint = f"; did you mean '{close[0]}'?" if close else (
-            f"; valid keys here: {', '.join(valid)}" if valid else "")
-        return f"unknown key{hint}"
-    if kind == "missing":
-        return "is required but missing"
-    if kind == "greater_than" and error.get("ctx", {}).get("gt") == 0 and isinstance(value, int):
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.6)
+        if close:
+            return f"unknown key; did you mean '{close[0]}'?"
+        return f"unknown key; valid keys here: {', '.join(valid)}" if valid else "unknown key"
+    if kind in _PHRASES:
+        return _PHRASES[kind].format(_show(value))
+    if kind == "greater_than" and ctx.get("gt") == 0 and isinstance(value, int):
         return f"must be a positive integer, got {value}"
-    if kind in ("int_type", "int_parsing"):
-        return f"must be an integer, got {_show(value)}"
-    if kind == "float_type":
-        return f"must be a number, got {_show(value)}"
-    if kind == "bool_type":
-        return f"must be true or false, got {_show(value)}"
-    if kind == "string_type":
-        return f"must be a string, got {_show(value)}"
-    if kind == "model_type" or kind == "dict_type":
-        return f"must be a mapping of keys, got {_show(value)}"
     if kind == "literal_error":
-        expected = error.get("ctx", {}).get("expected", "")
-        return f"must be {expected}, got {_show(value)}"
-    if kind == "string_pattern_mismatch":
-        return (f"must be a plain name (letters, digits, '_', '.', '-'), got {_show(value)}")
+        return f"must be {ctx.get('expected', '')}, got {_show(value)}"
     if kind == "block_type":
-        return msg + f", got type {_show(value.get('type') if isinstance(value, dict) else value)}"
+        return f"{msg}, got type {_show(value.get('type') if isinstance(value, dict) else value)}"
     if msg.startswith("Value error, "):
-        return msg[len("Value error, "):]
+        return msg.removeprefix("Value error, ")
     if msg.startswith("Input should be "):
-        msg = "must be " + msg[len("Input should be "):]
-    return f"{msg}, got {_show(value)}" if not isinstance(value, (dict, list)) else msg
+        msg = "must be " + msg.removeprefix("Input should be ")
+    return msg if isinstance(value, (dict, list)) else f"{msg}, got {_show(value)}"
 
 
 def _show(value: Any, limit: int = 80) -> str:
+    """A value as YAML would write it, cut to `limit` characters."""
     if isinstance(value, str):
         text = repr(value)
     elif isinstance(value, dict):
@@ -567,30 +622,17 @@ def valid_keys(loc: tuple) -> list[str]:
     """The field names of the section found at `loc` (best effort, for suggestions)."""
     models: list[type[BaseModel]] = [Config]
     for part in loc:
-        if isinstance(part, int):
-            continue
-        nxt: list[type[BaseModel]] = []
-        for model in models:
-            if part in model.model_fields:
-                nxt += _models_in(model.model_fields[part].annotation)
-        models = nxt
-        if not models:
-            return []
-    keys: list[str] = []
-    for model in models:
-        keys += [k for k in model.model_fields if k not in keys]
-    return keys
+        if not isinstance(part, int):
+            fields = [m.model_fields[part] for m in models if part in m.model_fields]
+            models = [m for field in fields for m in _models_in(field.annotation)]
+    return list(dict.fromkeys(key for model in models for key in model.model_fields))
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation may hold, looking inside unions, lists and Annotated."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
-    found: list[type[BaseModel]] = []
-    for arg in typing.get_args(annotation):
-        for model in _models_in(arg):
-            if model not in found:
-                found.append(model)
-    return found
+    return list(dict.fromkeys(m for arg in typing.get_args(annotation) for m in _models_in(arg)))
 
 
 def dump_config(config: Config) -> str:

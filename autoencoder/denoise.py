@@ -1,7 +1,7 @@
 """Denoising sweeps: one model per training noise level, each scored at every evaluation level.
 
 `run_sweep(config)` writes <output>/<name>/<timestamp>/ with models/level-<L>/<timestamp>/ (full
-run directories made by `train.train`), results.csv, results.md and figures/. Every model, the
+run directories made by `pipeline.train_run`), results.csv, results.md and figures/. Every model, the
 noisy input and the classical filter are scored on the same test images with the same fixed
 noise (denoise.eval_seed), so rows compare across models and runs.
 """
@@ -10,46 +10,60 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
+import logging
 from pathlib import Path
 
 import numpy as np
 
-from autoencoder import runs
+from autoencoder import atomic, runs
 from autoencoder.config import Config, NoiseConfig
+from autoencoder.data import load_splits
+from autoencoder.evaluate import per_image_mse, psnr, ssim
+from autoencoder.model import load_model
+from autoencoder.noise import noisy_eval
+from autoencoder.pipeline import train_run
+from autoencoder.plots import plot_psnr_vs_level, plot_robustness, plot_triplets
+from autoencoder.train import STATE
+
+log = logging.getLogger(__name__)
 
 # Classical baselines; the best on the validation split is reported on test, per noise level.
 GAUSSIAN_SIGMAS = (0.5, 0.7, 1.0, 1.4)
 FILTER_VAL_IMAGES = 2000  # plenty to rank five filters; keeps full-MNIST sweeps quick
-COLUMNS = ("kind", "train_level", "eval_level", "noisy_psnr", "noisy_ssim", "filter",
-           "filter_psnr", "filter_ssim", "model_psnr", "model_ssim", "images")
+COLUMNS = (
+    "kind",
+    "train_level",
+    "eval_level",
+    "noisy_psnr",
+    "noisy_ssim",
+    "filter",
+    "filter_psnr",
+    "filter_ssim",
+    "model_psnr",
+    "model_ssim",
+    "images",
+)
 EXAMPLES = 8  # images per row in figures/triplets.png
 
 
-def run_sweep(config: Config, resume: str | Path | None = None, quiet: bool = False) -> Path:
+def run_sweep(config: Config, resume: str | Path | None = None) -> tuple[Path, list[dict]]:
     """Train (or reuse) one model per denoise.train_levels, evaluate them all, write the report.
 
     Args:
       config: the resolved config; its model, train and data sections apply to every model.
       resume: an earlier sweep directory; finished models are reused, unfinished ones resumed.
-      quiet: no progress bars or messages.
     Returns:
-      The sweep directory.
+      (the sweep directory, the rows of results.csv).
     """
-    from autoencoder.data import load_splits
-
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     sweep_dir = _sweep_dir(config, resume)
-    say(f"sweep directory: {sweep_dir}")
-    model_dirs = {level: model_run(config, sweep_dir, level, quiet)
-                  for level in config.denoise.train_levels}
+    log.info("sweep directory: %s", sweep_dir)
+    model_dirs = {
+        level: model_run(config, sweep_dir, level) for level in config.denoise.train_levels
+    }
     splits = load_splits(config)
     rows, images = evaluate_sweep(config, splits, model_dirs)
     write_report(sweep_dir, config, rows, images)
-    if not quiet:
-        print(results_markdown(rows, config))
-        print(f"results and figures: {sweep_dir}")
-    return sweep_dir
+    return sweep_dir, rows
 
 
 def _sweep_dir(config: Config, resume: str | Path | None) -> Path:
@@ -68,24 +82,28 @@ def level_name(level: float) -> str:
 def level_config(config: Config, sweep_dir: Path, level: float) -> Config:
     """The sweep's config with data.noise at one training level, writing under sweep/models/."""
     d = config.denoise
-    data = config.data.model_copy(update={"noise": NoiseConfig(kind=d.kind, level=level,
-                                                                clip=d.clip)})
+    data = config.data.model_copy(
+        update={"noise": NoiseConfig(kind=d.kind, level=level, clip=d.clip)}
+    )
     # Absolute, so a resume from another working directory passes train's config check.
-    return config.model_copy(update={"data": data, "name": level_name(level),
-                                     "output": str((Path(sweep_dir) / "models").resolve())})
+    return config.model_copy(
+        update={
+            "data": data,
+            "name": level_name(level),
+            "output": str((Path(sweep_dir) / "models").resolve()),
+        }
+    )
 
 
-def model_run(config: Config, sweep_dir: Path, level: float, quiet: bool) -> Path:
+def model_run(config: Config, sweep_dir: Path, level: float) -> Path:
     """The run directory of the model for one level: reused if finished, resumed, or trained."""
-    from autoencoder.train import train
-
     cfg = level_config(config, sweep_dir, level)
     found = sorted(Path(cfg.output, cfg.name).glob("*/config.yaml"))
     finished = [p.parent for p in found if (p.parent / "model.keras").is_file()]
     if finished:
         return finished[-1]
-    started = [p.parent for p in found if (p.parent / runs.STATE).is_file()]
-    return train(cfg, resume=started[-1] if started else None, quiet=quiet)
+    started = [p.parent for p in found if (p.parent / STATE).is_file()]
+    return train_run(cfg, resume=started[-1] if started else None)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -94,13 +112,15 @@ def model_run(config: Config, sweep_dir: Path, level: float, quiet: bool) -> Pat
 
 def evaluate_sweep(config: Config, splits, model_dirs: dict[float, Path]):
     """Rows of COLUMNS (train level x eval level) and the images for the triplet figure."""
-    from autoencoder.train import load_model
-
-    x_test = splits.x_test[: config.denoise.eval_images]
-    levels = {level: baselines(config, x_test, splits.x_val, level)
-              for level in config.denoise.eval_levels}
-    images = {"clean": x_test[:EXAMPLES],
-              **{("noisy", level): noisy[:EXAMPLES] for level, (noisy, _) in levels.items()}}
+    x_test = splits.images("test")[: config.denoise.eval_images]
+    x_val = splits.images("val")[:FILTER_VAL_IMAGES]
+    levels = {
+        level: baselines(config, x_test, x_val, level) for level in config.denoise.eval_levels
+    }
+    images = {
+        "clean": x_test[:EXAMPLES],
+        **{("noisy", level): noisy[:EXAMPLES] for level, (noisy, _) in levels.items()},
+    }
     rows = []
     # Model by model, so each traces its predict function once rather than once per level.
     for train_level, path in model_dirs.items():
@@ -115,24 +135,27 @@ def evaluate_sweep(config: Config, splits, model_dirs: dict[float, Path]):
 
 def baselines(config: Config, x_test: np.ndarray, x_val: np.ndarray, level: float):
     """(noisy test images, row fields of the noisy input and the best filter) at one level."""
-    from autoencoder.noise import noisy_eval
-
     d = config.denoise
     noise = NoiseConfig(kind=d.kind, level=level, clip=d.clip)
     noisy = noisy_eval(x_test, noise, d.eval_seed)
     # Validation noise uses the seed the trainer validates with (eval_seed + 1).
-    x_val = x_val[:FILTER_VAL_IMAGES]
     name, filtered = best_filter(x_val, noisy_eval(x_val, noise, d.eval_seed + 1), noisy)
-    return noisy, {"kind": d.kind, "eval_level": level, **scores("noisy", x_test, noisy),
-                   "filter": name, **scores("filter", x_test, filtered), "images": len(x_test)}
+    return noisy, {
+        "kind": d.kind,
+        "eval_level": level,
+        **scores("noisy", x_test, noisy),
+        "filter": name,
+        **scores("filter", x_test, filtered),
+        "images": len(x_test),
+    }
 
 
 def scores(prefix: str, clean: np.ndarray, images: np.ndarray) -> dict:
     """{prefix_psnr, prefix_ssim} of images against the clean ones (dataset-level PSNR)."""
-    from autoencoder.evaluate import per_image_mse, psnr, ssim
-
-    return {f"{prefix}_psnr": psnr(float(per_image_mse(clean, images).mean())),
-            f"{prefix}_ssim": ssim(clean, images)}
+    return {
+        f"{prefix}_psnr": psnr(float(per_image_mse(clean, images).mean())),
+        f"{prefix}_ssim": ssim(clean, images),
+    }
 
 
 def classical_filters() -> dict:
@@ -142,15 +165,14 @@ def classical_filters() -> dict:
     # Filter within each image only: size / sigma 0 on the batch and channel axes.
     out = {"median 3x3": lambda x: ndimage.median_filter(x, size=(1, 3, 3, 1))}
     for sigma in GAUSSIAN_SIGMAS:
-        out[f"gaussian s={sigma:g}"] = (
-            lambda x, s=sigma: ndimage.gaussian_filter(x, sigma=(0, s, s, 0)))
+        out[f"gaussian s={sigma:g}"] = lambda x, s=sigma: ndimage.gaussian_filter(
+            x, sigma=(0, s, s, 0)
+        )
     return out
 
 
 def best_filter(clean_val: np.ndarray, noisy_val: np.ndarray, noisy_test: np.ndarray):
     """(name, filtered test images) of the filter with the lowest validation MSE."""
-    from autoencoder.evaluate import per_image_mse
-
     filters = classical_filters()
     name = min(filters, key=lambda n: per_image_mse(clean_val, filters[n](noisy_val)).mean())
     return name, filters[name](noisy_test)
@@ -162,10 +184,8 @@ def best_filter(clean_val: np.ndarray, noisy_val: np.ndarray, noisy_test: np.nda
 
 def write_report(sweep_dir: Path, config: Config, rows: list[dict], images: dict) -> None:
     """results.csv, results.md and the three figures."""
-    from autoencoder.plots import plot_psnr_vs_level, plot_robustness, plot_triplets
-
-    runs.write_text(sweep_dir / "results.csv", results_csv(rows))
-    runs.write_text(sweep_dir / "results.md", results_markdown(rows, config) + "\n")
+    atomic.write_text(sweep_dir / "results.csv", results_csv(rows))
+    atomic.write_text(sweep_dir / "results.md", results_markdown(rows, config) + "\n")
     figures = sweep_dir / "figures"
     figures.mkdir(exist_ok=True)
     plot_triplets(figures / "triplets.png", images, config.denoise.kind)
@@ -178,8 +198,9 @@ def results_csv(rows: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows([{k: f"{v:.4f}" if isinstance(v, float) else v for k, v in r.items()}
-                      for r in rows])
+    writer.writerows(
+        [{k: f"{v:.4f}" if isinstance(v, float) else v for k, v in r.items()} for r in rows]
+    )
     return out.getvalue()
 
 
@@ -197,14 +218,18 @@ def results_markdown(rows: list[dict], config: Config) -> str:
         "|---:|---:|---:|---:|:---|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['train_level']:g} | {r['eval_level']:g} | {r['noisy_psnr']:.2f} | "
-                     f"{r['noisy_ssim']:.3f} | {r['filter']} | {r['filter_psnr']:.2f} | "
-                     f"{r['filter_ssim']:.3f} | {r['model_psnr']:.2f} | {r['model_ssim']:.3f} |")
+        lines.append(
+            f"| {r['train_level']:g} | {r['eval_level']:g} | {r['noisy_psnr']:.2f} | "
+            f"{r['noisy_ssim']:.3f} | {r['filter']} | {r['filter_psnr']:.2f} | "
+            f"{r['filter_ssim']:.3f} | {r['model_psnr']:.2f} | {r['model_ssim']:.3f} |"
+        )
     return "\n".join(lines)
 
 
 def read_results(sweep_dir: str | Path) -> list[dict]:
     """results.csv back as rows with numbers (for tests and notebooks)."""
     with open(Path(sweep_dir) / "results.csv", newline="") as handle:
-        return [{k: v if k in ("kind", "filter") else float(v) for k, v in row.items()}
-                for row in csv.DictReader(handle)]
+        return [
+            {k: v if k in ("kind", "filter") else float(v) for k, v in row.items()}
+            for row in csv.DictReader(handle)
+        ]

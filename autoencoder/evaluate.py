@@ -8,27 +8,35 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder import runs
-from autoencoder.config import Config
+from autoencoder import atomic
+from autoencoder.runs import load_run
+from autoencoder.runtime import tensorflow
+from autoencoder.shapes import plan_model
 
 EPS = 1e-7  # the clip Keras applies inside binary cross-entropy
 
 # Metrics run over this many images at a time, in float64: whole-test-set float64 temporaries
-# would add several hundred MB to a run's peak memory.
+# would dominate a run's peak memory.
 CHUNK = 1000
 
 
 def per_image_mse(x: np.ndarray, recon: np.ndarray) -> np.ndarray:
     """Mean squared error of each image, shape (N,)."""
     axes = tuple(range(1, x.ndim))
-    return np.concatenate([np.mean((x[i:i + CHUNK].astype(np.float64) - recon[i:i + CHUNK]) ** 2,
-                                   axis=axes) for i in range(0, len(x), CHUNK)])
+    return np.concatenate(
+        [
+            np.mean((x[i : i + CHUNK].astype(np.float64) - recon[i : i + CHUNK]) ** 2, axis=axes)
+            for i in range(0, len(x), CHUNK)
+        ]
+    )
 
 
 def _mean_over_chunks(fn, *arrays: np.ndarray) -> float:
     """The mean of fn(chunks...) elementwise over all images, chunk by chunk, in float64."""
-    total = sum(float(np.sum(fn(*(a[i:i + CHUNK].astype(np.float64) for a in arrays))))
-                for i in range(0, len(arrays[0]), CHUNK))
+    total = sum(
+        float(np.sum(fn(*(a[i : i + CHUNK].astype(np.float64) for a in arrays))))
+        for i in range(0, len(arrays[0]), CHUNK)
+    )
     return total / arrays[0].size
 
 
@@ -44,31 +52,38 @@ def mae(x: np.ndarray, recon: np.ndarray) -> float:
 
 def bce(x: np.ndarray, recon: np.ndarray) -> float:
     """Mean binary cross-entropy per pixel (targets may be grey, not just 0/1)."""
+
     def terms(x, p):
         p = np.clip(p, EPS, 1 - EPS)
         return -(x * np.log(p) + (1 - x) * np.log(1 - p))
+
     return _mean_over_chunks(terms, x, recon)
 
 
 def bce_floor(x: np.ndarray) -> float:
     """Mean entropy of the target pixels: the BCE of a perfect reconstruction (0 log 0 = 0)."""
+
     def entropy(x):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.nan_to_num(-(x * np.log(x) + (1 - x) * np.log(1 - x)), nan=0.0)
+
     return _mean_over_chunks(entropy, x)
 
 
 def ssim(x: np.ndarray, recon: np.ndarray) -> float:
     """Mean SSIM (11x11 Gaussian window, as tf.image.ssim) over the images."""
-    from autoencoder.runtime import tensorflow
-
     tf = tensorflow()
     # Window must fit the image: shrink it for very small inputs.
     size = min(11, x.shape[1], x.shape[2])
-    values = [tf.image.ssim(tf.constant(x[i:i + CHUNK], tf.float32),
-                            tf.constant(recon[i:i + CHUNK], tf.float32),
-                            max_val=1.0, filter_size=size).numpy()
-              for i in range(0, len(x), CHUNK)]
+    values = [
+        tf.image.ssim(
+            tf.constant(x[i : i + CHUNK], tf.float32),
+            tf.constant(recon[i : i + CHUNK], tf.float32),
+            max_val=1.0,
+            filter_size=size,
+        ).numpy()
+        for i in range(0, len(x), CHUNK)
+    ]
     return float(np.mean(np.concatenate(values)))
 
 
@@ -76,14 +91,14 @@ def pca_baseline(x_train: np.ndarray, x_eval: np.ndarray, components: int) -> di
     """MSE and PSNR of PCA with `components` components fit on x_train, applied to x_eval.
 
     Exact PCA from the pixel covariance matrix, accumulated CHUNK images at a time in float64:
-    the fit holds one (pixels x pixels) matrix, not a centred float copy of the training set
-    (which took full MNIST's evaluation to 1.6 GiB). uint8 inputs are pixels / 255.
+    the fit holds one (pixels x pixels) matrix, not a centred float copy of the training set.
+    uint8 inputs are pixels / 255.
     """
     n, d = len(x_train), int(np.prod(x_train.shape[1:]))
     k = int(min(components, d, n))
 
     def rows(x, i):
-        out = x[i:i + CHUNK].reshape(-1, d).astype(np.float64)
+        out = x[i : i + CHUNK].reshape(-1, d).astype(np.float64)
         return out / 255.0 if x.dtype == np.uint8 else out
 
     mean = sum(rows(x_train, i).sum(axis=0) for i in range(0, n, CHUNK)) / n
@@ -101,16 +116,9 @@ def pca_baseline(x_train: np.ndarray, x_eval: np.ndarray, components: int) -> di
     return {"components": k, "mse": mse, "psnr": psnr(mse)}
 
 
-def code_size(config: Config) -> int:
-    """Numbers in the model's code: latent_dim, or the last encoder feature map's size."""
-    from autoencoder.shapes import plan_model
-
-    return int(plan_model(config.model).code_size)
-
-
-def evaluate_arrays(splits, recon: np.ndarray, split: str, config: Config) -> dict:
-    """All metrics of `recon` against the clean images of `split`, keyed '<split>/<metric>'."""
-    x, y = (splits.x_test, splits.y_test) if split == "test" else (splits.x_val, splits.y_val)
+def evaluate_arrays(splits, images: np.ndarray, recon: np.ndarray, split: str, config) -> dict:
+    """All metrics of `recon` against `images`, the clean images of `split`: '<split>/<metric>'."""
+    x, y = images, splits.labels(split)
     errors = per_image_mse(x, recon)
     mse = float(errors.mean())
     out = {
@@ -126,11 +134,14 @@ def evaluate_arrays(splits, recon: np.ndarray, split: str, config: Config) -> di
     out[f"{split}/mse_by_class"] = {str(int(c)): float(errors[y == c].mean()) for c in np.unique(y)}
     # PCA with as many components as the code has numbers; a code as large as the image has no
     # compression to compare against, so there is no baseline then.
-    components = code_size(config)
+    components = plan_model(config.model).code_size
     if components < np.prod(x.shape[1:]):
-        out[f"{split}/pca"] = pca_baseline(
-            np.concatenate([splits.train_pixels, splits.val_pixels]) if split == "test"
-            else splits.train_pixels, x, components)
+        pool = (
+            np.concatenate([splits.train_pixels, splits.val_pixels])
+            if split == "test"
+            else splits.train_pixels
+        )
+        out[f"{split}/pca"] = pca_baseline(pool, x, int(components))
     return out
 
 
@@ -160,27 +171,18 @@ def format_metrics(metrics: dict, split: str) -> str:
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
-    """Load a run's model and data, print the metrics table and merge them into metrics.json.
+    """Load a run, compute one split's metrics and merge them into its metrics.json.
 
     Args:
       run_dir: a directory written by `autoencoder train`.
       split: "test" or "val".
+    Returns:
+      The split's metrics (format_metrics prints them).
     """
-    from autoencoder.data import load_splits
-    from autoencoder.noise import model_inputs
-    from autoencoder.train import load_model
-
-    run_dir = Path(run_dir)
-    config = runs.load_run_config(run_dir)
-    model = load_model(run_dir / "model.keras")
-    splits = load_splits(config)
-    x = splits.x_test if split == "test" else splits.x_val
-    # A denoiser is scored on the same fixed noisy inputs as at the end of its training.
-    x = model_inputs(x, config, seed_offset=0 if split == "test" else 1)
-    metrics = evaluate_arrays(splits, model.predict(x, batch_size=512, verbose=0), split, config)
-    path = run_dir / "metrics.json"
+    run = load_run(run_dir, split)
+    metrics = evaluate_arrays(run.splits, run.images, run.recon, split, run.config)
+    path = run.run_dir / "metrics.json"
     merged = json.loads(path.read_text()) if path.exists() else {}
     merged.update(metrics)
-    runs.write_json(path, merged)
-    print(format_metrics(metrics, split))
+    atomic.write_json(path, merged)
     return metrics

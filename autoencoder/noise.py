@@ -9,7 +9,7 @@ Evaluation noise (`noisy_eval`) is keyed by a fixed seed so figures compare acro
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -68,8 +68,9 @@ _KINDS = {"gaussian": _gaussian, "salt_pepper": _salt_pepper, "speckle": _speckl
 def noisy_eval(x: np.ndarray, noise_cfg, seed: int) -> np.ndarray:
     """The images with evaluation noise: identical arrays for the same seed."""
     tf = tensorflow()
-    noisy = apply_noise(x, noise_cfg.kind, noise_cfg.level, noise_cfg.clip,
-                        tf.constant([seed, 0], tf.int64))
+    noisy = apply_noise(
+        x, noise_cfg.kind, noise_cfg.level, noise_cfg.clip, tf.constant([seed, 0], tf.int64)
+    )
     return noisy.numpy()
 
 
@@ -80,12 +81,14 @@ def training_noise(noise_cfg, seed: int, start_epoch: int = 0) -> Callable:
     the resumed stream never replays the draws of the epochs already trained.
     """
     tf = tensorflow()
-    generator = tf.random.Generator.from_key_counter(key=seed, counter=[0, start_epoch],
-                                                     alg="philox")
+    generator = tf.random.Generator.from_key_counter(
+        key=seed, counter=[0, start_epoch], alg="philox"
+    )
 
     def noise_fn(batch, _seed):
-        return apply_noise(batch, noise_cfg.kind, noise_cfg.level, noise_cfg.clip,
-                           generator.make_seeds(1)[:, 0])
+        return apply_noise(
+            batch, noise_cfg.kind, noise_cfg.level, noise_cfg.clip, generator.make_seeds(1)[:, 0]
+        )
 
     return noise_fn
 

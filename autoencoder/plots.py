@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder import runs
 from autoencoder.evaluate import per_image_mse
+from autoencoder.runs import load_run
+from autoencoder.train import read_history
 
 DPI = 120
 
@@ -23,9 +24,13 @@ def _pyplot():
 
 def _show(ax, image, **kwargs):
     # (H, W, 1) -> (H, W) grey; colour images pass through.
-    ax.imshow(image[..., 0] if image.shape[-1] == 1 else np.clip(image, 0, 1),
-              cmap=kwargs.pop("cmap", "gray"), vmin=kwargs.pop("vmin", 0), vmax=kwargs.pop("vmax", 1),
-              **kwargs)
+    ax.imshow(
+        image[..., 0] if image.shape[-1] == 1 else np.clip(image, 0, 1),
+        cmap=kwargs.pop("cmap", "gray"),
+        vmin=kwargs.pop("vmin", 0),
+        vmax=kwargs.pop("vmax", 1),
+        **kwargs,
+    )
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -50,8 +55,11 @@ def plot_reconstructions(path: Path, x, y, recon, n: int = 10) -> None:
         axes[1, j].set_xlabel(f"MSE {errors[j]:.4f}", fontsize=8)
     axes[0, 0].set_ylabel("original", fontsize=10)
     axes[1, 0].set_ylabel("reconstruction", fontsize=10)
-    fig.suptitle(f"Test images and their reconstructions (mean MSE of these {len(idx)}: "
-                 f"{errors.mean():.4f})", fontsize=11)
+    fig.suptitle(
+        f"Test images and their reconstructions (mean MSE of these {len(idx)}: "
+        f"{errors.mean():.4f})",
+        fontsize=11,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
@@ -62,14 +70,19 @@ def plot_loss(path: Path, history: list[dict]) -> None:
     plt = _pyplot()
     epochs = [r["epoch"] for r in history]
     timed = any("val/mse" in r for r in history)
-    fig, axes = plt.subplots(1, 3 if timed else 2, figsize=(14 if timed else 10, 3.8),
-                             gridspec_kw={"width_ratios": [2, 1.5, 1] if timed else [2, 1]})
+    fig, axes = plt.subplots(
+        1,
+        3 if timed else 2,
+        figsize=(14 if timed else 10, 3.8),
+        gridspec_kw={"width_ratios": [2, 1.5, 1] if timed else [2, 1]},
+    )
     ax, ax_lr = axes[0], axes[-1]
     marker = "o" if len(epochs) <= 30 else None
     ax.plot(epochs, [r["train/loss"] for r in history], marker=marker, label="train/loss")
     if any("val/loss" in r for r in history):
-        ax.plot(epochs, [r.get("val/loss", np.nan) for r in history], marker=marker,
-                label="val/loss")
+        ax.plot(
+            epochs, [r.get("val/loss", np.nan) for r in history], marker=marker, label="val/loss"
+        )
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (log scale)")
@@ -80,8 +93,9 @@ def plot_loss(path: Path, history: list[dict]) -> None:
         # Error against wall time: what a fixed training budget buys.
         minutes = np.cumsum([r.get("seconds", np.nan) for r in history]) / 60
         ax_t = axes[1]
-        ax_t.plot(minutes, [r.get("val/mse", np.nan) for r in history], marker=marker,
-                  color="tab:purple")
+        ax_t.plot(
+            minutes, [r.get("val/mse", np.nan) for r in history], marker=marker, color="tab:purple"
+        )
         ax_t.set_yscale("log")
         ax_t.set_xlabel("training time (minutes)")
         ax_t.set_ylabel("val/mse per pixel (log scale)")
@@ -138,9 +152,16 @@ def plot_error_by_class(path: Path, x, y, recon) -> None:
     # Counts inside the foot of each bar: above the bar they collide with the mean line and,
     # on the tallest bar, with the frame.
     for bar, count in zip(bars, counts):
-        ax.annotate(f"n={count}", (bar.get_x() + bar.get_width() / 2, 0), ha="center",
-                    va="bottom", fontsize=7, color="white", xytext=(0, 3),
-                    textcoords="offset points")
+        ax.annotate(
+            f"n={count}",
+            (bar.get_x() + bar.get_width() / 2, 0),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            color="white",
+            xytext=(0, 3),
+            textcoords="offset points",
+        )
     ax.axhline(errors.mean(), color="tab:red", linestyle="--", label=f"all: {errors.mean():.4f}")
     ax.set_xlabel("class (digit)")
     ax.set_ylabel("mean MSE per pixel")
@@ -167,24 +188,9 @@ def plot_all(run_dir: Path, x, y, recon, history: list[dict]) -> list[Path]:
 
 
 def plot_run(run_dir: str | Path) -> list[Path]:
-    """Redraw a finished run's figures from its saved model and config."""
-    from autoencoder.data import load_splits
-    from autoencoder.noise import model_inputs
-    from autoencoder.train import load_model
-
-    run_dir = Path(run_dir)
-    config = runs.load_run_config(run_dir)
-    model = load_model(run_dir / "model.keras")
-    splits = load_splits(config)
-    recon = model.predict(model_inputs(splits.x_test, config), batch_size=512, verbose=0)
-    paths = plot_all(run_dir, splits.x_test, splits.y_test, recon, runs.read_history(run_dir))
-    for p in paths:
-        print(p)
-    return paths
-
-
-# ---------------------------------------------------------------------------------------------
-# Denoising sweeps (autoencoder.denoise)
+    """Redraw a finished run's figures from its saved model and config; return their paths."""
+    run = load_run(run_dir)
+    return plot_all(run.run_dir, run.images, run.splits.y_test, run.recon, read_history(run_dir))
 
 
 def _spread(values: list, k: int) -> list:
@@ -210,8 +216,9 @@ def plot_triplets(path: Path, images: dict, kind: str, levels: int = 4) -> None:
         rows.append((f"denoised\n(model {nearest:g})", images[(nearest, level)]))
     rows.append(("clean", images["clean"]))
     n = len(images["clean"])
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.0 * n + 1.3, 1.0 * len(rows) + 0.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), n, figsize=(1.0 * n + 1.3, 1.0 * len(rows) + 0.6), squeeze=False
+    )
     for r, (label, batch) in enumerate(rows):
         for j in range(n):
             _show(axes[r, j], batch[j])
@@ -230,12 +237,23 @@ def plot_psnr_vs_level(path: Path, rows: list[dict]) -> None:
     levels = [r["eval_level"] for r in base]
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     ax.plot(levels, [r["noisy_psnr"] for r in base], "k--o", label="noisy input", markersize=4)
-    ax.plot(levels, [r["filter_psnr"] for r in base], "-s", color="tab:gray",
-            label="best classical filter", markersize=4)
+    ax.plot(
+        levels,
+        [r["filter_psnr"] for r in base],
+        "-s",
+        color="tab:gray",
+        label="best classical filter",
+        markersize=4,
+    )
     for train in sorted({r["train_level"] for r in rows}):
         mine = [r for r in rows if r["train_level"] == train]
-        line, = ax.plot([r["eval_level"] for r in mine], [r["model_psnr"] for r in mine], "-o",
-                        label=f"model trained at {train:g}", markersize=4)
+        (line,) = ax.plot(
+            [r["eval_level"] for r in mine],
+            [r["model_psnr"] for r in mine],
+            "-o",
+            label=f"model trained at {train:g}",
+            markersize=4,
+        )
         ax.axvline(train, color=line.get_color(), alpha=0.25, linewidth=3)
     ax.set_xlabel(f"evaluation noise level ({rows[0]['kind']})")
     ax.set_ylabel("test PSNR (dB)")
@@ -260,8 +278,15 @@ def plot_robustness(path: Path, rows: list[dict]) -> None:
     middle = np.nanmean(grid)
     for i in range(len(trains)):
         for j in range(len(evals)):
-            ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=8,
-                    color="black" if grid[i, j] > middle else "white")
+            ax.text(
+                j,
+                i,
+                f"{grid[i, j]:.1f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="black" if grid[i, j] > middle else "white",
+            )
     ax.set_xticks(range(len(evals)), [f"{v:g}" for v in evals])
     ax.set_yticks(range(len(trains)), [f"{v:g}" for v in trains])
     ax.set_xlabel("evaluation noise level")

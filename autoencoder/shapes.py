@@ -42,8 +42,9 @@ def dilated(kernel: int, dilation: int = 1) -> int:
     return (kernel - 1) * dilation + 1
 
 
-def conv_output_size(size: int, kernel: int, stride: int = 1, padding: str = "valid",
-                     dilation: int = 1) -> int:
+def conv_output_size(
+    size: int, kernel: int, stride: int = 1, padding: str = "valid", dilation: int = 1
+) -> int:
     """Conv2D output length on one axis (<= 0: the kernel does not fit)."""
     if padding == "same":
         return (size - 1) // stride + 1
@@ -68,17 +69,28 @@ def default_output_padding(kernel: int, stride: int, padding: str, dilation: int
     return stride - k % 2 if padding == "same" else max(k, stride) - k
 
 
-def conv_transpose_output_size(size: int, kernel: int, stride: int = 1, padding: str = "valid",
-                               output_padding: int | None = None, dilation: int = 1) -> int:
+def conv_transpose_output_size(
+    size: int,
+    kernel: int,
+    stride: int = 1,
+    padding: str = "valid",
+    output_padding: int | None = None,
+    dilation: int = 1,
+) -> int:
     """Conv2DTranspose output length on one axis: (in-1)*stride + k - 2*pad + output_padding."""
     if output_padding is None:
         output_padding = default_output_padding(kernel, stride, padding, dilation)
-    return ((size - 1) * stride + dilated(kernel, dilation)
-            - 2 * transpose_pad(kernel, padding, dilation) + output_padding)
+    return (
+        (size - 1) * stride
+        + dilated(kernel, dilation)
+        - 2 * transpose_pad(kernel, padding, dilation)
+        + output_padding
+    )
 
 
-def output_padding_ok(kernel: int, stride: int, padding: str, output_padding: int,
-                      dilation: int = 1) -> bool:
+def output_padding_ok(
+    kernel: int, stride: int, padding: str, output_padding: int, dilation: int = 1
+) -> bool:
     """Whether Keras accepts this output_padding and TensorFlow then runs the layer."""
     if not 0 <= output_padding < stride:  # Keras: output_padding < strides
         return False
@@ -87,15 +99,17 @@ def output_padding_ok(kernel: int, stride: int, padding: str, output_padding: in
     return not (padding == "same" and dilated(kernel, dilation) % 2 + output_padding == 0)
 
 
-def transpose_choices(size: int, kernel: int, stride: int, padding: str,
-                      dilation: int = 1) -> dict[int, int | None]:
+def transpose_choices(
+    size: int, kernel: int, stride: int, padding: str, dilation: int = 1
+) -> dict[int, int | None]:
     """Every output length one Conv2DTranspose axis can produce -> the output_padding that gives it.
 
     None (Keras's default) wins where it lands on the same length, so that common models keep the
     plain Keras call (the seed tutorial has no output_padding).
     """
     choices: dict[int, int | None] = {
-        conv_transpose_output_size(size, kernel, stride, padding, None, dilation): None}
+        conv_transpose_output_size(size, kernel, stride, padding, None, dilation): None
+    }
     for op in range(stride):
         if output_padding_ok(kernel, stride, padding, op, dilation):
             out = conv_transpose_output_size(size, kernel, stride, padding, op, dilation)
@@ -103,15 +117,18 @@ def transpose_choices(size: int, kernel: int, stride: int, padding: str,
     return dict(sorted(choices.items()))
 
 
-def output_padding_for(size: Pair, target: Pair, kernel: Pair, strides: Pair, padding: str,
-                       dilation: Pair = (1, 1)) -> Pair | None:
+def output_padding_for(
+    size: Pair, target: Pair, kernel: Pair, strides: Pair, padding: str, dilation: Pair = (1, 1)
+) -> Pair | None:
     """The output_padding (a pair, or None for Keras's default) taking `size` to `target`.
 
     Raises LookupError when no output_padding reaches it.
     """
     ops = []
     for axis in range(2):
-        choices = transpose_choices(size[axis], kernel[axis], strides[axis], padding, dilation[axis])
+        choices = transpose_choices(
+            size[axis], kernel[axis], strides[axis], padding, dilation[axis]
+        )
         if target[axis] not in choices:
             raise LookupError(target)
         ops.append(choices[target[axis]])
@@ -208,36 +225,57 @@ def _pass_through(block: ConvBlock | ConvTransposeBlock) -> dict[str, Any]:
     """The block settings that go to Keras unchanged (or to the layers around the convolution)."""
     reg = block.kernel_regularizer
     return dict(
-        activation=block.activation, batch_norm=block.batch_norm, dropout=block.dropout,
+        activation=block.activation,
+        batch_norm=block.batch_norm,
+        dropout=block.dropout,
         options=dict(
-            filters=block.filters, use_bias=block.use_bias,
+            filters=block.filters,
+            use_bias=block.use_bias,
             kernel_initializer=block.kernel_initializer,
-            kernel_regularizer=(reg.l1, reg.l2) if reg and (reg.l1 or reg.l2) else None))
+            kernel_regularizer=(reg.l1, reg.l2) if reg and (reg.l1 or reg.l2) else None,
+        ),
+    )
 
 
-def _conv_params(kernel: Pair, channels_in: int, filters: int, use_bias: bool,
-                 batch_norm: bool) -> int:
+def _conv_params(
+    kernel: Pair, channels_in: int, filters: int, use_bias: bool, batch_norm: bool
+) -> int:
     # Weights kh*kw*cin*f, bias f, batch norm gamma/beta/moving mean/moving variance 4*f.
-    return (kernel[0] * kernel[1] * channels_in * filters + filters * use_bias
-            + 4 * filters * batch_norm)
+    return (
+        kernel[0] * kernel[1] * channels_in * filters
+        + filters * use_bias
+        + 4 * filters * batch_norm
+    )
 
 
-def _conv_layer(block: ConvBlock, shape: Shape, label: str, name: str, part: str,
-                where: str) -> PlannedLayer:
+def _conv_layer(
+    block: ConvBlock, shape: Shape, label: str, name: str, part: str, where: str
+) -> PlannedLayer:
     """A Conv2D block (encoder, or decoder `type: conv`)."""
     k, s, d = block.kernel_size, block.strides, block.dilation_rate
     reach = (dilated(k[0], d[0]), dilated(k[1], d[1]))
     if block.padding == "valid" and (reach[0] > shape[0] or reach[1] > shape[1]):
         spread = f" (dilated to {hw(reach)})" if reach != k else ""
-        raise UserError(f"{where}: kernel_size {hw(k)}{spread} is larger than its {hw(shape)} input "
-                        f"with padding valid; use padding: same or a smaller kernel_size")
+        raise UserError(
+            f"{where}: kernel_size {hw(k)}{spread} is larger than its {hw(shape)} input "
+            f"with padding valid; use padding: same or a smaller kernel_size"
+        )
     out = tuple(conv_output_size(shape[a], k[a], s[a], block.padding, d[a]) for a in range(2))
     kwargs = _pass_through(block)
     return PlannedLayer(
-        block=label, name=f"{name}_conv", kind="Conv2D", part=part, input_shape=shape,
-        output_shape=(*out, block.filters), kernel=k, strides=s, padding=block.padding,
-        dilation=d, params=_conv_params(k, shape[2], block.filters, block.use_bias,
-                                        block.batch_norm), **kwargs)
+        block=label,
+        name=f"{name}_conv",
+        kind="Conv2D",
+        part=part,
+        input_shape=shape,
+        output_shape=(*out, block.filters),
+        kernel=k,
+        strides=s,
+        padding=block.padding,
+        dilation=d,
+        params=_conv_params(k, shape[2], block.filters, block.use_bias, block.batch_norm),
+        **kwargs,
+    )
 
 
 def _pool_layer(block: PoolBlock, shape: Shape, label: str, name: str, where: str) -> PlannedLayer:
@@ -246,44 +284,94 @@ def _pool_layer(block: PoolBlock, shape: Shape, label: str, name: str, where: st
     s = block.strides or p
     out = tuple(pool_output_size(shape[a], p[a], s[a], block.padding) for a in range(2))
     if min(out) <= 0:
-        raise UserError(f"{where}: pool_size {hw(p)} is larger than its {hw(shape)} input with "
-                        f"padding valid, so the output would be {hw(out)}; use padding: same or a "
-                        f"smaller pool_size")
+        raise UserError(
+            f"{where}: pool_size {hw(p)} is larger than its {hw(shape)} input with "
+            f"padding valid, so the output would be {hw(out)}; use padding: same or a "
+            f"smaller pool_size"
+        )
     kind = "MaxPooling2D" if block.type == "maxpool" else "AveragePooling2D"
-    return PlannedLayer(block=label, name=f"{name}_{block.type}", kind=kind, part="encoder",
-                        input_shape=shape, output_shape=(*out, shape[2]), kernel=p, strides=s,
-                        padding=block.padding)
+    return PlannedLayer(
+        block=label,
+        name=f"{name}_{block.type}",
+        kind=kind,
+        part="encoder",
+        input_shape=shape,
+        output_shape=(*out, shape[2]),
+        kernel=p,
+        strides=s,
+        padding=block.padding,
+    )
 
 
-def _transpose_formula(size: Pair, out: Pair, kernel: Pair, strides: Pair, padding: str,
-                       output_padding: Pair | None, dilation: Pair) -> str:
-    """"(12-1)*2 + 3 - 2*1 + 1 = 24" per axis, once if both axes read the same."""
+def _transpose_formula(
+    size: Pair,
+    out: Pair,
+    kernel: Pair,
+    strides: Pair,
+    padding: str,
+    output_padding: Pair | None,
+    dilation: Pair,
+) -> str:
+    """ "(12-1)*2 + 3 - 2*1 + 1 = 24" per axis, once if both axes read the same."""
     texts = []
     for a in range(2):
-        op = (default_output_padding(kernel[a], strides[a], padding, dilation[a])
-              if output_padding is None else output_padding[a])
-        texts.append(f"({size[a]}-1)*{strides[a]} + {dilated(kernel[a], dilation[a])} - "
-                     f"2*{transpose_pad(kernel[a], padding, dilation[a])} + {op} = {out[a]}")
+        op = (
+            default_output_padding(kernel[a], strides[a], padding, dilation[a])
+            if output_padding is None
+            else output_padding[a]
+        )
+        texts.append(
+            f"({size[a]}-1)*{strides[a]} + {dilated(kernel[a], dilation[a])} - "
+            f"2*{transpose_pad(kernel[a], padding, dilation[a])} + {op} = {out[a]}"
+        )
     return texts[0] if texts[0] == texts[1] else f"h: {texts[0]}; w: {texts[1]}"
 
 
-def _transpose_layer(shape: Shape, filters: int, kernel: Pair, strides: Pair, padding: str,
-                     output_padding: Pair | None, label: str, name: str,
-                     dilation: Pair = (1, 1), **kwargs: Any) -> PlannedLayer:
+def _transpose_layer(
+    shape: Shape,
+    filters: int,
+    kernel: Pair,
+    strides: Pair,
+    padding: str,
+    output_padding: Pair | None,
+    label: str,
+    name: str,
+    dilation: Pair = (1, 1),
+    **kwargs: Any,
+) -> PlannedLayer:
     """A Conv2DTranspose whose output_padding is already decided."""
-    out = tuple(conv_transpose_output_size(
-        shape[a], kernel[a], strides[a], padding,
-        None if output_padding is None else output_padding[a], dilation[a]) for a in range(2))
+    out = tuple(
+        conv_transpose_output_size(
+            shape[a],
+            kernel[a],
+            strides[a],
+            padding,
+            None if output_padding is None else output_padding[a],
+            dilation[a],
+        )
+        for a in range(2)
+    )
     kwargs["options"] = {**kwargs.get("options", {}), "filters": filters}
     batch_norm = kwargs.get("batch_norm", False)
     use_bias = kwargs["options"].get("use_bias", True)
     return PlannedLayer(
-        block=label, name=f"{name}_convT", kind="Conv2DTranspose", part="decoder",
-        input_shape=shape, output_shape=(*out, filters), kernel=kernel, strides=strides,
-        padding=padding, output_padding=output_padding, dilation=dilation,
+        block=label,
+        name=f"{name}_convT",
+        kind="Conv2DTranspose",
+        part="decoder",
+        input_shape=shape,
+        output_shape=(*out, filters),
+        kernel=kernel,
+        strides=strides,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
         params=_conv_params(kernel, shape[2], filters, use_bias, batch_norm),
-        formula=_transpose_formula(shape[:2], out, kernel, strides, padding, output_padding,
-                                   dilation), **kwargs)
+        formula=_transpose_formula(
+            shape[:2], out, kernel, strides, padding, output_padding, dilation
+        ),
+        **kwargs,
+    )
 
 
 def _fit_layers(shape: Shape, target: Pair, label: str, name: str) -> list[PlannedLayer]:
@@ -293,15 +381,31 @@ def _fit_layers(shape: Shape, target: Pair, label: str, name: str) -> list[Plann
     layers = []
     if any(over):
         out = (shape[0] - over[0], shape[1] - over[1], shape[2])
-        layers.append(PlannedLayer(block=label, name=f"{name}_crop", kind="Cropping2D",
-                                   part="decoder", input_shape=shape, output_shape=out,
-                                   options=dict(cropping=((0, over[0]), (0, over[1])))))
+        layers.append(
+            PlannedLayer(
+                block=label,
+                name=f"{name}_crop",
+                kind="Cropping2D",
+                part="decoder",
+                input_shape=shape,
+                output_shape=out,
+                options=dict(cropping=((0, over[0]), (0, over[1]))),
+            )
+        )
         shape = out
     if any(under):
         out = (shape[0] + under[0], shape[1] + under[1], shape[2])
-        layers.append(PlannedLayer(block=label, name=f"{name}_pad", kind="ZeroPadding2D",
-                                   part="decoder", input_shape=shape, output_shape=out,
-                                   options=dict(padding=((0, under[0]), (0, under[1])))))
+        layers.append(
+            PlannedLayer(
+                block=label,
+                name=f"{name}_pad",
+                kind="ZeroPadding2D",
+                part="decoder",
+                input_shape=shape,
+                output_shape=out,
+                options=dict(padding=((0, under[0]), (0, under[1]))),
+            )
+        )
     return layers
 
 
@@ -331,19 +435,48 @@ def _plan_code(cfg: ModelConfig, shape: Shape) -> tuple[list[PlannedLayer], list
     """Flatten -> Dense(latent_dim) for the encoder; Dense(H*W*C) -> Reshape for the decoder."""
     flat, latent = _prod(shape), cfg.latent_dim
     encode = [
-        PlannedLayer(block="code", name="code_flatten", kind="Flatten", part="encoder",
-                     input_shape=shape, output_shape=(flat,)),
+        PlannedLayer(
+            block="code",
+            name="code_flatten",
+            kind="Flatten",
+            part="encoder",
+            input_shape=shape,
+            output_shape=(flat,),
+        ),
         # A linear code: the decoder's first Dense applies the nonlinearity.
-        PlannedLayer(block="code", name="code_dense", kind="Dense", part="encoder",
-                     input_shape=(flat,), output_shape=(latent,), params=flat * latent + latent,
-                     activation="linear", options=dict(units=latent)),
+        PlannedLayer(
+            block="code",
+            name="code_dense",
+            kind="Dense",
+            part="encoder",
+            input_shape=(flat,),
+            output_shape=(latent,),
+            params=flat * latent + latent,
+            activation="linear",
+            options=dict(units=latent),
+        ),
     ]
     decode = [
-        PlannedLayer(block="code", name="expand_dense", kind="Dense", part="decoder",
-                     input_shape=(latent,), output_shape=(flat,), params=latent * flat + flat,
-                     activation=_last_activation(cfg), options=dict(units=flat)),
-        PlannedLayer(block="code", name="expand_reshape", kind="Reshape", part="decoder",
-                     input_shape=(flat,), output_shape=shape, options=dict(target_shape=shape)),
+        PlannedLayer(
+            block="code",
+            name="expand_dense",
+            kind="Dense",
+            part="decoder",
+            input_shape=(latent,),
+            output_shape=(flat,),
+            params=latent * flat + flat,
+            activation=_last_activation(cfg),
+            options=dict(units=flat),
+        ),
+        PlannedLayer(
+            block="code",
+            name="expand_reshape",
+            kind="Reshape",
+            part="decoder",
+            input_shape=(flat,),
+            output_shape=shape,
+            options=dict(target_shape=shape),
+        ),
     ]
     return encode, decode
 
@@ -355,12 +488,13 @@ def _plan_code(cfg: ModelConfig, shape: Shape) -> tuple[list[PlannedLayer], list
 def _nearest_conv(encoder: list, index: int) -> ConvBlock | None:
     """The conv block closest before encoder[index], else after it."""
     before = [b for b in encoder[:index] if isinstance(b, ConvBlock)]
-    after = [b for b in encoder[index + 1:] if isinstance(b, ConvBlock)]
+    after = [b for b in encoder[index + 1 :] if isinstance(b, ConvBlock)]
     return before[-1] if before else (after[0] if after else None)
 
 
-def _mirror_conv(block: ConvBlock, shape: Shape, target: Pair, label: str,
-                 name: str) -> list[PlannedLayer]:
+def _mirror_conv(
+    block: ConvBlock, shape: Shape, target: Pair, label: str, name: str
+) -> list[PlannedLayer]:
     """Undo one Conv2D: a Conv2DTranspose with its kernel, stride and padding landing on target."""
     kwargs = _pass_through(block)
     k, s, d = block.kernel_size, block.strides, block.dilation_rate
@@ -377,23 +511,33 @@ def _mirror_conv(block: ConvBlock, shape: Shape, target: Pair, label: str,
     except LookupError:
         # Only 'same' with an even kernel and axes that need different defaults lands here:
         # Keras's default gives in*stride >= target on both axes; crop the rest.
-        layer = _transpose_layer(shape, block.filters, k, s, block.padding, None, label, name,
-                                 d, **kwargs)
+        layer = _transpose_layer(
+            shape, block.filters, k, s, block.padding, None, label, name, d, **kwargs
+        )
         return [layer, *_fit_layers(layer.output_shape, target, label, name)]
-    return [_transpose_layer(shape, block.filters, k, s, block.padding, op, label, name, d,
-                             **kwargs)]
+    return [
+        _transpose_layer(shape, block.filters, k, s, block.padding, op, label, name, d, **kwargs)
+    ]
 
 
-def _mirror_pool(block: PoolBlock, near: ConvBlock | None, shape: Shape, target: Pair,
-                 label: str, name: str) -> list[PlannedLayer]:
+def _mirror_pool(
+    block: PoolBlock, near: ConvBlock | None, shape: Shape, target: Pair, label: str, name: str
+) -> list[PlannedLayer]:
     """Undo one pooling: learned Conv2DTranspose (default) or UpSampling2D."""
     p = block.pool_size
     s = block.strides or p
     if block.mirror == "upsample":
         out = (shape[0] * s[0], shape[1] * s[1], shape[2])
-        up = PlannedLayer(block=label, name=f"{name}_upsample", kind="UpSampling2D", part="decoder",
-                          input_shape=shape, output_shape=out, strides=s,
-                          options=dict(size=s, interpolation="nearest"))
+        up = PlannedLayer(
+            block=label,
+            name=f"{name}_upsample",
+            kind="UpSampling2D",
+            part="decoder",
+            input_shape=shape,
+            output_shape=out,
+            strides=s,
+            options=dict(size=s, interpolation="nearest"),
+        )
         return [up, *_fit_layers(out, target, label, name)]
     # The pool's own window, stride and padding: 'valid' reaches every size the pooling rounded
     # down through output_padding (out = (in-1)*s + p + op, op = (in - p) mod s < s), 'same' through
@@ -429,12 +573,23 @@ def _plan_mirror(cfg: ModelConfig, encoder: list[PlannedLayer], shape: Shape) ->
 
 def _reachable(shape: Shape, block: ConvTransposeBlock) -> str:
     """The sizes one Conv2DTranspose can reach, e.g. "13x13, 14x14" or "height 13, 14; width 9"."""
-    axes = [list(transpose_choices(shape[a], block.kernel_size[a], block.strides[a], block.padding,
-                                   block.dilation_rate[a])) for a in range(2)]
+    axes = [
+        list(
+            transpose_choices(
+                shape[a],
+                block.kernel_size[a],
+                block.strides[a],
+                block.padding,
+                block.dilation_rate[a],
+            )
+        )
+        for a in range(2)
+    ]
     if axes[0] == axes[1]:
         return ", ".join(f"{n}x{n}" for n in axes[0])
-    return "; ".join(f"{axis} {', '.join(map(str, sizes))}"
-                     for axis, sizes in zip(("height", "width"), axes))
+    return "; ".join(
+        f"{axis} {', '.join(map(str, sizes))}" for axis, sizes in zip(("height", "width"), axes)
+    )
 
 
 def _explicit_transpose(block: ConvTransposeBlock, shape: Shape, j: int) -> PlannedLayer:
@@ -442,9 +597,11 @@ def _explicit_transpose(block: ConvTransposeBlock, shape: Shape, j: int) -> Plan
     k, s, d = block.kernel_size, block.strides, block.dilation_rate
     if max(d) > 1:
         reach = (dilated(k[0], d[0]), dilated(k[1], d[1]))
-        raise UserError(f"{where}.dilation_rate: TensorFlow has no CPU kernel for a dilated "
-                        f"Conv2DTranspose; use dilation_rate: 1 with kernel_size {list(reach)} "
-                        f"(the same reach)")
+        raise UserError(
+            f"{where}.dilation_rate: TensorFlow has no CPU kernel for a dilated "
+            f"Conv2DTranspose; use dilation_rate: 1 with kernel_size {list(reach)} "
+            f"(the same reach)"
+        )
     op = block.output_padding
     if op is not None:
         for a in range(2):
@@ -453,7 +610,8 @@ def _explicit_transpose(block: ConvTransposeBlock, shape: Shape, j: int) -> Plan
                     f"{where}.output_padding: {op[a]} with the even kernel_size {k[a]} and padding "
                     f"same gives (in-1)*stride, one stride short, which TensorFlow refuses at run "
                     f"time; use output_padding between 1 and stride-1, or leave it out for "
-                    f"in*stride")
+                    f"in*stride"
+                )
     if block.target_size is not None:
         try:
             op = output_padding_for(shape[:2], block.target_size, k, s, block.padding)
@@ -461,9 +619,11 @@ def _explicit_transpose(block: ConvTransposeBlock, shape: Shape, j: int) -> Plan
             raise UserError(
                 f"{where}.target_size: {hw(block.target_size)} is out of reach from {hw(shape)} "
                 f"with kernel_size {hw(k)}, strides {hw(s)}, padding {block.padding}; it can reach "
-                f"{_reachable(shape, block)} ({FORMULA})") from None
-    return _transpose_layer(shape, block.filters, k, s, block.padding, op, label, name,
-                            **_pass_through(block))
+                f"{_reachable(shape, block)} ({FORMULA})"
+            ) from None
+    return _transpose_layer(
+        shape, block.filters, k, s, block.padding, op, label, name, **_pass_through(block)
+    )
 
 
 def _explicit_layer(block: Any, shape: Shape, j: int) -> PlannedLayer:
@@ -475,45 +635,73 @@ def _explicit_layer(block: Any, shape: Shape, j: int) -> PlannedLayer:
         return _conv_layer(block, shape, label, name, "decoder", where)
     if isinstance(block, UpsampleBlock):
         out = (shape[0] * block.size[0], shape[1] * block.size[1], shape[2])
-        return PlannedLayer(block=label, name=f"{name}_upsample", kind="UpSampling2D",
-                            part="decoder", input_shape=shape, output_shape=out, strides=block.size,
-                            options=dict(size=block.size, interpolation=block.interpolation))
+        return PlannedLayer(
+            block=label,
+            name=f"{name}_upsample",
+            kind="UpSampling2D",
+            part="decoder",
+            input_shape=shape,
+            output_shape=out,
+            strides=block.size,
+            options=dict(size=block.size, interpolation=block.interpolation),
+        )
     (top, bottom), (left, right) = block.cropping
     out = (shape[0] - top - bottom, shape[1] - left - right, shape[2])
     if min(out[:2]) <= 0:
-        raise UserError(f"{where}.cropping: removes {top + bottom}x{left + right} from a {hw(shape)} "
-                        f"input, leaving {hw(out)}; crop less")
-    return PlannedLayer(block=label, name=f"{name}_crop", kind="Cropping2D", part="decoder",
-                        input_shape=shape, output_shape=out,
-                        options=dict(cropping=block.cropping))
+        raise UserError(
+            f"{where}.cropping: removes {top + bottom}x{left + right} from a {hw(shape)} "
+            f"input, leaving {hw(out)}; crop less"
+        )
+    return PlannedLayer(
+        block=label,
+        name=f"{name}_crop",
+        kind="Cropping2D",
+        part="decoder",
+        input_shape=shape,
+        output_shape=out,
+        options=dict(cropping=block.cropping),
+    )
 
 
 def _fix_hint(block: Any, shape: Shape, expected: Pair) -> str:
     """What setting of this decoder block lands on `expected`."""
     if isinstance(block, ConvTransposeBlock):
         try:
-            op = output_padding_for(shape[:2], expected, block.kernel_size, block.strides,
-                                    block.padding, block.dilation_rate)
+            op = output_padding_for(
+                shape[:2],
+                expected,
+                block.kernel_size,
+                block.strides,
+                block.padding,
+                block.dilation_rate,
+            )
         except LookupError:
-            return (f"no output_padding reaches it with kernel_size {hw(block.kernel_size)}, "
-                    f"strides {hw(block.strides)}, padding {block.padding} (it can reach "
-                    f"{_reachable(shape, block)}); change kernel_size, strides or padding "
-                    f"({FORMULA})")
+            return (
+                f"no output_padding reaches it with kernel_size {hw(block.kernel_size)}, "
+                f"strides {hw(block.strides)}, padding {block.padding} (it can reach "
+                f"{_reachable(shape, block)}); change kernel_size, strides or padding "
+                f"({FORMULA})"
+            )
         if op is None:
             return f"leave output_padding out (Keras's default) ({FORMULA})"
         value = op[0] if op[0] == op[1] else list(op)
         return f"use output_padding: {value} ({FORMULA})"
     if isinstance(block, UpsampleBlock):
-        return (f"UpSampling2D multiplies by size {hw(block.size)}; use a conv_transpose block "
-                f"with target_size: {list(expected)} instead")
+        return (
+            f"UpSampling2D multiplies by size {hw(block.size)}; use a conv_transpose block "
+            f"with target_size: {list(expected)} instead"
+        )
     if isinstance(block, CropBlock):
         return "change cropping"
-    return ("a Conv2D gives ceil(in/stride) with padding same and floor((in - kernel)/stride) + 1 "
-            "with valid; change kernel_size, strides or padding")
+    return (
+        "a Conv2D gives ceil(in/stride) with padding same and floor((in - kernel)/stride) + 1 "
+        "with valid; change kernel_size, strides or padding"
+    )
 
 
-def _check_decoder(cfg: ModelConfig, encoder: list[PlannedLayer],
-                   decoder: list[tuple[int, Any, PlannedLayer]]) -> None:
+def _check_decoder(
+    cfg: ModelConfig, encoder: list[PlannedLayer], decoder: list[tuple[int, Any, PlannedLayer]]
+) -> None:
     """Refuse a decoder that misses input_shape, naming the first block that parts from the encoder."""
     want, got = tuple(cfg.input_shape[:2]), decoder[-1][2].output_shape[:2]
     if got == want:
@@ -530,17 +718,23 @@ def _check_decoder(cfg: ModelConfig, encoder: list[PlannedLayer],
         if step >= len(chain):
             break
         if size_out != chain[step]:
-            raise UserError(f"decoder block {j} (model.decoder[{j - 1}]): {hw(size_in)} -> "
-                            f"{hw(size_out)}, but the encoder had {hw(chain[step])} there; "
-                            f"{_fix_hint(block, layer.input_shape, chain[step])}")
+            raise UserError(
+                f"decoder block {j} (model.decoder[{j - 1}]): {hw(size_in)} -> "
+                f"{hw(size_out)}, but the encoder had {hw(chain[step])} there; "
+                f"{_fix_hint(block, layer.input_shape, chain[step])}"
+            )
     path = " -> ".join(hw(layer.output_shape) for _, _, layer in decoder)
-    raise UserError(f"decoder: ends at {hw(got)}, but input_shape is {hw(want)} (decoder sizes "
-                    f"{hw(chain[0])} -> {path}; encoder sizes "
-                    f"{' -> '.join(hw(s) for s in reversed(chain))}); add or change blocks, e.g. "
-                    f"a conv_transpose block with target_size: {list(want)}")
+    raise UserError(
+        f"decoder: ends at {hw(got)}, but input_shape is {hw(want)} (decoder sizes "
+        f"{hw(chain[0])} -> {path}; encoder sizes "
+        f"{' -> '.join(hw(s) for s in reversed(chain))}); add or change blocks, e.g. "
+        f"a conv_transpose block with target_size: {list(want)}"
+    )
 
 
-def _plan_explicit(cfg: ModelConfig, encoder: list[PlannedLayer], shape: Shape) -> list[PlannedLayer]:
+def _plan_explicit(
+    cfg: ModelConfig, encoder: list[PlannedLayer], shape: Shape
+) -> list[PlannedLayer]:
     planned = []
     for j, block in enumerate(cfg.decoder, 1):
         layer = _explicit_layer(block, shape, j)
@@ -566,15 +760,31 @@ def plan_model(cfg: ModelConfig) -> Plan:
     last = decoder[-1].output_shape
     channels = cfg.input_shape[2]
     out = PlannedLayer(
-        block="out", name="output_conv", kind="Conv2D", part="decoder", input_shape=last,
-        output_shape=(*last[:2], channels), kernel=cfg.output.kernel_size, strides=(1, 1),
-        padding="same", dilation=(1, 1), activation=cfg.output.activation,
+        block="out",
+        name="output_conv",
+        kind="Conv2D",
+        part="decoder",
+        input_shape=last,
+        output_shape=(*last[:2], channels),
+        kernel=cfg.output.kernel_size,
+        strides=(1, 1),
+        padding="same",
+        dilation=(1, 1),
+        activation=cfg.output.activation,
         params=_conv_params(cfg.output.kernel_size, last[2], channels, True, False),
-        options=dict(filters=channels, use_bias=True, kernel_initializer="glorot_uniform",
-                     kernel_regularizer=None))
+        options=dict(
+            filters=channels,
+            use_bias=True,
+            kernel_initializer="glorot_uniform",
+            kernel_regularizer=None,
+        ),
+    )
     code_shape = encode_code[-1].output_shape if encode_code else feature_map
-    return Plan(input_shape=tuple(cfg.input_shape), code_shape=code_shape,
-                layers=[*encoder, *encode_code, *decode_code, *decoder, out])
+    return Plan(
+        input_shape=tuple(cfg.input_shape),
+        code_shape=code_shape,
+        layers=[*encoder, *encode_code, *decode_code, *decoder, out],
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -592,28 +802,50 @@ def _pair_text(pair: Pair | None) -> str:
 
 
 def _row(layer: PlannedLayer) -> list[str]:
-    kind = layer.kind + (" +bn" if layer.batch_norm else "") + (
-        f" +drop {layer.dropout:g}" if layer.dropout else "")
+    kind = (
+        layer.kind
+        + (" +bn" if layer.batch_norm else "")
+        + (f" +drop {layer.dropout:g}" if layer.dropout else "")
+    )
     return [
-        layer.block, kind, hw(layer.kernel) if layer.kernel else "-", _pair_text(layer.strides),
-        layer.padding or "-", _pair_text(layer.output_padding), _pair_text(layer.dilation),
+        layer.block,
+        kind,
+        hw(layer.kernel) if layer.kernel else "-",
+        _pair_text(layer.strides),
+        layer.padding or "-",
+        _pair_text(layer.output_padding),
+        _pair_text(layer.dilation),
         layer.activation or "-",
         f"{_shape_text(layer.input_shape)} -> {_shape_text(layer.output_shape)}",
-        f"{layer.params:,}", layer.formula,
+        f"{layer.params:,}",
+        layer.formula,
     ]
 
 
 def format_plan(plan: Plan) -> str:
     """The plan as an aligned table, the transposed-convolution arithmetic, totals and the code."""
-    head = ["block", "layer", "kernel", "stride", "padding", "out_pad", "dilation", "activation",
-            "input -> output", "params", "size arithmetic"]
+    head = [
+        "block",
+        "layer",
+        "kernel",
+        "stride",
+        "padding",
+        "out_pad",
+        "dilation",
+        "activation",
+        "input -> output",
+        "params",
+        "size arithmetic",
+    ]
     rows = [head] + [_row(layer) for layer in plan.layers]
     widths = [max(len(row[c]) for row in rows) for c in range(len(head))]
     right = {9}  # params
     lines = []
     for row in rows:
-        cells = [cell.rjust(w) if c in right else cell.ljust(w)
-                 for c, (cell, w) in enumerate(zip(row, widths))]
+        cells = [
+            cell.rjust(w) if c in right else cell.ljust(w)
+            for c, (cell, w) in enumerate(zip(row, widths))
+        ]
         lines.append("  ".join(cells).rstrip())
     lines.insert(1, "-" * len(lines[0]))
     enc = sum(layer.params for layer in plan.part("encoder"))

@@ -38,11 +38,17 @@ sys.path.insert(0, str(ROOT))
 
 from autoencoder import runs  # noqa: E402  (after the path insert)
 from autoencoder.config import dump_config, load_config  # noqa: E402
+from autoencoder.train import read_history, read_state  # noqa: E402
 
 TINY = [
-    "name=stress", "data.dataset=mnist_sample", "data.limit=320", "data.validation_split=0.25",
+    "name=stress",
+    "data.dataset=mnist_sample",
+    "data.limit=320",
+    "data.validation_split=0.25",
     "model.encoder=[{filters: 4, strides: 2}, {filters: 8, strides: 2}]",
-    "model.latent_dim=8", "train.batch_size=32", "train.tensorboard=false",
+    "model.latent_dim=8",
+    "train.batch_size=32",
+    "train.tensorboard=false",
 ]
 EARLY_KILLS = 0.25  # share of kills aimed at start-up instead of a running epoch
 LIFE_TIMEOUT = 300  # seconds; a life that neither progresses nor ends is a hang
@@ -91,8 +97,10 @@ def stress(work: Path, kills_wanted: int, rng: random.Random) -> int:
             done = _state_epoch(work)
             print(f"kill {counts['kills']:>2}: {moment}; saved state: epoch {done}", flush=True)
             if done < done_before:
-                problems.append(f"kill {counts['kills']}: the saved state went back from epoch "
-                                f"{done_before} to {done}")
+                problems.append(
+                    f"kill {counts['kills']}: the saved state went back from epoch "
+                    f"{done_before} to {done}"
+                )
             done_before = max(done_before, done)
             continue
         if proc.wait(timeout=LIFE_TIMEOUT * 2) != 0:
@@ -103,8 +111,10 @@ def stress(work: Path, kills_wanted: int, rng: random.Random) -> int:
     if not problems and run_dir is not None:
         problems += check_run(run_dir, epochs)
     losses = len(problems)
-    print(f"runs: {counts['runs']}  kills: {counts['kills']}  resumes: {counts['resumes']}  "
-          f"losses: {losses}")
+    print(
+        f"runs: {counts['runs']}  kills: {counts['kills']}  resumes: {counts['resumes']}  "
+        f"losses: {losses}"
+    )
     for problem in problems:
         print(f"  lost: {problem}")
     return 0 if losses == 0 and counts["kills"] >= kills_wanted else 1
@@ -120,9 +130,8 @@ def _run_dir(work: Path) -> Path | None:
 
 def _launch(config_path: Path, run_dir: Path | None, log: Path) -> subprocess.Popen:
     """Start a fresh run, or resume the run directory with its own config, as the trainer says."""
-    cmd = [sys.executable, "-m", "autoencoder", "train", "--quiet"]
-    cmd += [str(config_path)] if run_dir is None else [str(run_dir / "config.yaml"),
-                                                       "--resume", str(run_dir)]
+    cmd = [sys.executable, "-m", "autoencoder", "--quiet"]
+    cmd += ["train", str(config_path)] if run_dir is None else ["resume", str(run_dir)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(log, "w") as stderr:  # a file, not a pipe: a full pipe would stall the trainer
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -158,7 +167,7 @@ def _startup_seconds(work: Path) -> float:
 
     Measured, not fixed: on an idle machine a whole tiny run can finish within a fixed guess.
     """
-    history = runs.read_history(_run_dir(work)) if _run_dir(work) else []
+    history = read_history(_run_dir(work)) if _run_dir(work) else []
     return (history[0]["seconds"] if history else 1.0) + 3.0
 
 
@@ -175,7 +184,7 @@ def _sleep_unless_done(proc: subprocess.Popen, seconds: float) -> bool:
 def _state_epoch(work: Path) -> int:
     """Epochs the saved state records (0 before the first)."""
     run_dir = _run_dir(work)
-    state = runs.read_state(run_dir) if run_dir else None
+    state = read_state(run_dir) if run_dir else None
     return state["epoch"] if state else 0
 
 
@@ -184,7 +193,7 @@ def _epoch_seconds(work: Path) -> float:
 
     The median, because the first epoch of each life also traces the model (several seconds).
     """
-    seconds = sorted(row["seconds"] for row in runs.read_history(_run_dir(work)))
+    seconds = sorted(row["seconds"] for row in read_history(_run_dir(work)))
     return 1.2 * (seconds[len(seconds) // 2] if seconds else 0.5) + 0.2
 
 
@@ -197,11 +206,11 @@ def _tail(proc: subprocess.Popen) -> str:
 def check_run(run_dir: Path, epochs: int) -> list[str]:
     """What the finished run lost, as one line per problem (empty: nothing)."""
     problems = []
-    history = runs.read_history(run_dir)
+    history = read_history(run_dir)
     seen = [row["epoch"] for row in history]
     if seen != list(range(1, epochs + 1)):
         problems.append(f"history.csv epochs are {seen}, expected 1..{epochs} once each")
-    state = runs.read_state(run_dir) or {}
+    state = read_state(run_dir) or {}
     if state.get("epoch") != epochs:
         problems.append(f"state.json records epoch {state.get('epoch')}, expected {epochs}")
     metrics_path = run_dir / "metrics.json"
@@ -209,32 +218,40 @@ def check_run(run_dir: Path, epochs: int) -> list[str]:
         return problems + ["metrics.json missing: the run did not finish"]
     metrics = json.loads(metrics_path.read_text())
     best_history = min(row["val/loss"] for row in history)
-    reported = {"history.csv": best_history, "state.json": state.get("best_val_loss"),
-                "metrics.json": metrics.get("best/val_loss")}
+    reported = {
+        "history.csv": best_history,
+        "state.json": state.get("best_val_loss"),
+        "metrics.json": metrics.get("best/val_loss"),
+    }
     for where, value in reported.items():
         if value is None or not math.isclose(value, best_history, rel_tol=1e-9):
             problems.append(f"{where} reports best val loss {value}, history.csv {best_history}")
     recomputed = best_val_loss(run_dir)
-    print(f"best val loss: reported {best_history:.6f}, recomputed from best.weights.h5 "
-          f"{recomputed:.6f}")
+    print(
+        f"best val loss: reported {best_history:.6f}, recomputed from best.weights.h5 "
+        f"{recomputed:.6f}"
+    )
     if not math.isclose(recomputed, best_history, rel_tol=1e-4):
-        problems.append(f"best.weights.h5 gives val loss {recomputed:.6f}, reported "
-                        f"{best_history:.6f}")
+        problems.append(
+            f"best.weights.h5 gives val loss {recomputed:.6f}, reported {best_history:.6f}"
+        )
     return problems
 
 
 def best_val_loss(run_dir: Path) -> float:
     """The validation loss of checkpoints/best.weights.h5 in model.keras, as fit computes it."""
     from autoencoder.data import load_splits, make_dataset
-    from autoencoder.train import BEST, load_model, make_loss
+    from autoencoder.model import load_model
+    from autoencoder.train import BEST, make_loss
 
     config = runs.load_run_config(run_dir)
     model = load_model(run_dir / "model.keras")  # safe_mode=True
     model.load_weights(run_dir / "checkpoints" / BEST)
     model.compile(loss=make_loss(config))
     splits = load_splits(config)
-    val = make_dataset(splits.x_val, batch_size=config.train.batch_size, shuffle=False,
-                       seed=config.seed)
+    val = make_dataset(
+        splits.val_pixels, batch_size=config.train.batch_size, shuffle=False, seed=config.seed
+    )
     return float(model.evaluate(val, verbose=0, return_dict=True)["loss"])
 
 

@@ -2,14 +2,12 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import ROOT, assert_error, cli
 
 from autoencoder.config import Config, dump_config, load_config
 from autoencoder.errors import UserError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def write(tmp_path, text, name="x.yaml"):
@@ -59,81 +57,243 @@ def test_dump_round_trips(tmp_path):
 
 
 # The message after "<file>: " (or "--set <item>: " when the case is an override).
-@pytest.mark.parametrize("text, overrides, expected", [
-    ("train: {epochs: -3}", [], "train.epochs: must be a positive integer, got -3"),
-    ("train: {epoch: 3}", [], "train.epoch: unknown key; did you mean 'epochs'?"),
-    ("trian: {epochs: 3}", [], "trian: unknown key; did you mean 'train'?"),
-    ("train: {epochs: five}", [], "train.epochs: must be an integer, got 'five'"),
-    ("train: {epochs: 2.5}", [], "train.epochs: must be an integer, got 2.5"),
-    ("data: {validation_split: 1.5}", [], "data.validation_split: must be less than 1, got 1.5"),
-    ("data: {validation_split: 1}", [], "data.validation_split: must be less than 1, got 1"),
-    ("data: {validation_split: 0.0}", [],
-     "data.validation_split: must be greater than 0, got 0.0"),
-    ("data: {validation_split: -0.1}", [],
-     "data.validation_split: must be greater than 0, got -0.1"),
-    ("data: {dataset: mnst}", [],
-     "data.dataset: must be 'mnist', 'fashion_mnist' or 'mnist_sample', got 'mnst'"),
-    ("data: {classes: [1, 12]}", [], "data.classes[1]: must be less than or equal to 9, got 12"),
-    ("data: {classes: []}", [], "data.classes: must list at least one class, or be left out "
-                                "for all"),
-    ("model: {encoder: [{filters: 0}]}", [],
-     "model.encoder[0].filters: must be a positive integer, got 0"),
-    ("model: {encoder: [{filters: 8, activation: relux}]}", [],
-     "model.encoder[0].activation: unknown activation 'relux'; did you mean 'relu'?"),
-    ("model: {encoder: [{filters: 8, kernel_size: [1, 2, 3]}]}", [],
-     "model.encoder[0].kernel_size: must be a positive integer or a pair [h, w] of them, got "
-     "[1, 2, 3]"),
-    ("model: {encoder: [{nb_filter: 8}]}", [],
-     "model.encoder[0]: 'nb_filter' is Keras 1 (Deconvolution2D era); use 'filters'"),
-    ("model: {decoder: [{filters: 8, border_mode: same}]}", [],
-     "model.decoder[0]: 'border_mode' is Keras 1 (Deconvolution2D era); use 'padding'"),
-    ("model: {decoder: [{type: Deconvolution2D, filters: 8}]}", [],
-     "model.decoder: block 0: type 'Deconvolution2D' is the old Keras layer name; use type: "
-     "conv_transpose"),
-    ("model: {encoder: [{type: pool, filters: 8}]}", [],
-     "model.encoder[0]: unknown encoder block type; use conv, maxpool or avgpool, got type "
-     "'pool'"),
-    ("model: {decoder: mirrror}", [], "model.decoder: must be 'mirror', got 'mirrror'"),
-    ("model: {encoder: [{filters: 8, strides: 2, dilation_rate: 2}]}", [],
-     "model.encoder[0]: strides [2, 2] together with dilation_rate [2, 2] is not supported by "
-     "Keras; set one of them to 1"),
-    ("model: {decoder: [{filters: 8, strides: 2, output_padding: 2}]}", [],
-     "model.decoder[0]: output_padding [2, 2] must be smaller than strides [2, 2] on every axis "
-     "(Keras rule: output_padding < stride)"),
-    ("name: 'my run'", [], "name: must be a plain name (letters, digits, '_', '.', '-'), got "
-                           "'my run'"),
-    ("", ["train.epochz=3"], "train.epochz: unknown key; did you mean 'epochs'?"),
-    ("", ["trainx.epochs=3"], "trainx: unknown key; did you mean 'train'?"),
-    ("", ["train.epochs.x=3"], "train.epochs is not a section"),
-    ("", ["model.encoder.9.filters=3"], "model.encoder[9]: no such list item (the list has 3)"),
-    ("", ["train.epochs=abc"], "train.epochs: must be an integer, got 'abc'"),
-    ("", ["train.epochs"], "expected KEY=VALUE, e.g. --set train.epochs=5"),
-    ("", ["train.epochs=[1"], "value '[1' is not valid YAML (expected ',' or ']', but got "
-                              "'<stream end>'); quote strings, e.g. --set name=my_run"),
-])
+@pytest.mark.parametrize(
+    "text, overrides, expected",
+    [
+        ("train: {epochs: -3}", [], "train.epochs: must be a positive integer, got -3"),
+        ("train: {epoch: 3}", [], "train.epoch: unknown key; did you mean 'epochs'?"),
+        ("trian: {epochs: 3}", [], "trian: unknown key; did you mean 'train'?"),
+        ("train: {epochs: five}", [], "train.epochs: must be an integer, got 'five'"),
+        ("train: {epochs: 2.5}", [], "train.epochs: must be an integer, got 2.5"),
+        (
+            "data: {validation_split: 1.5}",
+            [],
+            "data.validation_split: must be less than 1, got 1.5",
+        ),
+        ("data: {validation_split: 1}", [], "data.validation_split: must be less than 1, got 1"),
+        (
+            "data: {validation_split: 0.0}",
+            [],
+            "data.validation_split: must be greater than 0, got 0.0",
+        ),
+        (
+            "data: {validation_split: -0.1}",
+            [],
+            "data.validation_split: must be greater than 0, got -0.1",
+        ),
+        (
+            "data: {dataset: mnst}",
+            [],
+            "data.dataset: must be 'mnist', 'fashion_mnist' or 'mnist_sample', got 'mnst'",
+        ),
+        (
+            "data: {classes: [1, 12]}",
+            [],
+            "data.classes[1]: must be less than or equal to 9, got 12",
+        ),
+        (
+            "data: {classes: []}",
+            [],
+            "data.classes: must list at least one class, or be left out for all",
+        ),
+        (
+            "model: {encoder: [{filters: 0}]}",
+            [],
+            "model.encoder[0].filters: must be a positive integer, got 0",
+        ),
+        (
+            "model: {encoder: [{filters: 8, activation: relux}]}",
+            [],
+            "model.encoder[0].activation: unknown activation 'relux'; did you mean 'relu'?",
+        ),
+        (
+            "model: {encoder: [{filters: 8, kernel_size: [1, 2, 3]}]}",
+            [],
+            "model.encoder[0].kernel_size: must be a positive integer or a pair [h, w] of them, got "
+            "[1, 2, 3]",
+        ),
+        (
+            "model: {encoder: [{nb_filter: 8}]}",
+            [],
+            "model.encoder[0]: 'nb_filter' is Keras 1 (Deconvolution2D era); use 'filters'",
+        ),
+        (
+            "model: {decoder: [{filters: 8, border_mode: same}]}",
+            [],
+            "model.decoder[0]: 'border_mode' is Keras 1 (Deconvolution2D era); use 'padding'",
+        ),
+        (
+            "model: {decoder: [{type: Deconvolution2D, filters: 8}]}",
+            [],
+            "model.decoder: block 0: type 'Deconvolution2D' is the old Keras layer name; use type: "
+            "conv_transpose",
+        ),
+        (
+            "model: {encoder: [{type: pool, filters: 8}]}",
+            [],
+            "model.encoder[0]: unknown encoder block type; use conv, maxpool or avgpool, got type "
+            "'pool'",
+        ),
+        ("model: {decoder: mirrror}", [], "model.decoder: must be 'mirror', got 'mirrror'"),
+        # A block field named like a union tag keeps its place in the path.
+        (
+            "model: {encoder: [{type: maxpool, mirror: x}]}",
+            [],
+            "model.encoder[0].mirror: must be 'conv_transpose' or 'upsample', got 'x'",
+        ),
+        (
+            "model: {conv: 3}",
+            [],
+            "model.conv: unknown key; valid keys here: input_shape, encoder, latent_dim, decoder, "
+            "output",
+        ),
+        # Keras 1 words are looked for in encoder and decoder blocks only.
+        (
+            "model: {output: {border_mode: same}}",
+            [],
+            "model.output.border_mode: unknown key; valid keys here: activation, kernel_size",
+        ),
+        (
+            "model: {encoder: [{filters: 8, strides: 2, dilation_rate: 2}]}",
+            [],
+            "model.encoder[0]: strides [2, 2] together with dilation_rate [2, 2] is not supported by "
+            "Keras; set one of them to 1",
+        ),
+        (
+            "model: {decoder: [{filters: 8, strides: 2, output_padding: 2}]}",
+            [],
+            "model.decoder[0]: output_padding [2, 2] must be smaller than strides [2, 2] on every axis "
+            "(Keras rule: output_padding < stride)",
+        ),
+        (
+            "name: 'my run'",
+            [],
+            "name: must be a plain name (letters, digits, '_', '.', '-'), got 'my run'",
+        ),
+        ("", ["train.epochz=3"], "train.epochz: unknown key; did you mean 'epochs'?"),
+        ("", ["trainx.epochs=3"], "trainx: unknown key; did you mean 'train'?"),
+        ("", ["train.epochs.x=3"], "train.epochs is not a section"),
+        ("", ["model.encoder.9.filters=3"], "model.encoder[9]: no such list item (the list has 3)"),
+        ("", ["train.epochs=abc"], "train.epochs: must be an integer, got 'abc'"),
+        ("", ["train.epochs"], "expected KEY=VALUE, e.g. --set train.epochs=5"),
+        (
+            "",
+            ["train.epochs=[1"],
+            "value '[1' is not valid YAML (expected ',' or ']', but got "
+            "'<stream end>'); quote strings, e.g. --set name=my_run",
+        ),
+    ],
+)
 def test_bad_configs_give_one_line(tmp_path, text, overrides, expected):
     path = write(tmp_path, text)
     where = f"--set {overrides[0]}" if overrides else str(path)
     assert error_of(path, overrides) == f"{where}: {expected}"
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("a: 1\nb: [\n", "not valid YAML: line 3: expected the node content, but found "
-                      "'<stream end>'"),
-    ("- 1\n- 2\n", "a config must be a YAML mapping with sections such as name, seed, data, "
-                    "model, train; got a list"),
-    ("just words\n", "a config must be a YAML mapping with sections such as name, seed, data, "
-                     "model, train; got a str"),
-    # yaml.safe_load knows no Python tags, so nothing is ever imported or called.
-    ("name: !!python/object/apply:os.system ['echo hi']\n",
-     "line 1: could not determine a constructor for the tag "
-     "'tag:yaml.org,2002:python/object/apply:os.system'; configs are plain YAML and Python "
-     "object tags are refused (yaml.safe_load)"),
-    ("seed: !!python/name:os.system\n",
-     "line 1: could not determine a constructor for the tag "
-     "'tag:yaml.org,2002:python/name:os.system'; configs are plain YAML and Python object tags "
-     "are refused (yaml.safe_load)"),
-], ids=["not_yaml", "list", "scalar", "python_object_apply", "python_name"])
+def lines_of(path, overrides=()):
+    """The refusal's lines, each checked to be a single line."""
+    lines = error_of(path, overrides).split("\n")
+    assert all(line and line.splitlines() == [line] for line in lines), lines
+    return lines
+
+
+def test_mistakes_in_two_sections_give_two_lines(tmp_path):
+    path = write(tmp_path, "train: {epoch: 3}\nmodel: {latent_dim: 0}\n")
+    assert lines_of(path) == [
+        f"{path}: model.latent_dim: must be a positive integer, got 0",
+        f"{path}: train.epoch: unknown key; did you mean 'epochs'?",
+    ]
+
+
+def test_each_line_names_its_own_source(tmp_path):
+    path = write(tmp_path, "train: {epoch: 3}\n")
+    assert lines_of(path, ["seed=-1"]) == [
+        "--set seed=-1: seed: must be greater than or equal to 0, got -1",
+        f"{path}: train.epoch: unknown key; did you mean 'epochs'?",
+    ]
+
+
+def test_every_keras1_word_is_its_own_line(tmp_path):
+    text = (
+        "model:\n"
+        "  encoder: [{nb_filter: 8, subsample: 2}]\n"
+        "  decoder: [{type: Deconvolution2D, filters: 8}]\n"
+    )
+    path = write(tmp_path, text)
+    # Nothing more for these blocks: not the unknown keys, the missing filters, the unknown type.
+    assert lines_of(path) == [
+        f"{path}: model.encoder[0]: 'nb_filter' is Keras 1 (Deconvolution2D era); use 'filters'",
+        f"{path}: model.encoder[0]: 'subsample' is Keras 1 (Deconvolution2D era); use 'strides'",
+        f"{path}: model.decoder: block 0: type 'Deconvolution2D' is the old Keras layer name; "
+        "use type: conv_transpose",
+    ]
+
+
+def test_other_mistakes_in_a_keras1_block_are_still_reported(tmp_path):
+    path = write(tmp_path, "model: {encoder: [{nb_filter: 8, filtres: 8, activation: relux}]}\n")
+    assert lines_of(path) == [
+        f"{path}: model.encoder[0]: 'nb_filter' is Keras 1 (Deconvolution2D era); use 'filters'",
+        f"{path}: model.encoder[0].activation: unknown activation 'relux'; did you mean 'relu'?",
+        f"{path}: model.encoder[0].filtres: unknown key; did you mean 'filters'?",
+    ]
+
+
+def test_more_than_five_mistakes_end_with_a_count(tmp_path):
+    text = (
+        "name: 'a b'\nseed: -1\n"
+        "train: {epochs: 0, batch_size: 0, loss: x, tensorboard: 3, mixed_precision: fast}\n"
+    )
+    path = write(tmp_path, text)
+    assert lines_of(path) == [
+        f"{path}: name: must be a plain name (letters, digits, '_', '.', '-'), got 'a b'",
+        f"{path}: seed: must be greater than or equal to 0, got -1",
+        f"{path}: train.epochs: must be a positive integer, got 0",
+        f"{path}: train.batch_size: must be a positive integer, got 0",
+        f"{path}: train.loss: must be 'bce', 'mse' or 'mae', got 'x'",
+        "... and 2 more mistakes",
+    ]
+
+
+def test_six_mistakes_end_with_one_more(tmp_path):
+    path = write(tmp_path, "data: {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6}\n")
+    lines = lines_of(path)
+    assert len(lines) == 6 and lines[-1] == "... and 1 more mistake"
+    assert [line.split(": ")[1] for line in lines[:5]] == [f"data.{k}" for k in "abcde"]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "a: 1\nb: [\n",
+            "not valid YAML: line 3: expected the node content, but found '<stream end>'",
+        ),
+        (
+            "- 1\n- 2\n",
+            "a config must be a YAML mapping with sections such as name, seed, data, "
+            "model, train; got a list",
+        ),
+        (
+            "just words\n",
+            "a config must be a YAML mapping with sections such as name, seed, data, "
+            "model, train; got a str",
+        ),
+        # yaml.safe_load knows no Python tags, so nothing is ever imported or called.
+        (
+            "name: !!python/object/apply:os.system ['echo hi']\n",
+            "line 1: could not determine a constructor for the tag "
+            "'tag:yaml.org,2002:python/object/apply:os.system'; configs are plain YAML and Python "
+            "object tags are refused (yaml.safe_load)",
+        ),
+        (
+            "seed: !!python/name:os.system\n",
+            "line 1: could not determine a constructor for the tag "
+            "'tag:yaml.org,2002:python/name:os.system'; configs are plain YAML and Python object tags "
+            "are refused (yaml.safe_load)",
+        ),
+    ],
+    ids=["not_yaml", "list", "scalar", "python_object_apply", "python_name"],
+)
 def test_not_yaml_not_a_mapping_and_python_tags(tmp_path, text, expected):
     path = write(tmp_path, text)
     assert error_of(path) == f"{path}: {expected}"
@@ -141,34 +301,72 @@ def test_not_yaml_not_a_mapping_and_python_tags(tmp_path, text, expected):
 
 def test_missing_config_file(tmp_path):
     path = tmp_path / "missing.yaml"
-    assert error_of(path) == f"{path}: config file not found; check the path (presets are in " \
-                             f"configs/)"
+    assert (
+        error_of(path) == f"{path}: config file not found; check the path (presets are in configs/)"
+    )
 
 
-@pytest.mark.parametrize("text, overrides, expected", [
-    ("a: 1\nb: [\n", [], "{path}: not valid YAML: line 3: expected the node content, but "
-                          "found '<stream end>'"),
-    ("- 1\n", [], "{path}: a config must be a YAML mapping with sections such as name, seed, "
-                  "data, model, train; got a list"),
-    ("train: {epoch: 3}\n", [], "{path}: train.epoch: unknown key; did you mean 'epochs'?"),
-    ("train: {epochs: five}\n", [], "{path}: train.epochs: must be an integer, got 'five'"),
-    ("model: {encoder: [{filters: 0}]}\n", [],
-     "{path}: model.encoder[0].filters: must be a positive integer, got 0"),
-    ("", ["data.validation_split=1.0"],
-     "--set data.validation_split=1.0: data.validation_split: must be less than 1, got 1.0"),
-    ("", ["train.epochz=3"], "--set train.epochz=3: train.epochz: unknown key; did you mean "
-                             "'epochs'?"),
-    ("", ["train.epochs=[1"], "--set train.epochs=[1: value '[1' is not valid YAML (expected "
-                              "',' or ']', but got '<stream end>'); quote strings, e.g. --set "
-                              "name=my_run"),
-    ("name: !!python/object/apply:os.system ['echo hi']\n", [],
-     "{path}: line 1: could not determine a constructor for the tag "
-     "'tag:yaml.org,2002:python/object/apply:os.system'; configs are plain YAML and Python "
-     "object tags are refused (yaml.safe_load)"),
-], ids=["not_yaml", "not_a_mapping", "unknown_key", "wrong_type", "zero_filters",
-        "set_out_of_range", "set_unknown_path", "set_unparsable", "python_tag"])
-def test_train_cli_refuses_bad_configs_with_one_line_and_status_2(tmp_path, capsys, text,
-                                                                    overrides, expected):
+@pytest.mark.parametrize(
+    "text, overrides, expected",
+    [
+        (
+            "a: 1\nb: [\n",
+            [],
+            "{path}: not valid YAML: line 3: expected the node content, but found '<stream end>'",
+        ),
+        (
+            "- 1\n",
+            [],
+            "{path}: a config must be a YAML mapping with sections such as name, seed, "
+            "data, model, train; got a list",
+        ),
+        ("train: {epoch: 3}\n", [], "{path}: train.epoch: unknown key; did you mean 'epochs'?"),
+        ("train: {epochs: five}\n", [], "{path}: train.epochs: must be an integer, got 'five'"),
+        (
+            "model: {encoder: [{filters: 0}]}\n",
+            [],
+            "{path}: model.encoder[0].filters: must be a positive integer, got 0",
+        ),
+        (
+            "",
+            ["data.validation_split=1.0"],
+            "--set data.validation_split=1.0: data.validation_split: must be less than 1, got 1.0",
+        ),
+        (
+            "",
+            ["train.epochz=3"],
+            "--set train.epochz=3: train.epochz: unknown key; did you mean 'epochs'?",
+        ),
+        (
+            "",
+            ["train.epochs=[1"],
+            "--set train.epochs=[1: value '[1' is not valid YAML (expected "
+            "',' or ']', but got '<stream end>'); quote strings, e.g. --set "
+            "name=my_run",
+        ),
+        (
+            "name: !!python/object/apply:os.system ['echo hi']\n",
+            [],
+            "{path}: line 1: could not determine a constructor for the tag "
+            "'tag:yaml.org,2002:python/object/apply:os.system'; configs are plain YAML and Python "
+            "object tags are refused (yaml.safe_load)",
+        ),
+    ],
+    ids=[
+        "not_yaml",
+        "not_a_mapping",
+        "unknown_key",
+        "wrong_type",
+        "zero_filters",
+        "set_out_of_range",
+        "set_unknown_path",
+        "set_unparsable",
+        "python_tag",
+    ],
+)
+def test_train_cli_refuses_bad_configs_with_one_line_and_status_2(
+    tmp_path, capsys, text, overrides, expected
+):
     """`autoencoder train` checks the config before TensorFlow loads and before any run dir."""
     from autoencoder.cli import main
 
@@ -190,28 +388,31 @@ def test_presets_load():
 
 def test_cli_bad_config_exits_2_with_one_line(tmp_path):
     path = write(tmp_path, "train: {epochs: -3}\n")
-    result = subprocess.run([sys.executable, "-m", "autoencoder", "train", str(path)],
-                            capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 2
-    assert result.stderr == f"error: {path}: train.epochs: must be a positive integer, got -3\n"
+    assert_error(cli("train", path), f"{path}: train.epochs: must be a positive integer, got -3")
 
 
 def test_cli_debug_shows_traceback(tmp_path):
     path = write(tmp_path, "train: {epochs: -3}\n")
-    result = subprocess.run([sys.executable, "-m", "autoencoder", "train", str(path), "--debug"],
-                            capture_output=True, text=True, cwd=ROOT)
+    result = cli("train", path, "--debug")
     assert result.returncode == 2 and "Traceback" in result.stderr
 
 
 def test_help_does_not_import_tensorflow():
-    code = ("import sys; from autoencoder.cli import build_parser; build_parser(); "
-            "import autoencoder.config; print('tensorflow' in sys.modules)")
+    code = (
+        "import sys; from autoencoder.cli import build_parser; build_parser(); "
+        "import autoencoder.config; print('tensorflow' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.strip() == "False"
-    for cmd in (["--help"], ["train", "--help"], ["shapes", "--help"], ["data", "--help"],
-                ["evaluate", "--help"], ["plot", "--help"]):
-        result = subprocess.run([sys.executable, "-m", "autoencoder", *cmd], capture_output=True,
-                                text=True, cwd=ROOT)
+    for cmd in (
+        ["--help"],
+        ["train", "--help"],
+        ["shapes", "--help"],
+        ["data", "--help"],
+        ["evaluate", "--help"],
+        ["plot", "--help"],
+    ):
+        result = cli(*cmd)
         assert result.returncode == 0 and "usage: autoencoder" in result.stdout
 
 

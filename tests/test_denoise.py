@@ -2,43 +2,47 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import ROOT, cli, write_config
 
-from autoencoder.config import dump_config, load_config
+from autoencoder.config import load_config
 
-ROOT = Path(__file__).resolve().parents[1]
-
-TINY = [
-    "name=sweep", "data.dataset=mnist_sample", "data.limit=400",
-    "model.encoder=[{filters: 8, strides: 2}, {filters: 16, strides: 2}]", "model.decoder=mirror",
-    "train.epochs=2", "train.batch_size=16", "train.optimizer.learning_rate=0.005",
-    "train.tensorboard=false", "denoise.train_levels=[0.2, 0.5]",
-    "denoise.eval_levels=[0.1, 0.3, 0.5]", "denoise.eval_images=500",
+# The sweep's own config, not conftest's TINY: 400 digits, wider blocks, no dense code.
+SWEEP = [
+    "name=sweep",
+    "data.dataset=mnist_sample",
+    "data.limit=400",
+    "model.encoder=[{filters: 8, strides: 2}, {filters: 16, strides: 2}]",
+    "model.decoder=mirror",
+    "train.epochs=2",
+    "train.batch_size=16",
+    "train.optimizer.learning_rate=0.005",
+    "train.tensorboard=false",
+    "denoise.train_levels=[0.2, 0.5]",
+    "denoise.eval_levels=[0.1, 0.3, 0.5]",
+    "denoise.eval_images=500",
 ]
 FIGURES = ("triplets", "psnr_vs_level", "robustness")
-
-
-def cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "autoencoder", *args], cwd=cwd,
-                          capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweeps")
-    config = out / "tiny.yaml"
-    config.write_text(dump_config(load_config(None, [*TINY, f"output={out}"])))
-    result = cli("denoise", str(config), "--quiet")
+    config = write_config(out / "tiny.yaml", load_config(None, [*SWEEP, f"output={out}"]))
+    result = cli("denoise", config, "--quiet")
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep_dir,) = (out / "sweep").iterdir()
     return sweep_dir
 
 
 def test_sweep_writes_every_file(sweep):
-    for name in ("config.yaml", "results.csv", "results.md",
-                 *(f"figures/{f}.png" for f in FIGURES)):
+    for name in (
+        "config.yaml",
+        "results.csv",
+        "results.md",
+        *(f"figures/{f}.png" for f in FIGURES),
+    ):
         assert (sweep / name).is_file(), name
     for level in ("0.2", "0.5"):
         (run,) = (sweep / "models" / f"level-{level}").iterdir()
@@ -51,7 +55,8 @@ def test_results_have_a_row_per_train_and_eval_level_with_sane_values(sweep):
 
     rows = read_results(sweep)
     assert [(r["train_level"], r["eval_level"]) for r in rows] == [
-        (t, e) for t in (0.2, 0.5) for e in (0.1, 0.3, 0.5)]
+        (t, e) for t in (0.2, 0.5) for e in (0.1, 0.3, 0.5)
+    ]
     by_eval = {r["eval_level"]: r for r in rows if r["train_level"] == 0.2}
     # Noisy input: ~20 dB at 0.1 down to ~9 dB at 0.5 (clipped Gaussian on MNIST digits).
     assert 19 < by_eval[0.1]["noisy_psnr"] < 24 and 8 < by_eval[0.5]["noisy_psnr"] < 11
@@ -77,14 +82,14 @@ def test_figures_are_readable_pngs(sweep):
 
 def test_resume_reuses_finished_models_and_finishes_the_rest(sweep):
     from autoencoder.denoise import read_results, run_sweep
-    from autoencoder.runs import read_history
+    from autoencoder.train import read_history
 
     (done,) = (sweep / "models" / "level-0.2").iterdir()
     (unfinished,) = (sweep / "models" / "level-0.5").iterdir()
     stamp = (done / "model.keras").stat().st_mtime_ns
     (unfinished / "model.keras").unlink()  # as if killed before the end of training
     before = read_results(sweep)
-    run_sweep(load_config(sweep / "config.yaml"), resume=sweep, quiet=True)
+    run_sweep(load_config(sweep / "config.yaml"), resume=sweep)
     assert (done / "model.keras").stat().st_mtime_ns == stamp  # not retrained
     assert (unfinished / "model.keras").is_file()
     assert len(list((sweep / "models" / "level-0.5").iterdir())) == 1  # resumed, not restarted
@@ -94,11 +99,14 @@ def test_resume_reuses_finished_models_and_finishes_the_rest(sweep):
     assert [r["model_psnr"] for r in after] == pytest.approx([r["model_psnr"] for r in before])
 
 
-@pytest.mark.parametrize("setting, message", [
-    ("denoise.train_levels=[]", "denoise.train_levels"),
-    ("denoise.eval_levels=[0.1, 0.1]", "lists a level twice"),
-    ("denoise.kind=blur", "denoise.kind: must be"),
-])
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("denoise.train_levels=[]", "denoise.train_levels"),
+        ("denoise.eval_levels=[0.1, 0.1]", "lists a level twice"),
+        ("denoise.kind=blur", "denoise.kind: must be"),
+    ],
+)
 def test_bad_denoise_config_exits_2_with_one_line(setting, message):
     result = cli("denoise", "configs/denoise_gaussian.yaml", "--set", setting)
     assert result.returncode == 2
@@ -107,6 +115,7 @@ def test_bad_denoise_config_exits_2_with_one_line(setting, message):
 
 
 def test_script_wrapper_shows_help():
-    result = subprocess.run([sys.executable, "scripts/denoise.py", "--help"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "scripts/denoise.py", "--help"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0 and "--resume SWEEP_DIR" in result.stdout

@@ -1,17 +1,19 @@
 """The quick start as a user runs it, shrunk: the CLI trains configs/quickstart.yaml."""
 
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import cli
 
 
 def test_quickstart_cli_writes_a_run(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "autoencoder", "train", "configs/quickstart.yaml",
-         "--set", "train.epochs=1", "--set", "data.limit=300", "--set", f"output={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True)
+    result = cli(
+        "train",
+        "configs/quickstart.yaml",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "data.limit=300",
+        "--set",
+        f"output={tmp_path}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((tmp_path / "quickstart").iterdir())
     assert len(runs) == 1

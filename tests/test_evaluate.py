@@ -65,15 +65,21 @@ def test_chunked_metrics_equal_whole_array_ones(digits, monkeypatch):
 
     _, x = digits
     recon = np.clip(x + np.random.default_rng(1).normal(0, 0.1, x.shape), 0, 1).astype(np.float32)
-    whole = (per_image_mse(x, recon), bce(x, recon), bce_floor(x), evaluate.mae(x, recon),
-             ssim(x, recon))
+    whole = (
+        per_image_mse(x, recon),
+        bce(x, recon),
+        bce_floor(x),
+        evaluate.mae(x, recon),
+        ssim(x, recon),
+    )
     monkeypatch.setattr(evaluate, "CHUNK", 64)  # 200 images: 64 + 64 + 64 + 8
     x64, r64 = x.astype(np.float64), recon.astype(np.float64)
     np.testing.assert_allclose(per_image_mse(x, recon), ((x64 - r64) ** 2).mean(axis=(1, 2, 3)))
     np.testing.assert_allclose(whole[0], ((x64 - r64) ** 2).mean(axis=(1, 2, 3)))
     p = np.clip(r64, 1e-7, 1 - 1e-7)
-    assert bce(x, recon) == pytest.approx(np.mean(-(x64 * np.log(p) + (1 - x64) * np.log(1 - p))),
-                                          rel=1e-12)
+    assert bce(x, recon) == pytest.approx(
+        np.mean(-(x64 * np.log(p) + (1 - x64) * np.log(1 - p))), rel=1e-12
+    )
     assert bce_floor(x) == pytest.approx(whole[2], rel=1e-12)
     assert evaluate.mae(x, recon) == pytest.approx(np.abs(x64 - r64).mean(), rel=1e-12)
     assert ssim(x, recon) == pytest.approx(whole[4], rel=1e-6)

@@ -1,27 +1,13 @@
 """The Keras models: parameter counts, shapes, safe .keras round trip, and the `shapes` command."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import ROOT, cli
 
 from autoencoder.config import ModelConfig, load_config
 from autoencoder.shapes import plan_model
 
-ROOT = Path(__file__).resolve().parents[1]
 PRESETS = sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))
-
-
-@pytest.fixture(scope="module")
-def keras():
-    from autoencoder import runtime
-
-    runtime.tensorflow()
-    import keras
-
-    return keras
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +65,7 @@ def test_layer_shapes_match_the_reference_models(keras, built):
 
 
 def test_encoder_decoder_autoencoder_shapes(built):
-    for name, (cfg, plan, (autoencoder, encoder, decoder)) in built.items():
+    for cfg, plan, (autoencoder, encoder, decoder) in built.values():
         shape = tuple(cfg.input_shape)
         assert autoencoder.input_shape[1:] == shape and autoencoder.output_shape[1:] == shape
         assert encoder.output_shape[1:] == plan.code_shape
@@ -102,12 +88,25 @@ def test_no_lambda_layers(built):
 def test_pass_through_options(keras):
     from autoencoder.model import build_models
 
-    cfg = ModelConfig.model_validate(dict(
-        input_shape=[12, 12, 1],
-        encoder=[dict(filters=4, dilation_rate=2, padding="valid", use_bias=False,
-                      kernel_initializer="he_normal", kernel_regularizer={"l2": 1e-4},
-                      batch_norm=True, dropout=0.25, activation="elu"),
-                 dict(type="maxpool", padding="same", mirror="upsample")]))
+    cfg = ModelConfig.model_validate(
+        dict(
+            input_shape=[12, 12, 1],
+            encoder=[
+                dict(
+                    filters=4,
+                    dilation_rate=2,
+                    padding="valid",
+                    use_bias=False,
+                    kernel_initializer="he_normal",
+                    kernel_regularizer={"l2": 1e-4},
+                    batch_norm=True,
+                    dropout=0.25,
+                    activation="elu",
+                ),
+                dict(type="maxpool", padding="same", mirror="upsample"),
+            ],
+        )
+    )
     _, encoder, decoder = build_models(cfg)
     conv = encoder.get_layer("enc1_conv")
     assert conv.dilation_rate == (2, 2) and conv.use_bias is False
@@ -125,11 +124,10 @@ def test_pass_through_options(keras):
 def test_mixed_bfloat16_keeps_the_reconstruction_float32(keras):
     from autoencoder.model import build_models
 
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        autoencoder, _, decoder = build_models(load_config(ROOT / "configs/seed_tutorial.yaml").model)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    autoencoder, _, decoder = build_models(
+        load_config(ROOT / "configs/seed_tutorial.yaml").model, dtype="mixed_bfloat16"
+    )
+    assert keras.mixed_precision.global_policy().name == "float32"  # nothing global was set
     assert decoder.get_layer("dec3_convT").compute_dtype == "bfloat16"
     assert decoder.get_layer("output_conv").compute_dtype == "bfloat16"
     assert decoder.get_layer("output_conv_act").compute_dtype == "float32"
@@ -145,15 +143,26 @@ def test_saved_models_load_safely_with_same_outputs(keras, built, tmp_path):
         path = tmp_path / f"{name}.keras"
         autoencoder.save(path)
         loaded = keras.models.load_model(path, safe_mode=True)
-        assert np.allclose(loaded.predict(x, verbose=0), autoencoder.predict(x, verbose=0),
-                           atol=1e-6)
-        assert np.allclose(loaded.get_layer("encoder").predict(x, verbose=0),
-                           encoder.predict(x, verbose=0), atol=1e-6)
+        assert np.allclose(
+            loaded.predict(x, verbose=0), autoencoder.predict(x, verbose=0), atol=1e-6
+        )
+        assert np.allclose(
+            loaded.get_layer("encoder").predict(x, verbose=0),
+            encoder.predict(x, verbose=0),
+            atol=1e-6,
+        )
 
 
-@pytest.mark.parametrize("kernel,padding,bias,activation", [
-    (3, "valid", True, "relu"), (2, "valid", False, None), ((3, 5), "valid", True, "sigmoid"),
-    (3, "same", True, "relu"), (5, "same", False, "elu")])
+@pytest.mark.parametrize(
+    "kernel,padding,bias,activation",
+    [
+        (3, "valid", True, "relu"),
+        (2, "valid", False, None),
+        ((3, 5), "valid", True, "sigmoid"),
+        (3, "same", True, "relu"),
+        (5, "same", False, "elu"),
+    ],
+)
 def test_stride1_transpose_as_conv_is_the_same_function(keras, kernel, padding, bias, activation):
     """The Conv2D form of a stride-1 Conv2DTranspose: same outputs and same gradients."""
     import tensorflow as tf
@@ -182,19 +191,30 @@ def test_stride1_transpose_as_conv_is_the_same_function(keras, kernel, padding, 
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
 
 
-def transpose_layer(keras, kernel, padding="valid", bias=True, activation="relu", dtype=None,
-                    plain=False):
+def transpose_layer(
+    keras, kernel, padding="valid", bias=True, activation="relu", dtype=None, plain=False
+):
     """One decoder Conv2DTranspose (stride 1, 7 filters) as the model builder makes it."""
     from autoencoder.model import keras_layers, transposes_as_conv
     from autoencoder.shapes import PlannedLayer
 
     k = (kernel, kernel) if isinstance(kernel, int) else kernel
-    planned = PlannedLayer(block="dec 1", name="dec1_convT", kind="Conv2DTranspose",
-                           part="decoder", input_shape=(9, 11, 5), output_shape=(0, 0, 0),
-                           kernel=k, strides=(1, 1), padding=padding, dilation=(1, 1),
-                           activation=activation, options={"filters": 7, "use_bias": bias})
+    planned = PlannedLayer(
+        block="dec 1",
+        name="dec1_convT",
+        kind="Conv2DTranspose",
+        part="decoder",
+        input_shape=(9, 11, 5),
+        output_shape=(0, 0, 0),
+        kernel=k,
+        strides=(1, 1),
+        padding=padding,
+        dilation=(1, 1),
+        activation=activation,
+        options={"filters": 7, "use_bias": bias},
+    )
     assert transposes_as_conv(planned)
-    layer = keras_layers(planned, plain)[0]
+    layer = keras_layers(planned, plain=plain)[0]
     assert type(layer) is keras.layers.Conv2DTranspose
     if dtype:
         layer.dtype_policy = dtype
@@ -206,15 +226,17 @@ def test_bfloat16_transposes_run_as_conv2d_float32_as_keras_does(keras):
 
     def ops(layer):
         layer.build((None, 9, 11, 5))
-        graph = tf.function(layer).get_concrete_function(
-            tf.TensorSpec((2, 9, 11, 5), tf.float32)).graph
+        graph = (
+            tf.function(layer).get_concrete_function(tf.TensorSpec((2, 9, 11, 5), tf.float32)).graph
+        )
         return {op.type for op in graph.get_operations()}
 
     assert "Conv2DBackpropInput" not in ops(transpose_layer(keras, 3, dtype="mixed_bfloat16"))
     assert "Conv2D" in ops(transpose_layer(keras, 3, dtype="mixed_bfloat16"))
     assert "Conv2DBackpropInput" in ops(transpose_layer(keras, 3, dtype="float32"))
-    assert "Conv2DBackpropInput" in ops(transpose_layer(keras, 3, dtype="mixed_bfloat16",
-                                                       plain=True))
+    assert "Conv2DBackpropInput" in ops(
+        transpose_layer(keras, 3, dtype="mixed_bfloat16", plain=True)
+    )
 
 
 def test_which_layers_compute_as_conv(built):
@@ -227,14 +249,9 @@ def test_which_layers_compute_as_conv(built):
     assert fast("keras_denoising.yaml") == []  # stride 2: computed as Keras does
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "autoencoder", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
-
-
 @pytest.mark.parametrize("preset", PRESETS)
 def test_shapes_command_prints_every_preset(preset):
-    result = _cli("shapes", f"configs/{preset}")
+    result = cli("shapes", f"configs/{preset}", timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("block")
     assert "parameters:" in result.stdout and "compression" in result.stdout
@@ -244,10 +261,12 @@ def test_shapes_command_prints_every_preset(preset):
 
 def test_shapes_command_bad_config_is_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("model:\n  input_shape: [28, 28, 1]\n  encoder:\n"
-                   "    - {type: conv, filters: 4, strides: 2}\n"
-                   "  decoder:\n    - {type: conv_transpose, filters: 4, strides: 4}\n")
-    result = _cli("shapes", str(bad))
+    bad.write_text(
+        "model:\n  input_shape: [28, 28, 1]\n  encoder:\n"
+        "    - {type: conv, filters: 4, strides: 2}\n"
+        "  decoder:\n    - {type: conv_transpose, filters: 4, strides: 4}\n"
+    )
+    result = cli("shapes", bad, timeout=60)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

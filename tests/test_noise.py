@@ -59,7 +59,11 @@ def test_clip_keeps_pixels_in_unit_range(kind):
 
 
 def test_eval_noise_is_reproducible_for_a_seed_and_differs_for_another():
-    a, b, c = noisy("gaussian", 0.4, seed=7), noisy("gaussian", 0.4, seed=7), noisy("gaussian", 0.4, seed=8)
+    a, b, c = (
+        noisy("gaussian", 0.4, seed=7),
+        noisy("gaussian", 0.4, seed=7),
+        noisy("gaussian", 0.4, seed=8),
+    )
     assert np.array_equal(a, b)
     assert not np.allclose(a, c)
 
@@ -83,8 +87,20 @@ def test_a_resumed_run_does_not_replay_the_first_epochs_noise():
     from autoencoder.data import make_dataset
 
     cfg = NoiseConfig(kind="gaussian", level=0.4, clip=False)
-    epoch = [np.concatenate([x.numpy() for x, _ in make_dataset(
-        GREY, batch_size=64, shuffle=False, seed=0, noise_fn=training_noise(cfg, 0, start))])
-        for start in (0, 0, 3)]
+    epoch = [
+        np.concatenate(
+            [
+                x.numpy()
+                for x, _ in make_dataset(
+                    GREY,
+                    batch_size=64,
+                    shuffle=False,
+                    seed=0,
+                    noise_fn=training_noise(cfg, 0, start),
+                )
+            ]
+        )
+        for start in (0, 0, 3)
+    ]
     assert np.array_equal(epoch[0], epoch[1])  # same seed, same start: the same stream
     assert np.abs(epoch[0] - epoch[2]).mean() > 0.3

@@ -22,16 +22,6 @@ from autoencoder.shapes import (
 SIZES = [1, 2, 3, 4, 5, 7, 8, 9, 13, 14, 16, 20, 23, 25, 28, 33]
 
 
-@pytest.fixture(scope="module")
-def keras():
-    from autoencoder import runtime
-
-    runtime.tensorflow()
-    import keras
-
-    return keras
-
-
 def model(**fields) -> ModelConfig:
     return ModelConfig.model_validate(fields)
 
@@ -55,8 +45,9 @@ def error(**fields) -> str:
 
 
 def test_conv_and_pool_sizes_match_keras(keras):
-    for size, k, s, pad, d in itertools.product(SIZES, range(1, 6), (1, 2, 3), ("same", "valid"),
-                                                (1, 2)):
+    for size, k, s, pad, d in itertools.product(
+        SIZES, range(1, 6), (1, 2, 3), ("same", "valid"), (1, 2)
+    ):
         if s > 1 and d > 1:
             continue
         ours = conv_output_size(size, k, s, pad, d)
@@ -77,30 +68,49 @@ def test_conv_and_pool_sizes_match_keras(keras):
 
 
 def test_conv_transpose_sizes_match_keras(keras):
-    for size, k, s, pad, d in itertools.product(SIZES, range(1, 6), (1, 2, 3), ("same", "valid"),
-                                                (1, 2)):
+    for size, k, s, pad, d in itertools.product(
+        SIZES, range(1, 6), (1, 2, 3), ("same", "valid"), (1, 2)
+    ):
         if s > 1 and d > 1:
             continue
         for op in (None, *range(s)):
-            layer = keras.layers.Conv2DTranspose(1, (k, 1), strides=(s, 1), padding=pad,
-                                                 dilation_rate=(d, 1),
-                                                 output_padding=None if op is None else (op, 0))
+            layer = keras.layers.Conv2DTranspose(
+                1,
+                (k, 1),
+                strides=(s, 1),
+                padding=pad,
+                dilation_rate=(d, 1),
+                output_padding=None if op is None else (op, 0),
+            )
             want = layer.compute_output_shape((None, size, 3, 1))[1]
             assert conv_transpose_output_size(size, k, s, pad, op, d) == want, (size, k, s, pad, op)
 
 
 def test_conv_transpose_runs_in_tensorflow_exactly_where_planned(keras):
     # Keras's shape rule accepts output_padding 0 with an even 'same' kernel; TensorFlow does not.
-    for k, s, pad, op in [(2, 1, "same", 0), (2, 2, "same", 0), (4, 2, "same", 0), (4, 2, "same", 1),
-                          (3, 2, "same", 0), (3, 2, "same", 1), (2, 3, "same", 2), (1, 3, "valid", 0),
-                          (2, 2, "valid", 1), (5, 3, "valid", 2)]:
+    for k, s, pad, op in [
+        (2, 1, "same", 0),
+        (2, 2, "same", 0),
+        (4, 2, "same", 0),
+        (4, 2, "same", 1),
+        (3, 2, "same", 0),
+        (3, 2, "same", 1),
+        (2, 3, "same", 2),
+        (1, 3, "valid", 0),
+        (2, 2, "valid", 1),
+        (5, 3, "valid", 2),
+    ]:
         layer = keras.layers.Conv2DTranspose(1, k, strides=s, padding=pad, output_padding=op)
         x = np.zeros((1, 5, 4, 1), "float32")
         if output_padding_ok(k, s, pad, op):
-            want = conv_transpose_output_size(5, k, s, pad, op), conv_transpose_output_size(4, k, s, pad, op)
+            want = (
+                conv_transpose_output_size(5, k, s, pad, op),
+                conv_transpose_output_size(4, k, s, pad, op),
+            )
             assert tuple(layer(x).shape[1:3]) == want
         else:
-            with pytest.raises(Exception):
+            # TensorFlow's own error types (InvalidArgumentError, ...), not a Keras ValueError.
+            with pytest.raises(Exception):  # noqa: B017
                 layer(x)
 
 
@@ -126,15 +136,36 @@ MIRROR_ENCODERS = {
     "mixed_axes": [conv(8, strides=[2, 3], kernel_size=[3, 4]), conv(8, strides=[3, 1])],
     "even_same": [conv(8, strides=2, kernel_size=2), conv(8, strides=2, kernel_size=4)],
     "pool_valid": [conv(8), {"type": "maxpool"}, conv(8), {"type": "avgpool", "pool_size": 3}],
-    "pool_same": [conv(8), {"type": "maxpool", "padding": "same"}, conv(8),
-                  {"type": "maxpool", "padding": "same", "pool_size": 3, "strides": 2}],
-    "upsample_valid": [conv(8), {"type": "maxpool", "mirror": "upsample"}, conv(8),
-                       {"type": "maxpool", "mirror": "upsample", "pool_size": 3}],
+    "pool_same": [
+        conv(8),
+        {"type": "maxpool", "padding": "same"},
+        conv(8),
+        {"type": "maxpool", "padding": "same", "pool_size": 3, "strides": 2},
+    ],
+    "upsample_valid": [
+        conv(8),
+        {"type": "maxpool", "mirror": "upsample"},
+        conv(8),
+        {"type": "maxpool", "mirror": "upsample", "pool_size": 3},
+    ],
     "upsample_same": [conv(8), {"type": "maxpool", "padding": "same", "mirror": "upsample"}],
-    "dilated": [conv(8, dilation_rate=2, padding="valid"), conv(8, dilation_rate=2), conv(8, strides=2)],
+    "dilated": [
+        conv(8, dilation_rate=2, padding="valid"),
+        conv(8, dilation_rate=2),
+        conv(8, strides=2),
+    ],
 }
-MIRROR_SHAPES = [(28, 28, 1), (23, 23, 1), (25, 25, 1), (32, 32, 3), (28, 20, 1), (7, 9, 1),
-                 (13, 17, 2), (31, 29, 1), (16, 16, 1)]
+MIRROR_SHAPES = [
+    (28, 28, 1),
+    (23, 23, 1),
+    (25, 25, 1),
+    (32, 32, 3),
+    (28, 20, 1),
+    (7, 9, 1),
+    (13, 17, 2),
+    (31, 29, 1),
+    (16, 16, 1),
+]
 
 
 @pytest.mark.parametrize("name", sorted(MIRROR_ENCODERS))
@@ -142,8 +173,9 @@ MIRROR_SHAPES = [(28, 28, 1), (23, 23, 1), (25, 25, 1), (32, 32, 3), (28, 20, 1)
 def test_mirror_returns_exactly_the_input_shape(name, latent):
     for shape in MIRROR_SHAPES:
         try:
-            plan = plan_model(model(input_shape=shape, encoder=MIRROR_ENCODERS[name],
-                                    latent_dim=latent))
+            plan = plan_model(
+                model(input_shape=shape, encoder=MIRROR_ENCODERS[name], latent_dim=latent)
+            )
         except UserError as exc:  # too small for this encoder: only a 'valid' fit may refuse
             assert "is larger than its" in str(exc), (name, shape, exc)
             continue
@@ -160,7 +192,9 @@ def test_mirror_returns_exactly_the_input_shape(name, latent):
 
 
 def test_mirror_lands_on_every_encoder_size():
-    plan = plan_model(model(input_shape=(23, 23, 1), encoder=[conv(8, strides=2), conv(16, strides=3)]))
+    plan = plan_model(
+        model(input_shape=(23, 23, 1), encoder=[conv(8, strides=2), conv(16, strides=3)])
+    )
     enc = [layer.input_shape[:2] for layer in plan.part("encoder")]
     dec = [layer.output_shape[:2] for layer in plan.part("decoder")[:-1]]
     assert dec == list(reversed(enc)) == [(12, 12), (23, 23)]
@@ -216,37 +250,51 @@ TWO_STRIDES = [conv(strides=2), conv(strides=2)]
 
 
 def test_explicit_decoder_names_the_block_that_parts_from_the_encoder():
-    message = error(input_shape=[30, 30, 1], encoder=[conv(strides=2)] * 3,
-                    decoder=[convt(strides=2, target_size=8), convt(strides=2), convt(strides=2)])
+    message = error(
+        input_shape=[30, 30, 1],
+        encoder=[conv(strides=2)] * 3,
+        decoder=[convt(strides=2, target_size=8), convt(strides=2), convt(strides=2)],
+    )
     assert message == (
         "decoder block 2 (model.decoder[1]): 8x8 -> 16x16, but the encoder had 15x15 there; "
-        f"use output_padding: 0 ({FORMULA})")
+        f"use output_padding: 0 ({FORMULA})"
+    )
 
 
 def test_explicit_decoder_wrong_output_padding():
-    message = error(input_shape=[28, 28, 1], encoder=TWO_STRIDES,
-                    decoder=[convt(strides=2, output_padding=0), convt(strides=2)])
+    message = error(
+        input_shape=[28, 28, 1],
+        encoder=TWO_STRIDES,
+        decoder=[convt(strides=2, output_padding=0), convt(strides=2)],
+    )
     assert message == (
         "decoder block 1 (model.decoder[0]): 7x7 -> 13x13, but the encoder had 14x14 there; "
-        f"leave output_padding out (Keras's default) ({FORMULA})")
+        f"leave output_padding out (Keras's default) ({FORMULA})"
+    )
 
 
 def test_explicit_decoder_unreachable_fix_lists_reachable_sizes():
-    message = error(input_shape=[28, 28, 1], encoder=TWO_STRIDES,
-                    decoder=[convt(strides=2), convt(strides=4)])
+    message = error(
+        input_shape=[28, 28, 1], encoder=TWO_STRIDES, decoder=[convt(strides=2), convt(strides=4)]
+    )
     assert message == (
         "decoder block 2 (model.decoder[1]): 14x14 -> 56x56, but the encoder had 28x28 there; "
         "no output_padding reaches it with kernel_size 3x3, strides 4x4, padding same (it can "
-        f"reach 53x53, 54x54, 55x55, 56x56); change kernel_size, strides or padding ({FORMULA})")
+        f"reach 53x53, 54x54, 55x55, 56x56); change kernel_size, strides or padding ({FORMULA})"
+    )
 
 
 def test_explicit_decoder_upsample_mismatch():
-    message = error(input_shape=[28, 28, 1], encoder=TWO_STRIDES,
-                    decoder=[{"type": "upsample"}, {"type": "upsample", "size": 3}])
+    message = error(
+        input_shape=[28, 28, 1],
+        encoder=TWO_STRIDES,
+        decoder=[{"type": "upsample"}, {"type": "upsample", "size": 3}],
+    )
     assert message == (
         "decoder block 2 (model.decoder[1]): 14x14 -> 42x42, but the encoder had 28x28 there; "
         "UpSampling2D multiplies by size 3x3; use a conv_transpose block with target_size: "
-        "[28, 28] instead")
+        "[28, 28] instead"
+    )
 
 
 def test_explicit_decoder_with_too_few_blocks_names_the_final_size():
@@ -254,39 +302,67 @@ def test_explicit_decoder_with_too_few_blocks_names_the_final_size():
     assert message == (
         "decoder: ends at 14x14, but input_shape is 28x28 (decoder sizes 7x7 -> 14x14; encoder "
         "sizes 28x28 -> 14x14 -> 7x7); add or change blocks, e.g. a conv_transpose block with "
-        "target_size: [28, 28]")
+        "target_size: [28, 28]"
+    )
 
 
 def test_explicit_decoder_may_take_its_own_path():
     # keras.io denoising: two pools down, two strided transposes up; a stride-4 jump also works.
     plan_model(model(encoder=TWO_STRIDES, decoder=[convt(strides=4, kernel_size=4)]))
-    plan = plan_model(model(input_shape=[28, 28, 1], encoder=TWO_STRIDES,
-                            decoder=[{"type": "upsample"}, convt(), {"type": "upsample"},
-                                     {"type": "conv", "filters": 4}]))
+    plan = plan_model(
+        model(
+            input_shape=[28, 28, 1],
+            encoder=TWO_STRIDES,
+            decoder=[
+                {"type": "upsample"},
+                convt(),
+                {"type": "upsample"},
+                {"type": "conv", "filters": 4},
+            ],
+        )
+    )
     assert plan.layers[-1].output_shape == (28, 28, 1)
 
 
 def test_target_size_picks_output_padding():
-    plan = plan_model(model(input_shape=[23, 23, 1], encoder=TWO_STRIDES,
-                            decoder=[convt(strides=2, target_size=12),
-                                     convt(strides=2, target_size=23)]))
+    plan = plan_model(
+        model(
+            input_shape=[23, 23, 1],
+            encoder=TWO_STRIDES,
+            decoder=[convt(strides=2, target_size=12), convt(strides=2, target_size=23)],
+        )
+    )
     ops = [layer.output_padding for layer in plan.part("decoder")[:2]]
     assert ops == [None, (0, 0)]  # 6x6 -> 12x12 is the default in*stride
-    plan = plan_model(model(input_shape=[28, 20, 1], encoder=TWO_STRIDES,
-                            decoder=[convt(strides=2, target_size=[14, 10]),
-                                     convt(strides=2, target_size=[28, 20])]))
+    plan = plan_model(
+        model(
+            input_shape=[28, 20, 1],
+            encoder=TWO_STRIDES,
+            decoder=[
+                convt(strides=2, target_size=[14, 10]),
+                convt(strides=2, target_size=[28, 20]),
+            ],
+        )
+    )
     assert [layer.output_padding for layer in plan.part("decoder")[:2]] == [None, None]
 
 
 def test_target_size_refuses_unreachable_and_lists_reachable():
-    message = error(input_shape=[28, 28, 1], encoder=TWO_STRIDES,
-                    decoder=[convt(strides=2, target_size=16), convt(strides=2)])
+    message = error(
+        input_shape=[28, 28, 1],
+        encoder=TWO_STRIDES,
+        decoder=[convt(strides=2, target_size=16), convt(strides=2)],
+    )
     assert message == (
         "decoder block 1 (model.decoder[0]).target_size: 16x16 is out of reach from 7x7 with "
         "kernel_size 3x3, strides 2x2, padding same; it can reach 13x13, 14x14 "
-        f"({FORMULA})")
-    message = error(input_shape=[28, 20, 1], encoder=TWO_STRIDES,
-                    decoder=[convt(strides=[2, 3], target_size=[14, 20]), convt(strides=2)])
+        f"({FORMULA})"
+    )
+    message = error(
+        input_shape=[28, 20, 1],
+        encoder=TWO_STRIDES,
+        decoder=[convt(strides=[2, 3], target_size=[14, 20]), convt(strides=2)],
+    )
     assert message.endswith(f"it can reach height 13, 14; width 13, 14, 15 ({FORMULA})")
 
 
@@ -297,60 +373,85 @@ def test_target_size_refuses_unreachable_and_lists_reachable():
 def test_kernel_larger_than_input():
     assert error(input_shape=[5, 5, 1], encoder=[conv(kernel_size=7, padding="valid")]) == (
         "encoder block 1 (model.encoder[0]): kernel_size 7x7 is larger than its 5x5 input with "
-        "padding valid; use padding: same or a smaller kernel_size")
-    assert error(input_shape=[5, 5, 1],
-                 encoder=[conv(kernel_size=3, dilation_rate=3, padding="valid")]) == (
+        "padding valid; use padding: same or a smaller kernel_size"
+    )
+    assert error(
+        input_shape=[5, 5, 1], encoder=[conv(kernel_size=3, dilation_rate=3, padding="valid")]
+    ) == (
         "encoder block 1 (model.encoder[0]): kernel_size 3x3 (dilated to 7x7) is larger than its "
-        "5x5 input with padding valid; use padding: same or a smaller kernel_size")
-    assert error(input_shape=[8, 8, 1], encoder=TWO_STRIDES,
-                 decoder=[{"type": "conv", "filters": 2, "kernel_size": 3, "padding": "valid"}]
-                 ).startswith("decoder block 1 (model.decoder[0]): kernel_size 3x3 is larger than "
-                              "its 2x2 input")
+        "5x5 input with padding valid; use padding: same or a smaller kernel_size"
+    )
+    assert error(
+        input_shape=[8, 8, 1],
+        encoder=TWO_STRIDES,
+        decoder=[{"type": "conv", "filters": 2, "kernel_size": 3, "padding": "valid"}],
+    ).startswith("decoder block 1 (model.decoder[0]): kernel_size 3x3 is larger than its 2x2 input")
 
 
 def test_pool_collapsing_to_zero():
-    assert error(input_shape=[9, 9, 1], encoder=[conv(strides=3), {"type": "maxpool",
-                                                                   "pool_size": 4}]) == (
+    assert error(
+        input_shape=[9, 9, 1], encoder=[conv(strides=3), {"type": "maxpool", "pool_size": 4}]
+    ) == (
         "encoder block 2 (model.encoder[1]): pool_size 4x4 is larger than its 3x3 input with "
-        "padding valid, so the output would be 0x0; use padding: same or a smaller pool_size")
+        "padding valid, so the output would be 0x0; use padding: same or a smaller pool_size"
+    )
 
 
 def test_crop_to_nothing():
-    assert error(input_shape=[28, 28, 1], encoder=[conv(strides=2)],
-                 decoder=[{"type": "crop", "cropping": [[7, 7], [0, 0]]}]) == (
+    assert error(
+        input_shape=[28, 28, 1],
+        encoder=[conv(strides=2)],
+        decoder=[{"type": "crop", "cropping": [[7, 7], [0, 0]]}],
+    ) == (
         "decoder block 1 (model.decoder[0]).cropping: removes 14x0 from a 14x14 input, leaving "
-        "0x14; crop less")
+        "0x14; crop less"
+    )
 
 
 def test_output_padding_tensorflow_refuses():
-    assert error(input_shape=[28, 28, 1], encoder=TWO_STRIDES,
-                 decoder=[convt(strides=2, kernel_size=2, output_padding=0), convt(strides=2)]) == (
+    assert error(
+        input_shape=[28, 28, 1],
+        encoder=TWO_STRIDES,
+        decoder=[convt(strides=2, kernel_size=2, output_padding=0), convt(strides=2)],
+    ) == (
         "decoder block 1 (model.decoder[0]).output_padding: 0 with the even kernel_size 2 and "
         "padding same gives (in-1)*stride, one stride short, which TensorFlow refuses at run time; "
-        "use output_padding between 1 and stride-1, or leave it out for in*stride")
+        "use output_padding between 1 and stride-1, or leave it out for in*stride"
+    )
 
 
 def test_dilated_transpose_refused_on_cpu():
-    assert error(input_shape=[28, 28, 1], encoder=[conv()],
-                 decoder=[convt(dilation_rate=2)]) == (
+    assert error(input_shape=[28, 28, 1], encoder=[conv()], decoder=[convt(dilation_rate=2)]) == (
         "decoder block 1 (model.decoder[0]).dilation_rate: TensorFlow has no CPU kernel for a "
-        "dilated Conv2DTranspose; use dilation_rate: 1 with kernel_size [5, 5] (the same reach)")
+        "dilated Conv2DTranspose; use dilation_rate: 1 with kernel_size [5, 5] (the same reach)"
+    )
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["model.encoder.0.filters=0"],
-     "--set model.encoder.0.filters=0: model.encoder[0].filters: must be a positive integer, got 0"),
-    (["model.encoder.1.activation=rellu"],
-     "--set model.encoder.1.activation=rellu: model.encoder[1].activation: unknown activation "
-     "'rellu'; did you mean 'relu'?"),
-    (["model.encoder.0.strides=2", "model.encoder.0.dilation_rate=2"],
-     "--set model.encoder.0.dilation_rate=2: model.encoder[0]: strides [2, 2] together with "
-     "dilation_rate [2, 2] is not supported by Keras; set one of them to 1"),
-    (["model.decoder=[{type: conv_transpose, filters: 4, strides: 2, output_padding: 2}]"],
-     "--set model.decoder=[{type: conv_transpose, filters: 4, strides: 2, output_padding: 2}]: "
-     "model.decoder[0]: output_padding [2, 2] must be smaller than strides [2, 2] on every axis "
-     "(Keras rule: output_padding < stride)"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (
+            ["model.encoder.0.filters=0"],
+            "--set model.encoder.0.filters=0: model.encoder[0].filters: must be a positive integer, got 0",
+        ),
+        (
+            ["model.encoder.1.activation=rellu"],
+            "--set model.encoder.1.activation=rellu: model.encoder[1].activation: unknown activation "
+            "'rellu'; did you mean 'relu'?",
+        ),
+        (
+            ["model.encoder.0.strides=2", "model.encoder.0.dilation_rate=2"],
+            "--set model.encoder.0.dilation_rate=2: model.encoder[0]: strides [2, 2] together with "
+            "dilation_rate [2, 2] is not supported by Keras; set one of them to 1",
+        ),
+        (
+            ["model.decoder=[{type: conv_transpose, filters: 4, strides: 2, output_padding: 2}]"],
+            "--set model.decoder=[{type: conv_transpose, filters: 4, strides: 2, output_padding: 2}]: "
+            "model.decoder[0]: output_padding [2, 2] must be smaller than strides [2, 2] on every axis "
+            "(Keras rule: output_padding < stride)",
+        ),
+    ],
+)
 def test_config_level_refusals(overrides, message):
     with pytest.raises(UserError) as info:
         load_config(None, overrides)
@@ -370,7 +471,8 @@ def test_format_plan_shows_formula_lines_and_totals():
     assert FORMULA in text
     header = text.splitlines()[0].split()
     assert header[:3] == ["block", "layer", "kernel"]
-    text = format_plan(plan_model(model(input_shape=[23, 23, 1], encoder=TWO_STRIDES,
-                                        latent_dim=8)))
+    text = format_plan(
+        plan_model(model(input_shape=[23, 23, 1], encoder=TWO_STRIDES, latent_dim=8))
+    )
     assert "(12-1)*2 + 3 - 2*1 + 0 = 23" in text
     assert "compression 529/8 = 66.12x" in text

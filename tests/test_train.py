@@ -2,47 +2,38 @@
 
 import csv
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import cli, start_training, tiny, wait_for_first_epoch, write_config
 
 from autoencoder.config import load_config
 from autoencoder.errors import UserError
-
-ROOT = Path(__file__).resolve().parents[1]
-
-TINY = [
-    "data.dataset=mnist_sample", "data.limit=320", "data.validation_split=0.25",
-    "model.encoder=[{filters: 4, strides: 2}, {filters: 8, strides: 2}]",
-    "model.latent_dim=8", "train.batch_size=32", "train.tensorboard=false",
-]
-
-
-def tiny(tmp_path, *extra):
-    return load_config(None, [*TINY, f"output={tmp_path}", "name=tiny", *extra])
+from autoencoder.train import read_history
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    from autoencoder.train import train
+    from autoencoder.pipeline import train_run
 
     out = tmp_path_factory.mktemp("runs")
-    config = load_config(None, [*TINY, f"output={out}", "name=tiny", "train.epochs=2",
-                                "train.tensorboard=true"])
-    return train(config, quiet=True)
+    return train_run(tiny(out, "train.epochs=2", "train.tensorboard=true"))[0]
 
 
 def test_run_directory_is_complete(finished_run):
     run = finished_run
     assert run.parent.name == "tiny" and len(run.name) == len("20261121-140000")
-    for name in ("config.yaml", "model.keras", "encoder.keras", "decoder.keras", "history.csv",
-                 "metrics.json", "checkpoints/best.weights.h5", "checkpoints/state.json"):
+    for name in (
+        "config.yaml",
+        "model.keras",
+        "encoder.keras",
+        "decoder.keras",
+        "history.csv",
+        "metrics.json",
+        "checkpoints/best.weights.h5",
+        "checkpoints/state.json",
+    ):
         assert (run / name).is_file(), name
     assert list((run / "checkpoints").glob("last-0002.keras"))
     assert any((run / "logs").rglob("*tfevents*"))
@@ -91,19 +82,19 @@ def test_saved_models_reload_safely_and_agree(finished_run):
     from autoencoder.data import load_splits
 
     config = load_config(finished_run / "config.yaml")
-    x = load_splits(config).x_test[:16]
+    x = load_splits(config).images("test")[:16]
     model = keras.models.load_model(finished_run / "model.keras", safe_mode=True)
     encoder = keras.models.load_model(finished_run / "encoder.keras", safe_mode=True)
     decoder = keras.models.load_model(finished_run / "decoder.keras", safe_mode=True)
     code = encoder.predict(x, verbose=0)
     assert code.shape == (16, 8)
-    np.testing.assert_allclose(decoder.predict(code, verbose=0), model.predict(x, verbose=0),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        decoder.predict(code, verbose=0), model.predict(x, verbose=0), atol=1e-5
+    )
 
 
 def test_evaluate_cli_val_split(finished_run):
-    result = subprocess.run([sys.executable, "-m", "autoencoder", "evaluate", str(finished_run),
-                             "--split", "val"], capture_output=True, text=True, cwd=ROOT)
+    result = cli("evaluate", finished_run, "--split", "val")
     assert result.returncode == 0, result.stderr
     assert "val split, 80 images" in result.stdout and "BCE (floor)" in result.stdout
     m = json.loads((finished_run / "metrics.json").read_text())
@@ -121,61 +112,70 @@ def test_resume_refuses_a_different_config(finished_run):
 
 
 def test_resume_of_finished_run_adds_epochs(finished_run, tmp_path):
-    from autoencoder.train import train
+    from autoencoder.pipeline import train_run
 
     config = load_config(finished_run / "config.yaml", ["train.epochs=3"])
-    train(config, resume=finished_run, quiet=True)
+    train_run(config, resume=finished_run)
     with open(finished_run / "history.csv") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
 
 
-def test_nan_loss_stops_with_a_clear_message(tmp_path):
-    from autoencoder.train import train
+def test_resume_command_continues_with_the_runs_own_config(finished_run, tmp_path, capsys):
+    import shutil
 
-    config = tiny(tmp_path, "train.epochs=2", "train.loss=mse", "model.output.activation=linear",
-                  "train.optimizer={name: sgd, learning_rate: 1.0e+12}")
+    from autoencoder.cli import main
+
+    run = shutil.copytree(finished_run, tmp_path / "copy")
+    epochs = len(read_history(run))
+    assert main(["--quiet", "resume", str(run), "--set", f"train.epochs={epochs + 1}"]) == 0
+    assert [r["epoch"] for r in read_history(run)] == list(range(1, epochs + 2))
+    assert load_config(run / "config.yaml").train.epochs == epochs + 1
+    assert "test split, 1,000 images" in capsys.readouterr().out
+    # Anything but train.epochs would make it another run: refused, one line.
+    assert main(["resume", str(run), "--set", "seed=5"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --resume {run}: the config differs")
+
+
+def test_nan_loss_stops_with_a_clear_message(tmp_path):
+    from autoencoder.pipeline import train_run
+
+    config = tiny(
+        tmp_path,
+        "train.epochs=2",
+        "train.loss=mse",
+        "model.output.activation=linear",
+        "train.optimizer={name: sgd, learning_rate: 1.0e+12}",
+    )
     with pytest.raises(UserError) as info:
-        train(config, quiet=True)
+        train_run(config)
     # Which of the two comes first (an overflow to inf, or inf - inf) is up to the float math.
     assert str(info.value) in {
         f"training stopped: the loss became {value} in epoch 1; the last good checkpoint is none "
         f"(it diverged in the first epoch). Try a lower train.optimizer.learning_rate, "
         f"train.optimizer.clipnorm: 1.0, or input data in [0, 1] with loss bce"
-        for value in ("nan", "inf")}
+        for value in ("nan", "inf")
+    }
     run_dir = next((tmp_path / "tiny").iterdir())
     assert (run_dir / "config.yaml").is_file()
     assert not (run_dir / "checkpoints" / "state.json").exists()  # no diverged checkpoint
 
 
 def test_same_seed_same_history(tmp_path):
-    from autoencoder.runs import read_history
-    from autoencoder.train import train
+    from autoencoder.pipeline import train_run
+    from autoencoder.train import read_history
 
-    a = read_history(train(tiny(tmp_path, "train.epochs=1", "name=a"), quiet=True))
-    b = read_history(train(tiny(tmp_path, "train.epochs=1", "name=b"), quiet=True))
+    a = read_history(train_run(tiny(tmp_path, "train.epochs=1", "name=a"))[0])
+    b = read_history(train_run(tiny(tmp_path, "train.epochs=1", "name=b"))[0])
     assert a[0]["train/loss"] == pytest.approx(b[0]["train/loss"], rel=1e-4)
     assert a[0]["val/loss"] == pytest.approx(b[0]["val/loss"], rel=1e-4)
 
 
 def test_killed_mid_epoch_then_resumed(tmp_path):
     """SIGKILL a training subprocess inside epoch 2, resume it, and check the history."""
-    cfg = tmp_path / "c.yaml"
     config = tiny(tmp_path, "train.epochs=4", "data.limit=1200")
-    from autoencoder.config import dump_config
-
-    cfg.write_text(dump_config(config))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "autoencoder", "train", str(cfg), "--quiet"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    state = None
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        states = list(tmp_path.glob("tiny/*/checkpoints/state.json"))
-        if states:
-            state = states[0]
-            time.sleep(0.3)  # into epoch 2
-            break
-        time.sleep(0.05)
+    cfg = write_config(tmp_path / "c.yaml", config)
+    proc = start_training(cfg)
+    state = wait_for_first_epoch(proc, tmp_path, settle=0.3)  # into epoch 2
     assert state is not None, proc.stderr.read().decode()[-2000:]
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -183,19 +183,17 @@ def test_killed_mid_epoch_then_resumed(tmp_path):
     done = json.loads(state.read_text())["epoch"]
     assert 1 <= done < 4
     assert not (run_dir / "model.keras").exists()
-    result = subprocess.run([sys.executable, "-m", "autoencoder", "train", str(cfg), "--quiet",
-                             "--resume", str(run_dir)], cwd=ROOT, env=env, capture_output=True,
-                            text=True)
+    result = cli("train", cfg, "--quiet", "--resume", run_dir)
     assert result.returncode == 0, result.stderr
     with open(run_dir / "history.csv") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
     assert (run_dir / "model.keras").is_file()
     assert len(list((run_dir / "checkpoints").glob("last-*.keras"))) == 1
     # The same seed without the interruption ends at (nearly) the same loss.
-    from autoencoder.runs import read_history
-    from autoencoder.train import train
+    from autoencoder.pipeline import train_run
+    from autoencoder.train import read_history
 
-    unbroken = read_history(train(config.model_copy(update={"name": "unbroken"}), quiet=True))
+    unbroken = read_history(train_run(config.model_copy(update={"name": "unbroken"}))[0])
     resumed = read_history(run_dir)
     assert resumed[-1]["val/loss"] == pytest.approx(unbroken[-1]["val/loss"], rel=0.02)
 
@@ -203,10 +201,10 @@ def test_killed_mid_epoch_then_resumed(tmp_path):
 def test_train_leaves_the_global_dtype_policy_as_it_found_it(tmp_path):
     import keras
 
-    from autoencoder.train import train
+    from autoencoder.pipeline import train_run
 
     keras.mixed_precision.set_global_policy("float32")
-    run_dir = train(tiny(tmp_path, "train.epochs=1", "train.mixed_precision=on"), quiet=True)
+    run_dir = train_run(tiny(tmp_path, "train.epochs=1", "train.mixed_precision=on"))[0]
     assert keras.mixed_precision.global_policy().name == "float32"
     # The run itself trained in mixed precision: its saved model says so, layer by layer.
     model = keras.models.load_model(run_dir / "model.keras", safe_mode=True)

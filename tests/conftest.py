@@ -1,0 +1,95 @@
+"""What several test modules share: the repository root, the tiny training config, the CLI.
+
+pytest puts tests/ on sys.path (no __init__.py here), so modules import these names with
+`from conftest import ...`; the `keras` fixture is found by pytest itself.
+"""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autoencoder.config import dump_config, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# 320 sample digits (240 to train, 80 to validate), two small conv blocks, an 8-number code.
+# Tests add their own settings (epochs, loss, ...) after these.
+TINY = [
+    "data.dataset=mnist_sample",
+    "data.limit=320",
+    "data.validation_split=0.25",
+    "model.encoder=[{filters: 4, strides: 2}, {filters: 8, strides: 2}]",
+    "model.latent_dim=8",
+    "train.batch_size=32",
+    "train.tensorboard=false",
+]
+
+
+def tiny(out, *extra):
+    """The tiny config writing under `out`, runs named "tiny"; `extra` overrides come last."""
+    return load_config(None, [*TINY, f"output={out}", "name=tiny", *extra])
+
+
+def write_config(path, config):
+    """Save `config` as YAML at `path`, for a subprocess; returns `path`."""
+    path.write_text(dump_config(config))
+    return path
+
+
+def cli(*args, cwd=ROOT, timeout=600, env=None):
+    """`python -m autoencoder *args` in a subprocess (from ROOT, so this checkout's package)."""
+    return subprocess.run(
+        [sys.executable, "-m", "autoencoder", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def start_training(config_path, **popen):
+    """`autoencoder train config_path --quiet` in the background; stderr is piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "autoencoder", "train", str(config_path), "--quiet"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        **popen,
+    )
+
+
+def wait_for_first_epoch(proc, output, settle):
+    """The state.json of the tiny run under `output` once `proc` has committed an epoch.
+
+    Waits `settle` seconds more (into the next epoch) before returning; None if `proc` ended
+    or 240 s passed first.
+    """
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        states = list(output.glob("tiny/*/checkpoints/state.json"))
+        if states:
+            time.sleep(settle)
+            return states[0]
+        time.sleep(0.05)
+    return None
+
+
+def assert_error(result, message):
+    """Exit status 2 and stderr exactly `error: <message>`: one line, no traceback."""
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr == f"error: {message}\n"
+
+
+@pytest.fixture(scope="module")
+def keras():
+    """Keras, imported as the package imports it (runtime.tensorflow: its environment defaults)."""
+    from autoencoder import runtime
+
+    runtime.tensorflow()
+    import keras
+
+    return keras

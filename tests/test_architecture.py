@@ -1,0 +1,204 @@
+"""The package's structure: imports point one way along the data flow; TensorFlow loads late."""
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, assert_error, cli
+
+PACKAGE = ROOT / "autoencoder"
+
+# The data flow, top to bottom (docs/architecture.md). A module may import modules of earlier
+# layers only: never one of its own layer, never one below.
+LAYERS = [
+    {"errors", "atomic"},
+    {"runtime", "config"},
+    {"shapes"},
+    {"model"},
+    {"data"},
+    {"noise"},
+    {"train"},
+    {"runs"},
+    {"evaluate"},
+    {"plots"},
+    {"pipeline"},
+    {"denoise", "bench"},
+    {"cli"},
+    {"__main__"},
+]
+RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+
+
+def module_of(path: Path) -> str:
+    """autoencoder/data/splits.py -> "data" (a package counts as one module)."""
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+
+
+def imported_modules(source: str, package_path: tuple[str, ...]) -> set[str]:
+    """Top-level autoencoder modules a source imports, module-level and function-local alike."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against the importing module's package
+                base = ["autoencoder", *package_path[: len(package_path) - node.level]]
+                names = [".".join([*base, node.module or ""]).rstrip(".")]
+            else:
+                names = [node.module or ""]
+            # `from autoencoder import runs` names the module in the imported names.
+            if names[0] == "autoencoder":
+                names = [f"autoencoder.{a.name}" for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "autoencoder" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+def upward_imports(sources: dict[str, list[tuple[tuple, str]]]) -> list[str]:
+    """Every import that points up the chain (or sideways, or to an unranked module)."""
+    bad = []
+    for module, files in sorted(sources.items()):
+        for parts, text in files:
+            for target in imported_modules(text, parts) - {module}:
+                if module not in RANK or target not in RANK:
+                    bad.append(f"{module} -> {target}: not in LAYERS")
+                elif RANK[target] >= RANK[module]:
+                    bad.append(f"{module} -> {target}")
+    return sorted(set(bad))
+
+
+def package_sources() -> dict[str, list[tuple[tuple, str]]]:
+    """Module -> its files as (path parts inside the package, source)."""
+    sources: dict[str, list[tuple[tuple, str]]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "__init__.py" and path.parent == PACKAGE:
+            continue
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        sources.setdefault(module_of(path), []).append((parts, path.read_text()))
+    return sources
+
+
+def test_every_import_points_down_the_data_flow():
+    sources = package_sources()
+    assert set(sources) == set(RANK), "a new module needs its place in LAYERS"
+    assert upward_imports(sources) == []
+
+
+def test_the_check_catches_an_upward_or_circular_import():
+    sources = package_sources()
+    sources["model"].append((("model",), "def f():\n    from autoencoder.train import fit\n"))
+    sources["data"].append((("data", "new"), "from ..plots import plot_all\n"))
+    sources["denoise"].append((("denoise",), "import autoencoder.bench\n"))
+    assert upward_imports(sources) == ["data -> plots", "denoise -> bench", "model -> train"]
+
+
+def test_relative_imports_inside_the_data_package_resolve():
+    assert imported_modules("from .splits import Splits", ("data", "x")) == {"data"}
+    assert imported_modules("from ..train import fit", ("data", "x")) == {"train"}
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_importing_any_module_does_not_import_tensorflow():
+    modules = sorted(f"autoencoder.{m}" for m in RANK if m != "__main__")
+    code = (
+        f"import sys\nfor m in {modules!r}:\n    __import__(m)\n"
+        "loaded = sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules)\n"
+        "print(loaded)"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+
+
+def test_import_autoencoder_train_leaves_tensorflow_out_of_sys_modules():
+    result = run_python("import sys, autoencoder.train; print('tensorflow' in sys.modules)")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "False"
+
+
+BAD_CONFIG = "model: {encoder: [{filters: 0}]}\n"
+
+
+@pytest.mark.parametrize(
+    "argv, status",
+    [
+        (["--help"], 0),
+        (["train", "--help"], 0),
+        (["shapes", "configs/seed_tutorial.yaml"], 0),
+        (["train", "BAD"], 2),
+        (["shapes", "BAD"], 2),
+        (["train", "configs/quickstart.yaml", "--set", "train.epochs=0"], 2),
+        (["resume", "/nonexistent/run"], 2),
+    ],
+)
+def test_help_shapes_and_config_errors_stay_tensorflow_free(tmp_path, argv, status):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_CONFIG)
+    argv = [str(bad) if a == "BAD" else a for a in argv]
+    # In-process timing (interpreter start-up excluded): what a user waits for beyond Python.
+    code = (
+        "import sys, time\nstart = time.perf_counter()\nfrom autoencoder.cli import main\n"
+        f"try:\n    status = main({argv!r})\nexcept SystemExit as exc:\n    status = exc.code\n"
+        "print('tensorflow' in sys.modules, status, time.perf_counter() - start, file=sys.stderr)"
+    )
+    result = run_python(code)
+    loaded, code_, seconds = result.stderr.strip().splitlines()[-1].split()
+    assert (loaded, int(code_)) == ("False", status), result.stderr[-2000:]
+    assert float(seconds) < 1.0
+
+
+def test_without_tensorflow_train_says_what_to_install_and_writes_nothing(tmp_path):
+    # sys.modules[name] = None makes `import name` raise ImportError, as if not installed.
+    code = (
+        "import sys\nsys.modules['tensorflow'] = sys.modules['keras'] = None\n"
+        "from autoencoder.cli import main\n"
+        f"sys.exit(main(['train', 'configs/quickstart.yaml', '--set', 'output={tmp_path}']))"
+    )
+    result = run_python(code)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: TensorFlow cannot be imported (")
+    assert result.stderr.rstrip().endswith(
+        "install it: pip install tensorflow (or, in this project's folder, `pip install .`)"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_another_keras_backend_is_one_line(tmp_path):
+    result = cli(
+        "train",
+        "configs/quickstart.yaml",
+        "--set",
+        f"output={tmp_path}",
+        timeout=120,
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+    )
+    assert_error(
+        result,
+        "KERAS_BACKEND is set to 'jax'; this tool runs on the TensorFlow backend: "
+        "unset KERAS_BACKEND or set it to tensorflow",
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_commands_are_a_table_of_short_functions():
+    from autoencoder import cli
+
+    tree = ast.parse((PACKAGE / "cli.py").read_text())
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    for name, (_, function, summary, _) in cli.COMMANDS.items():
+        body = functions[function.__name__]
+        assert body.end_lineno - body.lineno < 15, f"{name}: keep command functions short"
+        assert summary, name
+    assert set(cli.build_parser()._subparsers._group_actions[0].choices) == set(cli.COMMANDS)

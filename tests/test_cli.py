@@ -1,0 +1,36 @@
+"""The command line: several config mistakes at once, argparse checks, global flags."""
+
+import pytest
+
+from autoencoder.cli import main
+
+
+def test_several_config_mistakes_are_one_error_line_each(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {epochs: 0, batch_sise: 64}\nmodel: {encoder: [{nb_filter: 8}]}\n")
+    assert main(["shapes", str(bad)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert captured.out == "" and len(lines) == 3 and all(x.startswith("error: ") for x in lines)
+    assert {line.split(": ")[2] for line in lines} == {
+        "model.encoder[0]",
+        "train.batch_sise",
+        "train.epochs",
+    }
+
+
+@pytest.mark.parametrize(
+    "value, why", [("0", "must be at least 1, got 0"), ("x", "expected a whole number, got 'x'")]
+)
+def test_bench_epochs_are_checked_by_argparse(capsys, value, why):
+    with pytest.raises(SystemExit) as info:
+        main(["bench", "configs/seed_tutorial.yaml", "--epochs", value])
+    assert info.value.code == 2
+    assert f"argument --epochs: {why}" in capsys.readouterr().err
+
+
+def test_quiet_and_debug_work_before_or_after_the_command(capsys):
+    assert main(["--quiet", "shapes", "configs/quickstart.yaml"]) == 0
+    assert main(["shapes", "configs/quickstart.yaml", "--quiet", "--debug"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("parameters:") == 2
