@@ -16,7 +16,7 @@ from autoencoder.bench import format_bench, layer_profile, run_bench
 from autoencoder.config import load_config
 from autoencoder.data import describe
 from autoencoder.denoise import results_markdown, run_sweep
-from autoencoder.errors import UserError
+from autoencoder.errors import RunFailed, UserError
 from autoencoder.evaluate import evaluate_run, format_metrics
 from autoencoder.pipeline import resume_run, train_run
 from autoencoder.plots import plot_run
@@ -280,6 +280,11 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return 2
+    except RunFailed as exc:  # a bug, not a mistake: exit 1, but the run is kept
+        if debug:
+            traceback.print_exception(exc.__cause__ or exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # Output piped into `head` and closed early: not an error worth a traceback.
         sys.stdout = open(os.devnull, "w")

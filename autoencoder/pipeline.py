@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
+import traceback
 from pathlib import Path
 
 from autoencoder import atomic, runs
 from autoencoder.config import Config, dump_config
 from autoencoder.data import load_splits
+from autoencoder.errors import RunFailed, UserError
 from autoencoder.evaluate import evaluate_arrays
 from autoencoder.plots import plot_all
 from autoencoder.runtime import tensorflow
@@ -35,24 +37,51 @@ def train_run(config: Config, resume: str | Path | None = None) -> tuple[Path, d
         run_dir = runs.check_resume(resume, config)
         state = read_state(run_dir)
     tensorflow()  # a missing TensorFlow is refused before anything is written
+    splits = load_splits(config)  # and missing or damaged data too
     if resume is not None:
         atomic.write_text(run_dir / "config.yaml", dump_config(config))
     else:
         run_dir, state = runs.create_run_dir(config), None
     log.info("run directory: %s", run_dir)
     try:
-        splits = load_splits(config)
         model, _, _ = fit(config, run_dir, splits, state)
         metrics = finish_run(run_dir, config, model, splits)
     except KeyboardInterrupt:
         # Ctrl-C at any moment: every write is atomic and the checkpoint block finishes first,
         # so the run on disk is the last completed epoch, ready to resume.
-        done = (read_state(run_dir) or {}).get("epoch", 0)
         raise KeyboardInterrupt(
-            f"after {done} completed epoch(s); the run is kept: resume with "
+            f"after {_epochs_done(run_dir)} completed epoch(s); the run is kept: resume with "
             f"`{resume_command(run_dir)}`"
         ) from None
+    except UserError:
+        raise
+    except Exception as exc:
+        raise _kept(run_dir, exc) from exc
     return run_dir, metrics
+
+
+def _epochs_done(run_dir: Path) -> int:
+    try:
+        return (read_state(run_dir) or {}).get("epoch", 0)
+    except UserError:
+        return 0
+
+
+def _kept(run_dir: Path, exc: Exception) -> RunFailed:
+    """Write the traceback to RUN_DIR/error.log; the one-line RunFailed that points to it."""
+    log_path = run_dir / "error.log"
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        atomic.write_text(log_path, text)
+        where = f"the traceback is in {log_path}"
+    except OSError:
+        where = "the traceback could not be written (rerun with --debug to see it)"
+    what = (str(exc).strip().splitlines() or [""])[0]
+    return RunFailed(
+        f"training failed with {type(exc).__name__}{': ' + what if what else ''} (a bug: please "
+        f"report it); {where}; the run is kept at epoch {_epochs_done(run_dir)}: resume with "
+        f"`{resume_command(run_dir)}`"
+    )
 
 
 def resume_run(run_dir: str | Path, overrides: list[str] = ()) -> tuple[Path, dict]:
