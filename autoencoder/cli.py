@@ -43,13 +43,17 @@ def _config(args):
 
 
 def cmd_train(args) -> None:
-    run_dir, metrics = train_run(_config(args), resume=args.resume)
-    print(format_metrics(metrics, "test"))
-    print(f"figures: {run_dir / 'figures'}")
+    _print_run(*train_run(_config(args), resume=args.resume))
 
 
 def cmd_resume(args) -> None:
-    run_dir, metrics = resume_run(args.run_dir, args.overrides)
+    _print_run(*resume_run(args.run_dir, args.overrides))
+
+
+def _print_run(run_dir, metrics) -> None:
+    if run_dir is None:  # a worker of a cluster: the chief evaluates and writes the run
+        print("worker done; the chief wrote the run directory")
+        return
     print(format_metrics(metrics, "test"))
     print(f"figures: {run_dir / 'figures'}")
 
