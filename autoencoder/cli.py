@@ -16,7 +16,7 @@ from autoencoder.bench import format_bench, layer_profile, run_bench
 from autoencoder.config import load_config
 from autoencoder.data import describe
 from autoencoder.denoise import results_markdown, run_sweep
-from autoencoder.errors import UserError
+from autoencoder.errors import RunFailed, UserError
 from autoencoder.evaluate import evaluate_run, format_metrics
 from autoencoder.pipeline import resume_run, train_run
 from autoencoder.plots import plot_run
@@ -43,13 +43,17 @@ def _config(args):
 
 
 def cmd_train(args) -> None:
-    run_dir, metrics = train_run(_config(args), resume=args.resume)
-    print(format_metrics(metrics, "test"))
-    print(f"figures: {run_dir / 'figures'}")
+    _print_run(*train_run(_config(args), resume=args.resume))
 
 
 def cmd_resume(args) -> None:
-    run_dir, metrics = resume_run(args.run_dir, args.overrides)
+    _print_run(*resume_run(args.run_dir, args.overrides))
+
+
+def _print_run(run_dir, metrics) -> None:
+    if run_dir is None:  # a worker of a cluster: the chief evaluates and writes the run
+        print("worker done; the chief wrote the run directory")
+        return
     print(format_metrics(metrics, "test"))
     print(f"figures: {run_dir / 'figures'}")
 
@@ -280,6 +284,11 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return 2
+    except RunFailed as exc:  # a bug, not a mistake: exit 1, but the run is kept
+        if debug:
+            traceback.print_exception(exc.__cause__ or exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # Output piped into `head` and closed early: not an error worth a traceback.
         sys.stdout = open(os.devnull, "w")

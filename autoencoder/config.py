@@ -330,6 +330,10 @@ class TrainConfig(Section):
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     tensorboard: StrictBool = True
     mixed_precision: Literal["auto", "on", "off"] = "auto"
+    # tf.distribute: "auto" mirrors across the local GPUs when there are several; batch_size is
+    # the global batch, split across replicas (the learning rate is not rescaled).
+    distribute: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"
+    worker_timeout: PosInt = 60  # seconds a worker waits for a lost peer before giving up
 
     @field_validator("mixed_precision", mode="before")
     @classmethod

@@ -3,3 +3,7 @@
 
 class UserError(Exception):
     """A mistake the user can fix: bad config, missing data, impossible shapes, bad run dir."""
+
+
+class RunFailed(Exception):
+    """An unexpected failure (a bug, exit status 1) after a run directory exists; it is kept."""

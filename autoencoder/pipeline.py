@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+import shutil
+import tempfile
+import traceback
 from pathlib import Path
 
-from autoencoder import atomic, runs
+from autoencoder import atomic, distribute, runs
 from autoencoder.config import Config, dump_config
 from autoencoder.data import load_splits
+from autoencoder.errors import RunFailed, UserError
 from autoencoder.evaluate import evaluate_arrays
+from autoencoder.model import load_model
 from autoencoder.plots import plot_all
 from autoencoder.runtime import tensorflow
 from autoencoder.shapes import plan_model
@@ -18,41 +24,115 @@ from autoencoder.train import fit, read_history, read_state, resume_command
 log = logging.getLogger(__name__)
 
 
-def train_run(config: Config, resume: str | Path | None = None) -> tuple[Path, dict]:
+def train_run(config: Config, resume: str | Path | None = None) -> tuple[Path | None, dict]:
     """Train, evaluate on the test split and draw the figures of one run.
 
     Args:
       config: the resolved config.
       resume: an earlier run directory to continue from its last completed epoch.
     Returns:
-      (run directory, test metrics as written to its metrics.json).
+      (run directory, test metrics as written to its metrics.json); (None, {}) on a worker of
+      a cluster that is not its chief.
     Raises:
       UserError: for an impossible model or a run that cannot be resumed, before any directory
         is made or TensorFlow is imported.
     """
     plan_model(config.model)
+    me = distribute.role(config.train.distribute)  # a bad TF_CONFIG is refused here
     if resume is not None:
         run_dir = runs.check_resume(resume, config)
         state = read_state(run_dir)
     tensorflow()  # a missing TensorFlow is refused before anything is written
+    splits = load_splits(config)  # and missing or damaged data too
+    # Before any other TensorFlow work: a multi-worker strategy must start first.
+    strategy = distribute.strategy(config.train.distribute, config.train.worker_timeout)
+    if not me.chief:
+        return _train_as_worker(config, splits, resume, strategy, me)
     if resume is not None:
         atomic.write_text(run_dir / "config.yaml", dump_config(config))
     else:
         run_dir, state = runs.create_run_dir(config), None
     log.info("run directory: %s", run_dir)
     try:
-        splits = load_splits(config)
-        model, _, _ = fit(config, run_dir, splits, state)
+        model, _, _ = fit(config, run_dir, splits, state, strategy)
+        if me.workers > 1:
+            # Predicting with the cluster's model would wait for the other workers; the saved
+            # model is the same function, evaluated here alone.
+            model = load_model(run_dir / "model.keras")
         metrics = finish_run(run_dir, config, model, splits)
     except KeyboardInterrupt:
         # Ctrl-C at any moment: every write is atomic and the checkpoint block finishes first,
         # so the run on disk is the last completed epoch, ready to resume.
-        done = (read_state(run_dir) or {}).get("epoch", 0)
         raise KeyboardInterrupt(
-            f"after {done} completed epoch(s); the run is kept: resume with "
+            f"after {_epochs_done(run_dir)} completed epoch(s); the run is kept: resume with "
             f"`{resume_command(run_dir)}`"
         ) from None
+    except UserError:
+        raise
+    except Exception as exc:
+        if me.workers > 1 and distribute.lost_worker(exc):
+            raise _lost(exc, run_dir, _epochs_done(run_dir)) from exc
+        raise _kept(run_dir, exc) from exc
     return run_dir, metrics
+
+
+def _train_as_worker(config: Config, splits, resume, strategy, me) -> tuple[None, dict]:
+    """A worker that is not the chief: trains its share, writes its record to a scratch dir."""
+    state = read_state(resume) if resume is not None else None
+    scratch = Path(tempfile.mkdtemp(prefix=f"autoencoder-worker{me.index}-"))
+    (scratch / "checkpoints").mkdir()
+    log.info("worker %d of %d: the chief writes the run directory", me.index, me.workers)
+    try:
+        fit(config, scratch, splits, state, strategy, restore_dir=resume, chief=False)
+    except UserError:
+        raise
+    except Exception as exc:
+        if distribute.lost_worker(exc):
+            raise _lost(exc, resume, state["epoch"] if state else 0) from exc
+        raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return None, {}
+
+
+def _lost(exc: Exception, run_dir: Path | None, epoch: int) -> RunFailed:
+    """One line for a cluster that lost a worker: which one, and how to restart."""
+    text = str(exc)
+    # TensorFlow's coordination service names the tasks that stopped sending heartbeats.
+    found = re.search(r"unhealthy.*?task:(\d+)", text, re.S)
+    if found:
+        what = f"worker {found.group(1)} stopped sending heartbeats"
+    else:
+        what = f"{type(exc).__name__}: {(text.strip().splitlines() or [''])[0][:160]}"
+    where = f"`autoencoder resume {run_dir}`" if run_dir else "the chief's `autoencoder resume`"
+    return RunFailed(
+        f"lost contact with another worker ({what}); the run is kept at epoch {epoch}: restart "
+        f"every worker with {where}"
+    )
+
+
+def _epochs_done(run_dir: Path) -> int:
+    try:
+        return (read_state(run_dir) or {}).get("epoch", 0)
+    except UserError:
+        return 0
+
+
+def _kept(run_dir: Path, exc: Exception) -> RunFailed:
+    """Write the traceback to RUN_DIR/error.log; the one-line RunFailed that points to it."""
+    log_path = run_dir / "error.log"
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        atomic.write_text(log_path, text)
+        where = f"the traceback is in {log_path}"
+    except OSError:
+        where = "the traceback could not be written (rerun with --debug to see it)"
+    what = (str(exc).strip().splitlines() or [""])[0]
+    return RunFailed(
+        f"training failed with {type(exc).__name__}{': ' + what if what else ''} (a bug: please "
+        f"report it); {where}; the run is kept at epoch {_epochs_done(run_dir)}: resume with "
+        f"`{resume_command(run_dir)}`"
+    )
 
 
 def resume_run(run_dir: str | Path, overrides: list[str] = ()) -> tuple[Path, dict]:

@@ -13,7 +13,9 @@ from autoencoder.errors import UserError
 # values win (setdefault).
 _ENV_DEFAULTS = {
     "TF_ENABLE_ONEDNN_OPTS": "1",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
+    # 3: TensorFlow's C++ errors too; each also reaches Python as an exception, which the CLI
+    # reports in one line (a lost worker, for one, logs a screenful from C++ first).
+    "TF_CPP_MIN_LOG_LEVEL": "3",
     "KERAS_BACKEND": "tensorflow",
 }
 INSTALL_HINT = "pip install tensorflow (or, in this project's folder, `pip install .`)"
@@ -33,7 +35,7 @@ def tensorflow():
             f"unset KERAS_BACKEND or set it to tensorflow"
         )
     try:
-        with _native_stderr_muted():
+        with native_stderr_muted():
             import keras  # noqa: F401  (imports TensorFlow as its backend)
             import tensorflow as tf
     except ImportError as exc:
@@ -44,7 +46,7 @@ def tensorflow():
 
 
 @contextlib.contextmanager
-def _native_stderr_muted():
+def native_stderr_muted():
     """Silence fd 2 for a block: TensorFlow's C++ side prints there, past Python and logging."""
     # Start-up notices and, on a machine without a GPU, the CUDA build's failed cuInit are
     # printed straight to fd 2, ignoring TF_CPP_MIN_LOG_LEVEL; Python errors still propagate.
@@ -61,7 +63,7 @@ def _native_stderr_muted():
 def gpus() -> list:
     """The GPUs TensorFlow sees (the first call initialises CUDA, quietly)."""
     tf = tensorflow()
-    with _native_stderr_muted():
+    with native_stderr_muted():
         return tf.config.list_physical_devices("GPU")
 
 

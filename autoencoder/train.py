@@ -33,19 +33,32 @@ STATE = "checkpoints/state.json"
 BEST = "best.weights.h5"  # a copy of the best epoch's weights, kept in step by RunRecorder
 
 
-def fit(config: Config, run_dir: Path, splits, state: dict | None = None):
+def fit(
+    config: Config,
+    run_dir: Path,
+    splits,
+    state: dict | None = None,
+    strategy=None,
+    restore_dir: Path | None = None,
+    chief: bool = True,
+):
     """Train the config's model into run_dir, from its last completed epoch when state is given.
 
     Args:
       config: the resolved config.
-      run_dir: an existing run directory (runs.create_run_dir, or one being resumed).
+      run_dir: an existing run directory (runs.create_run_dir, or one being resumed), or a
+        scratch directory with a checkpoints/ folder for a worker that is not the chief.
       splits: the data (data.load_splits).
       state: the run's read_state(), or None for a new run.
+      strategy: a tf.distribute strategy (distribute.strategy), or None for one device.
+      restore_dir: where state's checkpoint is, when not in run_dir (a worker's resume).
+      chief: False on the workers of a cluster that do not write the run (no TensorBoard, no
+        progress bars).
     Returns:
       (autoencoder, encoder, decoder), trained, with the best epoch's weights when early
       stopping restores them; the three .keras files are saved in run_dir.
     """
-    tensorflow()
+    tf = tensorflow()
     import keras
 
     seed_everything(config.seed)
@@ -77,10 +90,22 @@ def fit(config: Config, run_dir: Path, splits, state: dict | None = None):
         seed=config.seed,
     )
     steps = math.ceil(splits.count("train") / batch)
+    if strategy is not None:
+        # In-memory images have no files to shard by: each worker takes its share of the
+        # batches of one seeded order (the global batch is split across all replicas).
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
+        train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
 
-    model, encoder, decoder = compiled_models(config, steps, dtype)
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        # Variables (weights, optimizer slots) are made in the scope: mirrored across replicas.
+        model, encoder, decoder = compiled_models(config, steps, dtype)
+        if state is not None:
+            checkpoint = Path(restore_dir or run_dir) / "checkpoints" / state["checkpoint"]
+            _restore(model, load_model(checkpoint))
     if state is not None:
-        _restore(model, load_model(run_dir / "checkpoints" / state["checkpoint"]))
         log.info("resuming after epoch %d of %d", first_epoch, config.train.epochs)
     for _ in range(first_epoch):
         # Each new iterator of a seeded reshuffling dataset draws the next epoch's order; skip
@@ -89,11 +114,11 @@ def fit(config: Config, run_dir: Path, splits, state: dict | None = None):
     recorder, nan_guard = RunRecorder(run_dir, state), NonFiniteLoss()
     callbacks = [as_keras_callback(recorder), as_keras_callback(nan_guard)]
     callbacks += _schedule_callbacks(config)
-    if config.train.tensorboard:
+    if config.train.tensorboard and chief:
         callbacks.append(
             keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False)
         )
-    if log.isEnabledFor(logging.INFO):
+    if log.isEnabledFor(logging.INFO) and chief:
         callbacks.append(as_keras_callback(TqdmProgress(config.train.epochs, steps)))
     started = time.time()
     if first_epoch < config.train.epochs:

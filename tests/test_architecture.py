@@ -20,6 +20,7 @@ LAYERS = [
     {"model"},
     {"data"},
     {"noise"},
+    {"distribute"},
     {"train"},
     {"runs"},
     {"evaluate"},

@@ -1,0 +1,163 @@
+"""tf.distribute: mirrored over two logical CPUs, and two worker processes on 127.0.0.1."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT, tiny, write_config
+
+from autoencoder import distribute
+from autoencoder.errors import UserError
+from autoencoder.train import read_history, read_state
+
+
+def test_role_comes_from_tf_config(monkeypatch):
+    assert distribute.role("mirrored") == distribute.Role()
+    cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    for index, chief in ((0, True), (1, False)):
+        spec = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        monkeypatch.setenv("TF_CONFIG", json.dumps(spec))
+        assert distribute.role("multi_worker") == distribute.Role(2, index, chief)
+    # With a "chief" task, worker 0 is not the chief.
+    spec = {
+        "cluster": {**cluster, "chief": ["127.0.0.1:3"]},
+        "task": {"type": "worker", "index": 0},
+    }
+    monkeypatch.setenv("TF_CONFIG", json.dumps(spec))
+    assert distribute.role("multi_worker") == distribute.Role(3, 0, False)
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(UserError, match="TF_CONFIG is not a cluster description"):
+        distribute.role("multi_worker")
+    monkeypatch.delenv("TF_CONFIG")
+    with pytest.raises(UserError, match="train.distribute is multi_worker but TF_CONFIG is not"):
+        distribute.role("multi_worker")
+
+
+SPLIT_CPU = """
+import sys
+from autoencoder.runtime import tensorflow
+tf = tensorflow()
+n = int(sys.argv[1])
+if n > 1:  # before TensorFlow starts its devices: one physical CPU as n logical ones
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+from autoencoder.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_mirrored_over_two_cpus_matches_one_device(tmp_path):
+    finals = {}
+    for n in (1, 2):
+        config = write_config(
+            tmp_path / f"c{n}.yaml",
+            tiny(tmp_path / f"out{n}", "train.epochs=2", "train.distribute=mirrored"),
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", SPLIT_CPU, str(n), "--quiet", "train", str(config)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        (run,) = (tmp_path / f"out{n}" / "tiny").iterdir()
+        for name in ("model.keras", "metrics.json", "history.csv", "figures/reconstructions.png"):
+            assert (run / name).is_file(), name
+        finals[n] = read_history(run)[-1]
+    # Same data, seed and global batch: the same training up to float summation order.
+    for key in ("train/loss", "val/loss"):
+        assert finals[2][key] == pytest.approx(finals[1][key], rel=1e-3), key
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def start_workers(args, ports):
+    workers = []
+    for index in range(len(ports)):
+        spec = {
+            "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+            "task": {"type": "worker", "index": index},
+        }
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "autoencoder", "--quiet", *map(str, args)],
+                cwd=ROOT,
+                env={**os.environ, "TF_CONFIG": json.dumps(spec)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    return workers
+
+
+def finish(workers, timeout=300):
+    return [(w.wait(timeout=timeout), *w.communicate()) for w in workers]
+
+
+def cluster_config(tmp_path, epochs):
+    return write_config(
+        tmp_path / "cluster.yaml",
+        tiny(
+            tmp_path / "out",
+            "data.limit=400",
+            f"train.epochs={epochs}",
+            "train.distribute=multi_worker",
+            "train.worker_timeout=20",
+        ),
+    )
+
+
+def test_two_workers_train_into_one_run_directory(tmp_path):
+    config = cluster_config(tmp_path, epochs=2)
+    (chief, chief_out, chief_err), (worker, worker_out, _) = finish(
+        start_workers(["train", config], free_ports(2))
+    )
+    assert chief == 0 and worker == 0, chief_err[-3000:]
+    (run,) = (tmp_path / "out" / "tiny").iterdir()  # one run directory: the chief's
+    assert [r["epoch"] for r in read_history(run)] == [1, 2]
+    for name in ("model.keras", "metrics.json", "checkpoints/state.json", "figures/loss.png"):
+        assert (run / name).is_file(), name
+    assert "test split, 1,000 images" in chief_out
+    assert worker_out == "worker done; the chief wrote the run directory\n"
+
+
+def test_a_killed_worker_stops_the_cluster_and_a_restart_resumes(tmp_path):
+    config = cluster_config(tmp_path, epochs=10)
+    chief, worker = start_workers(["train", config], free_ports(2))
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(tmp_path.glob("out/tiny/*/checkpoints/state.json")):
+        assert chief.poll() is None and worker.poll() is None, chief.stderr.read()[-3000:]
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    killed = time.time()
+    status, _, err = finish([chief], timeout=120)[0]
+    waited = time.time() - killed
+    (run,) = (tmp_path / "out" / "tiny").iterdir()
+    done = read_state(run)["epoch"]
+    assert status == 1 and 1 <= done < 10
+    assert err == (
+        "error: lost contact with another worker (worker 1 stopped sending heartbeats); the run "
+        f"is kept at epoch {done}: restart every worker with `autoencoder resume {run}`\n"
+    )
+    assert waited < 60  # train.worker_timeout 20 s, and TensorFlow's heartbeat check
+    worker.wait()
+
+    results = finish(start_workers(["resume", run], free_ports(2)))
+    assert [r[0] for r in results] == [0, 0], results[0][2][-3000:]
+    assert [r["epoch"] for r in read_history(run)] == list(range(1, 11))  # each epoch once
+    assert (run / "model.keras").is_file()

@@ -1,0 +1,78 @@
+"""Image files: decoding to (H, W, C) uint8 and the refusals, on real digits and photographs."""
+
+import numpy as np
+import pytest
+
+from autoencoder.data import images, load_sample
+from autoencoder.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def digit():
+    return load_sample().x_test[0]  # a real 28x28 MNIST digit, uint8
+
+
+@pytest.fixture(scope="module")
+def photo():
+    from sklearn.datasets import load_sample_images
+
+    return load_sample_images().images[0][::8, ::8]  # china.jpg, 54x80x3
+
+
+def test_png_round_trip_keeps_grey_and_colour(tmp_path, digit, photo):
+    images.write_png(tmp_path / "d.png", digit[..., None])
+    images.write_png(tmp_path / "p.png", photo)
+    grey, colour = images.read_image(tmp_path / "d.png"), images.read_image(tmp_path / "p.png")
+    assert grey.shape == (28, 28, 1) and grey.dtype == np.uint8
+    np.testing.assert_array_equal(grey[..., 0], digit)
+    np.testing.assert_array_equal(colour, photo)
+
+
+def test_color_converts_and_jpeg_is_close(tmp_path, digit, photo):
+    from PIL import Image
+
+    Image.fromarray(photo).save(tmp_path / "p.jpg", quality=95)
+    rgb = images.read_image(tmp_path / "p.jpg")
+    assert rgb.shape == (54, 80, 3)
+    assert np.abs(rgb.astype(int) - photo).mean() < 6  # JPEG is lossy, not far off
+    assert images.read_image(tmp_path / "p.jpg", color="grayscale").shape == (54, 80, 1)
+    images.write_png(tmp_path / "d.png", digit[..., None])
+    as_rgb = images.read_image(tmp_path / "d.png", color="rgb")
+    assert as_rgb.shape == (28, 28, 3) and (as_rgb[..., 0] == as_rgb[..., 2]).all()
+
+
+def test_gif_gives_its_first_frame_and_alpha_is_dropped(tmp_path, digit):
+    from PIL import Image
+
+    frames = [Image.fromarray(digit), Image.fromarray(255 - digit)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    first = images.read_image(tmp_path / "a.gif")
+    assert first.shape == (28, 28, 1) and abs(int(first.mean()) - int(digit.mean())) <= 2
+    rgba = np.dstack([np.stack([digit] * 3, -1), np.full_like(digit, 128)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    assert images.read_image(tmp_path / "a.png").shape == (28, 28, 3)
+
+
+def test_bad_images_are_one_line_each(tmp_path, digit, monkeypatch):
+    from PIL import Image
+
+    Image.fromarray(digit).convert("P").save(tmp_path / "palette.png")
+    Image.fromarray(digit.astype(np.uint16) * 257).save(tmp_path / "deep.png")
+    images.write_png(tmp_path / "cut.png", digit[..., None])
+    data = (tmp_path / "cut.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.png").write_text("not an image\n")
+    cases = {
+        "palette.png": "a palette image (mode P); save it as RGB or greyscale PNG",
+        "deep.png": "I;16 images are not read (16-bit or float pixels); save it with 8 bits",
+        "cut.png": "not a readable image (",
+        "text.png": "not a readable image (cannot identify image file",
+    }
+    for name, message in cases.items():
+        with pytest.raises(UserError) as info:
+            images.read_image(tmp_path / name)
+        assert str(info.value).startswith(f"{tmp_path / name}: {message}"), str(info.value)
+        assert "\n" not in str(info.value)
+    monkeypatch.setattr(images, "MAX_MEGAPIXELS", 0.0005)  # 500 pixels: the digit has 784
+    with pytest.raises(UserError, match=r"28x28 is 0 megapixels, above the 0.0005 megapixel"):
+        images.read_image(tmp_path / "palette.png")

@@ -1,0 +1,45 @@
+"""One run end to end: refusals before anything is written, and a crash that keeps the run."""
+
+import pytest
+from conftest import tiny, write_config
+
+from autoencoder import train
+from autoencoder.cli import main
+from autoencoder.errors import UserError
+from autoencoder.pipeline import train_run
+from autoencoder.train import read_history, read_state
+
+
+def test_missing_data_is_refused_before_a_run_directory_exists(tmp_path, capsys):
+    config = tiny(tmp_path, "data.dataset=mnist", f"data.path={tmp_path / 'nowhere'}")
+    with pytest.raises(UserError, match="data.path .*nowhere: missing"):
+        train_run(config)
+    assert not (tmp_path / "tiny").exists()
+
+
+def test_an_unexpected_failure_keeps_the_run_and_resume_finishes_it(tmp_path, capsys, monkeypatch):
+    real = train.RunRecorder.on_epoch_end
+
+    def fails_in_epoch_2(self, epoch, logs=None):
+        if epoch == 1:
+            raise RuntimeError("injected failure\nsecond line")
+        return real(self, epoch, logs)
+
+    monkeypatch.setattr(train.RunRecorder, "on_epoch_end", fails_in_epoch_2)
+    config = write_config(tmp_path / "c.yaml", tiny(tmp_path, "train.epochs=3"))
+    assert main(["--quiet", "train", str(config)]) == 1  # a bug, not the user's mistake
+    (run_dir,) = (tmp_path / "tiny").iterdir()
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: training failed with RuntimeError: injected failure (a bug: please report it); "
+        f"the traceback is in {run_dir / 'error.log'}; the run is kept at epoch 1: resume with "
+        f"`autoencoder resume {run_dir}`\n"
+    )
+    log = (run_dir / "error.log").read_text()
+    assert log.startswith("Traceback") and "fails_in_epoch_2" in log and "second line" in log
+    assert read_state(run_dir)["epoch"] == 1 and [r["epoch"] for r in read_history(run_dir)] == [1]
+
+    monkeypatch.setattr(train.RunRecorder, "on_epoch_end", real)
+    assert main(["--quiet", "resume", str(run_dir)]) == 0
+    assert [r["epoch"] for r in read_history(run_dir)] == [1, 2, 3]
+    assert (run_dir / "model.keras").is_file() and (run_dir / "metrics.json").is_file()
