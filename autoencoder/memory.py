@@ -19,9 +19,10 @@ from autoencoder.errors import UserError
 from autoencoder.shapes import Plan
 
 MB = 2**20
-# RSS of a process that imported TensorFlow 2.21 and Keras and fitted a tiny model on a CPU
-# (docs/memory.md: measured, with its command).
-RUNTIME_BYTES = 750 * MB
+# What a whole run costs beside its model and images: TensorFlow 2.21 and Keras with a fitted
+# model, evaluation, matplotlib and TensorBoard. Calibrated on the smallest preset's peak RSS
+# (docs/memory.md, with its command).
+RUNTIME_BYTES = 870 * MB
 # Activations a training step keeps per layer output, in units of that output: the forward
 # value and, around it, the pre-activation and a gradient of the same size (calibrated against
 # measured peaks in docs/memory.md).

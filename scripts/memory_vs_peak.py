@@ -36,6 +36,8 @@ def peak_of_child(args: list[str]) -> int:
     """Peak RSS in bytes of `python -m autoencoder *args` (Linux reports KiB)."""
     pid = os.fork()
     if pid == 0:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)  # the child's metrics table; this script prints its own
         os.execv(sys.executable, [sys.executable, "-m", "autoencoder", "--quiet", *args])
     _, status, usage = os.wait4(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
