@@ -12,6 +12,7 @@ import os
 import sys
 import traceback
 
+from autoencoder import memory
 from autoencoder.bench import format_bench, layer_profile, run_bench
 from autoencoder.config import load_config
 from autoencoder.data import describe
@@ -20,6 +21,7 @@ from autoencoder.errors import RunFailed, UserError
 from autoencoder.evaluate import evaluate_run, format_metrics
 from autoencoder.pipeline import resume_run, train_run
 from autoencoder.plots import plot_run
+from autoencoder.runtime import cpu_precision
 from autoencoder.shapes import format_plan, plan_model
 
 EPILOG = """examples:
@@ -63,7 +65,10 @@ def cmd_data(args) -> None:
 
 
 def cmd_shapes(args) -> None:
-    print(format_plan(plan_model(_config(args).model)))
+    config = _config(args)
+    plan = plan_model(config.model)
+    dtype = cpu_precision(config.train.mixed_precision)  # what training picks without a GPU
+    print(format_plan(plan) + "\n\n" + memory.format_memory(memory.run_memory(config, plan, dtype)))
 
 
 def cmd_evaluate(args) -> None:

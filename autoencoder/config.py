@@ -334,6 +334,7 @@ class TrainConfig(Section):
     # the global batch, split across replicas (the learning rate is not rescaled).
     distribute: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"
     worker_timeout: PosInt = 60  # seconds a worker waits for a lost peer before giving up
+    memory_check: StrictBool = True  # refuse a run whose memory plan exceeds the machine's
 
     @field_validator("mixed_precision", mode="before")
     @classmethod

@@ -10,14 +10,14 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from autoencoder import atomic, distribute, runs
+from autoencoder import atomic, distribute, memory, runs
 from autoencoder.config import Config, dump_config
 from autoencoder.data import load_splits
 from autoencoder.errors import RunFailed, UserError
 from autoencoder.evaluate import evaluate_arrays
 from autoencoder.model import load_model
 from autoencoder.plots import plot_all
-from autoencoder.runtime import tensorflow
+from autoencoder.runtime import choose_precision, tensorflow
 from autoencoder.shapes import plan_model
 from autoencoder.train import fit, read_history, read_state, resume_command
 
@@ -37,7 +37,7 @@ def train_run(config: Config, resume: str | Path | None = None) -> tuple[Path | 
       UserError: for an impossible model or a run that cannot be resumed, before any directory
         is made or TensorFlow is imported.
     """
-    plan_model(config.model)
+    plan = plan_model(config.model)
     me = distribute.role(config.train.distribute)  # a bad TF_CONFIG is refused here
     if resume is not None:
         run_dir = runs.check_resume(resume, config)
@@ -46,15 +46,20 @@ def train_run(config: Config, resume: str | Path | None = None) -> tuple[Path | 
     splits = load_splits(config)  # and missing or damaged data too
     # Before any other TensorFlow work: a multi-worker strategy must start first.
     strategy = distribute.strategy(config.train.distribute, config.train.worker_timeout)
+    dtype = choose_precision(config.train.mixed_precision)
+    held = memory.held_data(
+        *(splits.pixels(s).nbytes for s in ("train", "val", "test")), config.data.noise is not None
+    )
+    memory.check_fits(config, plan, memory.run_memory(config, plan, dtype, held))  # and too big
     if not me.chief:
-        return _train_as_worker(config, splits, resume, strategy, me)
+        return _train_as_worker(config, splits, resume, strategy, me, dtype)
     if resume is not None:
         atomic.write_text(run_dir / "config.yaml", dump_config(config))
     else:
         run_dir, state = runs.create_run_dir(config), None
     log.info("run directory: %s", run_dir)
     try:
-        model, _, _ = fit(config, run_dir, splits, state, strategy)
+        model, _, _ = fit(config, run_dir, splits, state, strategy, dtype=dtype)
         if me.workers > 1:
             # Predicting with the cluster's model would wait for the other workers; the saved
             # model is the same function, evaluated here alone.
@@ -76,14 +81,14 @@ def train_run(config: Config, resume: str | Path | None = None) -> tuple[Path | 
     return run_dir, metrics
 
 
-def _train_as_worker(config: Config, splits, resume, strategy, me) -> tuple[None, dict]:
+def _train_as_worker(config: Config, splits, resume, strategy, me, dtype) -> tuple[None, dict]:
     """A worker that is not the chief: trains its share, writes its record to a scratch dir."""
     state = read_state(resume) if resume is not None else None
     scratch = Path(tempfile.mkdtemp(prefix=f"autoencoder-worker{me.index}-"))
     (scratch / "checkpoints").mkdir()
     log.info("worker %d of %d: the chief writes the run directory", me.index, me.workers)
     try:
-        fit(config, scratch, splits, state, strategy, restore_dir=resume, chief=False)
+        fit(config, scratch, splits, state, strategy, restore_dir=resume, chief=False, dtype=dtype)
     except UserError:
         raise
     except Exception as exc:

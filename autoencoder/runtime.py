@@ -94,11 +94,19 @@ def choose_precision(mode: str) -> str:
             if details.get("compute_capability", (0,))[0] >= 7:  # Volta+: float16 tensor cores
                 return "mixed_float16"
         return "float32"
-    if cpu_has_bfloat16() and os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "1":
-        # oneDNN runs bfloat16 convolutions on AVX512_BF16 / AMX units at about twice the
-        # float32 rate; without those units it would emulate them, slower than float32.
+    return cpu_precision(mode)
+
+
+def cpu_precision(mode: str) -> str:
+    """The policy choose_precision picks where no GPU is visible; needs no TensorFlow."""
+    if mode == "off":
+        return "float32"
+    if mode == "on":
         return "mixed_bfloat16"
-    return "float32"
+    # oneDNN runs bfloat16 convolutions on AVX512_BF16 / AMX units at about twice the float32
+    # rate; without those units it would emulate them, slower than float32.
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", _ENV_DEFAULTS["TF_ENABLE_ONEDNN_OPTS"])
+    return "mixed_bfloat16" if cpu_has_bfloat16() and onednn == "1" else "float32"
 
 
 def cpu_has_bfloat16() -> bool:

@@ -41,6 +41,7 @@ def fit(
     strategy=None,
     restore_dir: Path | None = None,
     chief: bool = True,
+    dtype: str | None = None,
 ):
     """Train the config's model into run_dir, from its last completed epoch when state is given.
 
@@ -54,6 +55,7 @@ def fit(
       restore_dir: where state's checkpoint is, when not in run_dir (a worker's resume).
       chief: False on the workers of a cluster that do not write the run (no TensorBoard, no
         progress bars).
+      dtype: the Keras dtype policy (runtime.choose_precision picks one when None).
     Returns:
       (autoencoder, encoder, decoder), trained, with the best epoch's weights when early
       stopping restores them; the three .keras files are saved in run_dir.
@@ -62,7 +64,7 @@ def fit(
     import keras
 
     seed_everything(config.seed)
-    dtype = choose_precision(config.train.mixed_precision)
+    dtype = dtype or choose_precision(config.train.mixed_precision)
     log.info(
         "data: %s: %s train, %s val, %s test; precision: %s",
         splits.source,

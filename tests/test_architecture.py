@@ -17,6 +17,7 @@ LAYERS = [
     {"errors", "atomic"},
     {"runtime", "config"},
     {"shapes"},
+    {"memory"},
     {"model"},
     {"data"},
     {"noise"},
