@@ -58,6 +58,11 @@ def _native_stderr_muted():
         os.close(null)
 
 
+def muted_native_stderr():
+    """A block whose C++ lines on fd 2 are silenced (converters, interpreters); errors still rise."""
+    return _native_stderr_muted()
+
+
 def gpus() -> list:
     """The GPUs TensorFlow sees (the first call initialises CUDA, quietly)."""
     tf = tensorflow()
