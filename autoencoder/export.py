@@ -186,7 +186,14 @@ def export_part(model, part: str, fmt: str, staging: Path, x: np.ndarray) -> dic
 def _cannot_express(fmt: str, part: str, model, exc: Exception) -> str:
     """One line naming the layer a converter choked on, when its message names one."""
     text = str(exc)
-    names = [layer.name for layer in _layers(model)]
+    # Longest names first, leaves only: "code" would match inside "code_dense", and a nested
+    # model's name ("decoder") inside the path of each of its layers.
+    leaves = [
+        x
+        for x in _layers(model)
+        if not hasattr(x, "layers") and x.__class__.__name__ != "InputLayer"
+    ]
+    names = sorted((x.name for x in leaves), key=len, reverse=True)
     layer = next((n for n in names if n in text), None)
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     where = f"layer {layer} of the {part}" if layer else f"the {part}"
