@@ -377,7 +377,7 @@ def output_shape(shape: tuple, channels: int) -> tuple:
 # Prediction
 
 
-@dataclass
+@dataclass(eq=False)  # items are told apart by identity, as the batch holds them
 class Item:
     """One image on its way through the model."""
 
