@@ -84,12 +84,18 @@ def _stack_length(shape: tuple) -> int:
     return 1 if len(shape) == 2 else shape[0]
 
 
-def collect_inputs(inputs: list[str | Path]) -> list[Source]:
+def collect_inputs(inputs: list[str | Path], out: Path | None = None) -> list[Source]:
     """The files named on the command line, folders expanded to the images inside them."""
+    # A folder's images, but not those under --out: its earlier outputs are not new inputs.
+    skip = out.resolve() if out is not None else None
     sources = []
     for given in map(Path, inputs):
         if given.is_dir():
-            found = sorted(p for p in given.rglob("*") if p.is_file() and is_image(p))
+            found = sorted(
+                p
+                for p in given.rglob("*")
+                if p.is_file() and is_image(p) and (skip is None or skip not in p.resolve().parents)
+            )
             if not found:
                 raise UserError(
                     f"{given}: no image files ({', '.join(SUFFIXES)}) in this folder or its "
@@ -521,7 +527,7 @@ def predict_files(
 
     run_dir, out = Path(run_dir), Path(out)
     config = run_config(run_dir)
-    sources = collect_inputs(inputs)
+    sources = collect_inputs(inputs, out)
     _refuse_existing(out, planned_outputs(sources, noise is not None), overwrite)
     runtime.gpus()  # CUDA's start-up line goes to a muted stderr here, not to the user's
     model = load_model(run_dir / "model.keras")

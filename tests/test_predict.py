@@ -381,6 +381,23 @@ def test_a_model_without_its_run_directory_is_refused(tmp_path, run, digits):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_folder_holding_out_is_read_without_the_outputs(tmp_path, run, digits):
+    write_png(tmp_path / "a.png", digits[0][..., None])
+    predict_files(run, [tmp_path], tmp_path / "out")
+    predict_files(run, [tmp_path], tmp_path / "out", overwrite=True)  # out/a.png is no input
+    assert [r["input"] for r in read_scores(tmp_path / "out")[1]] == [str(tmp_path / "a.png")]
+
+
+def test_noise_is_the_runs_kind_or_the_denoise_sections(tmp_path):
+    from autoencoder.predict import noise_settings
+
+    assert noise_settings(tiny(tmp_path, "data.noise={kind: speckle, clip: false}")) == (
+        "speckle",
+        False,
+    )
+    assert noise_settings(tiny(tmp_path, "denoise.kind=mask")) == ("mask", True)
+
+
 def test_two_inputs_with_one_output_name_are_refused(tmp_path, run, digits):
     write_png(tmp_path / "a.png", digits[0][..., None])
     (tmp_path / "sub").mkdir()
