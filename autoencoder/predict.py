@@ -133,8 +133,8 @@ def _file_source(path: Path) -> Source:
             raise UserError(
                 f"{where}: {dtype} pixels; save uint8 (0-255) or float pixels in [0, 1]"
             )
-    if not source.images():
-        raise UserError(f"{path}: holds no image arrays; {ARRAY_SHAPES}")
+    if not source.count():
+        raise UserError(f"{path}: holds no images; {ARRAY_SHAPES}")
     return source
 
 

@@ -331,6 +331,8 @@ def test_arrays_of_the_wrong_kind_are_refused(tmp_path):
     np.save(tmp_path / "wide.npy", np.zeros((2, 28, 28, 5), np.uint8))
     np.save(tmp_path / "deep.npy", np.zeros((2, 28, 28), np.uint16))
     (tmp_path / "junk.npz").write_bytes(b"PK not a zip")
+    np.savez(tmp_path / "labels.npz", y=np.arange(3))
+    np.save(tmp_path / "none.npy", np.zeros((0, 28, 28), np.uint8))
     from autoencoder.predict import collect_inputs
 
     shapes = "arrays of images are (H, W), (N, H, W) or (N, H, W, C) with C = 1 or 3"
@@ -339,6 +341,8 @@ def test_arrays_of_the_wrong_kind_are_refused(tmp_path):
         ("wide.npy", f"shape (2, 28, 28, 5); {shapes}"),
         ("deep.npy", "uint16 pixels; save uint8 (0-255) or float pixels in [0, 1]"),
         ("junk.npz", "not a readable .npz archive"),
+        ("labels.npz", f"holds no images; {shapes}"),
+        ("none.npy", f"holds no images; {shapes}"),
     ]:
         with pytest.raises(UserError, match=r"^" + str(tmp_path / name).replace(".", r"\.")) as e:
             collect_inputs([tmp_path / name])
