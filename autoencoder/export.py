@@ -127,9 +127,9 @@ def export_run(
 
 def float32_models(config: Config, trained, run_dir: Path) -> dict:
     """The run's three models rebuilt in float32 and given the trained weights."""
-    # A run trained in mixed precision computes in bfloat16 or float16, which the ONNX and
-    # LiteRT converters refuse or emulate, and which a serving machine may not run: exports
-    # compute in float32, the trained weights (always held in float32) unchanged.
+    # A run trained in mixed precision computes in bfloat16 or float16, which Keras's ONNX
+    # export refuses (it needs the float32 policy) and many serving machines run slowly or not
+    # at all: exports compute in float32, the trained weights (held in float32) unchanged.
     autoencoder, encoder, decoder = build_models(config.model, "float32")
     try:
         autoencoder.set_weights(trained.get_weights())
