@@ -59,7 +59,8 @@ def cmd_data(args) -> None:
 
 
 def cmd_shapes(args) -> None:
-    print(format_plan(plan_model(_config(args).model)))
+    config = _config(args)
+    print(format_plan(plan_model(config.model), denoising=config.data.noise is not None))
 
 
 def cmd_evaluate(args) -> None:

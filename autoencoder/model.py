@@ -379,7 +379,7 @@ def vae_samples(model: Any, n: int, seed: int = 0):
 
     latent = model.decoder.input_shape[-1]
     z = np.random.default_rng(seed).standard_normal((n, latent)).astype("float32")
-    return model.decoder.predict(z, batch_size=256, verbose=0)
+    return _call(model.decoder, z)
 
 
 def vae_interpolations(model: Any, starts, ends, steps: int = 8):
@@ -389,12 +389,30 @@ def vae_interpolations(model: Any, starts, ends, steps: int = 8):
     """
     import numpy as np
 
-    a = model.encoder.predict(starts, verbose=0)[0]
-    b = model.encoder.predict(ends, verbose=0)[0]
+    a, b = _call(model.encoder, starts)[0], _call(model.encoder, ends)[0]
     t = np.linspace(0.0, 1.0, steps, dtype="float32")[None, :, None]
     z = (a[:, None, :] * (1 - t) + b[:, None, :] * t).reshape(-1, a.shape[-1])
-    images = model.decoder.predict(z, batch_size=256, verbose=0)
+    images = _call(model.decoder, z)
     return images.reshape(len(a), steps, *images.shape[1:])
+
+
+def _call(model: Any, x):
+    """A model on a few inputs, as NumPy (a direct call: predict() would trace a function for
+    each new batch shape)."""
+    import keras
+
+    out = model(x, training=False)
+    if isinstance(out, (list, tuple)):
+        return [keras.ops.convert_to_numpy(o) for o in out]
+    return keras.ops.convert_to_numpy(out)
+
+
+def vae_test_terms(model: Any, inputs, targets, batch_size: int = 500) -> dict:
+    """A VAE's reconstruction and KL terms per image on arrays, and their sum (the negative ELBO
+    with KL weight 1, in nats per image for bce)."""
+    terms = model.evaluate(inputs, targets, batch_size=batch_size, verbose=0, return_dict=True)
+    reconstruction, kl = float(terms["reconstruction"]), float(terms["kl"])
+    return {"reconstruction": reconstruction, "kl": kl, "neg_elbo": reconstruction + kl}
 
 
 def load_model(path: str | Path):
