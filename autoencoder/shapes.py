@@ -1208,9 +1208,10 @@ def format_plan(plan: Plan, denoising: bool | None = None) -> str:
     enc = sum(layer.params for layer in plan.part("encoder"))
     dec = sum(layer.params for layer in plan.part("decoder"))
     ratio = plan.compression
-    note = " (the code is larger than the image)" if ratio < 1 else ""
+    notes = ["the code is larger than the image"] if ratio < 1 else []
     if plan.skips != "none":
-        note += " (but the skips bypass the code)"
+        notes.append("the skips bypass the code")
+    note = f" ({'; '.join(notes)})" if notes else ""
     gaussian = (
         "; a VAE: each is a Gaussian (mean and log-variance), sampled by the reparameterisation "
         "z = mean + exp(log_var/2) * noise"

@@ -452,9 +452,14 @@ class NonFiniteLoss:
 IMAGES_PER_EPOCH = 8  # test images (and VAE samples) shown in TensorBoard after each epoch
 
 
-def image_grid(rows: list) -> np.ndarray:
-    """Equal-length batches of images (n, H, W, C) as one image, a row per batch, grey gaps."""
+def image_grid(rows: list, scale: int = 2) -> np.ndarray:
+    """Equal-length batches of images (n, H, W, C) as one image, a row per batch, grey gaps.
+
+    Each pixel becomes scale x scale: TensorBoard shows images at their own size, and a 28x28
+    digit is small on a screen.
+    """
     rows = [np.clip(np.asarray(batch, dtype=np.float32), 0, 1) for batch in rows]
+    rows = [batch.repeat(scale, axis=1).repeat(scale, axis=2) for batch in rows]
     n, h, w, c = rows[0].shape
     channels = c if c in (1, 3, 4) else 1  # TensorBoard shows grey, RGB or RGBA: else channel 0
     grid = np.full(((h + 1) * len(rows) - 1, (w + 1) * n - 1, channels), 0.5, np.float32)
