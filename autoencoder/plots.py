@@ -235,7 +235,7 @@ def plot_samples(path: Path, samples, latent_dim: int, columns: int = 8) -> None
             ax.axis("off")
     fig.suptitle(
         f"{len(samples)} images decoded from random codes z ~ N(0, I)\n"
-        f"(the VAE's prior, {latent_dim} numbers each; none is a training image)",
+        f"(the VAE's prior, {latent_dim} numbers each: new images, not reconstructions)",
         fontsize=10,
     )
     fig.tight_layout(rect=(0, 0, 1, 1), h_pad=0.2, w_pad=0.2)
