@@ -225,6 +225,8 @@ def layer_profile(config: Config, repeats: int = 7) -> str:
     for policy in policies:
         total = 0.0
         for planned in plan.layers:
+            if planned.merge or planned.part == "vae":
+                continue  # joins (Add, Concatenate) and a VAE's sampling: not layers of one input
             layers = keras_layers(planned, policy)
             x = tf.constant(
                 np.random.default_rng(0).random((batch, *planned.input_shape), dtype=np.float32)

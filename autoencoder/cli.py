@@ -72,7 +72,8 @@ def cmd_shapes(args) -> None:
     config = _config(args)
     plan = plan_model(config.model)
     dtype = cpu_precision(config.train.mixed_precision)  # what training picks without a GPU
-    print(format_plan(plan) + "\n\n" + memory.format_memory(memory.run_memory(config, plan, dtype)))
+    table = format_plan(plan, denoising=config.data.noise is not None)
+    print(table + "\n\n" + memory.format_memory(memory.run_memory(config, plan, dtype)))
 
 
 def cmd_evaluate(args) -> None:

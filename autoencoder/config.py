@@ -25,6 +25,7 @@ from pydantic import (
     StrictStr,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -157,6 +158,29 @@ class ConvBlock(_LayerOptions):
     type: Literal["conv"] = "conv"
 
 
+class ResidualBlock(_LayerOptions):
+    """Two convolutions and a shortcut (identity, or a 1x1 projection where the shape changes)."""
+
+    type: Literal["residual"]
+
+    @model_validator(mode="after")
+    def _same_and_odd(self):
+        # The shortcut is added to the second convolution's output, so both paths must keep the
+        # same size: 'same' padding, and an odd kernel so that the mirrored transposed
+        # convolution reaches every size the stride rounded away.
+        if self.padding != "same":
+            raise ValueError(
+                "a residual block needs padding same (its shortcut is added to the convolutions' "
+                "output, so both must keep the size); leave padding out"
+            )
+        if self.kernel_size[0] % 2 == 0 or self.kernel_size[1] % 2 == 0:
+            raise ValueError(
+                f"a residual block needs an odd kernel_size (got {list(self.kernel_size)}); "
+                f"use 3 or 5"
+            )
+        return self
+
+
 class PoolBlock(Section):
     """Encoder pooling block (MaxPooling2D / AveragePooling2D)."""
 
@@ -218,12 +242,13 @@ def _block_type(default: str):
 
 EncoderBlock = Annotated[
     Annotated[ConvBlock, Tag("conv")]
+    | Annotated[ResidualBlock, Tag("residual")]
     | Annotated[PoolBlock, Tag("maxpool")]
     | Annotated[PoolBlock, Tag("avgpool")],
     Discriminator(
         _block_type("conv"),
         custom_error_type="block_type",
-        custom_error_message="unknown encoder block type; use conv, maxpool or avgpool",
+        custom_error_message="unknown encoder block type; use conv, residual, maxpool or avgpool",
     ),
 ]
 
@@ -231,11 +256,14 @@ DecoderBlock = Annotated[
     Annotated[ConvTransposeBlock, Tag("conv_transpose")]
     | Annotated[UpsampleBlock, Tag("upsample")]
     | Annotated[CropBlock, Tag("crop")]
-    | Annotated[ConvBlock, Tag("conv")],
+    | Annotated[ConvBlock, Tag("conv")]
+    | Annotated[ResidualBlock, Tag("residual")],
     Discriminator(
         _block_type("conv_transpose"),
         custom_error_type="block_type",
-        custom_error_message="unknown decoder block type; use conv_transpose, upsample, crop or conv",
+        custom_error_message=(
+            "unknown decoder block type; use conv_transpose, upsample, crop, conv or residual"
+        ),
     ),
 ]
 
@@ -259,11 +287,16 @@ def _seed_tutorial_encoder() -> list:
 
 
 class ModelConfig(Section):
+    # "vae": a variational autoencoder; latent_dim is then the size of its Gaussian code.
+    kind: Literal["autoencoder", "vae"] = "autoencoder"
     input_shape: tuple[PosInt, PosInt, PosInt] = (28, 28, 1)
     encoder: Annotated[list[EncoderBlock], Field(min_length=1)] = Field(
         default_factory=_seed_tutorial_encoder
     )
     latent_dim: PosInt | None = None
+    # U-Net skips: after each decoder block that changes the size, the encoder's activation of
+    # that size is concatenated or added (docs/families.md).
+    skips: Literal["none", "concat", "add"] = "none"
     decoder: Annotated[
         Annotated[Literal["mirror"], Tag("mirror")]
         | Annotated[
@@ -274,6 +307,25 @@ class ModelConfig(Section):
         Discriminator(lambda v: "blocks" if isinstance(v, list) else "mirror"),
     ] = "mirror"
     output: OutputLayer = Field(default_factory=OutputLayer)
+
+    @field_validator("skips", mode="before")
+    @classmethod
+    def _no_skips(cls, value: Any) -> Any:
+        # YAML reads `skips: null` (or a bare `skips:`) as None: the same as none.
+        return "none" if value is None else value
+
+    @model_validator(mode="after")
+    def _vae_needs_a_code(self):
+        if self.kind == "vae" and self.latent_dim is None:
+            raise ValueError(
+                "kind vae needs latent_dim (the size of its Gaussian code), e.g. latent_dim: 32"
+            )
+        if self.kind == "vae" and self.skips != "none":
+            raise ValueError(
+                f"kind vae cannot have skips {self.skips}: a sample from the prior has no encoder "
+                f"activations to skip; use skips: none"
+            )
+        return self
 
 
 class NoiseConfig(Section):
@@ -321,6 +373,13 @@ class EarlyStoppingConfig(Section):
     restore_best: StrictBool = True
 
 
+class KLConfig(Section):
+    """A VAE's KL term: its weight, reached by a linear warm-up over the first epochs."""
+
+    weight: Annotated[StrictFloat, Field(ge=0)] = 1.0
+    warmup_epochs: NonNegInt = 0  # 0: the full weight from the first step
+
+
 class TrainConfig(Section):
     epochs: PosInt = 10
     batch_size: PosInt = 128
@@ -335,6 +394,12 @@ class TrainConfig(Section):
     distribute: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"
     worker_timeout: PosInt = 60  # seconds a worker waits for a lost peer before giving up
     memory_check: StrictBool = True  # refuse a run whose memory plan exceeds the machine's
+    kl: KLConfig | None = None  # model.kind vae only; None there means weight 1, no warm-up
+
+    @property
+    def kl_term(self) -> KLConfig:
+        """The KL settings in force (a VAE without train.kl: weight 1, no warm-up)."""
+        return self.kl or KLConfig()
 
     @field_validator("mixed_precision", mode="before")
     @classmethod
@@ -372,6 +437,17 @@ class Config(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     denoise: DenoiseConfig = Field(default_factory=DenoiseConfig)
     output: StrictStr = "outputs"
+
+    @field_validator("train")
+    @classmethod
+    def _kl_is_for_a_vae(cls, value: TrainConfig, info: ValidationInfo) -> TrainConfig:
+        model = info.data.get("model")  # validated first: fields go in order
+        if value.kl is not None and model is not None and model.kind != "vae":
+            raise ValueError(
+                "kl is the KL term of a VAE, but model.kind is autoencoder; set model.kind: vae "
+                "(with latent_dim) or remove train.kl"
+            )
+        return value
 
 
 # ---------------------------------------------------------------------------------------------

@@ -165,6 +165,11 @@ def format_metrics(metrics: dict, split: str) -> str:
         f"  {'BCE (floor)':22}{m['bce']:>10.4f}  ({m['bce_floor']:.4f}: no model can go lower)",
         "  MSE by class: " + "  ".join(f"{c}: {v:.4f}" for c, v in m["mse_by_class"].items()),
     ]
+    if "kl" in m:  # a VAE: its loss terms per image, from a sampled code
+        lines.append(
+            f"  VAE terms per image: reconstruction {m['reconstruction']:.2f}, KL {m['kl']:.2f}, "
+            f"sum {m['neg_elbo']:.2f} (the negative ELBO)"
+        )
     if not pca:
         lines.append("  (no PCA baseline: the code has as many numbers as the image or more)")
     return "\n".join(lines)

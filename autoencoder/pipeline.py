@@ -15,10 +15,11 @@ from autoencoder.config import Config, dump_config
 from autoencoder.data import load_splits
 from autoencoder.errors import RunFailed, UserError
 from autoencoder.evaluate import evaluate_arrays
-from autoencoder.model import load_model
+from autoencoder.model import is_vae, load_model, vae_test_terms
+from autoencoder.noise import model_inputs
 from autoencoder.plots import plot_all
 from autoencoder.runtime import choose_precision, tensorflow
-from autoencoder.shapes import plan_model
+from autoencoder.shapes import plan_model, skip_note
 from autoencoder.train import fit, read_history, read_state, resume_command
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ def train_run(config: Config, resume: str | Path | None = None) -> tuple[Path | 
     """
     plan = plan_model(config.model)
     me = distribute.role(config.train.distribute)  # a bad TF_CONFIG is refused here
+    if plan.skips != "none" and config.data.noise is None:
+        log.warning("%s", skip_note(plan, denoising=False))
     if resume is not None:
         run_dir = runs.check_resume(resume, config)
         state = read_state(run_dir)
@@ -160,6 +163,10 @@ def finish_run(run_dir: Path, config: Config, model, splits) -> dict:
                 "epochs_run": len(history),
             }
         )
+    if is_vae(model):
+        # Its two terms on the test split, as validation computes them (a sampled code).
+        inputs = model_inputs(images, config)
+        metrics.update({f"test/{k}": v for k, v in vae_test_terms(model, inputs, images).items()})
     atomic.write_json(run_dir / "metrics.json", metrics)
-    plot_all(run_dir, images, splits.y_test, recon, history)
+    plot_all(run_dir, images, splits.y_test, recon, history, model)
     return metrics

@@ -1,4 +1,5 @@
-"""Figures of a run: reconstructions, loss curves, worst reconstructions, error by class."""
+"""Figures of a run: reconstructions, loss curves, worst reconstructions, error by class; a VAE's
+samples from the prior, interpolations between test codes and its two loss terms."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from autoencoder.evaluate import per_image_mse
+from autoencoder.model import is_vae, vae_interpolations, vae_samples
 from autoencoder.runs import load_run
 from autoencoder.train import read_history
 
@@ -173,8 +175,11 @@ def plot_error_by_class(path: Path, x, y, recon) -> None:
     plt.close(fig)
 
 
-def plot_all(run_dir: Path, x, y, recon, history: list[dict]) -> list[Path]:
-    """Write every figure of a run into run_dir/figures/ and return their paths."""
+def plot_all(run_dir: Path, x, y, recon, history: list[dict], model=None) -> list[Path]:
+    """Write every figure of a run into run_dir/figures/ and return their paths.
+
+    A VAE (model) adds samples.png, interpolations.png and, with a history, vae_terms.png.
+    """
     out = Path(run_dir) / "figures"
     out.mkdir(exist_ok=True)
     paths = [out / "reconstructions.png", out / "worst.png", out / "error_by_class.png"]
@@ -184,13 +189,119 @@ def plot_all(run_dir: Path, x, y, recon, history: list[dict]) -> list[Path]:
     if history:
         paths.append(out / "loss.png")
         plot_loss(paths[-1], history)
+    if model is not None and is_vae(model):
+        paths += vae_figures(out, model, x, y, history)
     return paths
 
 
 def plot_run(run_dir: str | Path) -> list[Path]:
     """Redraw a finished run's figures from its saved model and config; return their paths."""
     run = load_run(run_dir)
-    return plot_all(run.run_dir, run.images, run.splits.y_test, run.recon, read_history(run_dir))
+    return plot_all(
+        run.run_dir, run.images, run.splits.y_test, run.recon, read_history(run_dir), run.model
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# A VAE's figures
+
+
+def vae_figures(out: Path, model, x, y, history: list[dict]) -> list[Path]:
+    """samples.png, interpolations.png and (with a history) vae_terms.png; their paths."""
+    paths = [out / "samples.png", out / "interpolations.png"]
+    latent = model.decoder.input_shape[-1]
+    plot_samples(paths[0], vae_samples(model, 64), latent)
+    # Pairs of test images of different classes: the first of each class, taken two by two.
+    idx = pick_examples(y, min(10, len(x)))
+    starts, ends = idx[0:-1:2], idx[1::2]
+    steps = vae_interpolations(model, x[starts], x[ends], steps=8)
+    labels = [(int(y[a]), int(y[b])) for a, b in zip(starts, ends)]
+    plot_interpolations(paths[1], x[starts], steps, x[ends], labels)
+    if history and any("train/kl" in r for r in history):
+        paths.append(out / "vae_terms.png")
+        plot_vae_terms(paths[-1], history)
+    return paths
+
+
+def plot_samples(path: Path, samples, latent_dim: int, columns: int = 8) -> None:
+    """Images decoded from codes drawn from the prior, in a grid."""
+    plt = _pyplot()
+    rows = int(np.ceil(len(samples) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(0.9 * columns, 0.9 * rows + 0.7))
+    for k, ax in enumerate(np.ravel(axes)):
+        if k < len(samples):
+            _show(ax, samples[k])
+        else:
+            ax.axis("off")
+    fig.suptitle(
+        f"{len(samples)} images decoded from random codes z ~ N(0, I)\n"
+        f"(the VAE's prior, {latent_dim} numbers each: new images, not reconstructions)",
+        fontsize=10,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 1), h_pad=0.2, w_pad=0.2)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def plot_interpolations(path: Path, starts, steps, ends, labels: list[tuple[int, int]]) -> None:
+    """Per row: a test image, decodings along the line between its code and the next image's,
+    and that image."""
+    plt = _pyplot()
+    n_rows, n_steps = steps.shape[:2]
+    fig, axes = plt.subplots(
+        n_rows, n_steps + 2, figsize=(0.95 * (n_steps + 2) + 1.0, 1.0 * n_rows + 0.9), squeeze=False
+    )
+    for r in range(n_rows):
+        _show(axes[r, 0], starts[r])
+        for t in range(n_steps):
+            _show(axes[r, t + 1], steps[r, t])
+        _show(axes[r, -1], ends[r])
+        axes[r, 0].set_ylabel(f"{labels[r][0]} to {labels[r][1]}", fontsize=9)
+    axes[0, 0].set_title("test\nimage", fontsize=8)
+    axes[0, -1].set_title("test\nimage", fontsize=8)
+    for t in range(n_steps):
+        axes[0, t + 1].set_title(f"t={t / (n_steps - 1):.2f}", fontsize=8)
+    fig.suptitle(
+        "Decoded along straight lines between the codes (means) of two test images",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def plot_vae_terms(path: Path, history: list[dict]) -> None:
+    """A VAE's reconstruction and KL terms per image by epoch, and the KL weight."""
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in history]
+    marker = "o" if len(epochs) <= 30 else None
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), gridspec_kw={"width_ratios": [1.5, 1.5, 1]})
+    for ax, term, title in (
+        (axes[0], "reconstruction", "Reconstruction term per image"),
+        (axes[1], "kl", "KL(q(z|x) || N(0, I)) per image"),
+    ):
+        for split in ("train", "val"):
+            key = f"{split}/{term}"
+            if any(key in r for r in history):
+                values = [r.get(key, np.nan) for r in history]
+                ax.plot(epochs, values, marker=marker, label=key)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("nats per image" if term == "kl" else "loss summed over pixels")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    weights = [r.get("train/kl_weight", np.nan) for r in history]
+    axes[2].plot(epochs, weights, marker=marker, color="tab:green")
+    axes[2].set_ylim(0, np.nanmax(weights + [0]) * 1.15 or 1)
+    axes[2].set_xlabel("epoch")
+    axes[2].set_ylabel("KL weight (end of epoch)")
+    axes[2].set_title("KL weight (warm-up)", fontsize=10)
+    axes[2].grid(True, alpha=0.3)
+    for ax in axes:
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
 
 
 def _spread(values: list, k: int) -> list:

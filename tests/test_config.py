@@ -131,8 +131,8 @@ def test_dump_round_trips(tmp_path):
         (
             "model: {encoder: [{type: pool, filters: 8}]}",
             [],
-            "model.encoder[0]: unknown encoder block type; use conv, maxpool or avgpool, got type "
-            "'pool'",
+            "model.encoder[0]: unknown encoder block type; use conv, residual, maxpool or avgpool, "
+            "got type 'pool'",
         ),
         ("model: {decoder: mirrror}", [], "model.decoder: must be 'mirror', got 'mirrror'"),
         # A block field named like a union tag keeps its place in the path.
@@ -144,8 +144,8 @@ def test_dump_round_trips(tmp_path):
         (
             "model: {conv: 3}",
             [],
-            "model.conv: unknown key; valid keys here: input_shape, encoder, latent_dim, decoder, "
-            "output",
+            "model.conv: unknown key; valid keys here: kind, input_shape, encoder, latent_dim, "
+            "skips, decoder, output",
         ),
         # Keras 1 words are looked for in encoder and decoder blocks only.
         (
