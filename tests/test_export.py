@@ -182,6 +182,8 @@ def test_an_export_beyond_the_tolerance_is_refused(run, monkeypatch):
 def test_a_layer_the_converter_cannot_express_is_named(run, monkeypatch):
     import keras
 
+    pytest.importorskip("ai_edge_litert", reason=SKIP_LITERT)  # checked before converting
+
     def refuse(self, filepath, format, **kwargs):
         raise ValueError(
             f"'Conv2DTranspose' op of node autoencoder/decoder/dec1_convT_1 in {format}"
