@@ -110,6 +110,8 @@ def _lost(exc: Exception, run_dir: Path | None, epoch: int) -> RunFailed:
     found = re.search(r"unhealthy.*?task:(\d+)", text, re.S)
     if found:
         what = f"worker {found.group(1)} stopped sending heartbeats"
+    elif re.search(r"recvmsg|Connection reset|Socket closed|Connection refused", text):
+        what = "its connection broke"  # the socket failed before a heartbeat was missed
     else:
         what = f"{type(exc).__name__}: {(text.strip().splitlines() or [''])[0][:160]}"
     where = f"`autoencoder resume {run_dir}`" if run_dir else "the chief's `autoencoder resume`"
