@@ -682,7 +682,7 @@ def test_describe_reports_source_sizes_classes_and_mean(tmp_path):
     lines = text.splitlines()
     assert lines[0] == "dataset     mnist"
     assert lines[1] == f"source      data.path: IDX files (gzip) in {folder}"
-    assert lines[2] == "images      28 x 28 x 1, float32 in [0, 1]"
+    assert lines[2] == "images      28 x 28 x 1 (grayscale), float32 in [0, 1]"
     assert lines[3] == f"mean pixel  {mean:.4f} (training pool: train + validation, 50 images)"
     assert lines[5].split() == ["split", "images", *map(str, range(10))]
     assert lines[8].split() == ["test", "20", *["2"] * 10]
