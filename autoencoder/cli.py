@@ -14,7 +14,7 @@ import traceback
 
 from autoencoder.bench import format_bench, layer_profile, run_bench
 from autoencoder.config import load_config
-from autoencoder.data import describe
+from autoencoder.data import describe, resolve_input_shape
 from autoencoder.denoise import results_markdown, run_sweep
 from autoencoder.errors import UserError
 from autoencoder.evaluate import evaluate_run, format_metrics
@@ -59,7 +59,7 @@ def cmd_data(args) -> None:
 
 
 def cmd_shapes(args) -> None:
-    print(format_plan(plan_model(_config(args).model)))
+    print(format_plan(plan_model(resolve_input_shape(_config(args)).model)))
 
 
 def cmd_evaluate(args) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from autoencoder import atomic, runs
 from autoencoder.config import Config, dump_config
-from autoencoder.data import load_splits
-from autoencoder.evaluate import evaluate_arrays
-from autoencoder.plots import plot_all
+from autoencoder.data import load_splits, resolve_input_shape
+from autoencoder.evaluate import evaluate_split
+from autoencoder.plots import plot_evaluation
 from autoencoder.runtime import tensorflow
 from autoencoder.shapes import plan_model
 from autoencoder.train import fit, read_history, read_state, resume_command
@@ -27,13 +27,15 @@ def train_run(config: Config, resume: str | Path | None = None) -> tuple[Path, d
     Returns:
       (run directory, test metrics as written to its metrics.json).
     Raises:
-      UserError: for an impossible model or a run that cannot be resumed, before any directory
-        is made or TensorFlow is imported.
+      UserError: for an impossible model, data that cannot be used or a run that cannot be
+        resumed, before any directory is made or TensorFlow is imported.
     """
+    config = resolve_input_shape(config)  # a left-out model.input_shape is the data's
     plan_model(config.model)
     if resume is not None:
         run_dir = runs.check_resume(resume, config)
         state = read_state(run_dir)
+    splits = load_splits(config)  # a folder's scan refuses bad files before anything is written
     tensorflow()  # a missing TensorFlow is refused before anything is written
     if resume is not None:
         atomic.write_text(run_dir / "config.yaml", dump_config(config))
@@ -41,7 +43,6 @@ def train_run(config: Config, resume: str | Path | None = None) -> tuple[Path, d
         run_dir, state = runs.create_run_dir(config), None
     log.info("run directory: %s", run_dir)
     try:
-        splits = load_splits(config)
         model, _, _ = fit(config, run_dir, splits, state)
         metrics = finish_run(run_dir, config, model, splits)
     except KeyboardInterrupt:
@@ -63,8 +64,9 @@ def resume_run(run_dir: str | Path, overrides: list[str] = ()) -> tuple[Path, di
 
 def finish_run(run_dir: Path, config: Config, model, splits) -> dict:
     """Evaluate a trained model on the test split, write metrics.json and the figures."""
-    images, recon = runs.reconstruct(config, model, splits, "test")
-    metrics = evaluate_arrays(splits, images, recon, "test", config)
+    # Chunk by chunk: a streamed test split is never all in memory.
+    evaluation = evaluate_split(config, model, splits, "test")
+    metrics = evaluation.metrics
     history = read_history(run_dir)
     if history:
         best = min(history, key=lambda r: r.get("val/loss", math.inf))
@@ -76,5 +78,5 @@ def finish_run(run_dir: Path, config: Config, model, splits) -> dict:
             }
         )
     atomic.write_json(run_dir / "metrics.json", metrics)
-    plot_all(run_dir, images, splits.y_test, recon, history)
+    plot_evaluation(run_dir, evaluation, history, splits.class_names)
     return metrics
