@@ -729,4 +729,7 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 def dump_config(config: Config) -> str:
     """The resolved config as YAML, loadable again by load_config."""
     data = config.model_dump(mode="json")
+    if "input_shape" not in config.model.model_fields_set:
+        # Left out, and not yet read from the data's files: stays left out (not 28x28x1).
+        del data["model"]["input_shape"]
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)

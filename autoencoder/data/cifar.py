@@ -130,9 +130,3 @@ def _names(meta: bytes | None) -> tuple[str, ...]:
         if len(names) == 10:
             return names
     return NAMES
-
-
-def record_bytes(images: np.ndarray, labels: np.ndarray) -> bytes:
-    """uint8 images (N, 32, 32, 3) and labels as CIFAR-10 binary records (for tests and tools)."""
-    planes = np.asarray(images, np.uint8).transpose(0, 3, 1, 2).reshape(len(images), -1)
-    return np.concatenate([np.asarray(labels, np.uint8)[:, None], planes], axis=1).tobytes()

@@ -187,6 +187,7 @@ class Scan:
     first_of: dict  # (h, w, c) as stored -> its first file
     sums: np.ndarray  # per-channel sums of the first `pool` images (int64)
     pixels: np.ndarray | None = None
+    seconds: float = 0.0
 
 
 def scan(paths: list[str], decode: Decode, keep: bool, pool: int) -> Scan:
@@ -203,7 +204,7 @@ def scan(paths: list[str], decode: Decode, keep: bool, pool: int) -> Scan:
             continue
         stored = result.shape
         sizes[stored] += 1
-        first_of.setdefault(stored, paths[i])
+        first_of[stored] = min(first_of.get(stored, paths[i]), paths[i])
         image = result if decode.size is None else fit_image(result, decode.size, decode.fit)
         if reference is None:
             reference = image.shape
@@ -217,14 +218,10 @@ def scan(paths: list[str], decode: Decode, keep: bool, pool: int) -> Scan:
             sums += image.reshape(-1, image.shape[2]).sum(axis=0, dtype=np.int64)
         if keep:
             pixels[i] = image
-    log.info(
-        "scanned %s image files in %.1f s%s",
-        f"{len(paths):,}",
-        time.perf_counter() - started,
-        f" ({len(bad):,} cannot be read)" if bad else "",
-    )
     shape = reference or (0, 0, 0)
-    return Scan(shape, ok, bad, sizes, first_of, sums, pixels)
+    # Reported in the order of the paths, not of the splits the scan went through.
+    seconds = time.perf_counter() - started
+    return Scan(shape, ok, sorted(bad), sizes, first_of, sums, pixels, seconds)
 
 
 def _decoded(paths: list[str], decode: Decode):
@@ -267,7 +264,8 @@ def check_scan(result: Scan, root: Path, data, total: int) -> None:
             f"{total:,}",
             first,
         )
-    stored = list(result.first_of)
+    # The sizes by their first file in path order: the files named are the first that differ.
+    stored = sorted(result.first_of, key=result.first_of.get)
     if data.image_size is None and len({s[:2] for s in stored}) > 1:
         a = stored[0]
         b = next(s for s in stored if s[:2] != a[:2])
@@ -278,7 +276,7 @@ def check_scan(result: Scan, root: Path, data, total: int) -> None:
         )
     if data.color is None and len({s[2] for s in stored}) > 1:
         grey = next(s for s in stored if s[2] == 1)
-        rgb = next(s for s in stored if s[2] == 3)
+        rgb = next(s for s in stored if s[2] != 1)
         raise UserError(
             f"data.path {root}: images differ in colour: {result.first_of[grey]} is greyscale, "
             f"{result.first_of[rgb]} is RGB; set data.color: rgb (or grayscale) to read them "

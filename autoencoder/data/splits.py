@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from autoencoder.data.formats import DIGITS
 from autoencoder.data.images import Decode, fit_image, load_image
 from autoencoder.data.sources import load_raw, offline
 from autoencoder.errors import UserError
+
+log = logging.getLogger(__name__)
 
 SPLIT_NAMES = ("train", "val", "test")
 # Evaluation, float conversion and evaluation noise go over a split a chunk at a time: at most
@@ -263,6 +266,7 @@ def _folder_splits(config) -> Splits:
     pool = len(parts["train"]) + len(parts["val"])
     scan = folder.scan(paths, decode, cached, pool)
     folder.check_scan(scan, root, data, len(paths))
+    log.info("scanned %s image files in %.1f s", f"{len(paths):,}", scan.seconds)
     held, start = {}, 0
     for split in SPLIT_NAMES:
         part, stop = parts[split], start + len(parts[split])
@@ -422,7 +426,7 @@ def describe(config) -> str:
         ignored = report["ignored"]
         lines += [
             f"found       {_stored_text(report['stored'])}"
-            + (f"; {ignored:,} other files ignored" if ignored else ""),
+            + (f"; {ignored:,} other file{'s' * (ignored > 1)} ignored" if ignored else ""),
             f"classes     {report['classes']}",
             f"splits      {report['splits']}",
             f"held        {report['cache']}",
@@ -430,8 +434,8 @@ def describe(config) -> str:
         skipped = report["skipped"]
         if skipped:
             lines.append(
-                f"skipped     {len(skipped):,} files that cannot be read (data.skip_bad); the "
-                f"first: {skipped[0][1]}"
+                f"skipped     {len(skipped):,} file{'s' * (len(skipped) > 1)} that cannot be read "
+                f"(data.skip_bad); the first: {skipped[0][1]}"
             )
     if splits.patches is not None:
         ph, pw = splits.patches.size
