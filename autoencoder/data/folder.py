@@ -12,7 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder.data.images import SUFFIXES, Decode, fit_image, is_image, load_image
+from autoencoder.data.images import (
+    SUFFIXES,
+    Decode,
+    decode_image,
+    fit_image,
+    is_image,
+    load_image,
+)
 from autoencoder.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -39,7 +46,7 @@ class ImageFiles:
     ndim = 4
 
     def __init__(self, paths: list[str], decode: Decode, image_shape: tuple[int, int, int]):
-        self.paths, self.decode, self.image_shape = list(paths), decode, tuple(image_shape)
+        self.paths, self.spec, self.image_shape = list(paths), decode, tuple(image_shape)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -53,12 +60,19 @@ class ImageFiles:
             return self.load([int(index)])[0]
         return self.load(np.arange(len(self.paths))[index])
 
+    def decode(self, indices, blobs) -> np.ndarray:
+        """The files' bytes, already read, decoded: uint8 (k, H, W, C); indices name them."""
+        out = np.empty((len(blobs), *self.image_shape), np.uint8)
+        for j, (i, blob) in enumerate(zip(indices, blobs)):
+            out[j] = decode_image(blob, self.paths[i], self.spec)
+        return out
+
     def load(self, indices) -> np.ndarray:
         """The images at `indices`, decoded: uint8 (k, H, W, C)."""
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         out = np.empty((len(indices), *self.image_shape), np.uint8)
         for j, i in enumerate(indices):
-            out[j] = load_image(self.paths[i], self.decode)
+            out[j] = load_image(self.paths[i], self.spec)
         return out
 
 

@@ -73,7 +73,7 @@ def decode_image(data: bytes, name: str | Path, decode: Decode) -> np.ndarray:
                     f"the {MAX_MEGAPIXELS} megapixel limit (a decompression bomb, or a photo to "
                     f"cut into tiles first)"
                 )
-            image.seek(0)  # GIF: the first frame
+            # An opened GIF (or APNG) is at its first frame; seek(0) would parse a PNG again.
             mode = image.mode
             if mode == "P" and image.format == "GIF":
                 # GIF frames are always palette images: decode through the palette; a frame

@@ -10,6 +10,8 @@ from autoencoder.runtime import tensorflow
 
 # The key of the random crops' Philox stream; the training noise uses the run's seed itself.
 CROP_KEY = 1 << 32
+# A streamed split: threads reading files, decoding calls at a time, batches decoded ahead.
+READERS, DECODERS, PREFETCH = 4, 1, 4
 
 
 def make_dataset(
@@ -49,6 +51,12 @@ def make_dataset(
     ds = tf.data.Dataset.range(n * per)
     if shuffle:
         ds = ds.shuffle(n * per, seed=seed, reshuffle_each_iteration=True)
+    if streamed:
+        # Files are read by TensorFlow's threads, outside the GIL; only decoding is Python's.
+        paths = tf.Variable(x.paths, trainable=False, dtype=tf.string)
+        ds = ds.map(
+            lambda idx: (idx, tf.io.read_file(paths[idx // per])), num_parallel_calls=READERS
+        )
     ds = ds.batch(batch_size)
     crop = _cropper(tf, x.shape[1:3], patches, shuffle, seed, first_epoch, n * per)
 
@@ -62,16 +70,18 @@ def make_dataset(
     if streamed:
         shape = tuple(x.shape[1:])
 
-        def fetch(idx):
-            images = tf.numpy_function(x.load, [idx // per], tf.uint8, stateful=False)
+        def fetch(idx, blobs):
+            images = tf.numpy_function(x.decode, [idx // per, blobs], tf.uint8, stateful=False)
             images = tf.ensure_shape(images, (None, *shape))
             if crop is not None:
                 images = crop(images, tf.range(tf.shape(idx, out_type=tf.int64)[0]), idx)
             images = scale(images)
             return with_noise(idx, images), images
 
-        # Decoded in parallel, kept in order: the batches are those of the in-memory path.
-        ds = ds.map(fetch, num_parallel_calls=tf.data.AUTOTUNE)
+        # One decoding call at a time: Pillow's work on small files is mostly Python holding the
+        # GIL, and a second decoding thread only makes the training loop wait for it. Kept in
+        # order: the batches are those of the in-memory path.
+        ds = ds.map(fetch, num_parallel_calls=DECODERS)
     else:
         # The images stay in memory as one tensor and each batch is gathered by index: shuffling
         # the indices and gathering a batch is faster than from_tensor_slices -> shuffle -> batch,
@@ -97,6 +107,12 @@ def make_dataset(
             lambda inputs, target: (noise_fn(inputs, seed), target),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
+    if streamed:
+        # tf.data's autotuning stalls the start of every few epochs for seconds when a Python
+        # function is in the pipeline; the fixed parallelism above keeps up without it.
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return ds.prefetch(PREFETCH).with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
