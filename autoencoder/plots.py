@@ -71,10 +71,13 @@ def plot_reconstructions(path: Path, x, y, recon, n: int = 10, names=None, noisy
         axes[-1, j].set_xlabel(f"MSE {errors[j]:.4f}", fontsize=8)
     for r, (text, _) in enumerate(rows):
         axes[r, 0].set_ylabel(text, fontsize=10)
+    what = (
+        "their noisy inputs and the model's outputs"
+        if noisy is not None
+        else "their reconstructions"
+    )
     fig.suptitle(
-        f"Test images and their reconstructions (mean MSE of these {len(idx)}: "
-        f"{errors.mean():.4f})",
-        fontsize=11,
+        f"Test images, {what} (mean MSE of these {len(idx)}: {errors.mean():.4f})", fontsize=11
     )
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
