@@ -15,7 +15,7 @@ import traceback
 from autoencoder import memory
 from autoencoder.bench import format_bench, layer_profile, run_bench
 from autoencoder.config import load_config
-from autoencoder.data import describe
+from autoencoder.data import describe, resolve_input_shape
 from autoencoder.denoise import results_markdown, run_sweep
 from autoencoder.errors import RunFailed, UserError
 from autoencoder.evaluate import evaluate_run, format_metrics
@@ -69,7 +69,7 @@ def cmd_data(args) -> None:
 
 
 def cmd_shapes(args) -> None:
-    config = _config(args)
+    config = resolve_input_shape(_config(args))
     plan = plan_model(config.model)
     dtype = cpu_precision(config.train.mixed_precision)  # what training picks without a GPU
     table = format_plan(plan, denoising=config.data.noise is not None)

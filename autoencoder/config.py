@@ -334,23 +334,103 @@ class NoiseConfig(Section):
     clip: StrictBool = True
 
 
+# Built-in datasets: the (H, W, C) of their images and how many classes they have. A folder's
+# come from its files (data.image_size and data.color say them in advance).
+DATASET_SHAPES = {
+    "mnist": (28, 28, 1),
+    "fashion_mnist": (28, 28, 1),
+    "mnist_sample": (28, 28, 1),
+    "cifar10": (32, 32, 3),
+    "photos": (96, 96, 3),
+}
+DATASET_CLASSES = {"mnist": 10, "fashion_mnist": 10, "mnist_sample": 10, "cifar10": 10, "photos": 2}
+
+
+def _class_key(value: Any) -> int | str:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"must be a class number or a class name, got {_show(value)}")
+    if isinstance(value, int) and value < 0:
+        raise ValueError(f"class numbers start at 0, got {value}")
+    if isinstance(value, str) and not value:
+        raise ValueError("a class name cannot be empty")
+    return value
+
+
+ClassKey = Annotated[int | str, BeforeValidator(_class_key)]
+
+
+class PatchConfig(Section):
+    """Random crops of size (h, w), per_image of them from each image in every epoch."""
+
+    size: Pair
+    per_image: PosInt = 1
+
+
 class DataConfig(Section):
-    dataset: Literal["mnist", "fashion_mnist", "mnist_sample"] = "mnist_sample"
+    dataset: Literal["mnist", "fashion_mnist", "mnist_sample", "cifar10", "photos", "folder"] = (
+        "mnist_sample"
+    )
     path: StrictStr | None = None
     validation_split: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.1
+    # Cut from the images with a fixed seed when the data has no test set of its own (a folder
+    # without test/, the photos); the same images whatever config.seed is.
+    test_split: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.1
     limit: PosInt | None = None  # caps the training pool (before the validation split)
-    classes: list[Annotated[StrictInt, Field(ge=0, le=9)]] | None = None
+    classes: list[ClassKey] | None = None  # numbers (0, 1, ...) or names (folder names)
+    image_size: Pair | None = None  # [H, W] every image is brought to, by `fit`
+    fit: Literal["resize", "crop", "pad"] = "resize"
+    color: Literal["grayscale", "rgb"] | None = None  # None: the data's own
+    patches: PatchConfig | None = None
+    cache: Literal["auto", "memory", "none"] = "auto"  # decoded images in memory, or streamed
+    skip_bad: StrictBool = False  # skip unreadable files (one warning) instead of refusing
     noise: NoiseConfig | None = None
 
     @field_validator("classes")
     @classmethod
-    def _classes(cls, value):
+    def _classes(cls, value, info):
         if value is not None:
             if not value:
                 raise ValueError("must list at least one class, or be left out for all")
             if len(set(value)) != len(value):
                 raise ValueError(f"lists a class twice: {value}")
+            dataset = info.data.get("dataset")
+            count = DATASET_CLASSES.get(dataset)
+            high = [v for v in value if isinstance(v, int) and count is not None and v >= count]
+            if high:
+                raise ValueError(
+                    f"class {high[0]} is not one of {dataset}'s classes 0 to {count - 1}"
+                )
         return value
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.dataset == "folder" and self.path is None:
+            raise ValueError(
+                "data.dataset folder needs data.path: the folder that holds the images"
+            )
+        if self.patches is not None and self.image_size is not None:
+            if any(p > s for p, s in zip(self.patches.size, self.image_size)):
+                raise ValueError(
+                    f"data.patches.size {list(self.patches.size)} is larger than "
+                    f"data.image_size {list(self.image_size)}; patches are cut from the images"
+                )
+        return self
+
+    def image_shape(self) -> tuple[int, int, int] | None:
+        """(H, W, C) of the whole images when known without reading a file, else None."""
+        known = DATASET_SHAPES.get(self.dataset)
+        channels = {"grayscale": 1, "rgb": 3}.get(self.color or "", known and known[2])
+        size = self.image_size or (known and known[:2])
+        return (*size, channels) if size and channels else None
+
+    def input_shape(self) -> tuple[int, int, int] | None:
+        """(H, W, C) of what the model sees (a patch, or a whole image), or None if unknown."""
+        shape = self.image_shape()
+        if self.patches is not None:
+            channels = {"grayscale": 1, "rgb": 3}.get(self.color or "")
+            channels = channels or (shape[2] if shape else None)
+            return (*self.patches.size, channels) if channels else None
+        return shape
 
 
 class OptimizerConfig(Section):
@@ -448,6 +528,15 @@ class Config(Section):
                 "(with latent_dim) or remove train.kl"
             )
         return value
+
+    @model_validator(mode="after")
+    def _input_shape_from_data(self):
+        # model.input_shape left out means the data's (H, W, C): filled here when the config says
+        # it, else by data.resolve_input_shape from the first image file.
+        shape = self.data.input_shape()
+        if "input_shape" not in self.model.model_fields_set and shape is not None:
+            self.model = self.model.model_copy(update={"input_shape": shape})
+        return self
 
 
 # ---------------------------------------------------------------------------------------------
@@ -631,6 +720,8 @@ def _default_section(keys: tuple) -> Any:
     # A --set into a section the file left out starts from that section's defaults, so that
     # e.g. `--set model.encoder.0.filters=64` edits the default encoder rather than replacing it.
     node: Any = Config().model_dump(mode="python", exclude_none=True)
+    # A left-out model.input_shape means "the data's", so it is no default to copy in.
+    node["model"].pop("input_shape")
     try:
         for key in keys:
             node = node[key]
@@ -719,4 +810,7 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 def dump_config(config: Config) -> str:
     """The resolved config as YAML, loadable again by load_config."""
     data = config.model_dump(mode="json")
+    if "input_shape" not in config.model.model_fields_set:
+        # Left out, and not yet read from the data's files: stays left out (not 28x28x1).
+        del data["model"]["input_shape"]
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)

@@ -23,10 +23,9 @@ import numpy as np
 
 from autoencoder import atomic
 from autoencoder.config import Config
-from autoencoder.data import make_dataset
 from autoencoder.errors import UserError
 from autoencoder.model import build_models, is_vae, load_model
-from autoencoder.noise import model_inputs, training_noise
+from autoencoder.noise import model_inputs, run_datasets
 from autoencoder.runtime import choose_precision, seed_everything, tensorflow
 
 log = logging.getLogger(__name__)
@@ -76,28 +75,12 @@ def fit(
         f"{splits.count('test'):,}",
         dtype,
     )
-    batch, first_epoch = config.train.batch_size, state["epoch"] if state else 0
-    train_ds = make_dataset(
-        splits.train_pixels,
-        batch_size=batch,
-        shuffle=True,
-        seed=config.seed,
-        noise_fn=_noise_fn(config, first_epoch),
-    )
-    # A denoiser validates on fixed noisy inputs (clean targets) so val/loss compares by epoch;
-    # otherwise the inputs are the clean bytes, a quarter of the memory of float32.
-    noisy = config.data.noise is not None
-    val_ds = make_dataset(
-        model_inputs(splits.images("val"), config, seed_offset=1) if noisy else splits.val_pixels,
-        splits.val_pixels if noisy else None,
-        batch_size=batch,
-        shuffle=False,
-        seed=config.seed,
-    )
-    steps = math.ceil(splits.count("train") / batch)
+    first_epoch = state["epoch"] if state else 0
+    train_ds, val_ds = run_datasets(config, splits, first_epoch)
+    steps = int(train_ds.cardinality())  # batches of images, or of patches
     if strategy is not None:
-        # In-memory images have no files to shard by: each worker takes its share of the
-        # batches of one seeded order (the global batch is split across all replicas).
+        # Each worker takes its share of the batches of one seeded order (the global batch is
+        # split across all replicas); folder streams are sharded the same way.
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = (
             tf.data.experimental.AutoShardPolicy.DATA
@@ -165,13 +148,6 @@ def fit(
 def resume_command(run_dir: Path) -> str:
     """The command line that continues a run."""
     return f"autoencoder resume {run_dir}"
-
-
-def _noise_fn(config: Config, start_epoch: int):
-    """Fresh training noise per batch and epoch when data.noise is set, else None."""
-    if config.data.noise is None:
-        return None
-    return training_noise(config.data.noise, config.seed, start_epoch)
 
 
 def compiled_models(config: Config, steps_per_epoch: int, dtype: str = "float32"):

@@ -84,12 +84,13 @@ def test_dump_round_trips(tmp_path):
         (
             "data: {dataset: mnst}",
             [],
-            "data.dataset: must be 'mnist', 'fashion_mnist' or 'mnist_sample', got 'mnst'",
+            "data.dataset: must be 'mnist', 'fashion_mnist', 'mnist_sample', 'cifar10', 'photos' "
+            "or 'folder', got 'mnst'",
         ),
         (
             "data: {classes: [1, 12]}",
             [],
-            "data.classes[1]: must be less than or equal to 9, got 12",
+            "data.classes: class 12 is not one of mnist_sample's classes 0 to 9",
         ),
         (
             "data: {classes: []}",
