@@ -69,7 +69,9 @@ def cmd_data(args) -> None:
 
 
 def cmd_shapes(args) -> None:
-    config = resolve_input_shape(_config(args))
+    config = _config(args)
+    if "input_shape" not in config.model.model_fields_set:  # else plan it as given
+        config = resolve_input_shape(config)
     plan = plan_model(config.model)
     dtype = cpu_precision(config.train.mixed_precision)  # what training picks without a GPU
     table = format_plan(plan, denoising=config.data.noise is not None)

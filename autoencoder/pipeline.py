@@ -52,9 +52,9 @@ def train_run(config: Config, resume: str | Path | None = None) -> tuple[Path | 
     # Before any other TensorFlow work: a multi-worker strategy must start first.
     strategy = distribute.strategy(config.train.distribute, config.train.worker_timeout)
     dtype = choose_precision(config.train.mixed_precision)
-    held = memory.held_data(
-        *(splits.pixels(s).nbytes for s in ("train", "val", "test")), config.data.noise is not None
-    )
+    # Streamed splits (files read batch by batch) hold no images beyond a batch's.
+    sizes = [getattr(splits.pixels(s), "nbytes", 0) for s in ("train", "val", "test")]
+    held = memory.held_data(*sizes, config.data.noise is not None)
     memory.check_fits(config, plan, memory.run_memory(config, plan, dtype, held))  # and too big
     if not me.chief:
         return _train_as_worker(config, splits, resume, strategy, me, dtype)
