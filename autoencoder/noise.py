@@ -120,24 +120,20 @@ def training_noise(noise_cfg, seed: int, start_epoch: int = 0) -> Callable:
 
 
 def model_inputs(x: np.ndarray, config, seed_offset: int = 0, first: int = 0) -> np.ndarray:
-    """What a run's model is evaluated on: x itself, or x with the run's noise at a fixed seed.
-
-    x[i] is image first + i of its split; seed_offset 0 is the test split's noise, 1 the
-    validation split's (the noise the trainer validates with).
-    """
+    """What a run's model is evaluated on: x itself, or x with the run's noise at a fixed seed."""
+    # x[i] is image first + i of its split; seed_offset 0 is the test split's noise, 1 the
+    # validation split's (the noise the trainer validates with).
     if config.data.noise is None:
         return x
     return noisy_eval(x, config.data.noise, config.denoise.eval_seed + seed_offset, first)
 
 
 def run_datasets(config, splits, first_epoch: int = 0):
-    """(training, validation) datasets of a run, from its first epoch (0, or a resumed run's).
-
-    Training reshuffles every epoch and, for a denoiser, draws fresh noise for every batch;
-    validation is the same batches with the same noise every epoch (keyed as model_inputs with
-    seed_offset 1), so val/loss compares by epoch. Patches: random crops for training, fixed
-    ones for validation.
-    """
+    """(training, validation) datasets of a run, from its first epoch (0, or a resumed run's)."""
+    # Training reshuffles every epoch and, for a denoiser, draws fresh noise for every batch;
+    # validation is the same batches with the same noise every epoch (keyed as model_inputs with
+    # seed_offset 1), so val/loss compares by epoch. Patches: random crops for training, fixed
+    # ones for validation.
     batch, noise = config.train.batch_size, config.data.noise
     train_ds = make_dataset(
         splits.train_pixels,

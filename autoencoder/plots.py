@@ -52,10 +52,8 @@ def _aspect(x) -> float:
 
 
 def plot_reconstructions(path: Path, x, y, recon, n: int = 10, names=None, noisy=None) -> None:
-    """Originals (with their class) above their reconstructions (with per-image MSE).
-
-    names: the class names (digits when None); noisy: a denoiser's noisy inputs, drawn between.
-    """
+    """Originals (with their class) above their reconstructions (with per-image MSE)."""
+    # names: the class names (digits when None); noisy: a denoiser's noisy inputs, drawn between.
     plt = _pyplot()
     idx = pick_examples(y, min(n, len(x)))
     errors = per_image_mse(x[idx], recon[idx])
@@ -73,12 +71,12 @@ def plot_reconstructions(path: Path, x, y, recon, n: int = 10, names=None, noisy
     for r, (text, _) in enumerate(rows):
         axes[r, 0].set_ylabel(text, fontsize=10)
     what = (
-        "their noisy inputs and the model's outputs"
+        ", their noisy inputs and the model's outputs"
         if noisy is not None
-        else "their reconstructions"
+        else " and their reconstructions"
     )
     fig.suptitle(
-        f"Test images, {what} (mean MSE of these {len(idx)}: {errors.mean():.4f})", fontsize=11
+        f"Test images{what} (mean MSE of these {len(idx)}: {errors.mean():.4f})", fontsize=11
     )
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
@@ -162,10 +160,8 @@ def plot_worst(path: Path, x, y, recon, n: int = 8, names=None) -> None:
 
 
 def plot_error_by_class(path: Path, x, y, recon, names=None, errors=None) -> None:
-    """Mean reconstruction MSE per class, with the image count on each bar.
-
-    errors: every image's MSE when given (then x and recon are not needed).
-    """
+    """Mean reconstruction MSE per class, with the image count on each bar."""
+    # errors: every image's MSE when given (then x and recon are not needed).
     plt = _pyplot()
     errors = per_image_mse(x, recon) if errors is None else errors
     classes = np.unique(y)
@@ -217,10 +213,15 @@ def plot_all(
 ) -> list[Path]:
     """Write every figure of a run into run_dir/figures/ and return their paths.
 
-    x, y, recon: the test images (float32), labels and reconstructions, or a selection of them
-    (the examples and the worst) when by_class = (every image's MSE, every label) is given.
-    names: the class names; noisy: a denoiser's noisy inputs of x. A VAE (model) adds
-    samples.png, interpolations.png and, with a history, vae_terms.png.
+    Args:
+      run_dir: the run directory.
+      x, y, recon: the test images (float32), labels and reconstructions, or a selection of
+        them (the examples and the worst) when by_class is given.
+      history: history.csv's rows (no loss figure when empty).
+      names: the class names (digits when None).
+      by_class: (every test image's MSE, every test label), for the error-by-class figure.
+      noisy: a denoiser's noisy inputs of x, drawn between originals and outputs.
+      model: a VAE adds samples.png, interpolations.png and, with a history, vae_terms.png.
     """
     out = Path(run_dir) / "figures"
     out.mkdir(exist_ok=True)

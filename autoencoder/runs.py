@@ -141,10 +141,8 @@ def reconstruct(config: Config, model, splits, split: str = "test"):
 
 
 def reconstruct_chunks(config: Config, model, splits, split: str = "test"):
-    """(first index, clean images, model inputs, reconstructions) of `split`, chunk by chunk.
-
-    The same numbers as reconstruct(), with only a chunk of the split in memory at a time.
-    """
+    """(first index, clean images, model inputs, reconstructions) of `split`, chunk by chunk."""
+    # The same numbers as reconstruct(), with only a chunk of the split in memory at a time.
     offset = 0 if split == "test" else 1
     for start, pixels in splits.chunks(split):
         images = scaled(pixels)

@@ -436,3 +436,22 @@ def test_a_streamed_patch_denoiser_trains_and_resumes(tmp_path, photos):
     assert [r["epoch"] for r in read_history(run_dir)] == [1, 2]
     assert "input_shape: [16, 16, 3]\n" in (run_dir / "config.yaml").read_text()
     assert (run_dir / "figures" / "reconstructions.png").stat().st_size > 10_000
+
+
+def test_png_jpeg_bmp_and_gif_are_read_any_case(tmp_path, digits):
+    from PIL import Image
+
+    x, _ = digits
+    root = tmp_path / "kinds"
+    root.mkdir()
+    for i, suffix in enumerate((".png", ".JPG", ".jpeg", ".bmp", ".gif", ".Png")):
+        Image.fromarray(x[i]).save(
+            root / f"{i}{suffix}", format={".jpg": "JPEG", ".jpeg": "JPEG"}.get(suffix.lower())
+        )
+    (root / "6.tiff").write_bytes(b"II*\x00")  # not among the kinds read: left out
+    s = data.load_splits(folder_config(root))
+    assert s.count("train") + s.count("val") + s.count("test") == 6
+    assert s.report["ignored"] == 1 and s.image_shape == (28, 28, 1)
+    decoded = sorted(int(p.sum()) for split in ("train", "val", "test") for p in s.pixels(split))
+    exact = sorted(int(x[i].sum()) for i in (0, 3, 4, 5))  # PNG, BMP, GIF: lossless
+    assert all(v in decoded for v in exact)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +66,11 @@ def decode_image(data: bytes, name: str | Path, decode: Decode) -> np.ndarray:
     # From bytes already read: one read() instead of Pillow's many small ones, and the callers
     # (tf.data's read_file, the scan) read files outside the GIL.
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with warnings.catch_warnings():
+            # Pillow warns from 89 megapixels; the limit below refuses with one line instead.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+        with image:
             width, height = image.size
             if width * height > MAX_MEGAPIXELS * 1e6:
                 raise UserError(

@@ -33,11 +33,10 @@ def chunk_size(image_shape: tuple[int, ...]) -> int:
 
 @dataclass
 class Splits:
-    """uint8 pixels (N, H, W, C) and int64 labels of each split, and where they came from.
+    """uint8 pixels (N, H, W, C) and int64 labels of each split, and where they came from."""
 
-    A split's pixels are an array in memory, or ImageFiles (decoded when read) for a folder
-    that is streamed; pixels(), chunks(), count() and images() work for both.
-    """
+    # A split's pixels are an array in memory, or ImageFiles (decoded when read) for a folder
+    # that is streamed; pixels(), chunks(), count() and images() work for both.
 
     # Held as bytes, a quarter of the memory of float32, for the whole run; images() converts.
     train_pixels: Any
@@ -371,8 +370,11 @@ def _folder_parts(config, listing, keep) -> tuple[dict[str, _Part], str]:
 def resolve_input_shape(config):
     """The config with model.input_shape the data's (H, W, C) if it was left out.
 
-    A given model.input_shape that differs from what the data gives the model is refused.
-    Reads at most a folder's first readable image; built-in datasets read nothing.
+    Args:
+      config: a Config; reads at most a folder's first readable image, nothing for the
+        built-in datasets.
+    Raises:
+      UserError: a given model.input_shape that differs from what the data gives the model.
     """
     data = config.data
     shape = data.input_shape()
@@ -461,10 +463,8 @@ def _stored_text(stored) -> str:
 
 
 def class_table(rows: list[tuple[str, np.ndarray]], names: tuple[str, ...] = DIGITS) -> list[str]:
-    """Aligned lines: one row per split with its size and the count of each class.
-
-    Many classes, or long names, turn the table: one row per class, a column per split.
-    """
+    """Aligned lines: one row per split with its size and the count of each class."""
+    # Many classes, or long names, turn the table: one row per class, a column per split.
     counts = [np.bincount(y, minlength=len(names))[: len(names)] for _, y in rows]
     widths = [max(6, len(n)) for n in names]
     if len(names) <= 10 and sum(widths) + len(names) <= 90:
