@@ -26,7 +26,7 @@ from pathlib import Path
 
 from autoencoder import atomic, runs
 from autoencoder.config import Config, load_config
-from autoencoder.data import load_splits, make_dataset
+from autoencoder.data import load_splits, make_dataset, resolve_input_shape
 from autoencoder.errors import UserError
 from autoencoder.model import build_models, keras_layers
 from autoencoder.runtime import choose_precision, seed_everything, tensorflow
@@ -53,6 +53,7 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1) -> tuple[Path, d
       epochs: timed epochs per contender (the median is reported).
       warmup: untimed epochs first (graph tracing, first allocations).
     """
+    config = resolve_input_shape(config)
     plan = plan_model(config.model)
     bench_config = config.model_copy(update={"name": f"{config.name}-bench"})
     out_dir = runs.create_run_dir(bench_config)
@@ -225,6 +226,8 @@ def layer_profile(config: Config, repeats: int = 7) -> str:
     for policy in policies:
         total = 0.0
         for planned in plan.layers:
+            if planned.merge or planned.part == "vae":
+                continue  # joins (Add, Concatenate) and a VAE's sampling: not layers of one input
             layers = keras_layers(planned, policy)
             x = tf.constant(
                 np.random.default_rng(0).random((batch, *planned.input_shape), dtype=np.float32)

@@ -15,12 +15,14 @@ import traceback
 from autoencoder import memory
 from autoencoder.bench import format_bench, layer_profile, run_bench
 from autoencoder.config import load_config
-from autoencoder.data import describe
+from autoencoder.data import describe, resolve_input_shape
 from autoencoder.denoise import results_markdown, run_sweep
 from autoencoder.errors import RunFailed, UserError
 from autoencoder.evaluate import evaluate_run, format_metrics
+from autoencoder.export import FORMATS, export_run, format_export
 from autoencoder.pipeline import resume_run, train_run
 from autoencoder.plots import plot_run
+from autoencoder.predict import format_summary, predict_files
 from autoencoder.runtime import cpu_precision
 from autoencoder.shapes import format_plan, plan_model
 
@@ -33,6 +35,8 @@ EPILOG = """examples:
   autoencoder evaluate outputs/quickstart/20261121-140000
   autoencoder denoise configs/denoise_gaussian.yaml
   autoencoder bench configs/seed_tutorial.yaml
+  autoencoder predict outputs/quickstart/20261121-140000 scans/ --out cleaned/
+  autoencoder export outputs/quickstart/20261121-140000 --format onnx
 """
 
 
@@ -66,9 +70,12 @@ def cmd_data(args) -> None:
 
 def cmd_shapes(args) -> None:
     config = _config(args)
+    if "input_shape" not in config.model.model_fields_set:  # else plan it as given
+        config = resolve_input_shape(config)
     plan = plan_model(config.model)
     dtype = cpu_precision(config.train.mixed_precision)  # what training picks without a GPU
-    print(format_plan(plan) + "\n\n" + memory.format_memory(memory.run_memory(config, plan, dtype)))
+    table = format_plan(plan, denoising=config.data.noise is not None)
+    print(table + "\n\n" + memory.format_memory(memory.run_memory(config, plan, dtype)))
 
 
 def cmd_evaluate(args) -> None:
@@ -95,6 +102,18 @@ def cmd_bench(args) -> None:
     out_dir, result = run_bench(config, epochs=args.epochs, warmup=args.warmup)
     print(f"wrote {out_dir / 'bench.json'}")
     print(format_bench(result))  # its last line: A/B by median step
+
+
+def cmd_predict(args) -> None:
+    summary = predict_files(
+        args.run_dir, args.inputs, args.out, overwrite=args.overwrite, noise=args.noise
+    )
+    print(format_summary(summary))
+
+
+def cmd_export(args) -> None:
+    target, manifest = export_run(args.run_dir, args.format, overwrite=args.overwrite)
+    print(format_export(manifest, target))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,6 +188,37 @@ def _bench_args(p):
     )
 
 
+def _level(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _predict_args(p):
+    _run_dir_args(p)
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="image files, folders of them, .npy/.npz arrays"
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the outputs")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
+    p.add_argument(
+        "--noise",
+        type=_level,
+        metavar="LEVEL",
+        help="add the run's noise kind at LEVEL to each input first (for demonstrations)",
+    )
+
+
+def _export_args(p):
+    _run_dir_args(p)
+    p.add_argument("--format", choices=FORMATS, default="saved_model", help="default: saved_model")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export")
+
+
 # name: (arguments, function, one-line help, description)
 COMMANDS = {
     "train": (
@@ -229,6 +279,24 @@ COMMANDS = {
         "the same with this project's settings. Print images/s, peak memory, achieved FLOP/s "
         "against a measured matmul rate; write bench.json; end with `A/B = <ratio>` by median "
         "training step.",
+    ),
+    "predict": (
+        _predict_args,
+        cmd_predict,
+        "reconstruct your own images or arrays with a trained run's model",
+        "Run a trained model on image files, folders and .npy/.npz arrays: outputs keep the "
+        "input names under --out (PNG, or .npy/.npz), images larger than the model are tiled "
+        "with overlap and blended, smaller ones padded; scores.csv holds each image's "
+        "reconstruction error. Nothing that exists is replaced without --overwrite.",
+    ),
+    "export": (
+        _export_args,
+        cmd_export,
+        "export a run's models as a SavedModel, LiteRT (.tflite) or ONNX file",
+        "Write the autoencoder, encoder and decoder under RUN_DIR/export/<format>/ with "
+        "Keras's model.export(), load each back with its own runtime, compare its outputs on "
+        "test images with the Keras model's and refuse beyond the tolerance; print the input "
+        "and output names and shapes, and write them to manifest.json.",
     ),
 }
 

@@ -25,6 +25,7 @@ from pydantic import (
     StrictStr,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -157,6 +158,29 @@ class ConvBlock(_LayerOptions):
     type: Literal["conv"] = "conv"
 
 
+class ResidualBlock(_LayerOptions):
+    """Two convolutions and a shortcut (identity, or a 1x1 projection where the shape changes)."""
+
+    type: Literal["residual"]
+
+    @model_validator(mode="after")
+    def _same_and_odd(self):
+        # The shortcut is added to the second convolution's output, so both paths must keep the
+        # same size: 'same' padding, and an odd kernel so that the mirrored transposed
+        # convolution reaches every size the stride rounded away.
+        if self.padding != "same":
+            raise ValueError(
+                "a residual block needs padding same (its shortcut is added to the convolutions' "
+                "output, so both must keep the size); leave padding out"
+            )
+        if self.kernel_size[0] % 2 == 0 or self.kernel_size[1] % 2 == 0:
+            raise ValueError(
+                f"a residual block needs an odd kernel_size (got {list(self.kernel_size)}); "
+                f"use 3 or 5"
+            )
+        return self
+
+
 class PoolBlock(Section):
     """Encoder pooling block (MaxPooling2D / AveragePooling2D)."""
 
@@ -218,12 +242,13 @@ def _block_type(default: str):
 
 EncoderBlock = Annotated[
     Annotated[ConvBlock, Tag("conv")]
+    | Annotated[ResidualBlock, Tag("residual")]
     | Annotated[PoolBlock, Tag("maxpool")]
     | Annotated[PoolBlock, Tag("avgpool")],
     Discriminator(
         _block_type("conv"),
         custom_error_type="block_type",
-        custom_error_message="unknown encoder block type; use conv, maxpool or avgpool",
+        custom_error_message="unknown encoder block type; use conv, residual, maxpool or avgpool",
     ),
 ]
 
@@ -231,11 +256,14 @@ DecoderBlock = Annotated[
     Annotated[ConvTransposeBlock, Tag("conv_transpose")]
     | Annotated[UpsampleBlock, Tag("upsample")]
     | Annotated[CropBlock, Tag("crop")]
-    | Annotated[ConvBlock, Tag("conv")],
+    | Annotated[ConvBlock, Tag("conv")]
+    | Annotated[ResidualBlock, Tag("residual")],
     Discriminator(
         _block_type("conv_transpose"),
         custom_error_type="block_type",
-        custom_error_message="unknown decoder block type; use conv_transpose, upsample, crop or conv",
+        custom_error_message=(
+            "unknown decoder block type; use conv_transpose, upsample, crop, conv or residual"
+        ),
     ),
 ]
 
@@ -259,11 +287,16 @@ def _seed_tutorial_encoder() -> list:
 
 
 class ModelConfig(Section):
+    # "vae": a variational autoencoder; latent_dim is then the size of its Gaussian code.
+    kind: Literal["autoencoder", "vae"] = "autoencoder"
     input_shape: tuple[PosInt, PosInt, PosInt] = (28, 28, 1)
     encoder: Annotated[list[EncoderBlock], Field(min_length=1)] = Field(
         default_factory=_seed_tutorial_encoder
     )
     latent_dim: PosInt | None = None
+    # U-Net skips: after each decoder block that changes the size, the encoder's activation of
+    # that size is concatenated or added (docs/families.md).
+    skips: Literal["none", "concat", "add"] = "none"
     decoder: Annotated[
         Annotated[Literal["mirror"], Tag("mirror")]
         | Annotated[
@@ -275,6 +308,25 @@ class ModelConfig(Section):
     ] = "mirror"
     output: OutputLayer = Field(default_factory=OutputLayer)
 
+    @field_validator("skips", mode="before")
+    @classmethod
+    def _no_skips(cls, value: Any) -> Any:
+        # YAML reads `skips: null` (or a bare `skips:`) as None: the same as none.
+        return "none" if value is None else value
+
+    @model_validator(mode="after")
+    def _vae_needs_a_code(self):
+        if self.kind == "vae" and self.latent_dim is None:
+            raise ValueError(
+                "kind vae needs latent_dim (the size of its Gaussian code), e.g. latent_dim: 32"
+            )
+        if self.kind == "vae" and self.skips != "none":
+            raise ValueError(
+                f"kind vae cannot have skips {self.skips}: a sample from the prior has no encoder "
+                f"activations to skip; use skips: none"
+            )
+        return self
+
 
 class NoiseConfig(Section):
     kind: Literal["gaussian", "salt_pepper", "speckle", "mask"] = "gaussian"
@@ -282,23 +334,103 @@ class NoiseConfig(Section):
     clip: StrictBool = True
 
 
+# Built-in datasets: the (H, W, C) of their images and how many classes they have. A folder's
+# come from its files (data.image_size and data.color say them in advance).
+DATASET_SHAPES = {
+    "mnist": (28, 28, 1),
+    "fashion_mnist": (28, 28, 1),
+    "mnist_sample": (28, 28, 1),
+    "cifar10": (32, 32, 3),
+    "photos": (96, 96, 3),
+}
+DATASET_CLASSES = {"mnist": 10, "fashion_mnist": 10, "mnist_sample": 10, "cifar10": 10, "photos": 2}
+
+
+def _class_key(value: Any) -> int | str:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"must be a class number or a class name, got {_show(value)}")
+    if isinstance(value, int) and value < 0:
+        raise ValueError(f"class numbers start at 0, got {value}")
+    if isinstance(value, str) and not value:
+        raise ValueError("a class name cannot be empty")
+    return value
+
+
+ClassKey = Annotated[int | str, BeforeValidator(_class_key)]
+
+
+class PatchConfig(Section):
+    """Random crops of size (h, w), per_image of them from each image in every epoch."""
+
+    size: Pair
+    per_image: PosInt = 1
+
+
 class DataConfig(Section):
-    dataset: Literal["mnist", "fashion_mnist", "mnist_sample"] = "mnist_sample"
+    dataset: Literal["mnist", "fashion_mnist", "mnist_sample", "cifar10", "photos", "folder"] = (
+        "mnist_sample"
+    )
     path: StrictStr | None = None
     validation_split: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.1
+    # Cut from the images with a fixed seed when the data has no test set of its own (a folder
+    # without test/, the photos); the same images whatever config.seed is.
+    test_split: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.1
     limit: PosInt | None = None  # caps the training pool (before the validation split)
-    classes: list[Annotated[StrictInt, Field(ge=0, le=9)]] | None = None
+    classes: list[ClassKey] | None = None  # numbers (0, 1, ...) or names (folder names)
+    image_size: Pair | None = None  # [H, W] every image is brought to, by `fit`
+    fit: Literal["resize", "crop", "pad"] = "resize"
+    color: Literal["grayscale", "rgb"] | None = None  # None: the data's own
+    patches: PatchConfig | None = None
+    cache: Literal["auto", "memory", "none"] = "auto"  # decoded images in memory, or streamed
+    skip_bad: StrictBool = False  # skip unreadable files (one warning) instead of refusing
     noise: NoiseConfig | None = None
 
     @field_validator("classes")
     @classmethod
-    def _classes(cls, value):
+    def _classes(cls, value, info):
         if value is not None:
             if not value:
                 raise ValueError("must list at least one class, or be left out for all")
             if len(set(value)) != len(value):
                 raise ValueError(f"lists a class twice: {value}")
+            dataset = info.data.get("dataset")
+            count = DATASET_CLASSES.get(dataset)
+            high = [v for v in value if isinstance(v, int) and count is not None and v >= count]
+            if high:
+                raise ValueError(
+                    f"class {high[0]} is not one of {dataset}'s classes 0 to {count - 1}"
+                )
         return value
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.dataset == "folder" and self.path is None:
+            raise ValueError(
+                "data.dataset folder needs data.path: the folder that holds the images"
+            )
+        if self.patches is not None and self.image_size is not None:
+            if any(p > s for p, s in zip(self.patches.size, self.image_size)):
+                raise ValueError(
+                    f"data.patches.size {list(self.patches.size)} is larger than "
+                    f"data.image_size {list(self.image_size)}; patches are cut from the images"
+                )
+        return self
+
+    def image_shape(self) -> tuple[int, int, int] | None:
+        """(H, W, C) of the whole images when known without reading a file, else None."""
+        known = DATASET_SHAPES.get(self.dataset)
+        channels = {"grayscale": 1, "rgb": 3}.get(self.color or "", known and known[2])
+        size = self.image_size or (known and known[:2])
+        return (*size, channels) if size and channels else None
+
+    def input_shape(self) -> tuple[int, int, int] | None:
+        """(H, W, C) of what the model sees (a patch, or a whole image), or None if unknown."""
+        shape = self.image_shape()
+        if self.patches is not None:
+            channels = {"grayscale": 1, "rgb": 3}.get(self.color or "")
+            channels = channels or (shape[2] if shape else None)
+            return (*self.patches.size, channels) if channels else None
+        return shape
 
 
 class OptimizerConfig(Section):
@@ -321,6 +453,13 @@ class EarlyStoppingConfig(Section):
     restore_best: StrictBool = True
 
 
+class KLConfig(Section):
+    """A VAE's KL term: its weight, reached by a linear warm-up over the first epochs."""
+
+    weight: Annotated[StrictFloat, Field(ge=0)] = 1.0
+    warmup_epochs: NonNegInt = 0  # 0: the full weight from the first step
+
+
 class TrainConfig(Section):
     epochs: PosInt = 10
     batch_size: PosInt = 128
@@ -335,6 +474,12 @@ class TrainConfig(Section):
     distribute: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"
     worker_timeout: PosInt = 60  # seconds a worker waits for a lost peer before giving up
     memory_check: StrictBool = True  # refuse a run whose memory plan exceeds the machine's
+    kl: KLConfig | None = None  # model.kind vae only; None there means weight 1, no warm-up
+
+    @property
+    def kl_term(self) -> KLConfig:
+        """The KL settings in force (a VAE without train.kl: weight 1, no warm-up)."""
+        return self.kl or KLConfig()
 
     @field_validator("mixed_precision", mode="before")
     @classmethod
@@ -372,6 +517,26 @@ class Config(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     denoise: DenoiseConfig = Field(default_factory=DenoiseConfig)
     output: StrictStr = "outputs"
+
+    @field_validator("train")
+    @classmethod
+    def _kl_is_for_a_vae(cls, value: TrainConfig, info: ValidationInfo) -> TrainConfig:
+        model = info.data.get("model")  # validated first: fields go in order
+        if value.kl is not None and model is not None and model.kind != "vae":
+            raise ValueError(
+                "kl is the KL term of a VAE, but model.kind is autoencoder; set model.kind: vae "
+                "(with latent_dim) or remove train.kl"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _input_shape_from_data(self):
+        # model.input_shape left out means the data's (H, W, C): filled here when the config says
+        # it, else by data.resolve_input_shape from the first image file.
+        shape = self.data.input_shape()
+        if "input_shape" not in self.model.model_fields_set and shape is not None:
+            self.model = self.model.model_copy(update={"input_shape": shape})
+        return self
 
 
 # ---------------------------------------------------------------------------------------------
@@ -555,6 +720,8 @@ def _default_section(keys: tuple) -> Any:
     # A --set into a section the file left out starts from that section's defaults, so that
     # e.g. `--set model.encoder.0.filters=64` edits the default encoder rather than replacing it.
     node: Any = Config().model_dump(mode="python", exclude_none=True)
+    # A left-out model.input_shape means "the data's", so it is no default to copy in.
+    node["model"].pop("input_shape")
     try:
         for key in keys:
             node = node[key]
@@ -643,4 +810,7 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 def dump_config(config: Config) -> str:
     """The resolved config as YAML, loadable again by load_config."""
     data = config.model_dump(mode="json")
+    if "input_shape" not in config.model.model_fields_set:
+        # Left out, and not yet read from the data's files: stays left out (not 28x28x1).
+        del data["model"]["input_shape"]
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)

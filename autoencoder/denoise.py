@@ -126,7 +126,7 @@ def evaluate_sweep(config: Config, splits, model_dirs: dict[float, Path]):
     for train_level, path in model_dirs.items():
         model = load_model(path / "model.keras")
         for eval_level, (noisy, base) in levels.items():
-            out = model.predict(noisy, batch_size=512, verbose=0)
+            out = runs.predict_images(model, noisy, splits.patches)
             rows.append({"train_level": train_level, **base, **scores("model", x_test, out)})
             images[(train_level, eval_level)] = out[:EXAMPLES]
     rows.sort(key=lambda r: (r["train_level"], r["eval_level"]))

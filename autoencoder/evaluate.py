@@ -1,15 +1,23 @@
-"""Reconstruction metrics, the BCE floor and the PCA baseline; `autoencoder evaluate RUN_DIR`."""
+"""Reconstruction metrics, the BCE floor and the PCA baseline; `autoencoder evaluate RUN_DIR`.
+
+A split is scored chunk by chunk (Scores), so the figures of a streamed folder are computed
+with only a chunk of its images in memory, and are the same as over the whole split at once.
+"""
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from autoencoder import atomic
-from autoencoder.runs import load_run
+from autoencoder.data import load_splits
+from autoencoder.model import load_model
+from autoencoder.runs import load_run_config, reconstruct_chunks
 from autoencoder.runtime import tensorflow
 from autoencoder.shapes import plan_model
 
@@ -18,6 +26,11 @@ EPS = 1e-7  # the clip Keras applies inside binary cross-entropy
 # Metrics run over this many images at a time, in float64: whole-test-set float64 temporaries
 # would dominate a run's peak memory.
 CHUNK = 1000
+# No PCA baseline for images with more values than this: its covariance matrix holds
+# values**2 float64 numbers (128 MB here), and an eigendecomposition of that size takes minutes.
+PCA_MAX_VALUES = 4096
+CHANNEL_NAMES = {3: ("R", "G", "B")}
+EXAMPLES, WORST = 10, 8  # images kept for the figures
 
 
 def per_image_mse(x: np.ndarray, recon: np.ndarray) -> np.ndarray:
@@ -70,8 +83,8 @@ def bce_floor(x: np.ndarray) -> float:
     return _mean_over_chunks(entropy, x)
 
 
-def ssim(x: np.ndarray, recon: np.ndarray) -> float:
-    """Mean SSIM (11x11 Gaussian window, as tf.image.ssim) over the images."""
+def ssim_values(x: np.ndarray, recon: np.ndarray) -> np.ndarray:
+    """SSIM of each image (11x11 Gaussian window, as tf.image.ssim; mean over channels)."""
     tf = tensorflow()
     # Window must fit the image: shrink it for very small inputs.
     size = min(11, x.shape[1], x.shape[2])
@@ -84,7 +97,12 @@ def ssim(x: np.ndarray, recon: np.ndarray) -> float:
         ).numpy()
         for i in range(0, len(x), CHUNK)
     ]
-    return float(np.mean(np.concatenate(values)))
+    return np.concatenate(values) if values else np.zeros(0)
+
+
+def ssim(x: np.ndarray, recon: np.ndarray) -> float:
+    """Mean SSIM (11x11 Gaussian window, as tf.image.ssim) over the images."""
+    return float(np.mean(ssim_values(x, recon)))
 
 
 def pca_baseline(x_train: np.ndarray, x_eval: np.ndarray, components: int) -> dict:
@@ -94,55 +112,219 @@ def pca_baseline(x_train: np.ndarray, x_eval: np.ndarray, components: int) -> di
     the fit holds one (pixels x pixels) matrix, not a centred float copy of the training set.
     uint8 inputs are pixels / 255.
     """
-    n, d = len(x_train), int(np.prod(x_train.shape[1:]))
-    k = int(min(components, d, n))
+    pca = Pca.fit(
+        lambda: (x_train[i : i + CHUNK] for i in range(0, len(x_train), CHUNK)), components
+    )
+    for i in range(0, len(x_eval), CHUNK):
+        pca.add(x_eval[i : i + CHUNK])
+    return pca.result()
 
-    def rows(x, i):
-        out = x[i : i + CHUNK].reshape(-1, d).astype(np.float64)
+
+class Pca:
+    """PCA fit from chunks of images; add() scores chunks of others, result() says how well."""
+
+    def __init__(self, mean: np.ndarray, basis: np.ndarray):
+        self.mean, self.basis = mean, basis
+        self.squared, self.values = 0.0, 0
+
+    @staticmethod
+    def _rows(x: np.ndarray) -> np.ndarray:
+        out = x.reshape(len(x), -1).astype(np.float64)
         return out / 255.0 if x.dtype == np.uint8 else out
 
-    mean = sum(rows(x_train, i).sum(axis=0) for i in range(0, n, CHUNK)) / n
-    cov = np.zeros((d, d))
-    for i in range(0, n, CHUNK):
-        centred = rows(x_train, i) - mean
-        cov += centred.T @ centred
-    basis = np.linalg.eigh(cov)[1][:, ::-1][:, :k]  # eigh sorts eigenvalues ascending
-    squared = 0.0
-    for i in range(0, len(x_eval), CHUNK):
-        x = rows(x_eval, i)
-        recon = np.clip((x - mean) @ basis @ basis.T + mean, 0.0, 1.0)
-        squared += float(((x - recon) ** 2).sum())
-    mse = squared / (len(x_eval) * d)
-    return {"components": k, "mse": mse, "psnr": psnr(mse)}
+    @classmethod
+    def fit(cls, chunks, components: int) -> Pca:
+        """chunks() -> an iterator of image chunks (it is read twice: mean, then covariance)."""
+        total, n = None, 0
+        for x in chunks():
+            rows = cls._rows(x)
+            total = rows.sum(axis=0) if total is None else total + rows.sum(axis=0)
+            n += len(rows)
+        mean = total / n
+        cov = np.zeros((len(mean), len(mean)))
+        for x in chunks():
+            centred = cls._rows(x) - mean
+            cov += centred.T @ centred
+        k = int(min(components, len(mean), n))
+        basis = np.linalg.eigh(cov)[1][:, ::-1][:, :k]  # eigh sorts eigenvalues ascending
+        return cls(mean, basis)
+
+    def add(self, x: np.ndarray) -> None:
+        rows = self._rows(x)
+        recon = np.clip((rows - self.mean) @ self.basis @ self.basis.T + self.mean, 0.0, 1.0)
+        self.squared += float(((rows - recon) ** 2).sum())
+        self.values += rows.size
+
+    def result(self) -> dict:
+        mse = self.squared / self.values
+        return {"components": int(self.basis.shape[1]), "mse": mse, "psnr": psnr(mse)}
+
+
+def _pca_for(splits, split: str, config) -> Pca | None:
+    """PCA with as many components as the model's code has numbers, fit on the training pool."""
+    # A code as large as the image has no compression to compare against, a patch model's code
+    # describes a patch, not the whole image, and a large image makes exact PCA too costly.
+    if splits.patches is not None:
+        return None
+    components = plan_model(config.model).code_size
+    values = int(np.prod(splits.image_shape))
+    if components >= values or values > PCA_MAX_VALUES:
+        return None
+    pool = ("train", "val") if split == "test" else ("train",)
+    return Pca.fit(lambda: (x for s in pool for _, x in splits.chunks(s)), int(components))
+
+
+class Scores:
+    """One split's metrics, accumulated chunk by chunk; result() gives '<split>/<metric>'."""
+
+    def __init__(self, split: str, channels: int, class_names, pca: Pca | None = None):
+        self.split, self.channels, self.names, self.pca = split, channels, class_names, pca
+        self.errors, self.labels, self.ssim, self.noisy_errors, self.noisy_ssim = [], [], [], [], []
+        self.abs = self.bce = self.floor = 0.0
+        self.values = 0
+        self.channel_squared = np.zeros(channels)
+        self.channel_ssim = [[] for _ in range(channels)]
+
+    def add(self, x: np.ndarray, recon: np.ndarray, labels: np.ndarray, noisy=None) -> np.ndarray:
+        """Score one chunk of clean images, their reconstructions (and noisy inputs); its errors."""
+        x64, r64 = x.astype(np.float64), recon.astype(np.float64)
+        errors = per_image_mse(x, recon)
+        self.errors.append(errors)
+        self.labels.append(np.asarray(labels))
+        self.abs += float(np.sum(np.abs(x64 - r64)))
+        p = np.clip(r64, EPS, 1 - EPS)
+        self.bce += float(np.sum(-(x64 * np.log(p) + (1 - x64) * np.log(1 - p))))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            entropy = -(x64 * np.log(x64) + (1 - x64) * np.log(1 - x64))
+        self.floor += float(np.sum(np.nan_to_num(entropy, nan=0.0)))
+        self.values += x.size
+        self.ssim.append(ssim_values(x, recon))
+        if self.channels > 1:
+            self.channel_squared += ((x64 - r64) ** 2).sum(axis=(0, 1, 2))
+            for c in range(self.channels):
+                self.channel_ssim[c].append(ssim_values(x[..., c : c + 1], recon[..., c : c + 1]))
+        if noisy is not None:
+            self.noisy_errors.append(per_image_mse(x, noisy))
+            self.noisy_ssim.append(ssim_values(x, noisy))
+        if self.pca is not None:
+            self.pca.add(x)
+        return errors
+
+    def result(self) -> dict:
+        split, errors = self.split, np.concatenate(self.errors)
+        labels = np.concatenate(self.labels)
+        mse = float(errors.mean())
+        per_image = self.values / len(errors)
+        out = {
+            f"{split}/mse": mse,
+            f"{split}/sse_per_image": float(mse * per_image),
+            f"{split}/mae": self.abs / self.values,
+            f"{split}/psnr": psnr(mse),
+            f"{split}/ssim": float(np.mean(np.concatenate(self.ssim))),
+            f"{split}/bce": self.bce / self.values,
+            f"{split}/bce_floor": self.floor / self.values,
+            f"{split}/images": int(len(errors)),
+        }
+        if self.channels > 1:
+            names = CHANNEL_NAMES.get(self.channels, [str(c) for c in range(self.channels)])
+            pixels = self.values / self.channels
+            out[f"{split}/psnr_by_channel"] = {
+                n: psnr(float(sq / pixels)) for n, sq in zip(names, self.channel_squared)
+            }
+            out[f"{split}/ssim_by_channel"] = {
+                n: float(np.mean(np.concatenate(v))) for n, v in zip(names, self.channel_ssim)
+            }
+        if self.noisy_errors:
+            out[f"{split}/noisy_psnr"] = psnr(float(np.concatenate(self.noisy_errors).mean()))
+            out[f"{split}/noisy_ssim"] = float(np.mean(np.concatenate(self.noisy_ssim)))
+        out[f"{split}/mse_by_class"] = {
+            _name(self.names, c): float(errors[labels == c].mean()) for c in np.unique(labels)
+        }
+        if self.pca is not None:
+            out[f"{split}/pca"] = self.pca.result()
+        return out
+
+
+def _name(names, label) -> str:
+    return names[int(label)] if names is not None and int(label) < len(names) else str(int(label))
 
 
 def evaluate_arrays(splits, images: np.ndarray, recon: np.ndarray, split: str, config) -> dict:
     """All metrics of `recon` against `images`, the clean images of `split`: '<split>/<metric>'."""
-    x, y = images, splits.labels(split)
-    errors = per_image_mse(x, recon)
-    mse = float(errors.mean())
-    out = {
-        f"{split}/mse": mse,
-        f"{split}/sse_per_image": float(mse * np.prod(x.shape[1:])),
-        f"{split}/mae": mae(x, recon),
-        f"{split}/psnr": psnr(mse),
-        f"{split}/ssim": ssim(x, recon),
-        f"{split}/bce": bce(x, recon),
-        f"{split}/bce_floor": bce_floor(x),
-        f"{split}/images": int(len(x)),
-    }
-    out[f"{split}/mse_by_class"] = {str(int(c)): float(errors[y == c].mean()) for c in np.unique(y)}
-    # PCA with as many components as the code has numbers; a code as large as the image has no
-    # compression to compare against, so there is no baseline then.
-    components = plan_model(config.model).code_size
-    if components < np.prod(x.shape[1:]):
-        pool = (
-            np.concatenate([splits.train_pixels, splits.val_pixels])
-            if split == "test"
-            else splits.train_pixels
-        )
-        out[f"{split}/pca"] = pca_baseline(pool, x, int(components))
-    return out
+    y = splits.labels(split)
+    scores = Scores(split, images.shape[-1], splits.class_names, _pca_for(splits, split, config))
+    for i in range(0, len(images), CHUNK):
+        scores.add(images[i : i + CHUNK], recon[i : i + CHUNK], y[i : i + CHUNK])
+    return scores.result()
+
+
+@dataclass
+class Evaluation:
+    """A split's metrics, every image's error, and the few images the figures show."""
+
+    metrics: dict
+    errors: np.ndarray  # per-image MSE, every image of the split
+    labels: np.ndarray
+    picked: np.ndarray  # indices of the kept images: the examples and the worst, in order
+    images: np.ndarray  # their clean images, float32
+    inputs: np.ndarray | None  # their noisy model inputs (a denoiser), else None
+    recon: np.ndarray
+
+    @property
+    def picked_labels(self) -> np.ndarray:
+        return self.labels[self.picked]
+
+
+def pick_examples(y: np.ndarray, n: int = EXAMPLES) -> np.ndarray:
+    """Indices of the first image of each class, then more in order, n in all."""
+    firsts = [int(np.flatnonzero(y == c)[0]) for c in np.unique(y)][:n]
+    chosen = set(firsts)
+    rest = [i for i in range(len(y)) if i not in chosen][: max(0, n - len(firsts))]
+    return np.array(firsts + rest, dtype=np.int64)
+
+
+def evaluate_split(config, model, splits, split: str = "test") -> Evaluation:
+    """Score a trained model on one split, chunk by chunk, keeping the images for the figures.
+
+    Args:
+      config: the run's config.
+      model: the trained autoencoder.
+      splits: the data (data.load_splits).
+      split: "test" or "val".
+    """
+    labels = splits.labels(split)
+    scores = Scores(
+        split, splits.image_shape[2], splits.class_names, _pca_for(splits, split, config)
+    )
+    examples = set(pick_examples(labels).tolist())
+    kept: dict[int, tuple] = {}
+    worst: list[tuple[float, int]] = []  # a min-heap of (error, index): the WORST largest
+    noisy = config.data.noise is not None
+    for start, images, inputs, recon in reconstruct_chunks(config, model, splits, split):
+        stop = start + len(images)
+        errors = scores.add(images, recon, labels[start:stop], inputs if noisy else None)
+        for j, error in enumerate(errors):
+            i = start + j
+            if len(worst) < WORST:
+                heapq.heappush(worst, (float(error), i))
+            elif error > worst[0][0]:
+                heapq.heapreplace(worst, (float(error), i))
+            if i in examples or any(i == w for _, w in worst):
+                kept[i] = (images[j], inputs[j] if noisy else None, recon[j])
+        chosen = examples | {w for _, w in worst}
+        kept = {i: v for i, v in kept.items() if i in chosen}
+    picked = np.array(sorted(kept), dtype=np.int64)
+    metrics = scores.result()
+    rows = [kept[i] for i in picked]
+    return Evaluation(
+        metrics=metrics,
+        errors=np.concatenate(scores.errors),
+        labels=labels,
+        picked=picked,
+        images=np.stack([r[0] for r in rows]),
+        inputs=np.stack([r[1] for r in rows]) if noisy else None,
+        recon=np.stack([r[2] for r in rows]).astype(np.float32),
+    )
 
 
 def format_metrics(metrics: dict, split: str) -> str:
@@ -163,10 +345,32 @@ def format_metrics(metrics: dict, split: str) -> str:
         f"  {'MAE':22}{m['mae']:>10.5f}",
         f"  {'SSIM':22}{m['ssim']:>10.4f}",
         f"  {'BCE (floor)':22}{m['bce']:>10.4f}  ({m['bce_floor']:.4f}: no model can go lower)",
-        "  MSE by class: " + "  ".join(f"{c}: {v:.4f}" for c, v in m["mse_by_class"].items()),
     ]
+    if "kl" in m:  # a VAE: its loss terms per image, from a sampled code
+        lines.append(
+            f"  VAE terms per image: reconstruction {m['reconstruction']:.2f}, KL {m['kl']:.2f}, "
+            f"sum {m['neg_elbo']:.2f} (the negative ELBO)"
+        )
+    if "psnr_by_channel" in m:
+        lines.append(
+            "  PSNR by channel: "
+            + "  ".join(f"{c} {v:.2f} dB" for c, v in m["psnr_by_channel"].items())
+            + "; SSIM: "
+            + "  ".join(f"{c} {v:.4f}" for c, v in m["ssim_by_channel"].items())
+        )
+    if "noisy_psnr" in m:
+        lines.append(
+            f"  noisy input: PSNR {m['noisy_psnr']:.2f} dB, SSIM {m['noisy_ssim']:.4f} (the "
+            f"model's output: {m['psnr']:.2f} dB, {m['ssim']:.4f})"
+        )
+    lines.append(
+        "  MSE by class: " + "  ".join(f"{c}: {v:.4f}" for c, v in m["mse_by_class"].items())
+    )
     if not pca:
-        lines.append("  (no PCA baseline: the code has as many numbers as the image or more)")
+        lines.append(
+            "  (no PCA baseline: the code has as many numbers as the image or more, the model "
+            "sees patches, or the images are too large for exact PCA)"
+        )
     return "\n".join(lines)
 
 
@@ -179,9 +383,11 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
     Returns:
       The split's metrics (format_metrics prints them).
     """
-    run = load_run(run_dir, split)
-    metrics = evaluate_arrays(run.splits, run.images, run.recon, split, run.config)
-    path = run.run_dir / "metrics.json"
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    model = load_model(run_dir / "model.keras")
+    metrics = evaluate_split(config, model, load_splits(config), split).metrics
+    path = run_dir / "metrics.json"
     merged = json.loads(path.read_text()) if path.exists() else {}
     merged.update(metrics)
     atomic.write_json(path, merged)

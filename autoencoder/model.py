@@ -1,8 +1,14 @@
 """Encoder, decoder and autoencoder as Keras models, built layer for layer from the shape plan.
 
 Every layer comes from `shapes.plan_model`, so the sizes and parameter counts that
-`autoencoder shapes` prints are the built model's. Only built-in layers with explicit names, no
-Lambda: a saved .keras file loads with `keras.models.load_model(path, safe_mode=True)`.
+`autoencoder shapes` prints are the built model's. Built-in layers with explicit names, no
+Lambda: a saved .keras file loads with `keras.models.load_model(path, safe_mode=True)`. A VAE
+is the one exception: its model.keras is the `VAE` class below with its `Sampling` layer, both
+registered for serialisation, so it loads with safe_mode=True once `custom_objects()` has run
+(`load_model` here does that); its encoder.keras and decoder.keras are plain functional models.
+
+A model with skips is one functional graph: its decoder reads encoder activations besides the
+code, so there is no decoder of the code alone (build_models returns None for it).
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from autoencoder.shapes import Plan, PlannedLayer, plan_model
 def build_models(model_cfg: ModelConfig, dtype: str = "float32", plain: bool = False):
     """(autoencoder, encoder, decoder): three keras.Model sharing the same layer objects.
 
+    The encoder maps an image to its code (a VAE's: to [mean, log_var]); the decoder maps a code
+    to an image, and is None for a model with skips. A VAE's autoencoder is a `VAE` model.
+
     Args:
       model_cfg: the `model` section of a config.
       dtype: the Keras dtype policy of every layer ("float32", "mixed_bfloat16",
@@ -35,19 +44,44 @@ def build_from_plan(plan: Plan, dtype: str = "float32", plain: bool = False):
     runtime.tensorflow()
     import keras
 
-    def stack(part: str, x: Any) -> Any:
-        for planned in plan.part(part):
-            for layer in keras_layers(planned, dtype, plain):
-                x = layer(x)
-        return x
-
     image = keras.Input(shape=plan.input_shape, name="image")
-    encoder = keras.Model(image, stack("encoder", image), name="encoder")
+    tensors = {"image": image}
+    if plan.skips != "none":
+        # One graph: the decoder's merges read encoder tensors, so the decoder cannot be a
+        # model of the code alone. The encoder is the same graph cut at the code.
+        layers = [planned for planned in plan.layers if planned.part != "vae"]
+        autoencoder = keras.Model(
+            image, _walk(layers, image, tensors, dtype, plain), name="autoencoder"
+        )
+        return autoencoder, keras.Model(image, tensors[plan.code_layer], name="encoder"), None
+    _walk(plan.part("encoder"), image, tensors, dtype, plain)
+    heads = ["code_mean", "code_log_var"] if plan.kind == "vae" else [plan.code_layer]
+    encoder = keras.Model(
+        image, [tensors[h] for h in heads] if len(heads) > 1 else tensors[heads[0]], name="encoder"
+    )
     code = keras.Input(shape=plan.code_shape, name="code")
-    decoder = keras.Model(code, stack("decoder", code), name="decoder")
+    # A residual shortcut in the first decoder block reads the code under the encoder's name.
+    seen = {plan.part("encoder")[-1].name: code}
+    decoder = keras.Model(
+        code, _walk(plan.part("decoder"), code, seen, dtype, plain), name="decoder"
+    )
+    if plan.kind == "vae":
+        return custom_objects()["autoencoder>VAE"](encoder, decoder, name="vae"), encoder, decoder
     inputs = keras.Input(shape=plan.input_shape, name="input")
     autoencoder = keras.Model(inputs, decoder(encoder(inputs)), name="autoencoder")
     return autoencoder, encoder, decoder
+
+
+def _walk(layers: list[PlannedLayer], x: Any, tensors: dict, dtype: str, plain: bool) -> Any:
+    """Apply planned layers in order to x; tensors maps names to outputs (for source and merge)."""
+    for planned in layers:
+        keras_stack = keras_layers(planned, dtype, plain)
+        x = tensors[planned.source] if planned.source else x
+        x = keras_stack[0]([x, tensors[planned.merge]] if planned.merge else x)
+        for layer in keras_stack[1:]:
+            x = layer(x)
+        tensors[planned.name] = x
+    return x
 
 
 def keras_layers(planned: PlannedLayer, dtype: str = "float32", plain: bool = False) -> list:
@@ -58,6 +92,10 @@ def keras_layers(planned: PlannedLayer, dtype: str = "float32", plain: bool = Fa
     if not plain and transposes_as_conv(planned):
         main.call = functools.partial(_transpose_as_conv, main)
     layers = [main]
+    if planned.kind in ("Add", "Concatenate") and planned.activation not in (None, "linear"):
+        layers.append(
+            keras.layers.Activation(planned.activation, dtype=dtype, name=f"{planned.name}_act")
+        )
     if planned.name == "output_conv":
         # The reconstruction's activation is a layer of its own in float32, as Keras's
         # mixed-precision guide advises: the convolution runs in the policy's dtype (its float32
@@ -67,11 +105,13 @@ def keras_layers(planned: PlannedLayer, dtype: str = "float32", plain: bool = Fa
             keras.layers.Activation(planned.activation, dtype="float32", name=f"{planned.name}_act")
         )
     if planned.batch_norm:
-        # Conv -> BatchNormalization -> activation: the main layer is built without activation.
-        layers += [
-            keras.layers.BatchNormalization(dtype=dtype, name=f"{planned.name}_bn"),
-            keras.layers.Activation(planned.activation, dtype=dtype, name=f"{planned.name}_act"),
-        ]
+        # Conv -> BatchNormalization -> activation: the main layer is built without activation
+        # (none at all before a residual Add, which applies the block's after the sum).
+        layers.append(keras.layers.BatchNormalization(dtype=dtype, name=f"{planned.name}_bn"))
+        if planned.activation != "linear":
+            layers.append(
+                keras.layers.Activation(planned.activation, dtype=dtype, name=f"{planned.name}_act")
+            )
     if planned.dropout:
         layers.append(
             keras.layers.Dropout(planned.dropout, dtype=dtype, name=f"{planned.name}_dropout")
@@ -104,7 +144,7 @@ def _main_layer(planned: PlannedLayer, dtype: str) -> Any:
 
     L = keras.layers
     kind, options = planned.kind, planned.options
-    common = {"name": planned.name, "dtype": dtype}
+    common = {"name": planned.name, "dtype": options.get("dtype", dtype)}
     if kind == "Conv2D":
         return L.Conv2D(**_conv_arguments(planned), **common)
     if kind == "Conv2DTranspose":
@@ -130,6 +170,10 @@ def _main_layer(planned: PlannedLayer, dtype: str) -> Any:
         return L.Dense(options["units"], activation=planned.activation, **common)
     if kind == "Reshape":
         return L.Reshape(options["target_shape"], **common)
+    if kind == "Add":
+        return L.Add(**common)
+    if kind == "Concatenate":
+        return L.Concatenate(**common)
     raise ValueError(f"no Keras layer for planned kind {kind!r}")
 
 
@@ -179,6 +223,198 @@ def conv_form(layer: Any, inputs: Any) -> Any:
     return layer.activation(outputs) if layer.activation is not None else outputs
 
 
+@functools.cache
+def custom_objects() -> dict:
+    """The package's own Keras classes, registered for serialisation (defined on first call).
+
+    Defined here rather than at import so that importing this module does not import TensorFlow;
+    `keras.models.load_model(path, safe_mode=True, custom_objects=custom_objects())` loads a
+    VAE's model.keras in any program.
+    """
+    runtime.tensorflow()
+    import keras
+    import tensorflow as tf
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="autoencoder")
+    class Sampling(keras.layers.Layer):
+        """z = mean + exp(log_var / 2) * noise: the reparameterisation of a Gaussian code."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.seed_generator = keras.random.SeedGenerator()
+
+        def call(self, inputs):
+            mean, log_var = inputs
+            noise = keras.random.normal(ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator)
+            return mean + ops.exp(0.5 * log_var) * noise
+
+    @keras.saving.register_keras_serializable(package="autoencoder")
+    class VAE(keras.Model):
+        """encoder -> (mean, log_var) -> Sampling -> decoder; fit() minimises the negative ELBO.
+
+        Per image: reconstruction (the loss summed over pixels: nats for bce) + beta * KL(q(z|x)
+        || N(0, I)), beta rising linearly from weight/warmup_steps to weight over the first
+        warmup_steps steps (read from the optimizer's step counter, so a resumed run continues
+        the ramp). Validation uses the full weight, so val/loss compares across epochs. predict()
+        and call() decode the mean: the deterministic reconstruction.
+        """
+
+        def __init__(
+            self,
+            encoder,
+            decoder,
+            reconstruction="bce",
+            kl_weight=1.0,
+            warmup_steps=0,
+            **kwargs,
+        ):
+            super().__init__(**kwargs)
+            self.encoder, self.decoder = encoder, decoder
+            self.sampling = Sampling(name="sampling")
+            self.set_objective(reconstruction, kl_weight, warmup_steps)
+            self.loss_tracker = keras.metrics.Mean(name="loss")
+            self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+            self.kl_tracker = keras.metrics.Mean(name="kl")
+            self.mse_tracker = keras.metrics.MeanSquaredError(name="mse")
+            self.built = True  # encoder and decoder are built functional models
+
+        def set_objective(self, reconstruction: str, kl_weight: float, warmup_steps: int):
+            """The reconstruction loss ("bce", "mse", "mae"), the KL weight and its warm-up."""
+            self.reconstruction = reconstruction
+            self.kl_weight, self.warmup_steps = float(kl_weight), int(warmup_steps)
+
+        @property
+        def metrics(self):
+            # Listed here, Keras resets them at each epoch and logs their epoch means.
+            return [
+                self.loss_tracker,
+                self.reconstruction_tracker,
+                self.kl_tracker,
+                self.mse_tracker,
+            ]
+
+        def call(self, inputs, training=False):
+            mean, _ = self.encoder(inputs, training=training)
+            return self.decoder(mean, training=training)
+
+        def terms(self, x, y, training=False):
+            """(reconstruction of a sampled z, its reconstruction term, KL), per image, batch means."""
+            mean, log_var = self.encoder(x, training=training)
+            recon = self.decoder(self.sampling([mean, log_var]), training=training)
+            axes = tuple(range(1, len(y.shape)))
+            if self.reconstruction == "bce":
+                # binary_crossentropy reads the logits the float32 sigmoid keeps on its output.
+                per_pixel = ops.binary_crossentropy(y, recon)
+            elif self.reconstruction == "mse":
+                per_pixel = ops.square(y - recon)
+            else:
+                per_pixel = ops.abs(y - recon)
+            reconstruction = ops.mean(ops.sum(per_pixel, axis=axes))
+            kl = -0.5 * ops.sum(1.0 + log_var - ops.square(mean) - ops.exp(log_var), axis=1)
+            return recon, reconstruction, ops.mean(kl)
+
+        def beta(self):
+            """The KL weight of the current training step."""
+            if self.warmup_steps <= 0:
+                return ops.convert_to_tensor(self.kl_weight, "float32")
+            step = ops.cast(self.optimizer.iterations, "float32") + 1.0
+            return self.kl_weight * ops.minimum(1.0, step / self.warmup_steps)
+
+        def _record(self, loss, reconstruction, kl, y, recon):
+            self.loss_tracker.update_state(loss)
+            self.reconstruction_tracker.update_state(reconstruction)
+            self.kl_tracker.update_state(kl)
+            self.mse_tracker.update_state(y, recon)
+            return {m.name: m.result() for m in self.metrics}
+
+        def train_step(self, data):
+            x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+            y = x if y is None else y
+            beta = self.beta()
+            with tf.GradientTape() as tape:
+                recon, reconstruction, kl = self.terms(x, y, training=True)
+                loss = reconstruction + beta * kl
+                if self.losses:  # kernel regularizers
+                    loss = loss + ops.sum(self.losses)
+                scaled = self.optimizer.scale_loss(loss)
+            gradients = tape.gradient(scaled, self.trainable_weights)
+            self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
+            return {**self._record(loss, reconstruction, kl, y, recon), "kl_weight": beta}
+
+        def test_step(self, data):
+            x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+            y = x if y is None else y
+            recon, reconstruction, kl = self.terms(x, y)
+            return self._record(reconstruction + self.kl_weight * kl, reconstruction, kl, y, recon)
+
+        def get_config(self):
+            return {
+                "name": self.name,
+                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "decoder": keras.saving.serialize_keras_object(self.decoder),
+                "reconstruction": self.reconstruction,
+                "kl_weight": self.kl_weight,
+                "warmup_steps": self.warmup_steps,
+            }
+
+        @classmethod
+        def from_config(cls, config):
+            config = dict(config)
+            for key in ("encoder", "decoder"):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+            return cls(**config)
+
+    return {"autoencoder>Sampling": Sampling, "autoencoder>VAE": VAE}
+
+
+def is_vae(model: Any) -> bool:
+    """Whether a built or loaded model is a VAE."""
+    return type(model).__name__ == "VAE"
+
+
+def vae_samples(model: Any, n: int, seed: int = 0):
+    """n images decoded from codes drawn from the prior N(0, I), the same for the same seed."""
+    import numpy as np
+
+    latent = model.decoder.input_shape[-1]
+    z = np.random.default_rng(seed).standard_normal((n, latent)).astype("float32")
+    return _call(model.decoder, z)
+
+
+def vae_interpolations(model: Any, starts, ends, steps: int = 8):
+    """(rows, steps, H, W, C): decodings along the straight line from each start's code to its end's.
+
+    The codes are the encoder's means of the images starts[i] and ends[i].
+    """
+    import numpy as np
+
+    a, b = _call(model.encoder, starts)[0], _call(model.encoder, ends)[0]
+    t = np.linspace(0.0, 1.0, steps, dtype="float32")[None, :, None]
+    z = (a[:, None, :] * (1 - t) + b[:, None, :] * t).reshape(-1, a.shape[-1])
+    images = _call(model.decoder, z)
+    return images.reshape(len(a), steps, *images.shape[1:])
+
+
+def _call(model: Any, x):
+    """A model on a few inputs, as NumPy (a direct call: predict() would trace a function for
+    each new batch shape)."""
+    import keras
+
+    out = model(x, training=False)
+    if isinstance(out, (list, tuple)):
+        return [keras.ops.convert_to_numpy(o) for o in out]
+    return keras.ops.convert_to_numpy(out)
+
+
+def vae_test_terms(model: Any, inputs, targets, batch_size: int = 500) -> dict:
+    """A VAE's reconstruction and KL terms per image on arrays, and their sum (the negative ELBO
+    with KL weight 1, in nats per image for bce)."""
+    terms = model.evaluate(inputs, targets, batch_size=batch_size, verbose=0, return_dict=True)
+    reconstruction, kl = float(terms["reconstruction"]), float(terms["kl"])
+    return {"reconstruction": reconstruction, "kl": kl, "neg_elbo": reconstruction + kl}
+
+
 def load_model(path: str | Path):
     """Load a saved .keras model with safe_mode=True; one clear line if missing or corrupt."""
     runtime.tensorflow()
@@ -191,7 +427,7 @@ def load_model(path: str | Path):
             f"at the end; `--resume` the run to finish it)"
         )
     try:
-        return keras.models.load_model(path, safe_mode=True)
+        return keras.models.load_model(path, safe_mode=True, custom_objects=custom_objects())
     except Exception as exc:  # Keras raises many types for a damaged zip / h5
         if "safe_mode" in str(exc):
             raise UserError(

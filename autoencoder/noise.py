@@ -1,10 +1,13 @@
 """Noise models for denoising: gaussian, salt_pepper, speckle and mask, on batches of images.
 
 Every kind is a stateless TensorFlow function of (batch, seed), so the same seed gives the same
-noise. Training draws a fresh seed per batch from a tf.random.Generator seeded by the run's
-seed: its state lives in a variable, so it keeps advancing across epochs (a plain stateful op in
-a tf.data map would restart with every new iterator and repeat one epoch's noise forever).
-Evaluation noise (`noisy_eval`) is keyed by a fixed seed so figures compare across models.
+noise; each channel of a colour image gets its own draws (mask drops a pixel in all channels).
+Training draws a fresh seed per batch from a tf.random.Generator seeded by the run's seed: its
+state lives in a variable, so it keeps advancing across epochs (a plain stateful op in a tf.data
+map would restart with every new iterator and repeat one epoch's noise forever). Evaluation and
+validation noise (`noisy_eval`, `fixed_noise`) is keyed by a fixed seed and the image's index in
+its split, so it is the same however the images are batched, chunked, cached or streamed, and
+figures compare across models.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from autoencoder.data import chunk_size, make_dataset
 from autoencoder.runtime import tensorflow
 
 
@@ -65,13 +69,35 @@ def _mask(tf, x, level, seed):
 _KINDS = {"gaussian": _gaussian, "salt_pepper": _salt_pepper, "speckle": _speckle, "mask": _mask}
 
 
-def noisy_eval(x: np.ndarray, noise_cfg, seed: int) -> np.ndarray:
-    """The images with evaluation noise: identical arrays for the same seed."""
+def fixed_noise(noise_cfg, seed: int) -> Callable:
+    """fn(batch, keys) -> noisy batch: image i gets the noise of seed (seed, keys[i]), always."""
     tf = tensorflow()
-    noisy = apply_noise(
-        x, noise_cfg.kind, noise_cfg.level, noise_cfg.clip, tf.constant([seed, 0], tf.int64)
-    )
-    return noisy.numpy()
+
+    def noise_fn(batch, keys):
+        keys = tf.cast(keys, tf.int64)
+        seeds = tf.stack([tf.fill(tf.shape(keys), tf.constant(seed, tf.int64)), keys], axis=1)
+        return tf.map_fn(
+            lambda pair: apply_noise(
+                pair[0][None], noise_cfg.kind, noise_cfg.level, noise_cfg.clip, pair[1]
+            )[0],
+            (tf.cast(batch, tf.float32), seeds),
+            fn_output_signature=tf.float32,
+        )
+
+    return noise_fn
+
+
+def noisy_eval(x: np.ndarray, noise_cfg, seed: int, first: int = 0) -> np.ndarray:
+    """The images with evaluation noise; x[i] is image first + i of its split (its noise key)."""
+    tf = tensorflow()
+    noise_fn = tf.function(fixed_noise(noise_cfg, seed), reduce_retracing=True)
+    out = np.empty(x.shape, np.float32)
+    step = chunk_size(x.shape[1:])
+    for start in range(0, len(x), step):
+        chunk = x[start : start + step]
+        keys = np.arange(first + start, first + start + len(chunk), dtype=np.int64)
+        out[start : start + len(chunk)] = noise_fn(chunk, keys).numpy()
+    return out
 
 
 def training_noise(noise_cfg, seed: int, start_epoch: int = 0) -> Callable:
@@ -93,8 +119,37 @@ def training_noise(noise_cfg, seed: int, start_epoch: int = 0) -> Callable:
     return noise_fn
 
 
-def model_inputs(x: np.ndarray, config, seed_offset: int = 0) -> np.ndarray:
+def model_inputs(x: np.ndarray, config, seed_offset: int = 0, first: int = 0) -> np.ndarray:
     """What a run's model is evaluated on: x itself, or x with the run's noise at a fixed seed."""
+    # x[i] is image first + i of its split; seed_offset 0 is the test split's noise, 1 the
+    # validation split's (the noise the trainer validates with).
     if config.data.noise is None:
         return x
-    return noisy_eval(x, config.data.noise, config.denoise.eval_seed + seed_offset)
+    return noisy_eval(x, config.data.noise, config.denoise.eval_seed + seed_offset, first)
+
+
+def run_datasets(config, splits, first_epoch: int = 0):
+    """(training, validation) datasets of a run, from its first epoch (0, or a resumed run's)."""
+    # Training reshuffles every epoch and, for a denoiser, draws fresh noise for every batch;
+    # validation is the same batches with the same noise every epoch (keyed as model_inputs with
+    # seed_offset 1), so val/loss compares by epoch. Patches: random crops for training, fixed
+    # ones for validation.
+    batch, noise = config.train.batch_size, config.data.noise
+    train_ds = make_dataset(
+        splits.train_pixels,
+        batch_size=batch,
+        shuffle=True,
+        seed=config.seed,
+        noise_fn=None if noise is None else training_noise(noise, config.seed, first_epoch),
+        patches=splits.patches,
+        first_epoch=first_epoch,
+    )
+    val_ds = make_dataset(
+        splits.val_pixels,
+        batch_size=batch,
+        shuffle=False,
+        seed=config.seed,
+        patches=splits.patches,
+        image_noise_fn=None if noise is None else fixed_noise(noise, config.denoise.eval_seed + 1),
+    )
+    return train_ds, val_ds

@@ -12,13 +12,14 @@ from pathlib import Path
 
 from autoencoder import atomic, distribute, memory, runs
 from autoencoder.config import Config, dump_config
-from autoencoder.data import load_splits
+from autoencoder.data import load_splits, resolve_input_shape
 from autoencoder.errors import RunFailed, UserError
-from autoencoder.evaluate import evaluate_arrays
-from autoencoder.model import load_model
-from autoencoder.plots import plot_all
+from autoencoder.evaluate import evaluate_split
+from autoencoder.model import is_vae, load_model, vae_test_terms
+from autoencoder.noise import model_inputs
+from autoencoder.plots import plot_evaluation
 from autoencoder.runtime import choose_precision, tensorflow
-from autoencoder.shapes import plan_model
+from autoencoder.shapes import plan_model, skip_note
 from autoencoder.train import fit, read_history, read_state, resume_command
 
 log = logging.getLogger(__name__)
@@ -34,22 +35,26 @@ def train_run(config: Config, resume: str | Path | None = None) -> tuple[Path | 
       (run directory, test metrics as written to its metrics.json); (None, {}) on a worker of
       a cluster that is not its chief.
     Raises:
-      UserError: for an impossible model or a run that cannot be resumed, before any directory
-        is made or TensorFlow is imported.
+      UserError: for an impossible model, data that cannot be used or a run that cannot be
+        resumed, before any directory is made or TensorFlow is imported.
     """
+    config = resolve_input_shape(config)  # a left-out model.input_shape is the data's
     plan = plan_model(config.model)
     me = distribute.role(config.train.distribute)  # a bad TF_CONFIG is refused here
+    if plan.skips != "none" and config.data.noise is None:
+        log.warning("%s", skip_note(plan, denoising=False))
     if resume is not None:
         run_dir = runs.check_resume(resume, config)
         state = read_state(run_dir)
+    splits = load_splits(config)  # a folder's scan refuses bad files before anything is written
     tensorflow()  # a missing TensorFlow is refused before anything is written
     splits = load_splits(config)  # and missing or damaged data too
     # Before any other TensorFlow work: a multi-worker strategy must start first.
     strategy = distribute.strategy(config.train.distribute, config.train.worker_timeout)
     dtype = choose_precision(config.train.mixed_precision)
-    held = memory.held_data(
-        *(splits.pixels(s).nbytes for s in ("train", "val", "test")), config.data.noise is not None
-    )
+    # Streamed splits (files read batch by batch) hold no images beyond a batch's.
+    sizes = [getattr(splits.pixels(s), "nbytes", 0) for s in ("train", "val", "test")]
+    held = memory.held_data(*sizes, config.data.noise is not None)
     memory.check_fits(config, plan, memory.run_memory(config, plan, dtype, held))  # and too big
     if not me.chief:
         return _train_as_worker(config, splits, resume, strategy, me, dtype)
@@ -107,6 +112,8 @@ def _lost(exc: Exception, run_dir: Path | None, epoch: int) -> RunFailed:
     found = re.search(r"unhealthy.*?task:(\d+)", text, re.S)
     if found:
         what = f"worker {found.group(1)} stopped sending heartbeats"
+    elif re.search(r"recvmsg|Connection reset|Socket closed|Connection refused", text):
+        what = "its connection broke"  # the socket failed before a heartbeat was missed
     else:
         what = f"{type(exc).__name__}: {(text.strip().splitlines() or [''])[0][:160]}"
     where = f"`autoencoder resume {run_dir}`" if run_dir else "the chief's `autoencoder resume`"
@@ -148,8 +155,9 @@ def resume_run(run_dir: str | Path, overrides: list[str] = ()) -> tuple[Path, di
 
 def finish_run(run_dir: Path, config: Config, model, splits) -> dict:
     """Evaluate a trained model on the test split, write metrics.json and the figures."""
-    images, recon = runs.reconstruct(config, model, splits, "test")
-    metrics = evaluate_arrays(splits, images, recon, "test", config)
+    # Chunk by chunk: a streamed test split is never all in memory.
+    evaluation = evaluate_split(config, model, splits, "test")
+    metrics = evaluation.metrics
     history = read_history(run_dir)
     if history:
         best = min(history, key=lambda r: r.get("val/loss", math.inf))
@@ -160,6 +168,11 @@ def finish_run(run_dir: Path, config: Config, model, splits) -> dict:
                 "epochs_run": len(history),
             }
         )
+    if is_vae(model):
+        # Its two terms on the test split, as validation computes them (a sampled code).
+        images = splits.images("test")
+        inputs = model_inputs(images, config)
+        metrics.update({f"test/{k}": v for k, v in vae_test_terms(model, inputs, images).items()})
     atomic.write_json(run_dir / "metrics.json", metrics)
-    plot_all(run_dir, images, splits.y_test, recon, history)
+    plot_evaluation(run_dir, evaluation, history, splits.class_names, model)
     return metrics

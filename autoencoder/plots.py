@@ -1,4 +1,5 @@
-"""Figures of a run: reconstructions, loss curves, worst reconstructions, error by class."""
+"""Figures of a run: reconstructions, loss curves, worst reconstructions, error by class; a VAE's
+samples from the prior, interpolations between test codes and its two loss terms."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder.evaluate import per_image_mse
-from autoencoder.runs import load_run
+from autoencoder.data import DIGITS, load_splits
+from autoencoder.evaluate import evaluate_split, per_image_mse, pick_examples
+from autoencoder.model import is_vae, load_model, vae_interpolations, vae_samples
+from autoencoder.runs import load_run_config
 from autoencoder.train import read_history
 
 DPI = 120
@@ -35,30 +38,45 @@ def _show(ax, image, **kwargs):
     ax.set_yticks([])
 
 
-def pick_examples(y: np.ndarray, n: int = 10) -> np.ndarray:
-    """Indices of the first image of each class, then more in order, n in all."""
-    firsts = [int(np.flatnonzero(y == c)[0]) for c in np.unique(y)][:n]
-    rest = [i for i in range(len(y)) if i not in set(firsts)]
-    return np.array((firsts + rest)[:n])
+def label_text(names, label) -> str:
+    """A class as a figure names it: 'label 7' for digits, else the class's name."""
+    label = int(label)
+    if names is None or tuple(names) == DIGITS or label >= len(names):
+        return f"label {label}"
+    return names[label]
 
 
-def plot_reconstructions(path: Path, x, y, recon, n: int = 10) -> None:
-    """Originals (with labels) above their reconstructions (with per-image MSE)."""
+def _aspect(x) -> float:
+    """Width over height of the images, to size each figure's columns."""
+    return min(3.0, max(1.0, x.shape[2] / x.shape[1]))
+
+
+def plot_reconstructions(path: Path, x, y, recon, n: int = 10, names=None, noisy=None) -> None:
+    """Originals (with their class) above their reconstructions (with per-image MSE)."""
+    # names: the class names (digits when None); noisy: a denoiser's noisy inputs, drawn between.
     plt = _pyplot()
     idx = pick_examples(y, min(n, len(x)))
     errors = per_image_mse(x[idx], recon[idx])
-    fig, axes = plt.subplots(2, len(idx), figsize=(1.3 * len(idx) + 1.2, 3.4), squeeze=False)
+    rows = [("original", x)] + ([("noisy input", noisy)] if noisy is not None else [])
+    rows.append(("reconstruction", recon))
+    width = 1.3 * _aspect(x)
+    fig, axes = plt.subplots(
+        len(rows), len(idx), figsize=(width * len(idx) + 1.2, 1.5 * len(rows) + 0.4), squeeze=False
+    )
     for j, i in enumerate(idx):
-        _show(axes[0, j], x[i])
-        axes[0, j].set_title(f"label {int(y[i])}", fontsize=9)
-        _show(axes[1, j], recon[i])
-        axes[1, j].set_xlabel(f"MSE {errors[j]:.4f}", fontsize=8)
-    axes[0, 0].set_ylabel("original", fontsize=10)
-    axes[1, 0].set_ylabel("reconstruction", fontsize=10)
+        for r, (_, images) in enumerate(rows):
+            _show(axes[r, j], images[i])
+        axes[0, j].set_title(label_text(names, y[i]), fontsize=9)
+        axes[-1, j].set_xlabel(f"MSE {errors[j]:.4f}", fontsize=8)
+    for r, (text, _) in enumerate(rows):
+        axes[r, 0].set_ylabel(text, fontsize=10)
+    what = (
+        ", their noisy inputs and the model's outputs"
+        if noisy is not None
+        else " and their reconstructions"
+    )
     fig.suptitle(
-        f"Test images and their reconstructions (mean MSE of these {len(idx)}: "
-        f"{errors.mean():.4f})",
-        fontsize=11,
+        f"Test images{what} (mean MSE of these {len(idx)}: {errors.mean():.4f})", fontsize=11
     )
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
@@ -115,17 +133,18 @@ def plot_loss(path: Path, history: list[dict]) -> None:
     plt.close(fig)
 
 
-def plot_worst(path: Path, x, y, recon, n: int = 8) -> None:
+def plot_worst(path: Path, x, y, recon, n: int = 8, names=None) -> None:
     """The worst-reconstructed images: original, reconstruction and error map with a colour bar."""
     plt = _pyplot()
     errors = per_image_mse(x, recon)
     idx = np.argsort(errors)[::-1][: min(n, len(x))]
-    diff = np.abs(x[idx] - recon[idx]).max(axis=-1)
+    diff = np.abs(x[idx] - recon[idx]).max(axis=-1)  # the largest error of a pixel's channels
     vmax = float(max(diff.max(), 1e-6))
-    fig, axes = plt.subplots(3, len(idx), figsize=(1.4 * len(idx) + 2.0, 4.9), squeeze=False)
+    width = 1.4 * _aspect(x)
+    fig, axes = plt.subplots(3, len(idx), figsize=(width * len(idx) + 2.0, 4.9), squeeze=False)
     for j, i in enumerate(idx):
         _show(axes[0, j], x[i])
-        axes[0, j].set_title(f"label {int(y[i])}\nMSE {errors[i]:.4f}", fontsize=8)
+        axes[0, j].set_title(f"{label_text(names, y[i])}\nMSE {errors[i]:.4f}", fontsize=8)
         _show(axes[1, j], recon[i])
         im = axes[2, j].imshow(diff[j], cmap="inferno", vmin=0, vmax=vmax)
         axes[2, j].set_xticks([])
@@ -140,15 +159,22 @@ def plot_worst(path: Path, x, y, recon, n: int = 8) -> None:
     plt.close(fig)
 
 
-def plot_error_by_class(path: Path, x, y, recon) -> None:
+def plot_error_by_class(path: Path, x, y, recon, names=None, errors=None) -> None:
     """Mean reconstruction MSE per class, with the image count on each bar."""
+    # errors: every image's MSE when given (then x and recon are not needed).
     plt = _pyplot()
-    errors = per_image_mse(x, recon)
+    errors = per_image_mse(x, recon) if errors is None else errors
     classes = np.unique(y)
     means = [errors[y == c].mean() for c in classes]
     counts = [int((y == c).sum()) for c in classes]
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    bars = ax.bar([str(int(c)) for c in classes], means, color="tab:blue")
+    digits = names is None or tuple(names) == DIGITS
+    ticks = [str(int(c)) if digits else names[int(c)] for c in classes]
+    fig, ax = plt.subplots(figsize=(max(7, 0.6 * len(classes) + 1), 3.8))
+    bars = ax.bar(ticks, means, color="tab:blue")
+    if sum(len(t) + 2 for t in ticks) > 60:  # would run into each other level
+        ax.tick_params(axis="x", labelrotation=30)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
     # Counts inside the foot of each bar: above the bar they collide with the mean line and,
     # on the tallest bar, with the frame.
     for bar, count in zip(bars, counts):
@@ -163,7 +189,7 @@ def plot_error_by_class(path: Path, x, y, recon) -> None:
             textcoords="offset points",
         )
     ax.axhline(errors.mean(), color="tab:red", linestyle="--", label=f"all: {errors.mean():.4f}")
-    ax.set_xlabel("class (digit)")
+    ax.set_xlabel("class (digit)" if digits else "class")
     ax.set_ylabel("mean MSE per pixel")
     ax.set_title("Reconstruction error by class (test split)")
     ax.set_ylim(0, max(means) * 1.25)  # headroom for the legend
@@ -173,24 +199,173 @@ def plot_error_by_class(path: Path, x, y, recon) -> None:
     plt.close(fig)
 
 
-def plot_all(run_dir: Path, x, y, recon, history: list[dict]) -> list[Path]:
-    """Write every figure of a run into run_dir/figures/ and return their paths."""
+def plot_all(
+    run_dir: Path,
+    x,
+    y,
+    recon,
+    history: list[dict],
+    *,
+    names=None,
+    by_class=None,
+    noisy=None,
+    model=None,
+) -> list[Path]:
+    """Write every figure of a run into run_dir/figures/ and return their paths.
+
+    Args:
+      run_dir: the run directory.
+      x, y, recon: the test images (float32), labels and reconstructions, or a selection of
+        them (the examples and the worst) when by_class is given.
+      history: history.csv's rows (no loss figure when empty).
+      names: the class names (digits when None).
+      by_class: (every test image's MSE, every test label), for the error-by-class figure.
+      noisy: a denoiser's noisy inputs of x, drawn between originals and outputs.
+      model: a VAE adds samples.png, interpolations.png and, with a history, vae_terms.png.
+    """
     out = Path(run_dir) / "figures"
     out.mkdir(exist_ok=True)
     paths = [out / "reconstructions.png", out / "worst.png", out / "error_by_class.png"]
-    plot_reconstructions(paths[0], x, y, recon)
-    plot_worst(paths[1], x, y, recon)
-    plot_error_by_class(paths[2], x, y, recon)
+    plot_reconstructions(paths[0], x, y, recon, names=names, noisy=noisy)
+    plot_worst(paths[1], x, y, recon, names=names)
+    errors, labels = by_class if by_class is not None else (None, y)
+    plot_error_by_class(paths[2], x, labels, recon, names=names, errors=errors)
     if history:
         paths.append(out / "loss.png")
         plot_loss(paths[-1], history)
+    if model is not None and is_vae(model):
+        paths += vae_figures(out, model, x, y, history)
     return paths
+
+
+def plot_evaluation(
+    run_dir: Path, evaluation, history: list[dict], names=None, model=None
+) -> list[Path]:
+    """plot_all from an evaluate.Evaluation: its kept images and every image's error."""
+    return plot_all(
+        run_dir,
+        evaluation.images,
+        evaluation.picked_labels,
+        evaluation.recon,
+        history,
+        names=names,
+        by_class=(evaluation.errors, evaluation.labels),
+        noisy=evaluation.inputs,
+        model=model,
+    )
 
 
 def plot_run(run_dir: str | Path) -> list[Path]:
     """Redraw a finished run's figures from its saved model and config; return their paths."""
-    run = load_run(run_dir)
-    return plot_all(run.run_dir, run.images, run.splits.y_test, run.recon, read_history(run_dir))
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    splits = load_splits(config)
+    model = load_model(run_dir / "model.keras")
+    evaluation = evaluate_split(config, model, splits, "test")
+    history = read_history(run_dir)
+    return plot_evaluation(run_dir, evaluation, history, splits.class_names, model)
+
+
+# ---------------------------------------------------------------------------------------------
+# A VAE's figures
+
+
+def vae_figures(out: Path, model, x, y, history: list[dict]) -> list[Path]:
+    """samples.png, interpolations.png and (with a history) vae_terms.png; their paths."""
+    paths = [out / "samples.png", out / "interpolations.png"]
+    latent = model.decoder.input_shape[-1]
+    plot_samples(paths[0], vae_samples(model, 64), latent)
+    # Pairs of test images of different classes: the first of each class, taken two by two.
+    idx = pick_examples(y, min(10, len(x)))
+    starts, ends = idx[0:-1:2], idx[1::2]
+    steps = vae_interpolations(model, x[starts], x[ends], steps=8)
+    labels = [(int(y[a]), int(y[b])) for a, b in zip(starts, ends)]
+    plot_interpolations(paths[1], x[starts], steps, x[ends], labels)
+    if history and any("train/kl" in r for r in history):
+        paths.append(out / "vae_terms.png")
+        plot_vae_terms(paths[-1], history)
+    return paths
+
+
+def plot_samples(path: Path, samples, latent_dim: int, columns: int = 8) -> None:
+    """Images decoded from codes drawn from the prior, in a grid."""
+    plt = _pyplot()
+    rows = int(np.ceil(len(samples) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(0.9 * columns, 0.9 * rows + 0.7))
+    for k, ax in enumerate(np.ravel(axes)):
+        if k < len(samples):
+            _show(ax, samples[k])
+        else:
+            ax.axis("off")
+    fig.suptitle(
+        f"{len(samples)} images decoded from random codes z ~ N(0, I)\n"
+        f"(the VAE's prior, {latent_dim} numbers each: new images, not reconstructions)",
+        fontsize=10,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 1), h_pad=0.2, w_pad=0.2)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def plot_interpolations(path: Path, starts, steps, ends, labels: list[tuple[int, int]]) -> None:
+    """Per row: a test image, decodings along the line between its code and the next image's,
+    and that image."""
+    plt = _pyplot()
+    n_rows, n_steps = steps.shape[:2]
+    fig, axes = plt.subplots(
+        n_rows, n_steps + 2, figsize=(0.95 * (n_steps + 2) + 1.0, 1.0 * n_rows + 0.9), squeeze=False
+    )
+    for r in range(n_rows):
+        _show(axes[r, 0], starts[r])
+        for t in range(n_steps):
+            _show(axes[r, t + 1], steps[r, t])
+        _show(axes[r, -1], ends[r])
+        axes[r, 0].set_ylabel(f"{labels[r][0]} to {labels[r][1]}", fontsize=9)
+    axes[0, 0].set_title("test\nimage", fontsize=8)
+    axes[0, -1].set_title("test\nimage", fontsize=8)
+    for t in range(n_steps):
+        axes[0, t + 1].set_title(f"t={t / (n_steps - 1):.2f}", fontsize=8)
+    fig.suptitle(
+        "Decoded along straight lines between the codes (means) of two test images",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def plot_vae_terms(path: Path, history: list[dict]) -> None:
+    """A VAE's reconstruction and KL terms per image by epoch, and the KL weight."""
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in history]
+    marker = "o" if len(epochs) <= 30 else None
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), gridspec_kw={"width_ratios": [1.5, 1.5, 1]})
+    for ax, term, title in (
+        (axes[0], "reconstruction", "Reconstruction term per image"),
+        (axes[1], "kl", "KL(q(z|x) || N(0, I)) per image"),
+    ):
+        for split in ("train", "val"):
+            key = f"{split}/{term}"
+            if any(key in r for r in history):
+                values = [r.get(key, np.nan) for r in history]
+                ax.plot(epochs, values, marker=marker, label=key)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("nats per image" if term == "kl" else "loss summed over pixels")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    weights = [r.get("train/kl_weight", np.nan) for r in history]
+    axes[2].plot(epochs, weights, marker=marker, color="tab:green")
+    axes[2].set_ylim(0, np.nanmax(weights + [0]) * 1.15 or 1)
+    axes[2].set_xlabel("epoch")
+    axes[2].set_ylabel("KL weight (end of epoch)")
+    axes[2].set_title("KL weight (warm-up)", fontsize=10)
+    axes[2].grid(True, alpha=0.3)
+    for ax in axes:
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
 
 
 def _spread(values: list, k: int) -> list:

@@ -12,7 +12,7 @@ import numpy as np
 
 from autoencoder import atomic
 from autoencoder.config import Config, dump_config, load_config
-from autoencoder.data import load_splits
+from autoencoder.data import from_tiles, load_splits, scaled, to_tiles
 from autoencoder.errors import UserError
 from autoencoder.model import load_model
 from autoencoder.noise import model_inputs
@@ -124,12 +124,30 @@ class Run:
     recon: np.ndarray  # the model's reconstructions of them (of their noisy form for a denoiser)
 
 
+def predict_images(model, x: np.ndarray, patches=None) -> np.ndarray:
+    """The model's output for whole images; a patch model's is put together from tiles."""
+    if patches is None:
+        return model.predict(x, batch_size=512, verbose=0)
+    tiles = model.predict(to_tiles(x, patches.size), batch_size=512, verbose=0)
+    return from_tiles(tiles, x.shape, patches.size)
+
+
 def reconstruct(config: Config, model, splits, split: str = "test"):
     """(clean float32 images of `split`, the model's reconstructions), converting once."""
     images = splits.images(split)
     # A denoiser is scored on fixed noisy inputs: the test seed, or the one it validated with.
     inputs = model_inputs(images, config, seed_offset=0 if split == "test" else 1)
-    return images, model.predict(inputs, batch_size=512, verbose=0)
+    return images, predict_images(model, inputs, splits.patches)
+
+
+def reconstruct_chunks(config: Config, model, splits, split: str = "test"):
+    """(first index, clean images, model inputs, reconstructions) of `split`, chunk by chunk."""
+    # The same numbers as reconstruct(), with only a chunk of the split in memory at a time.
+    offset = 0 if split == "test" else 1
+    for start, pixels in splits.chunks(split):
+        images = scaled(pixels)
+        inputs = model_inputs(images, config, seed_offset=offset, first=start)
+        yield start, images, inputs, predict_images(model, inputs, splits.patches)
 
 
 def load_run(run_dir: str | Path, split: str = "test") -> Run:

@@ -23,6 +23,7 @@ from autoencoder.config import (
     CropBlock,
     ModelConfig,
     PoolBlock,
+    ResidualBlock,
     UpsampleBlock,
 )
 from autoencoder.errors import UserError
@@ -168,7 +169,13 @@ class PlannedLayer:
     batch_norm: bool = False
     dropout: float = 0.0
     options: dict[str, Any] = field(default_factory=dict)  # other Keras arguments, unchanged
-    formula: str = ""  # the transposed-convolution arithmetic with numbers
+    formula: str = ""  # the transposed-convolution arithmetic with numbers, or what joins here
+    # The graph where it is not a chain: `source` names the planned layer (or "image") whose
+    # output this layer reads instead of the previous layer's; an Add / Concatenate also reads
+    # `merge`'s output, of shape merge_shape (a residual shortcut or a U-Net skip).
+    source: str | None = None
+    merge: str | None = None
+    merge_shape: Shape | None = None
 
 
 @dataclass
@@ -178,6 +185,18 @@ class Plan:
     input_shape: Shape
     code_shape: Shape
     layers: list[PlannedLayer]
+    kind: str = "autoencoder"  # or "vae"
+    skips: str = "none"  # "concat" or "add": U-Net skips (skip_layers says where)
+
+    @property
+    def skip_layers(self) -> list[PlannedLayer]:
+        """The Concatenate / Add layers that bring an encoder activation into the decoder."""
+        return [layer for layer in self.layers if layer.name.endswith("_skip")]
+
+    @property
+    def code_layer(self) -> str:
+        """The name of the planned layer whose output is the code (a VAE's: the mean)."""
+        return self.part("encoder")[-1 if self.kind != "vae" else -2].name
 
     def part(self, name: str) -> list[PlannedLayer]:
         """The layers of "encoder" or "decoder"."""
@@ -410,52 +429,214 @@ def _fit_layers(shape: Shape, target: Pair, label: str, name: str) -> list[Plann
 
 
 # ---------------------------------------------------------------------------------------------
+# Residual blocks and the layers that join two paths
+
+
+def _as_conv(block: ResidualBlock, **changes: Any) -> ConvBlock:
+    """One convolution of a residual block: the block's settings with `changes`."""
+    return ConvBlock.model_validate({**block.model_dump(exclude={"type"}), **changes})
+
+
+def _add_layer(
+    main: PlannedLayer, other: str, other_shape: Shape, label: str, name: str, **kwargs: Any
+) -> PlannedLayer:
+    """Add(main's output, other's output), with the activation / dropout that follow it."""
+    return PlannedLayer(
+        block=label,
+        name=name,
+        kind="Add",
+        part=main.part,
+        input_shape=main.output_shape,
+        output_shape=main.output_shape,
+        source=main.name,
+        merge=other,
+        merge_shape=other_shape,
+        **kwargs,
+    )
+
+
+def _residual_layers(
+    block: ResidualBlock, shape: Shape, before: str, label: str, name: str, part: str, where: str
+) -> list[PlannedLayer]:
+    """Conv (stride) -> Conv (linear) + shortcut -> Add -> activation, as in ResNet's basic block.
+
+    `before` names the layer whose output is the block's input: the identity shortcut reads it,
+    or a 1x1 convolution with the block's stride projects it where the channels or size change.
+    Both paths are 'same' convolutions, so they meet at ceil(in/stride) on each axis.
+    """
+    first = _conv_layer(_as_conv(block, dropout=0.0), shape, label, f"{name}_res1", part, where)
+    second = _conv_layer(
+        _as_conv(block, strides=(1, 1), activation="linear", dropout=0.0),
+        first.output_shape,
+        label,
+        f"{name}_res2",
+        part,
+        where,
+    )
+    layers = [first, second]
+    shortcut, text = before, "identity: the block's input"
+    if first.output_shape != shape:
+        proj = _conv_layer(
+            _as_conv(
+                block, kernel_size=(1, 1), dilation_rate=(1, 1), activation="linear", dropout=0.0
+            ),
+            shape,
+            label,
+            f"{name}_proj",
+            part,
+            where,
+        )
+        proj.source = before
+        proj.formula = "shortcut: 1x1 projection of the block's input"
+        layers.append(proj)
+        shortcut, text = proj.name, f"{proj.name}, the projected input"
+    add = _add_layer(
+        second,
+        shortcut,
+        shape if shortcut == before else first.output_shape,
+        label,
+        f"{name}_add",
+        activation=block.activation,
+        dropout=block.dropout,
+        formula=f"residual: + shortcut ({text})",
+    )
+    return [*layers, add]
+
+
+def _mirror_residual(
+    block: ResidualBlock, shape: Shape, target: Pair, before: str, label: str, name: str
+) -> list[PlannedLayer]:
+    """Undo one residual block: the same block with Conv2DTranspose where it had a stride."""
+    where = label
+    if block.strides == (1, 1):
+        return _residual_layers(block, shape, before, label, name, "decoder", where)
+    kwargs = _pass_through(block)
+    kwargs["dropout"] = 0.0
+    k, s = block.kernel_size, block.strides
+    # An odd kernel with 'same' padding reaches every length (in-1)*s + 1 ... in*s: the target,
+    # which 'same' shrank to ceil(target/s) = in, is one of them. So is it for the 1x1 shortcut.
+    first = _transpose_layer(
+        shape,
+        block.filters,
+        k,
+        s,
+        "same",
+        output_padding_for(shape[:2], target, k, s, "same"),
+        label,
+        f"{name}_res1",
+        **kwargs,
+    )
+    second = _conv_layer(
+        _as_conv(block, strides=(1, 1), activation="linear", dropout=0.0),
+        first.output_shape,
+        label,
+        f"{name}_res2",
+        "decoder",
+        where,
+    )
+    proj = _transpose_layer(
+        shape,
+        block.filters,
+        (1, 1),
+        s,
+        "same",
+        output_padding_for(shape[:2], target, (1, 1), s, "same"),
+        label,
+        f"{name}_proj",
+        **{**kwargs, "activation": "linear"},
+    )
+    proj.source = before
+    proj.formula = f"shortcut: 1x1 projection of the block's input; {proj.formula}"
+    add = _add_layer(
+        second,
+        proj.name,
+        proj.output_shape,
+        label,
+        f"{name}_add",
+        activation=block.activation,
+        dropout=block.dropout,
+        formula=f"residual: + shortcut ({proj.name}, the projected input)",
+    )
+    return [first, second, proj, add]
+
+
+# ---------------------------------------------------------------------------------------------
 # Encoder and latent code
 
 
-def _plan_encoder(cfg: ModelConfig) -> list[PlannedLayer]:
+def _plan_encoder(cfg: ModelConfig) -> list[list[PlannedLayer]]:
+    """The encoder's layers, block by block."""
     shape: Shape = tuple(cfg.input_shape)
-    layers = []
+    blocks, before = [], "image"
     for i, block in enumerate(cfg.encoder, 1):
+        label, name, where = f"enc {i}", f"enc{i}", _enc_where(i)
         if isinstance(block, ConvBlock):
-            layer = _conv_layer(block, shape, f"enc {i}", f"enc{i}", "encoder", _enc_where(i))
+            layers = [_conv_layer(block, shape, label, name, "encoder", where)]
+        elif isinstance(block, ResidualBlock):
+            layers = _residual_layers(block, shape, before, label, name, "encoder", where)
         else:
-            layer = _pool_layer(block, shape, f"enc {i}", f"enc{i}", _enc_where(i))
-        layers.append(layer)
-        shape = layer.output_shape
-    return layers
+            layers = [_pool_layer(block, shape, label, name, where)]
+        blocks.append(layers)
+        shape, before = layers[-1].output_shape, layers[-1].name
+    return blocks
 
 
 def _last_activation(cfg: ModelConfig) -> str:
-    convs = [b for b in cfg.encoder if isinstance(b, ConvBlock)]
+    convs = [b for b in cfg.encoder if isinstance(b, (ConvBlock, ResidualBlock))]
     return convs[-1].activation if convs else "relu"
 
 
 def _plan_code(cfg: ModelConfig, shape: Shape) -> tuple[list[PlannedLayer], list[PlannedLayer]]:
-    """Flatten -> Dense(latent_dim) for the encoder; Dense(H*W*C) -> Reshape for the decoder."""
+    """Flatten -> Dense(latent_dim) for the encoder; Dense(H*W*C) -> Reshape for the decoder.
+
+    A VAE's encoder ends in two Dense heads instead, the mean and the log-variance of its
+    Gaussian code, and a Sampling layer (in the VAE model, between encoder and decoder) draws
+    z = mean + exp(log_var / 2) * noise.
+    """
     flat, latent = _prod(shape), cfg.latent_dim
-    encode = [
-        PlannedLayer(
-            block="code",
-            name="code_flatten",
-            kind="Flatten",
-            part="encoder",
-            input_shape=shape,
-            output_shape=(flat,),
-        ),
-        # A linear code: the decoder's first Dense applies the nonlinearity.
-        PlannedLayer(
-            block="code",
-            name="code_dense",
-            kind="Dense",
-            part="encoder",
-            input_shape=(flat,),
-            output_shape=(latent,),
-            params=flat * latent + latent,
-            activation="linear",
-            options=dict(units=latent),
-        ),
-    ]
+    flatten = PlannedLayer(
+        block="code",
+        name="code_flatten",
+        kind="Flatten",
+        part="encoder",
+        input_shape=shape,
+        output_shape=(flat,),
+    )
+    # A linear code: the decoder's first Dense applies the nonlinearity.
+    dense = dict(
+        block="code",
+        kind="Dense",
+        part="encoder",
+        input_shape=(flat,),
+        output_shape=(latent,),
+        params=flat * latent + latent,
+        activation="linear",
+    )
+    if cfg.kind == "vae":
+        # float32 whatever the policy: exp(log_var) and the KL term overflow bfloat16 early.
+        heads = dict(units=latent, dtype="float32")
+        encode = [
+            flatten,
+            PlannedLayer(name="code_mean", options=heads, formula="mean of q(z|x)", **dense),
+            PlannedLayer(
+                name="code_log_var",
+                options=heads,
+                source="code_flatten",
+                formula="log-variance of q(z|x), from code_flatten",
+                **dense,
+            ),
+            PlannedLayer(
+                block="code",
+                name="code_sampling",
+                kind="Sampling",
+                part="vae",
+                input_shape=(latent,),
+                output_shape=(latent,),
+                formula="z = mean + exp(log_var/2) * N(0, 1) noise; the decoder reads z",
+            ),
+        ]
+    else:
+        encode = [flatten, PlannedLayer(name="code_dense", options=dict(units=latent), **dense)]
     decode = [
         PlannedLayer(
             block="code",
@@ -485,10 +666,11 @@ def _plan_code(cfg: ModelConfig, shape: Shape) -> tuple[list[PlannedLayer], list
 # Mirror decoder
 
 
-def _nearest_conv(encoder: list, index: int) -> ConvBlock | None:
-    """The conv block closest before encoder[index], else after it."""
-    before = [b for b in encoder[:index] if isinstance(b, ConvBlock)]
-    after = [b for b in encoder[index + 1 :] if isinstance(b, ConvBlock)]
+def _nearest_conv(encoder: list, index: int) -> ConvBlock | ResidualBlock | None:
+    """The conv or residual block closest before encoder[index], else after it."""
+    convs = (ConvBlock, ResidualBlock)
+    before = [b for b in encoder[:index] if isinstance(b, convs)]
+    after = [b for b in encoder[index + 1 :] if isinstance(b, convs)]
     return before[-1] if before else (after[0] if after else None)
 
 
@@ -552,19 +734,124 @@ def _mirror_pool(
     return [_transpose_layer(shape, filters, p, s, block.padding, op, label, name, **kwargs)]
 
 
-def _plan_mirror(cfg: ModelConfig, encoder: list[PlannedLayer], shape: Shape) -> list[PlannedLayer]:
-    """Walk the encoder backwards; each layer lands on the size the encoder had before it."""
+def _plan_mirror(
+    cfg: ModelConfig, encoder: list[list[PlannedLayer]], shape: Shape, before: str
+) -> list[PlannedLayer]:
+    """Walk the encoder backwards; each block lands on the size the encoder had before it."""
     layers: list[PlannedLayer] = []
+    taps = _skip_taps(encoder)
     for j, index in enumerate(reversed(range(len(cfg.encoder))), 1):
-        block, target = cfg.encoder[index], encoder[index].input_shape[:2]
+        block, target = cfg.encoder[index], encoder[index][0].input_shape[:2]
         label, name = f"dec {j}", f"dec{j}"
         if isinstance(block, ConvBlock):
             new = _mirror_conv(block, shape, target, label, name)
+        elif isinstance(block, ResidualBlock):
+            new = _mirror_residual(block, shape, target, before, label, name)
         else:
             new = _mirror_pool(block, _nearest_conv(cfg.encoder, index), shape, target, label, name)
+        if cfg.skips != "none" and new[-1].output_shape[:2] != shape[:2]:
+            new += _skip_layers(cfg.skips, new[-1], taps, label, name)
         layers += new
-        shape = new[-1].output_shape
+        shape, before = new[-1].output_shape, new[-1].name
     return layers
+
+
+# ---------------------------------------------------------------------------------------------
+# U-Net skips
+
+
+def _skip_taps(encoder: list[list[PlannedLayer]]) -> dict[Pair, tuple[int, PlannedLayer]]:
+    """Size -> (block number, last layer) of the encoder's last block output at that size.
+
+    The last block (the code, or what the Dense code reads) is left out: the decoder starts
+    from it. So is the input: the image itself is no activation to skip.
+    """
+    taps = {}
+    for i, layers in enumerate(encoder[:-1], 1):
+        taps[layers[-1].output_shape[:2]] = (i, layers[-1])
+    return taps
+
+
+def _skip_layers(
+    skips: str, last: PlannedLayer, taps: dict, label: str, name: str
+) -> list[PlannedLayer]:
+    """The merge of the encoder's activation of last's size into the decoder, if it has one."""
+    size = last.output_shape[:2]
+    if size not in taps:
+        return []  # back at the input's size, with no encoder activation there but the image
+    i, tap = taps[size]
+    shape, channels = last.output_shape, last.output_shape[2]
+    text = f"skip from enc {i} ({_shape_text(tap.output_shape)})"
+    if skips == "concat":
+        return [
+            PlannedLayer(
+                block=label,
+                name=f"{name}_skip",
+                kind="Concatenate",
+                part="decoder",
+                input_shape=shape,
+                output_shape=(*size, channels + tap.output_shape[2]),
+                merge=tap.name,
+                merge_shape=tap.output_shape,
+                formula=text,
+            )
+        ]
+    layers, other = [], tap
+    if tap.output_shape[2] != channels:
+        # Add needs equal channels: a 1x1 convolution brings the encoder's to the decoder's.
+        other = PlannedLayer(
+            block=label,
+            name=f"{name}_skip_proj",
+            kind="Conv2D",
+            part="decoder",
+            input_shape=tap.output_shape,
+            output_shape=(*size, channels),
+            params=_conv_params((1, 1), tap.output_shape[2], channels, True, False),
+            kernel=(1, 1),
+            strides=(1, 1),
+            padding="same",
+            dilation=(1, 1),
+            activation="linear",
+            options=dict(
+                filters=channels,
+                use_bias=True,
+                kernel_initializer="glorot_uniform",
+                kernel_regularizer=None,
+            ),
+            source=tap.name,
+            formula=f"1x1 projection of enc {i}'s {_shape_text(tap.output_shape)} for the skip",
+        )
+        layers.append(other)
+    layers.append(_add_layer(last, other.name, other.output_shape, label, f"{name}_skip"))
+    layers[-1].kind, layers[-1].formula = "Add", text
+    return layers
+
+
+def _skip_check(
+    j: int, block: Any, start: Shape, end: Shape, chain: list[Pair], step: int, taps: dict
+) -> int:
+    """With skips, a decoder block that changes the size must land on the encoder's next size.
+
+    Returns the step along `chain` (the encoder's sizes from the code back to the input) that
+    the block reached; UserError names the block if it lands anywhere else.
+    """
+    if end[:2] == start[:2]:
+        return step
+    step += 1
+    want = chain[step] if step < len(chain) else None
+    if end[:2] == want:
+        return step
+    if want is None:
+        raise UserError(
+            f"{_dec_where(j)}: {hw(start)} -> {hw(end)}, but the decoder is already back at the "
+            f"input's {hw(chain[-1])}; remove the block or give it strides 1"
+        )
+    tap = taps.get(want)
+    whose = f"encoder block {tap[0]}'s output" if tap else "the input"
+    raise UserError(
+        f"{_dec_where(j)}: {hw(start)} -> {hw(end)}, but with skips it must land on {hw(want)} "
+        f"({whose}, which the skip joins there); {_fix_hint(block, start, want)}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -624,6 +911,20 @@ def _explicit_transpose(block: ConvTransposeBlock, shape: Shape, j: int) -> Plan
     return _transpose_layer(
         shape, block.filters, k, s, block.padding, op, label, name, **_pass_through(block)
     )
+
+
+def _explicit_layers(block: Any, shape: Shape, j: int, before: str) -> list[PlannedLayer]:
+    """The layers of an explicit decoder block (a residual block has several)."""
+    label, name, where = f"dec {j}", f"dec{j}", _dec_where(j)
+    if isinstance(block, ResidualBlock):
+        if block.strides != (1, 1):
+            raise UserError(
+                f"{where}.strides: a residual block in an explicit decoder keeps its size "
+                f"(strides 1); upsample with a conv_transpose block before it, or use "
+                f"decoder: mirror, which mirrors strided residual blocks"
+            )
+        return _residual_layers(block, shape, before, label, name, "decoder", where)
+    return [_explicit_layer(block, shape, j)]
 
 
 def _explicit_layer(block: Any, shape: Shape, j: int) -> PlannedLayer:
@@ -699,19 +1000,26 @@ def _fix_hint(block: Any, shape: Shape, expected: Pair) -> str:
     )
 
 
+def _size_chain(cfg: ModelConfig, encoder: list[PlannedLayer]) -> list[Pair]:
+    """The encoder's distinct sizes from the code back to the input, e.g. 7x7, 14x14, 28x28."""
+    sizes = [layer.output_shape[:2] for layer in reversed(encoder)] + [tuple(cfg.input_shape[:2])]
+    return [size for n, size in enumerate(sizes) if n == 0 or size != sizes[n - 1]]
+
+
 def _check_decoder(
-    cfg: ModelConfig, encoder: list[PlannedLayer], decoder: list[tuple[int, Any, PlannedLayer]]
+    cfg: ModelConfig, encoder: list[PlannedLayer], decoder: list[tuple[int, Any, Shape, Shape]]
 ) -> None:
-    """Refuse a decoder that misses input_shape, naming the first block that parts from the encoder."""
-    want, got = tuple(cfg.input_shape[:2]), decoder[-1][2].output_shape[:2]
+    """Refuse a decoder that misses input_shape, naming the first block that parts from the encoder.
+
+    `decoder` holds (block number, block, its input shape, its output shape).
+    """
+    want, got = tuple(cfg.input_shape[:2]), decoder[-1][3][:2]
     if got == want:
         return
-    # The encoder's distinct sizes from the code back to the input, e.g. 7x7, 14x14, 28x28.
-    sizes = [layer.output_shape[:2] for layer in reversed(encoder)] + [want]
-    chain = [size for n, size in enumerate(sizes) if n == 0 or size != sizes[n - 1]]
+    chain = _size_chain(cfg, encoder)
     step = 0
-    for j, block, layer in decoder:
-        size_in, size_out = layer.input_shape[:2], layer.output_shape[:2]
+    for j, block, start, end in decoder:
+        size_in, size_out = start[:2], end[:2]
         if size_out == size_in:
             continue
         step += 1
@@ -721,9 +1029,9 @@ def _check_decoder(
             raise UserError(
                 f"decoder block {j} (model.decoder[{j - 1}]): {hw(size_in)} -> "
                 f"{hw(size_out)}, but the encoder had {hw(chain[step])} there; "
-                f"{_fix_hint(block, layer.input_shape, chain[step])}"
+                f"{_fix_hint(block, start, chain[step])}"
             )
-    path = " -> ".join(hw(layer.output_shape) for _, _, layer in decoder)
+    path = " -> ".join(hw(end) for _, _, _, end in decoder)
     raise UserError(
         f"decoder: ends at {hw(got)}, but input_shape is {hw(want)} (decoder sizes "
         f"{hw(chain[0])} -> {path}; encoder sizes "
@@ -733,15 +1041,23 @@ def _check_decoder(
 
 
 def _plan_explicit(
-    cfg: ModelConfig, encoder: list[PlannedLayer], shape: Shape
+    cfg: ModelConfig, encoder: list[list[PlannedLayer]], shape: Shape, before: str
 ) -> list[PlannedLayer]:
-    planned = []
+    flat = [layer for layers in encoder for layer in layers]
+    chain, taps, step = _size_chain(cfg, flat), _skip_taps(encoder), 0
+    planned, layers = [], []
     for j, block in enumerate(cfg.decoder, 1):
-        layer = _explicit_layer(block, shape, j)
-        planned.append((j, block, layer))
-        shape = layer.output_shape
-    _check_decoder(cfg, encoder, planned)
-    return [layer for _, _, layer in planned]
+        new = _explicit_layers(block, shape, j, before)
+        end = new[-1].output_shape
+        if cfg.skips != "none":
+            step = _skip_check(j, block, shape, end, chain, step, taps)
+            if end[:2] != shape[:2]:
+                new += _skip_layers(cfg.skips, new[-1], taps, f"dec {j}", f"dec{j}")
+        planned.append((j, block, shape, end))
+        layers += new
+        shape, before = new[-1].output_shape, new[-1].name
+    _check_decoder(cfg, flat, planned)
+    return layers
 
 
 # ---------------------------------------------------------------------------------------------
@@ -750,13 +1066,22 @@ def _plan_explicit(
 
 def plan_model(cfg: ModelConfig) -> Plan:
     """Plan every layer of the autoencoder; UserError (one line) if the shapes cannot work."""
-    encoder = _plan_encoder(cfg)
+    blocks = _plan_encoder(cfg)
+    encoder = [layer for layers in blocks for layer in layers]
     feature_map = encoder[-1].output_shape
     encode_code, decode_code = _plan_code(cfg, feature_map) if cfg.latent_dim else ([], [])
+    before = (decode_code or encoder)[-1].name  # what the first decoder block reads
     if cfg.decoder == "mirror":
-        decoder = _plan_mirror(cfg, encoder, feature_map)
+        decoder = _plan_mirror(cfg, blocks, feature_map, before)
     else:
-        decoder = _plan_explicit(cfg, encoder, feature_map)
+        decoder = _plan_explicit(cfg, blocks, feature_map, before)
+    if cfg.skips != "none" and not any(layer.name.endswith("_skip") for layer in decoder):
+        raise UserError(
+            f"model.skips: {cfg.skips}, but the decoder never comes back to a size the encoder "
+            f"had before its last block (the encoder goes "
+            f"{' -> '.join(hw(s) for s in reversed(_size_chain(cfg, encoder)))}); use skips: none, "
+            f"or add encoder blocks that keep a size before shrinking it"
+        )
     last = decoder[-1].output_shape
     channels = cfg.input_shape[2]
     out = PlannedLayer(
@@ -784,6 +1109,8 @@ def plan_model(cfg: ModelConfig) -> Plan:
         input_shape=tuple(cfg.input_shape),
         code_shape=code_shape,
         layers=[*encoder, *encode_code, *decode_code, *decoder, out],
+        kind=cfg.kind,
+        skips=cfg.skips,
     )
 
 
@@ -816,14 +1143,44 @@ def _row(layer: PlannedLayer) -> list[str]:
         _pair_text(layer.output_padding),
         _pair_text(layer.dilation),
         layer.activation or "-",
-        f"{_shape_text(layer.input_shape)} -> {_shape_text(layer.output_shape)}",
+        f"{_shape_text(layer.input_shape)}"
+        + (f" + {_shape_text(layer.merge_shape)}" if layer.merge_shape else "")
+        + f" -> {_shape_text(layer.output_shape)}",
         f"{layer.params:,}",
         layer.formula,
     ]
 
 
-def format_plan(plan: Plan) -> str:
-    """The plan as an aligned table, the transposed-convolution arithmetic, totals and the code."""
+def skip_note(plan: Plan, denoising: bool | None) -> str | None:
+    """Where a skip model's decoder reads the encoder, and what that means; None without skips.
+
+    Args:
+      plan: the model's plan.
+      denoising: whether data.noise is set (None: not known, e.g. for `autoencoder denoise`).
+    """
+    if plan.skips == "none":
+        return None
+    sizes = ", ".join(hw(layer.output_shape) for layer in plan.skip_layers)
+    where = (
+        f"skips ({plan.skips}): the decoder also reads the encoder's {sizes} activations, "
+        f"bypassing the code ({_shape_text(plan.code_shape)})"
+    )
+    if denoising:
+        return f"{where}; trained on noisy inputs, as here, that is the point of them"
+    return (
+        f"{where}; trained to reconstruct its own clean input (data.noise not set), it can copy "
+        f"them through, so its compression means nothing there: skips are for denoising "
+        f"(data.noise, or `autoencoder denoise`); use skips: none for a real bottleneck"
+    )
+
+
+def format_plan(plan: Plan, denoising: bool | None = None) -> str:
+    """The plan as an aligned table, the transposed-convolution arithmetic, totals and the code.
+
+    Args:
+      plan: the model's plan.
+      denoising: whether the model is trained on noisy inputs, for the note on skips.
+    """
     head = [
         "block",
         "layer",
@@ -851,16 +1208,28 @@ def format_plan(plan: Plan) -> str:
     enc = sum(layer.params for layer in plan.part("encoder"))
     dec = sum(layer.params for layer in plan.part("decoder"))
     ratio = plan.compression
-    note = " (the code is larger than the image)" if ratio < 1 else ""
+    notes = ["the code is larger than the image"] if ratio < 1 else []
+    if plan.skips != "none":
+        notes.append("the skips bypass the code")
+    note = f" ({'; '.join(notes)})" if notes else ""
+    gaussian = (
+        "; a VAE: each is a Gaussian (mean and log-variance), sampled by the reparameterisation "
+        "z = mean + exp(log_var/2) * noise"
+        if plan.kind == "vae"
+        else ""
+    )
     lines += [
         "",
         f"Conv2DTranspose: {FORMULA}; pad = 0 ('valid') or kernel//2 ('same'), "
         f"kernel dilated; out_pad '-' = Keras's default",
         f"parameters: {plan.total_params:,} (encoder {enc:,}, decoder {dec:,})",
-        f"code: {_shape_text(plan.code_shape)} = {plan.code_size:,} values; input "
+        f"code: {_shape_text(plan.code_shape)} = {plan.code_size:,} values{gaussian}; input "
         f"{_shape_text(plan.input_shape)} = {plan.input_size:,} values; compression "
         f"{plan.input_size:,}/{plan.code_size:,} = {ratio:.2f}x{note}",
     ]
+    skips = skip_note(plan, denoising)
+    if skips:
+        lines.append(f"note: {skips}")
     return "\n".join(lines)
 
 

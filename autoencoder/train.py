@@ -19,12 +19,13 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 from autoencoder import atomic
 from autoencoder.config import Config
-from autoencoder.data import make_dataset
 from autoencoder.errors import UserError
-from autoencoder.model import build_models, load_model
-from autoencoder.noise import model_inputs, training_noise
+from autoencoder.model import build_models, is_vae, load_model
+from autoencoder.noise import model_inputs, run_datasets
 from autoencoder.runtime import choose_precision, seed_everything, tensorflow
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ def fit(
       dtype: the Keras dtype policy (runtime.choose_precision picks one when None).
     Returns:
       (autoencoder, encoder, decoder), trained, with the best epoch's weights when early
-      stopping restores them; the three .keras files are saved in run_dir.
+      stopping restores them; model.keras, encoder.keras and decoder.keras are saved in run_dir
+      (a model with skips has no decoder of the code alone: None, and no decoder.keras).
     """
     tf = tensorflow()
     import keras
@@ -73,28 +75,12 @@ def fit(
         f"{splits.count('test'):,}",
         dtype,
     )
-    batch, first_epoch = config.train.batch_size, state["epoch"] if state else 0
-    train_ds = make_dataset(
-        splits.train_pixels,
-        batch_size=batch,
-        shuffle=True,
-        seed=config.seed,
-        noise_fn=_noise_fn(config, first_epoch),
-    )
-    # A denoiser validates on fixed noisy inputs (clean targets) so val/loss compares by epoch;
-    # otherwise the inputs are the clean bytes, a quarter of the memory of float32.
-    noisy = config.data.noise is not None
-    val_ds = make_dataset(
-        model_inputs(splits.images("val"), config, seed_offset=1) if noisy else splits.val_pixels,
-        splits.val_pixels if noisy else None,
-        batch_size=batch,
-        shuffle=False,
-        seed=config.seed,
-    )
-    steps = math.ceil(splits.count("train") / batch)
+    first_epoch = state["epoch"] if state else 0
+    train_ds, val_ds = run_datasets(config, splits, first_epoch)
+    steps = int(train_ds.cardinality())  # batches of images, or of patches
     if strategy is not None:
-        # In-memory images have no files to shard by: each worker takes its share of the
-        # batches of one seeded order (the global batch is split across all replicas).
+        # Each worker takes its share of the batches of one seeded order (the global batch is
+        # split across all replicas); folder streams are sharded the same way.
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = (
             tf.data.experimental.AutoShardPolicy.DATA
@@ -120,6 +106,9 @@ def fit(
         callbacks.append(
             keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False)
         )
+        clean = splits.images("test")[:IMAGES_PER_EPOCH]
+        shown = TensorBoardImages(run_dir / "logs" / "images", clean, model_inputs(clean, config))
+        callbacks.append(as_keras_callback(shown))
     if log.isEnabledFor(logging.INFO) and chief:
         callbacks.append(as_keras_callback(TqdmProgress(config.train.epochs, steps)))
     started = time.time()
@@ -145,7 +134,13 @@ def fit(
     if stop.patience and stop.restore_best and recorder.best_checkpoint:
         model.load_weights(run_dir / "checkpoints" / BEST)
     for name, m in (("model", model), ("encoder", encoder), ("decoder", decoder)):
-        write_or_explain(run_dir, run_dir / f"{name}.keras", m.save)
+        if m is not None:
+            write_or_explain(run_dir, run_dir / f"{name}.keras", m.save)
+    if decoder is None:
+        log.info(
+            "no decoder.keras: with skips the decoder reads the encoder's activations, not the "
+            "code alone; model.keras is the whole model, encoder.keras gives the code"
+        )
     log.info("trained %d epochs in %.0f s", recorder.epoch, time.time() - started)
     return model, encoder, decoder
 
@@ -155,18 +150,17 @@ def resume_command(run_dir: Path) -> str:
     return f"autoencoder resume {run_dir}"
 
 
-def _noise_fn(config: Config, start_epoch: int):
-    """Fresh training noise per batch and epoch when data.noise is set, else None."""
-    if config.data.noise is None:
-        return None
-    return training_noise(config.data.noise, config.seed, start_epoch)
-
-
 def compiled_models(config: Config, steps_per_epoch: int, dtype: str = "float32"):
     """(autoencoder, encoder, decoder), the autoencoder compiled as `fit` compiles it."""
     import keras
 
     model, encoder, decoder = build_models(config.model, dtype)
+    if config.model.kind == "vae":
+        # The VAE's own train_step computes its loss (reconstruction + KL) and metrics.
+        kl = config.train.kl_term
+        model.set_objective(config.train.loss, kl.weight, kl.warmup_epochs * steps_per_epoch)
+        model.compile(optimizer=make_optimizer(config, steps_per_epoch, dtype))
+        return model, encoder, decoder
     # MSE is tracked whatever the loss: it is the figure the quality bar and PSNR are read from.
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch, dtype),
@@ -456,6 +450,70 @@ class NonFiniteLoss:
         if loss is not None and not math.isfinite(float(loss)):
             self.bad = (self._epoch, float(loss))
             self.model.stop_training = True
+
+
+IMAGES_PER_EPOCH = 8  # test images (and VAE samples) shown in TensorBoard after each epoch
+
+
+def image_grid(rows: list, scale: int = 2) -> np.ndarray:
+    """Equal-length batches of images (n, H, W, C) as one image, a row per batch, grey gaps.
+
+    Each pixel becomes scale x scale: TensorBoard shows images at their own size, and a 28x28
+    digit is small on a screen.
+    """
+    rows = [np.clip(np.asarray(batch, dtype=np.float32), 0, 1) for batch in rows]
+    rows = [batch.repeat(scale, axis=1).repeat(scale, axis=2) for batch in rows]
+    n, h, w, c = rows[0].shape
+    channels = c if c in (1, 3, 4) else 1  # TensorBoard shows grey, RGB or RGBA: else channel 0
+    grid = np.full(((h + 1) * len(rows) - 1, (w + 1) * n - 1, channels), 0.5, np.float32)
+    for r, batch in enumerate(rows):
+        for i, image in enumerate(batch):
+            grid[r * (h + 1) : r * (h + 1) + h, i * (w + 1) : i * (w + 1) + w] = image[
+                ..., :channels
+            ]
+    return grid
+
+
+class TensorBoardImages:
+    """After each epoch, into TensorBoard: test inputs above their reconstructions (above the
+    clean images, for a denoiser), and a VAE's decodings of fixed draws from the prior."""
+
+    model = None
+
+    def __init__(self, log_dir: Path, clean: np.ndarray, inputs: np.ndarray):
+        self.log_dir, self.clean, self.inputs = Path(log_dir), clean, inputs
+        self.writer = self.prior = None
+
+    def on_train_begin(self, logs=None):
+        tf = tensorflow()
+        self.writer = tf.summary.create_file_writer(str(self.log_dir))
+        decoder = getattr(self.model, "decoder", None) if is_vae(self.model) else None
+        if decoder is not None:
+            latent = decoder.input_shape[-1]
+            draws = np.random.default_rng(0).standard_normal((2 * len(self.clean), latent))
+            self.prior = draws.astype(np.float32)
+
+    def on_epoch_end(self, epoch, logs=None):
+        import keras
+
+        tf = tensorflow()
+        recon = keras.ops.convert_to_numpy(self.model(self.inputs, training=False))
+        rows = [self.inputs, recon]
+        if self.inputs is not self.clean:
+            rows.append(self.clean)
+        with self.writer.as_default():
+            # Step = epoch index, as Keras's own TensorBoard callback counts epochs.
+            tf.summary.image("reconstructions/test", image_grid(rows)[None], step=epoch)
+            if self.prior is not None:
+                samples = keras.ops.convert_to_numpy(self.model.decoder(self.prior))
+                half = len(self.prior) // 2
+                grid = image_grid([samples[:half], samples[half:]])
+                tf.summary.image("samples/prior", grid[None], step=epoch)
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self.writer is not None:
+            self.writer.close()
 
 
 class TqdmProgress:

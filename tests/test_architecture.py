@@ -27,7 +27,7 @@ LAYERS = [
     {"evaluate"},
     {"plots"},
     {"pipeline"},
-    {"denoise", "bench"},
+    {"denoise", "bench", "predict", "export"},
     {"cli"},
     {"__main__"},
 ]

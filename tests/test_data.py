@@ -682,7 +682,7 @@ def test_describe_reports_source_sizes_classes_and_mean(tmp_path):
     lines = text.splitlines()
     assert lines[0] == "dataset     mnist"
     assert lines[1] == f"source      data.path: IDX files (gzip) in {folder}"
-    assert lines[2] == "images      28 x 28 x 1, float32 in [0, 1]"
+    assert lines[2] == "images      28 x 28 x 1 (grayscale), float32 in [0, 1]"
     assert lines[3] == f"mean pixel  {mean:.4f} (training pool: train + validation, 50 images)"
     assert lines[5].split() == ["split", "images", *map(str, range(10))]
     assert lines[8].split() == ["test", "20", *["2"] * 10]
@@ -719,3 +719,232 @@ def test_make_dataset_from_bytes_equals_the_float_pipeline():
         assert a.dtype.name == "float32"
         np.testing.assert_array_equal(a.numpy(), c.numpy())
         np.testing.assert_array_equal(b.numpy(), d.numpy())
+
+
+# ---------------------------------------------------------------------------------------------
+# CIFAR-10, binary version: records built here byte by byte, from real photographs
+
+
+@pytest.fixture(scope="module")
+def crops():
+    """60 real 32x32x3 photo crops (scikit-learn's two photos) and labels 0..9 in turn."""
+    from sklearn.datasets import load_sample_images
+
+    photos = load_sample_images().images
+    x = np.stack(
+        [photos[i % 2][(i // 2) * 13 : (i // 2) * 13 + 32, i * 9 : i * 9 + 32] for i in range(60)]
+    )
+    return x, np.arange(60) % 10
+
+
+def records(x, y):
+    """The exact layout: per image one label byte, then the R, G and B planes row by row."""
+    return b"".join(
+        bytes([int(label)])
+        + image[..., 0].tobytes()
+        + image[..., 1].tobytes()
+        + image[..., 2].tobytes()
+        for image, label in zip(x, y)
+    )
+
+
+CIFAR_NAMES = b"airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n"
+
+
+def cifar_files(x, y, **replace):
+    """{member name: bytes} of the binary version: five training batches of 10, a test batch."""
+    files = {
+        f"data_batch_{i + 1}.bin": records(x[i * 10 : i * 10 + 10], y[i * 10 : i * 10 + 10])
+        for i in range(5)
+    }
+    files["test_batch.bin"] = records(x[50:], y[50:])
+    files["batches.meta.txt"] = CIFAR_NAMES
+    files.update(replace)
+    return {k: v for k, v in files.items() if v is not None}
+
+
+def write_cifar_archive(path, files):
+    import io
+    import tarfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as archive:
+        for name, payload in files.items():
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
+            info.size = len(payload)
+            archive.addfile(info, io.BytesIO(payload))
+    return path
+
+
+def test_cifar10_archive_records_decode_exactly(tmp_path, crops):
+    x, y = crops
+    archive = write_cifar_archive(tmp_path / "cifar-10-binary.tar.gz", cifar_files(x, y))
+    s = data.load_splits(config(dataset="cifar10", path=str(archive)))
+    assert s.source == f"data.path: {archive}"
+    assert (s.count("train"), s.count("val"), s.count("test")) == (45, 5, 10)
+    assert s.image_shape == (32, 32, 3)
+    assert s.class_names[:3] == ("airplane", "automobile", "bird") and len(s.class_names) == 10
+    np.testing.assert_array_equal(s.pixels("test"), x[50:])  # R, G, B planes in their places
+    np.testing.assert_array_equal(s.y_test, y[50:])
+    pool = np.concatenate([s.pixels("train"), s.pixels("val")])
+    assert sorted(pool.sum(axis=(1, 2, 3)).tolist()) == sorted(x[:50].sum(axis=(1, 2, 3)).tolist())
+    assert config(dataset="cifar10").model.input_shape == (32, 32, 3)
+
+
+def test_cifar10_is_found_like_mnist(tmp_path, crops, monkeypatch):
+    x, y = crops
+    files = cifar_files(x, y)
+    folder = tmp_path / "keras" / "datasets" / "cifar-10-batches-bin"
+    folder.mkdir(parents=True)
+    for name, payload in files.items():
+        (folder / name).write_bytes(payload)
+    s = data.load_splits(config(dataset="cifar10"))
+    assert s.source == f"Keras cache: {folder}" and s.count("test") == 10
+    monkeypatch.setenv("AUTOENCODER_DATA", str(tmp_path / "store"))
+    archive = write_cifar_archive(tmp_path / "store" / "cifar10" / "cifar-10-binary.tar.gz", files)
+    assert data.load_splits(config(dataset="cifar10")).source == f"$AUTOENCODER_DATA: {archive}"
+
+
+def test_cifar10_download_is_checked(tmp_path, crops, monkeypatch):
+    from autoencoder.data import cifar
+
+    x, y = crops
+    payload = write_cifar_archive(tmp_path / "payload.tar.gz", cifar_files(x, y))
+    monkeypatch.delenv("AUTOENCODER_OFFLINE")
+    monkeypatch.setitem(
+        sources.DOWNLOADS, "cifar10", ("datasets", {cifar.ARCHIVE: sha256(payload)})
+    )
+    urls = []
+
+    def fake(url, subdir):
+        urls.append(url)
+        target = data.keras_cache() / cifar.ARCHIVE
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return shutil.copy(payload, target)
+
+    monkeypatch.setattr(sources, "download_file", fake)
+    s = data.load_splits(config(dataset="cifar10"))
+    assert urls == ["https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"]
+    assert (
+        s.source.startswith("downloaded from https://www.cs.toronto.edu/") and s.count("test") == 10
+    )
+    assert cifar.SHA256 == "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
+    (data.keras_cache() / cifar.ARCHIVE).unlink()
+    monkeypatch.setitem(sources.DOWNLOADS, "cifar10", ("datasets", {cifar.ARCHIVE: "0" * 64}))
+    assert "(SHA-256 mismatch, removed" in error_of(config(dataset="cifar10"))
+    assert not (data.keras_cache() / cifar.ARCHIVE).exists()
+
+
+def test_bad_cifar10_files_are_one_line(tmp_path, crops):
+    x, y = crops
+    files = cifar_files(x, y)
+    cut = write_cifar_archive(
+        tmp_path / "cut" / "c.tar.gz",
+        {**files, "data_batch_3.bin": files["data_batch_3.bin"][:-100]},
+    )
+    assert error_of(config(dataset="cifar10", path=str(cut))) == (
+        f"{cut}: data_batch_3.bin: 30,630 bytes is not a whole number of CIFAR-10 records (3,073 "
+        f"bytes each: a label byte, then 1,024 red, 1,024 green and 1,024 blue bytes); the file is "
+        f"truncated, or not CIFAR-10's binary version"
+    )
+    labels = y.copy()
+    labels[52] = 57
+    wrong = write_cifar_archive(tmp_path / "w" / "c.tar.gz", cifar_files(x, labels))
+    assert error_of(config(dataset="cifar10", path=str(wrong))) == (
+        f"{wrong}: test_batch.bin: record 2 has label 57; CIFAR-10's labels are 0..9 (1 out of "
+        f"range; CIFAR-100's binary version has two label bytes)"
+    )
+    short = write_cifar_archive(
+        tmp_path / "s" / "c.tar.gz", cifar_files(x, y, **{"test_batch.bin": None})
+    )
+    assert error_of(config(dataset="cifar10", path=str(short))) == (
+        f"{short}: lacks test_batch.bin; expected CIFAR-10's binary version (cifar-10-binary.tar.gz, "
+        f"not the python or matlab version)"
+    )
+    broken = tmp_path / "b" / "cifar-10-binary.tar.gz"
+    broken.parent.mkdir()
+    broken.write_bytes(cut.read_bytes()[:5000])
+    assert error_of(config(dataset="cifar10", path=str(broken))).startswith(
+        f"{broken}: not a readable cifar-10-binary.tar.gz ("
+    )
+    assert error_of(config(dataset="cifar10", path=str(tmp_path / "none"))) == (
+        f"data.path {tmp_path / 'none'}: missing; expected cifar-10-binary.tar.gz, the folder "
+        f"cifar-10-batches-bin it unpacks to, or a folder holding either"
+    )
+
+
+def test_fashion_mnist_classes_are_item_names(tmp_path):
+    write_idx_set(tmp_path / "keras" / "datasets" / "fashion-mnist", n_train=20)
+    s = data.load_splits(config(dataset="fashion_mnist", classes=["Coat", "Bag"]))
+    assert (
+        s.class_names[4] == "Coat"
+        and s.class_names[8] == "Bag"
+        and s.class_names[0] == "T-shirt/top"
+    )
+    assert set(np.concatenate([s.y_train, s.y_val, s.y_test]).tolist()) == {4, 8}
+    table = data.describe(config(dataset="fashion_mnist")).splitlines()
+    assert "T-shirt/top" in table[5] and "Ankle boot" in table[5]
+
+
+def test_image_size_and_color_apply_to_built_in_data():
+    s = data.load_splits(config(dataset="mnist_sample", image_size=[32, 32], color="rgb", limit=40))
+    assert s.image_shape == (32, 32, 3)
+    x = s.pixels("test")
+    assert (x[..., 0] == x[..., 2]).all() and x.shape == (1000, 32, 32, 3)
+    assert config(dataset="mnist_sample", image_size=[32, 32], color="rgb").model.input_shape == (
+        32,
+        32,
+        3,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Patches: random crops to train on, whole images tiled to evaluate
+
+
+def find_window(image, patch):
+    """(row, column) where patch lies inside image, or None."""
+    h, w = patch.shape[:2]
+    for r in range(image.shape[0] - h + 1):
+        for c in range(image.shape[1] - w + 1):
+            if np.array_equal(image[r : r + h, c : c + w], patch):
+                return r, c
+    return None
+
+
+def test_patches_are_windows_of_their_images_new_each_epoch():
+    from autoencoder.config import PatchConfig
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (6, 20, 17, 3), dtype=np.uint8)
+    patches = PatchConfig(size=[8, 5], per_image=4)
+    ds = data.make_dataset(x, batch_size=10, shuffle=True, seed=1, patches=patches)
+    epochs = [np.concatenate([i.numpy() for i, _ in ds]) for _ in range(2)]
+    assert epochs[0].shape == (24, 8, 5, 3)  # per_image patches of every image, each epoch
+    for patch in epochs[0]:
+        pixels = np.rint(patch * 255).astype(np.uint8)
+        assert any(find_window(image, pixels) is not None for image in x)
+    assert not np.array_equal(epochs[0], epochs[1])
+    fixed = data.make_dataset(x, batch_size=10, shuffle=False, seed=1, patches=patches)
+    first, second = (np.concatenate([i.numpy() for i, _ in fixed]) for _ in range(2))
+    np.testing.assert_array_equal(first, second)  # validation crops stay put
+    # Image k gives patches k*4 .. k*4+3 of the unshuffled order.
+    assert find_window(x[2], np.rint(first[9] * 255).astype(np.uint8)) is not None
+
+
+def test_tiles_cover_every_image_and_blend_back():
+    x = np.random.default_rng(3).random((2, 50, 37, 3)).astype(np.float32)
+    tiles = data.to_tiles(x, (16, 16))
+    assert tiles.shape[1:] == (16, 16, 3)
+    np.testing.assert_allclose(data.from_tiles(tiles, x.shape, (16, 16)), x, atol=1e-6)
+    assert data.to_tiles(np.zeros((1, 16, 16, 1)), (16, 16)).shape == (1, 16, 16, 1)
+
+
+def test_photos_are_tiles_of_the_two_sample_photos():
+    s = data.load_splits(config(dataset="photos"))
+    assert s.source == "scikit-learn's sample photos (china, flower) in 48 tiles of 96x96"
+    assert s.class_names == ("china", "flower") and s.image_shape == (96, 96, 3)
+    assert (s.count("train"), s.count("val"), s.count("test")) == (39, 4, 5)
+    assert config(dataset="photos", patches={"size": [32, 32]}).model.input_shape == (32, 32, 3)
+    other = data.load_splits(config(dataset="photos", seed=3))
+    np.testing.assert_array_equal(other.pixels("test"), s.pixels("test"))

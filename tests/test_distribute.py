@@ -150,10 +150,12 @@ def test_a_killed_worker_stops_the_cluster_and_a_restart_resumes(tmp_path):
     (run,) = (tmp_path / "out" / "tiny").iterdir()
     done = read_state(run)["epoch"]
     assert status == 1 and 1 <= done < 10
-    assert err == (
-        "error: lost contact with another worker (worker 1 stopped sending heartbeats); the run "
-        f"is kept at epoch {done}: restart every worker with `autoencoder resume {run}`\n"
-    )
+    # Which the chief notices first depends on timing: the broken socket or the missed heartbeat.
+    assert err in {
+        f"error: lost contact with another worker ({why}); the run is kept at epoch {done}: "
+        f"restart every worker with `autoencoder resume {run}`\n"
+        for why in ("worker 1 stopped sending heartbeats", "its connection broke")
+    }, err
     assert waited < 60  # train.worker_timeout 20 s, and TensorFlow's heartbeat check
     worker.wait()
 

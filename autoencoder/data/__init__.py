@@ -1,25 +1,33 @@
 """Datasets: find and check the raw images, split them, and batch them for tf.data."""
 
-from autoencoder.data.formats import IDX_FILES, NPZ_KEYS, Raw, load_idx, load_npz, read_idx
+from autoencoder.data.folder import ImageFiles
+from autoencoder.data.formats import DIGITS, IDX_FILES, NPZ_KEYS, Raw, load_idx, load_npz, read_idx
+from autoencoder.data.patches import from_tiles, to_tiles
 from autoencoder.data.pipeline import make_dataset
 from autoencoder.data.sources import keras_cache, load_sample
 from autoencoder.data.splits import (
     Splits,
+    chunk_size,
     class_table,
     describe,
     load_splits,
+    resolve_input_shape,
     scaled,
     split_indices,
     to_float,
 )
 
 __all__ = [
+    "DIGITS",
     "IDX_FILES",
     "NPZ_KEYS",
+    "ImageFiles",
     "Raw",
     "Splits",
+    "chunk_size",
     "class_table",
     "describe",
+    "from_tiles",
     "keras_cache",
     "load_idx",
     "load_npz",
@@ -27,7 +35,9 @@ __all__ = [
     "load_splits",
     "make_dataset",
     "read_idx",
+    "resolve_input_shape",
     "scaled",
     "split_indices",
     "to_float",
+    "to_tiles",
 ]

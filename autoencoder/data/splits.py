@@ -2,30 +2,55 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from autoencoder.data import folder
+from autoencoder.data.folder import ImageFiles
+from autoencoder.data.formats import DIGITS
+from autoencoder.data.images import Decode, fit_image, load_image
 from autoencoder.data.sources import load_raw, offline
 from autoencoder.errors import UserError
 
+log = logging.getLogger(__name__)
+
 SPLIT_NAMES = ("train", "val", "test")
+# Evaluation, float conversion and evaluation noise go over a split a chunk at a time: at most
+# CHUNK_IMAGES images and CHUNK_VALUES values, whatever the split's size or its images' size.
+CHUNK_IMAGES = 1000
+CHUNK_VALUES = 1 << 23
+COLOR_NAMES = {1: "grayscale", 3: "RGB"}
+
+
+def chunk_size(image_shape: tuple[int, ...]) -> int:
+    """Images per chunk for images of this (H, W, C)."""
+    return max(1, min(CHUNK_IMAGES, CHUNK_VALUES // max(1, int(np.prod(image_shape)))))
 
 
 @dataclass
 class Splits:
     """uint8 pixels (N, H, W, C) and int64 labels of each split, and where they came from."""
 
+    # A split's pixels are an array in memory, or ImageFiles (decoded when read) for a folder
+    # that is streamed; pixels(), chunks(), count() and images() work for both.
+
     # Held as bytes, a quarter of the memory of float32, for the whole run; images() converts.
-    train_pixels: np.ndarray
+    train_pixels: Any
     y_train: np.ndarray
-    val_pixels: np.ndarray
+    val_pixels: Any
     y_val: np.ndarray
-    test_pixels: np.ndarray
+    test_pixels: Any
     y_test: np.ndarray
     source: str
+    class_names: tuple[str, ...] = DIGITS
+    patches: Any = None  # data.patches: the model sees crops of size (h, w) of these images
+    report: dict = field(default_factory=dict)  # what the loader found, for describe()
 
-    def pixels(self, split: str) -> np.ndarray:
+    def pixels(self, split: str):
         """The uint8 pixels of "train", "val" or "test", as held (not a copy)."""
         return getattr(self, f"{_checked(split)}_pixels")
 
@@ -35,11 +60,28 @@ class Splits:
 
     def images(self, split: str) -> np.ndarray:
         """The split as float32 in [0, 1]: a new array on each call, so keep the result."""
-        return scaled(self.pixels(split))
+        pixels = self.pixels(split)
+        return scaled(pixels if isinstance(pixels, np.ndarray) else pixels[:])
 
     def count(self, split: str) -> int:
         """The number of images in the split (nothing converted)."""
         return len(self.pixels(split))
+
+    def chunks(self, split: str):
+        """(index of the first image, uint8 pixels) of the split, chunk by chunk, in order."""
+        pixels, step = self.pixels(split), chunk_size(self.image_shape)
+        for start in range(0, len(pixels), step):
+            yield start, pixels[start : start + step]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of the whole images."""
+        return tuple(self.train_pixels.shape[1:])
+
+    @property
+    def streamed(self) -> bool:
+        """True when the images are decoded from their files as they are read."""
+        return isinstance(self.train_pixels, ImageFiles)
 
 
 def _checked(split: str) -> str:
@@ -53,7 +95,10 @@ def load_splits(config, *, download: bool | None = None) -> Splits:
     """Train / validation / test splits for a Config (uses config.data and config.seed).
 
     Keeps the configured classes, caps the training pool at data.limit, then cuts it into
-    train / validation with a shuffle seeded by config.seed; the test set is the dataset's own.
+    train / validation with a shuffle seeded by config.seed; the test set is the dataset's own
+    (a folder's test/, else data.test_split with a fixed seed). A folder is scanned first: every
+    file decoded once, its bad files refused (or skipped), its images kept in memory or streamed
+    as data.cache says.
 
     Args:
       config: the whole run Config.
@@ -62,13 +107,16 @@ def load_splits(config, *, download: bool | None = None) -> Splits:
       UserError: no data found, a corrupt file, or classes/limit that leave no images.
     """
     data = config.data
+    if data.dataset == "folder":
+        return _folder_splits(config)
     if download is None:
         skip = "AUTOENCODER_OFFLINE is set" if offline() else None
     else:
         skip = None if download else "download=False"
     raw = load_raw(data, skip)
-    x_pool, y_pool = _keep_classes(raw.x_train, raw.y_train, data.classes)
-    x_test, y_test = _keep_classes(raw.x_test, raw.y_test, data.classes)
+    keep = class_indices(data.classes, raw.class_names, data.dataset)
+    x_pool, y_pool = _keep_classes(raw.x_train, raw.y_train, keep)
+    x_test, y_test = _keep_classes(raw.x_test, raw.y_test, keep)
     if data.limit is not None:
         x_pool, y_pool = x_pool[: data.limit], y_pool[: data.limit]
     if len(x_pool) < 2 or len(x_test) == 0:
@@ -79,15 +127,20 @@ def load_splits(config, *, download: bool | None = None) -> Splits:
             f"the dataset holds, or raise data.limit"
         )
     train, val = split_indices(len(x_pool), data.validation_split, config.seed)
-    return Splits(
-        x_pool[train, ..., None],
+    x_pool, x_test = conform(x_pool, data), conform(x_test, data)
+    splits = Splits(
+        x_pool[train],
         y_pool[train],
-        x_pool[val, ..., None],
+        x_pool[val],
         y_pool[val],
-        x_test[..., None],
+        x_test,
         y_test,
         source=raw.source,
+        class_names=raw.class_names,
+        patches=data.patches,
     )
+    _check_patches(splits, data, data.dataset)
+    return splits
 
 
 def _keep_classes(x: np.ndarray, y: np.ndarray, classes: list[int] | None):
@@ -96,6 +149,64 @@ def _keep_classes(x: np.ndarray, y: np.ndarray, classes: list[int] | None):
         return x, y
     keep = np.isin(y, classes)
     return x[keep], y[keep]
+
+
+def class_indices(keys: list | None, names: tuple[str, ...], where: str) -> list[int] | None:
+    """data.classes (numbers or names) as label numbers; None keeps every class."""
+    if keys is None:
+        return None
+    shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+    out = []
+    for key in keys:
+        if isinstance(key, str):
+            if key not in names:
+                raise UserError(
+                    f"data.classes: '{key}' is not a class of {where}; its classes: {shown}"
+                )
+            out.append(names.index(key))
+        elif key >= len(names):
+            raise UserError(
+                f"data.classes: {key} is not a class number of {where} (0 to {len(names) - 1}: "
+                f"{shown})"
+            )
+        else:
+            out.append(key)
+    return out
+
+
+def conform(x: np.ndarray, data) -> np.ndarray:
+    """uint8 (N, H, W) or (N, H, W, C) -> (N, H, W, C) in data.color and data.image_size."""
+    if x.ndim == 3:
+        x = x[..., None]
+    if data.color == "rgb" and x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    elif data.color == "grayscale" and x.shape[-1] == 3:
+        x = luma(x)
+    if data.image_size is not None and tuple(x.shape[1:3]) != tuple(data.image_size):
+        out = np.empty((len(x), *data.image_size, x.shape[-1]), np.uint8)
+        for i, image in enumerate(x):
+            out[i] = fit_image(image, data.image_size, data.fit)
+        x = out
+    return x
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB (..., 3) -> grey (..., 1), exactly as Pillow's convert("L") computes it."""
+    r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))
+    # ITU-R 601-2 luma in 16-bit fixed point, rounded: Pillow's Convert.c.
+    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)[..., None]
+
+
+def _check_patches(splits: Splits, data, where: str) -> None:
+    """Patches must fit inside the images they are cut from."""
+    if data.patches is None:
+        return
+    (h, w, _), (ph, pw) = splits.image_shape, data.patches.size
+    if h < ph or w < pw:
+        raise UserError(
+            f"data.patches.size {ph}x{pw} is larger than the {h}x{w} images of {where}; use "
+            f"smaller patches, or data.image_size to enlarge the images"
+        )
 
 
 def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,34 +229,258 @@ def scaled(pixels: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
+# A folder of images
+
+
+@dataclass
+class _Part:
+    """The files and labels of one split of a folder."""
+
+    paths: list[str]
+    labels: list[int]
+
+    def take(self, indices) -> _Part:
+        return _Part([self.paths[i] for i in indices], [self.labels[i] for i in indices])
+
+    def keep(self, classes: list[int] | None) -> _Part:
+        if classes is None:
+            return self
+        return self.take([i for i, y in enumerate(self.labels) if y in classes])
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def _folder_splits(config) -> Splits:
+    """Splits of data.path: listed, split, scanned; in memory or streamed."""
+    data = config.data
+    root = Path(data.path).expanduser()
+    listing = folder.list_folder(root)
+    keep = class_indices(data.classes, listing.classes, f"data.path {root}")
+    parts, how = _folder_parts(config, listing, keep)
+    paths = [p for split in SPLIT_NAMES for p in parts[split].paths]
+    decode = Decode(data.color, data.image_size, data.fit)
+    shape = _first_shape(paths, decode)
+    cached, cache_text = folder.cache_choice(data, len(paths), shape)
+    pool = len(parts["train"]) + len(parts["val"])
+    scan = folder.scan(paths, decode, cached, pool)
+    folder.check_scan(scan, root, data, len(paths))
+    log.info("scanned %s image files in %.1f s", f"{len(paths):,}", scan.seconds)
+    held, start = {}, 0
+    for split in SPLIT_NAMES:
+        part, stop = parts[split], start + len(parts[split])
+        ok = scan.ok[start:stop]
+        if not ok.any():
+            raise UserError(
+                f"data.path {root}: every image of the {split} split is a file that cannot be "
+                f"read (data.skip_bad skipped them); fix some of them, or add images"
+            )
+        labels = np.asarray(part.labels, np.int64)[ok]
+        if cached:
+            pixels = scan.pixels[start:stop]
+            pixels = pixels if ok.all() else pixels[ok]
+        else:
+            pixels = ImageFiles([p for p, good in zip(part.paths, ok) if good], decode, scan.shape)
+        held[split] = (pixels, labels)
+        start = stop
+    listed = sum(len(files) for files in listing.parts.values())
+    pool_ok = int(scan.ok[:pool].sum())
+    splits = Splits(
+        *held["train"],
+        *held["val"],
+        *held["test"],
+        source=f"data.path: {listed:,} image files in {root}",
+        class_names=listing.classes,
+        patches=data.patches,
+        report={
+            "ignored": listing.ignored,
+            "used": len(paths),
+            "skipped": scan.bad if data.skip_bad else [],
+            "stored": scan.sizes,
+            "splits": how,
+            "classes": (
+                f"{len(listing.classes)} class folders"
+                if listing.class_folders
+                else "no class folders (one class)"
+            ),
+            "cache": cache_text,
+            "pool_mean": scan.sums / max(1, pool_ok * scan.shape[0] * scan.shape[1]) / 255.0,
+        },
+    )
+    return splits
+
+
+def _first_shape(paths: list[str], decode: Decode) -> tuple[int, int, int]:
+    """(H, W, C) of the first file that decodes (the scan reports the others)."""
+    for path in paths:
+        try:
+            return load_image(path, decode).shape
+        except UserError:
+            continue
+    return (0, 0, 0)
+
+
+def _folder_parts(config, listing, keep) -> tuple[dict[str, _Part], str]:
+    """train / val / test files of a folder: its split folders, else the seeded splits."""
+    data = config.data
+
+    def part(name):
+        files = listing.parts[name]
+        return _Part([p for p, _ in files], [listing.label_of(c) for _, c in files])
+
+    pool = part("train" if "train" in listing.parts else "all")
+    how = []
+    if "val" in listing.parts:
+        how.append("val/ folder")
+    else:
+        how.append(f"validation_split {data.validation_split:g} (seed {config.seed})")
+    if "test" in listing.parts:
+        test = part("test")
+        how.append("test/ folder")
+    else:
+        if len(pool) < 3:
+            raise UserError(
+                f"data.path {listing.root}: {len(pool)} image file(s); a folder without a test/ "
+                f"folder needs at least 3 (to train, validate and test)"
+            )
+        kept, held = split_indices(len(pool), data.test_split, folder.TEST_SEED)
+        pool, test = pool.take(np.sort(kept)), pool.take(np.sort(held))
+        how.append(f"test_split {data.test_split:g} (fixed seed)")
+    pool, test = pool.keep(keep), test.keep(keep)
+    val = part("val").keep(keep) if "val" in listing.parts else None
+    if data.limit is not None:
+        pool = pool.take(range(min(data.limit, len(pool))))
+    if len(pool) < (1 if val is not None else 2) or len(test) == 0 or (val is not None and not val):
+        raise UserError(
+            f"data.path {listing.root}: data.classes/limit leave too few images (classes "
+            f"{data.classes}, limit {data.limit}: {len(pool)} in the training pool, "
+            f"{len(val) if val is not None else 'no val/ folder'} to validate, {len(test)} to "
+            f"test); list classes the folder holds, or raise data.limit"
+        )
+    if val is None:
+        train, held = split_indices(len(pool), data.validation_split, config.seed)
+        pool, val = pool.take(train), pool.take(held)
+    return {"train": pool, "val": val, "test": test}, ", ".join(how)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model's input shape
+
+
+def resolve_input_shape(config):
+    """The config with model.input_shape the data's (H, W, C) if it was left out.
+
+    Args:
+      config: a Config; reads at most a folder's first readable image, nothing for the
+        built-in datasets.
+    Raises:
+      UserError: a given model.input_shape that differs from what the data gives the model.
+    """
+    data = config.data
+    shape = data.input_shape()
+    what = "patches" if data.patches is not None else "images"
+    if shape is None:
+        image = folder.first_image(data)
+        shape = (*(data.patches.size if data.patches else image.shape[:2]), image.shape[2])
+    given = tuple(config.model.input_shape)
+    if "input_shape" not in config.model.model_fields_set:
+        model = config.model.model_copy(update={"input_shape": tuple(shape)})
+        return config.model_copy(update={"model": model})
+    if given != tuple(shape):
+        where = data.path if data.dataset == "folder" else data.dataset
+        raise UserError(
+            f"model.input_shape is {'x'.join(map(str, given))} but the data gives the model "
+            f"{'x'.join(map(str, shape))} {what} ({where}); leave model.input_shape out to plan "
+            f"from the data, or set data.image_size, data.color or data.patches to match it"
+        )
+    return config
+
+
+# ---------------------------------------------------------------------------------------------
 # Report
 
 
 def describe(config) -> str:
-    """What `autoencoder data CONFIG` prints: source, split sizes, class counts, mean pixel."""
+    """What `autoencoder data CONFIG` prints: source, sizes, channels, classes, skipped files."""
     splits = load_splits(config)
+    report = splits.report
     pool = splits.count("train") + splits.count("val")
-    shape = splits.pixels("train").shape[1:]
-    # Summed as integers from the bytes, so no float copy of the pool is made.
-    total = sum(splits.pixels(s).sum(dtype=np.int64) for s in ("train", "val"))
-    mean = total / (pool * np.prod(shape) * 255.0)
-    rows = [("train", "train"), ("validation", "val"), ("test", "test")]
+    shape = splits.image_shape
+    mean = report.get("pool_mean")
+    if mean is None:
+        # Summed as integers from the bytes, so no float copy of the pool is made.
+        total = sum(
+            splits.pixels(s).reshape(-1, shape[2]).sum(axis=0, dtype=np.int64)
+            for s in ("train", "val")
+        )
+        mean = total / (pool * shape[0] * shape[1] * 255.0)
+    mean_text = f"{float(np.mean(mean)):.4f} (training pool: train + validation, {pool:,} images)"
+    if shape[2] == 3:
+        mean_text += "; by channel: R {:.4f}, G {:.4f}, B {:.4f}".format(*mean)
+    color = COLOR_NAMES.get(shape[2], f"{shape[2]} channels")
     lines = [
         f"dataset     {config.data.dataset}",
         f"source      {splits.source}",
-        f"images      {' x '.join(map(str, shape))}, float32 in [0, 1]",
-        f"mean pixel  {mean:.4f} (training pool: train + validation, {pool:,} images)",
-        "",
-        *class_table([(name, splits.labels(split)) for name, split in rows]),
+        f"images      {' x '.join(map(str, shape))} ({color}), float32 in [0, 1]",
+        f"mean pixel  {mean_text}",
     ]
-    return "\n".join(lines)
+    if "stored" in report:
+        ignored = report["ignored"]
+        lines += [
+            f"found       {_stored_text(report['stored'])}"
+            + (f"; {ignored:,} other file{'s' * (ignored > 1)} ignored" if ignored else ""),
+            f"classes     {report['classes']}",
+            f"splits      {report['splits']}",
+            f"held        {report['cache']}",
+        ]
+        skipped = report["skipped"]
+        if skipped:
+            lines.append(
+                f"skipped     {len(skipped):,} file{'s' * (len(skipped) > 1)} that cannot be read "
+                f"(data.skip_bad); the first: {skipped[0][1]}"
+            )
+    if splits.patches is not None:
+        ph, pw = splits.patches.size
+        lines.append(
+            f"patches     {ph} x {pw}, {splits.patches.per_image} per image and epoch (what the "
+            f"model sees; evaluated on whole images)"
+        )
+    rows = [("train", "train"), ("validation", "val"), ("test", "test")]
+    table = class_table([(name, splits.labels(split)) for name, split in rows], splits.class_names)
+    return "\n".join([*lines, "", *table])
 
 
-def class_table(rows: list[tuple[str, np.ndarray]]) -> list[str]:
-    """Aligned lines: one row per split with its size and the count of each class 0..9."""
-    header = f"{'split':<10} {'images':>7} " + " ".join(f"{c:>6}" for c in range(10))
+def _stored_text(stored) -> str:
+    """Sizes as stored: '25x25x3 (all 1,000)', or the commonest few with their counts."""
+    total = sum(stored.values())
+    common = stored.most_common(3)
+    if len(stored) == 1:
+        (h, w, c), _ = common[0]
+        return f"{total:,} images, all {h}x{w}x{c} as stored"
+    sizes = ", ".join(f"{h}x{w}x{c} ({n:,})" for (h, w, c), n in common)
+    more = f", and {len(stored) - 3} more sizes" if len(stored) > 3 else ""
+    return f"{total:,} images in {len(stored)} sizes as stored: {sizes}{more}"
+
+
+def class_table(rows: list[tuple[str, np.ndarray]], names: tuple[str, ...] = DIGITS) -> list[str]:
+    """Aligned lines: one row per split with its size and the count of each class."""
+    # Many classes, or long names, turn the table: one row per class, a column per split.
+    counts = [np.bincount(y, minlength=len(names))[: len(names)] for _, y in rows]
+    widths = [max(6, len(n)) for n in names]
+    if len(names) <= 10 and sum(widths) + len(names) <= 90:
+        header = f"{'split':<10} {'images':>7} " + " ".join(
+            f"{n:>{w}}" for n, w in zip(names, widths)
+        )
+        body = [
+            f"{name:<10} {len(y):>7,} " + " ".join(f"{c:>{w},}" for c, w in zip(count, widths))
+            for (name, y), count in zip(rows, counts)
+        ]
+        return [header, *body]
+    width = max(5, *(len(n) for n in names))
+    header = f"{'class':<{width}} " + " ".join(f"{name:>10}" for name, _ in rows)
     body = [
-        f"{name:<10} {len(y):>7,} " + " ".join(f"{n:>6,}" for n in np.bincount(y, minlength=10))
-        for name, y in rows
+        f"{n:<{width}} " + " ".join(f"{count[i]:>10,}" for count in counts)
+        for i, n in enumerate(names)
     ]
-    return [header, *body]
+    total = f"{'images':<{width}} " + " ".join(f"{len(y):>10,}" for _, y in rows)
+    return [header, *body, total]

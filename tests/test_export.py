@@ -1,0 +1,228 @@
+"""`autoencoder export`: each format the environment supports, reloaded with its own runtime.
+
+The LiteRT and ONNX tests skip only when their package is absent (pip install '.[export]',
+which `make test` installs); the SavedModel needs nothing beyond TensorFlow.
+"""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT, assert_error, cli, tiny
+
+from autoencoder import export
+from autoencoder.errors import UserError
+from autoencoder.export import PARTS, TOLERANCE, export_run
+
+SKIP_LITERT = "ai-edge-litert is not installed: pip install '.[export]'"
+SKIP_ONNX = "tf2onnx and onnxruntime are not installed: pip install '.[export]'"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from autoencoder.pipeline import train_run
+
+    # conftest's tiny model: two strided convolutions down to a Dense code of 8 numbers.
+    return train_run(tiny(tmp_path_factory.mktemp("runs"), "train.epochs=1"))[0]
+
+
+@pytest.fixture(scope="module")
+def keras_models(run):
+    """The run's float32 Keras models, as export compares against, and test images."""
+    from autoencoder.data import load_splits
+    from autoencoder.model import load_model
+    from autoencoder.runs import load_run_config
+
+    config = load_run_config(run)
+    trained = load_model(run / "model.keras")
+    models = export.float32_models(config, trained, run)
+    images = load_splits(config).images("test")[40:56]  # not the images export checked on
+    return models, trained, images
+
+
+def expected(keras_models):
+    models, _, images = keras_models
+    code = models["encoder"].predict(images, verbose=0)
+    outputs = {
+        "autoencoder": models["autoencoder"].predict(images, verbose=0),
+        "encoder": code,
+        "decoder": models["decoder"].predict(code, verbose=0),
+    }
+    return {"autoencoder": images, "encoder": images, "decoder": code}, outputs
+
+
+def check_manifest(target, fmt, files):
+    manifest = json.loads((target / "manifest.json").read_text())
+    assert manifest["format"] == fmt and manifest["precision"] == "float32"
+    assert [manifest["models"][p]["path"] for p in PARTS] == files
+    for part in PARTS:
+        entry = manifest["models"][part]
+        assert 0 <= entry["max_difference"] <= entry["tolerance"] <= 2 * TOLERANCE
+        assert entry["inputs"][0]["dtype"] == entry["outputs"][0]["dtype"] == "float32"
+    shapes = {
+        p: (m["inputs"][0]["shape"], m["outputs"][0]["shape"])
+        for p, m in manifest["models"].items()
+    }
+    assert shapes == {
+        "autoencoder": ([None, 28, 28, 1], [None, 28, 28, 1]),
+        "encoder": ([None, 28, 28, 1], [None, 8]),
+        "decoder": ([None, 8], [None, 28, 28, 1]),
+    }
+    return manifest
+
+
+def test_saved_model_export_serves_the_models_outputs(run, keras_models):
+    import tensorflow as tf
+
+    result = cli("export", run)  # saved_model is the default
+    assert result.returncode == 0, result.stderr[-3000:]
+    target = run / "export" / "saved_model"
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        "saved_model export (float32), each checked on 32 test images against the Keras model:"
+    )
+    assert lines[1].split() == (
+        "autoencoder/1 input 'input' (None, 28, 28, 1) float32 -> "
+        "output 'output_0' (None, 28, 28, 1) float32".split()
+    )
+    assert lines[3].split()[:2] == ["encoder/1", "input"] and "(None, 8)" in lines[3]
+    assert lines[5].split()[:3] == ["decoder/1", "input", "'code'"]
+    assert lines[2].split()[:2] == ["largest", "difference"]
+    assert lines[-1] == f"manifest: {target / 'manifest.json'}"
+    check_manifest(target, "saved_model", [f"{p}/1" for p in PARTS])
+    # TensorFlow Serving's layout: <model>/<version>/saved_model.pb and variables/.
+    for part in PARTS:
+        assert (target / part / "1" / "saved_model.pb").is_file()
+        assert (target / part / "1" / "variables" / "variables.index").is_file()
+    inputs, outputs = expected(keras_models)
+    names = {"autoencoder": "input", "encoder": "image", "decoder": "code"}
+    for part in PARTS:
+        serve = tf.saved_model.load(str(target / part / "1")).signatures["serving_default"]
+        got = serve(**{names[part]: tf.constant(inputs[part])})["output_0"].numpy()
+        np.testing.assert_allclose(got, outputs[part], atol=1e-5)
+
+
+def test_litert_export_runs_in_the_litert_interpreter(run, keras_models):
+    pytest.importorskip("ai_edge_litert", reason=SKIP_LITERT)
+    from ai_edge_litert.interpreter import Interpreter
+
+    target, manifest = export_run(run, "litert")
+    assert target == run / "export" / "litert"
+    check_manifest(target, "litert", [f"{p}.tflite" for p in PARTS])
+    inputs, outputs = expected(keras_models)
+    for part in PARTS:
+        runner = Interpreter(model_path=str(target / f"{part}.tflite")).get_signature_runner()
+        (name,) = manifest["models"][part]["inputs"]
+        got = runner(**{name["name"]: inputs[part]})["output_0"]
+        np.testing.assert_allclose(got, outputs[part], atol=1e-5)
+
+
+def test_onnx_export_runs_in_onnxruntime(run, keras_models):
+    pytest.importorskip("tf2onnx", reason=SKIP_ONNX)
+    onnxruntime = pytest.importorskip("onnxruntime", reason=SKIP_ONNX)
+
+    target, manifest = export_run(run, "onnx")
+    check_manifest(target, "onnx", [f"{p}.onnx" for p in PARTS])
+    inputs, outputs = expected(keras_models)
+    for part in PARTS:
+        session = onnxruntime.InferenceSession(str(target / f"{part}.onnx"))
+        assert session.get_inputs()[0].name == manifest["models"][part]["inputs"][0]["name"]
+        got = session.run(None, {session.get_inputs()[0].name: inputs[part]})[0]
+        np.testing.assert_allclose(got, outputs[part], atol=1e-5)
+
+
+def test_the_float32_export_stays_close_to_the_model_as_trained(run, keras_models):
+    models, trained, images = keras_models
+    # Trained in mixed precision on a CPU with bfloat16 units, in float32 elsewhere.
+    drift = np.abs(trained.predict(images, verbose=0) - models["autoencoder"].predict(images))
+    assert drift.max() < 0.05
+
+
+# ---------------------------------------------------------------------------------------------
+# Refusals: one line, nothing left behind
+
+
+def test_an_existing_export_is_refused_and_overwrite_replaces_it(run, tmp_path):
+    target = run / "export" / "saved_model"
+    if not target.exists():
+        export_run(run)
+    (target / "mine.txt").write_text("keep")
+    with pytest.raises(UserError) as e:
+        export_run(run)
+    assert str(e.value) == f"{target}: already exists; pass --overwrite to replace it"
+    assert (target / "mine.txt").read_text() == "keep"
+    export_run(run, overwrite=True)
+    assert not (target / "mine.txt").exists() and (target / "manifest.json").is_file()
+    assert [p.name for p in (run / "export").iterdir() if p.name.startswith(".")] == []
+
+
+def test_an_export_beyond_the_tolerance_is_refused(run, monkeypatch):
+    load = export.LOADERS["saved_model"]
+
+    def off_by_a_little(path):
+        call, inputs, outputs = load(path)
+        return (lambda x: call(x) + 1e-3), inputs, outputs
+
+    monkeypatch.setitem(export.LOADERS, "saved_model", off_by_a_little)
+    target = run / "export" / "saved_model"
+    before = sorted(p.relative_to(run) for p in target.rglob("*")) if target.exists() else None
+    with pytest.raises(UserError) as e:
+        export_run(run, overwrite=True)
+    assert str(e.value).startswith(
+        "--format saved_model: the exported autoencoder differs from the Keras model by 0.001 on "
+        "32 test images, above the tolerance 0.0001; nothing was written"
+    )
+    after = sorted(p.relative_to(run) for p in target.rglob("*")) if target.exists() else None
+    assert after == before  # an earlier export is kept as it was
+    assert [p.name for p in (run / "export").iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_layer_the_converter_cannot_express_is_named(run, monkeypatch):
+    import keras
+
+    pytest.importorskip("ai_edge_litert", reason=SKIP_LITERT)  # checked before converting
+
+    def refuse(self, filepath, format, **kwargs):
+        raise ValueError(
+            f"'Conv2DTranspose' op of node autoencoder/decoder/dec1_convT_1 in {format}"
+        )
+
+    monkeypatch.setattr(keras.Model, "export", refuse)
+    with pytest.raises(UserError) as e:
+        export_run(run, "litert", overwrite=True)
+    assert str(e.value) == (
+        "--format litert: the converter cannot express layer dec1_convT of the autoencoder "
+        "(ValueError: 'Conv2DTranspose' op of node autoencoder/decoder/dec1_convT_1 in litert); "
+        "export --format saved_model instead"
+    )
+
+
+def test_a_missing_converter_is_one_line_naming_the_package(run, tmp_path):
+    # sys.modules[name] = None makes `import name` fail, as if the package were not installed.
+    code = (
+        "import sys\nsys.modules['tf2onnx'] = None\nfrom autoencoder.cli import main\n"
+        f"sys.exit(main(['export', {str(run)!r}, '--format', 'onnx']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert_error(
+        result,
+        "--format onnx needs tf2onnx (the converter), which is not installed; pip install "
+        "tf2onnx onnxruntime, or pip install '.[export]' in this project's folder",
+    )
+
+
+def test_not_a_run_or_no_model_is_one_line(run, tmp_path):
+    result = cli("export", tmp_path, timeout=60)
+    assert_error(
+        result,
+        f"{tmp_path}: not a run directory (no config.yaml); pass a directory made by "
+        f"`autoencoder train`, e.g. outputs/<name>/<timestamp>",
+    )
+    (tmp_path / "config.yaml").write_bytes((run / "config.yaml").read_bytes())
+    with pytest.raises(UserError, match="model.keras: model file not found"):
+        export_run(tmp_path)
+    assert not (tmp_path / "export").exists()

@@ -1,0 +1,414 @@
+"""`autoencoder predict` on real digits, tiled larger images, arrays, colour, and bad inputs."""
+
+import csv
+import json
+import logging
+import shutil
+import weakref
+
+import numpy as np
+import pytest
+from conftest import assert_error, cli, tiny
+
+from autoencoder.data import load_sample
+from autoencoder.data.images import read_image, write_png
+from autoencoder.errors import UserError
+from autoencoder.evaluate import per_image_mse
+from autoencoder.predict import (
+    COLUMNS,
+    Batcher,
+    Item,
+    predict_files,
+    tile_starts,
+    window,
+)
+
+LEVEL = 0.5  # the denoiser's training noise, and --noise in the tests
+# A denoiser small enough to train in seconds that clearly beats its noisy inputs: 800 digits,
+# no dense code, a high learning rate (as tests/test_denoise.py's sweep), three epochs.
+DENOISER = [
+    "name=denoiser",
+    "data.limit=800",
+    "model.encoder=[{filters: 8, strides: 2}, {filters: 16, strides: 2}]",
+    "model.latent_dim=null",
+    "train.epochs=3",
+    "train.batch_size=16",
+    "train.optimizer.learning_rate=0.005",
+    f"data.noise={{kind: gaussian, level: {LEVEL}}}",
+]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from autoencoder.pipeline import train_run
+
+    return train_run(tiny(tmp_path_factory.mktemp("runs"), *DENOISER))[0]
+
+
+@pytest.fixture(scope="module")
+def model(run):
+    from autoencoder.model import load_model
+
+    return load_model(run / "model.keras")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_sample().x_test[:27]  # real MNIST digits, uint8 (27, 28, 28)
+
+
+def grid(digits, rows, cols):
+    """A (28 rows, 28 cols) mosaic of digits, uint8 (H, W)."""
+    return np.block([[digits[r * cols + c] for c in range(cols)] for r in range(rows)])
+
+
+def read_scores(out):
+    with open(out / "scores.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        return reader.fieldnames, list(reader)
+
+
+class Identity:
+    """A stand-in model that returns its input: blending must then give the image back."""
+
+    def predict_on_batch(self, x):
+        return np.array(x)
+
+
+def blend(model, image, batch_size=256):
+    got = []
+    batcher = Batcher(model, (28, 28), batch_size, lambda item, result: got.append(result))
+    batcher.add(Item("x", "x", image, image.shape[-1], None))
+    batcher.flush()
+    return got[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Real digits through the CLI: names, shapes, scores against a direct computation
+
+
+def test_real_digits_keep_their_names_and_scores_match_a_direct_computation(
+    tmp_path, run, model, digits
+):
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for i, digit in enumerate(digits[:12]):
+        write_png(folder / f"digit{i:02d}.png", digit[..., None])
+    out = tmp_path / "out"
+    result = cli("predict", run, folder, "--out", out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "12/12" in result.stderr  # the progress bar, on stderr
+
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted([f"digit{i:02d}.png" for i in range(12)] + ["scores.csv"])
+    header, rows = read_scores(out)
+    assert header == list(COLUMNS)  # no noise, no anomaly threshold: no such columns
+    assert [r["output"] for r in rows] == [f"digit{i:02d}.png" for i in range(12)]
+    assert {(r["height"], r["width"], r["channels"], r["tiles"]) for r in rows} == {
+        ("28", "28", "1", "1")
+    }
+
+    x = digits[:12, ..., None].astype(np.float32) / 255
+    direct = model.predict(x, verbose=0)
+    expected = per_image_mse(x, direct)
+    got = np.array([float(r["mse"]) for r in rows])
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
+    np.testing.assert_allclose(
+        [float(r["psnr"]) for r in rows], 10 * np.log10(1 / expected), rtol=1e-3
+    )
+    assert 0.002 < expected.mean() < 0.06  # a trained model, not noise nor a copy
+    for i in (0, 11):  # the PNGs hold the reconstructions, rounded to 8 bits
+        png = read_image(out / f"digit{i:02d}.png").astype(np.float32) / 255
+        assert png.shape == (28, 28, 1)
+        assert np.abs(png - direct[i]).max() <= 0.5 / 255 + 1e-6
+    assert f"12 image(s): MSE {expected.mean():.5f} per pixel" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiles
+
+
+def test_an_image_three_times_the_model_size_is_tiled_to_its_own_shape(tmp_path, run, digits):
+    write_png(tmp_path / "grid.png", grid(digits, 3, 3)[..., None])  # 84 x 84
+    write_png(tmp_path / "strip.png", grid(digits, 2, 3)[:50, :80, None])  # 50 x 80
+    out = tmp_path / "out"
+    summary = predict_files(run, [tmp_path / "grid.png", tmp_path / "strip.png"], out)
+    assert read_image(out / "grid.png").shape == (84, 84, 1)
+    assert read_image(out / "strip.png").shape == (50, 80, 1)
+    _, rows = read_scores(out)
+    per_axis = {84: len(tile_starts(84, 28)), 50: len(tile_starts(50, 28))}
+    assert int(rows[0]["tiles"]) == per_axis[84] ** 2
+    assert int(rows[1]["tiles"]) == per_axis[50] * len(tile_starts(80, 28))
+    # The tiled mosaic is reconstructed about as well as single digits, not as a blur.
+    assert summary["images"] == 2 and summary["mse"] < 0.08
+
+
+def test_a_denoiser_lowers_the_error_of_noisy_inputs(tmp_path, run, digits):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_png(folder / "grid.png", grid(digits, 3, 3)[..., None])
+    for i in range(9, 19):
+        write_png(folder / f"d{i}.png", digits[i][..., None])
+    out = tmp_path / "out"
+    summary = predict_files(run, [folder], out, noise=LEVEL)
+    header, rows = read_scores(out)
+    assert header == [*COLUMNS, "noisy_mse", "noisy_psnr"]
+    assert len(rows) == 11 and (out / "noisy" / "grid.png").is_file()
+    for row in rows:  # every image, the 84 x 84 tiled one among them
+        assert float(row["mse"]) < float(row["noisy_mse"]), row
+    assert summary["mse"] < 0.7 * summary["noisy_mse"]
+    # The noisy image written is the one the scores measured.
+    clean = grid(digits, 3, 3)[..., None].astype(np.float32) / 255
+    noisy = read_image(out / "noisy" / "grid.png").astype(np.float32) / 255
+    grid_row = next(r for r in rows if r["output"] == "grid.png")
+    assert per_image_mse(clean[None], noisy[None])[0] == pytest.approx(
+        float(grid_row["noisy_mse"]), rel=0.02
+    )
+    # Same inputs, same noise: a second run scores identically.
+    predict_files(run, [folder], tmp_path / "again", noise=LEVEL)
+    assert read_scores(tmp_path / "again")[1] == rows
+
+
+def test_blending_an_identity_gives_the_image_back_exactly():
+    rng = np.random.default_rng(0)
+    for shape in ((84, 84, 1), (61, 95, 3), (20, 20, 1), (20, 90, 1)):
+        image = rng.random(shape, dtype=np.float32)
+        np.testing.assert_allclose(blend(Identity(), image), image, atol=1e-6)
+    # Every pixel of a large image is covered, with weights that never reach zero.
+    assert window(28, 28).min() > 0 and tile_starts(84, 28)[-1] == 56
+
+
+def test_a_constant_image_shows_no_seams(model):
+    """Blended tiles of a flat grey image: no steps or bands at tile borders, unlike pasting."""
+
+    def steepest(a):  # the largest step between neighbouring pixels
+        return max(np.abs(np.diff(a, axis=0)).max(), np.abs(np.diff(a, axis=1)).max())
+
+    def banding(a):  # how far the means of rows (or columns) spread
+        return max(np.ptp(a.mean(axis=0)), np.ptp(a.mean(axis=1)))
+
+    for value in (0.3, 0.6):
+        image = np.full((84, 84, 1), value, np.float32)
+        blended = blend(model, image)
+        # Every tile of a flat image is the same, so pasting one reconstruction 3 x 3 is what
+        # tiling without blending would give; its seams are where that tile's edges meet.
+        one = model.predict(image[None, :28, :28], verbose=0)[0]
+        pasted = np.tile(one, (3, 3, 1))
+        inner = slice(14, 70)  # away from the image's own border, which one tile sees alone
+        a, b = blended[inner, inner], pasted[inner, inner]
+        assert steepest(b) > 0.1  # the model's reconstruction of a flat tile is not flat
+        assert steepest(a) < 0.25 * steepest(b), value
+        assert banding(a) < 0.25 * banding(b), value
+
+
+def test_memory_holds_one_batch_of_images_whatever_their_number():
+    live, most = weakref.WeakSet(), [0]
+
+    def finish(item, result):
+        most[0] = max(most[0], len(live))
+
+    batcher = Batcher(Identity(), (28, 28), 16, finish)
+    for i in range(500):
+        item = Item(str(i), str(i), np.zeros((28, 28, 1), np.float32), 1, None)
+        live.add(item)
+        batcher.add(item)
+        del item
+    batcher.flush()
+    assert most[0] <= 17  # the batch being finished and the one image being read
+
+
+# ---------------------------------------------------------------------------------------------
+# Arrays, colour, anomaly thresholds
+
+
+def test_arrays_keep_their_names_shapes_and_other_members(tmp_path, run, model, digits):
+    np.save(tmp_path / "stack.npy", digits[:5])  # (5, 28, 28) uint8
+    np.savez(tmp_path / "set.npz", x=digits[5:8, ..., None] / 255.0, y=np.arange(3))
+    out = tmp_path / "out"
+    predict_files(run, [tmp_path / "stack.npy", tmp_path / "set.npz"], out)
+    stack = np.load(out / "stack.npy")
+    assert stack.shape == (5, 28, 28) and stack.dtype == np.float32
+    direct = model.predict(digits[:8, ..., None].astype(np.float32) / 255, verbose=0)
+    np.testing.assert_allclose(stack, direct[:5, ..., 0], atol=1e-5)
+    with np.load(out / "set.npz") as archive:
+        assert sorted(archive.files) == ["x", "y"]
+        assert archive["x"].shape == (3, 28, 28, 1)
+        np.testing.assert_array_equal(archive["y"], np.arange(3))
+        np.testing.assert_allclose(archive["x"], direct[5:8], atol=1e-5)
+    _, rows = read_scores(out)
+    assert [r["input"] for r in rows] == [
+        *(f"{tmp_path / 'stack.npy'}[{i}]" for i in range(5)),
+        *(f"{tmp_path / 'set.npz'}:x[{i}]" for i in range(3)),
+    ]
+    assert rows[6]["output"] == "set.npz:x[1]"
+
+
+def test_colour_is_converted_to_the_models_channels_with_one_line(tmp_path, run, digits, caplog):
+    for i in range(2):
+        rgb = np.stack([digits[i], digits[i] // 2, np.zeros_like(digits[i])], axis=-1)
+        write_png(tmp_path / f"colour{i}.png", rgb)
+    write_png(tmp_path / "grey.png", digits[2][..., None])
+    with caplog.at_level(logging.INFO, logger="autoencoder"):
+        predict_files(run, [tmp_path], tmp_path / "out")
+    lines = [r.getMessage() for r in caplog.records if "convert" in r.getMessage()]
+    assert lines == ["converted 2 input(s) to greyscale: the model takes 1 channel(s)"]
+    assert read_image(tmp_path / "out" / "colour0.png").shape == (28, 28, 1)
+    _, rows = read_scores(tmp_path / "out")
+    assert [r["channels"] for r in rows] == ["3", "3", "1"]
+
+
+def test_a_run_with_an_anomaly_threshold_flags_images_above_it(tmp_path, run, digits):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("checkpoints", "figures", "logs"))
+    for i in range(6):
+        write_png(tmp_path / f"d{i}.png", digits[i][..., None])
+    predict_files(copy, [tmp_path / f"d{i}.png" for i in range(6)], tmp_path / "first")
+    errors = sorted(float(r["mse"]) for r in read_scores(tmp_path / "first")[1])
+    threshold = (errors[2] + errors[3]) / 2
+    metrics = json.loads((copy / "metrics.json").read_text())
+    (copy / "metrics.json").write_text(json.dumps({**metrics, "anomaly/threshold": threshold}))
+    summary = predict_files(copy, [tmp_path / f"d{i}.png" for i in range(6)], tmp_path / "out")
+    header, rows = read_scores(tmp_path / "out")
+    assert header == [*COLUMNS, "threshold", "anomaly"]
+    assert [r["anomaly"] for r in rows] == [str(int(float(r["mse"]) > threshold)) for r in rows]
+    assert summary["anomalies"] == 3 and float(rows[0]["threshold"]) == pytest.approx(
+        threshold, rel=1e-5
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Mistakes: one line, exit status 2, nothing written
+
+
+def test_an_existing_output_is_refused_and_overwrite_replaces_it(tmp_path, run, digits):
+    write_png(tmp_path / "a.png", digits[0][..., None])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"mine")
+    result = cli("predict", run, tmp_path / "a.png", "--out", out)
+    assert_error(
+        result,
+        f"{out / 'a.png'}: already exists; pass --overwrite to replace, or choose another --out",
+    )
+    assert (out / "a.png").read_bytes() == b"mine" and sorted(out.iterdir()) == [out / "a.png"]
+    predict_files(run, [tmp_path / "a.png"], out, overwrite=True)
+    assert read_image(out / "a.png").shape == (28, 28, 1)
+
+
+def test_an_unreadable_file_stops_with_one_line_and_leaves_nothing(tmp_path, run, digits):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_png(folder / "a.png", digits[0][..., None])  # read and predicted first
+    (folder / "b.png").write_bytes(b"not a png at all")
+    out = tmp_path / "out"
+    result = cli("predict", run, folder, "--out", out, "--quiet")
+    bad = folder / "b.png"
+    assert_error(result, f"{bad}: not a readable image (cannot identify image file)")
+    assert not out.exists()  # made by this run, removed with what it held
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d.mkdir(), "{p}: no image files (.png, .jpg, .jpeg, .bmp, .gif) in this folder"),
+        (lambda d: None, "{p}: no such file or folder; check the path"),
+        (lambda d: d.write_text("x"), "{p}: not an image (.png, .jpg, .jpeg, .bmp, .gif) nor"),
+    ],
+    ids=["empty folder", "missing", "text file"],
+)
+def test_bad_inputs_are_one_line_before_tensorflow_loads(tmp_path, run, make, message):
+    given = tmp_path / "given"
+    make(given)
+    out = tmp_path / "out"
+    result = cli("predict", run, given, "--out", out, timeout=60)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: " + message.format(p=given))
+    assert not out.exists()
+
+
+def test_arrays_of_the_wrong_kind_are_refused(tmp_path):
+    np.save(tmp_path / "flat.npy", np.zeros(10))
+    np.save(tmp_path / "wide.npy", np.zeros((2, 28, 28, 5), np.uint8))
+    np.save(tmp_path / "deep.npy", np.zeros((2, 28, 28), np.uint16))
+    (tmp_path / "junk.npz").write_bytes(b"PK not a zip")
+    np.savez(tmp_path / "labels.npz", y=np.arange(3))
+    np.save(tmp_path / "none.npy", np.zeros((0, 28, 28), np.uint8))
+    from autoencoder.predict import collect_inputs
+
+    shapes = "arrays of images are (H, W), (N, H, W) or (N, H, W, C) with C = 1 or 3"
+    for name, message in [
+        ("flat.npy", f"a 1-D array; {shapes}"),
+        ("wide.npy", f"shape (2, 28, 28, 5); {shapes}"),
+        ("deep.npy", "uint16 pixels; save uint8 (0-255) or float pixels in [0, 1]"),
+        ("junk.npz", "not a readable .npz archive"),
+        ("labels.npz", f"holds no images; {shapes}"),
+        ("none.npy", f"holds no images; {shapes}"),
+    ]:
+        with pytest.raises(UserError, match=r"^" + str(tmp_path / name).replace(".", r"\.")) as e:
+            collect_inputs([tmp_path / name])
+        assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_float_pixels_outside_0_1_are_refused(tmp_path, run):
+    np.save(tmp_path / "raw.npy", np.full((2, 28, 28), 200.0, np.float32))
+    with pytest.raises(UserError) as e:
+        predict_files(run, [tmp_path / "raw.npy"], tmp_path / "out")
+    assert str(e.value) == (
+        f"{tmp_path / 'raw.npy'}[0]: float values from 200 to 200; float pixels are read as "
+        f"[0, 1]: divide 0-255 values by 255, or save uint8"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_model_without_its_run_directory_is_refused(tmp_path, run, digits):
+    write_png(tmp_path / "a.png", digits[0][..., None])
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(run / "model.keras", lone / "model.keras")
+    result = cli("predict", lone / "model.keras", tmp_path / "a.png", "--out", tmp_path / "o")
+    assert_error(
+        result,
+        f"{lone / 'model.keras'}: a model file, not a run directory; pass the run directory made "
+        f"by `autoencoder train` that holds it (with its config.yaml)",
+    )
+    result = cli("predict", lone, tmp_path / "a.png", "--out", tmp_path / "o")
+    assert_error(
+        result,
+        f"{lone}: not a run directory (no config.yaml); pass a directory made by "
+        f"`autoencoder train`, e.g. outputs/<name>/<timestamp>",
+    )
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    shutil.copy(run / "config.yaml", unfinished / "config.yaml")
+    with pytest.raises(UserError, match="model.keras: model file not found; was the run finished"):
+        predict_files(unfinished, [tmp_path / "a.png"], tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_folder_holding_out_is_read_without_the_outputs(tmp_path, run, digits):
+    write_png(tmp_path / "a.png", digits[0][..., None])
+    predict_files(run, [tmp_path], tmp_path / "out")
+    predict_files(run, [tmp_path], tmp_path / "out", overwrite=True)  # out/a.png is no input
+    assert [r["input"] for r in read_scores(tmp_path / "out")[1]] == [str(tmp_path / "a.png")]
+
+
+def test_noise_is_the_runs_kind_or_the_denoise_sections(tmp_path):
+    from autoencoder.predict import noise_settings
+
+    assert noise_settings(tiny(tmp_path, "data.noise={kind: speckle, clip: false}")) == (
+        "speckle",
+        False,
+    )
+    assert noise_settings(tiny(tmp_path, "denoise.kind=mask")) == ("mask", True)
+
+
+def test_two_inputs_with_one_output_name_are_refused(tmp_path, run, digits):
+    write_png(tmp_path / "a.png", digits[0][..., None])
+    (tmp_path / "sub").mkdir()
+    write_png(tmp_path / "sub" / "a.png", digits[1][..., None])
+    with pytest.raises(UserError) as e:
+        predict_files(run, [tmp_path / "a.png", tmp_path / "sub"], tmp_path / "o")
+    assert str(e.value) == (
+        f"{tmp_path / 'a.png'} and {tmp_path / 'sub' / 'a.png'} would both be written as a.png; "
+        f"rename one, or predict them into separate --out folders"
+    )
