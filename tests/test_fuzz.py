@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import ROOT
-from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, example, given, settings
 from hypothesis import strategies as st
 
 from autoencoder import data
@@ -397,3 +397,50 @@ def test_npz_claiming_an_unknown_compression_method(tmp_path):
     assert outcome(lambda: data.load_npz(path, "fuzz")) == (
         f"{path}: not a readable .npz file (That compression method is not supported)"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Config and data shape pairs: agreement is checked before anything is written
+
+
+shapes = st.tuples(st.integers(8, 40), st.integers(8, 40), st.sampled_from([1, 3]))
+
+
+@FUZZ
+@given(planned=shapes, images=shapes)
+@example(planned=(25, 25, 3), images=(25, 25, 3))  # agreeing pairs are rare among random ones
+@example(planned=(28, 28, 1), images=(28, 28, 3))
+def test_a_config_and_data_shape_pair_is_planned_or_refused_before_a_run_exists(
+    tmp_path_factory, planned, images
+):
+    from autoencoder.data.images import write_png
+    from autoencoder.pipeline import train_run
+
+    root = tmp_path_factory.mktemp("pair")
+    folder = root / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        write_png(folder / f"{k}.png", rng.integers(0, 256, images, dtype=np.uint8))
+    h, w, c = planned
+    config = load_config(
+        None,
+        [
+            "data.dataset=folder",
+            f"data.path={folder}",
+            f"model.input_shape=[{h}, {w}, {c}]",
+            "model.encoder=[{filters: 2}]",
+            f"output={root / 'out'}",
+        ],
+    )
+    resolved = None
+    try:
+        resolved = data.resolve_input_shape(config)
+    except UserError as exc:
+        message = str(exc)
+        assert message.count("\n") == 0 and message.startswith("model.input_shape is ")
+        assert f"{h}x{w}x{c}" in message and "x".join(map(str, images)) in message
+        with pytest.raises(UserError, match="model.input_shape is "):
+            train_run(config)  # refused first: no run directory, nothing written
+        assert not (root / "out").exists()
+    assert (resolved is None) == (tuple(planned) != tuple(images))
