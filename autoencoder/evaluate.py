@@ -17,7 +17,7 @@ import numpy as np
 from autoencoder import atomic
 from autoencoder.data import load_splits
 from autoencoder.model import load_model
-from autoencoder.runs import load_run_config, reconstruct_chunks
+from autoencoder.runs import open_run, reconstruct_chunks
 from autoencoder.runtime import tensorflow
 from autoencoder.shapes import plan_model
 
@@ -384,7 +384,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
       The split's metrics (format_metrics prints them).
     """
     run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
+    config = open_run(run_dir)
     model = load_model(run_dir / "model.keras")
     metrics = evaluate_split(config, model, load_splits(config), split).metrics
     path = run_dir / "metrics.json"

@@ -14,6 +14,8 @@ code, so there is no decoder of the code alone (build_models returns None for it
 from __future__ import annotations
 
 import functools
+import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -413,6 +415,33 @@ def vae_test_terms(model: Any, inputs, targets, batch_size: int = 500) -> dict:
     terms = model.evaluate(inputs, targets, batch_size=batch_size, verbose=0, return_dict=True)
     reconstruction, kl = float(terms["reconstruction"]), float(terms["kl"])
     return {"reconstruction": reconstruction, "kl": kl, "neg_elbo": reconstruction + kl}
+
+
+def saved_input_shape(path: str | Path) -> tuple[int, ...] | None:
+    """(H, W, C) a saved .keras model takes, read from its config.json without TensorFlow."""
+    # A .keras file is a zip whose config.json describes the layers; the first InputLayer's
+    # batch_shape (depth first) is the model's input. None where the file gives no such answer:
+    # load_model then says what is wrong with it.
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            shape = node.get("batch_shape")
+            if (
+                isinstance(shape, list)
+                and len(shape) == 4
+                and all(isinstance(n, int) for n in shape[1:])
+            ):
+                return tuple(shape[1:])
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+    return None
 
 
 def load_model(path: str | Path):

@@ -38,6 +38,8 @@ def train_run(config: Config, resume: str | Path | None = None) -> tuple[Path | 
       UserError: for an impossible model, data that cannot be used or a run that cannot be
         resumed, before any directory is made or TensorFlow is imported.
     """
+    if resume is not None:  # the run's own model and data first: a message about the run
+        runs.check_run_shapes(resume, runs.load_run_config(resume))
     config = resolve_input_shape(config)  # a left-out model.input_shape is the data's
     plan = plan_model(config.model)
     me = distribute.role(config.train.distribute)  # a bad TF_CONFIG is refused here

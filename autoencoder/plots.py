@@ -10,7 +10,7 @@ import numpy as np
 from autoencoder.data import DIGITS, load_splits
 from autoencoder.evaluate import evaluate_split, per_image_mse, pick_examples
 from autoencoder.model import is_vae, load_model, vae_interpolations, vae_samples
-from autoencoder.runs import load_run_config
+from autoencoder.runs import open_run
 from autoencoder.train import read_history
 
 DPI = 120
@@ -258,7 +258,7 @@ def plot_evaluation(
 def plot_run(run_dir: str | Path) -> list[Path]:
     """Redraw a finished run's figures from its saved model and config; return their paths."""
     run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
+    config = open_run(run_dir)
     splits = load_splits(config)
     model = load_model(run_dir / "model.keras")
     evaluation = evaluate_split(config, model, splits, "test")

@@ -35,7 +35,7 @@ from autoencoder.errors import UserError
 from autoencoder.evaluate import per_image_mse, psnr
 from autoencoder.model import load_model
 from autoencoder.noise import apply_noise
-from autoencoder.runs import load_run_config
+from autoencoder.runs import open_run
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ def run_config(run_dir: Path) -> Config:
             f"{run_dir}: a model file, not a run directory; pass the run directory made by "
             f"`autoencoder train` that holds it (with its config.yaml)"
         )
-    return load_run_config(run_dir)
+    return open_run(run_dir, data=False)
 
 
 def run_threshold(run_dir: Path, config: Config) -> float | None:
