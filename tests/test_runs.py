@@ -100,9 +100,7 @@ def edited_run(stale_run, tmp_path):
     ],
     ids=["resume", "evaluate", "plot", "predict", "export"],
 )
-def test_a_model_file_that_is_not_the_runs_is_refused_before_tensorflow(
-    edited_run, tmp_path, argv
-):
+def test_a_model_file_that_is_not_the_runs_is_refused_before_tensorflow(edited_run, tmp_path, argv):
     run_dir, folder = edited_run
     image = next(folder.rglob("*.png"))
     out = tmp_path / "out"
