@@ -13,6 +13,13 @@ import sys
 import traceback
 
 from autoencoder import memory
+from autoencoder.anomaly import (
+    BENCHMARK_PRESET,
+    anomaly_run,
+    format_benchmark,
+    format_report,
+    run_benchmark,
+)
 from autoencoder.bench import format_bench, layer_profile, run_bench
 from autoencoder.config import load_config
 from autoencoder.data import describe, resolve_input_shape
@@ -37,6 +44,8 @@ EPILOG = """examples:
   autoencoder bench configs/seed_tutorial.yaml
   autoencoder predict outputs/quickstart/20261121-140000 scans/ --out cleaned/
   autoencoder export outputs/quickstart/20261121-140000 --format onnx
+  autoencoder anomaly configs/anomaly.yaml --set anomaly.normal=[3]
+  autoencoder anomaly --benchmark mnist
 """
 
 
@@ -106,9 +115,31 @@ def cmd_bench(args) -> None:
 
 def cmd_predict(args) -> None:
     summary = predict_files(
-        args.run_dir, args.inputs, args.out, overwrite=args.overwrite, noise=args.noise
+        args.run_dir,
+        args.inputs,
+        args.out,
+        overwrite=args.overwrite,
+        noise=args.noise,
+        threshold=args.threshold,
     )
     print(format_summary(summary))
+
+
+def cmd_anomaly(args) -> None:
+    if args.benchmark:
+        config = load_config(args.config or BENCHMARK_PRESET, args.overrides)
+        bench_dir, rows = run_benchmark(config, args.benchmark)
+        print(format_benchmark(rows))
+        print(f"results: {bench_dir / 'results.md'}")
+        return
+    if args.config is None:
+        raise UserError(
+            "anomaly: no CONFIG given; name one (e.g. configs/anomaly.yaml --set "
+            "anomaly.normal=[3]), or run the one-class benchmark: --benchmark mnist"
+        )
+    run_dir, result = anomaly_run(_config(args))
+    print(format_report(result))
+    print(f"figures: {run_dir / 'figures'}  scores: {run_dir / 'anomaly_scores.csv'}")
 
 
 def cmd_export(args) -> None:
@@ -211,6 +242,24 @@ def _predict_args(p):
         metavar="LEVEL",
         help="add the run's noise kind at LEVEL to each input first (for demonstrations)",
     )
+    p.add_argument(
+        "--threshold",
+        type=_level,
+        metavar="SCORE",
+        help="flag images scoring above SCORE (the run's anomaly score), not the run's threshold",
+    )
+
+
+def _anomaly_args(p):
+    p.add_argument(
+        "config", nargs="?", help="YAML config file (with --benchmark: configs/anomaly.yaml)"
+    )
+    p.add_argument(
+        "--benchmark",
+        choices=["mnist", "fashion_mnist"],
+        help="one-class protocol: each class alone as the normal one, a table of AUROCs",
+    )
+    _overrides(p)
 
 
 def _export_args(p):
@@ -288,6 +337,16 @@ COMMANDS = {
         "input names under --out (PNG, or .npy/.npz), images larger than the model are tiled "
         "with overlap and blended, smaller ones padded; scores.csv holds each image's "
         "reconstruction error. Nothing that exists is replaced without --overwrite.",
+    ),
+    "anomaly": (
+        _anomaly_args,
+        cmd_anomaly,
+        "anomaly detection: train on the normal classes, score every test image",
+        "Train on anomaly.normal's classes only, score each test image by its reconstruction "
+        "error (anomaly.score), report ROC-AUC and average precision of the other classes "
+        "against the normal ones, choose the threshold on normal validation images "
+        "(anomaly.threshold) and save it with the run for `predict`; figures of the scores, "
+        "the ROC curve and the extremes. --benchmark: the one-class protocol over every class.",
     ),
     "export": (
         _export_args,

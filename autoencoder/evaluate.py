@@ -105,6 +105,23 @@ def ssim(x: np.ndarray, recon: np.ndarray) -> float:
     return float(np.mean(ssim_values(x, recon)))
 
 
+def per_image_score(kind: str, x: np.ndarray, recon: np.ndarray) -> np.ndarray:
+    """Each image's anomaly score, shape (N,): its MSE, MAE or 1 - SSIM (higher: less normal)."""
+    if kind == "mse":
+        return per_image_mse(x, recon)
+    if kind == "mae":
+        axes = tuple(range(1, x.ndim))
+        return np.concatenate(
+            [
+                np.mean(np.abs(x[i : i + CHUNK].astype(np.float64) - recon[i : i + CHUNK]), axes)
+                for i in range(0, len(x), CHUNK)
+            ]
+        )
+    if kind == "ssim":
+        return 1.0 - ssim_values(x, recon).astype(np.float64)
+    raise ValueError(f"unknown anomaly score {kind!r}")
+
+
 def pca_baseline(x_train: np.ndarray, x_eval: np.ndarray, components: int) -> dict:
     """MSE and PSNR of PCA with `components` components fit on x_train, applied to x_eval.
 
