@@ -154,8 +154,8 @@ def choose_threshold(val: np.ndarray, rule: str, number: float) -> float:
             f"or train the model longer"
         )
     q = number if rule == "quantile" else 1.0 - number
-    # "higher": a score of the validation set itself, so at most a (1 - q) share lies above it.
-    return float(np.quantile(val, q, method="higher"))
+    # "inverted_cdf": the lowest validation score with at most a (1 - q) share of them above it.
+    return float(np.quantile(val, q, method="inverted_cdf"))
 
 
 def report(scored: Scored, anomalous: np.ndarray, threshold: float) -> dict:

@@ -256,7 +256,7 @@ def _anomaly_args(p):
     )
     p.add_argument(
         "--benchmark",
-        choices=["mnist", "fashion_mnist"],
+        choices=["mnist", "fashion_mnist", "mnist_sample"],
         help="one-class protocol: each class alone as the normal one, a table of AUROCs",
     )
     _overrides(p)
