@@ -30,7 +30,12 @@ from autoencoder.errors import UserError
 from autoencoder.evaluate import per_image_score
 from autoencoder.model import load_model
 from autoencoder.pipeline import train_run
-from autoencoder.plots import plot_anomaly_extremes, plot_anomaly_scores, plot_roc
+from autoencoder.plots import (
+    plot_anomaly_extremes,
+    plot_anomaly_scores,
+    plot_benchmark,
+    plot_roc,
+)
 
 log = logging.getLogger(__name__)
 
@@ -361,6 +366,7 @@ def run_benchmark(config: Config, dataset: str) -> tuple[Path, list[dict]]:
     keys = config.anomaly.normal or list(range(len(names)))
     classes = normal_classes(base.model_copy(update={"anomaly": _normal(base, keys)}), names)
     bench_dir = runs.create_run_dir(base.model_copy(update={"name": f"{config.name}-{dataset}"}))
+    (bench_dir / "checkpoints").rmdir()  # a run directory's; each class's run has its own
     log.info("benchmark directory: %s", bench_dir)
     rows, start = [], time.perf_counter()
     for k in classes:
@@ -386,6 +392,8 @@ def run_benchmark(config: Config, dataset: str) -> tuple[Path, list[dict]]:
         total = (time.perf_counter() - start) / 60
         atomic.write_text(bench_dir / "results.csv", _rows_csv(rows))
         atomic.write_text(bench_dir / "results.md", results_markdown(rows, base, total))
+        reference = DEEP_SVDD_MNIST if dataset == "mnist" else None
+        plot_benchmark(bench_dir / "figures" / "auroc.png", rows, dataset, reference)
     return bench_dir, rows
 
 

@@ -272,5 +272,7 @@ def test_the_benchmark_writes_a_row_per_class_and_their_mean(tmp_path):
     assert "autoencoder anomaly --benchmark mnist_sample" in text
     assert f"| **mean** | **{100 * np.mean(aurocs):.1f}** |" in text
     assert f"mean AUROC {100 * np.mean(aurocs):.1f} over 2 classes" in result.stdout
+    assert (bench_dir / "figures" / "auroc.png").stat().st_size > 10_000
+    assert not (bench_dir / "checkpoints").exists()
     for row in rows:  # each class's own run, with its figures
         assert (bench_dir / row["run"] / "figures" / "anomaly_roc.png").is_file()
