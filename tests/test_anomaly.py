@@ -206,6 +206,10 @@ def test_the_run_trains_on_the_normal_class_only_and_scores_every_test_image(zer
     # Zeros are what it learned: well above chance even after ten short epochs.
     assert 0.75 < result["auroc"] <= 1.0 and 0.9 < result["ap"] <= 1.0
     assert result["val_fpr"] <= 0.05 and result["val_images"] > 20
+    # The same reconstructions scored every way; the configured one is the headline.
+    assert set(result["auroc_by_score"]) == {"mse", "mae", "ssim"}
+    assert result["auroc_by_score"]["mse"] == result["auroc"]
+    assert all(0.5 < v <= 1.0 for v in result["auroc_by_score"].values())
 
 
 def test_the_threshold_is_saved_with_the_run_for_predict(zero_run, tmp_path):
@@ -266,6 +270,7 @@ def test_the_benchmark_writes_a_row_per_class_and_their_mean(tmp_path):
     with open(bench_dir / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["class"] for r in rows] == ["0", "1"]
+    assert all(r["auroc"] == r["auroc_mse"] for r in rows)  # the tiny config scores by MSE
     aurocs = [float(r["auroc"]) for r in rows]
     assert all(0.0 <= a <= 1.0 for a in aurocs) and all(float(r["minutes"]) > 0 for r in rows)
     text = (bench_dir / "results.md").read_text()
