@@ -21,7 +21,7 @@ import numpy as np
 
 from autoencoder import atomic, runtime
 from autoencoder.config import Config
-from autoencoder.data import load_splits, scaled
+from autoencoder.data import chunk_size, load_splits, scaled
 from autoencoder.errors import UserError
 from autoencoder.model import decode_lines, load_model
 from autoencoder.plots import plot_interpolations, plot_latent
@@ -170,12 +170,7 @@ def encode_split(encoder, splits, split: str, vae: bool, pixels: bool, keep=None
     split, so a streamed folder is never whole in memory as float32.
     """
     codes, flat = [], []
-    for start, chunk in splits.chunks(split):
-        if keep is not None:
-            mine = keep[(keep >= start) & (keep < start + len(chunk))] - start
-            if not len(mine):
-                continue
-            chunk = chunk[mine]
+    for chunk in _chunks(splits, split, keep):
         images = scaled(chunk)
         out = encoder.predict(images, batch_size=BATCH, verbose=0)
         code = out[0] if vae else out  # a VAE's encoder gives [mean, log_var]
@@ -183,6 +178,23 @@ def encode_split(encoder, splits, split: str, vae: bool, pixels: bool, keep=None
         if pixels:
             flat.append(images.reshape(len(images), -1))
     return np.concatenate(codes), (np.concatenate(flat) if pixels else None)
+
+
+def _chunks(splits, split: str, keep):
+    """uint8 chunks of the split's images at `keep`, of the split's chunk size but the last."""
+    # Gathered again into full chunks: a chunk of each size makes predict() trace anew.
+    size, held, count = chunk_size(splits.image_shape), [], 0
+    for start, chunk in splits.chunks(split):
+        if keep is not None:
+            chunk = chunk[keep[(keep >= start) & (keep < start + len(chunk))] - start]
+        held.append(chunk)
+        count += len(chunk)
+        if count >= size:
+            joined = np.concatenate(held)
+            yield joined[:size]
+            held, count = [joined[size:]], count - size
+    if count:
+        yield np.concatenate(held)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -274,7 +286,7 @@ def map_points(n: int) -> np.ndarray:
 
 def draw_latent(path: Path, codes, labels, names, plan: Plan, vae: bool) -> None:
     """latent.png: PCA and t-SNE maps of the test codes (the code itself when it has 2 numbers)."""
-    pick = map_points(len(codes))
+    total, pick = len(codes), map_points(len(codes))
     codes, labels = codes[pick], labels[pick]
     size = codes.shape[1]
     what = f"{size:,}-number code" + (" (means)" if vae else "")
@@ -283,12 +295,13 @@ def draw_latent(path: Path, codes, labels, names, plan: Plan, vae: bool) -> None
     else:
         panels = [pca_panel(codes, what), tsne_panel(codes, what)]
     shape = "" if len(plan.code_shape) == 1 else f", a {_shape(plan.code_shape)} feature map"
+    shown = f"{len(codes):,}" if len(codes) == total else f"{len(codes):,} of the {total:,}"
     plot_latent(
         path,
         panels,
         labels,
         names,
-        f"Test images by their code{shape} ({len(codes):,} images, coloured by class)",
+        f"Test images by their code{shape} ({shown} images, coloured by class)",
     )
 
 
