@@ -38,7 +38,6 @@ PIXEL_LIMIT = 4096
 MAP_POINTS = 3000  # t-SNE's cost grows as N log N with a large constant: 3,000 take ~15 s here
 PAIRS, STEPS = 6, 10  # interpolation.png: rows, and decoded points along each line
 BATCH = 512
-PROBES = ("code", "pixels", "pca", "shuffled")
 
 
 def embed_run(run_dir: str | Path, probe_limit: int = PROBE_LIMIT) -> dict:
@@ -49,7 +48,8 @@ def embed_run(run_dir: str | Path, probe_limit: int = PROBE_LIMIT) -> dict:
       probe_limit: at most this many train-split images fit each probe (a fixed-seed subsample).
     Returns:
       {"metrics": the metrics.json keys written, "rows": (what, features, accuracy or None,
-      note) for format_embed, "files": what was written, and the split sizes}.
+      note) for format_embed, "files": what was written, "train_images": the train
+      split's size}.
     Raises:
       UserError: not a finished run, skips, no bottleneck, patches, or fewer than two classes;
         before TensorFlow is imported and before anything is written.
