@@ -24,6 +24,7 @@ from autoencoder.bench import format_bench, layer_profile, run_bench
 from autoencoder.config import load_config
 from autoencoder.data import describe, resolve_input_shape
 from autoencoder.denoise import results_markdown, run_sweep
+from autoencoder.embed import PROBE_LIMIT, embed_run, format_embed
 from autoencoder.errors import RunFailed, UserError
 from autoencoder.evaluate import evaluate_run, format_metrics
 from autoencoder.export import FORMATS, export_run, format_export
@@ -44,6 +45,7 @@ EPILOG = """examples:
   autoencoder bench configs/seed_tutorial.yaml
   autoencoder predict outputs/quickstart/20261121-140000 scans/ --out cleaned/
   autoencoder export outputs/quickstart/20261121-140000 --format onnx
+  autoencoder embed outputs/bottleneck32/20261121-140000
   autoencoder anomaly configs/anomaly.yaml --set anomaly.normal=[3]
   autoencoder anomaly --benchmark mnist
 """
@@ -145,6 +147,10 @@ def cmd_anomaly(args) -> None:
 def cmd_export(args) -> None:
     target, manifest = export_run(args.run_dir, args.format, overwrite=args.overwrite)
     print(format_export(manifest, target))
+
+
+def cmd_embed(args) -> None:
+    print(format_embed(embed_run(args.run_dir, probe_limit=args.probe_limit)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,6 +274,17 @@ def _export_args(p):
     p.add_argument("--overwrite", action="store_true", help="replace an earlier export")
 
 
+def _embed_args(p):
+    _run_dir_args(p)
+    p.add_argument(
+        "--probe-limit",
+        type=_count(100),
+        default=PROBE_LIMIT,
+        metavar="N",
+        help=f"fit each probe on at most N train-split images (default {PROBE_LIMIT:,})",
+    )
+
+
 # name: (arguments, function, one-line help, description)
 COMMANDS = {
     "train": (
@@ -356,6 +373,16 @@ COMMANDS = {
         "Keras's model.export(), load each back with its own runtime, compare its outputs on "
         "test images with the Keras model's and refuse beyond the tolerance; print the input "
         "and output names and shapes, and write them to manifest.json.",
+    ),
+    "embed": (
+        _embed_args,
+        cmd_embed,
+        "what a run's code knows: linear probes, a map of the codes, interpolations",
+        "Encode the train and test splits with encoder.keras (a VAE: its mean); fit a linear "
+        "probe (logistic regression) on the train codes and score it on the test codes, beside "
+        "the same probe on raw pixels, on PCA of the pixels and on shuffled labels; write "
+        "codes.npy, labels.npy, the accuracies into metrics.json, and figures/latent.png (PCA "
+        "and t-SNE maps) and figures/interpolation.png (decoded between test codes).",
     ),
 }
 

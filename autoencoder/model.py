@@ -389,12 +389,21 @@ def vae_interpolations(model: Any, starts, ends, steps: int = 8):
 
     The codes are the encoder's means of the images starts[i] and ends[i].
     """
-    import numpy as np
 
     a, b = _call(model.encoder, starts)[0], _call(model.encoder, ends)[0]
+    return decode_lines(model.decoder, a, b, steps)
+
+
+def decode_lines(decoder: Any, a, b, steps: int = 8):
+    """(rows, steps, H, W, C): the decoder's images at `steps` evenly spaced points from code
+    a[i] to code b[i], both ends included; codes of any shape the decoder takes, or flattened."""
+    import numpy as np
+
+    a = np.asarray(a, "float32").reshape(len(a), -1)
+    b = np.asarray(b, "float32").reshape(len(b), -1)
     t = np.linspace(0.0, 1.0, steps, dtype="float32")[None, :, None]
-    z = (a[:, None, :] * (1 - t) + b[:, None, :] * t).reshape(-1, a.shape[-1])
-    images = _call(model.decoder, z)
+    z = a[:, None, :] * (1 - t) + b[:, None, :] * t  # (rows, steps, code numbers)
+    images = _call(decoder, z.reshape(-1, *decoder.input_shape[1:]))
     return images.reshape(len(a), steps, *images.shape[1:])
 
 

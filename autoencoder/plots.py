@@ -1,5 +1,5 @@
 """Figures of a run: reconstructions, loss curves, worst reconstructions, error by class; a VAE's
-samples from the prior, interpolations between test codes and its two loss terms."""
+samples from the prior, interpolations between test codes and its two loss terms; maps of codes."""
 
 from __future__ import annotations
 
@@ -307,9 +307,12 @@ def plot_samples(path: Path, samples, latent_dim: int, columns: int = 8) -> None
     plt.close(fig)
 
 
-def plot_interpolations(path: Path, starts, steps, ends, labels: list[tuple[int, int]]) -> None:
+def plot_interpolations(
+    path: Path, starts, steps, ends, labels: list[tuple[int, int]], names=None, title=None
+) -> None:
     """Per row: a test image, decodings along the line between its code and the next image's,
     and that image."""
+    # names: the class names (digits when None); title: the figure's (a VAE's: the means').
     plt = _pyplot()
     n_rows, n_steps = steps.shape[:2]
     fig, axes = plt.subplots(
@@ -320,16 +323,81 @@ def plot_interpolations(path: Path, starts, steps, ends, labels: list[tuple[int,
         for t in range(n_steps):
             _show(axes[r, t + 1], steps[r, t])
         _show(axes[r, -1], ends[r])
-        axes[r, 0].set_ylabel(f"{labels[r][0]} to {labels[r][1]}", fontsize=9)
+        a, b = (_class_name(names, label) for label in labels[r])
+        # Two lines when the names are long: one line would run past a row's height.
+        joint = f"{a} to {b}" if len(a) + len(b) <= 10 else f"{a}\nto {b}"
+        axes[r, 0].set_ylabel(joint, fontsize=9 if len(a) + len(b) <= 20 else 8)
     axes[0, 0].set_title("test\nimage", fontsize=8)
     axes[0, -1].set_title("test\nimage", fontsize=8)
     for t in range(n_steps):
         axes[0, t + 1].set_title(f"t={t / (n_steps - 1):.2f}", fontsize=8)
     fig.suptitle(
-        "Decoded along straight lines between the codes (means) of two test images",
+        title or "Decoded along straight lines between the codes (means) of two test images",
         fontsize=10,
     )
     fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def _class_name(names, label) -> str:
+    """A class's own name ('7' for a digit, 'Ankle boot'); its number past the names given."""
+    label = int(label)
+    return names[label] if names is not None and label < len(names) else str(label)
+
+
+def plot_latent(path: Path, panels: list[tuple], labels, names=None, title: str = "") -> None:
+    """Scatter plots of 2-D points side by side, coloured by class, one legend of class names.
+
+    panels: (title, points (N, 2), x label, y label) each, the same N points in every panel.
+    """
+    plt = _pyplot()
+    from matplotlib.lines import Line2D
+
+    classes = [int(c) for c in np.unique(labels)]
+    # Qualitative maps whose neighbours stay distinguishable with colour-blindness: tab10 up to
+    # ten classes; beyond, tab20's colours again with a second and third marker shape.
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    colours = cmap.colors
+    style = {
+        c: (colours[k % len(colours)], "os^"[(k // len(colours)) % 3])
+        for k, c in enumerate(classes)
+    }
+    size = 6 if len(labels) > 1500 else 12
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(5.2 * len(panels) + 1.8, 5.0), squeeze=False, layout="constrained"
+    )
+    for ax, (heading, points, xlabel, ylabel) in zip(axes[0], panels):
+        for c in classes:
+            colour, marker = style[c]
+            mine = labels == c
+            ax.scatter(
+                points[mine, 0],
+                points[mine, 1],
+                s=size,
+                color=colour,
+                marker=marker,
+                alpha=0.7,
+                linewidths=0,
+            )
+        ax.set_title(heading, fontsize=11)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.25)
+    handles = [
+        Line2D([], [], linestyle="", marker=style[c][1], color=style[c][0], markersize=7)
+        for c in classes
+    ]
+    fig.legend(
+        handles,
+        [_class_name(names, c) for c in classes],
+        loc="outside right center",
+        title="digit" if names is None or tuple(names) == DIGITS else "class",
+        ncols=1 + (len(classes) - 1) // 20,
+        fontsize=9,
+    )
+    if title:
+        fig.suptitle(title, fontsize=12)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
 
