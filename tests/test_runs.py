@@ -65,8 +65,9 @@ def _stale_message(run_dir, folder):
         ["evaluate", "RUN"],
         ["evaluate", "RUN", "--split", "val"],
         ["plot", "RUN"],
+        ["embed", "RUN"],
     ],
-    ids=["resume", "train --resume", "evaluate", "evaluate val", "plot"],
+    ids=["resume", "train --resume", "evaluate", "evaluate val", "plot", "embed"],
 )
 def test_a_run_whose_data_changed_is_refused_before_tensorflow(stale_run, argv):
     run_dir, folder = stale_run
@@ -97,8 +98,9 @@ def edited_run(stale_run, tmp_path):
         ["plot", "RUN"],
         ["predict", "RUN", "IMAGE", "--out", "OUT"],
         ["export", "RUN", "--format", "saved_model"],
+        ["embed", "RUN"],
     ],
-    ids=["resume", "evaluate", "plot", "predict", "export"],
+    ids=["resume", "evaluate", "plot", "predict", "export", "embed"],
 )
 def test_a_model_file_that_is_not_the_runs_is_refused_before_tensorflow(edited_run, tmp_path, argv):
     run_dir, folder = edited_run
