@@ -445,7 +445,7 @@ def results_markdown(rows: list[dict], config: Config, minutes: float) -> str:
         rule,
     ]
     for row in rows:
-        name = row["name"] if row["name"] == str(row["class"]) else f"{row['class']} {row['name']}"
+        name = _class_text(row)
         line = (
             f"| {name} | {100 * row['auroc']:.1f} | {100 * row['ap']:.1f} | {row['minutes']:.1f} |"
         )
@@ -462,8 +462,13 @@ def results_markdown(rows: list[dict], config: Config, minutes: float) -> str:
         line += f" {ref:.1f} |"
     lines += [line, ""]
     worst = min(rows, key=lambda r: r["auroc"])
-    lines.append(f"Lowest: class {worst['class']} ({worst['name']}) at {100 * worst['auroc']:.1f}.")
+    lines.append(f"Lowest: {_class_text(worst)} at {100 * worst['auroc']:.1f}.")
     return "\n".join(lines) + "\n"
+
+
+def _class_text(row: dict) -> str:
+    """'3' for a digit, '7 Sneaker' where the class has a name of its own."""
+    return row["name"] if row["name"] == str(row["class"]) else f"{row['class']} {row['name']}"
 
 
 def _cores() -> int:
@@ -477,7 +482,7 @@ def format_benchmark(rows: list[dict]) -> str:
     lines = ["normal class        AUROC     AP  minutes"]
     for row in rows:
         lines.append(
-            f"{row['class']:>2} {row['name'][:15]:<15} {100 * row['auroc']:>6.1f} "
+            f"{_class_text(row)[:18]:<18} {100 * row['auroc']:>6.1f} "
             f"{100 * row['ap']:>6.1f} {row['minutes']:>8.1f}"
         )
     mean = 100 * float(np.mean([r["auroc"] for r in rows]))

@@ -662,12 +662,10 @@ def plot_anomaly_extremes(
 def plot_benchmark(path: Path, rows: list[dict], dataset: str, reference=None) -> None:
     """The one-class benchmark: each class's AUROC as a bar, a published method's as a mark."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(rows), 4.4))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.0 + 0.75 * len(rows)), 4.8))
     x = np.arange(len(rows))
     aurocs = [100 * r["auroc"] for r in rows]
     ax.bar(x, aurocs, color="tab:blue", width=0.6, label="autoencoder")
-    for i, value in enumerate(aurocs):
-        ax.text(i, value + 0.3, f"{value:.1f}", ha="center", va="bottom", fontsize=8)
     if reference is not None:
         marks = [reference[r["class"]] for r in rows]
         ax.plot(x, marks, "_", color="black", markersize=22, mew=2, label="Deep SVDD (2018)")
@@ -683,11 +681,14 @@ def plot_benchmark(path: Path, rows: list[dict], dataset: str, reference=None) -
     ax.set_xticks(x)
     ax.set_xticklabels(names, rotation=30 if slanted else 0, ha="right" if slanted else "center")
     low = min(aurocs + (marks if reference is not None else []))
-    ax.set_ylim(max(0, low - 8), 100.5)
+    bottom = max(0, low - 8)
+    ax.set_ylim(bottom, 100.5)
+    for i, value in enumerate(aurocs):  # inside the bar, clear of the reference marks above
+        ax.text(i, bottom + 1, f"{value:.1f}", ha="center", va="bottom", fontsize=8, color="white")
     ax.set_xlabel("the normal class (all other classes: anomalies)")
     ax.set_ylabel("test AUROC (%)")
     ax.set_title(f"One-class anomaly detection on {dataset}", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
