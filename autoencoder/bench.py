@@ -282,7 +282,7 @@ def layer_profile(config: Config, repeats: int = 7) -> str:
         lines.append(
             f"{policy:<15} {block:<6} {kind:<16} {shapes:<22} {seconds * 1e3:>8.2f} "
             f"{seconds / totals[policy]:>6.0%} "
-            f"{(f'{gflops:.1f}' if gflops else '-'):>8}"
+            f"{(f'{gflops:.3g}' if gflops else '-'):>8}"  # a tiny layer on busy cores is < 0.1
         )
     lines.append(
         "(every layer includes the gradient with respect to its input, which training "

@@ -13,10 +13,18 @@ import sys
 import traceback
 
 from autoencoder import memory
+from autoencoder.anomaly import (
+    BENCHMARK_PRESET,
+    anomaly_run,
+    format_benchmark,
+    format_report,
+    run_benchmark,
+)
 from autoencoder.bench import format_bench, layer_profile, run_bench
 from autoencoder.config import load_config
 from autoencoder.data import describe, resolve_input_shape
 from autoencoder.denoise import results_markdown, run_sweep
+from autoencoder.embed import PROBE_LIMIT, embed_run, format_embed
 from autoencoder.errors import RunFailed, UserError
 from autoencoder.evaluate import evaluate_run, format_metrics
 from autoencoder.export import FORMATS, export_run, format_export
@@ -37,6 +45,9 @@ EPILOG = """examples:
   autoencoder bench configs/seed_tutorial.yaml
   autoencoder predict outputs/quickstart/20261121-140000 scans/ --out cleaned/
   autoencoder export outputs/quickstart/20261121-140000 --format onnx
+  autoencoder embed outputs/bottleneck32/20261121-140000
+  autoencoder anomaly configs/anomaly.yaml --set anomaly.normal=[3]
+  autoencoder anomaly --benchmark mnist
 """
 
 
@@ -106,14 +117,40 @@ def cmd_bench(args) -> None:
 
 def cmd_predict(args) -> None:
     summary = predict_files(
-        args.run_dir, args.inputs, args.out, overwrite=args.overwrite, noise=args.noise
+        args.run_dir,
+        args.inputs,
+        args.out,
+        overwrite=args.overwrite,
+        noise=args.noise,
+        threshold=args.threshold,
     )
     print(format_summary(summary))
+
+
+def cmd_anomaly(args) -> None:
+    if args.benchmark:
+        config = load_config(args.config or BENCHMARK_PRESET, args.overrides)
+        bench_dir, rows = run_benchmark(config, args.benchmark)
+        print(format_benchmark(rows))
+        print(f"results: {bench_dir / 'results.md'}")
+        return
+    if args.config is None:
+        raise UserError(
+            "anomaly: no CONFIG given; name one (e.g. configs/anomaly.yaml --set "
+            "anomaly.normal=[3]), or run the one-class benchmark: --benchmark mnist"
+        )
+    run_dir, result = anomaly_run(_config(args))
+    print(format_report(result))
+    print(f"figures: {run_dir / 'figures'}  scores: {run_dir / 'anomaly_scores.csv'}")
 
 
 def cmd_export(args) -> None:
     target, manifest = export_run(args.run_dir, args.format, overwrite=args.overwrite)
     print(format_export(manifest, target))
+
+
+def cmd_embed(args) -> None:
+    print(format_embed(embed_run(args.run_dir, probe_limit=args.probe_limit)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,12 +248,41 @@ def _predict_args(p):
         metavar="LEVEL",
         help="add the run's noise kind at LEVEL to each input first (for demonstrations)",
     )
+    p.add_argument(
+        "--threshold",
+        type=_level,
+        metavar="SCORE",
+        help="flag images scoring above SCORE (the run's anomaly score), not the run's threshold",
+    )
+
+
+def _anomaly_args(p):
+    p.add_argument(
+        "config", nargs="?", help="YAML config file (with --benchmark: configs/anomaly.yaml)"
+    )
+    p.add_argument(
+        "--benchmark",
+        choices=["mnist", "fashion_mnist", "mnist_sample"],
+        help="one-class protocol: each class alone as the normal one, a table of AUROCs",
+    )
+    _overrides(p)
 
 
 def _export_args(p):
     _run_dir_args(p)
     p.add_argument("--format", choices=FORMATS, default="saved_model", help="default: saved_model")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier export")
+
+
+def _embed_args(p):
+    _run_dir_args(p)
+    p.add_argument(
+        "--probe-limit",
+        type=_count(100),
+        default=PROBE_LIMIT,
+        metavar="N",
+        help=f"fit each probe on at most N train-split images (default {PROBE_LIMIT:,})",
+    )
 
 
 # name: (arguments, function, one-line help, description)
@@ -289,6 +355,16 @@ COMMANDS = {
         "with overlap and blended, smaller ones padded; scores.csv holds each image's "
         "reconstruction error. Nothing that exists is replaced without --overwrite.",
     ),
+    "anomaly": (
+        _anomaly_args,
+        cmd_anomaly,
+        "anomaly detection: train on the normal classes, score every test image",
+        "Train on anomaly.normal's classes only, score each test image by its reconstruction "
+        "error (anomaly.score), report ROC-AUC and average precision of the other classes "
+        "against the normal ones, choose the threshold on normal validation images "
+        "(anomaly.threshold) and save it with the run for `predict`; figures of the scores, "
+        "the ROC curve and the extremes. --benchmark: the one-class protocol over every class.",
+    ),
     "export": (
         _export_args,
         cmd_export,
@@ -297,6 +373,16 @@ COMMANDS = {
         "Keras's model.export(), load each back with its own runtime, compare its outputs on "
         "test images with the Keras model's and refuse beyond the tolerance; print the input "
         "and output names and shapes, and write them to manifest.json.",
+    ),
+    "embed": (
+        _embed_args,
+        cmd_embed,
+        "what a run's code knows: linear probes, a map of the codes, interpolations",
+        "Encode the train and test splits with encoder.keras (a VAE: its mean); fit a linear "
+        "probe (logistic regression) on the train codes and score it on the test codes, beside "
+        "the same probe on raw pixels, on PCA of the pixels and on shuffled labels; write "
+        "codes.npy, labels.npy, the accuracies into metrics.json, and figures/latent.png (PCA "
+        "and t-SNE maps) and figures/interpolation.png (decoded between test codes).",
     ),
 }
 

@@ -509,6 +509,54 @@ class DenoiseConfig(Section):
         return sorted(value)
 
 
+class ThresholdConfig(Section):
+    """How `autoencoder anomaly` draws the line: at most one of these; none means quantile 0.95.
+
+    quantile and fpr are chosen on the normal validation images (fpr f is quantile 1 - f); value
+    is a threshold of your own, used as given.
+    """
+
+    quantile: Annotated[StrictFloat, Field(gt=0, lt=1)] | None = None
+    fpr: Annotated[StrictFloat, Field(gt=0, lt=1)] | None = None
+    value: Annotated[StrictInt | StrictFloat, Field(ge=0)] | None = None
+
+    @model_validator(mode="after")
+    def _one_rule(self):
+        given = [k for k in ("quantile", "fpr", "value") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(
+                f"sets {' and '.join(given)}; choose one way to set the threshold "
+                f"(quantile, fpr or value)"
+            )
+        return self
+
+    def rule(self) -> tuple[str, float]:
+        """("quantile" | "fpr" | "value", its number)."""
+        for key in ("quantile", "fpr", "value"):
+            if getattr(self, key) is not None:
+                return key, float(getattr(self, key))
+        return "quantile", 0.95
+
+
+class AnomalyConfig(Section):
+    """`autoencoder anomaly`: train on the normal classes, score every test image."""
+
+    normal: list[ClassKey] | None = None  # numbers or names; the other classes are anomalies
+    score: Literal["mse", "mae", "ssim"] = "mse"  # per image; ssim scores 1 - SSIM
+    threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
+    examples: PosInt = 8  # highest- and lowest-scoring test images in the figure
+
+    @field_validator("normal")
+    @classmethod
+    def _normal(cls, value):
+        if value is not None:
+            if not value:
+                raise ValueError("must list at least one class")
+            if len(set(value)) != len(value):
+                raise ValueError(f"lists a class twice: {value}")
+        return value
+
+
 class Config(Section):
     name: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "run"
     seed: NonNegInt = 0
@@ -516,6 +564,7 @@ class Config(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     denoise: DenoiseConfig = Field(default_factory=DenoiseConfig)
+    anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
     output: StrictStr = "outputs"
 
     @field_validator("train")

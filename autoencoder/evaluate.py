@@ -17,7 +17,7 @@ import numpy as np
 from autoencoder import atomic
 from autoencoder.data import load_splits
 from autoencoder.model import load_model
-from autoencoder.runs import load_run_config, reconstruct_chunks
+from autoencoder.runs import open_run, reconstruct_chunks
 from autoencoder.runtime import tensorflow
 from autoencoder.shapes import plan_model
 
@@ -103,6 +103,23 @@ def ssim_values(x: np.ndarray, recon: np.ndarray) -> np.ndarray:
 def ssim(x: np.ndarray, recon: np.ndarray) -> float:
     """Mean SSIM (11x11 Gaussian window, as tf.image.ssim) over the images."""
     return float(np.mean(ssim_values(x, recon)))
+
+
+def per_image_score(kind: str, x: np.ndarray, recon: np.ndarray) -> np.ndarray:
+    """Each image's anomaly score, shape (N,): its MSE, MAE or 1 - SSIM (higher: less normal)."""
+    if kind == "mse":
+        return per_image_mse(x, recon)
+    if kind == "mae":
+        axes = tuple(range(1, x.ndim))
+        return np.concatenate(
+            [
+                np.mean(np.abs(x[i : i + CHUNK].astype(np.float64) - recon[i : i + CHUNK]), axes)
+                for i in range(0, len(x), CHUNK)
+            ]
+        )
+    if kind == "ssim":
+        return 1.0 - ssim_values(x, recon).astype(np.float64)
+    raise ValueError(f"unknown anomaly score {kind!r}")
 
 
 def pca_baseline(x_train: np.ndarray, x_eval: np.ndarray, components: int) -> dict:
@@ -384,7 +401,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
       The split's metrics (format_metrics prints them).
     """
     run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
+    config = open_run(run_dir)
     model = load_model(run_dir / "model.keras")
     metrics = evaluate_split(config, model, load_splits(config), split).metrics
     path = run_dir / "metrics.json"

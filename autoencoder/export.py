@@ -26,7 +26,7 @@ from autoencoder.data import load_splits
 from autoencoder.errors import UserError
 from autoencoder.model import build_models, load_model
 from autoencoder.noise import model_inputs
-from autoencoder.runs import load_run_config
+from autoencoder.runs import open_run
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def export_run(
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt}: unknown; choose one of {', '.join(FORMATS)}")
     run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
+    config = open_run(run_dir, data=False)
     require(fmt)
     target = run_dir / "export" / fmt
     if target.exists() and not overwrite:

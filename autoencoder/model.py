@@ -14,6 +14,8 @@ code, so there is no decoder of the code alone (build_models returns None for it
 from __future__ import annotations
 
 import functools
+import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -387,12 +389,21 @@ def vae_interpolations(model: Any, starts, ends, steps: int = 8):
 
     The codes are the encoder's means of the images starts[i] and ends[i].
     """
-    import numpy as np
 
     a, b = _call(model.encoder, starts)[0], _call(model.encoder, ends)[0]
+    return decode_lines(model.decoder, a, b, steps)
+
+
+def decode_lines(decoder: Any, a, b, steps: int = 8):
+    """(rows, steps, H, W, C): the decoder's images at `steps` evenly spaced points from code
+    a[i] to code b[i], both ends included; codes of any shape the decoder takes, or flattened."""
+    import numpy as np
+
+    a = np.asarray(a, "float32").reshape(len(a), -1)
+    b = np.asarray(b, "float32").reshape(len(b), -1)
     t = np.linspace(0.0, 1.0, steps, dtype="float32")[None, :, None]
-    z = (a[:, None, :] * (1 - t) + b[:, None, :] * t).reshape(-1, a.shape[-1])
-    images = _call(model.decoder, z)
+    z = a[:, None, :] * (1 - t) + b[:, None, :] * t  # (rows, steps, code numbers)
+    images = _call(decoder, z.reshape(-1, *decoder.input_shape[1:]))
     return images.reshape(len(a), steps, *images.shape[1:])
 
 
@@ -413,6 +424,33 @@ def vae_test_terms(model: Any, inputs, targets, batch_size: int = 500) -> dict:
     terms = model.evaluate(inputs, targets, batch_size=batch_size, verbose=0, return_dict=True)
     reconstruction, kl = float(terms["reconstruction"]), float(terms["kl"])
     return {"reconstruction": reconstruction, "kl": kl, "neg_elbo": reconstruction + kl}
+
+
+def saved_input_shape(path: str | Path) -> tuple[int, ...] | None:
+    """(H, W, C) a saved .keras model takes, read from its config.json without TensorFlow."""
+    # A .keras file is a zip whose config.json describes the layers; the first InputLayer's
+    # batch_shape (depth first) is the model's input. None where the file gives no such answer:
+    # load_model then says what is wrong with it.
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            shape = node.get("batch_shape")
+            if (
+                isinstance(shape, list)
+                and len(shape) == 4
+                and all(isinstance(n, int) for n in shape[1:])
+            ):
+                return tuple(shape[1:])
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+    return None
 
 
 def load_model(path: str | Path):

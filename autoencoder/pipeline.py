@@ -38,6 +38,8 @@ def train_run(config: Config, resume: str | Path | None = None) -> tuple[Path | 
       UserError: for an impossible model, data that cannot be used or a run that cannot be
         resumed, before any directory is made or TensorFlow is imported.
     """
+    if resume is not None:  # the run's own model and data first: a message about the run
+        runs.check_run_shapes(resume, runs.load_run_config(resume))
     config = resolve_input_shape(config)  # a left-out model.input_shape is the data's
     plan = plan_model(config.model)
     me = distribute.role(config.train.distribute)  # a bad TF_CONFIG is refused here
@@ -47,14 +49,18 @@ def train_run(config: Config, resume: str | Path | None = None) -> tuple[Path | 
         run_dir = runs.check_resume(resume, config)
         state = read_state(run_dir)
     splits = load_splits(config)  # a folder's scan refuses bad files before anything is written
+    # Streamed splits (files read batch by batch) hold no images beyond a batch's.
+    sizes = [getattr(splits.pixels(s), "nbytes", 0) for s in ("train", "val", "test")]
+    held = memory.held_data(*sizes, config.data.noise is not None)
+    # A plan too big at the lightest precision the run could get is refused before TensorFlow
+    # loads; the precision it does get (a GPU's, or float32) is known only after.
+    lightest = "float32" if config.train.mixed_precision == "off" else "mixed_bfloat16"
+    memory.check_fits(config, plan, memory.run_memory(config, plan, lightest, held))
     tensorflow()  # a missing TensorFlow is refused before anything is written
     splits = load_splits(config)  # and missing or damaged data too
     # Before any other TensorFlow work: a multi-worker strategy must start first.
     strategy = distribute.strategy(config.train.distribute, config.train.worker_timeout)
     dtype = choose_precision(config.train.mixed_precision)
-    # Streamed splits (files read batch by batch) hold no images beyond a batch's.
-    sizes = [getattr(splits.pixels(s), "nbytes", 0) for s in ("train", "val", "test")]
-    held = memory.held_data(*sizes, config.data.noise is not None)
     memory.check_fits(config, plan, memory.run_memory(config, plan, dtype, held))  # and too big
     if not me.chief:
         return _train_as_worker(config, splits, resume, strategy, me, dtype)

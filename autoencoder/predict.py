@@ -32,21 +32,23 @@ from autoencoder.config import Config
 from autoencoder.data.images import SUFFIXES, is_image, read_image, write_png
 from autoencoder.data.splits import scaled
 from autoencoder.errors import UserError
-from autoencoder.evaluate import per_image_mse, psnr
+from autoencoder.evaluate import per_image_mse, per_image_score, psnr
 from autoencoder.model import load_model
 from autoencoder.noise import apply_noise
-from autoencoder.runs import load_run_config
+from autoencoder.runs import open_run
 
 log = logging.getLogger(__name__)
 
 ARRAY_SUFFIXES = (".npy", ".npz")
 BATCH = 256  # tiles per model call
-# Where a run keeps its anomaly threshold: a metrics.json key in the '<split>/<metric>' style,
-# or `anomaly.threshold` in its config. Runs hold none today; the columns appear when one does.
+# Where a run keeps its anomaly threshold and the score it applies to: metrics.json keys in the
+# '<split>/<metric>' style, written by `autoencoder anomaly` (else anomaly.threshold.value and
+# anomaly.score in its config). The columns appear when a run holds one, or --threshold is given.
 THRESHOLD_KEY = "anomaly/threshold"
+SCORE_KEY = "anomaly/score"
 COLUMNS = ("input", "output", "height", "width", "channels", "tiles", "mse", "psnr")
 NOISY_COLUMNS = ("noisy_mse", "noisy_psnr")
-ANOMALY_COLUMNS = ("threshold", "anomaly")
+ANOMALY_COLUMNS = ("score", "score_kind", "threshold", "anomaly")
 # Pillow's "L" conversion: ITU-R 601-2 luma.
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -217,19 +219,22 @@ def run_config(run_dir: Path) -> Config:
             f"{run_dir}: a model file, not a run directory; pass the run directory made by "
             f"`autoencoder train` that holds it (with its config.yaml)"
         )
-    return load_run_config(run_dir)
+    return open_run(run_dir, data=False)
 
 
-def run_threshold(run_dir: Path, config: Config) -> float | None:
-    """The run's anomaly threshold (metrics.json's THRESHOLD_KEY, else anomaly.threshold)."""
+def run_threshold(run_dir: Path, config: Config) -> tuple[float, str] | None:
+    """(threshold, score kind) the run holds: metrics.json's, else its config's fixed value."""
     path = run_dir / "metrics.json"
     try:
-        value = json.loads(path.read_text()).get(THRESHOLD_KEY) if path.is_file() else None
+        metrics = json.loads(path.read_text()) if path.is_file() else {}
+        value, kind = metrics.get(THRESHOLD_KEY), metrics.get(SCORE_KEY)
     except (ValueError, OSError, AttributeError):
-        value = None
+        value = kind = None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        value, kind = config.anomaly.threshold.value, None
     if value is None:
-        value = getattr(getattr(config, "anomaly", None), "threshold", None)
-    return float(value) if isinstance(value, (int, float)) else None
+        return None
+    return float(value), kind if kind in ("mse", "mae", "ssim") else config.anomaly.score
 
 
 def noise_settings(config: Config) -> tuple[str, bool]:
@@ -458,10 +463,11 @@ class Batcher:
 class Scores:
     """scores.csv, a row per image as it is finished, and the totals of the summary."""
 
-    def __init__(self, handle, noisy: bool, threshold: float | None):
+    def __init__(self, handle, noisy: bool, threshold: tuple[float, str] | None):
         columns = [*COLUMNS, *(NOISY_COLUMNS if noisy else ())]
         columns += ANOMALY_COLUMNS if threshold is not None else ()
-        self.writer, self.threshold = csv.DictWriter(handle, columns), threshold
+        self.writer = csv.DictWriter(handle, columns)
+        self.threshold, self.kind = threshold if threshold is not None else (None, None)
         self.writer.writeheader()
         self.images = self.anomalies = 0
         self.mse = self.noisy_mse = 0.0
@@ -484,8 +490,16 @@ class Scores:
             row.update(noisy_mse=f"{noisy:.6g}", noisy_psnr=f"{psnr(noisy):.4g}")
             self.noisy_mse += noisy
         if self.threshold is not None:
-            flagged = mse > self.threshold
-            row.update(threshold=f"{self.threshold:.6g}", anomaly=int(flagged))
+            score = mse
+            if self.kind != "mse":
+                score = float(per_image_score(self.kind, item.clean[None], result[None])[0])
+            flagged = score > self.threshold
+            row.update(
+                score=f"{score:.6g}",
+                score_kind=self.kind,
+                threshold=f"{self.threshold:.6g}",
+                anomaly=int(flagged),
+            )
             self.anomalies += flagged
         self.writer.writerow(row)
         self.images += 1
@@ -497,7 +511,7 @@ class Scores:
         if "noisy_mse" in self.writer.fieldnames:
             summary["noisy_mse"] = self.noisy_mse / n
         if self.threshold is not None:
-            summary.update(threshold=self.threshold, anomalies=self.anomalies)
+            summary.update(threshold=self.threshold, kind=self.kind, anomalies=self.anomalies)
         return summary
 
 
@@ -508,6 +522,7 @@ def predict_files(
     overwrite: bool = False,
     noise: float | None = None,
     batch_size: int = BATCH,
+    threshold: float | None = None,
 ) -> dict:
     """Reconstruct every input with a run's model; write the outputs and scores.csv under out.
 
@@ -518,6 +533,7 @@ def predict_files(
       overwrite: replace outputs that exist (else they are refused before anything runs).
       noise: add the run's noise kind at this level to each input first (for demonstrations).
       batch_size: tiles per model call.
+      threshold: flag images whose score is above this, instead of the run's own threshold.
     Returns:
       A summary for format_summary: images, mean MSE (and of the noisy inputs), anomalies.
     Raises:
@@ -532,9 +548,15 @@ def predict_files(
     runtime.gpus()  # CUDA's start-up line goes to a muted stderr here, not to the user's
     model = load_model(run_dir / "model.keras")
     height, width, channels = model.input_shape[1:]
-    threshold = run_threshold(run_dir, config)
+    held = run_threshold(run_dir, config)
+    if threshold is not None:  # the user's own, always used as given
+        held = (float(threshold), held[1] if held else config.anomaly.score)
+    threshold = held
     if threshold is not None:
-        log.info("anomaly threshold %g: images whose MSE is above it are flagged", threshold)
+        log.info(
+            "anomaly threshold %g: images whose %s is above it are flagged",
+            *(threshold[0], threshold[1].upper() if threshold[1] != "ssim" else "1 - SSIM"),
+        )
     if noise is not None:
         log.info(
             "adding %s noise at level %g to every input first", noise_settings(config)[0], noise
@@ -662,8 +684,10 @@ def format_summary(summary: dict) -> str:
         noisy = summary["noisy_mse"]
         lines.append(f"the noisy inputs: MSE {noisy:.5f} (PSNR {psnr(noisy):.2f} dB)")
     if "threshold" in summary:
+        kind = "1 - SSIM" if summary["kind"] == "ssim" else summary["kind"].upper()
         lines.append(
-            f"{summary['anomalies']:,} above the anomaly threshold {summary['threshold']:.5g}"
+            f"{summary['anomalies']:,} above the anomaly threshold {summary['threshold']:.5g} "
+            f"({kind} per image)"
         )
     out = summary["out"]
     lines.append(f"outputs: {out}  scores: {out / 'scores.csv'}")

@@ -12,9 +12,9 @@ import numpy as np
 
 from autoencoder import atomic
 from autoencoder.config import Config, dump_config, load_config
-from autoencoder.data import from_tiles, load_splits, scaled, to_tiles
+from autoencoder.data import data_shape, from_tiles, load_splits, scaled, to_tiles
 from autoencoder.errors import UserError
-from autoencoder.model import load_model
+from autoencoder.model import load_model, saved_input_shape
 from autoencoder.noise import model_inputs
 from autoencoder.train import STATE, read_state
 
@@ -72,6 +72,56 @@ def load_run_config(run_dir: str | Path, overrides: list[str] = ()) -> Config:
             f"made by `autoencoder train`, e.g. outputs/<name>/<timestamp>"
         )
     return load_config(run_dir / "config.yaml", overrides)
+
+
+def open_run(run_dir: str | Path, overrides: list[str] = (), data: bool = True) -> Config:
+    """A run's config, once its model file and (with `data`) its data are seen to fit it.
+
+    Args:
+      run_dir: a directory written by `autoencoder train`.
+      overrides: `--set` overrides applied to its config.yaml.
+      data: also check the images its data source gives now (evaluate, plot, resume, embed).
+    Raises:
+      UserError: not a run, or a model file or data whose shape differs from the run's, before
+        TensorFlow is imported.
+    """
+    config = load_run_config(run_dir, overrides)
+    check_run_shapes(run_dir, config, data)
+    return config
+
+
+def check_run_shapes(run_dir: str | Path, config: Config, data: bool = True) -> None:
+    """Refuse a run whose model file or data no longer has the shape it was trained for."""
+    run_dir = Path(run_dir)
+    planned = tuple(config.model.input_shape)
+    name = "x".join(map(str, planned))
+    for path in (run_dir / "model.keras", _last_checkpoint(run_dir)):
+        saved = saved_input_shape(path) if path is not None and path.is_file() else None
+        if saved is not None and saved != planned:
+            raise UserError(
+                f"{path}: takes {'x'.join(map(str, saved))} inputs but the run's config.yaml "
+                f"plans {name}; the file is not this run's: put back its own {path.name}, or "
+                f"its own config.yaml"
+            )
+    if not data:
+        return
+    given = data_shape(config)
+    if given != planned:
+        source = config.data.path if config.data.dataset == "folder" else config.data.dataset
+        what = "patches" if config.data.patches is not None else "images"
+        raise UserError(
+            f"{run_dir}: the run's model takes {name} {what} but its data ({source}) now gives "
+            f"{'x'.join(map(str, given))}; put back the data it was trained on, or train a new "
+            f"run on this data (autoencoder train)"
+        )
+
+
+def _last_checkpoint(run_dir: Path) -> Path | None:
+    try:
+        state = read_state(run_dir)
+    except UserError:  # a damaged state: check_resume says so where it matters
+        return None
+    return run_dir / "checkpoints" / state["checkpoint"] if state else None
 
 
 def check_resume(run_dir: str | Path, config: Config) -> Path:
@@ -153,7 +203,7 @@ def reconstruct_chunks(config: Config, model, splits, split: str = "test"):
 def load_run(run_dir: str | Path, split: str = "test") -> Run:
     """Open a finished run: config, model (safe_mode), splits and the reconstructions of split."""
     run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
+    config = open_run(run_dir)
     model = load_model(run_dir / "model.keras")
     splits = load_splits(config)
     images, recon = reconstruct(config, model, splits, split)

@@ -51,6 +51,25 @@ def cli(*args, cwd=ROOT, timeout=600, env=None):
     )
 
 
+def cli_without_tensorflow(*args, timeout=120):
+    """`autoencoder *args` in a fresh interpreter; (its result, whether TensorFlow was imported).
+
+    The result's stderr is the command's own, without the line this helper adds.
+    """
+    code = (
+        "import sys\nfrom autoencoder.cli import main\n"
+        f"try:\n    status = main({list(map(str, args))!r})\nexcept SystemExit as exc:\n"
+        "    status = exc.code\n"
+        "print('tensorflow' in sys.modules, file=sys.stderr)\nsys.exit(status)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+    *lines, loaded = result.stderr.splitlines(keepends=True)
+    result.stderr = "".join(lines)
+    return result, loaded.strip() == "True"
+
+
 def start_training(config_path, **popen):
     """`autoencoder train config_path --quiet` in the background; stderr is piped."""
     return subprocess.Popen(

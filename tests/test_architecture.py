@@ -27,7 +27,7 @@ LAYERS = [
     {"evaluate"},
     {"plots"},
     {"pipeline"},
-    {"denoise", "bench", "predict", "export"},
+    {"denoise", "bench", "predict", "export", "embed", "anomaly"},
     {"cli"},
     {"__main__"},
 ]

@@ -347,3 +347,10 @@ def test_skip_model_saves_no_decoder_and_warns_on_clean_inputs(tmp_path, caplog)
     assert code.shape == (2, 7, 7, 8)
     model = keras.models.load_model(run / "model.keras", safe_mode=True)
     assert model.predict(x, verbose=0).shape == x.shape
+
+
+def test_a_vae_model_file_gives_its_input_shape_without_tensorflow(vae_run):
+    from autoencoder.model import saved_input_shape
+
+    for name in ("model.keras", "encoder.keras"):
+        assert saved_input_shape(vae_run / name) == (28, 28, 1), name

@@ -1,7 +1,7 @@
 """One run end to end: refusals before anything is written, and a crash that keeps the run."""
 
 import pytest
-from conftest import tiny, write_config
+from conftest import assert_error, cli_without_tensorflow, tiny, write_config
 
 from autoencoder import train
 from autoencoder.cli import main
@@ -15,6 +15,50 @@ def test_missing_data_is_refused_before_a_run_directory_exists(tmp_path, capsys)
     with pytest.raises(UserError, match="data.path .*nowhere: missing"):
         train_run(config)
     assert not (tmp_path / "tiny").exists()
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        ("[32, 32, 1]", "model.input_shape is 32x32x1 but the data gives the model 28x28x1"),
+        ("[28, 28, 3]", "model.input_shape is 28x28x3 but the data gives the model 28x28x1"),
+    ],
+)
+def test_an_input_shape_the_data_cannot_fill_is_one_line_before_tensorflow(
+    tmp_path, shape, message
+):
+    # The issue's reproduction: quickstart's 28x28 grey digits planned as something else.
+    result, loaded = cli_without_tensorflow(
+        "train",
+        "configs/quickstart.yaml",
+        "--set",
+        f"model.input_shape={shape}",
+        "--set",
+        f"output={tmp_path}",
+    )
+    assert_error(
+        result,
+        f"{message} images (mnist_sample); leave model.input_shape out to plan from the data, "
+        f"or set data.image_size, data.color or data.patches to match it",
+    )
+    assert not loaded and list(tmp_path.iterdir()) == []
+
+
+def test_a_plan_too_big_for_any_machine_is_refused_before_tensorflow(tmp_path):
+    # Ten million images a batch: terabytes of activations, more than any host here has.
+    result, loaded = cli_without_tensorflow(
+        "train",
+        "configs/quickstart.yaml",
+        "--set",
+        "train.batch_size=10000000",
+        "--set",
+        f"output={tmp_path}",
+    )
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: train: the run needs about ")
+    assert "at batch 10000000 (`autoencoder shapes` shows the plan) but " in result.stderr
+    assert "--set train.batch_size=" in result.stderr
+    assert not loaded and list(tmp_path.iterdir()) == []
 
 
 def test_an_unexpected_failure_keeps_the_run_and_resume_finishes_it(tmp_path, capsys, monkeypatch):

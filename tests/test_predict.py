@@ -269,11 +269,38 @@ def test_a_run_with_an_anomaly_threshold_flags_images_above_it(tmp_path, run, di
     (copy / "metrics.json").write_text(json.dumps({**metrics, "anomaly/threshold": threshold}))
     summary = predict_files(copy, [tmp_path / f"d{i}.png" for i in range(6)], tmp_path / "out")
     header, rows = read_scores(tmp_path / "out")
-    assert header == [*COLUMNS, "threshold", "anomaly"]
+    assert header == [*COLUMNS, "score", "score_kind", "threshold", "anomaly"]
     assert [r["anomaly"] for r in rows] == [str(int(float(r["mse"]) > threshold)) for r in rows]
+    assert {r["score_kind"] for r in rows} == {"mse"} and all(r["score"] == r["mse"] for r in rows)
     assert summary["anomalies"] == 3 and float(rows[0]["threshold"]) == pytest.approx(
         threshold, rel=1e-5
     )
+    # A threshold given on the command line is the one used, whatever the run holds.
+    mine = (errors[4] + errors[5]) / 2
+    summary = predict_files(
+        copy, [tmp_path / f"d{i}.png" for i in range(6)], tmp_path / "mine", threshold=mine
+    )
+    assert summary["anomalies"] == 1 and summary["threshold"] == mine
+
+
+def test_a_run_scored_by_mae_flags_by_mae(tmp_path, run, digits):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("checkpoints", "figures", "logs"))
+    inputs = []
+    for i in range(6):
+        write_png(tmp_path / f"d{i}.png", digits[i][..., None])
+        inputs.append(tmp_path / f"d{i}.png")
+    metrics = json.loads((copy / "metrics.json").read_text())
+    held = {**metrics, "anomaly/threshold": 0.05, "anomaly/score": "mae"}
+    (copy / "metrics.json").write_text(json.dumps(held))
+    predict_files(copy, inputs, tmp_path / "out")
+    _, rows = read_scores(tmp_path / "out")
+    for row, path in zip(rows, inputs):
+        clean = read_image(path).astype(np.float64) / 255
+        recon = read_image(tmp_path / "out" / row["output"]).astype(np.float64) / 255
+        # The output PNG is 8-bit: its MAE is within half a grey level of the model's.
+        assert float(row["score"]) == pytest.approx(np.abs(clean - recon).mean(), abs=0.5 / 255)
+        assert row["score_kind"] == "mae" and row["anomaly"] == str(int(float(row["score"]) > 0.05))
 
 
 # ---------------------------------------------------------------------------------------------

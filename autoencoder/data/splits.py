@@ -367,6 +367,16 @@ def _folder_parts(config, listing, keep) -> tuple[dict[str, _Part], str]:
 # The model's input shape
 
 
+def data_shape(config) -> tuple[int, int, int]:
+    """(H, W, C) the data gives the model: a patch's or a whole image's."""
+    data = config.data
+    shape = data.input_shape()
+    if shape is None:  # a folder without image_size and color: its first readable image says
+        image = folder.first_image(data)
+        shape = (*(data.patches.size if data.patches else image.shape[:2]), image.shape[2])
+    return tuple(shape)
+
+
 def resolve_input_shape(config):
     """The config with model.input_shape the data's (H, W, C) if it was left out.
 
@@ -377,11 +387,8 @@ def resolve_input_shape(config):
       UserError: a given model.input_shape that differs from what the data gives the model.
     """
     data = config.data
-    shape = data.input_shape()
+    shape = data_shape(config)
     what = "patches" if data.patches is not None else "images"
-    if shape is None:
-        image = folder.first_image(data)
-        shape = (*(data.patches.size if data.patches else image.shape[:2]), image.shape[2])
     given = tuple(config.model.input_shape)
     if "input_shape" not in config.model.model_fields_set:
         model = config.model.model_copy(update={"input_shape": tuple(shape)})

@@ -1,0 +1,490 @@
+"""`autoencoder anomaly`: train on the normal classes only, score every test image, draw a line.
+
+`anomaly_run(config)` trains a run (pipeline.train_run) on the classes listed in anomaly.normal,
+scores each test image of every class by how badly it is reconstructed (anomaly.score), and
+reports ROC-AUC and average precision of the other classes (the anomalies) against the normal
+ones. The threshold is chosen on the normal validation images, never on the test set, and is
+saved with the run (metrics.json `anomaly/threshold` and `anomaly/score`, which `predict` reads).
+
+`run_benchmark(config, dataset)` is the one-class protocol of Ruff et al. (ICML 2018): each class
+in turn is the only normal one, and every test image is scored.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from autoencoder import atomic, runs
+from autoencoder.config import Config
+from autoencoder.data import load_splits
+from autoencoder.errors import UserError
+from autoencoder.evaluate import per_image_score
+from autoencoder.model import load_model
+from autoencoder.pipeline import train_run
+from autoencoder.plots import (
+    plot_anomaly_extremes,
+    plot_anomaly_scores,
+    plot_benchmark,
+    plot_roc,
+)
+
+log = logging.getLogger(__name__)
+
+SCORE_NAMES = {"mse": "MSE", "mae": "MAE", "ssim": "1 - SSIM"}
+# Deep SVDD (one-class), Ruff et al. 2018, Table 1: AUROC per MNIST digit, the same protocol.
+DEEP_SVDD_MNIST = (98.0, 99.7, 91.7, 91.9, 94.9, 88.5, 98.3, 94.6, 93.9, 96.5)
+# The benchmark's model and training when no CONFIG is given: the preset in this checkout.
+BENCHMARK_PRESET = str(Path(__file__).resolve().parents[1] / "configs" / "anomaly.yaml")
+FEW_VALIDATION = 20  # below this many normal validation images a quantile is mostly luck
+
+
+@dataclass
+class Scored:
+    """Every test image's score and label, and the normal validation images' scores."""
+
+    test: np.ndarray
+    labels: np.ndarray
+    val: np.ndarray
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks before anything is trained
+
+
+def normal_classes(config: Config, names: tuple[str, ...]) -> list[int]:
+    """anomaly.normal as label numbers; one line for a class the data does not have."""
+    keys = config.anomaly.normal
+    shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+    if keys is None:
+        raise UserError(
+            "anomaly.normal: not set; list the normal classes, e.g. --set anomaly.normal=[0] "
+            f"(the other classes are the anomalies; this data's classes: {shown})"
+        )
+    out = []
+    for key in keys:
+        if isinstance(key, str) and key in names:
+            out.append(names.index(key))
+        elif isinstance(key, int) and not isinstance(key, bool) and key < len(names):
+            out.append(key)
+        else:
+            raise UserError(
+                f"anomaly.normal: {key!r} is not a class of {_where(config)}; its classes: "
+                f"{shown} (by name, or number 0 to {len(names) - 1})"
+            )
+    kept = config.data.classes
+    if kept is not None:
+        from autoencoder.data.splits import class_indices
+
+        allowed = class_indices(kept, names, _where(config))
+        outside = [names[k] for k in out if k not in allowed]
+        if outside:
+            raise UserError(
+                f"anomaly.normal: {', '.join(outside)} is left out by data.classes {kept}; "
+                f"list it in data.classes too, or drop data.classes"
+            )
+    return out
+
+
+def _where(config: Config) -> str:
+    return config.data.path if config.data.dataset == "folder" else config.data.dataset
+
+
+def check_groups(labels: np.ndarray, normal: list[int], names: tuple[str, ...]) -> np.ndarray:
+    """Which test images are anomalies; one line when either group is empty."""
+    anomalous = ~np.isin(labels, normal)
+    given = ", ".join(names[k] for k in normal)
+    if anomalous.all():
+        raise UserError(
+            f"anomaly.normal: the test split holds no image of {given}, so there is nothing "
+            f"normal to score against; list classes the test split holds"
+        )
+    if not anomalous.any():
+        raise UserError(
+            f"anomaly.normal: {given} is every class of the test split, which leaves no "
+            f"anomalies to score; leave at least one class out of anomaly.normal"
+        )
+    return anomalous
+
+
+def _training_config(config: Config, normal: list[int]) -> Config:
+    data = config.data.model_copy(update={"classes": normal})
+    return config.model_copy(update={"data": data})
+
+
+# ---------------------------------------------------------------------------------------------
+# Scores and the threshold
+
+
+def score_split(config: Config, model, splits, split: str, kinds=None) -> dict[str, np.ndarray]:
+    """Every image's score in `split` by each kind (anomaly.score's alone by default)."""
+    # Chunk by chunk: a streamed split is never whole; each chunk is reconstructed once.
+    kinds = kinds or (config.anomaly.score,)
+    parts = {kind: [] for kind in kinds}
+    for _, images, _, recon in runs.reconstruct_chunks(config, model, splits, split):
+        for kind in kinds:
+            parts[kind].append(per_image_score(kind, images, recon))
+    return {kind: np.concatenate(chunks) for kind, chunks in parts.items()}
+
+
+def choose_threshold(val: np.ndarray, rule: str, number: float) -> float:
+    """The threshold a rule gives on the normal validation scores (images above it flagged).
+
+    Args:
+      val: the scores of normal validation images.
+      rule: "quantile" (at most 1 - number of them above it), "fpr" (at most number of them
+        above it) or "value" (number itself).
+    Raises:
+      UserError: no validation scores, or all of them equal (no quantile means anything).
+    """
+    if rule == "value":
+        return float(number)
+    if len(val) == 0:
+        raise UserError(
+            f"anomaly.threshold.{rule}: there are no normal validation images to choose it on; "
+            f"raise data.validation_split, or set anomaly.threshold.value"
+        )
+    if float(np.max(val)) == float(np.min(val)):
+        raise UserError(
+            f"anomaly.threshold.{rule}: all {len(val):,} normal validation images score "
+            f"{float(val[0]):.6g}, so no {rule} separates them; set anomaly.threshold.value, "
+            f"or train the model longer"
+        )
+    q = number if rule == "quantile" else 1.0 - number
+    # "inverted_cdf": the lowest validation score with at most a (1 - q) share of them above it.
+    return float(np.quantile(val, q, method="inverted_cdf"))
+
+
+def report(scored: Scored, anomalous: np.ndarray, threshold: float) -> dict:
+    """ROC-AUC, average precision, and the confusion matrix at the threshold."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    flagged = scored.test > threshold
+    normal = ~anomalous
+    tp, fn = int(np.sum(flagged & anomalous)), int(np.sum(~flagged & anomalous))
+    fp, tn = int(np.sum(flagged & normal)), int(np.sum(~flagged & normal))
+    return {
+        "auroc": float(roc_auc_score(anomalous, scored.test)),
+        "ap": float(average_precision_score(anomalous, scored.test)),
+        "threshold": float(threshold),
+        "val_fpr": float(np.mean(scored.val > threshold)) if len(scored.val) else None,
+        "val_images": int(len(scored.val)),
+        "test_normal": int(normal.sum()),
+        "test_anomalies": int(anomalous.sum()),
+        "tp": tp,
+        "fn": fn,
+        "fp": fp,
+        "tn": tn,
+        "tpr": tp / max(tp + fn, 1),
+        "fpr": fp / max(fp + tn, 1),
+        "precision": tp / max(tp + fp, 1),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# One run
+
+
+def anomaly_run(config: Config) -> tuple[Path, dict]:
+    """Train on anomaly.normal, score every test image, choose and save the threshold.
+
+    Args:
+      config: the resolved config; its data section names the data (every class is scored),
+        anomaly.normal the classes the model is trained on.
+    Returns:
+      (the run directory, the report format_report prints; also in its metrics.json as
+      anomaly/<key>).
+    Raises:
+      UserError: an unknown or missing normal class, a test split without anomalies or without
+        normal images, no normal validation images for a quantile: all before training; after
+        it, a threshold that cannot be chosen (the run is kept).
+    """
+    # The test split of every class the data holds (as data.classes keeps them), normal or not.
+    full = load_splits(config)
+    names = tuple(full.class_names)
+    normal = normal_classes(config, names)
+    anomalous = check_groups(full.labels("test"), normal, names)
+    trained_on = _training_config(config, normal)
+    rule, number = config.anomaly.threshold.rule()
+    if rule != "value":
+        held = load_splits(trained_on).count("val")
+        if held == 0:
+            choose_threshold(np.zeros(0), rule, number)  # refuses, before any training
+        if held < FEW_VALIDATION:
+            log.warning(
+                "only %d normal validation images: a %s threshold on so few is mostly luck",
+                held,
+                rule,
+            )
+    start = time.perf_counter()
+    run_dir, _ = train_run(trained_on)
+    minutes = (time.perf_counter() - start) / 60
+    model = load_model(run_dir / "model.keras")
+    kind = config.anomaly.score
+    # Every kind of score on the same reconstructions: which one suits this data is in the report.
+    every = score_split(config, model, full, "test", kinds=tuple(SCORE_NAMES))
+    scored = Scored(
+        test=every[kind],
+        labels=full.labels("test"),
+        val=score_split(trained_on, model, load_splits(trained_on), "val")[kind],
+    )
+    try:
+        threshold = choose_threshold(scored.val, rule, number)
+    except UserError as exc:
+        raise UserError(f"{exc} (the trained run is kept: {run_dir})") from None
+    from sklearn.metrics import roc_auc_score
+
+    result = report(scored, anomalous, threshold)
+    result.update(
+        auroc_by_score={k: float(roc_auc_score(anomalous, v)) for k, v in every.items()},
+        score=config.anomaly.score,
+        rule=rule,
+        rule_value=number,
+        normal=[names[k] for k in normal],
+        minutes=minutes,
+        run_dir=str(run_dir),
+    )
+    _write(run_dir, config, full, model, scored, anomalous, result, names)
+    return run_dir, result
+
+
+def _write(run_dir, config, splits, model, scored, anomalous, result, names) -> None:
+    path = run_dir / "metrics.json"
+    merged = json.loads(path.read_text()) if path.exists() else {}
+    merged.update({f"anomaly/{k}": v for k, v in result.items() if k != "run_dir"})
+    atomic.write_json(path, merged)
+    atomic.write_text(run_dir / "anomaly_scores.csv", _scores_csv(scored, anomalous, result, names))
+    kind = SCORE_NAMES[config.anomaly.score]
+    normal_text = ", ".join(map(str, result["normal"]))
+    figures = run_dir / "figures"
+    plot_anomaly_scores(
+        figures / "anomaly_scores.png",
+        scored.test,
+        scored.labels,
+        anomalous,
+        result["threshold"],
+        names=names,
+        kind=kind,
+        normal=normal_text,
+    )
+    plot_roc(
+        figures / "anomaly_roc.png",
+        anomalous,
+        scored.test,
+        (result["fpr"], result["tpr"]),
+        title=f"ROC of the test scores ({kind}); normal: {normal_text}, the rest anomalies",
+    )
+    n = min(config.anomaly.examples, len(scored.test) // 2)
+    order = np.argsort(scored.test, kind="stable")
+    picked = np.concatenate([order[::-1][:n], order[:n]])
+    images, recon = _gather(config, model, splits, picked)
+    plot_anomaly_extremes(
+        figures / "anomaly_extremes.png",
+        images,
+        recon,
+        scored.labels[picked],
+        scored.test[picked],
+        anomalous[picked],
+        names=names,
+        kind=kind,
+    )
+
+
+def _gather(config, model, splits, picked: np.ndarray):
+    """The test images at `picked` (in that order) and their reconstructions."""
+    found: dict[int, tuple] = {}
+    wanted = set(picked.tolist())
+    for start, images, _, recon in runs.reconstruct_chunks(config, model, splits, "test"):
+        for i in range(len(images)):
+            if start + i in wanted:
+                found[start + i] = (images[i], recon[i])
+    return (
+        np.stack([found[i][0] for i in picked.tolist()]),
+        np.stack([found[i][1] for i in picked.tolist()]),
+    )
+
+
+def _scores_csv(scored: Scored, anomalous, result: dict, names) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["index", "label", "class", "group", "score", "flagged"])
+    for i, (label, score) in enumerate(zip(scored.labels, scored.test)):
+        group = "anomaly" if anomalous[i] else "normal"
+        flagged = int(score > result["threshold"])
+        writer.writerow([i, int(label), names[int(label)], group, f"{score:.6g}", flagged])
+    return out.getvalue()
+
+
+def format_report(result: dict) -> str:
+    """What `autoencoder anomaly` prints: the scores' quality, the threshold, the confusion."""
+    kind = SCORE_NAMES[result["score"]]
+    rule = result["rule"]
+    if rule == "value":
+        how = "anomaly.threshold.value, as given"
+    else:
+        share = 1 - result["rule_value"] if rule == "quantile" else result["rule_value"]
+        how = (
+            f"{rule} {result['rule_value']:g} of {result['val_images']:,} normal validation "
+            f"images: {100 * result['val_fpr']:.1f}% of them above it (target {100 * share:g}%)"
+        )
+    normal, anomalies = result["test_normal"], result["test_anomalies"]
+    width = max(len(f"anomaly ({anomalies:,})"), len(f"normal ({normal:,})"))
+    lines = [
+        f"anomaly: normal = {', '.join(map(str, result['normal']))}; test: {normal:,} normal, "
+        f"{anomalies:,} anomalies; score: {kind} per image",
+        f"ROC-AUC {result['auroc']:.4f}   average precision {result['ap']:.4f}",
+        "ROC-AUC by score: "
+        + ", ".join(f"{SCORE_NAMES[k]} {v:.4f}" for k, v in result["auroc_by_score"].items()),
+        f"threshold {result['threshold']:.6g} ({how})",
+        "at the threshold:",
+        f"  {'':<{width}}  passed  flagged",
+        f"  {f'normal ({normal:,})':<{width}}  {result['tn']:>6,}  {result['fp']:>7,}",
+        f"  {f'anomaly ({anomalies:,})':<{width}}  {result['fn']:>6,}  {result['tp']:>7,}",
+        f"  anomalies caught {100 * result['tpr']:.1f}%, normals flagged "
+        f"{100 * result['fpr']:.1f}%, flagged that are anomalies {100 * result['precision']:.1f}%",
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# The one-class benchmark
+
+
+def run_benchmark(config: Config, dataset: str) -> tuple[Path, list[dict]]:
+    """Each class of `dataset` in turn as the only normal one; a table of their AUROCs.
+
+    Args:
+      config: the resolved config (model, training, score); anomaly.normal, when set, limits
+        the benchmark to those classes (each still alone as the normal one).
+      dataset: mnist, fashion_mnist, or another data.dataset with classes.
+    Returns:
+      (the benchmark directory with results.md and results.csv, one row per class).
+    """
+    data = config.data.model_copy(update={"dataset": dataset, "classes": None})
+    base = config.model_copy(update={"data": data})
+    names = tuple(load_splits(base).class_names)
+    keys = config.anomaly.normal or list(range(len(names)))
+    classes = normal_classes(base.model_copy(update={"anomaly": _normal(base, keys)}), names)
+    bench_dir = runs.create_run_dir(base.model_copy(update={"name": f"{config.name}-{dataset}"}))
+    (bench_dir / "checkpoints").rmdir()  # a run directory's; each class's run has its own
+    log.info("benchmark directory: %s", bench_dir)
+    rows, start = [], time.perf_counter()
+    for k in classes:
+        one = base.model_copy(
+            update={
+                "name": f"class-{k}",
+                "output": str(bench_dir / "runs"),
+                "anomaly": _normal(base, [k]),
+            }
+        )
+        log.info("class %d (%s) as the normal one", k, names[k])
+        run_dir, result = anomaly_run(one)
+        rows.append(
+            {
+                "class": k,
+                "name": names[k],
+                "auroc": result["auroc"],
+                "ap": result["ap"],
+                **{f"auroc_{k}": v for k, v in result["auroc_by_score"].items()},
+                "minutes": result["minutes"],
+                "run": str(run_dir.relative_to(bench_dir)),
+            }
+        )
+        total = (time.perf_counter() - start) / 60
+        atomic.write_text(bench_dir / "results.csv", _rows_csv(rows))
+        atomic.write_text(bench_dir / "results.md", results_markdown(rows, base, total))
+        reference = DEEP_SVDD_MNIST if dataset == "mnist" else None
+        plot_benchmark(bench_dir / "figures" / "auroc.png", rows, dataset, reference)
+    return bench_dir, rows
+
+
+def _normal(config: Config, keys: list):
+    return config.anomaly.model_copy(update={"normal": list(keys)})
+
+
+def _rows_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    by_score = [f"auroc_{k}" for k in SCORE_NAMES]
+    writer = csv.DictWriter(out, ["class", "name", "auroc", "ap", *by_score, "minutes", "run"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def results_markdown(rows: list[dict], config: Config, minutes: float) -> str:
+    """results.md: the command, the machine, a row per class, the mean."""
+    dataset = config.data.dataset
+    reference = dataset == "mnist"
+    others = "".join(f" by {SCORE_NAMES[k]} |" for k in SCORE_NAMES)
+    head = (
+        "| normal class | AUROC | AP | minutes |" + others + (" Deep SVDD |" if reference else "")
+    )
+    rule = "|---|---:|---:|---:|" + "---:|" * len(SCORE_NAMES) + ("---:|" if reference else "")
+    lines = [
+        f"# One-class anomaly detection on {dataset}",
+        "",
+        f"Each class alone is the normal one: trained on its training images only, every test "
+        f"image scored by {SCORE_NAMES[config.anomaly.score]} per image, the other classes "
+        f"anomalous (Ruff et al., ICML 2018); the 'by' columns score the same reconstructions "
+        f"each other way. {len(rows)} classes in {minutes:.1f} minutes on "
+        f"{platform.machine()} with {_cores()} CPU cores, {time.strftime('%Y-%m-%d')}.",
+        "",
+        "```",
+        f"autoencoder anomaly --benchmark {dataset}",
+        "```",
+        "",
+        head,
+        rule,
+    ]
+    for row in rows:
+        name = _class_text(row)
+        line = (
+            f"| {name} | {100 * row['auroc']:.1f} | {100 * row['ap']:.1f} | {row['minutes']:.1f} |"
+        )
+        line += "".join(f" {100 * row[f'auroc_{k}']:.1f} |" for k in SCORE_NAMES)
+        if reference:
+            line += f" {DEEP_SVDD_MNIST[row['class']]:.1f} |"
+        lines.append(line)
+    mean = 100 * float(np.mean([r["auroc"] for r in rows]))
+    ap = 100 * float(np.mean([r["ap"] for r in rows]))
+    line = f"| **mean** | **{mean:.1f}** | {ap:.1f} | {sum(r['minutes'] for r in rows):.1f} |"
+    line += "".join(f" {100 * np.mean([r[f'auroc_{k}'] for r in rows]):.1f} |" for k in SCORE_NAMES)
+    if reference:
+        ref = np.mean([DEEP_SVDD_MNIST[r["class"]] for r in rows])
+        line += f" {ref:.1f} |"
+    lines += [line, ""]
+    worst = min(rows, key=lambda r: r["auroc"])
+    lines.append(f"Lowest: {_class_text(worst)} at {100 * worst['auroc']:.1f}.")
+    return "\n".join(lines) + "\n"
+
+
+def _class_text(row: dict) -> str:
+    """'3' for a digit, '7 Sneaker' where the class has a name of its own."""
+    return row["name"] if row["name"] == str(row["class"]) else f"{row['class']} {row['name']}"
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def format_benchmark(rows: list[dict]) -> str:
+    """What `autoencoder anomaly --benchmark` prints."""
+    lines = ["normal class        AUROC     AP  minutes"]
+    for row in rows:
+        lines.append(
+            f"{_class_text(row)[:18]:<18} {100 * row['auroc']:>6.1f} "
+            f"{100 * row['ap']:>6.1f} {row['minutes']:>8.1f}"
+        )
+    mean = 100 * float(np.mean([r["auroc"] for r in rows]))
+    lines.append(f"mean AUROC {mean:.1f} over {len(rows)} classes")
+    return "\n".join(lines)

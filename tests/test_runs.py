@@ -1,0 +1,149 @@
+"""Run directories opened again: a run whose model file or data no longer fits is refused.
+
+Every refusal is one line, exit status 2, before TensorFlow is imported, and leaves the run
+directory (and the runs beside it) as it was.
+"""
+
+import shutil
+
+import numpy as np
+import pytest
+from conftest import assert_error, cli_without_tensorflow, tiny
+
+from autoencoder import data
+from autoencoder.data import images
+from autoencoder.model import saved_input_shape
+
+
+@pytest.fixture(scope="module")
+def stale_run(tmp_path_factory):
+    """A finished run on a folder of 28x28 grey digits, whose folder now holds 32x32 colour."""
+    from autoencoder.pipeline import train_run
+
+    root = tmp_path_factory.mktemp("stale")
+    raw = data.load_sample()
+    folder = root / "digits"
+    for i, (image, label) in enumerate(zip(raw.x_train[:200], raw.y_train[:200])):
+        (folder / str(label)).mkdir(parents=True, exist_ok=True)
+        images.write_png(folder / str(label) / f"{i:03d}.png", image[..., None])
+    config = tiny(root / "runs", "data.dataset=folder", f"data.path={folder}", "train.epochs=1")
+    run_dir, _ = train_run(config)
+    # The user's folder changes under the run: each digit padded to 32x32 and coloured.
+    for path in folder.rglob("*.png"):
+        grey = np.pad(images.read_image(path)[..., 0], 2)
+        images.write_png(path, np.stack([grey, grey // 2, 255 - grey], axis=-1))
+    return run_dir, folder
+
+
+def snapshot(root):
+    """Every file under root with its size and modification time."""
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
+def test_saved_input_shape_reads_the_model_file_without_tensorflow(stale_run, tmp_path):
+    run_dir, _ = stale_run
+    assert saved_input_shape(run_dir / "model.keras") == (28, 28, 1)
+    assert saved_input_shape(run_dir / "encoder.keras") == (28, 28, 1)
+    (tmp_path / "junk.keras").write_bytes(b"not a zip")
+    assert saved_input_shape(tmp_path / "junk.keras") is None
+    assert saved_input_shape(tmp_path / "missing.keras") is None
+
+
+def _stale_message(run_dir, folder):
+    return (
+        f"{run_dir}: the run's model takes 28x28x1 images but its data ({folder}) now gives "
+        f"32x32x3; put back the data it was trained on, or train a new run on this data "
+        f"(autoencoder train)"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["resume", "RUN", "--set", "train.epochs=2"],
+        ["train", "RUN/config.yaml", "--resume", "RUN", "--set", "train.epochs=2"],
+        ["evaluate", "RUN"],
+        ["evaluate", "RUN", "--split", "val"],
+        ["plot", "RUN"],
+        ["embed", "RUN"],
+    ],
+    ids=["resume", "train --resume", "evaluate", "evaluate val", "plot", "embed"],
+)
+def test_a_run_whose_data_changed_is_refused_before_tensorflow(stale_run, argv):
+    run_dir, folder = stale_run
+    runs = run_dir.parent.parent
+    before = snapshot(runs)
+    result, loaded = cli_without_tensorflow(*(a.replace("RUN", str(run_dir)) for a in argv))
+    assert_error(result, _stale_message(run_dir, folder))
+    assert not loaded
+    assert snapshot(runs) == before  # nothing written, no new run directory
+
+
+@pytest.fixture
+def edited_run(stale_run, tmp_path):
+    """A copy of the stale run whose config.yaml was edited to plan the folder's new shape."""
+    run_dir, folder = stale_run
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    text = (copy / "config.yaml").read_text()
+    assert "input_shape: [28, 28, 1]\n" in text
+    (copy / "config.yaml").write_text(text.replace("[28, 28, 1]", "[32, 32, 3]"))
+    return copy, folder
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["resume", "RUN", "--set", "train.epochs=2"],
+        ["evaluate", "RUN"],
+        ["plot", "RUN"],
+        ["predict", "RUN", "IMAGE", "--out", "OUT"],
+        ["export", "RUN", "--format", "saved_model"],
+        ["embed", "RUN"],
+    ],
+    ids=["resume", "evaluate", "plot", "predict", "export", "embed"],
+)
+def test_a_model_file_that_is_not_the_runs_is_refused_before_tensorflow(edited_run, tmp_path, argv):
+    run_dir, folder = edited_run
+    image = next(folder.rglob("*.png"))
+    out = tmp_path / "out"
+    given = {"RUN": run_dir, "IMAGE": image, "OUT": out}
+    before = snapshot(tmp_path)
+    result, loaded = cli_without_tensorflow(*(str(given.get(a, a)) for a in argv))
+    assert_error(
+        result,
+        f"{run_dir / 'model.keras'}: takes 28x28x1 inputs but the run's config.yaml plans "
+        f"32x32x3; the file is not this run's: put back its own model.keras, or its own "
+        f"config.yaml",
+    )
+    assert not loaded
+    assert snapshot(tmp_path) == before and not out.exists()
+
+
+def test_an_unfinished_runs_checkpoint_is_checked_too(edited_run):
+    run_dir, _ = edited_run
+    for name in ("model.keras", "encoder.keras", "decoder.keras"):
+        (run_dir / name).unlink()  # as if interrupted before its end: resume reads the checkpoint
+    result, loaded = cli_without_tensorflow("resume", run_dir, "--set", "train.epochs=2")
+    checkpoint = run_dir / "checkpoints" / "last-0001.keras"
+    assert_error(
+        result,
+        f"{checkpoint}: takes 28x28x1 inputs but the run's config.yaml plans 32x32x3; the file "
+        f"is not this run's: put back its own last-0001.keras, or its own config.yaml",
+    )
+    assert not loaded
+
+
+def test_a_run_that_still_fits_its_data_opens(stale_run, tmp_path):
+    from autoencoder.runs import open_run
+
+    run_dir, folder = stale_run
+    config = open_run(run_dir, data=False)  # predict and export read no training data
+    assert tuple(config.model.input_shape) == (28, 28, 1)
+    # The run's data put back as it was trained (grey 28x28): it opens with its data checked.
+    back = tmp_path / "back"
+    for path in folder.rglob("*.png"):
+        target = back / path.relative_to(folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        images.write_png(target, images.read_image(path)[2:30, 2:30, :1])
+    config = open_run(run_dir, [f"data.path={back}"])
+    assert tuple(config.model.input_shape) == (28, 28, 1) and str(config.data.path) == str(back)
