@@ -214,8 +214,9 @@ def anomaly_run(config: Config) -> tuple[Path, dict]:
     anomalous = check_groups(full.labels("test"), normal, names)
     trained_on = _training_config(config, normal)
     rule, number = config.anomaly.threshold.rule()
+    normal_splits = load_splits(trained_on)  # read once: counted now, scored after training
     if rule != "value":
-        held = load_splits(trained_on).count("val")
+        held = normal_splits.count("val")
         if held == 0:
             choose_threshold(np.zeros(0), rule, number)  # refuses, before any training
         if held < FEW_VALIDATION:
@@ -234,7 +235,7 @@ def anomaly_run(config: Config) -> tuple[Path, dict]:
     scored = Scored(
         test=every[kind],
         labels=full.labels("test"),
-        val=score_split(trained_on, model, load_splits(trained_on), "val")[kind],
+        val=score_split(trained_on, model, normal_splits, "val")[kind],
     )
     try:
         threshold = choose_threshold(scored.val, rule, number)
