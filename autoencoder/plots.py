@@ -234,7 +234,7 @@ def plot_all(
         paths.append(out / "loss.png")
         plot_loss(paths[-1], history)
     if model is not None and is_vae(model):
-        paths += vae_figures(out, model, x, y, history)
+        paths += vae_figures(out, model, x, y, history, names)
     return paths
 
 
@@ -270,7 +270,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
 # A VAE's figures
 
 
-def vae_figures(out: Path, model, x, y, history: list[dict]) -> list[Path]:
+def vae_figures(out: Path, model, x, y, history: list[dict], names=None) -> list[Path]:
     """samples.png, interpolations.png and (with a history) vae_terms.png; their paths."""
     paths = [out / "samples.png", out / "interpolations.png"]
     latent = model.decoder.input_shape[-1]
@@ -280,7 +280,7 @@ def vae_figures(out: Path, model, x, y, history: list[dict]) -> list[Path]:
     starts, ends = idx[0:-1:2], idx[1::2]
     steps = vae_interpolations(model, x[starts], x[ends], steps=8)
     labels = [(int(y[a]), int(y[b])) for a, b in zip(starts, ends)]
-    plot_interpolations(paths[1], x[starts], steps, x[ends], labels)
+    plot_interpolations(paths[1], x[starts], steps, x[ends], labels, names=names)
     if history and any("train/kl" in r for r in history):
         paths.append(out / "vae_terms.png")
         plot_vae_terms(paths[-1], history)

@@ -354,3 +354,18 @@ def test_a_vae_model_file_gives_its_input_shape_without_tensorflow(vae_run):
 
     for name in ("model.keras", "encoder.keras"):
         assert saved_input_shape(vae_run / name) == (28, 28, 1), name
+
+
+def test_vae_interpolations_name_their_classes(vae_run, tmp_path, monkeypatch):
+    from autoencoder import plots
+    from autoencoder.model import load_model
+
+    model = load_model(vae_run / "model.keras")
+    rng = np.random.default_rng(0)
+    x = rng.random((20, *model.encoder.input_shape[1:]), dtype=np.float32)
+    y = np.arange(20) % 10
+    names = [f"item {k}" for k in range(10)]
+    seen = {}
+    monkeypatch.setattr(plots, "plot_interpolations", lambda *a, **k: seen.update(k))
+    plots.vae_figures(tmp_path, model, x, y, [], names)
+    assert seen["names"] == names
