@@ -12,6 +12,7 @@ figures compare across models.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -69,34 +70,46 @@ def _mask(tf, x, level, seed):
 _KINDS = {"gaussian": _gaussian, "salt_pepper": _salt_pepper, "speckle": _speckle, "mask": _mask}
 
 
+def _keyed_noise(batch, keys, seed, kind: str, level: float, clip: bool):
+    """The batch with image i's noise drawn from the stateless seed (seed, keys[i])."""
+    tf = tensorflow()
+    keys = tf.cast(keys, tf.int64)
+    seeds = tf.stack([tf.fill(tf.shape(keys), tf.cast(seed, tf.int64)), keys], axis=1)
+    return tf.map_fn(
+        lambda pair: apply_noise(pair[0][None], kind, level, clip, pair[1])[0],
+        (tf.cast(batch, tf.float32), seeds),
+        fn_output_signature=tf.float32,
+    )
+
+
 def fixed_noise(noise_cfg, seed: int) -> Callable:
     """fn(batch, keys) -> noisy batch: image i gets the noise of seed (seed, keys[i]), always."""
+    return lambda batch, keys: _keyed_noise(
+        batch, keys, seed, noise_cfg.kind, noise_cfg.level, noise_cfg.clip
+    )
+
+
+@functools.cache
+def _traced_noise(kind: str, level: float, clip: bool) -> Callable:
+    """_keyed_noise traced once per noise kind, the seed an argument."""
+    # A tf.function wrapped anew on every call would retrace each time, and TensorFlow warns
+    # about that once an evaluation has asked for a few noisy splits.
     tf = tensorflow()
-
-    def noise_fn(batch, keys):
-        keys = tf.cast(keys, tf.int64)
-        seeds = tf.stack([tf.fill(tf.shape(keys), tf.constant(seed, tf.int64)), keys], axis=1)
-        return tf.map_fn(
-            lambda pair: apply_noise(
-                pair[0][None], noise_cfg.kind, noise_cfg.level, noise_cfg.clip, pair[1]
-            )[0],
-            (tf.cast(batch, tf.float32), seeds),
-            fn_output_signature=tf.float32,
-        )
-
-    return noise_fn
+    return tf.function(
+        lambda batch, keys, seed: _keyed_noise(batch, keys, seed, kind, level, clip),
+        reduce_retracing=True,
+    )
 
 
 def noisy_eval(x: np.ndarray, noise_cfg, seed: int, first: int = 0) -> np.ndarray:
     """The images with evaluation noise; x[i] is image first + i of its split (its noise key)."""
-    tf = tensorflow()
-    noise_fn = tf.function(fixed_noise(noise_cfg, seed), reduce_retracing=True)
+    noise_fn = _traced_noise(noise_cfg.kind, float(noise_cfg.level), bool(noise_cfg.clip))
     out = np.empty(x.shape, np.float32)
     step = chunk_size(x.shape[1:])
     for start in range(0, len(x), step):
         chunk = x[start : start + step]
         keys = np.arange(first + start, first + start + len(chunk), dtype=np.int64)
-        out[start : start + len(chunk)] = noise_fn(chunk, keys).numpy()
+        out[start : start + len(chunk)] = noise_fn(chunk, keys, np.int64(seed)).numpy()
     return out
 
 
