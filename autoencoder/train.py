@@ -99,8 +99,8 @@ def fit(
         # Each new iterator of a seeded reshuffling dataset draws the next epoch's order; skip
         # the epochs already trained so a resumed run sees the batches an unbroken one would.
         next(iter(train_ds))
-    recorder, nan_guard = RunRecorder(run_dir, state), NonFiniteLoss()
-    callbacks = [as_keras_callback(recorder), as_keras_callback(nan_guard)]
+    recorder, nan_guard, frozen = RunRecorder(run_dir, state), NonFiniteLoss(), FrozenWeights()
+    callbacks = [as_keras_callback(h) for h in (recorder, nan_guard, frozen)]
     callbacks += _schedule_callbacks(config)
     if config.train.tensorboard and chief:
         callbacks.append(
@@ -129,6 +129,14 @@ def fit(
             f"training stopped: the loss became {value} in epoch {epoch}; the last good checkpoint "
             f"is {last}. Try a lower train.optimizer.learning_rate, train.optimizer.clipnorm: 1.0, "
             f"or input data in [0, 1] with loss bce"
+        )
+    if frozen.frozen:
+        epoch, value = frozen.frozen
+        raise UserError(
+            f"training stopped: val/loss was {value:.6g} in epochs {epoch - 1} and {epoch}, to the "
+            f"last digit, so the weights no longer change (a saturated output or dead ReLUs). "
+            f"Start again with a lower train.optimizer.learning_rate, or loss bce for a sigmoid "
+            f"output; this run's checkpoints are in {run_dir / 'checkpoints'}"
         )
     stop = config.train.early_stopping
     if stop.patience and stop.restore_best and recorder.best_checkpoint:
@@ -450,6 +458,27 @@ class NonFiniteLoss:
         if loss is not None and not math.isfinite(float(loss)):
             self.bad = (self._epoch, float(loss))
             self.model.stop_training = True
+
+
+class FrozenWeights:
+    """Stop when val/loss repeats exactly from one epoch to the next: the weights stopped moving."""
+
+    # Fresh batches and noise move the training loss even when the weights do not, so only the
+    # fixed validation batches show it; any real update changes their loss in some digit.
+    model = None
+
+    def __init__(self):
+        self.frozen = None
+        self._last = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        val = (logs or {}).get("val_loss")
+        if val is None:
+            return
+        if self._last is not None and float(val) == self._last:
+            self.frozen = (epoch + 1, float(val))
+            self.model.stop_training = True
+        self._last = float(val)
 
 
 IMAGES_PER_EPOCH = 8  # test images (and VAE samples) shown in TensorBoard after each epoch

@@ -160,6 +160,23 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
     assert not (run_dir / "checkpoints" / "state.json").exists()  # no diverged checkpoint
 
 
+def test_weights_that_stop_moving_stop_the_run_with_a_clear_message(tmp_path):
+    from autoencoder.pipeline import train_run
+
+    # Steps far below float32's resolution of the weights leave them exactly as they were, as a
+    # saturated sigmoid or dead ReLUs do (unet_denoise with loss mse did, on full MNIST).
+    config = tiny(tmp_path, "train.epochs=5", "train.optimizer={name: sgd, learning_rate: 1.0e-30}")
+    with pytest.raises(UserError) as info:
+        train_run(config)
+    message = str(info.value)
+    assert message.startswith("training stopped: val/loss was ")
+    assert "in epochs 1 and 2, to the last digit" in message and "learning_rate" in message
+    run_dir = next((tmp_path / "tiny").iterdir())
+    history = (run_dir / "history.csv").read_text().splitlines()
+    assert len(history) == 3  # the header and the two epochs it took to see it, not five
+    assert (run_dir / "checkpoints" / "state.json").is_file()  # what was trained is kept
+
+
 def test_same_seed_same_history(tmp_path):
     from autoencoder.pipeline import train_run
     from autoencoder.train import read_history
