@@ -99,7 +99,7 @@ def fit(
         # Each new iterator of a seeded reshuffling dataset draws the next epoch's order; skip
         # the epochs already trained so a resumed run sees the batches an unbroken one would.
         next(iter(train_ds))
-    recorder, nan_guard, frozen = RunRecorder(run_dir, state), NonFiniteLoss(), FrozenWeights()
+    recorder, nan_guard, frozen = RunRecorder(run_dir, state), NonFiniteLoss(), FrozenOutput()
     callbacks = [as_keras_callback(h) for h in (recorder, nan_guard, frozen)]
     callbacks += _schedule_callbacks(config)
     if config.train.tensorboard and chief:
@@ -134,7 +134,7 @@ def fit(
         epoch, value = frozen.frozen
         raise UserError(
             f"training stopped: val/loss was {value:.6g} in epochs {epoch - 1} and {epoch}, to the "
-            f"last digit, so the weights no longer change (a saturated output or dead ReLUs). "
+            f"last digit, so the model's output no longer changes (a saturated sigmoid or dead ReLUs). "
             f"Start again with a lower train.optimizer.learning_rate, or loss bce for a sigmoid "
             f"output; this run's checkpoints are in {run_dir / 'checkpoints'}"
         )
@@ -460,11 +460,11 @@ class NonFiniteLoss:
             self.model.stop_training = True
 
 
-class FrozenWeights:
-    """Stop when val/loss repeats exactly from one epoch to the next: the weights stopped moving."""
+class FrozenOutput:
+    """Stop when val/loss repeats exactly from one epoch to the next: the output stopped moving."""
 
     # Fresh batches and noise move the training loss even when the weights do not, so only the
-    # fixed validation batches show it; any real update changes their loss in some digit.
+    # fixed validation batches show it: any change of the model's output moves their loss.
     model = None
 
     def __init__(self):

@@ -160,7 +160,7 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
     assert not (run_dir / "checkpoints" / "state.json").exists()  # no diverged checkpoint
 
 
-def test_weights_that_stop_moving_stop_the_run_with_a_clear_message(tmp_path):
+def test_an_output_that_stops_changing_stops_the_run_with_a_clear_message(tmp_path):
     from autoencoder.pipeline import train_run
 
     # Steps far below float32's resolution of the weights leave them exactly as they were, as a
