@@ -135,8 +135,8 @@ def fit(
         raise UserError(
             f"training stopped: val/loss was {value:.6g} in epochs {epoch - 1} and {epoch}, to the "
             f"last digit, so the model's output no longer changes (a saturated sigmoid or dead ReLUs). "
-            f"Start again with a lower train.optimizer.learning_rate, or loss bce for a sigmoid "
-            f"output; this run's checkpoints are in {run_dir / 'checkpoints'}"
+            f"Start again with loss bce if the output is a sigmoid, else a lower "
+            f"train.optimizer.learning_rate; this run's checkpoints are in {run_dir / 'checkpoints'}"
         )
     stop = config.train.early_stopping
     if stop.patience and stop.restore_best and recorder.best_checkpoint:
