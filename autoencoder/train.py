@@ -133,10 +133,11 @@ def fit(
     if frozen.frozen:
         epoch, value = frozen.frozen
         raise UserError(
-            f"training stopped: val/loss was {value:.6g} in epochs {epoch - 1} and {epoch}, to the "
-            f"last digit, so the model's output no longer changes (a saturated sigmoid or dead ReLUs). "
-            f"Start again with loss bce if the output is a sigmoid, else a lower "
-            f"train.optimizer.learning_rate; this run's checkpoints are in {run_dir / 'checkpoints'}"
+            f"training stopped: val/loss was {value:.6g} in epochs {epoch - 1} and {epoch}, to "
+            f"the last digit, so the model's output no longer changes (a saturated sigmoid or "
+            f"dead ReLUs). Start again with loss bce if the output is a sigmoid, else a lower "
+            f"train.optimizer.learning_rate; this run's checkpoints are in "
+            f"{run_dir / 'checkpoints'}"
         )
     stop = config.train.early_stopping
     if stop.patience and stop.restore_best and recorder.best_checkpoint:
