@@ -473,13 +473,13 @@ class FrozenOutput:
         self._last = None
 
     def on_epoch_end(self, epoch, logs=None):
-        val = (logs or {}).get("val_loss")
-        if val is None:
+        if (logs or {}).get("val_loss") is None:
             return
-        if self._last is not None and float(val) == self._last:
-            self.frozen = (epoch + 1, float(val))
+        val = float(logs["val_loss"])
+        if val == self._last:
+            self.frozen = (epoch + 1, val)
             self.model.stop_training = True
-        self._last = float(val)
+        self._last = val
 
 
 IMAGES_PER_EPOCH = 8  # test images (and VAE samples) shown in TensorBoard after each epoch
