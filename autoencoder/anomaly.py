@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder import atomic, runs
+from autoencoder import atomic, lock, runs
 from autoencoder.config import Config
 from autoencoder.data import load_splits
 from autoencoder.errors import UserError
@@ -45,6 +45,7 @@ DEEP_SVDD_MNIST = (98.0, 99.7, 91.7, 91.9, 94.9, 88.5, 98.3, 94.6, 93.9, 96.5)
 # The benchmark's model and training when no CONFIG is given: the preset in this checkout.
 BENCHMARK_PRESET = str(Path(__file__).resolve().parents[1] / "configs" / "anomaly.yaml")
 FEW_VALIDATION = 20  # below this many normal validation images a quantile is mostly luck
+COMMAND = "autoencoder anomaly"  # what its locks say it is
 
 
 @dataclass
@@ -211,7 +212,7 @@ def anomaly_run(config: Config) -> tuple[Path, dict]:
     full = load_splits(config)
     names = tuple(full.class_names)
     normal = normal_classes(config, names)
-    anomalous = check_groups(full.labels("test"), normal, names)
+    check_groups(full.labels("test"), normal, names)  # refused before training
     trained_on = _training_config(config, normal)
     rule, number = config.anomaly.threshold.rule()
     normal_splits = load_splits(trained_on)  # read once: counted now, scored after training
@@ -226,8 +227,18 @@ def anomaly_run(config: Config) -> tuple[Path, dict]:
                 rule,
             )
     start = time.perf_counter()
-    run_dir, _ = train_run(trained_on)
+    run_dir, _ = train_run(trained_on, command=COMMAND)
     minutes = (time.perf_counter() - start) / 60
+    with lock.hold(run_dir, COMMAND):
+        return run_dir, _score_run(config, run_dir, full, trained_on, normal_splits, minutes)
+
+
+def _score_run(config, run_dir, full, trained_on, normal_splits, minutes) -> dict:
+    """Score the trained run's test images, choose the threshold, write it all into the run."""
+    names = tuple(full.class_names)
+    normal = normal_classes(config, names)
+    anomalous = check_groups(full.labels("test"), normal, names)
+    rule, number = config.anomaly.threshold.rule()
     model = load_model(run_dir / "model.keras")
     kind = config.anomaly.score
     # Every kind of score on the same reconstructions: which one suits this data is in the report.
@@ -254,7 +265,7 @@ def anomaly_run(config: Config) -> tuple[Path, dict]:
         run_dir=str(run_dir),
     )
     _write(run_dir, config, full, model, scored, anomalous, result, names)
-    return run_dir, result
+    return result
 
 
 def _write(run_dir, config, splits, model, scored, anomalous, result, names) -> None:
@@ -376,6 +387,11 @@ def run_benchmark(config: Config, dataset: str) -> tuple[Path, list[dict]]:
     classes = normal_classes(base.model_copy(update={"anomaly": _normal(base, keys)}), names)
     bench_dir = runs.create_run_dir(base.model_copy(update={"name": f"{config.name}-{dataset}"}))
     (bench_dir / "checkpoints").rmdir()  # a run directory's; each class's run has its own
+    with lock.hold(bench_dir, COMMAND):
+        return bench_dir, _benchmark(base, dataset, bench_dir, classes, names)
+
+
+def _benchmark(base: Config, dataset: str, bench_dir: Path, classes, names) -> list[dict]:
     log.info("benchmark directory: %s", bench_dir)
     rows, start = [], time.perf_counter()
     for k in classes:
@@ -404,7 +420,7 @@ def run_benchmark(config: Config, dataset: str) -> tuple[Path, list[dict]]:
         atomic.write_text(bench_dir / "results.md", results_markdown(rows, base, total))
         reference = DEEP_SVDD_MNIST if dataset == "mnist" else None
         plot_benchmark(bench_dir / "figures" / "auroc.png", rows, dataset, reference)
-    return bench_dir, rows
+    return rows
 
 
 def _normal(config: Config, keys: list):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder import atomic, runs
+from autoencoder import atomic, lock, runs
 from autoencoder.config import Config, NoiseConfig
 from autoencoder.data import load_splits
 from autoencoder.evaluate import per_image_mse, psnr, ssim
@@ -44,6 +44,7 @@ COLUMNS = (
     "images",
 )
 EXAMPLES = 8  # images per row in figures/triplets.png
+COMMAND = "autoencoder denoise"  # what the sweep's locks say it is
 
 
 def run_sweep(config: Config, resume: str | Path | None = None) -> tuple[Path, list[dict]]:
@@ -55,7 +56,16 @@ def run_sweep(config: Config, resume: str | Path | None = None) -> tuple[Path, l
     Returns:
       (the sweep directory, the rows of results.csv).
     """
-    sweep_dir = _sweep_dir(config, resume)
+    if resume is not None:
+        with lock.hold(resume, COMMAND):
+            return _sweep(config, runs.check_resume(resume, config))
+    sweep_dir = runs.create_run_dir(config)
+    (sweep_dir / "checkpoints").rmdir()  # each model keeps its own checkpoints
+    with lock.hold(sweep_dir, COMMAND):
+        return _sweep(config, sweep_dir)
+
+
+def _sweep(config: Config, sweep_dir: Path) -> tuple[Path, list[dict]]:
     log.info("sweep directory: %s", sweep_dir)
     model_dirs = {
         level: model_run(config, sweep_dir, level) for level in config.denoise.train_levels
@@ -64,14 +74,6 @@ def run_sweep(config: Config, resume: str | Path | None = None) -> tuple[Path, l
     rows, images = evaluate_sweep(config, splits, model_dirs)
     write_report(sweep_dir, config, rows, images)
     return sweep_dir, rows
-
-
-def _sweep_dir(config: Config, resume: str | Path | None) -> Path:
-    if resume is not None:
-        return runs.check_resume(resume, config)
-    sweep_dir = runs.create_run_dir(config)
-    (sweep_dir / "checkpoints").rmdir()  # each model keeps its own checkpoints
-    return sweep_dir
 
 
 def level_name(level: float) -> str:
@@ -103,7 +105,7 @@ def model_run(config: Config, sweep_dir: Path, level: float) -> Path:
     if finished:
         return finished[-1]
     started = [p.parent for p in found if (p.parent / STATE).is_file()]
-    return train_run(cfg, resume=started[-1] if started else None)[0]
+    return train_run(cfg, resume=started[-1] if started else None, command=COMMAND)[0]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder import atomic, runtime
+from autoencoder import atomic, lock, runtime
 from autoencoder.config import Config
 from autoencoder.data import chunk_size, load_splits, scaled
 from autoencoder.errors import UserError
@@ -52,9 +52,14 @@ def embed_run(run_dir: str | Path, probe_limit: int = PROBE_LIMIT) -> dict:
       split's size}.
     Raises:
       UserError: not a finished run, skips, no bottleneck, patches, or fewer than two classes;
-        before TensorFlow is imported and before anything is written.
+        before TensorFlow is imported and before anything is written; another process
+        writing the run.
     """
-    run_dir = Path(run_dir)
+    with lock.hold(run_dir, "autoencoder embed"):
+        return _embed(Path(run_dir), probe_limit)
+
+
+def _embed(run_dir: Path, probe_limit: int) -> dict:
     config = open_run(run_dir)
     plan = plan_model(config.model)
     check_embeddable(run_dir, config, plan)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder import atomic
+from autoencoder import atomic, lock
 from autoencoder.data import load_splits
 from autoencoder.model import load_model
 from autoencoder.runs import open_run, reconstruct_chunks
@@ -401,11 +401,12 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
       The split's metrics (format_metrics prints them).
     """
     run_dir = Path(run_dir)
-    config = open_run(run_dir)
-    model = load_model(run_dir / "model.keras")
-    metrics = evaluate_split(config, model, load_splits(config), split).metrics
-    path = run_dir / "metrics.json"
-    merged = json.loads(path.read_text()) if path.exists() else {}
-    merged.update(metrics)
-    atomic.write_json(path, merged)
+    with lock.hold(run_dir, "autoencoder evaluate"):
+        config = open_run(run_dir)
+        model = load_model(run_dir / "model.keras")
+        metrics = evaluate_split(config, model, load_splits(config), split).metrics
+        path = run_dir / "metrics.json"
+        merged = json.loads(path.read_text()) if path.exists() else {}
+        merged.update(metrics)
+        atomic.write_json(path, merged)
     return metrics

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder import atomic, runtime
+from autoencoder import atomic, lock, runtime
 from autoencoder.config import Config
 from autoencoder.data import load_splits
 from autoencoder.errors import UserError
@@ -82,11 +82,16 @@ def export_run(
       (RUN_DIR/export/<fmt>, its manifest.json as a dict); format_export prints them.
     Raises:
       UserError: not a run, no model, a missing package, a converter that cannot express the
-        model, an earlier export without overwrite, or outputs beyond TOLERANCE.
+        model, an earlier export without overwrite, outputs beyond TOLERANCE, or another
+        process writing the run.
     """
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt}: unknown; choose one of {', '.join(FORMATS)}")
-    run_dir = Path(run_dir)
+    with lock.hold(run_dir, "autoencoder export"):
+        return _export(Path(run_dir), fmt, overwrite)
+
+
+def _export(run_dir: Path, fmt: str, overwrite: bool) -> tuple[Path, dict]:
     config = open_run(run_dir, data=False)
     require(fmt)
     target = run_dir / "export" / fmt

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
@@ -10,7 +11,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from autoencoder import atomic, distribute, memory, runs
+from autoencoder import atomic, distribute, lock, memory, runs
 from autoencoder.config import Config, dump_config
 from autoencoder.data import load_splits, resolve_input_shape
 from autoencoder.errors import RunFailed, UserError
@@ -25,24 +26,36 @@ from autoencoder.train import fit, read_history, read_state, resume_command
 log = logging.getLogger(__name__)
 
 
-def train_run(config: Config, resume: str | Path | None = None) -> tuple[Path | None, dict]:
+def train_run(
+    config: Config, resume: str | Path | None = None, command: str = "autoencoder train"
+) -> tuple[Path | None, dict]:
     """Train, evaluate on the test split and draw the figures of one run.
 
     Args:
       config: the resolved config.
       resume: an earlier run directory to continue from its last completed epoch.
+      command: what this process is, for the message a second writer of the run gets.
     Returns:
       (run directory, test metrics as written to its metrics.json); (None, {}) on a worker of
       a cluster that is not its chief.
     Raises:
-      UserError: for an impossible model, data that cannot be used or a run that cannot be
-        resumed, before any directory is made or TensorFlow is imported.
+      UserError: for an impossible model, data that cannot be used, a run that cannot be
+        resumed or that another process is writing, before any directory is made or
+        TensorFlow is imported.
     """
-    if resume is not None:  # the run's own model and data first: a message about the run
+    with contextlib.ExitStack() as locks:
+        return _train_run(config, resume, locks, command)
+
+
+def _train_run(config: Config, resume, locks: contextlib.ExitStack, command: str):
+    me = distribute.role(config.train.distribute)  # a bad TF_CONFIG is refused here
+    if resume is not None:
+        if me.chief:  # one writer: before anything of the run is read or written
+            locks.enter_context(lock.hold(resume, command))
+        # The run's own model and data first: a message about the run.
         runs.check_run_shapes(resume, runs.load_run_config(resume))
     config = resolve_input_shape(config)  # a left-out model.input_shape is the data's
     plan = plan_model(config.model)
-    me = distribute.role(config.train.distribute)  # a bad TF_CONFIG is refused here
     if plan.skips != "none" and config.data.noise is None:
         log.warning("%s", skip_note(plan, denoising=False))
     if resume is not None:
@@ -68,6 +81,7 @@ def train_run(config: Config, resume: str | Path | None = None) -> tuple[Path | 
         atomic.write_text(run_dir / "config.yaml", dump_config(config))
     else:
         run_dir, state = runs.create_run_dir(config), None
+        locks.enter_context(lock.hold(run_dir, command))
     log.info("run directory: %s", run_dir)
     try:
         model, _, _ = fit(config, run_dir, splits, state, strategy, dtype=dtype)
@@ -156,7 +170,7 @@ def _kept(run_dir: Path, exc: Exception) -> RunFailed:
 def resume_run(run_dir: str | Path, overrides: list[str] = ()) -> tuple[Path, dict]:
     """Continue a run with its own saved config (overrides such as train.epochs=N applied)."""
     config = runs.load_run_config(run_dir, overrides)
-    return train_run(config, resume=run_dir)
+    return train_run(config, resume=run_dir, command="autoencoder resume")
 
 
 def finish_run(run_dir: Path, config: Config, model, splits) -> dict:

@@ -16,7 +16,7 @@ from autoencoder.data import data_shape, from_tiles, load_splits, scaled, to_til
 from autoencoder.errors import UserError
 from autoencoder.model import load_model, saved_input_shape
 from autoencoder.noise import model_inputs
-from autoencoder.train import STATE, read_state
+from autoencoder.train import last_checkpoint, read_state
 
 # Keys that may change between a run and its resume: more epochs extend a finished run.
 RESUMABLE_CHANGES = {"train.epochs"}
@@ -137,11 +137,8 @@ def check_resume(run_dir: str | Path, config: Config) -> Path:
         )
     # Checked here too, so that `train --resume` refuses a damaged run before TensorFlow loads.
     state = read_state(run_dir)
-    if state is not None and not (run_dir / "checkpoints" / state["checkpoint"]).is_file():
-        raise UserError(
-            f"{run_dir / STATE}: names checkpoint {state['checkpoint']}, which is "
-            f"missing; this run cannot be resumed, start a new one"
-        )
+    if state is not None:
+        last_checkpoint(run_dir, state)
     return run_dir
 
 

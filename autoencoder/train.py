@@ -91,8 +91,7 @@ def fit(
         # Variables (weights, optimizer slots) are made in the scope: mirrored across replicas.
         model, encoder, decoder = compiled_models(config, steps, dtype)
         if state is not None:
-            checkpoint = Path(restore_dir or run_dir) / "checkpoints" / state["checkpoint"]
-            _restore(model, load_model(checkpoint))
+            _restore(model, load_model(last_checkpoint(Path(restore_dir or run_dir), state)))
     if state is not None:
         log.info("resuming after epoch %d of %d", first_epoch, config.train.epochs)
     for _ in range(first_epoch):
@@ -291,6 +290,18 @@ def read_history(run_dir: Path) -> list[dict]:
         {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
         for row in rows
     ]
+
+
+def last_checkpoint(run_dir: Path, state: dict) -> Path:
+    """The checkpoint state.json names; UserError, saying the run is damaged, if it is gone."""
+    path = Path(run_dir) / "checkpoints" / state["checkpoint"]
+    if not path.is_file():
+        raise UserError(
+            f"{Path(run_dir) / STATE}: names checkpoint {state['checkpoint']}, which is missing: "
+            f"the run is damaged (a file of it was moved or deleted) and cannot be resumed; put "
+            f"the file back, or start a new run"
+        )
+    return path
 
 
 def read_state(run_dir: Path) -> dict | None:

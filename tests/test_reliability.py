@@ -226,9 +226,9 @@ def test_resume_with_the_checkpoint_missing_is_refused(tmp_path, capsys, monkeyp
     )
     assert main(["train", str(run_dir / "config.yaml"), "--resume", str(run_dir)]) == 2
     assert capsys.readouterr().err == (
-        f"error: {run_dir / STATE}: names checkpoint "
-        f"last-0003.keras, which is missing; this run cannot be "
-        f"resumed, start a new one\n"
+        f"error: {run_dir / STATE}: names checkpoint last-0003.keras, which is missing: the "
+        f"run is damaged (a file of it was moved or deleted) and cannot be resumed; put the file "
+        f"back, or start a new run\n"
     )
 
 
