@@ -57,7 +57,7 @@ def run_sweep(config: Config, resume: str | Path | None = None) -> tuple[Path, l
       (the sweep directory, the rows of results.csv).
     """
     if resume is not None:
-        with lock.hold(resume, COMMAND):
+        with runs.writing(resume, COMMAND):
             return _sweep(config, runs.check_resume(resume, config))
     sweep_dir = runs.create_run_dir(config)
     (sweep_dir / "checkpoints").rmdir()  # each model keeps its own checkpoints

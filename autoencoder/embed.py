@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder import atomic, lock, runtime
+from autoencoder import atomic, runs, runtime
 from autoencoder.config import Config
 from autoencoder.data import chunk_size, load_splits, scaled
 from autoencoder.errors import UserError
@@ -55,7 +55,7 @@ def embed_run(run_dir: str | Path, probe_limit: int = PROBE_LIMIT) -> dict:
         before TensorFlow is imported and before anything is written; another process
         writing the run.
     """
-    with lock.hold(run_dir, "autoencoder embed"):
+    with runs.writing(run_dir, "autoencoder embed"):
         return _embed(Path(run_dir), probe_limit)
 
 

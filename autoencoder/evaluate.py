@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder import atomic, lock
+from autoencoder import atomic, runs
 from autoencoder.data import load_splits
 from autoencoder.model import load_model
 from autoencoder.runs import open_run, reconstruct_chunks
@@ -401,7 +401,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
       The split's metrics (format_metrics prints them).
     """
     run_dir = Path(run_dir)
-    with lock.hold(run_dir, "autoencoder evaluate"):
+    with runs.writing(run_dir, "autoencoder evaluate"):
         config = open_run(run_dir)
         model = load_model(run_dir / "model.keras")
         metrics = evaluate_split(config, model, load_splits(config), split).metrics

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder import atomic, lock, runtime
+from autoencoder import atomic, runs, runtime
 from autoencoder.config import Config
 from autoencoder.data import load_splits
 from autoencoder.errors import UserError
@@ -87,7 +87,7 @@ def export_run(
     """
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt}: unknown; choose one of {', '.join(FORMATS)}")
-    with lock.hold(run_dir, "autoencoder export"):
+    with runs.writing(run_dir, "autoencoder export"):
         return _export(Path(run_dir), fmt, overwrite)
 
 

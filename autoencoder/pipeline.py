@@ -51,7 +51,7 @@ def _train_run(config: Config, resume, locks: contextlib.ExitStack, command: str
     me = distribute.role(config.train.distribute)  # a bad TF_CONFIG is refused here
     if resume is not None:
         if me.chief:  # one writer: before anything of the run is read or written
-            locks.enter_context(lock.hold(resume, command))
+            locks.enter_context(runs.writing(resume, command))
         # The run's own model and data first: a message about the run.
         runs.check_run_shapes(resume, runs.load_run_config(resume))
     config = resolve_input_shape(config)  # a left-out model.input_shape is the data's

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder import lock
+from autoencoder import runs
 from autoencoder.data import DIGITS, load_splits
 from autoencoder.evaluate import evaluate_split, per_image_mse, pick_examples
 from autoencoder.model import is_vae, load_model, vae_interpolations, vae_samples
@@ -259,7 +259,7 @@ def plot_evaluation(
 def plot_run(run_dir: str | Path) -> list[Path]:
     """Redraw a finished run's figures from its saved model and config; return their paths."""
     run_dir = Path(run_dir)
-    with lock.hold(run_dir, "autoencoder plot"):
+    with runs.writing(run_dir, "autoencoder plot"):
         config = open_run(run_dir)
         splits = load_splits(config)
         model = load_model(run_dir / "model.keras")

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from autoencoder import atomic
+from autoencoder import atomic, lock
 from autoencoder.config import Config, dump_config, load_config
 from autoencoder.data import data_shape, from_tiles, load_splits, scaled, to_tiles
 from autoencoder.errors import UserError
@@ -63,15 +63,25 @@ def create_run_dir(config: Config) -> Path:
     return run_dir
 
 
-def load_run_config(run_dir: str | Path, overrides: list[str] = ()) -> Config:
-    """The resolved config saved in a run directory, with `--set` overrides applied."""
+def check_is_run(run_dir: str | Path) -> Path:
+    """run_dir as a Path; UserError if it holds no config.yaml."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise UserError(
             f"{run_dir}: not a run directory (no config.yaml); pass a directory "
             f"made by `autoencoder train`, e.g. outputs/<name>/<timestamp>"
         )
-    return load_config(run_dir / "config.yaml", overrides)
+    return run_dir
+
+
+def writing(run_dir: str | Path, command: str):
+    """Hold a run's lock (lock.hold) once it is seen to be a run: no .lock left in other folders."""
+    return lock.hold(check_is_run(run_dir), command)
+
+
+def load_run_config(run_dir: str | Path, overrides: list[str] = ()) -> Config:
+    """The resolved config saved in a run directory, with `--set` overrides applied."""
+    return load_config(check_is_run(run_dir) / "config.yaml", overrides)
 
 
 def open_run(run_dir: str | Path, overrides: list[str] = (), data: bool = True) -> Config:

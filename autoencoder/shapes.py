@@ -1040,6 +1040,31 @@ def _check_decoder(
     )
 
 
+def _land_on_skip(block: Any, shape: Shape, chain: list[Pair], step: int) -> Any | None:
+    """A conv_transpose block that leaves output_padding unset, with the one meeting the skip.
+
+    With skips every size change must land on the encoder's next size (chain[step + 1]); Keras's
+    default output_padding gives in*stride, which misses an odd size. None when the block sets
+    output_padding or target_size itself, keeps the size, already lands, or cannot land at all
+    (_skip_check then refuses it, naming what it can reach).
+    """
+    if not isinstance(block, ConvTransposeBlock) or step + 1 >= len(chain):
+        return None
+    if block.output_padding is not None or block.target_size is not None:
+        return None
+    k, s, d = block.kernel_size, block.strides, block.dilation_rate
+    if s == (1, 1) or max(d) > 1:
+        return None
+    want = chain[step + 1]
+    try:
+        op = output_padding_for(shape[:2], want, k, s, block.padding)
+    except LookupError:
+        return None
+    if op is None:  # Keras's default lands there already
+        return None
+    return block.model_copy(update={"output_padding": op})
+
+
 def _plan_explicit(
     cfg: ModelConfig, encoder: list[list[PlannedLayer]], shape: Shape, before: str
 ) -> list[PlannedLayer]:
@@ -1047,7 +1072,10 @@ def _plan_explicit(
     chain, taps, step = _size_chain(cfg, flat), _skip_taps(encoder), 0
     planned, layers = [], []
     for j, block in enumerate(cfg.decoder, 1):
-        new = _explicit_layers(block, shape, j, before)
+        landed = _land_on_skip(block, shape, chain, step) if cfg.skips != "none" else None
+        new = _explicit_layers(landed or block, shape, j, before)
+        if landed is not None:
+            new[-1].formula += f"; output_padding chosen to meet the skip at {hw(chain[step + 1])}"
         end = new[-1].output_shape
         if cfg.skips != "none":
             step = _skip_check(j, block, shape, end, chain, step, taps)

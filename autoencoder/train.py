@@ -23,6 +23,7 @@ import numpy as np
 
 from autoencoder import atomic
 from autoencoder.config import Config
+from autoencoder.data import from_tiles, to_tiles
 from autoencoder.errors import UserError
 from autoencoder.model import build_models, is_vae, load_model
 from autoencoder.noise import model_inputs, run_datasets
@@ -106,7 +107,10 @@ def fit(
             keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False)
         )
         clean = splits.images("test")[:IMAGES_PER_EPOCH]
-        shown = TensorBoardImages(run_dir / "logs" / "images", clean, model_inputs(clean, config))
+        patch = splits.patches.size if splits.patches is not None else None
+        shown = TensorBoardImages(
+            run_dir / "logs" / "images", clean, model_inputs(clean, config), patch
+        )
         callbacks.append(as_keras_callback(shown))
     if log.isEnabledFor(logging.INFO) and chief:
         callbacks.append(as_keras_callback(TqdmProgress(config.train.epochs, steps)))
@@ -517,12 +521,16 @@ def image_grid(rows: list, scale: int = 2) -> np.ndarray:
 
 class TensorBoardImages:
     """After each epoch, into TensorBoard: test inputs above their reconstructions (above the
-    clean images, for a denoiser), and a VAE's decodings of fixed draws from the prior."""
+    clean images, for a denoiser), and a VAE's decodings of fixed draws from the prior.
+
+    A patch model (`patch`: its input size) sees whole test images cut into tiles, and its
+    output tiles are blended back as `evaluate` does, so the figure shows whole images.
+    """
 
     model = None
 
-    def __init__(self, log_dir: Path, clean: np.ndarray, inputs: np.ndarray):
-        self.log_dir, self.clean, self.inputs = Path(log_dir), clean, inputs
+    def __init__(self, log_dir: Path, clean: np.ndarray, inputs: np.ndarray, patch=None):
+        self.log_dir, self.clean, self.inputs, self.patch = Path(log_dir), clean, inputs, patch
         self.writer = self.prior = None
 
     def on_train_begin(self, logs=None):
@@ -538,13 +546,20 @@ class TensorBoardImages:
         import keras
 
         tf = tensorflow()
-        recon = keras.ops.convert_to_numpy(self.model(self.inputs, training=False))
+        if self.patch is None:
+            recon = keras.ops.convert_to_numpy(self.model(self.inputs, training=False))
+        else:
+            tiles = to_tiles(self.inputs, self.patch)
+            out = keras.ops.convert_to_numpy(self.model(tiles, training=False))
+            recon = from_tiles(out, self.inputs.shape, self.patch)
         rows = [self.inputs, recon]
         if self.inputs is not self.clean:
             rows.append(self.clean)
+        scale = 2 if max(self.inputs.shape[1:3]) <= 64 else 1  # small digits doubled on screen
         with self.writer.as_default():
             # Step = epoch index, as Keras's own TensorBoard callback counts epochs.
-            tf.summary.image("reconstructions/test", image_grid(rows)[None], step=epoch)
+            grid = image_grid(rows, scale)
+            tf.summary.image("reconstructions/test", grid[None], step=epoch)
             if self.prior is not None:
                 samples = keras.ops.convert_to_numpy(self.model.decoder(self.prior))
                 half = len(self.prior) // 2

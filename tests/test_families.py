@@ -157,12 +157,13 @@ def test_shapes_table_shows_skips_and_the_note():
 
 def test_a_wrong_skip_is_one_line_naming_the_block(tmp_path):
     # Lands back on 25x25 through a crop, which a plain decoder may do; a skip may not: at
-    # 14x14 it would meet the encoder's 13x13.
+    # 14x14 it would meet the encoder's 13x13. The output_padding is the user's own, so it is
+    # refused, not replaced.
     text = (
         "model:\n  input_shape: [25, 25, 1]\n  skips: concat\n  encoder:\n"
         "    - {type: conv, filters: 4}\n    - {type: conv, filters: 8, strides: 2}\n"
         "    - {type: conv, filters: 8, strides: 2}\n  decoder:\n"
-        "    - {type: conv_transpose, filters: 8, strides: 2}\n"
+        "    - {type: conv_transpose, filters: 8, strides: 2, output_padding: 1}\n"
         "    - {type: conv_transpose, filters: 4, strides: 2}\n"
         "    - {type: crop, cropping: [[0, 3], [0, 3]]}\n"
     )
@@ -175,6 +176,42 @@ def test_a_wrong_skip_is_one_line_naming_the_block(tmp_path):
         "(encoder block 2's output, which the skip joins there); use output_padding: 0 "
         "(out = (in-1)*stride + kernel - 2*pad + output_padding)",
     )
+
+
+SKIP_PRESETS = [
+    p.name for p in sorted((ROOT / "configs").glob("*.yaml")) if "skips:" in p.read_text()
+]
+
+
+def test_every_skip_preset_is_found():
+    assert "unet_denoise.yaml" in SKIP_PRESETS
+
+
+@pytest.mark.parametrize("shape", [(27, 19, 1), (29, 31, 2), (25, 25, 1), (33, 47, 3)])
+@pytest.mark.parametrize("preset", SKIP_PRESETS)
+def test_skip_presets_land_on_any_size_by_themselves(keras, preset, shape):
+    from autoencoder.model import build_from_plan
+
+    config = load_config(ROOT / "configs" / preset, [f"model.input_shape={list(shape)}"])
+    plan = plan_model(config.model)
+    assert plan.layers[-1].output_shape == shape
+    for layer in plan.skip_layers:
+        assert layer.merge_shape[:2] == layer.input_shape[:2], layer.name
+    # Keras's default output_padding doubles a size: an odd one needs another, chosen here.
+    chosen = [layer for layer in plan.layers if "chosen to meet the skip" in layer.formula]
+    assert chosen and all(layer.output_padding is not None for layer in chosen)
+    assert [layer.output_shape[:2] for layer in chosen][-1] == shape[:2]
+    autoencoder, _, _ = build_from_plan(plan)  # Keras as the oracle
+    for planned in plan.layers:
+        got = tuple(autoencoder.get_layer(planned.name).output.shape[1:])
+        assert got == planned.output_shape, planned.name
+    assert autoencoder.predict(np.zeros((1, *shape), "float32"), verbose=0).shape == (1, *shape)
+    assert "chosen to meet the skip at" in format_plan(plan)
+
+
+def test_a_skip_preset_at_its_own_size_keeps_keras_defaults():
+    plan = plan_model(load_config(ROOT / "configs/unet_denoise.yaml").model)
+    assert not [layer for layer in plan.layers if "chosen to meet the skip" in layer.formula]
 
 
 @pytest.mark.parametrize(

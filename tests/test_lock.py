@@ -73,6 +73,7 @@ def test_evaluate_plot_embed_and_export_refuse_a_run_in_use_before_reading_it(tm
     # Not a finished run at all: the lock comes first, so the message is about the other writer.
     run_dir = tmp_path / "run"
     run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("name: unfinished\n")
     proc = hold_in_subprocess(run_dir)
     try:
         for command in (["evaluate"], ["plot"], ["embed"], ["export", "--format", "onnx"]):
@@ -84,7 +85,7 @@ def test_evaluate_plot_embed_and_export_refuse_a_run_in_use_before_reading_it(tm
     finally:
         proc.kill()
         proc.wait()
-    assert sorted(p.name for p in run_dir.iterdir()) == [".lock"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "config.yaml"]
 
 
 @pytest.mark.slow

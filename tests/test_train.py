@@ -228,3 +228,125 @@ def test_train_leaves_the_global_dtype_policy_as_it_found_it(tmp_path):
     encoder = model.get_layer("encoder")
     assert encoder.get_layer("enc1_conv").dtype_policy.name.startswith("mixed_")
     assert model.get_layer("decoder").get_layer("output_conv_act").dtype_policy.name == "float32"
+
+
+# ---------------------------------------------------------------------------------------------
+# Every callback on every family and data kind
+
+EVERY_CALLBACK = [
+    "train.epochs=2",
+    "train.tensorboard=true",  # scalars and the images callback
+    "train.early_stopping={patience: 1}",
+    "train.schedule={kind: plateau, patience: 1}",
+]
+
+
+def combination(name, tmp_path, digits, photos):
+    """The config of one combination a user can configure, writing under tmp_path/runs."""
+    from conftest import ROOT, write_photo_crops
+
+    from autoencoder.data import images
+
+    out = tmp_path / "runs"
+    if name == "odd_unet_folder":  # the U-Net preset on a folder of 27x19 crops of digits
+        root = tmp_path / "odd"
+        for i, (image, label) in enumerate(zip(*digits)):
+            (root / str(label)).mkdir(parents=True, exist_ok=True)
+            images.write_png(root / str(label) / f"{i:03d}.png", image[1:, 4:23, None])
+        return load_config(
+            ROOT / "configs/unet_denoise.yaml",
+            [
+                "data.dataset=folder",
+                f"data.path={root}",
+                "model.input_shape=[27, 19, 1]",
+                "train.batch_size=32",
+                f"output={out}",
+                "name=tiny",
+                *EVERY_CALLBACK,
+            ],
+        )
+    extra = {
+        "plain": [],
+        "skips": ["model.skips=concat", "model.latent_dim=null", "data.noise={level: 0.3}"],
+        "residual": [
+            "model.encoder=[{type: residual, filters: 4, strides: 2}, "
+            "{type: residual, filters: 8, strides: 2}]"
+        ],
+        "vae": ["model.kind=vae", "model.latent_dim=4"],
+        "denoiser": ["data.noise={kind: gaussian, level: 0.3}"],
+        "patches": [
+            "data.dataset=folder",
+            f"data.path={write_photo_crops(tmp_path / 'big', photos, n=20, size=(40, 48))}",
+            "data.patches={size: [16, 16], per_image: 4}",
+        ],
+        "colour": [
+            "data.dataset=folder",
+            f"data.path={write_photo_crops(tmp_path / 'rgb', photos, n=30, size=(21, 25))}",
+        ],
+    }[name]
+    return tiny(out, *extra, *EVERY_CALLBACK)
+
+
+def tensorboard_images(log_dir):
+    """{epoch: decoded image} of reconstructions/test, read back by TensorBoard's own reader."""
+    import io
+
+    from PIL import Image
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.util import tensor_util
+
+    reader = event_accumulator.EventAccumulator(
+        str(log_dir), size_guidance={event_accumulator.TENSORS: 0}
+    )
+    reader.Reload()
+    found = {}
+    for event in reader.Tensors("reconstructions/test"):
+        width, height, png = tensor_util.make_ndarray(event.tensor_proto)[:3]
+        image = np.asarray(Image.open(io.BytesIO(png)))
+        assert image.shape[:2] == (int(height), int(width))
+        found[event.step] = image
+    return found
+
+
+def tensorboard_scalars(log_dir, tag="epoch_loss"):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    reader = event_accumulator.EventAccumulator(
+        str(log_dir), size_guidance={event_accumulator.TENSORS: 0}
+    )
+    reader.Reload()
+    return [event.step for event in reader.Tensors(tag)]
+
+
+COMBINATIONS = ["plain", "skips", "residual", "vae", "denoiser", "patches", "colour"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [*COMBINATIONS, "odd_unet_folder"])
+def test_every_callback_on_every_family_and_data_kind(tmp_path, digits, photos, caplog, name):
+    from autoencoder.data import load_splits
+    from autoencoder.pipeline import train_run
+
+    config = combination(name, tmp_path, digits, photos)
+    with caplog.at_level("INFO", logger="autoencoder"):  # the progress bars' callback too
+        run_dir, metrics = train_run(config)
+    history = read_history(run_dir)
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert all(np.isfinite(row["val/loss"]) for row in history)
+    state = json.loads((run_dir / "checkpoints/state.json").read_text())
+    assert state["epoch"] == 2 and (run_dir / "checkpoints" / state["checkpoint"]).is_file()
+    assert metrics["test/psnr"] > 5
+    assert tensorboard_scalars(run_dir / "logs" / "train") == [0, 1]
+    assert tensorboard_scalars(run_dir / "logs" / "validation") == [0, 1]
+    shown = tensorboard_images(run_dir / "logs" / "images")
+    assert sorted(shown) == [0, 1]
+    # Whole test images (a patch model's put together from its tiles): inputs above outputs,
+    # above the clean images for a denoiser; 8 across; grey or colour as the data is.
+    splits = load_splits(config)
+    n, h, w, c = splits.images("test")[:8].shape
+    rows = 3 if config.data.noise is not None else 2
+    scale = 2 if max(h, w) <= 64 else 1
+    image = shown[1]
+    assert image.shape[:2] == ((h * scale + 1) * rows - 1, (w * scale + 1) * n - 1)
+    assert (image.shape[2] if image.ndim == 3 else 1) in ((3, 4) if c == 3 else (1, 2, 3, 4))
+    assert image.std() > 5  # not a blank grid
