@@ -106,6 +106,43 @@ def test_relative_imports_inside_the_data_package_resolve():
     assert imported_modules("from ..train import fit", ("data", "x")) == {"train"}
 
 
+# The files of the shapes package in the same one-way order (docs/architecture.md).
+SHAPES_FILES = ["arithmetic", "plan", "layers", "skips", "decoder", "planner", "text"]
+
+
+def shapes_upward_imports(sources: dict[str, str]) -> list[str]:
+    """Every import inside the shapes package of a file of its own rank or below."""
+    rank = {name: i for i, name in enumerate(SHAPES_FILES)}
+    bad = []
+    for name, text in sorted(sources.items()):
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "autoencoder.shapes."
+            ):
+                target = node.module.split(".")[2]
+                if rank.get(target, len(rank)) >= rank.get(name, -1):
+                    bad.append(f"{name} -> {target}")
+    return sorted(set(bad))
+
+
+def shapes_sources() -> dict[str, str]:
+    files = (PACKAGE / "shapes").glob("*.py")
+    return {p.stem: p.read_text() for p in files if p.name != "__init__.py"}
+
+
+def test_files_inside_shapes_import_only_files_above_them():
+    sources = shapes_sources()
+    assert sorted(sources) == sorted(SHAPES_FILES), "a new file needs its place in SHAPES_FILES"
+    assert shapes_upward_imports(sources) == []
+
+
+def test_the_shapes_check_catches_a_downward_import():
+    sources = shapes_sources()
+    sources["plan"] += "\nfrom autoencoder.shapes.text import format_plan\n"
+    sources["layers"] += "\nfrom autoencoder.shapes.layers import _conv_layer\n"
+    assert shapes_upward_imports(sources) == ["layers -> layers", "plan -> text"]
+
+
 def run_python(code: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
