@@ -98,7 +98,7 @@ def keras_layers(planned: PlannedLayer, dtype: str = "float32", plain: bool = Fa
         layers.append(
             keras.layers.Activation(planned.activation, dtype=dtype, name=f"{planned.name}_act")
         )
-    if planned.name == "output_conv":
+    if planned.role == "output":
         # The reconstruction's activation is a layer of its own in float32, as Keras's
         # mixed-precision guide advises: the convolution runs in the policy's dtype (its float32
         # form would hold a float32 copy of the widest activation and its gradient), while the
@@ -127,7 +127,7 @@ def _conv_arguments(planned: PlannedLayer) -> dict[str, Any]:
     options = planned.options
     regularizer = options.get("kernel_regularizer")
     # With batch norm the activation follows the norm; the output's is its own float32 layer.
-    separate_activation = planned.batch_norm or planned.name == "output_conv"
+    separate_activation = planned.batch_norm or planned.role == "output"
     return dict(
         filters=options["filters"],
         kernel_size=planned.kernel,

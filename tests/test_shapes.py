@@ -476,3 +476,44 @@ def test_format_plan_shows_formula_lines_and_totals():
     )
     assert "(12-1)*2 + 3 - 2*1 + 0 = 23" in text
     assert "compression 529/8 = 66.12x" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Roles
+
+
+def roles(plan) -> dict[str, list[str]]:
+    """Role -> the names of the planned layers that have it."""
+    found: dict[str, list[str]] = {}
+    for layer in plan.layers:
+        if layer.role:
+            found.setdefault(layer.role, []).append(layer.name)
+    return found
+
+
+def test_roles_mark_the_skips_and_the_output_of_the_unet_preset():
+    plan = plan_model(load_config("configs/unet_denoise.yaml").model)
+    assert roles(plan) == {"skip": ["dec2_skip", "dec3_skip"], "output": ["output_conv"]}
+    assert [layer.kind for layer in plan.skip_layers] == ["Concatenate", "Concatenate"]
+
+
+def test_roles_mark_the_projections_of_add_skips():
+    encoder = [conv(8), conv(12, strides=2), conv(16, strides=2)]
+    plan = plan_model(model(input_shape=[28, 28, 1], encoder=encoder, skips="add"))
+    assert [(layer.name, layer.kind, layer.role) for layer in plan.layers if layer.role] == [
+        ("dec1_skip_proj", "Conv2D", "skip_projection"),
+        ("dec1_skip", "Add", "skip"),
+        ("dec2_skip_proj", "Conv2D", "skip_projection"),
+        ("dec2_skip", "Add", "skip"),
+        ("output_conv", "Conv2D", "output"),
+    ]
+
+
+def test_roles_mark_residual_shortcuts_and_adds():
+    plan = plan_model(load_config("configs/residual32.yaml").model)
+    assert roles(plan) == {
+        "shortcut": ["enc2_proj_conv", "dec2_proj_convT"],
+        "residual": ["enc2_add", "enc3_add", "dec1_add", "dec2_add"],
+        "output": ["output_conv"],
+    }
+    assert plan.skip_layers == []

@@ -86,6 +86,32 @@ def _conv_layer(
     )
 
 
+def _plain_conv(
+    shape: Shape, filters: int, kernel: Pair, label: str, name: str, **kwargs: Any
+) -> PlannedLayer:
+    """A decoder Conv2D that no config block describes: 'same', a bias, Keras's initializer."""
+    return PlannedLayer(
+        block=label,
+        name=name,
+        kind="Conv2D",
+        part="decoder",
+        input_shape=shape,
+        output_shape=(*shape[:2], filters),
+        kernel=kernel,
+        strides=(1, 1),
+        padding="same",
+        dilation=(1, 1),
+        params=_conv_params(kernel, shape[2], filters, True, False),
+        options=dict(
+            filters=filters,
+            use_bias=True,
+            kernel_initializer="glorot_uniform",
+            kernel_regularizer=None,
+        ),
+        **kwargs,
+    )
+
+
 def _pool_layer(block: PoolBlock, shape: Shape, label: str, name: str, where: str) -> PlannedLayer:
     """A MaxPooling2D / AveragePooling2D block."""
     p = block.pool_size
@@ -275,7 +301,7 @@ def _residual_layers(
             part,
             where,
         )
-        proj.source = before
+        proj.source, proj.role = before, "shortcut"
         proj.formula = "shortcut: 1x1 projection of the block's input"
         layers.append(proj)
         shortcut, text = proj.name, f"{proj.name}, the projected input"
@@ -288,6 +314,7 @@ def _residual_layers(
         activation=block.activation,
         dropout=block.dropout,
         formula=f"residual: + shortcut ({text})",
+        role="residual",
     )
     return [*layers, add]
 
@@ -334,7 +361,7 @@ def _mirror_residual(
         f"{name}_proj",
         **{**kwargs, "activation": "linear"},
     )
-    proj.source = before
+    proj.source, proj.role = before, "shortcut"
     proj.formula = f"shortcut: 1x1 projection of the block's input; {proj.formula}"
     add = _add_layer(
         second,
@@ -345,5 +372,6 @@ def _mirror_residual(
         activation=block.activation,
         dropout=block.dropout,
         formula=f"residual: + shortcut ({proj.name}, the projected input)",
+        role="residual",
     )
     return [first, second, proj, add]

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from autoencoder.shapes.arithmetic import Pair, Shape, _prod
+
+# What a layer is for, where the model builder or a reader of the plan must know it (the Keras
+# name is for saved models and people, not for code to parse):
+#   "skip"             the Concatenate / Add that brings an encoder activation into the decoder
+#   "skip_projection"  the 1x1 Conv2D that gives that activation the decoder's channels (skips: add)
+#   "shortcut"         the 1x1 projection of a residual block's input, where channels or size change
+#   "residual"         the Add that closes a residual block
+#   "output"           the reconstruction's Conv2D, whose activation runs in float32
+Role = Literal["", "skip", "skip_projection", "shortcut", "residual", "output"]
 
 
 @dataclass
@@ -35,6 +44,7 @@ class PlannedLayer:
     source: str | None = None
     merge: str | None = None
     merge_shape: Shape | None = None
+    role: Role = ""
 
 
 @dataclass
@@ -50,7 +60,7 @@ class Plan:
     @property
     def skip_layers(self) -> list[PlannedLayer]:
         """The Concatenate / Add layers that bring an encoder activation into the decoder."""
-        return [layer for layer in self.layers if layer.name.endswith("_skip")]
+        return [layer for layer in self.layers if layer.role == "skip"]
 
     @property
     def code_layer(self) -> str:

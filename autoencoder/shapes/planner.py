@@ -12,8 +12,8 @@ from autoencoder.shapes.arithmetic import Shape, _prod, hw
 from autoencoder.shapes.decoder import _plan_explicit, _plan_mirror
 from autoencoder.shapes.layers import (
     _conv_layer,
-    _conv_params,
     _enc_where,
+    _plain_conv,
     _pool_layer,
     _residual_layers,
 )
@@ -130,7 +130,7 @@ def plan_model(cfg: ModelConfig) -> Plan:
         decoder = _plan_mirror(cfg, blocks, feature_map, before)
     else:
         decoder = _plan_explicit(cfg, blocks, feature_map, before)
-    if cfg.skips != "none" and not any(layer.name.endswith("_skip") for layer in decoder):
+    if cfg.skips != "none" and not any(layer.role == "skip" for layer in decoder):
         raise UserError(
             f"model.skips: {cfg.skips}, but the decoder never comes back to a size the encoder "
             f"had before its last block (the encoder goes "
@@ -139,25 +139,14 @@ def plan_model(cfg: ModelConfig) -> Plan:
         )
     last = decoder[-1].output_shape
     channels = cfg.input_shape[2]
-    out = PlannedLayer(
-        block="out",
-        name="output_conv",
-        kind="Conv2D",
-        part="decoder",
-        input_shape=last,
-        output_shape=(*last[:2], channels),
-        kernel=cfg.output.kernel_size,
-        strides=(1, 1),
-        padding="same",
-        dilation=(1, 1),
+    out = _plain_conv(
+        last,
+        channels,
+        cfg.output.kernel_size,
+        "out",
+        "output_conv",
         activation=cfg.output.activation,
-        params=_conv_params(cfg.output.kernel_size, last[2], channels, True, False),
-        options=dict(
-            filters=channels,
-            use_bias=True,
-            kernel_initializer="glorot_uniform",
-            kernel_regularizer=None,
-        ),
+        role="output",
     )
     code_shape = encode_code[-1].output_shape if encode_code else feature_map
     return Plan(

@@ -15,7 +15,7 @@ from autoencoder.shapes.arithmetic import (
     output_padding_for,
     transpose_choices,
 )
-from autoencoder.shapes.layers import _add_layer, _conv_params, _dec_where
+from autoencoder.shapes.layers import _add_layer, _dec_where, _plain_conv
 from autoencoder.shapes.plan import PlannedLayer
 
 
@@ -53,36 +53,28 @@ def _skip_layers(
                 merge=tap.name,
                 merge_shape=tap.output_shape,
                 formula=text,
+                role="skip",
             )
         ]
     layers, other = [], tap
     if tap.output_shape[2] != channels:
         # Add needs equal channels: a 1x1 convolution brings the encoder's to the decoder's.
-        other = PlannedLayer(
-            block=label,
-            name=f"{name}_skip_proj",
-            kind="Conv2D",
-            part="decoder",
-            input_shape=tap.output_shape,
-            output_shape=(*size, channels),
-            params=_conv_params((1, 1), tap.output_shape[2], channels, True, False),
-            kernel=(1, 1),
-            strides=(1, 1),
-            padding="same",
-            dilation=(1, 1),
+        other = _plain_conv(
+            tap.output_shape,
+            channels,
+            (1, 1),
+            label,
+            f"{name}_skip_proj",
             activation="linear",
-            options=dict(
-                filters=channels,
-                use_bias=True,
-                kernel_initializer="glorot_uniform",
-                kernel_regularizer=None,
-            ),
             source=tap.name,
             formula=f"1x1 projection of enc {i}'s {_shape_text(tap.output_shape)} for the skip",
+            role="skip_projection",
         )
         layers.append(other)
-    layers.append(_add_layer(last, other.name, other.output_shape, label, f"{name}_skip"))
-    layers[-1].kind, layers[-1].formula = "Add", text
+    add = _add_layer(
+        last, other.name, other.output_shape, label, f"{name}_skip", formula=text, role="skip"
+    )
+    layers.append(add)
     return layers
 
 
