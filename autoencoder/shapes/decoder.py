@@ -24,12 +24,14 @@ from autoencoder.shapes.arithmetic import (
 )
 from autoencoder.shapes.layers import (
     _conv_layer,
+    _crop_layer,
     _dec_where,
     _fit_layers,
     _mirror_residual,
     _pass_through,
     _residual_layers,
     _transpose_layer,
+    _upsample_layer,
 )
 from autoencoder.shapes.plan import PlannedLayer
 from autoencoder.shapes.skips import (
@@ -86,18 +88,8 @@ def _mirror_pool(
     p = block.pool_size
     s = block.strides or p
     if block.mirror == "upsample":
-        out = (shape[0] * s[0], shape[1] * s[1], shape[2])
-        up = PlannedLayer(
-            block=label,
-            name=f"{name}_upsample",
-            kind="UpSampling2D",
-            part="decoder",
-            input_shape=shape,
-            output_shape=out,
-            strides=s,
-            options=dict(size=s, interpolation="nearest"),
-        )
-        return [up, *_fit_layers(out, target, label, name)]
+        up = _upsample_layer(shape, s, "nearest", label, name)
+        return [up, *_fit_layers(up.output_shape, target, label, name)]
     # The pool's own window, stride and padding: 'valid' reaches every size the pooling rounded
     # down through output_padding (out = (in-1)*s + p + op, op = (in - p) mod s < s), 'same' through
     # (in-1)*s + p%2 + op or Keras's default in*s, so no crop is needed. With window = stride the
@@ -189,33 +181,15 @@ def _explicit_layer(block: Any, shape: Shape, j: int) -> PlannedLayer:
     if isinstance(block, ConvBlock):
         return _conv_layer(block, shape, label, name, "decoder", where)
     if isinstance(block, UpsampleBlock):
-        out = (shape[0] * block.size[0], shape[1] * block.size[1], shape[2])
-        return PlannedLayer(
-            block=label,
-            name=f"{name}_upsample",
-            kind="UpSampling2D",
-            part="decoder",
-            input_shape=shape,
-            output_shape=out,
-            strides=block.size,
-            options=dict(size=block.size, interpolation=block.interpolation),
-        )
-    (top, bottom), (left, right) = block.cropping
-    out = (shape[0] - top - bottom, shape[1] - left - right, shape[2])
-    if min(out[:2]) <= 0:
+        return _upsample_layer(shape, block.size, block.interpolation, label, name)
+    crop = _crop_layer(shape, block.cropping, label, name)
+    if min(crop.output_shape[:2]) <= 0:
+        (top, bottom), (left, right) = block.cropping
         raise UserError(
             f"{where}.cropping: removes {top + bottom}x{left + right} from a {hw(shape)} "
-            f"input, leaving {hw(out)}; crop less"
+            f"input, leaving {hw(crop.output_shape)}; crop less"
         )
-    return PlannedLayer(
-        block=label,
-        name=f"{name}_crop",
-        kind="Cropping2D",
-        part="decoder",
-        input_shape=shape,
-        output_shape=out,
-        options=dict(cropping=block.cropping),
-    )
+    return crop
 
 
 def _check_decoder(

@@ -208,25 +208,44 @@ def _transpose_layer(
     )
 
 
+def _upsample_layer(
+    shape: Shape, size: Pair, interpolation: str, label: str, name: str
+) -> PlannedLayer:
+    """An UpSampling2D: each axis times its size."""
+    return PlannedLayer(
+        block=label,
+        name=f"{name}_upsample",
+        kind="UpSampling2D",
+        part="decoder",
+        input_shape=shape,
+        output_shape=(shape[0] * size[0], shape[1] * size[1], shape[2]),
+        strides=size,
+        options=dict(size=size, interpolation=interpolation),
+    )
+
+
+def _crop_layer(shape: Shape, cropping: Any, label: str, name: str) -> PlannedLayer:
+    """A Cropping2D of ((top, bottom), (left, right)); a size <= 0 is the caller's to refuse."""
+    (top, bottom), (left, right) = cropping
+    return PlannedLayer(
+        block=label,
+        name=f"{name}_crop",
+        kind="Cropping2D",
+        part="decoder",
+        input_shape=shape,
+        output_shape=(shape[0] - top - bottom, shape[1] - left - right, shape[2]),
+        options=dict(cropping=cropping),
+    )
+
+
 def _fit_layers(shape: Shape, target: Pair, label: str, name: str) -> list[PlannedLayer]:
     """Cropping2D / ZeroPadding2D at the bottom and right, where nothing else lands on target."""
     over = (max(0, shape[0] - target[0]), max(0, shape[1] - target[1]))
     under = (max(0, target[0] - shape[0]), max(0, target[1] - shape[1]))
     layers = []
     if any(over):
-        out = (shape[0] - over[0], shape[1] - over[1], shape[2])
-        layers.append(
-            PlannedLayer(
-                block=label,
-                name=f"{name}_crop",
-                kind="Cropping2D",
-                part="decoder",
-                input_shape=shape,
-                output_shape=out,
-                options=dict(cropping=((0, over[0]), (0, over[1]))),
-            )
-        )
-        shape = out
+        layers.append(_crop_layer(shape, ((0, over[0]), (0, over[1])), label, name))
+        shape = layers[-1].output_shape
     if any(under):
         out = (shape[0] + under[0], shape[1] + under[1], shape[2])
         layers.append(
