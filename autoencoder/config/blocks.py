@@ -1,0 +1,258 @@
+"""The model section: encoder and decoder blocks, the output layer, the kind of autoencoder."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictStr,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from autoencoder.config.types import Fraction, NonNegPair, Pair, PosInt, Section
+
+ACTIVATIONS = (
+    "relu",
+    "sigmoid",
+    "tanh",
+    "linear",
+    "elu",
+    "selu",
+    "gelu",
+    "silu",
+    "swish",
+    "leaky_relu",
+    "softplus",
+    "relu6",
+    "hard_sigmoid",
+)
+
+
+def _check_activation(value: str) -> str:
+    if value not in ACTIVATIONS:
+        close = difflib.get_close_matches(value, ACTIVATIONS, n=1)
+        hint = (
+            f"; did you mean '{close[0]}'?"
+            if close
+            else f"; choose one of {', '.join(ACTIVATIONS)}"
+        )
+        raise ValueError(f"unknown activation '{value}'{hint}")
+    return value
+
+
+class Regularizer(Section):
+    l1: Annotated[StrictFloat, Field(ge=0)] = 0.0
+    l2: Annotated[StrictFloat, Field(ge=0)] = 0.0
+
+
+class _LayerOptions(Section):
+    """Options shared by Conv2D and Conv2DTranspose blocks; they pass through to Keras."""
+
+    filters: PosInt
+    kernel_size: Pair = (3, 3)
+    strides: Pair = (1, 1)
+    padding: Literal["same", "valid"] = "same"
+    dilation_rate: Pair = (1, 1)
+    activation: StrictStr = "relu"
+    batch_norm: StrictBool = False
+    dropout: Fraction = 0.0
+    use_bias: StrictBool = True
+    kernel_initializer: StrictStr = "glorot_uniform"
+    kernel_regularizer: Regularizer | None = None
+
+    @field_validator("activation")
+    @classmethod
+    def _activation(cls, value: str) -> str:
+        return _check_activation(value)
+
+    @model_validator(mode="after")
+    def _stride_xor_dilation(self):
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(
+                f"strides {list(self.strides)} together with dilation_rate "
+                f"{list(self.dilation_rate)} is not supported by Keras; set one of them to 1"
+            )
+        return self
+
+
+class ConvBlock(_LayerOptions):
+    """Encoder Conv2D block."""
+
+    type: Literal["conv"] = "conv"
+
+
+class ResidualBlock(_LayerOptions):
+    """Two convolutions and a shortcut (identity, or a 1x1 projection where the shape changes)."""
+
+    type: Literal["residual"]
+
+    @model_validator(mode="after")
+    def _same_and_odd(self):
+        # The shortcut is added to the second convolution's output, so both paths must keep the
+        # same size: 'same' padding, and an odd kernel so that the mirrored transposed
+        # convolution reaches every size the stride rounded away.
+        if self.padding != "same":
+            raise ValueError(
+                "a residual block needs padding same (its shortcut is added to the convolutions' "
+                "output, so both must keep the size); leave padding out"
+            )
+        if self.kernel_size[0] % 2 == 0 or self.kernel_size[1] % 2 == 0:
+            raise ValueError(
+                f"a residual block needs an odd kernel_size (got {list(self.kernel_size)}); "
+                f"use 3 or 5"
+            )
+        return self
+
+
+class PoolBlock(Section):
+    """Encoder pooling block (MaxPooling2D / AveragePooling2D)."""
+
+    type: Literal["maxpool", "avgpool"]
+    pool_size: Pair = (2, 2)
+    strides: Pair | None = None  # None: same as pool_size, as in Keras
+    padding: Literal["same", "valid"] = "valid"
+    # How `decoder: mirror` undoes this pooling: a learned Conv2DTranspose with the pool's window,
+    # stride and padding (reaches every size through output_padding), or UpSampling2D (no weights;
+    # cropped or zero-padded where the pooling rounded).
+    mirror: Literal["conv_transpose", "upsample"] = "conv_transpose"
+
+
+class ConvTransposeBlock(_LayerOptions):
+    """Decoder Conv2DTranspose block; `target_size` asks the planner to pick output_padding."""
+
+    type: Literal["conv_transpose"] = "conv_transpose"
+    output_padding: NonNegPair | None = None
+    target_size: Pair | None = None
+
+    @model_validator(mode="after")
+    def _padding_checks(self):
+        if self.output_padding is not None and self.target_size is not None:
+            raise ValueError("give output_padding or target_size, not both")
+        if self.output_padding is not None:
+            for op, s in zip(self.output_padding, self.strides):
+                if op >= s:
+                    raise ValueError(
+                        f"output_padding {list(self.output_padding)} must be smaller than strides "
+                        f"{list(self.strides)} on every axis (Keras rule: output_padding < stride)"
+                    )
+        return self
+
+
+class UpsampleBlock(Section):
+    """Decoder UpSampling2D block."""
+
+    type: Literal["upsample"]
+    size: Pair = (2, 2)
+    interpolation: Literal["nearest", "bilinear"] = "nearest"
+
+
+class CropBlock(Section):
+    """Decoder Cropping2D block: ((top, bottom), (left, right))."""
+
+    type: Literal["crop"]
+    cropping: tuple[NonNegPair, NonNegPair]
+
+
+def _block_type(default: str):
+    def kind(value: Any) -> str | None:
+        if isinstance(value, dict):
+            kind = value.get("type", default)
+            return kind if isinstance(kind, str) else None  # a list or mapping is no tag
+        return getattr(value, "type", None)
+
+    return kind
+
+
+EncoderBlock = Annotated[
+    Annotated[ConvBlock, Tag("conv")]
+    | Annotated[ResidualBlock, Tag("residual")]
+    | Annotated[PoolBlock, Tag("maxpool")]
+    | Annotated[PoolBlock, Tag("avgpool")],
+    Discriminator(
+        _block_type("conv"),
+        custom_error_type="block_type",
+        custom_error_message="unknown encoder block type; use conv, residual, maxpool or avgpool",
+    ),
+]
+
+DecoderBlock = Annotated[
+    Annotated[ConvTransposeBlock, Tag("conv_transpose")]
+    | Annotated[UpsampleBlock, Tag("upsample")]
+    | Annotated[CropBlock, Tag("crop")]
+    | Annotated[ConvBlock, Tag("conv")]
+    | Annotated[ResidualBlock, Tag("residual")],
+    Discriminator(
+        _block_type("conv_transpose"),
+        custom_error_type="block_type",
+        custom_error_message=(
+            "unknown decoder block type; use conv_transpose, upsample, crop, conv or residual"
+        ),
+    ),
+]
+
+
+class OutputLayer(Section):
+    """The final Conv2D that maps the decoder's features back to the input's channels."""
+
+    activation: StrictStr = "sigmoid"
+    kernel_size: Pair = (3, 3)
+
+    @field_validator("activation")
+    @classmethod
+    def _activation(cls, value: str) -> str:
+        return _check_activation(value)
+
+
+def _seed_tutorial_encoder() -> list:
+    return [
+        ConvBlock(filters=f, padding="valid", kernel_initializer="he_normal") for f in (32, 16, 8)
+    ]
+
+
+class ModelConfig(Section):
+    # "vae": a variational autoencoder; latent_dim is then the size of its Gaussian code.
+    kind: Literal["autoencoder", "vae"] = "autoencoder"
+    input_shape: tuple[PosInt, PosInt, PosInt] = (28, 28, 1)
+    encoder: Annotated[list[EncoderBlock], Field(min_length=1)] = Field(
+        default_factory=_seed_tutorial_encoder
+    )
+    latent_dim: PosInt | None = None
+    # U-Net skips: after each decoder block that changes the size, the encoder's activation of
+    # that size is concatenated or added (docs/families.md).
+    skips: Literal["none", "concat", "add"] = "none"
+    decoder: Annotated[
+        Annotated[Literal["mirror"], Tag("mirror")]
+        | Annotated[
+            list[DecoderBlock],
+            Field(min_length=1),
+            Tag("blocks"),
+        ],
+        Discriminator(lambda v: "blocks" if isinstance(v, list) else "mirror"),
+    ] = "mirror"
+    output: OutputLayer = Field(default_factory=OutputLayer)
+
+    @field_validator("skips", mode="before")
+    @classmethod
+    def _no_skips(cls, value: Any) -> Any:
+        # YAML reads `skips: null` (or a bare `skips:`) as None: the same as none.
+        return "none" if value is None else value
+
+    @model_validator(mode="after")
+    def _vae_needs_a_code(self):
+        if self.kind == "vae" and self.latent_dim is None:
+            raise ValueError(
+                "kind vae needs latent_dim (the size of its Gaussian code), e.g. latent_dim: 32"
+            )
+        if self.kind == "vae" and self.skips != "none":
+            raise ValueError(
+                f"kind vae cannot have skips {self.skips}: a sample from the prior has no encoder "
+                f"activations to skip; use skips: none"
+            )
+        return self
