@@ -48,24 +48,39 @@ def _check_activation(value: str) -> str:
 
 
 class Regularizer(Section):
+    """Weight penalties on a block's kernel (Keras L1L2)."""
+
     l1: Annotated[StrictFloat, Field(ge=0)] = 0.0
+    """L1 penalty on the kernel's weights, added to the loss."""
     l2: Annotated[StrictFloat, Field(ge=0)] = 0.0
+    """L2 penalty on the kernel's weights, added to the loss."""
 
 
 class _LayerOptions(Section):
     """Options shared by Conv2D and Conv2DTranspose blocks; they pass through to Keras."""
 
     filters: PosInt
+    """Output channels (feature maps) of the convolution."""
     kernel_size: Pair = (3, 3)
+    """Kernel height and width: one number for both, or [h, w]."""
     strides: Pair = (1, 1)
+    """Step of the kernel: 2 halves the size (a conv_transpose doubles it); a number or [h, w]."""
     padding: Literal["same", "valid"] = "same"
+    """same: zero padding keeps the size (up to the stride); valid: none, so borders are lost."""
     dilation_rate: Pair = (1, 1)
+    """Spacing between kernel taps; above 1 only with strides 1."""
     activation: StrictStr = "relu"
+    """Activation after the convolution (after batch norm when batch_norm is on)."""
     batch_norm: StrictBool = False
+    """BatchNormalization between the convolution and its activation."""
     dropout: Fraction = 0.0
+    """Fraction of the block's outputs dropped while training; 0: no Dropout layer."""
     use_bias: StrictBool = True
+    """Whether the convolution adds a bias (batch norm has its own shift)."""
     kernel_initializer: StrictStr = "glorot_uniform"
+    """Keras initializer of the kernel, e.g. glorot_uniform or he_normal."""
     kernel_regularizer: Regularizer | None = None
+    """L1/L2 penalty on the kernel; left out: none."""
 
     @field_validator("activation")
     @classmethod
@@ -86,12 +101,14 @@ class ConvBlock(_LayerOptions):
     """Encoder Conv2D block."""
 
     type: Literal["conv"] = "conv"
+    """conv: a Conv2D (an encoder block without type is one)."""
 
 
 class ResidualBlock(_LayerOptions):
     """Two convolutions and a shortcut (identity, or a 1x1 projection where the shape changes)."""
 
     type: Literal["residual"]
+    """residual: two convolutions and a shortcut."""
 
     @model_validator(mode="after")
     def _same_and_odd(self):
@@ -115,21 +132,30 @@ class PoolBlock(Section):
     """Encoder pooling block (MaxPooling2D / AveragePooling2D)."""
 
     type: Literal["maxpool", "avgpool"]
+    """maxpool (MaxPooling2D) or avgpool (AveragePooling2D)."""
     pool_size: Pair = (2, 2)
-    strides: Pair | None = None  # None: same as pool_size, as in Keras
+    """Window height and width: a number or [h, w]."""
+    strides: Pair | None = None
+    """Step of the window; left out: pool_size, as in Keras."""
     padding: Literal["same", "valid"] = "valid"
+    """valid: rows and columns that do not fill a window are dropped; same: padded."""
     # How `decoder: mirror` undoes this pooling: a learned Conv2DTranspose with the pool's window,
     # stride and padding (reaches every size through output_padding), or UpSampling2D (no weights;
     # cropped or zero-padded where the pooling rounded).
     mirror: Literal["conv_transpose", "upsample"] = "conv_transpose"
+    """How `decoder: mirror` undoes this pooling: a learned Conv2DTranspose, or UpSampling2D (no
+    weights)."""
 
 
 class ConvTransposeBlock(_LayerOptions):
     """Decoder Conv2DTranspose block; `target_size` asks the planner to pick output_padding."""
 
     type: Literal["conv_transpose"] = "conv_transpose"
+    """conv_transpose: a Conv2DTranspose (a decoder block without type is one)."""
     output_padding: NonNegPair | None = None
+    """Extra rows and columns of output, smaller than strides on each axis; or give target_size."""
     target_size: Pair | None = None
+    """[h, w] the block must output; the planner picks output_padding to reach it."""
 
     @model_validator(mode="after")
     def _padding_checks(self):
@@ -149,15 +175,20 @@ class UpsampleBlock(Section):
     """Decoder UpSampling2D block."""
 
     type: Literal["upsample"]
+    """upsample: an UpSampling2D (no weights)."""
     size: Pair = (2, 2)
+    """Factor for height and width: a number or [h, w]."""
     interpolation: Literal["nearest", "bilinear"] = "nearest"
+    """How new pixels are filled: nearest copies, bilinear blends."""
 
 
 class CropBlock(Section):
     """Decoder Cropping2D block: ((top, bottom), (left, right))."""
 
     type: Literal["crop"]
+    """crop: a Cropping2D."""
     cropping: tuple[NonNegPair, NonNegPair]
+    """Rows and columns removed: [[top, bottom], [left, right]]."""
 
 
 def _block_type(default: str):
@@ -202,7 +233,9 @@ class OutputLayer(Section):
     """The final Conv2D that maps the decoder's features back to the input's channels."""
 
     activation: StrictStr = "sigmoid"
+    """Activation of the reconstruction; sigmoid keeps pixels in [0, 1]."""
     kernel_size: Pair = (3, 3)
+    """Kernel height and width of the final Conv2D: a number or [h, w]."""
 
     @field_validator("activation")
     @classmethod
@@ -217,16 +250,24 @@ def _seed_tutorial_encoder() -> list:
 
 
 class ModelConfig(Section):
+    """The network: encoder blocks, an optional Dense code, the decoder, the output layer."""
+
     # "vae": a variational autoencoder; latent_dim is then the size of its Gaussian code.
     kind: Literal["autoencoder", "vae"] = "autoencoder"
+    """autoencoder, or vae: a variational autoencoder with a Gaussian code of latent_dim numbers."""
     input_shape: tuple[PosInt, PosInt, PosInt] = (28, 28, 1)
+    """[H, W, C] the model takes; left out: the data's (a patch's, with data.patches)."""
     encoder: Annotated[list[EncoderBlock], Field(min_length=1)] = Field(
         default_factory=_seed_tutorial_encoder
     )
+    """The encoder's blocks, in order."""
     latent_dim: PosInt | None = None
+    """Size of a Dense code between encoder and decoder; left out: no Dense layer."""
     # U-Net skips: after each decoder block that changes the size, the encoder's activation of
     # that size is concatenated or added (docs/families.md).
     skips: Literal["none", "concat", "add"] = "none"
+    """U-Net skips: the encoder's activation of each size is concatenated (concat) or added (add) in
+    the decoder."""
     decoder: Annotated[
         Annotated[Literal["mirror"], Tag("mirror")]
         | Annotated[
@@ -236,7 +277,9 @@ class ModelConfig(Section):
         ],
         Discriminator(lambda v: "blocks" if isinstance(v, list) else "mirror"),
     ] = "mirror"
+    """mirror: the encoder undone in reverse order; or a list of decoder blocks."""
     output: OutputLayer = Field(default_factory=OutputLayer)
+    """The final Conv2D back to the input's channels."""
 
     @field_validator("skips", mode="before")
     @classmethod

@@ -24,9 +24,15 @@ from autoencoder.config.types import ClassKey, NonNegInt, Pair, PosFloat, PosInt
 
 
 class NoiseConfig(Section):
+    """`data.noise`: noisy inputs, clean targets (docs/denoising.md)."""
+
     kind: Literal["gaussian", "salt_pepper", "speckle", "mask"] = "gaussian"
+    """gaussian adds level x N(0, 1); salt_pepper sets a level fraction of pixels to 0 or 1; speckle
+    multiplies by 1 + level x N(0, 1); mask zeroes 4x4 patches covering about level of the image."""
     level: Annotated[StrictFloat, Field(ge=0)] = 0.4
+    """Strength of the noise (its meaning depends on kind)."""
     clip: StrictBool = True
+    """Keep noisy pixels in [0, 1]."""
 
 
 # Built-in datasets: the (H, W, C) of their images and how many classes they have. A folder's
@@ -45,27 +51,46 @@ class PatchConfig(Section):
     """Random crops of size (h, w), per_image of them from each image in every epoch."""
 
     size: Pair
+    """[h, w] of each crop: a number or [h, w]."""
     per_image: PosInt = 1
+    """Crops taken from each image in every epoch."""
 
 
 class DataConfig(Section):
+    """The images: where they come from, the splits, their size and colour."""
+
     dataset: Literal["mnist", "fashion_mnist", "mnist_sample", "cifar10", "photos", "folder"] = (
         "mnist_sample"
     )
+    """Where the images come from: a built-in dataset, or folder (your own images in data.path)."""
     path: StrictStr | None = None
+    """The dataset's files (IDX, .npz, the CIFAR-10 archive); for folder, the folder of images."""
     validation_split: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.1
+    """Fraction of the training pool held out for validation."""
     # Cut from the images with a fixed seed when the data has no test set of its own (a folder
     # without test/, the photos); the same images whatever config.seed is.
     test_split: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.1
-    limit: PosInt | None = None  # caps the training pool (before the validation split)
-    classes: list[ClassKey] | None = None  # numbers (0, 1, ...) or names (folder names)
-    image_size: Pair | None = None  # [H, W] every image is brought to, by `fit`
+    """Fraction held out as the test set when the data has none of its own (fixed seed)."""
+    limit: PosInt | None = None
+    """Caps the training pool (before the validation split); left out: all images."""
+    classes: list[ClassKey] | None = None
+    """Keep only these classes: numbers (0, 1, ...) or names (folder names); left out: all."""
+    image_size: Pair | None = None
+    """[H, W] every image is brought to, by fit; left out: the images' own size."""
     fit: Literal["resize", "crop", "pad"] = "resize"
-    color: Literal["grayscale", "rgb"] | None = None  # None: the data's own
+    """How an image reaches image_size: resize stretches, crop takes the centred window of the right
+    aspect, pad adds black borders."""
+    color: Literal["grayscale", "rgb"] | None = None
+    """grayscale (1 channel) or rgb (3); left out: the data's own."""
     patches: PatchConfig | None = None
-    cache: Literal["auto", "memory", "none"] = "auto"  # decoded images in memory, or streamed
-    skip_bad: StrictBool = False  # skip unreadable files (one warning) instead of refusing
+    """Train on random crops of the images; left out: whole images."""
+    cache: Literal["auto", "memory", "none"] = "auto"
+    """Decoded images kept in memory (memory), streamed from the files (none), or memory when they
+    fit (auto)."""
+    skip_bad: StrictBool = False
+    """Skip unreadable image files with one warning instead of refusing them."""
     noise: NoiseConfig | None = None
+    """Train on noisy inputs with clean targets; left out: no noise."""
 
     @field_validator("classes")
     @classmethod
@@ -116,47 +141,83 @@ class DataConfig(Section):
 
 
 class OptimizerConfig(Section):
+    """The optimizer and its settings."""
+
     name: Literal["adam", "adamw", "sgd"] = "adam"
+    """adam, adamw (Adam with decoupled weight decay) or sgd (with momentum)."""
     learning_rate: PosFloat = 1e-3
-    momentum: Annotated[StrictFloat, Field(ge=0, lt=1)] = 0.9  # sgd only
-    weight_decay: Annotated[StrictFloat, Field(ge=0)] = 1e-4  # adamw only
+    """Learning rate (the starting one, with a schedule)."""
+    momentum: Annotated[StrictFloat, Field(ge=0, lt=1)] = 0.9
+    """Momentum of sgd (ignored by the others)."""
+    weight_decay: Annotated[StrictFloat, Field(ge=0)] = 1e-4
+    """Weight decay of adamw (ignored by the others)."""
     clipnorm: PosFloat | None = None
+    """Clip each gradient to this norm; left out: no clipping."""
 
 
 class ScheduleConfig(Section):
+    """How the learning rate changes during training."""
+
     kind: Literal["constant", "cosine", "plateau"] = "constant"
-    min_lr: Annotated[StrictFloat, Field(ge=0)] = 0.0  # cosine floor and plateau floor
-    factor: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.5  # plateau
-    patience: PosInt = 2  # plateau
+    """constant; cosine: decay to min_lr over all epochs; plateau: multiply by factor when val/loss
+    stalls."""
+    min_lr: Annotated[StrictFloat, Field(ge=0)] = 0.0
+    """Lowest learning rate of cosine and plateau."""
+    factor: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.5
+    """plateau: multiplies the learning rate when the validation loss stops improving."""
+    patience: PosInt = 2
+    """plateau: epochs without improvement before the learning rate drops."""
 
 
 class EarlyStoppingConfig(Section):
-    patience: PosInt | None = None  # None: off
+    """Stop when the validation loss stops improving."""
+
+    patience: PosInt | None = None
+    """Stop after this many epochs without a better validation loss; left out: off."""
     restore_best: StrictBool = True
+    """Keep the weights of the best epoch when stopping early."""
 
 
 class KLConfig(Section):
     """A VAE's KL term: its weight, reached by a linear warm-up over the first epochs."""
 
     weight: Annotated[StrictFloat, Field(ge=0)] = 1.0
-    warmup_epochs: NonNegInt = 0  # 0: the full weight from the first step
+    """Weight of the KL term in the loss."""
+    warmup_epochs: NonNegInt = 0
+    """Epochs over which the weight rises linearly from 0; 0: the full weight from the start."""
 
 
 class TrainConfig(Section):
+    """Training: epochs, batch, loss, optimizer, schedule, precision, distribution."""
+
     epochs: PosInt = 10
+    """Passes over the training images."""
     batch_size: PosInt = 128
+    """Images per training step (the global batch, split across replicas)."""
     loss: Literal["bce", "mse", "mae"] = "bce"
+    """Reconstruction loss: bce (binary cross-entropy), mse or mae."""
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    """The optimizer and its settings."""
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    """How the learning rate changes during training."""
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    """Stop when the validation loss stops improving."""
     tensorboard: StrictBool = True
+    """Write TensorBoard logs (scalars and images) under the run's logs/."""
     mixed_precision: Literal["auto", "on", "off"] = "auto"
+    """auto: bfloat16 on CPUs with native support, float16 on GPUs with tensor cores; on: mixed
+    precision; off: float32."""
     # tf.distribute: "auto" mirrors across the local GPUs when there are several; batch_size is
     # the global batch, split across replicas (the learning rate is not rescaled).
     distribute: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"
-    worker_timeout: PosInt = 60  # seconds a worker waits for a lost peer before giving up
-    memory_check: StrictBool = True  # refuse a run whose memory plan exceeds the machine's
-    kl: KLConfig | None = None  # model.kind vae only; None there means weight 1, no warm-up
+    """tf.distribute strategy: auto mirrors across several local GPUs; none, mirrored or
+    multi_worker (TF_CONFIG)."""
+    worker_timeout: PosInt = 60
+    """Seconds a worker waits for a lost peer before giving up."""
+    memory_check: StrictBool = True
+    """Refuse a run whose memory plan exceeds the machine's memory."""
+    kl: KLConfig | None = None
+    """The VAE's KL term (model.kind vae only); left out: weight 1, no warm-up."""
 
     @property
     def kl_term(self) -> KLConfig:
@@ -177,11 +238,17 @@ class DenoiseConfig(Section):
     """`autoencoder denoise`: one model per training level, each evaluated at every eval level."""
 
     kind: Literal["gaussian", "salt_pepper", "speckle", "mask"] = "gaussian"
+    """Noise kind of the sweep (as data.noise.kind)."""
     clip: StrictBool = True
+    """Keep noisy pixels in [0, 1]."""
     train_levels: NoiseLevels = [0.2, 0.4, 0.6]
+    """One model is trained at each of these noise levels."""
     eval_levels: NoiseLevels = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
-    eval_seed: NonNegInt = 1234  # fixed evaluation noise: numbers compare across models and runs
-    eval_images: PosInt | None = None  # caps the test images evaluated (None: all)
+    """Each model is scored at each of these noise levels."""
+    eval_seed: NonNegInt = 1234
+    """Seed of the fixed evaluation noise, so numbers compare across models and runs."""
+    eval_images: PosInt | None = None
+    """Caps the test images evaluated; left out: all."""
 
     @field_validator("train_levels", "eval_levels")
     @classmethod
@@ -199,8 +266,11 @@ class ThresholdConfig(Section):
     """
 
     quantile: Annotated[StrictFloat, Field(gt=0, lt=1)] | None = None
+    """Threshold at this quantile of the normal validation images' scores."""
     fpr: Annotated[StrictFloat, Field(gt=0, lt=1)] | None = None
+    """Threshold at this false-positive rate on the normal validation images (quantile 1 - fpr)."""
     value: Annotated[StrictInt | StrictFloat, Field(ge=0)] | None = None
+    """A threshold of your own, used as given."""
 
     @model_validator(mode="after")
     def _one_rule(self):
@@ -223,10 +293,14 @@ class ThresholdConfig(Section):
 class AnomalyConfig(Section):
     """`autoencoder anomaly`: train on the normal classes, score every test image."""
 
-    normal: list[ClassKey] | None = None  # numbers or names; the other classes are anomalies
-    score: Literal["mse", "mae", "ssim"] = "mse"  # per image; ssim scores 1 - SSIM
+    normal: list[ClassKey] | None = None
+    """The normal classes (numbers or names); every other class is an anomaly."""
+    score: Literal["mse", "mae", "ssim"] = "mse"
+    """Per-image score: mse, mae, or ssim (1 - SSIM)."""
     threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
-    examples: PosInt = 8  # highest- and lowest-scoring test images in the figure
+    """How the threshold is chosen: at most one of quantile, fpr, value; none: quantile 0.95."""
+    examples: PosInt = 8
+    """Highest- and lowest-scoring test images shown in the figure."""
 
     @field_validator("normal")
     @classmethod
@@ -240,14 +314,24 @@ class AnomalyConfig(Section):
 
 
 class Config(Section):
+    """A run's whole configuration: what a YAML file in configs/ holds."""
+
     name: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "run"
+    """Name of the run: its directory is <output>/<name>/<timestamp>/."""
     seed: NonNegInt = 0
+    """Seed of weights, shuffling and training noise."""
     data: DataConfig = Field(default_factory=DataConfig)
+    """The images: source, splits, size, colour, patches, noise."""
     model: ModelConfig = Field(default_factory=ModelConfig)
+    """The network."""
     train: TrainConfig = Field(default_factory=TrainConfig)
+    """Training: epochs, batch, loss, optimizer, schedule, precision."""
     denoise: DenoiseConfig = Field(default_factory=DenoiseConfig)
+    """The `autoencoder denoise` sweep."""
     anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
+    """`autoencoder anomaly`: normal classes, score, threshold."""
     output: StrictStr = "outputs"
+    """Folder under which run directories are made."""
 
     @field_validator("train")
     @classmethod

@@ -40,7 +40,7 @@ NonNegPair = Annotated[tuple[int, int], BeforeValidator(_pair(0))]
 class Section(BaseModel):
     """Base for config sections: unknown keys are errors, never silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, use_attribute_docstrings=True)
 
 
 def _class_key(value: Any) -> int | str:
