@@ -12,6 +12,7 @@ from pydantic import (
     StrictFloat,
     StrictStr,
     Tag,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -33,6 +34,10 @@ ACTIVATIONS = (
     "relu6",
     "hard_sigmoid",
 )
+
+# A string checked by _check_activation (its message suggests the closest name); the JSON
+# Schema lists the names, so that editors complete them.
+Activation = Annotated[StrictStr, WithJsonSchema({"type": "string", "enum": list(ACTIVATIONS)})]
 
 
 def _check_activation(value: str) -> str:
@@ -69,7 +74,7 @@ class _LayerOptions(Section):
     """same: zero padding keeps the size (up to the stride); valid: none, so borders are lost."""
     dilation_rate: Pair = (1, 1)
     """Spacing between kernel taps; above 1 only with strides 1."""
-    activation: StrictStr = "relu"
+    activation: Activation = "relu"
     """Activation after the convolution (after batch norm when batch_norm is on)."""
     batch_norm: StrictBool = False
     """BatchNormalization between the convolution and its activation."""
@@ -98,7 +103,7 @@ class _LayerOptions(Section):
 
 
 class ConvBlock(_LayerOptions):
-    """Encoder Conv2D block."""
+    """A Conv2D block."""
 
     type: Literal["conv"] = "conv"
     """conv: a Conv2D (an encoder block without type is one)."""
@@ -232,7 +237,7 @@ DecoderBlock = Annotated[
 class OutputLayer(Section):
     """The final Conv2D that maps the decoder's features back to the input's channels."""
 
-    activation: StrictStr = "sigmoid"
+    activation: Activation = "sigmoid"
     """Activation of the reconstruction; sigmoid keeps pixels in [0, 1]."""
     kernel_size: Pair = (3, 3)
     """Kernel height and width of the final Conv2D: a number or [h, w]."""
@@ -265,7 +270,10 @@ class ModelConfig(Section):
     """Size of a Dense code between encoder and decoder; left out: no Dense layer."""
     # U-Net skips: after each decoder block that changes the size, the encoder's activation of
     # that size is concatenated or added (docs/families.md).
-    skips: Literal["none", "concat", "add"] = "none"
+    skips: Annotated[
+        Literal["none", "concat", "add"],
+        WithJsonSchema({"enum": ["none", "concat", "add", None]}),  # null: none (_no_skips)
+    ] = "none"
     """U-Net skips: the encoder's activation of each size is concatenated (concat) or added (add) in
     the decoder."""
     decoder: Annotated[

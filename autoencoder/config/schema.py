@@ -15,6 +15,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -204,7 +205,10 @@ class TrainConfig(Section):
     """Stop when the validation loss stops improving."""
     tensorboard: StrictBool = True
     """Write TensorBoard logs (scalars and images) under the run's logs/."""
-    mixed_precision: Literal["auto", "on", "off"] = "auto"
+    mixed_precision: Annotated[
+        Literal["auto", "on", "off"],
+        WithJsonSchema({"enum": ["auto", "on", "off", True, False]}),  # YAML 1.1: see _yaml_switch
+    ] = "auto"
     """auto: bfloat16 on CPUs with native support, float16 on GPUs with tensor cores; on: mixed
     precision; off: float32."""
     # tf.distribute: "auto" mirrors across the local GPUs when there are several; batch_size is
@@ -269,7 +273,14 @@ class ThresholdConfig(Section):
     """Threshold at this quantile of the normal validation images' scores."""
     fpr: Annotated[StrictFloat, Field(gt=0, lt=1)] | None = None
     """Threshold at this false-positive rate on the normal validation images (quantile 1 - fpr)."""
-    value: Annotated[StrictInt | StrictFloat, Field(ge=0)] | None = None
+    value: (
+        Annotated[
+            StrictInt | StrictFloat,
+            Field(ge=0),
+            WithJsonSchema({"type": "number", "minimum": 0}),  # pydantic's has no bound here
+        ]
+        | None
+    ) = None
     """A threshold of your own, used as given."""
 
     @model_validator(mode="after")

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    WithJsonSchema,
+)
 
 from autoencoder.config.text import show
 
@@ -32,9 +40,16 @@ def _pair(minimum: int):
     return check
 
 
+def _pair_schema(minimum: int) -> WithJsonSchema:
+    # What _pair accepts, for the JSON Schema: a number, or a list of two.
+    number = {"type": "integer", "minimum": minimum}
+    pair = {"type": "array", "items": number, "minItems": 2, "maxItems": 2}
+    return WithJsonSchema({"anyOf": [number, pair]})
+
+
 # Sizes that may differ by axis: `3` means (3, 3); `[3, 5]` means height 3, width 5.
-Pair = Annotated[tuple[int, int], BeforeValidator(_pair(1))]
-NonNegPair = Annotated[tuple[int, int], BeforeValidator(_pair(0))]
+Pair = Annotated[tuple[int, int], BeforeValidator(_pair(1)), _pair_schema(1)]
+NonNegPair = Annotated[tuple[int, int], BeforeValidator(_pair(0)), _pair_schema(0)]
 
 
 class Section(BaseModel):
@@ -53,4 +68,10 @@ def _class_key(value: Any) -> int | str:
     return value
 
 
-ClassKey = Annotated[int | str, BeforeValidator(_class_key)]
+ClassKey = Annotated[
+    int | str,
+    BeforeValidator(_class_key),
+    WithJsonSchema(
+        {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "minLength": 1}]}
+    ),
+]
