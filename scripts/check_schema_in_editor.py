@@ -39,7 +39,7 @@ def receive(server: subprocess.Popen) -> dict:
     return json.loads(server.stdout.read(length))
 
 
-def diagnostics(server: subprocess.Popen, path: Path, text: str, ident: int) -> list[dict]:
+def diagnostics(server: subprocess.Popen, path: Path, text: str) -> list[dict]:
     """Open `text` as the document at `path`; the diagnostics the server publishes for it."""
     uri = path.as_uri()
     document = {"uri": uri, "languageId": "yaml", "version": 1, "text": text}
@@ -80,14 +80,14 @@ def main(command: str) -> int:
     server = start(command)
     ok = True
     presets = sorted((ROOT / "configs").glob("*.yaml"))
-    for ident, path in enumerate(presets, 1):
-        found = diagnostics(server, path, path.read_text(), ident)
+    for path in presets:
+        found = diagnostics(server, path, path.read_text())
         print(f"{path.relative_to(ROOT)}: {len(found)} diagnostics {[d['message'] for d in found]}")
         ok &= found == []
     # Copies beside the presets (not written to disk), so the modeline's relative path resolves.
-    for ident, (name, line) in enumerate(MISTAKES.items(), len(presets) + 1):
+    for name, line in MISTAKES.items():
         text = presets[0].read_text().replace("\ntrain:\n", f"\ntrain:\n  {line}\n", 1)
-        found = diagnostics(server, ROOT / "configs" / name, text, ident)
+        found = diagnostics(server, ROOT / "configs" / name, text)
         for d in found:
             at = d["range"]["start"]["line"] + 1
             print(f"configs/{name} (not on disk): line {at}: {d['message']}")
