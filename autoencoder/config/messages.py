@@ -132,12 +132,12 @@ def valid_keys(loc: tuple) -> list[str]:
     for part in loc:
         if not isinstance(part, int):
             fields = [m.model_fields[part] for m in models if part in m.model_fields]
-            models = [m for field in fields for m in _models_in(field.annotation)]
+            models = [m for field in fields for m in models_in(field.annotation)]
     return list(dict.fromkeys(key for model in models for key in model.model_fields))
 
 
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
+def models_in(annotation: Any) -> list[type[BaseModel]]:
     """The pydantic models an annotation may hold, looking inside unions, lists and Annotated."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
-    return list(dict.fromkeys(m for arg in typing.get_args(annotation) for m in _models_in(arg)))
+    return list(dict.fromkeys(m for arg in typing.get_args(annotation) for m in models_in(arg)))

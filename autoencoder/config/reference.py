@@ -6,9 +6,15 @@ docs/config.md` write them; a test fails when the committed files fall behind th
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
+import textwrap
 from typing import Any
 
+from pydantic import BaseModel
+
+from autoencoder.config.messages import models_in
 from autoencoder.config.schema import Config
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
@@ -21,7 +27,36 @@ def json_schema() -> dict:
     """The JSON Schema of a config file (draft-07, which YAML language servers read)."""
     schema = Config.model_json_schema(ref_template="#/definitions/{model}")
     schema["definitions"] = schema.pop("$defs")
+    for model in _models(Config):
+        section = schema if model is Config else schema["definitions"][model.__name__]
+        for name, text in _attribute_docs(model).items():
+            section["properties"][name]["description"] = text
     return {"$schema": DRAFT, **_draft7(schema), "title": "autoencoder config"}
+
+
+def _models(model: type[BaseModel]) -> dict[type[BaseModel], None]:
+    """`model` and every section model inside it, each once."""
+    found = {model: None}
+    for field in model.model_fields.values():
+        for inner in models_in(field.annotation):
+            found |= _models(inner)
+    return found
+
+
+def _attribute_docs(model: type[BaseModel]) -> dict[str, str]:
+    """The docstring under each field of `model` and of the sections it extends."""
+    # Read here, when the reference is made, rather than by pydantic at import time
+    # (use_attribute_docstrings reads every class's source whenever the package is imported).
+    docs: dict[str, str] = {}
+    for cls in reversed([c for c in model.__mro__ if issubclass(c, BaseModel)]):
+        if cls.__module__.startswith("pydantic"):
+            continue
+        body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+        for field, doc in zip(body, body[1:]):
+            if isinstance(field, ast.AnnAssign) and isinstance(doc, ast.Expr):
+                if isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str):
+                    docs[field.target.id] = inspect.cleandoc(doc.value.value)
+    return docs
 
 
 def json_schema_text() -> str:

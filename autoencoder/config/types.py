@@ -53,9 +53,12 @@ NonNegPair = Annotated[tuple[int, int], BeforeValidator(_pair(0)), _pair_schema(
 
 
 class Section(BaseModel):
-    """Base for config sections: unknown keys are errors, never silently ignored."""
+    """Base for config sections: unknown keys are errors, never silently ignored.
 
-    model_config = ConfigDict(extra="forbid", validate_default=True, use_attribute_docstrings=True)
+    The docstring under a field is its meaning in docs/config.md and the JSON Schema.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 def _class_key(value: Any) -> int | str:
