@@ -22,6 +22,7 @@ from autoencoder.anomaly import (
 )
 from autoencoder.bench import format_bench, layer_profile, run_bench
 from autoencoder.config import load_config
+from autoencoder.config.reference import json_schema_text, reference_markdown
 from autoencoder.data import describe, resolve_input_shape
 from autoencoder.denoise import results_markdown, run_sweep
 from autoencoder.embed import PROBE_LIMIT, embed_run, format_embed
@@ -48,6 +49,7 @@ EPILOG = """examples:
   autoencoder embed outputs/bottleneck32/20261121-140000
   autoencoder anomaly configs/anomaly.yaml --set anomaly.normal=[3]
   autoencoder anomaly --benchmark mnist
+  autoencoder schema > docs/config.schema.json
 """
 
 
@@ -142,6 +144,10 @@ def cmd_anomaly(args) -> None:
     run_dir, result = anomaly_run(_config(args))
     print(format_report(result))
     print(f"figures: {run_dir / 'figures'}  scores: {run_dir / 'anomaly_scores.csv'}")
+
+
+def cmd_schema(args) -> None:
+    sys.stdout.write(reference_markdown() if args.markdown else json_schema_text())
 
 
 def cmd_export(args) -> None:
@@ -285,6 +291,12 @@ def _embed_args(p):
     )
 
 
+def _schema_args(p):
+    p.add_argument(
+        "--markdown", action="store_true", help="instead: the Markdown reference of every key"
+    )
+
+
 # name: (arguments, function, one-line help, description)
 COMMANDS = {
     "train": (
@@ -383,6 +395,14 @@ COMMANDS = {
         "the same probe on raw pixels, on PCA of the pixels and on shuffled labels; write "
         "codes.npy, labels.npy, the accuracies into metrics.json, and figures/latent.png (PCA "
         "and t-SNE maps) and figures/interpolation.png (decoded between test codes).",
+    ),
+    "schema": (
+        _schema_args,
+        cmd_schema,
+        "print the config files' JSON Schema (for editors), or the Markdown reference",
+        "Print the JSON Schema of a config file, generated from the typed schema: editors with "
+        "a YAML language server check configs against it (docs/config.schema.json); --markdown "
+        "prints the reference of every key instead (docs/config.md).",
     ),
 }
 

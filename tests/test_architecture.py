@@ -176,6 +176,8 @@ BAD_CONFIG = "model: {encoder: [{filters: 0}]}\n"
         (["--help"], 0),
         (["train", "--help"], 0),
         (["shapes", "configs/seed_tutorial.yaml"], 0),
+        (["schema"], 0),
+        (["schema", "--markdown"], 0),
         (["train", "BAD"], 2),
         (["shapes", "BAD"], 2),
         (["train", "configs/quickstart.yaml", "--set", "train.epochs=0"], 2),

@@ -56,6 +56,22 @@ def test_dump_round_trips(tmp_path):
     assert again == c
 
 
+def test_a_dict_is_a_config_like_a_file():
+    raw = {"train": {"epochs": 3}, "model": {"encoder": [{"filters": 4}]}}
+    c = load_config(raw, ["model.encoder.0.filters=6"])
+    assert (c.train.epochs, c.model.encoder[0].filters) == (3, 6)
+    assert raw["model"]["encoder"][0]["filters"] == 4  # the caller's dict is left as it was
+
+
+def test_a_dict_s_mistakes_name_config_where_a_file_would_be():
+    assert error_of({"train": {"epoch": 3}}) == (
+        "config: train.epoch: unknown key; did you mean 'epochs'?"
+    )
+    assert error_of({"train": {"epochs": 2}}, ["train.epochs=0"]) == (
+        "--set train.epochs=0: train.epochs: must be a positive integer, got 0"
+    )
+
+
 # The message after "<file>: " (or "--set <item>: " when the case is an override).
 @pytest.mark.parametrize(
     "text, overrides, expected",

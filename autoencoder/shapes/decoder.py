@@ -61,7 +61,7 @@ def _mirror_conv(
     k, s, d = block.kernel_size, block.strides, block.dilation_rate
     if max(d) > 1:
         # TensorFlow has no CPU kernel for a dilated Conv2DTranspose ("Current CPU implementations
-        # do not yet support dilation rates larger than 1"). Strides are 1 here (config.py), so a
+        # do not yet support dilation rates larger than 1"). Strides are 1 here (config/blocks.py), so a
         # 'same' layer keeps the size: mirror it with the same dilated Conv2D; a 'valid' one grows
         # by (dilated kernel - 1): an undilated Conv2DTranspose of the dilated extent does that.
         if block.padding == "same":

@@ -1,0 +1,365 @@
+"""The typed run configuration: every section, its defaults and its checks.
+
+Every default lives here (and in `blocks.py` for the model section); `load.py` reads YAML and
+`--set` overrides into it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from autoencoder.config.blocks import ModelConfig
+from autoencoder.config.types import ClassKey, NonNegInt, Pair, PosFloat, PosInt, Section
+
+
+class NoiseConfig(Section):
+    """`data.noise`: noisy inputs, clean targets (docs/denoising.md)."""
+
+    kind: Literal["gaussian", "salt_pepper", "speckle", "mask"] = "gaussian"
+    """gaussian adds level x N(0, 1); salt_pepper sets a level fraction of pixels to 0 or 1; speckle
+    multiplies by 1 + level x N(0, 1); mask zeroes 4x4 patches covering about level of the image."""
+    level: Annotated[StrictFloat, Field(ge=0)] = 0.4
+    """Strength of the noise (its meaning depends on kind)."""
+    clip: StrictBool = True
+    """Keep noisy pixels in [0, 1]."""
+
+
+# Built-in datasets: the (H, W, C) of their images and how many classes they have. A folder's
+# come from its files (data.image_size and data.color say them in advance).
+DATASET_SHAPES = {
+    "mnist": (28, 28, 1),
+    "fashion_mnist": (28, 28, 1),
+    "mnist_sample": (28, 28, 1),
+    "cifar10": (32, 32, 3),
+    "photos": (96, 96, 3),
+}
+DATASET_CLASSES = {"mnist": 10, "fashion_mnist": 10, "mnist_sample": 10, "cifar10": 10, "photos": 2}
+
+
+class PatchConfig(Section):
+    """Random crops of size (h, w), per_image of them from each image in every epoch."""
+
+    size: Pair
+    """[h, w] of each crop: a number or [h, w]."""
+    per_image: PosInt = 1
+    """Crops taken from each image in every epoch."""
+
+
+class DataConfig(Section):
+    """The images: where they come from, the splits, their size and colour."""
+
+    dataset: Literal["mnist", "fashion_mnist", "mnist_sample", "cifar10", "photos", "folder"] = (
+        "mnist_sample"
+    )
+    """Where the images come from: a built-in dataset, or folder (your own images in data.path)."""
+    path: StrictStr | None = None
+    """The dataset's files (IDX, .npz, the CIFAR-10 archive); for folder, the folder of images."""
+    validation_split: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.1
+    """Fraction of the training pool held out for validation."""
+    # Cut from the images with a fixed seed when the data has no test set of its own (a folder
+    # without test/, the photos); the same images whatever config.seed is.
+    test_split: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.1
+    """Fraction held out as the test set when the data has none of its own (fixed seed)."""
+    limit: PosInt | None = None
+    """Caps the training pool (before the validation split); left out: all images."""
+    classes: list[ClassKey] | None = None
+    """Keep only these classes: numbers (0, 1, ...) or names (folder names); left out: all."""
+    image_size: Pair | None = None
+    """[H, W] every image is brought to, by fit; left out: the images' own size."""
+    fit: Literal["resize", "crop", "pad"] = "resize"
+    """How an image reaches image_size: resize stretches, crop takes the centred window of the right
+    aspect, pad adds black borders."""
+    color: Literal["grayscale", "rgb"] | None = None
+    """grayscale (1 channel) or rgb (3); left out: the data's own."""
+    patches: PatchConfig | None = None
+    """Train on random crops of the images; left out: whole images."""
+    cache: Literal["auto", "memory", "none"] = "auto"
+    """Decoded images kept in memory (memory), streamed from the files (none), or memory when they
+    fit (auto)."""
+    skip_bad: StrictBool = False
+    """Skip unreadable image files with one warning instead of refusing them."""
+    noise: NoiseConfig | None = None
+    """Train on noisy inputs with clean targets; left out: no noise."""
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, value, info):
+        if value is not None:
+            if not value:
+                raise ValueError("must list at least one class, or be left out for all")
+            if len(set(value)) != len(value):
+                raise ValueError(f"lists a class twice: {value}")
+            dataset = info.data.get("dataset")
+            count = DATASET_CLASSES.get(dataset)
+            high = [v for v in value if isinstance(v, int) and count is not None and v >= count]
+            if high:
+                raise ValueError(
+                    f"class {high[0]} is not one of {dataset}'s classes 0 to {count - 1}"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.dataset == "folder" and self.path is None:
+            raise ValueError(
+                "data.dataset folder needs data.path: the folder that holds the images"
+            )
+        if self.patches is not None and self.image_size is not None:
+            if any(p > s for p, s in zip(self.patches.size, self.image_size)):
+                raise ValueError(
+                    f"data.patches.size {list(self.patches.size)} is larger than "
+                    f"data.image_size {list(self.image_size)}; patches are cut from the images"
+                )
+        return self
+
+    def image_shape(self) -> tuple[int, int, int] | None:
+        """(H, W, C) of the whole images when known without reading a file, else None."""
+        known = DATASET_SHAPES.get(self.dataset)
+        channels = {"grayscale": 1, "rgb": 3}.get(self.color or "", known and known[2])
+        size = self.image_size or (known and known[:2])
+        return (*size, channels) if size and channels else None
+
+    def input_shape(self) -> tuple[int, int, int] | None:
+        """(H, W, C) of what the model sees (a patch, or a whole image), or None if unknown."""
+        shape = self.image_shape()
+        if self.patches is not None:
+            channels = {"grayscale": 1, "rgb": 3}.get(self.color or "")
+            channels = channels or (shape[2] if shape else None)
+            return (*self.patches.size, channels) if channels else None
+        return shape
+
+
+class OptimizerConfig(Section):
+    """The optimizer and its settings."""
+
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    """adam, adamw (Adam with decoupled weight decay) or sgd (with momentum)."""
+    learning_rate: PosFloat = 1e-3
+    """Learning rate (the starting one, with a schedule)."""
+    momentum: Annotated[StrictFloat, Field(ge=0, lt=1)] = 0.9
+    """Momentum of sgd (ignored by the others)."""
+    weight_decay: Annotated[StrictFloat, Field(ge=0)] = 1e-4
+    """Weight decay of adamw (ignored by the others)."""
+    clipnorm: PosFloat | None = None
+    """Clip each gradient to this norm; left out: no clipping."""
+
+
+class ScheduleConfig(Section):
+    """How the learning rate changes during training."""
+
+    kind: Literal["constant", "cosine", "plateau"] = "constant"
+    """constant; cosine: decay to min_lr over all epochs; plateau: multiply by factor when val/loss
+    stalls."""
+    min_lr: Annotated[StrictFloat, Field(ge=0)] = 0.0
+    """Lowest learning rate of cosine and plateau."""
+    factor: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.5
+    """plateau: multiplies the learning rate when the validation loss stops improving."""
+    patience: PosInt = 2
+    """plateau: epochs without improvement before the learning rate drops."""
+
+
+class EarlyStoppingConfig(Section):
+    """Stop when the validation loss stops improving."""
+
+    patience: PosInt | None = None
+    """Stop after this many epochs without a better validation loss; left out: off."""
+    restore_best: StrictBool = True
+    """Keep the weights of the best epoch when stopping early."""
+
+
+class KLConfig(Section):
+    """A VAE's KL term: its weight, reached by a linear warm-up over the first epochs."""
+
+    weight: Annotated[StrictFloat, Field(ge=0)] = 1.0
+    """Weight of the KL term in the loss."""
+    warmup_epochs: NonNegInt = 0
+    """Epochs over which the weight rises linearly from 0; 0: the full weight from the start."""
+
+
+class TrainConfig(Section):
+    """Training: epochs, batch, loss, optimizer, schedule, precision, distribution."""
+
+    epochs: PosInt = 10
+    """Passes over the training images."""
+    batch_size: PosInt = 128
+    """Images per training step (the global batch, split across replicas)."""
+    loss: Literal["bce", "mse", "mae"] = "bce"
+    """Reconstruction loss: bce (binary cross-entropy), mse or mae."""
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    """The optimizer and its settings."""
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    """How the learning rate changes during training."""
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    """Stop when the validation loss stops improving."""
+    tensorboard: StrictBool = True
+    """Write TensorBoard logs (scalars and images) under the run's logs/."""
+    mixed_precision: Annotated[
+        Literal["auto", "on", "off"],
+        WithJsonSchema({"enum": ["auto", "on", "off", True, False]}),  # YAML 1.1: see _yaml_switch
+    ] = "auto"
+    """auto: bfloat16 on CPUs with native support, float16 on GPUs with tensor cores; on: mixed
+    precision; off: float32."""
+    # tf.distribute: "auto" mirrors across the local GPUs when there are several; batch_size is
+    # the global batch, split across replicas (the learning rate is not rescaled).
+    distribute: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"
+    """tf.distribute strategy: auto mirrors across several local GPUs; none, mirrored or
+    multi_worker (TF_CONFIG)."""
+    worker_timeout: PosInt = 60
+    """Seconds a worker waits for a lost peer before giving up."""
+    memory_check: StrictBool = True
+    """Refuse a run whose memory plan exceeds the machine's memory."""
+    kl: KLConfig | None = None
+    """The VAE's KL term (model.kind vae only); left out: weight 1, no warm-up."""
+
+    @property
+    def kl_term(self) -> KLConfig:
+        """The KL settings in force (a VAE without train.kl: weight 1, no warm-up)."""
+        return self.kl or KLConfig()
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _yaml_switch(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare on / off as true / false: take them as the words they were.
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+NoiseLevels = Annotated[list[Annotated[StrictFloat, Field(ge=0)]], Field(min_length=1)]
+
+
+class DenoiseConfig(Section):
+    """`autoencoder denoise`: one model per training level, each evaluated at every eval level."""
+
+    kind: Literal["gaussian", "salt_pepper", "speckle", "mask"] = "gaussian"
+    """Noise kind of the sweep (as data.noise.kind)."""
+    clip: StrictBool = True
+    """Keep noisy pixels in [0, 1]."""
+    train_levels: NoiseLevels = [0.2, 0.4, 0.6]
+    """One model is trained at each of these noise levels."""
+    eval_levels: NoiseLevels = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+    """Each model is scored at each of these noise levels."""
+    eval_seed: NonNegInt = 1234
+    """Seed of the fixed evaluation noise, so numbers compare across models and runs."""
+    eval_images: PosInt | None = None
+    """Caps the test images evaluated; left out: all."""
+
+    @field_validator("train_levels", "eval_levels")
+    @classmethod
+    def _distinct(cls, value):
+        if len(set(value)) != len(value):
+            raise ValueError(f"lists a level twice: {value}")
+        return sorted(value)
+
+
+class ThresholdConfig(Section):
+    """How `autoencoder anomaly` draws the line: at most one of these; none means quantile 0.95.
+
+    quantile and fpr are chosen on the normal validation images (fpr f is quantile 1 - f); value
+    is a threshold of your own, used as given.
+    """
+
+    quantile: Annotated[StrictFloat, Field(gt=0, lt=1)] | None = None
+    """Threshold at this quantile of the normal validation images' scores."""
+    fpr: Annotated[StrictFloat, Field(gt=0, lt=1)] | None = None
+    """Threshold at this false-positive rate on the normal validation images (quantile 1 - fpr)."""
+    value: (
+        Annotated[
+            StrictInt | StrictFloat,
+            Field(ge=0),
+            WithJsonSchema({"type": "number", "minimum": 0}),  # pydantic's has no bound here
+        ]
+        | None
+    ) = None
+    """A threshold of your own, used as given."""
+
+    @model_validator(mode="after")
+    def _one_rule(self):
+        given = [k for k in ("quantile", "fpr", "value") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(
+                f"sets {' and '.join(given)}; choose one way to set the threshold "
+                f"(quantile, fpr or value)"
+            )
+        return self
+
+    def rule(self) -> tuple[str, float]:
+        """("quantile" | "fpr" | "value", its number)."""
+        for key in ("quantile", "fpr", "value"):
+            if getattr(self, key) is not None:
+                return key, float(getattr(self, key))
+        return "quantile", 0.95
+
+
+class AnomalyConfig(Section):
+    """`autoencoder anomaly`: train on the normal classes, score every test image."""
+
+    normal: list[ClassKey] | None = None
+    """The normal classes (numbers or names); every other class is an anomaly."""
+    score: Literal["mse", "mae", "ssim"] = "mse"
+    """Per-image score: mse, mae, or ssim (1 - SSIM)."""
+    threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
+    """How the threshold is chosen: at most one of quantile, fpr, value; none: quantile 0.95."""
+    examples: PosInt = 8
+    """Highest- and lowest-scoring test images shown in the figure."""
+
+    @field_validator("normal")
+    @classmethod
+    def _normal(cls, value):
+        if value is not None:
+            if not value:
+                raise ValueError("must list at least one class")
+            if len(set(value)) != len(value):
+                raise ValueError(f"lists a class twice: {value}")
+        return value
+
+
+class Config(Section):
+    """A run's whole configuration: what a YAML file in configs/ holds."""
+
+    name: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "run"
+    """Name of the run: its directory is <output>/<name>/<timestamp>/."""
+    seed: NonNegInt = 0
+    """Seed of weights, shuffling and training noise."""
+    data: DataConfig = Field(default_factory=DataConfig)
+    """The images: source, splits, size, colour, patches, noise."""
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    """The network."""
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    """Training: epochs, batch, loss, optimizer, schedule, precision."""
+    denoise: DenoiseConfig = Field(default_factory=DenoiseConfig)
+    """The `autoencoder denoise` sweep."""
+    anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
+    """`autoencoder anomaly`: normal classes, score, threshold."""
+    output: StrictStr = "outputs"
+    """Folder under which run directories are made."""
+
+    @field_validator("train")
+    @classmethod
+    def _kl_is_for_a_vae(cls, value: TrainConfig, info: ValidationInfo) -> TrainConfig:
+        model = info.data.get("model")  # validated first: fields go in order
+        if value.kl is not None and model is not None and model.kind != "vae":
+            raise ValueError(
+                "kl is the KL term of a VAE, but model.kind is autoencoder; set model.kind: vae "
+                "(with latent_dim) or remove train.kl"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _input_shape_from_data(self):
+        # model.input_shape left out means the data's (H, W, C): filled here when the config says
+        # it, else by data.resolve_input_shape from the first image file.
+        shape = self.data.input_shape()
+        if "input_shape" not in self.model.model_fields_set and shape is not None:
+            self.model = self.model.model_copy(update={"input_shape": shape})
+        return self
