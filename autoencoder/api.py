@@ -9,7 +9,6 @@ The command line is a thin layer over these functions; a notebook calls them dir
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Mapping, Sequence
@@ -66,17 +65,26 @@ def _top_level(mapping: dict) -> dict:
 
 
 def _as_sets(overrides: Mapping[str, Any] | Sequence[str] | None) -> list[str]:
-    """Overrides as `--set` strings; values as JSON, which YAML reads back unchanged."""
+    """Overrides as `--set` strings."""
     if overrides is None:
         return []
     if isinstance(overrides, Mapping):
-        return [f"{key}={json.dumps(_plain(value))}" for key, value in overrides.items()]
+        return [f"{key}={_yaml_text(value)}" for key, value in overrides.items()]
     if isinstance(overrides, str):
         raise UserError(
             f"overrides: {overrides!r} is one string; pass a list of 'key=value' strings or a "
             f"mapping such as {{'train.epochs': 5}}"
         )
     return list(overrides)
+
+
+def _yaml_text(value: Any) -> str:
+    """A value as one line of YAML that reads back as the same value."""
+    import yaml
+
+    # Not JSON: PyYAML reads JSON's 1e-05 as a string (YAML 1.1 floats need a dot).
+    text = yaml.safe_dump(_plain(value), default_flow_style=True, width=1 << 30)
+    return text.removesuffix("\n").removesuffix("\n...").strip()
 
 
 def _plain(value: Any) -> Any:
@@ -132,7 +140,7 @@ def train(
     *,
     resume: str | Path | Run | None = None,
     **fields: Any,
-) -> Run:
+) -> Run | None:
     """Train a config into a new run directory; evaluate and plot it, as `autoencoder train`.
 
     Args:
@@ -140,7 +148,8 @@ def train(
       overrides, **fields: as load_config's.
       resume: continue this earlier run of the same config instead of starting a new one.
     Returns:
-      The Run, its trained models kept in memory.
+      The Run, its trained models kept in memory (None on a worker of a cluster that is not its
+      chief: the chief writes the run).
     Raises:
       UserError: a mistake in the config, shapes, data or memory, before anything is written.
     """
@@ -153,12 +162,19 @@ def train(
     return _from_trained(trained)
 
 
-def resume(run_dir: str | Path | Run, epochs: int | None = None) -> Run:
-    """Continue a run from its last completed epoch; `epochs` trains it further."""
+def resume(
+    run_dir: str | Path | Run,
+    epochs: int | None = None,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+) -> Run | None:
+    """Continue a run from its last completed epoch; `epochs` trains it further.
+
+    `overrides` may change only train.epochs too; anything else is refused, as the CLI does.
+    """
     from autoencoder import pipeline
 
     run_dir = run_dir.path if isinstance(run_dir, Run) else run_dir
-    sets = [] if epochs is None else [f"train.epochs={int(epochs)}"]
+    sets = _as_sets(overrides) + ([] if epochs is None else [f"train.epochs={int(epochs)}"])
     with _logging():
         trained = pipeline.resume(run_dir, sets, command=_command("resume"))
     return _from_trained(trained)
@@ -169,9 +185,9 @@ def load_run(run_dir: str | Path) -> Run:
     return Run(runs.check_is_run(run_dir))
 
 
-def _from_trained(trained) -> Run:
-    if trained.run_dir is None:  # a worker of a cluster: the chief has the run
-        raise UserError("this process is a worker of a cluster; the chief holds the run")
+def _from_trained(trained) -> Run | None:
+    if trained.run_dir is None:  # a worker of a cluster that is not its chief: no run here
+        return None
     run = Run(trained.run_dir)
     run._models = dict(zip(("model", "encoder", "decoder"), trained.models))
     return run
@@ -360,6 +376,20 @@ class Run:
     def resume(self, epochs: int | None = None) -> Run:
         """Continue this run (resume)."""
         return resume(self, epochs)
+
+    def images(
+        self, split: str = "test", count: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(images, labels) of the run's own data: float32 (N, H, W, C) in [0, 1], int labels.
+
+        A split's first `count` images (all when None), as evaluate sees them (clean).
+        """
+        from autoencoder.data import load_splits, scaled
+
+        splits = load_splits(self.config)
+        pixels = splits.pixels(split)[: count if count is not None else None]
+        labels = splits.labels(split)[: len(pixels)]
+        return scaled(np.asarray(pixels)), np.asarray(labels)
 
     # Helpers
 
