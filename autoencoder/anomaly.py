@@ -1,6 +1,6 @@
 """`autoencoder anomaly`: train on the normal classes only, score every test image, draw a line.
 
-`anomaly_run(config)` trains a run (pipeline.train_run) on the classes listed in anomaly.normal,
+`anomaly_run(config)` trains a run (pipeline.train) on the classes listed in anomaly.normal,
 scores each test image of every class by how badly it is reconstructed (anomaly.score), and
 reports ROC-AUC and average precision of the other classes (the anomalies) against the normal
 ones. The threshold is chosen on the normal validation images, never on the test set, and is
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import platform
 import time
@@ -28,8 +27,7 @@ from autoencoder.config import Config
 from autoencoder.data import load_splits
 from autoencoder.errors import UserError
 from autoencoder.evaluate import per_image_score
-from autoencoder.model import load_model
-from autoencoder.pipeline import train_run
+from autoencoder.pipeline import train
 from autoencoder.plots import (
     plot_anomaly_extremes,
     plot_anomaly_scores,
@@ -227,19 +225,19 @@ def anomaly_run(config: Config) -> tuple[Path, dict]:
                 rule,
             )
     start = time.perf_counter()
-    run_dir, _ = train_run(trained_on, command=COMMAND)
+    trained = train(trained_on, command=COMMAND, splits=normal_splits)
     minutes = (time.perf_counter() - start) / 60
+    run_dir, model = trained.run_dir, trained.models[0]
     with lock.hold(run_dir, COMMAND):
-        return run_dir, _score_run(config, run_dir, full, trained_on, normal_splits, minutes)
+        return run_dir, _score_run(config, run_dir, model, full, trained_on, normal_splits, minutes)
 
 
-def _score_run(config, run_dir, full, trained_on, normal_splits, minutes) -> dict:
+def _score_run(config, run_dir, model, full, trained_on, normal_splits, minutes) -> dict:
     """Score the trained run's test images, choose the threshold, write it all into the run."""
     names = tuple(full.class_names)
     normal = normal_classes(config, names)
     anomalous = check_groups(full.labels("test"), normal, names)
     rule, number = config.anomaly.threshold.rule()
-    model = load_model(run_dir / "model.keras")
     kind = config.anomaly.score
     # Every kind of score on the same reconstructions: which one suits this data is in the report.
     every = score_split(config, model, full, "test", kinds=tuple(SCORE_NAMES))
@@ -269,10 +267,7 @@ def _score_run(config, run_dir, full, trained_on, normal_splits, minutes) -> dic
 
 
 def _write(run_dir, config, splits, model, scored, anomalous, result, names) -> None:
-    path = run_dir / "metrics.json"
-    merged = json.loads(path.read_text()) if path.exists() else {}
-    merged.update({f"anomaly/{k}": v for k, v in result.items() if k != "run_dir"})
-    atomic.write_json(path, merged)
+    runs.merge_metrics(run_dir, {f"anomaly/{k}": v for k, v in result.items() if k != "run_dir"})
     atomic.write_text(run_dir / "anomaly_scores.csv", _scores_csv(scored, anomalous, result, names))
     kind = SCORE_NAMES[config.anomaly.score]
     normal_text = ", ".join(map(str, result["normal"]))

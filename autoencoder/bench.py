@@ -31,7 +31,7 @@ from autoencoder.errors import UserError
 from autoencoder.model import build_models, keras_layers
 from autoencoder.runtime import choose_precision, seed_everything, tensorflow
 from autoencoder.shapes import forward_flops, plan_model
-from autoencoder.train import RunRecorder, as_keras_callback, compiled_models
+from autoencoder.trainer import RunRecorder, as_keras_callback, compiled_models
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import os
 import sys
 import traceback
 
-from autoencoder import memory
+from autoencoder import api, memory
 from autoencoder.anomaly import (
     BENCHMARK_PRESET,
     anomaly_run,
@@ -25,15 +25,13 @@ from autoencoder.config import load_config
 from autoencoder.config.reference import json_schema_text, reference_markdown
 from autoencoder.data import describe, resolve_input_shape
 from autoencoder.denoise import results_markdown, run_sweep
-from autoencoder.embed import PROBE_LIMIT, embed_run, format_embed
+from autoencoder.embed import PROBE_LIMIT, format_embed
 from autoencoder.errors import RunFailed, UserError
-from autoencoder.evaluate import evaluate_run, format_metrics
-from autoencoder.export import FORMATS, export_run, format_export
-from autoencoder.pipeline import resume_run, train_run
-from autoencoder.plots import plot_run
-from autoencoder.predict import format_summary, predict_files
+from autoencoder.evaluate import format_metrics
+from autoencoder.export import FORMATS, format_export
+from autoencoder.predict import format_summary
 from autoencoder.runtime import cpu_precision
-from autoencoder.shapes import format_plan, plan_model
+from autoencoder.shapes import format_plan
 
 EPILOG = """examples:
   autoencoder train configs/quickstart.yaml
@@ -62,19 +60,19 @@ def _config(args):
 
 
 def cmd_train(args) -> None:
-    _print_run(*train_run(_config(args), resume=args.resume))
+    _print_run(api.train(args.config, args.overrides, resume=args.resume))
 
 
 def cmd_resume(args) -> None:
-    _print_run(*resume_run(args.run_dir, args.overrides))
+    _print_run(api.resume(args.run_dir, overrides=args.overrides))
 
 
-def _print_run(run_dir, metrics) -> None:
-    if run_dir is None:  # a worker of a cluster: the chief evaluates and writes the run
+def _print_run(run) -> None:
+    if run is None:  # a worker of a cluster: the chief evaluates and writes the run
         print("worker done; the chief wrote the run directory")
         return
-    print(format_metrics(metrics, "test"))
-    print(f"figures: {run_dir / 'figures'}")
+    print(format_metrics(run.metrics, "test"))
+    print(f"figures: {run.path / 'figures'}")
 
 
 def cmd_data(args) -> None:
@@ -85,18 +83,18 @@ def cmd_shapes(args) -> None:
     config = _config(args)
     if "input_shape" not in config.model.model_fields_set:  # else plan it as given
         config = resolve_input_shape(config)
-    plan = plan_model(config.model)
+    plan = api.plan(config)
     dtype = cpu_precision(config.train.mixed_precision)  # what training picks without a GPU
     table = format_plan(plan, denoising=config.data.noise is not None)
     print(table + "\n\n" + memory.format_memory(memory.run_memory(config, plan, dtype)))
 
 
 def cmd_evaluate(args) -> None:
-    print(format_metrics(evaluate_run(args.run_dir, split=args.split), args.split))
+    print(format_metrics(api.load_run(args.run_dir).evaluate(args.split), args.split))
 
 
 def cmd_plot(args) -> None:
-    for path in plot_run(args.run_dir):
+    for path in api.load_run(args.run_dir).plot():
         print(path)
 
 
@@ -118,13 +116,9 @@ def cmd_bench(args) -> None:
 
 
 def cmd_predict(args) -> None:
-    summary = predict_files(
-        args.run_dir,
-        args.inputs,
-        args.out,
-        overwrite=args.overwrite,
-        noise=args.noise,
-        threshold=args.threshold,
+    # Run(), not load_run(): predict names a folder that is not a run in its own words.
+    summary = api.Run(args.run_dir).predict(
+        args.inputs, args.out, overwrite=args.overwrite, noise=args.noise, threshold=args.threshold
     )
     print(format_summary(summary))
 
@@ -151,12 +145,12 @@ def cmd_schema(args) -> None:
 
 
 def cmd_export(args) -> None:
-    target, manifest = export_run(args.run_dir, args.format, overwrite=args.overwrite)
+    target, manifest = api.Run(args.run_dir).export(args.format, overwrite=args.overwrite)
     print(format_export(manifest, target))
 
 
 def cmd_embed(args) -> None:
-    print(format_embed(embed_run(args.run_dir, probe_limit=args.probe_limit)))
+    print(format_embed(api.Run(args.run_dir).embed(args.probe_limit)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from autoencoder.model import load_model
 from autoencoder.noise import noisy_eval
 from autoencoder.pipeline import train_run
 from autoencoder.plots import plot_psnr_vs_level, plot_robustness, plot_triplets
-from autoencoder.train import STATE
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +99,11 @@ def level_config(config: Config, sweep_dir: Path, level: float) -> Config:
 def model_run(config: Config, sweep_dir: Path, level: float) -> Path:
     """The run directory of the model for one level: reused if finished, resumed, or trained."""
     cfg = level_config(config, sweep_dir, level)
-    found = sorted(Path(cfg.output, cfg.name).glob("*/config.yaml"))
-    finished = [p.parent for p in found if (p.parent / "model.keras").is_file()]
+    found = runs.find_runs(Path(cfg.output, cfg.name))
+    finished = [run for run in found if runs.status(run) == "finished"]
     if finished:
         return finished[-1]
-    started = [p.parent for p in found if (p.parent / STATE).is_file()]
+    started = [run for run in found if (run / runs.STATE).is_file()]
     return train_run(cfg, resume=started[-1] if started else None, command=COMMAND)[0]
 
 

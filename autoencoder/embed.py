@@ -12,7 +12,6 @@ Method notes: docs/latent.md.
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -89,10 +88,7 @@ def _embed(run_dir: Path, probe_limit: int) -> dict:
             "embed/test_images": len(test_labels),
         }
     )
-    path = run_dir / "metrics.json"
-    merged = json.loads(path.read_text()) if path.exists() else {}
-    merged.update(metrics)
-    atomic.write_json(path, merged)
+    runs.merge_metrics(run_dir, metrics)
 
     figures = run_dir / "figures"
     figures.mkdir(exist_ok=True)

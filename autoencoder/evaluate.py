@@ -7,14 +7,13 @@ with only a chunk of its images in memory, and are the same as over the whole sp
 from __future__ import annotations
 
 import heapq
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from autoencoder import atomic, runs
+from autoencoder import runs
 from autoencoder.data import load_splits
 from autoencoder.model import load_model
 from autoencoder.runs import open_run, reconstruct_chunks
@@ -405,8 +404,5 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
         config = open_run(run_dir)
         model = load_model(run_dir / "model.keras")
         metrics = evaluate_split(config, model, load_splits(config), split).metrics
-        path = run_dir / "metrics.json"
-        merged = json.loads(path.read_text()) if path.exists() else {}
-        merged.update(metrics)
-        atomic.write_json(path, merged)
+        runs.merge_metrics(run_dir, metrics)
     return metrics

@@ -9,7 +9,9 @@ import re
 import shutil
 import tempfile
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from autoencoder import atomic, distribute, lock, memory, runs
 from autoencoder.config import Config, dump_config
@@ -19,35 +21,58 @@ from autoencoder.evaluate import evaluate_split
 from autoencoder.model import is_vae, load_model, vae_test_terms
 from autoencoder.noise import model_inputs
 from autoencoder.plots import plot_evaluation
+from autoencoder.runs import read_history, read_state, resume_command
 from autoencoder.runtime import choose_precision, tensorflow
 from autoencoder.shapes import plan_model, skip_note
-from autoencoder.train import fit, read_history, read_state, resume_command
+from autoencoder.trainer import fit
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Trained:
+    """What one training left: its run directory, test metrics and the models, in memory."""
+
+    run_dir: Path | None  # None on a worker of a cluster that is not its chief
+    metrics: dict
+    models: tuple | None  # (autoencoder, encoder, decoder); decoder None with skips
+    splits: Any = None  # the data it trained and was evaluated on
 
 
 def train_run(
     config: Config, resume: str | Path | None = None, command: str = "autoencoder train"
 ) -> tuple[Path | None, dict]:
+    """train() for callers that need only (run directory, test metrics)."""
+    trained = train(config, resume, command)
+    return trained.run_dir, trained.metrics
+
+
+def train(
+    config: Config,
+    resume: str | Path | None = None,
+    command: str = "autoencoder train",
+    splits=None,
+) -> Trained:
     """Train, evaluate on the test split and draw the figures of one run.
 
     Args:
       config: the resolved config.
       resume: an earlier run directory to continue from its last completed epoch.
       command: what this process is, for the message a second writer of the run gets.
+      splits: the config's data, when the caller has loaded it already (load_splits).
     Returns:
-      (run directory, test metrics as written to its metrics.json); (None, {}) on a worker of
-      a cluster that is not its chief.
+      The run directory, its test metrics (as in metrics.json) and the trained models; no
+      directory and no models on a worker of a cluster that is not its chief.
     Raises:
       UserError: for an impossible model, data that cannot be used, a run that cannot be
         resumed or that another process is writing, before any directory is made or
         TensorFlow is imported.
     """
     with contextlib.ExitStack() as locks:
-        return _train_run(config, resume, locks, command)
+        return _train(config, resume, locks, command, splits)
 
 
-def _train_run(config: Config, resume, locks: contextlib.ExitStack, command: str):
+def _train(config: Config, resume, locks: contextlib.ExitStack, command: str, splits) -> Trained:
     me = distribute.role(config.train.distribute)  # a bad TF_CONFIG is refused here
     if resume is not None:
         if me.chief:  # one writer: before anything of the run is read or written
@@ -61,7 +86,8 @@ def _train_run(config: Config, resume, locks: contextlib.ExitStack, command: str
     if resume is not None:
         run_dir = runs.check_resume(resume, config)
         state = read_state(run_dir)
-    splits = load_splits(config)  # a folder's scan refuses bad files before anything is written
+    if splits is None:  # a folder's scan refuses bad files before anything is written
+        splits = load_splits(config)
     # Streamed splits (files read batch by batch) hold no images beyond a batch's.
     sizes = [getattr(splits.pixels(s), "nbytes", 0) for s in ("train", "val", "test")]
     held = memory.held_data(*sizes, config.data.noise is not None)
@@ -70,7 +96,6 @@ def _train_run(config: Config, resume, locks: contextlib.ExitStack, command: str
     lightest = "float32" if config.train.mixed_precision == "off" else "mixed_bfloat16"
     memory.check_fits(config, plan, memory.run_memory(config, plan, lightest, held))
     tensorflow()  # a missing TensorFlow is refused before anything is written
-    splits = load_splits(config)  # and missing or damaged data too
     # Before any other TensorFlow work: a multi-worker strategy must start first.
     strategy = distribute.strategy(config.train.distribute, config.train.worker_timeout)
     dtype = choose_precision(config.train.mixed_precision)
@@ -84,12 +109,12 @@ def _train_run(config: Config, resume, locks: contextlib.ExitStack, command: str
         locks.enter_context(lock.hold(run_dir, command))
     log.info("run directory: %s", run_dir)
     try:
-        model, _, _ = fit(config, run_dir, splits, state, strategy, dtype=dtype)
+        models = fit(config, run_dir, splits, state, strategy, dtype=dtype)
         if me.workers > 1:
             # Predicting with the cluster's model would wait for the other workers; the saved
-            # model is the same function, evaluated here alone.
-            model = load_model(run_dir / "model.keras")
-        metrics = finish_run(run_dir, config, model, splits)
+            # models are the same functions, used here alone.
+            models = tuple(_load_saved(run_dir, name) for name in ("model", "encoder", "decoder"))
+        metrics = finish_run(run_dir, config, models[0], splits)
     except KeyboardInterrupt:
         # Ctrl-C at any moment: every write is atomic and the checkpoint block finishes first,
         # so the run on disk is the last completed epoch, ready to resume.
@@ -103,10 +128,15 @@ def _train_run(config: Config, resume, locks: contextlib.ExitStack, command: str
         if me.workers > 1 and distribute.lost_worker(exc):
             raise _lost(exc, run_dir, _epochs_done(run_dir)) from exc
         raise _kept(run_dir, exc) from exc
-    return run_dir, metrics
+    return Trained(run_dir, metrics, models, splits)
 
 
-def _train_as_worker(config: Config, splits, resume, strategy, me, dtype) -> tuple[None, dict]:
+def _load_saved(run_dir: Path, name: str):
+    path = run_dir / f"{name}.keras"
+    return load_model(path) if path.is_file() else None
+
+
+def _train_as_worker(config: Config, splits, resume, strategy, me, dtype) -> Trained:
     """A worker that is not the chief: trains its share, writes its record to a scratch dir."""
     state = read_state(resume) if resume is not None else None
     scratch = Path(tempfile.mkdtemp(prefix=f"autoencoder-worker{me.index}-"))
@@ -122,7 +152,7 @@ def _train_as_worker(config: Config, splits, resume, strategy, me, dtype) -> tup
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return None, {}
+    return Trained(None, {}, None)
 
 
 def _lost(exc: Exception, run_dir: Path | None, epoch: int) -> RunFailed:
@@ -168,9 +198,15 @@ def _kept(run_dir: Path, exc: Exception) -> RunFailed:
 
 
 def resume_run(run_dir: str | Path, overrides: list[str] = ()) -> tuple[Path, dict]:
+    """resume() for callers that need only (run directory, test metrics)."""
+    trained = resume(run_dir, overrides)
+    return trained.run_dir, trained.metrics
+
+
+def resume(run_dir: str | Path, overrides: list[str] = (), command="autoencoder resume") -> Trained:
     """Continue a run with its own saved config (overrides such as train.epochs=N applied)."""
     config = runs.load_run_config(run_dir, overrides)
-    return train_run(config, resume=run_dir, command="autoencoder resume")
+    return train(config, resume=run_dir, command=command)
 
 
 def finish_run(run_dir: Path, config: Config, model, splits) -> dict:

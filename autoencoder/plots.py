@@ -11,8 +11,7 @@ from autoencoder import runs
 from autoencoder.data import DIGITS, load_splits
 from autoencoder.evaluate import evaluate_split, per_image_mse, pick_examples
 from autoencoder.model import is_vae, load_model, vae_interpolations, vae_samples
-from autoencoder.runs import open_run
-from autoencoder.train import read_history
+from autoencoder.runs import open_run, read_history
 
 DPI = 120
 

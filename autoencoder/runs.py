@@ -1,10 +1,18 @@
-"""Run directories: create without overwriting, find, check for resume, and load_run()."""
+"""Run directories and their record: create without overwriting, lock, read, find, resume.
+
+A run's record is its config.yaml, history.csv (one row per completed epoch), metrics.json and
+checkpoints/state.json (the last completed epoch and the files that hold it; written last, so it
+is the commit). trainer.py writes the record through the functions here; everything that reads a
+run reads it here too.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +20,93 @@ import numpy as np
 
 from autoencoder import atomic, lock
 from autoencoder.config import Config, dump_config, load_config
-from autoencoder.data import data_shape, from_tiles, load_splits, scaled, to_tiles
+from autoencoder.data import data_shape, from_tiles, scaled, to_tiles
 from autoencoder.errors import UserError
-from autoencoder.model import load_model, saved_input_shape
+from autoencoder.model import saved_input_shape
 from autoencoder.noise import model_inputs
-from autoencoder.train import last_checkpoint, read_state
 
 # Keys that may change between a run and its resume: more epochs extend a finished run.
 RESUMABLE_CHANGES = {"train.epochs"}
+STATE = "checkpoints/state.json"
+BEST = "best.weights.h5"  # a copy of the best epoch's weights, kept in step by RunRecorder
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command line that continues a run."""
+    return f"autoencoder resume {run_dir}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The record of a run's epochs
+
+
+def write_or_explain(run_dir: Path, path: Path, writer) -> None:
+    """atomic.write_with, with a failed write (disk full, ...) as one line that says what to do."""
+    try:
+        atomic.write_with(path, writer)
+    except OSError as exc:
+        done = (read_state(run_dir) or {}).get("epoch", 0)
+        raise UserError(
+            f"{path}: cannot write: {exc.strerror or exc}; the run is kept at epoch "
+            f"{done}: free disk space and resume with `{resume_command(run_dir)}`"
+        ) from None
+
+
+def history_csv(rows: list[dict]) -> str:
+    """history rows -> CSV text with a fixed column order."""
+    if not rows:
+        return ""
+    columns = list(rows[0])
+    for row in rows[1:]:
+        columns += [c for c in row if c not in columns]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    """history.csv as a list of rows with float values (epoch as int)."""
+    path = Path(run_dir) / "history.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [
+        {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
+        for row in rows
+    ]
+
+
+def last_checkpoint(run_dir: Path, state: dict) -> Path:
+    """The checkpoint state.json names; UserError, saying the run is damaged, if it is gone."""
+    path = Path(run_dir) / "checkpoints" / state["checkpoint"]
+    if not path.is_file():
+        raise UserError(
+            f"{Path(run_dir) / STATE}: names checkpoint {state['checkpoint']}, which is missing: "
+            f"the run is damaged (a file of it was moved or deleted) and cannot be resumed; put "
+            f"the file back, or start a new run"
+        )
+    return path
+
+
+def read_state(run_dir: Path) -> dict | None:
+    """The last completed epoch's state, or None for a run that has not finished one."""
+    path = Path(run_dir) / STATE
+    if not path.exists():
+        return None
+    try:
+        state = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        state = None
+    if not (
+        isinstance(state, dict)
+        and isinstance(state.get("epoch"), int)
+        and isinstance(state.get("checkpoint"), str)
+    ):
+        raise UserError(f"{path}: corrupt run state; this run cannot be resumed, start a new one")
+    return state
 
 
 def create_run_dir(config: Config) -> Path:
@@ -168,38 +255,16 @@ def _diff(a: Any, b: Any, prefix: str):
         yield prefix
 
 
-@dataclass
-class Run:
-    """A finished run opened again: its config, model and data, and one split reconstructed."""
-
-    run_dir: Path
-    config: Config
-    model: Any
-    splits: Any
-    split: str
-    images: np.ndarray  # the split's clean images, float32 in [0, 1]
-    recon: np.ndarray  # the model's reconstructions of them (of their noisy form for a denoiser)
-
-
-def predict_images(model, x: np.ndarray, patches=None) -> np.ndarray:
+def predict_images(model, x: np.ndarray, patches=None, batch_size: int = 512) -> np.ndarray:
     """The model's output for whole images; a patch model's is put together from tiles."""
     if patches is None:
-        return model.predict(x, batch_size=512, verbose=0)
-    tiles = model.predict(to_tiles(x, patches.size), batch_size=512, verbose=0)
+        return model.predict(x, batch_size=batch_size, verbose=0)
+    tiles = model.predict(to_tiles(x, patches.size), batch_size=batch_size, verbose=0)
     return from_tiles(tiles, x.shape, patches.size)
-
-
-def reconstruct(config: Config, model, splits, split: str = "test"):
-    """(clean float32 images of `split`, the model's reconstructions), converting once."""
-    images = splits.images(split)
-    # A denoiser is scored on fixed noisy inputs: the test seed, or the one it validated with.
-    inputs = model_inputs(images, config, seed_offset=0 if split == "test" else 1)
-    return images, predict_images(model, inputs, splits.patches)
 
 
 def reconstruct_chunks(config: Config, model, splits, split: str = "test"):
     """(first index, clean images, model inputs, reconstructions) of `split`, chunk by chunk."""
-    # The same numbers as reconstruct(), with only a chunk of the split in memory at a time.
     offset = 0 if split == "test" else 1
     for start, pixels in splits.chunks(split):
         images = scaled(pixels)
@@ -207,11 +272,29 @@ def reconstruct_chunks(config: Config, model, splits, split: str = "test"):
         yield start, images, inputs, predict_images(model, inputs, splits.patches)
 
 
-def load_run(run_dir: str | Path, split: str = "test") -> Run:
-    """Open a finished run: config, model (safe_mode), splits and the reconstructions of split."""
+def read_metrics(run_dir: str | Path) -> dict:
+    """metrics.json as a dict ({} before the run's first evaluation)."""
+    path = Path(run_dir) / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def merge_metrics(run_dir: str | Path, metrics: dict) -> None:
+    """Add (or replace) keys of metrics.json, keeping the others: evaluate, embed and anomaly."""
+    merged = read_metrics(run_dir)
+    merged.update(metrics)
+    atomic.write_json(Path(run_dir) / "metrics.json", merged)
+
+
+def status(run_dir: str | Path) -> str:
+    """ "in use", "finished" (model.keras written), "failed" (error.log), or "unfinished"."""
     run_dir = Path(run_dir)
-    config = open_run(run_dir)
-    model = load_model(run_dir / "model.keras")
-    splits = load_splits(config)
-    images, recon = reconstruct(config, model, splits, split)
-    return Run(run_dir, config, model, splits, split, images, recon)
+    if lock.holder(run_dir) is not None:
+        return "in use"
+    if (run_dir / "model.keras").is_file():
+        return "finished"
+    return "failed" if (run_dir / "error.log").is_file() else "unfinished"
+
+
+def find_runs(parent: str | Path) -> list[Path]:
+    """The run directories directly under parent (outputs/<name>/), oldest first."""
+    return sorted(p.parent for p in Path(parent).glob("*/config.yaml"))

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from autoencoder import runs  # noqa: E402  (after the path insert)
 from autoencoder.config import dump_config, load_config  # noqa: E402
-from autoencoder.train import read_history, read_state  # noqa: E402
+from autoencoder.runs import read_history, read_state  # noqa: E402
 
 TINY = [
     "name=stress",
@@ -242,7 +242,8 @@ def best_val_loss(run_dir: Path) -> float:
     """The validation loss of checkpoints/best.weights.h5 in model.keras, as fit computes it."""
     from autoencoder.data import load_splits, make_dataset
     from autoencoder.model import load_model
-    from autoencoder.train import BEST, make_loss
+    from autoencoder.runs import BEST
+    from autoencoder.trainer import make_loss
 
     config = runs.load_run_config(run_dir)
     model = load_model(run_dir / "model.keras")  # safe_mode=True

@@ -82,7 +82,7 @@ def test_figures_are_readable_pngs(sweep):
 
 def test_resume_reuses_finished_models_and_finishes_the_rest(sweep):
     from autoencoder.denoise import read_results, run_sweep
-    from autoencoder.train import read_history
+    from autoencoder.runs import read_history
 
     (done,) = (sweep / "models" / "level-0.2").iterdir()
     (unfinished,) = (sweep / "models" / "level-0.5").iterdir()

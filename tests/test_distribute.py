@@ -13,7 +13,7 @@ from conftest import ROOT, tiny, write_config
 
 from autoencoder import distribute
 from autoencoder.errors import UserError
-from autoencoder.train import read_history, read_state
+from autoencoder.runs import read_history, read_state
 
 
 def test_role_comes_from_tf_config(monkeypatch):

@@ -10,8 +10,8 @@ from conftest import ROOT, assert_error, cli, tiny
 
 from autoencoder.config import ModelConfig, load_config
 from autoencoder.errors import UserError
+from autoencoder.runs import read_history
 from autoencoder.shapes import format_plan, plan_model
-from autoencoder.train import read_history
 
 ODD = [(25, 25, 1), (27, 19, 1), (29, 31, 2)]
 

@@ -378,7 +378,7 @@ def test_a_streamed_patch_denoiser_trains_and_resumes(tmp_path, photos):
     from conftest import tiny
 
     from autoencoder.pipeline import resume_run, train_run
-    from autoencoder.train import read_history
+    from autoencoder.runs import read_history
 
     root = write_photo_crops(tmp_path / "crops", photos, n=40, size=40)
     config = tiny(

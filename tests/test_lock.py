@@ -11,7 +11,7 @@ from conftest import ROOT, cli, start_training, tiny, wait_for_first_epoch, writ
 
 from autoencoder import lock
 from autoencoder.errors import UserError
-from autoencoder.train import read_history
+from autoencoder.runs import read_history
 
 HOLD = (
     "import sys, time\n"

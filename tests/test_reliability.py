@@ -2,7 +2,7 @@
 
 Cases already covered elsewhere are not repeated here: config messages (and `train` refusing
 them) in test_config.py, data files, the `data` command and the download checksum in
-test_data.py, the shapes CLI in test_model.py, NaN and SIGKILL-then-resume in test_train.py.
+test_data.py, the shapes CLI in test_model.py, NaN and SIGKILL-then-resume in test_trainer.py.
 """
 
 import errno
@@ -29,7 +29,7 @@ from autoencoder import atomic, runs
 from autoencoder.errors import UserError
 from autoencoder.model import load_model
 from autoencoder.pipeline import train_run
-from autoencoder.train import STATE, read_history, read_state
+from autoencoder.runs import STATE, read_history, read_state
 
 
 def history_epochs(run_dir):
@@ -185,9 +185,9 @@ def test_resume_with_a_different_config_shows_the_keys(tmp_path):
 def fake_run(tmp_path, state, monkeypatch):
     """A run directory with checkpoints/state.json = `state` (text or JSON data).
 
-    autoencoder.train (which loads TensorFlow) is made unimportable: the CLI must refuse first.
+    autoencoder.trainer (which loads TensorFlow) is made unimportable: the CLI must refuse first.
     """
-    monkeypatch.setitem(sys.modules, "autoencoder.train", None)
+    monkeypatch.setitem(sys.modules, "autoencoder.trainer", None)
     run_dir = runs.create_run_dir(tiny(tmp_path / "out"))
     (run_dir / STATE).write_text(state if isinstance(state, str) else json.dumps(state))
     return run_dir

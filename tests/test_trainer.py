@@ -10,7 +10,7 @@ from conftest import cli, start_training, tiny, wait_for_first_epoch, write_conf
 
 from autoencoder.config import load_config
 from autoencoder.errors import UserError
-from autoencoder.train import read_history
+from autoencoder.runs import read_history
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,7 @@ def test_an_output_that_stops_changing_stops_the_run_with_a_clear_message(tmp_pa
 
 def test_same_seed_same_history(tmp_path):
     from autoencoder.pipeline import train_run
-    from autoencoder.train import read_history
+    from autoencoder.runs import read_history
 
     a = read_history(train_run(tiny(tmp_path, "train.epochs=1", "name=a"))[0])
     b = read_history(train_run(tiny(tmp_path, "train.epochs=1", "name=b"))[0])
@@ -208,7 +208,7 @@ def test_killed_mid_epoch_then_resumed(tmp_path):
     assert len(list((run_dir / "checkpoints").glob("last-*.keras"))) == 1
     # The same seed without the interruption ends at (nearly) the same loss.
     from autoencoder.pipeline import train_run
-    from autoencoder.train import read_history
+    from autoencoder.runs import read_history
 
     unbroken = read_history(train_run(config.model_copy(update={"name": "unbroken"}))[0])
     resumed = read_history(run_dir)

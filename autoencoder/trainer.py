@@ -1,15 +1,14 @@
 """Fit a model into a run directory: compile, callbacks, and the record of its epochs.
 
-The record is what makes a run resumable: history.csv, checkpoints/ and checkpoints/state.json,
-each written atomically; state.json is written last and names the files of the last completed
-epoch. Importing this module does not import TensorFlow.
+The record (runs.py) is what makes a run resumable: history.csv, checkpoints/ and
+checkpoints/state.json, each written atomically by RunRecorder after every epoch; state.json is
+written last and names the files of the last completed epoch. Importing this module does not
+import TensorFlow.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import logging
 import math
@@ -21,18 +20,22 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder import atomic
 from autoencoder.config import Config
 from autoencoder.data import from_tiles, to_tiles
 from autoencoder.errors import UserError
 from autoencoder.model import build_models, is_vae, load_model
 from autoencoder.noise import model_inputs, run_datasets
+from autoencoder.runs import (
+    BEST,
+    STATE,
+    history_csv,
+    last_checkpoint,
+    read_history,
+    write_or_explain,
+)
 from autoencoder.runtime import choose_precision, seed_everything, tensorflow
 
 log = logging.getLogger(__name__)
-
-STATE = "checkpoints/state.json"
-BEST = "best.weights.h5"  # a copy of the best epoch's weights, kept in step by RunRecorder
 
 
 def fit(
@@ -157,11 +160,6 @@ def fit(
     return model, encoder, decoder
 
 
-def resume_command(run_dir: Path) -> str:
-    """The command line that continues a run."""
-    return f"autoencoder resume {run_dir}"
-
-
 def compiled_models(config: Config, steps_per_epoch: int, dtype: str = "float32"):
     """(autoencoder, encoder, decoder), the autoencoder compiled as `fit` compiles it."""
     import keras
@@ -251,79 +249,6 @@ def current_lr(optimizer) -> float:
     import keras
 
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-
-
-# ---------------------------------------------------------------------------------------------
-# The record of a run's epochs
-
-
-def write_or_explain(run_dir: Path, path: Path, writer) -> None:
-    """atomic.write_with, with a failed write (disk full, ...) as one line that says what to do."""
-    try:
-        atomic.write_with(path, writer)
-    except OSError as exc:
-        done = (read_state(run_dir) or {}).get("epoch", 0)
-        raise UserError(
-            f"{path}: cannot write: {exc.strerror or exc}; the run is kept at epoch "
-            f"{done}: free disk space and resume with `{resume_command(run_dir)}`"
-        ) from None
-
-
-def history_csv(rows: list[dict]) -> str:
-    """history rows -> CSV text with a fixed column order."""
-    if not rows:
-        return ""
-    columns = list(rows[0])
-    for row in rows[1:]:
-        columns += [c for c in row if c not in columns]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
-
-
-def read_history(run_dir: Path) -> list[dict]:
-    """history.csv as a list of rows with float values (epoch as int)."""
-    path = Path(run_dir) / "history.csv"
-    if not path.exists():
-        return []
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [
-        {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
-        for row in rows
-    ]
-
-
-def last_checkpoint(run_dir: Path, state: dict) -> Path:
-    """The checkpoint state.json names; UserError, saying the run is damaged, if it is gone."""
-    path = Path(run_dir) / "checkpoints" / state["checkpoint"]
-    if not path.is_file():
-        raise UserError(
-            f"{Path(run_dir) / STATE}: names checkpoint {state['checkpoint']}, which is missing: "
-            f"the run is damaged (a file of it was moved or deleted) and cannot be resumed; put "
-            f"the file back, or start a new run"
-        )
-    return path
-
-
-def read_state(run_dir: Path) -> dict | None:
-    """The last completed epoch's state, or None for a run that has not finished one."""
-    path = Path(run_dir) / STATE
-    if not path.exists():
-        return None
-    try:
-        state = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        state = None
-    if not (
-        isinstance(state, dict)
-        and isinstance(state.get("epoch"), int)
-        and isinstance(state.get("checkpoint"), str)
-    ):
-        raise UserError(f"{path}: corrupt run state; this run cannot be resumed, start a new one")
-    return state
 
 
 # ---------------------------------------------------------------------------------------------

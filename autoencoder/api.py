@@ -1,0 +1,445 @@
+"""The Python API, `import autoencoder as ae`: configs, training, and runs as objects.
+
+The command line is a thin layer over these functions; a notebook calls them directly:
+
+    run = ae.train("configs/quickstart.yaml", epochs=5)
+    recon = run.reconstruct(images)          # (N, H, W, C) floats in [0, 1]
+    again = ae.load_run(run.path)            # the same run, read back from its directory
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autoencoder import runs
+from autoencoder.config import Config
+from autoencoder.config import load_config as _load_yaml
+from autoencoder.data import resolve_input_shape
+from autoencoder.errors import UserError
+from autoencoder.shapes import Plan, plan_model
+
+log = logging.getLogger("autoencoder")
+
+# Sections of the config, searched for a keyword's field: ae.train(..., epochs=5) is train.epochs.
+SECTIONS = ("data", "model", "train", "denoise", "anomaly")
+
+
+# ---------------------------------------------------------------------------------------------
+# Configs
+
+
+def load_config(
+    source: str | Path | Mapping | Config | None = None,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    **fields: Any,
+) -> Config:
+    """A validated config: defaults, then the file or mapping, then overrides, then keywords.
+
+    Args:
+      source: a YAML file, a mapping shaped like one, a Config, or None for the defaults.
+      overrides: dotted keys and values, {"train.epochs": 5}, or `--set` strings
+        ["train.epochs=5"].
+      **fields: a config field by its own name when only one section has it (epochs=5,
+        dataset="mnist_sample", latent_dim=16), or a top-level key (name, output, seed).
+    Raises:
+      UserError: unknown keys, wrong types or values, one line each, as the CLI reports them.
+    """
+    sets = [*_as_sets(overrides), *_as_sets({_field_key(k): v for k, v in fields.items()})]
+    if isinstance(source, Config):
+        base = source.model_dump(mode="json", exclude_unset=True)
+        return _load_yaml(None, [*_as_sets(_top_level(base)), *sets])
+    if isinstance(source, Mapping):
+        return _load_yaml(None, [*_as_sets(_top_level(dict(source))), *sets])
+    return _load_yaml(source, sets)
+
+
+def _top_level(mapping: dict) -> dict:
+    """A config mapping as whole-section overrides, for the --set machinery."""
+    return {str(key): value for key, value in mapping.items()}
+
+
+def _as_sets(overrides: Mapping[str, Any] | Sequence[str] | None) -> list[str]:
+    """Overrides as `--set` strings."""
+    if overrides is None:
+        return []
+    if isinstance(overrides, Mapping):
+        return [f"{key}={_yaml_text(value)}" for key, value in overrides.items()]
+    if isinstance(overrides, str):
+        raise UserError(
+            f"overrides: {overrides!r} is one string; pass a list of 'key=value' strings or a "
+            f"mapping such as {{'train.epochs': 5}}"
+        )
+    return list(overrides)
+
+
+def _yaml_text(value: Any) -> str:
+    """A value as one line of YAML that reads back as the same value."""
+    import yaml
+
+    # Not JSON: PyYAML reads JSON's 1e-05 as a string (YAML 1.1 floats need a dot).
+    text = yaml.safe_dump(_plain(value), default_flow_style=True, width=1 << 30)
+    return text.removesuffix("\n").removesuffix("\n...").strip()
+
+
+def _plain(value: Any) -> Any:
+    """Tuples and NumPy scalars as JSON has them."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _field_key(name: str) -> str:
+    """A keyword's dotted key: a top-level field, or the one section that has a field so named."""
+    if "." in name or name in Config.model_fields:
+        return name
+    owners = [s for s in SECTIONS if name in type(getattr(Config(), s)).model_fields]
+    if len(owners) == 1:
+        return f"{owners[0]}.{name}"
+    if owners:
+        choices = " or ".join(f"{s}.{name}" for s in owners)
+        raise UserError(
+            f"{name}=: several sections have it ({choices}); pass overrides={{'{owners[0]}."
+            f"{name}': ...}} instead"
+        )
+    raise UserError(
+        f"{name}=: no config section has a field of that name; pass dotted keys in overrides, "
+        f"e.g. overrides={{'train.epochs': 5}} (every key: docs/config.md)"
+    )
+
+
+def plan(config: str | Path | Mapping | Config, **fields: Any) -> Plan:
+    """The model's shape plan, without TensorFlow: plan.layers[i].output_shape, .params, ...
+
+    A left-out model.input_shape is the data's, as in training.
+    """
+    config = load_config(config, **fields) if fields or not isinstance(config, Config) else config
+    if "input_shape" not in config.model.model_fields_set:
+        config = resolve_input_shape(config)
+    return plan_model(config.model)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def train(
+    config: str | Path | Mapping | Config,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    *,
+    resume: str | Path | Run | None = None,
+    **fields: Any,
+) -> Run | None:
+    """Train a config into a new run directory; evaluate and plot it, as `autoencoder train`.
+
+    Args:
+      config: a YAML file, a mapping, or a Config (load_config).
+      overrides, **fields: as load_config's.
+      resume: continue this earlier run of the same config instead of starting a new one.
+    Returns:
+      The Run, its trained models kept in memory (None on a worker of a cluster that is not its
+      chief: the chief writes the run).
+    Raises:
+      UserError: a mistake in the config, shapes, data or memory, before anything is written.
+    """
+    from autoencoder import pipeline
+
+    config = load_config(config, overrides, **fields)
+    resume = resume.path if isinstance(resume, Run) else resume
+    with _logging():
+        trained = pipeline.train(config, resume=resume, command=_command("train"))
+    return _from_trained(trained)
+
+
+def resume(
+    run_dir: str | Path | Run,
+    epochs: int | None = None,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+) -> Run | None:
+    """Continue a run from its last completed epoch; `epochs` trains it further.
+
+    `overrides` may change only train.epochs too; anything else is refused, as the CLI does.
+    """
+    from autoencoder import pipeline
+
+    run_dir = run_dir.path if isinstance(run_dir, Run) else run_dir
+    sets = _as_sets(overrides) + ([] if epochs is None else [f"train.epochs={int(epochs)}"])
+    with _logging():
+        trained = pipeline.resume(run_dir, sets, command=_command("resume"))
+    return _from_trained(trained)
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """A run directory made by train; nothing is loaded until it is used."""
+    return Run(runs.check_is_run(run_dir))
+
+
+def _from_trained(trained) -> Run | None:
+    if trained.run_dir is None:  # a worker of a cluster that is not its chief: no run here
+        return None
+    run = Run(trained.run_dir)
+    run._models = dict(zip(("model", "encoder", "decoder"), trained.models))
+    return run
+
+
+def _command(verb: str) -> str:
+    """What a run's lock says its writer is: the CLI's command, or this API's function."""
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return f"autoencoder {verb}" if program in ("autoencoder", "__main__.py") else f"ae.{verb}"
+
+
+class _logging:
+    """INFO messages and progress bars for callers who set up no logging (a notebook)."""
+
+    def __enter__(self):
+        package, root = logging.getLogger("autoencoder"), logging.getLogger()
+        self.handler = None
+        if not package.handlers and not root.handlers:
+            self.handler = logging.StreamHandler(sys.stderr)
+            self.handler.setFormatter(logging.Formatter("%(message)s"))
+            self.level = package.level
+            package.addHandler(self.handler)
+            package.setLevel(logging.INFO)
+        return self
+
+    def __exit__(self, *exc):
+        if self.handler is not None:
+            package = logging.getLogger("autoencoder")
+            package.removeHandler(self.handler)
+            package.setLevel(self.level)
+
+
+# ---------------------------------------------------------------------------------------------
+# A run
+
+
+class Run:
+    """One run directory: its record (config, history, metrics, state) and its models.
+
+    The record is read from disk at each access, so it is current while another process trains
+    the run; the models load on first use (safe mode) unless training left them in memory.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._config: Config | None = None
+        self._models: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"Run('{self.path}', {self.status})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    # The record
+
+    @property
+    def config(self) -> Config:
+        """The resolved config it was trained with (config.yaml)."""
+        if self._config is None:
+            self._config = runs.load_run_config(self.path)
+        return self._config
+
+    @property
+    def history(self) -> list[dict]:
+        """One dict per completed epoch: epoch, train/loss, val/loss, lr, seconds, ..."""
+        return runs.read_history(self.path)
+
+    @property
+    def metrics(self) -> dict:
+        """metrics.json: test metrics, and what evaluate, embed and anomaly added."""
+        return runs.read_metrics(self.path)
+
+    @property
+    def state(self) -> dict | None:
+        """The last completed epoch and its checkpoint (None before the first one)."""
+        return runs.read_state(self.path)
+
+    @property
+    def status(self) -> str:
+        """ "finished", "unfinished", "failed" or "in use" (another process writes it)."""
+        return runs.status(self.path)
+
+    # The models
+
+    @property
+    def model(self):
+        """The trained autoencoder (a Keras model)."""
+        return self._model("model")
+
+    @property
+    def encoder(self):
+        """Image -> code (a VAE's gives [mean, log_var])."""
+        return self._model("encoder")
+
+    @property
+    def decoder(self):
+        """Code -> image; None for a model with skips, whose decoder also reads the encoder."""
+        return self._model("decoder")
+
+    def _model(self, name: str):
+        if name not in self._models:
+            from autoencoder.model import load_model
+
+            path = self.path / f"{name}.keras"
+            if name == "decoder" and not path.is_file() and self.config.model.skips != "none":
+                self._models[name] = None
+            else:
+                if name == "model":
+                    runs.check_run_shapes(self.path, self.config, data=False)
+                self._models[name] = load_model(path)
+        return self._models[name]
+
+    # Using them
+
+    def reconstruct(self, x, noise: bool | float = False, batch_size: int = 256) -> np.ndarray:
+        """The model's output for images, as float32 (N, H, W, C) in [0, 1].
+
+        Args:
+          x: images as (N, H, W, C), (N, H, W) or (H, W[, C]); uint8 (0-255) or floats in [0, 1].
+          noise: True adds the run's own noise first (a denoiser's training noise, seeded), a
+            number adds it at that level; False feeds x as it is (already noisy, say).
+          batch_size: images per predict call.
+        """
+        from autoencoder.noise import model_inputs
+
+        images = self._images(x)
+        inputs = images
+        if noise is not False:
+            inputs = model_inputs(images, self._noisy_config(noise))
+        patches = self.config.data.patches
+        return np.asarray(
+            runs.predict_images(self.model, inputs, patches, batch_size), np.float32
+        ).clip(0, 1)
+
+    def encode(self, x, batch_size: int = 256) -> np.ndarray:
+        """The codes of images (a VAE's: the mean), one row per image."""
+        out = self.encoder.predict(self._images(x), batch_size=batch_size, verbose=0)
+        return np.asarray(out[0] if self.config.model.kind == "vae" else out, np.float32)
+
+    def decode(self, z, batch_size: int = 256) -> np.ndarray:
+        """Images decoded from codes, float32 (N, H, W, C) in [0, 1]."""
+        if self.decoder is None:
+            raise UserError(
+                f"{self.path}: the model has skips (model.skips: {self.config.model.skips}), so "
+                f"its decoder reads the encoder's activations, not the code alone; use "
+                f"reconstruct(x)"
+            )
+        z = np.asarray(z, np.float32)
+        return np.asarray(self.decoder.predict(z, batch_size=batch_size, verbose=0), np.float32)
+
+    def evaluate(self, split: str = "test") -> dict:
+        """A split's metrics (MSE, PSNR, SSIM, ...), merged into metrics.json."""
+        from autoencoder.evaluate import evaluate_run
+
+        return evaluate_run(self.path, split=split)
+
+    def plot(self) -> list[Path]:
+        """Redraw figures/ (reconstructions, loss, worst, error by class); their paths."""
+        from autoencoder.plots import plot_run
+
+        return plot_run(self.path)
+
+    def predict(self, inputs, out: str | Path, **options) -> dict:
+        """Reconstruct image files, folders or .npy/.npz arrays into `out`, as `predict` does.
+
+        Options: overwrite, noise (a level), threshold (an anomaly score).
+        """
+        from autoencoder.predict import predict_files
+
+        paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        return predict_files(self.path, paths, out, **options)
+
+    def export(self, format: str = "saved_model", overwrite: bool = False) -> tuple[Path, dict]:
+        """The autoencoder, encoder and decoder as SavedModel, LiteRT or ONNX; (folder, manifest)."""
+        from autoencoder.export import export_run
+
+        return export_run(self.path, format, overwrite=overwrite)
+
+    def embed(self, probe_limit: int | None = None) -> dict:
+        """Linear probes on the codes, codes.npy, the latent map and interpolations."""
+        from autoencoder.embed import PROBE_LIMIT, embed_run
+
+        return embed_run(self.path, probe_limit=probe_limit or PROBE_LIMIT)
+
+    def resume(self, epochs: int | None = None) -> Run:
+        """Continue this run (resume)."""
+        return resume(self, epochs)
+
+    def images(
+        self, split: str = "test", count: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(images, labels) of the run's own data: float32 (N, H, W, C) in [0, 1], int labels.
+
+        A split's first `count` images (all when None), as evaluate sees them (clean).
+        """
+        from autoencoder.data import load_splits, scaled
+
+        splits = load_splits(self.config)
+        pixels = splits.pixels(split)[: count if count is not None else None]
+        labels = splits.labels(split)[: len(pixels)]
+        return scaled(np.asarray(pixels)), np.asarray(labels)
+
+    # Helpers
+
+    def _images(self, x) -> np.ndarray:
+        """x as float32 (N, H, W, C) in [0, 1], checked against the model's input."""
+        array = np.asarray(x)
+        want = tuple(self.config.model.input_shape)
+        height, width, channels = want
+        if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == channels != array.shape[0]):
+            array = array[None]
+        if array.ndim == 3 and channels == 1:
+            array = array[..., None]
+        if array.ndim != 4 or array.shape[-1] != channels:
+            raise UserError(
+                f"x: shape {array.shape} is not images of {channels} channel(s); pass (N, H, W, "
+                f"{channels}) or (N, H, W) arrays, or files with run.predict(paths, out)"
+            )
+        patches = self.config.data.patches
+        if patches is None and array.shape[1:3] != (height, width):
+            raise UserError(
+                f"x: images are {array.shape[1]}x{array.shape[2]} but the run's model takes "
+                f"{height}x{width}; resize them, or use run.predict(paths, out), which tiles "
+                f"larger images and pads smaller ones"
+            )
+        if patches is not None and (array.shape[1] < height or array.shape[2] < width):
+            raise UserError(
+                f"x: images are {array.shape[1]}x{array.shape[2]}, smaller than the model's "
+                f"{height}x{width} patches; use run.predict(paths, out), which pads them"
+            )
+        if array.dtype == np.uint8:
+            return array.astype(np.float32) / 255
+        array = array.astype(np.float32)
+        if array.size and (array.min() < 0 or array.max() > 1):
+            raise UserError(
+                f"x: values run from {array.min():g} to {array.max():g}; pass uint8 images "
+                f"(0-255) or floats in [0, 1]"
+            )
+        return array
+
+    def _noisy_config(self, noise: bool | float) -> Config:
+        """The run's config with the noise to add: its own, or its kind at another level."""
+        own = self.config.data.noise
+        if own is None:
+            raise UserError(
+                f"{self.path}: the run was trained without data.noise, so it has no noise to "
+                f"add; pass noise=False"
+            )
+        if noise is True:
+            return self.config
+        data = self.config.data.model_copy(
+            update={"noise": own.model_copy(update={"level": float(noise)})}
+        )
+        return self.config.model_copy(update={"data": data})

@@ -1,0 +1,141 @@
+"""The Python API: `import autoencoder as ae`, the README's example, and a Run's methods."""
+
+import logging
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT, TINY
+
+import autoencoder as ae
+from autoencoder.errors import UserError
+
+
+def readme_example() -> str:
+    """The Python block of the README's "From Python" section."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## From Python", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+@pytest.mark.slow
+def test_the_readme_example_trains_reconstructs_encodes_and_reloads(tmp_path):
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    checks = (
+        "\nassert x.shape == recon.shape == (8, 28, 28, 1) and labels.shape == (8,)\n"
+        "assert codes.shape == (8, 22, 22, 8)\n"
+        "assert run.status == 'finished' and len(run.history) == 3\n"
+        "assert 20 < run.metrics['test/psnr'] < 60\n"
+        "assert 0 < float(((recon - x) ** 2).mean()) < float(((x - x.mean()) ** 2).mean())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", readme_example() + checks],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (tmp_path / "outputs" / "quickstart").iterdir()
+    first, second = result.stdout.splitlines()
+    assert first.startswith(f"outputs/quickstart/{run_dir.name} ")
+    assert second == "finished 3 (8, 28, 28, 1)"
+    assert "trained 3 epochs" in result.stderr  # logging set up for a caller that had none
+
+
+def test_keywords_find_their_section_and_mistakes_are_one_line():
+    config = ae.load_config(None, {"model.latent_dim": 16}, epochs=3, dataset="mnist_sample")
+    assert (config.train.epochs, config.data.dataset, config.model.latent_dim) == (
+        3,
+        "mnist_sample",
+        16,
+    )
+    assert ae.load_config({"train": {"epochs": 4}}, name="x").train.epochs == 4
+    with pytest.raises(UserError, match=r"^epoch=: no config section has a field of that name"):
+        ae.load_config(None, epoch=3)
+    with pytest.raises(UserError, match=r"^kind=: several sections have it \(model.kind or "):
+        ae.load_config(None, kind="vae")
+    with pytest.raises(UserError, match="train.epochs: unknown key|train.epochs"):
+        ae.load_config(None, {"train.epochs": 0})
+
+
+def test_a_config_passed_back_is_the_same_config():
+    config = ae.load_config(ROOT / "configs/unet_denoise.yaml", dataset="mnist_sample")
+    assert ae.load_config(config) == config
+    again = ae.load_config(config, epochs=2)
+    assert again.train.epochs == 2 and again.model == config.model and again.data == config.data
+
+
+def test_plan_is_the_shapes_table_as_data():
+    plan = ae.plan(ROOT / "configs/quickstart.yaml")
+    assert plan.layers[0].input_shape == (28, 28, 1) and plan.layers[-1].output_shape == (28, 28, 1)
+    assert plan.total_params == 12_785  # the Keras tutorial model (configs/quickstart.yaml)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("api")
+    return ae.train(None, [*TINY, f"output={out}", "name=tiny"], epochs=1)
+
+
+@pytest.mark.slow
+def test_a_run_in_memory_and_loaded_again_agree(tiny_run):
+    x, y = tiny_run.images("test", 5)
+    assert x.shape == (5, 28, 28, 1) and x.dtype == np.float32 and y.shape == (5,)
+    recon = tiny_run.reconstruct(x)
+    assert recon.shape == x.shape and 0 <= recon.min() and recon.max() <= 1
+    codes = tiny_run.encode(x)
+    assert codes.shape == (5, 8)  # TINY's 8-number code
+    assert tiny_run.decode(codes).shape == x.shape
+    loaded = ae.load_run(tiny_run.path)
+    assert loaded.status == "finished" and loaded.state["epoch"] == 1
+    assert [row["epoch"] for row in loaded.history] == [1]
+    np.testing.assert_allclose(loaded.encode(x), codes, atol=1e-5)
+    # uint8 pixels are scaled as the data is; one image is a batch of one.
+    pixels = (x * 255).round().astype(np.uint8)
+    np.testing.assert_allclose(loaded.reconstruct(pixels[0, ..., 0]), recon[:1], atol=2e-2)
+
+
+@pytest.mark.slow
+def test_a_run_refuses_images_it_cannot_take(tiny_run):
+    with pytest.raises(UserError, match=r"^x: images are 32x32 but the run's model takes 28x28"):
+        tiny_run.reconstruct(np.zeros((2, 32, 32, 1), np.float32))
+    with pytest.raises(UserError, match=r"^x: values run from 0 to 255; pass uint8"):
+        tiny_run.reconstruct(np.full((2, 28, 28), 255.0))
+    with pytest.raises(UserError, match="trained without data.noise"):
+        tiny_run.reconstruct(np.zeros((1, 28, 28, 1), np.float32), noise=0.3)
+
+
+@pytest.mark.slow
+def test_evaluate_and_resume_through_the_api(tiny_run, tmp_path):
+    run = ae.load_run(shutil.copytree(tiny_run.path, tmp_path / "copy"))
+    metrics = run.evaluate("val")
+    assert 0 < metrics["val/mse"] < 0.2 and run.metrics["val/mse"] == metrics["val/mse"]
+    resumed = ae.resume(run, epochs=2)
+    assert [row["epoch"] for row in resumed.history] == [1, 2]
+    assert resumed.model is not None and resumed.path == run.path
+
+
+def test_load_run_of_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(UserError, match="not a run directory"):
+        ae.load_run(tmp_path)
+
+
+def test_logging_is_set_up_only_for_a_caller_without_any(caplog):
+    from autoencoder.api import _logging
+
+    package = logging.getLogger("autoencoder")
+    with _logging():  # pytest's caplog handler is on the root logger: the caller has one
+        assert package.handlers == []
+    root, saved = logging.getLogger(), logging.getLogger().handlers[:]
+    root.handlers[:] = []
+    try:
+        with _logging():
+            assert len(package.handlers) == 1 and package.level == logging.INFO
+        assert package.handlers == []
+    finally:
+        root.handlers[:] = saved
