@@ -52,16 +52,11 @@ def load_config(
     """
     sets = [*_as_sets(overrides), *_as_sets({_field_key(k): v for k, v in fields.items()})]
     if isinstance(source, Config):
-        base = source.model_dump(mode="json", exclude_unset=True)
-        return _load_yaml(None, [*_as_sets(_top_level(base)), *sets])
-    if isinstance(source, Mapping):
-        return _load_yaml(None, [*_as_sets(_top_level(dict(source))), *sets])
+        # What was set, not the defaults: a left-out model.input_shape stays "the data's".
+        source = source.model_dump(mode="json", exclude_unset=True)
+    elif isinstance(source, Mapping):
+        source = _plain(dict(source))
     return _load_yaml(source, sets)
-
-
-def _top_level(mapping: dict) -> dict:
-    """A config mapping as whole-section overrides, for the --set machinery."""
-    return {str(key): value for key, value in mapping.items()}
 
 
 def _as_sets(overrides: Mapping[str, Any] | Sequence[str] | None) -> list[str]:
