@@ -105,7 +105,7 @@ def test_a_run_refuses_images_it_cannot_take(tiny_run):
     with pytest.raises(UserError, match=r"^x: images are 32x32 but the run's model takes 28x28"):
         tiny_run.reconstruct(np.zeros((2, 32, 32, 1), np.float32))
     with pytest.raises(UserError, match=r"^x: values run from 0 to 255; pass uint8"):
-        tiny_run.reconstruct(np.full((2, 28, 28), 255.0))
+        tiny_run.reconstruct(np.linspace(0, 255, 2 * 28 * 28).reshape(2, 28, 28))
     with pytest.raises(UserError, match="trained without data.noise"):
         tiny_run.reconstruct(np.zeros((1, 28, 28, 1), np.float32), noise=0.3)
 
