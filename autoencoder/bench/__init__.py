@@ -1,7 +1,7 @@
 """`autoencoder bench`: this project's trainer against the plain Keras script, on one machine.
 
 Three contenders train the same model on the same images at the same batch size:
-  A  this project's trainer, as a user runs it (its settings, tf.data pipeline, checkpoints);
+  A  this project's trainer: train.fit, as `autoencoder train` calls it, into a scratch run;
   B  the plain Keras script: model.compile, then model.fit on NumPy arrays, default environment;
   C  the same plain script given the environment settings this project applies.
 Each runs in its own process (TF_ENABLE_ONEDNN_OPTS only counts before TensorFlow is imported),

@@ -7,7 +7,6 @@ JSON line on its stdout: the epoch's seconds, every step's seconds and what the 
 from __future__ import annotations
 
 import json
-import math
 import resource
 import sys
 import tempfile
@@ -16,10 +15,10 @@ from pathlib import Path
 
 from autoencoder.bench.profile import measure_matmul
 from autoencoder.config import Config, load_config
-from autoencoder.data import load_splits, make_dataset
+from autoencoder.data import load_splits
 from autoencoder.model import build_models
 from autoencoder.runtime import choose_precision, seed_everything, tensorflow
-from autoencoder.train import RunRecorder, as_keras_callback, compiled_models
+from autoencoder.train import fit, read_history
 
 
 def _send(message: dict) -> None:
@@ -43,7 +42,8 @@ def _usage() -> dict:
 
 
 def _turn_callbacks(keras, images: int):
-    """Two callbacks around the others: wait for "go" before an epoch, report after it.
+    """Two callbacks: wait for "go" before an epoch, report after it (last, so the others' end of
+    epoch work, such as A's checkpoints, counts in the epoch).
 
     Each training step is timed too (Keras runs a step to its end before the batch-end
     callbacks), so the report has every step's seconds besides the epoch's.
@@ -122,33 +122,57 @@ def contender(key: str, config_path: str, rounds: int) -> None:
     config = load_config(config_path)
     seed_everything(config.seed)
     splits = load_splits(config, download=False)
-    pixels = splits.train_pixels
-    batch = config.train.batch_size
-    start, stop = _turn_callbacks(keras, len(pixels))
-    _send({"ready": True, "images": len(pixels)})
+    turns = _turn_callbacks(keras, len(splits.train_pixels))
+    _send({"ready": True, "images": len(splits.train_pixels)})
     if key == "A":
-        policy = choose_precision(config.train.mixed_precision)
-        model = compiled_models(config, math.ceil(len(pixels) / batch), policy)[0]
-        dataset = make_dataset(pixels, batch_size=batch, shuffle=True, seed=config.seed)
-        with tempfile.TemporaryDirectory() as run_dir:
-            (Path(run_dir) / "checkpoints").mkdir()
-            model.fit(
-                dataset,
-                epochs=rounds,
-                callbacks=[start, as_keras_callback(RunRecorder(run_dir, None)), stop],
-                verbose=0,
-                shuffle=False,
-            )  # the dataset shuffles, seeded, as in train
+        model, policy, report = _trainer(config, splits, rounds, turns)
     else:
-        policy = "float32"
-        model = _plain_model(config)
-        x = splits.images("train")  # the float32 array a plain script holds
-        model.fit(
-            x, x, batch_size=batch, epochs=rounds, shuffle=True, verbose=0, callbacks=[start, stop]
-        )
+        model, policy, report = _plain_fit(config, splits, rounds, turns), "float32", {}
     # Faster must not mean worse: the same test figure for every contender.
     x_test = splits.images("test")
     recon = model.predict(x_test, batch_size=1000, verbose=0)
     test_mse = float(((recon.astype("float64") - x_test) ** 2).mean())
     sys.stdin.read()
-    _send({"peak_rss_bytes": _peak_rss(), "test_mse": test_mse, "precision": policy})
+    _send({"peak_rss_bytes": _peak_rss(), "test_mse": test_mse, "precision": policy, **report})
+
+
+def _trainer(config: Config, splits, rounds: int, turns) -> tuple:
+    """Contender A: train.fit itself, as `autoencoder train` calls it, into a scratch run.
+
+    Returns the trained model, its precision, and what the scratch run holds after it (its
+    history.csv's epochs and its files), for the parent to check that A went through train.fit.
+    """
+    policy = choose_precision(config.train.mixed_precision)
+    # Exactly `rounds` epochs: the parent waits for each, so early stopping must not end early.
+    train = config.train.model_copy(
+        update={
+            "epochs": rounds,
+            "early_stopping": config.train.early_stopping.model_copy(update={"patience": None}),
+        }
+    )
+    config = config.model_copy(update={"train": train})
+    with tempfile.TemporaryDirectory() as scratch:
+        run_dir = Path(scratch)
+        (run_dir / "checkpoints").mkdir()
+        model = fit(config, run_dir, splits, dtype=policy, extra_callbacks=turns)[0]
+        run = {
+            "history_epochs": len(read_history(run_dir)),
+            "files": sorted(path.name for path in run_dir.iterdir()),
+        }
+    return model, policy, {"scratch_run": run}
+
+
+def _plain_fit(config: Config, splits, rounds: int, turns):
+    """Contenders B and C: model.fit on the float32 array a plain script holds."""
+    model = _plain_model(config)
+    x = splits.images("train")
+    model.fit(
+        x,
+        x,
+        batch_size=config.train.batch_size,
+        epochs=rounds,
+        shuffle=True,
+        verbose=0,
+        callbacks=list(turns),
+    )
+    return model

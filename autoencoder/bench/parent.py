@@ -127,6 +127,8 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1) -> tuple[Path, d
             "precision": finals[key]["precision"],
             "losses": losses[key],
         }
+    # A trains through train.fit: its scratch run's history.csv has every epoch, beside model.keras.
+    result["contenders"]["A"]["scratch_run"] = finals["A"]["scratch_run"]
     # The headline ratios are by median training step: the host's idle waits before some epochs
     # move epoch figures, never the steps (docs/performance.md). Epoch ratios stay beside them.
     for name, figure in (
