@@ -44,9 +44,9 @@ def _usage() -> dict:
 def _turn_callbacks(keras, images: int):
     """Two callbacks: wait for "go" before an epoch, report after it.
 
-    They come after the others, so the end-of-epoch work of A's trainer (validation, checkpoints)
-    counts in its epoch. Each training step is timed too (Keras runs a step to its end before the
-    batch-end callbacks), so the report has every step's seconds besides the epoch's.
+    They come after the others, so the checkpoints A's trainer writes at an epoch's end count in
+    its epoch. Each training step is timed too (Keras runs a step to its end before the batch-end
+    callbacks), so the report has every step's seconds besides the epoch's.
     """
 
     class Start(keras.callbacks.Callback):
