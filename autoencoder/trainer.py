@@ -47,6 +47,7 @@ def fit(
     restore_dir: Path | None = None,
     chief: bool = True,
     dtype: str | None = None,
+    extra_callbacks=(),
 ):
     """Train the config's model into run_dir, from its last completed epoch when state is given.
 
@@ -61,6 +62,7 @@ def fit(
       chief: False on the workers of a cluster that do not write the run (no TensorBoard, no
         progress bars).
       dtype: the Keras dtype policy (runtime.choose_precision picks one when None).
+      extra_callbacks: Keras callbacks called after the run's own (the benchmark times with them).
     Returns:
       (autoencoder, encoder, decoder), trained, with the best epoch's weights when early
       stopping restores them; model.keras, encoder.keras and decoder.keras are saved in run_dir
@@ -117,6 +119,7 @@ def fit(
         callbacks.append(as_keras_callback(shown))
     if log.isEnabledFor(logging.INFO) and chief:
         callbacks.append(as_keras_callback(TqdmProgress(config.train.epochs, steps)))
+    callbacks += extra_callbacks
     started = time.time()
     if first_epoch < config.train.epochs:
         model.fit(

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autoencoder.bench import _child  # noqa: E402  (a contender process of `autoencoder bench`)
+from autoencoder.bench import start_contender  # noqa: E402  (a contender process of `autoencoder bench`)
 from autoencoder.config import DataConfig, dump_config, load_config  # noqa: E402
 from autoencoder.data.images import write_png  # noqa: E402
 from autoencoder.data.sources import load_raw  # noqa: E402
@@ -94,7 +94,7 @@ def throughput(args, configs: dict[str, Path]) -> dict:
     try:
         for key, path in configs.items():
             started[key] = time.perf_counter()
-            workers[key] = _child("A", path, args.warmup, args.epochs)
+            workers[key] = start_contender("A", path, args.warmup, args.epochs)
             ready[key] = workers[key].receive()  # after load_splits: the scan, for a folder
             ready[key]["load_seconds"] = time.perf_counter() - started[key]
         times = {key: [] for key in workers}

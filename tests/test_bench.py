@@ -46,8 +46,10 @@ def test_dense_and_pooling_flops():
     assert [forward_flops(layer) for layer in dense] == [2 * 196 * 10, 2 * 10 * 196]
 
 
-@pytest.mark.slow
-def test_tiny_bench_writes_its_table(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_bench(tmp_path_factory):
+    """A tiny benchmark through the CLI: (the command's result, bench.json, its directory)."""
+    tmp_path = tmp_path_factory.mktemp("bench")
     result = cli(
         "bench",
         "configs/seed_tutorial.yaml",
@@ -66,9 +68,14 @@ def test_tiny_bench_writes_its_table(tmp_path):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.strip().splitlines()
     [bench_dir] = (tmp_path / "seed_tutorial-bench").iterdir()
-    report = json.loads((bench_dir / "bench.json").read_text())
+    return result, json.loads((bench_dir / "bench.json").read_text()), bench_dir
+
+
+@pytest.mark.slow
+def test_tiny_bench_writes_its_table(tiny_bench):
+    result, report, bench_dir = tiny_bench
+    lines = result.stdout.strip().splitlines()
     assert lines[-1] == f"A/B = {report['A/B']:.2f}"
     assert report["images"] == 240  # 300 minus the 20% validation split
     assert report["train_flops_per_image"] == 3 * 15_379_200
@@ -99,6 +106,18 @@ def test_tiny_bench_writes_its_table(tmp_path):
     assert f"median epochs: A/B = {report['A/B epochs']:.2f}" in result.stdout
     assert f"A/C = {report['A/C']:.2f}" in lines
     assert load_config(bench_dir / "config.yaml").data.limit == 300
+
+
+@pytest.mark.slow
+def test_contender_a_trains_through_train_fit(tiny_bench):
+    _, report, _ = tiny_bench
+    run = report["contenders"]["A"]["scratch_run"]
+    # trainer.fit's RunRecorder wrote a history.csv row for each of the 0 + 2 epochs, and fit saved
+    # the models at its end: files only the trainer `autoencoder train` runs writes.
+    assert run["history_epochs"] == report["warmup_epochs"] + report["timed_epochs"] == 2
+    assert {"checkpoints", "history.csv", "model.keras", "encoder.keras"} <= set(run["files"])
+    for key in "BC":
+        assert "scratch_run" not in report["contenders"][key]
 
 
 def test_layer_profile_has_a_row_per_layer_and_precision():

@@ -1,0 +1,179 @@
+"""A contender process of `autoencoder bench` (python -m autoencoder.bench KEY CONFIG EPOCHS).
+
+It trains one epoch each time the parent writes "go" on its stdin, and answers each with one
+JSON line on its stdout: the epoch's seconds, every step's seconds and what the process used.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from autoencoder.bench.profile import measure_matmul
+from autoencoder.config import Config, load_config
+from autoencoder.data import load_splits
+from autoencoder.model import build_models
+from autoencoder.runs import read_history
+from autoencoder.runtime import choose_precision, seed_everything, tensorflow
+from autoencoder.trainer import fit
+
+
+def _send(message: dict) -> None:
+    sys.__stdout__.write(json.dumps(message) + "\n")
+    sys.__stdout__.flush()
+
+
+def _peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _usage() -> dict:
+    """This process's CPU seconds and page faults so far (an epoch's share is a difference)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "cpu_seconds": r.ru_utime + r.ru_stime,
+        "sys_seconds": r.ru_stime,
+        "minor_faults": r.ru_minflt,
+        "major_faults": r.ru_majflt,
+    }
+
+
+def _turn_callbacks(keras, images: int):
+    """Two callbacks: wait for "go" before an epoch, report after it.
+
+    They come after the others, so the checkpoints A's trainer writes at an epoch's end count in
+    its epoch. Each training step is timed too (Keras runs a step to its end before the batch-end
+    callbacks), so the report has every step's seconds besides the epoch's.
+    """
+
+    class Start(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if not sys.stdin.readline():
+                raise SystemExit(0)  # the parent is gone
+            self.stop.started, self.stop.usage = time.perf_counter(), _usage()
+            self.stop.steps, self.stop.first_step = [], None
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.stop.step_started = time.perf_counter()
+            if self.stop.first_step is None:
+                self.stop.first_step = self.stop.step_started
+
+    class Stop(keras.callbacks.Callback):
+        started = step_started = 0.0
+        first_step: float | None = None
+        usage: dict = {}
+        steps: list[float] = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps.append(time.perf_counter() - self.step_started)
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = time.perf_counter() - self.started
+            used = {key: value - self.usage[key] for key, value in _usage().items()}
+            _send(
+                {
+                    "seconds": seconds,
+                    "images": images,
+                    "steps": self.steps,
+                    "start_gap": (self.first_step or self.started) - self.started,
+                    **used,
+                    "loss": float((logs or {}).get("loss", float("nan"))),
+                }
+            )
+
+    start, stop = Start(), Stop()
+    start.stop = stop
+    return start, stop
+
+
+def _plain_model(config: Config):
+    """The model as a plain Keras script writes it: the same layers, compiled with defaults."""
+    import keras
+
+    model = build_models(config.model, plain=True)[0]
+    opt = config.train.optimizer
+    optimizer = {
+        "adam": keras.optimizers.Adam,
+        "adamw": keras.optimizers.AdamW,
+        "sgd": keras.optimizers.SGD,
+    }[opt.name](opt.learning_rate)
+    loss = {"bce": "binary_crossentropy", "mse": "mse", "mae": "mae"}[config.train.loss]
+    model.compile(optimizer=optimizer, loss=loss)
+    return model
+
+
+def contender(key: str, config_path: str, rounds: int) -> None:
+    """Body of a contender process: set up, then train `rounds` epochs on the parent's word."""
+    if key == "B":
+        import keras  # noqa: F401  (first, so TensorFlow starts in the default environment)
+    else:
+        tensorflow()
+    if key == "M":
+        gflops = measure_matmul()
+        sys.stdin.read()
+        _send({"matmul_gflops": gflops, "peak_rss_bytes": _peak_rss()})
+        return
+
+    import keras
+
+    config = load_config(config_path)
+    seed_everything(config.seed)
+    splits = load_splits(config, download=False)
+    turns = _turn_callbacks(keras, len(splits.train_pixels))
+    _send({"ready": True, "images": len(splits.train_pixels)})
+    if key == "A":
+        model, policy, report = _trainer(config, splits, rounds, turns)
+    else:
+        model, policy, report = _plain_fit(config, splits, rounds, turns), "float32", {}
+    # Faster must not mean worse: the same test figure for every contender.
+    x_test = splits.images("test")
+    recon = model.predict(x_test, batch_size=1000, verbose=0)
+    test_mse = float(((recon.astype("float64") - x_test) ** 2).mean())
+    sys.stdin.read()
+    _send({"peak_rss_bytes": _peak_rss(), "test_mse": test_mse, "precision": policy, **report})
+
+
+def _trainer(config: Config, splits, rounds: int, turns) -> tuple:
+    """Contender A: trainer.fit itself, as `autoencoder train` calls it, into a scratch run.
+
+    Returns the trained model, its precision, and what the scratch run holds after it (its
+    history.csv's epochs and its files), for the parent to check that A went through trainer.fit.
+    """
+    policy = choose_precision(config.train.mixed_precision)
+    # Exactly `rounds` epochs: the parent waits for each, so early stopping must not end early.
+    train = config.train.model_copy(
+        update={
+            "epochs": rounds,
+            "early_stopping": config.train.early_stopping.model_copy(update={"patience": None}),
+        }
+    )
+    config = config.model_copy(update={"train": train})
+    with tempfile.TemporaryDirectory() as scratch:
+        run_dir = Path(scratch)
+        (run_dir / "checkpoints").mkdir()
+        model = fit(config, run_dir, splits, dtype=policy, extra_callbacks=turns)[0]
+        run = {
+            "history_epochs": len(read_history(run_dir)),
+            "files": sorted(path.name for path in run_dir.iterdir()),
+        }
+    return model, policy, {"scratch_run": run}
+
+
+def _plain_fit(config: Config, splits, rounds: int, turns):
+    """Contenders B and C: model.fit on the float32 array a plain script holds."""
+    model = _plain_model(config)
+    x = splits.images("train")
+    model.fit(
+        x,
+        x,
+        batch_size=config.train.batch_size,
+        epochs=rounds,
+        shuffle=True,
+        verbose=0,
+        callbacks=list(turns),
+    )
+    return model
