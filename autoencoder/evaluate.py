@@ -265,15 +265,6 @@ def _name(names, label) -> str:
     return names[int(label)] if names is not None and int(label) < len(names) else str(int(label))
 
 
-def evaluate_arrays(splits, images: np.ndarray, recon: np.ndarray, split: str, config) -> dict:
-    """All metrics of `recon` against `images`, the clean images of `split`: '<split>/<metric>'."""
-    y = splits.labels(split)
-    scores = Scores(split, images.shape[-1], splits.class_names, _pca_for(splits, split, config))
-    for i in range(0, len(images), CHUNK):
-        scores.add(images[i : i + CHUNK], recon[i : i + CHUNK], y[i : i + CHUNK])
-    return scores.result()
-
-
 @dataclass
 class Evaluation:
     """A split's metrics, every image's error, and the few images the figures show."""
