@@ -42,6 +42,7 @@ class Source:
 
 
 def stack_length(shape: tuple) -> int:
+    """How many images an array of this shape holds: (H, W) is one, else the first axis."""
     return 1 if len(shape) == 2 else shape[0]
 
 
@@ -156,6 +157,7 @@ def planned_outputs(sources: list[Source], noisy: bool) -> list[str]:
 
 
 def refuse_existing(out: Path, outputs: list[str], overwrite: bool) -> None:
+    """Refuse an --out that is a file, or outputs that exist unless overwrite."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: is a file; give a folder for the outputs")
     existing = [out / name for name in outputs if (out / name).exists()]

@@ -157,6 +157,8 @@ class Scores:
 
 
 def image_writer(outputs: Outputs, relative: str) -> Callable:
+    """write(result, noisy) for an image input: a PNG, and the noisy input's under noisy/."""
+
     def write(result: np.ndarray, noisy: np.ndarray | None) -> None:
         outputs.image(relative, result)
         if noisy is not None:
@@ -166,6 +168,8 @@ def image_writer(outputs: Outputs, relative: str) -> Callable:
 
 
 def array_writer(outputs: Outputs, relative: str, member: str, shape: tuple, index) -> Callable:
+    """write(result, noisy) for one image of an array input, at its place in the output array."""
+
     def write(result: np.ndarray, noisy: np.ndarray | None) -> None:
         outputs.array(relative, member, shape, index, result)
         if noisy is not None:
