@@ -394,8 +394,8 @@ def test_a_vae_model_file_gives_its_input_shape_without_tensorflow(vae_run):
 
 
 def test_vae_interpolations_name_their_classes(vae_run, tmp_path, monkeypatch):
-    from autoencoder import plots
     from autoencoder.model import load_model
+    from autoencoder.plots import vae as plots
 
     model = load_model(vae_run / "model.keras")
     rng = np.random.default_rng(0)

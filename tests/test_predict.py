@@ -8,10 +8,11 @@ import weakref
 
 import numpy as np
 import pytest
-from conftest import assert_error, cli, tiny
+from conftest import assert_error, cli, tiny, write_config
 
 from autoencoder.data import load_sample
 from autoencoder.data.images import read_image, write_png
+from autoencoder.data.patches import tile_starts, window
 from autoencoder.errors import UserError
 from autoencoder.evaluate import per_image_mse
 from autoencoder.predict import (
@@ -19,8 +20,6 @@ from autoencoder.predict import (
     Batcher,
     Item,
     predict_files,
-    tile_starts,
-    window,
 )
 
 LEVEL = 0.5  # the denoiser's training noise, and --noise in the tests
@@ -226,6 +225,40 @@ def test_a_trained_denoiser_shows_no_seams(model):
     # trained model's flat-tile output varies with the host's numerics, hence the wide margin.
     step, bands = seams(model, 0.6)
     assert step < 0.35 and bands < 0.35, (step, bands)
+
+
+def test_evaluate_and_predict_give_a_patch_model_the_same_pixels(tmp_path, keras):
+    from autoencoder.runs import predict_images
+
+    config = tiny(tmp_path, "data.patches={size: [16, 16]}")
+    # Random convolutions whose 'same' padding makes a tile's border pixels differ from the
+    # whole image's: the two paths agree only if they cut and blend the same tiles.
+    layers = [
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+        keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid"),
+    ]
+
+    def build(shape):
+        given = outputs = keras.Input(shape)
+        for layer in layers:
+            outputs = layer(outputs)
+        return keras.Model(given, outputs)
+
+    model = build((16, 16, 1))
+    whole = build((None, None, 1))  # the same weights over the image at once, without tiles
+    run = tmp_path / "run"
+    run.mkdir()
+    write_config(run / "config.yaml", config)
+    model.save(run / "model.keras")
+    image = np.random.default_rng(0).random((50, 37), dtype=np.float32)
+    np.save(tmp_path / "image.npy", image)
+
+    predict_files(run, [tmp_path / "image.npy"], tmp_path / "out")
+    predicted = np.load(tmp_path / "out" / "image.npy")
+    evaluated = predict_images(model, image[None, ..., None], config.data.patches)[0, ..., 0]
+    np.testing.assert_allclose(predicted, evaluated, rtol=1e-5, atol=1e-6)
+    untiled = keras.ops.convert_to_numpy(whole(image[None, ..., None]))[0, ..., 0]
+    assert np.abs(predicted - untiled).max() > 1e-3  # the tiling shows, so the check can fail
 
 
 def test_memory_holds_one_batch_of_images_whatever_their_number():

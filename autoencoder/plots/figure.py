@@ -1,0 +1,45 @@
+"""What every figure shares: pyplot drawing into files, images in axes, class labels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from autoencoder.data import DIGITS
+
+DPI = 120
+
+
+def pyplot():
+    """matplotlib.pyplot, drawing into files (never a window)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def show(ax, image, **kwargs):
+    """An image in an axes without ticks: (H, W, 1) as grey, colour clipped to [0, 1]."""
+    ax.imshow(
+        image[..., 0] if image.shape[-1] == 1 else np.clip(image, 0, 1),
+        cmap=kwargs.pop("cmap", "gray"),
+        vmin=kwargs.pop("vmin", 0),
+        vmax=kwargs.pop("vmax", 1),
+        **kwargs,
+    )
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def label_text(names, label) -> str:
+    """A class as a figure names it: 'label 7' for digits, else the class's name."""
+    label = int(label)
+    if names is None or tuple(names) == DIGITS or label >= len(names):
+        return f"label {label}"
+    return names[label]
+
+
+def aspect(x) -> float:
+    """Width over height of the images, to size each figure's columns."""
+    return min(3.0, max(1.0, x.shape[2] / x.shape[1]))

@@ -1,0 +1,179 @@
+"""predict's inputs: the files named on the command line, checked before TensorFlow loads
+(arrays from their headers alone), and the outputs they would write."""
+
+from __future__ import annotations
+
+import contextlib
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from autoencoder.data.images import SUFFIXES, is_image
+from autoencoder.errors import UserError
+
+ARRAY_SUFFIXES = (".npy", ".npz")
+
+
+@dataclass
+class Source:
+    """One input file and the name its output keeps (relative to --out, without suffix)."""
+
+    path: Path
+    name: str
+    kind: str  # "image", "npy" or "npz"
+    # Arrays: member ("" for .npy) -> (shape, dtype), read from the headers alone.
+    members: dict = field(default_factory=dict)
+
+    @property
+    def suffix(self) -> str:
+        return ".png" if self.kind == "image" else f".{self.kind}"
+
+    def count(self) -> int:
+        """How many images the file holds."""
+        if self.kind == "image":
+            return 1
+        return sum(stack_length(shape) for shape, _ in self.images())
+
+    def images(self) -> list:
+        """(shape, dtype) of the members that hold images (2-D to 4-D arrays)."""
+        return [m for m in self.members.values() if len(m[0]) >= 2]
+
+
+def stack_length(shape: tuple) -> int:
+    """How many images an array of this shape holds: (H, W) is one, else the first axis."""
+    return 1 if len(shape) == 2 else shape[0]
+
+
+def collect_inputs(inputs: list[str | Path], out: Path | None = None) -> list[Source]:
+    """The files named on the command line, folders expanded to the images inside them."""
+    # A folder's images, but not those under --out: its earlier outputs are not new inputs.
+    skip = out.resolve() if out is not None else None
+    sources = []
+    for given in map(Path, inputs):
+        if given.is_dir():
+            found = sorted(
+                p
+                for p in given.rglob("*")
+                if p.is_file() and is_image(p) and (skip is None or skip not in p.resolve().parents)
+            )
+            if not found:
+                raise UserError(
+                    f"{given}: no image files ({', '.join(SUFFIXES)}) in this folder or its "
+                    f"subfolders; pass image files, a folder of them, or an .npy/.npz array"
+                )
+            for path in found:
+                name = path.relative_to(given).with_suffix("").as_posix()
+                sources.append(Source(path, name, "image"))
+        elif given.is_file():
+            sources.append(_file_source(given))
+        else:
+            raise UserError(f"{given}: no such file or folder; check the path")
+    _refuse_clashes(sources)
+    return sources
+
+
+def _file_source(path: Path) -> Source:
+    if is_image(path):
+        return Source(path, path.stem, "image")
+    suffix = path.suffix.lower()
+    if suffix not in ARRAY_SUFFIXES:
+        raise UserError(
+            f"{path}: not an image ({', '.join(SUFFIXES)}) nor an .npy/.npz array; "
+            f"convert it to PNG first"
+        )
+    members = _npy_header(path) if suffix == ".npy" else _npz_headers(path)
+    source = Source(path, path.stem, suffix[1:], members)
+    for member, (shape, dtype) in members.items():
+        where = f"{path}:{member}" if member else str(path)
+        if suffix == ".npy" and len(shape) < 2:
+            raise UserError(f"{where}: a {len(shape)}-D array; {ARRAY_SHAPES}")
+        if len(shape) > 4 or (len(shape) == 4 and shape[-1] not in (1, 3)):
+            raise UserError(f"{where}: shape {shape}; {ARRAY_SHAPES}")
+        if len(shape) >= 2 and not (dtype == np.uint8 or np.issubdtype(dtype, np.floating)):
+            raise UserError(
+                f"{where}: {dtype} pixels; save uint8 (0-255) or float pixels in [0, 1]"
+            )
+    if not source.count():
+        raise UserError(f"{path}: holds no images; {ARRAY_SHAPES}")
+    return source
+
+
+ARRAY_SHAPES = "arrays of images are (H, W), (N, H, W) or (N, H, W, C) with C = 1 or 3, uint8 or float in [0, 1]"
+
+
+def _npy_header(path: Path) -> dict:
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise UserError(f"{path}: not a readable .npy array ({_first_line(exc)})") from None
+    return {"": (tuple(array.shape), array.dtype)}
+
+
+def _npz_headers(path: Path) -> dict:
+    """Member -> (shape, dtype) of an .npz, from each member's header (nothing decompressed)."""
+    headers = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                with archive.open(info) as handle:
+                    version = np.lib.format.read_magic(handle)
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = read(handle)
+                if dtype.hasobject:
+                    raise ValueError(f"'{info.filename}' is an object array")
+                headers[info.filename.removesuffix(".npy")] = (tuple(shape), dtype)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise UserError(f"{path}: not a readable .npz archive ({_first_line(exc)})") from None
+    return headers
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _refuse_clashes(sources: list[Source]) -> None:
+    seen: dict[str, Path] = {}
+    for source in sources:
+        key = source.name + source.suffix
+        if key in seen:
+            raise UserError(
+                f"{seen[key]} and {source.path} would both be written as {key}; rename one, "
+                f"or predict them into separate --out folders"
+            )
+        seen[key] = source.path
+
+
+def planned_outputs(sources: list[Source], noisy: bool) -> list[str]:
+    """Every file predict writes, relative to --out."""
+    names = [s.name + s.suffix for s in sources]
+    return [*names, *(f"noisy/{n}" for n in names if noisy), "scores.csv"]
+
+
+def refuse_existing(out: Path, outputs: list[str], overwrite: bool) -> None:
+    """Refuse an --out that is a file, or outputs that exist unless overwrite."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: is a file; give a folder for the outputs")
+    existing = [out / name for name in outputs if (out / name).exists()]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more outputs)" if len(existing) > 1 else ""
+        raise UserError(
+            f"{existing[0]}: already exists{more}; pass --overwrite to replace, or choose "
+            f"another --out"
+        )
+
+
+@contextlib.contextmanager
+def arrays_of(source: Source):
+    """The arrays of an .npy (memory-mapped) or .npz (each member read when asked for)."""
+    if source.kind == "npy":
+        yield {"": np.load(source.path, mmap_mode="r", allow_pickle=False)}
+        return
+    with np.load(source.path, allow_pickle=False) as archive:
+        yield archive
