@@ -31,7 +31,7 @@ from autoencoder.errors import UserError
 from autoencoder.model import build_models, keras_layers
 from autoencoder.runtime import choose_precision, seed_everything, tensorflow
 from autoencoder.shapes import forward_flops, plan_model
-from autoencoder.trainer import RunRecorder, as_keras_callback, compiled_models
+from autoencoder.trainer import compiled_models
 
 log = logging.getLogger(__name__)
 
@@ -487,6 +487,8 @@ def contender(key: str, config_path: str, rounds: int) -> None:
     start, stop = _turn_callbacks(keras, len(pixels))
     _send({"ready": True, "images": len(pixels)})
     if key == "A":
+        from autoencoder.callbacks import RunRecorder
+
         policy = choose_precision(config.train.mixed_precision)
         model = compiled_models(config, math.ceil(len(pixels) / batch), policy)[0]
         dataset = make_dataset(pixels, batch_size=batch, shuffle=True, seed=config.seed)
@@ -495,7 +497,7 @@ def contender(key: str, config_path: str, rounds: int) -> None:
             model.fit(
                 dataset,
                 epochs=rounds,
-                callbacks=[start, as_keras_callback(RunRecorder(run_dir, None)), stop],
+                callbacks=[start, RunRecorder(run_dir, None), stop],
                 verbose=0,
                 shuffle=False,
             )  # the dataset shuffles, seeded, as in train

@@ -25,6 +25,7 @@ LAYERS = [
     {"noise"},
     {"distribute"},
     {"runs"},
+    {"callbacks"},
     {"trainer"},
     {"evaluate"},
     {"plots"},
@@ -158,6 +159,7 @@ def run_python(code: str) -> subprocess.CompletedProcess:
 # every other module imports them only inside functions (docs/architecture.md).
 KERAS_CLASS_MODULES = {
     "vae": "the VAE model and its Sampling layer, registered for serialisation",
+    "callbacks": "the trainer's callbacks, subclasses of keras.callbacks.Callback",
 }
 
 
