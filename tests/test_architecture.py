@@ -43,6 +43,16 @@ def module_of(path: Path) -> str:
     return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
 
 
+def outside_functions(tree: ast.AST):
+    """The nodes of a tree that run when its module is imported: all but function bodies."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            todo.extend(ast.iter_child_nodes(node))
+
+
 def imported_modules(
     source: str, package_path: tuple[str, ...], in_functions: bool = True
 ) -> set[str]:
@@ -175,16 +185,6 @@ def test_importing_any_module_does_not_import_tensorflow():
     result = run_python(code)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
-
-
-def outside_functions(tree: ast.AST):
-    """The nodes of a tree that run when its module is imported: all but function bodies."""
-    todo = [tree]
-    while todo:
-        node = todo.pop()
-        yield node
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            todo.extend(ast.iter_child_nodes(node))
 
 
 def keras_class_imports_at_module_level(sources: dict[str, list[tuple[tuple, str]]]) -> list[str]:
