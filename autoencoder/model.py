@@ -3,9 +3,10 @@
 Every layer comes from `shapes.plan_model`, so the sizes and parameter counts that
 `autoencoder shapes` prints are the built model's. Built-in layers with explicit names, no
 Lambda: a saved .keras file loads with `keras.models.load_model(path, safe_mode=True)`. A VAE
-is the one exception: its model.keras is the `VAE` class below with its `Sampling` layer, both
-registered for serialisation, so it loads with safe_mode=True once `custom_objects()` has run
-(`load_model` here does that); its encoder.keras and decoder.keras are plain functional models.
+is the one exception: its model.keras is the `VAE` class of autoencoder/vae.py with its
+`Sampling` layer, both registered for serialisation, so it loads with safe_mode=True once that
+module is imported (`load_model` here does that); its encoder.keras and decoder.keras are plain
+functional models.
 
 A model with skips is one functional graph: its decoder reads encoder activations besides the
 code, so there is no decoder of the code alone (build_models returns None for it).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -68,7 +70,9 @@ def build_from_plan(plan: Plan, dtype: str = "float32", plain: bool = False):
         code, _walk(plan.part("decoder"), code, seen, dtype, plain), name="decoder"
     )
     if plan.kind == "vae":
-        return custom_objects()["autoencoder>VAE"](encoder, decoder, name="vae"), encoder, decoder
+        from autoencoder.vae import VAE
+
+        return VAE(encoder, decoder, name="vae"), encoder, decoder
     inputs = keras.Input(shape=plan.input_shape, name="input")
     autoencoder = keras.Model(inputs, decoder(encoder(inputs)), name="autoencoder")
     return autoencoder, encoder, decoder
@@ -225,154 +229,23 @@ def conv_form(layer: Any, inputs: Any) -> Any:
     return layer.activation(outputs) if layer.activation is not None else outputs
 
 
-@functools.cache
 def custom_objects() -> dict:
-    """The package's own Keras classes, registered for serialisation (defined on first call).
+    """The package's own Keras classes by their registered names (autoencoder/vae.py).
 
-    Defined here rather than at import so that importing this module does not import TensorFlow;
     `keras.models.load_model(path, safe_mode=True, custom_objects=custom_objects())` loads a
     VAE's model.keras in any program.
     """
-    runtime.tensorflow()
-    import keras
-    import tensorflow as tf
-    from keras import ops
-
-    @keras.saving.register_keras_serializable(package="autoencoder")
-    class Sampling(keras.layers.Layer):
-        """z = mean + exp(log_var / 2) * noise: the reparameterisation of a Gaussian code."""
-
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.seed_generator = keras.random.SeedGenerator()
-
-        def call(self, inputs):
-            mean, log_var = inputs
-            noise = keras.random.normal(ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator)
-            return mean + ops.exp(0.5 * log_var) * noise
-
-    @keras.saving.register_keras_serializable(package="autoencoder")
-    class VAE(keras.Model):
-        """encoder -> (mean, log_var) -> Sampling -> decoder; fit() minimises the negative ELBO.
-
-        Per image: reconstruction (the loss summed over pixels: nats for bce) + beta * KL(q(z|x)
-        || N(0, I)), beta rising linearly from weight/warmup_steps to weight over the first
-        warmup_steps steps (read from the optimizer's step counter, so a resumed run continues
-        the ramp). Validation uses the full weight, so val/loss compares across epochs. predict()
-        and call() decode the mean: the deterministic reconstruction.
-        """
-
-        def __init__(
-            self,
-            encoder,
-            decoder,
-            reconstruction="bce",
-            kl_weight=1.0,
-            warmup_steps=0,
-            **kwargs,
-        ):
-            super().__init__(**kwargs)
-            self.encoder, self.decoder = encoder, decoder
-            self.sampling = Sampling(name="sampling")
-            self.set_objective(reconstruction, kl_weight, warmup_steps)
-            self.loss_tracker = keras.metrics.Mean(name="loss")
-            self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
-            self.kl_tracker = keras.metrics.Mean(name="kl")
-            self.mse_tracker = keras.metrics.MeanSquaredError(name="mse")
-            self.built = True  # encoder and decoder are built functional models
-
-        def set_objective(self, reconstruction: str, kl_weight: float, warmup_steps: int):
-            """The reconstruction loss ("bce", "mse", "mae"), the KL weight and its warm-up."""
-            self.reconstruction = reconstruction
-            self.kl_weight, self.warmup_steps = float(kl_weight), int(warmup_steps)
-
-        @property
-        def metrics(self):
-            # Listed here, Keras resets them at each epoch and logs their epoch means.
-            return [
-                self.loss_tracker,
-                self.reconstruction_tracker,
-                self.kl_tracker,
-                self.mse_tracker,
-            ]
-
-        def call(self, inputs, training=False):
-            mean, _ = self.encoder(inputs, training=training)
-            return self.decoder(mean, training=training)
-
-        def terms(self, x, y, training=False):
-            """(reconstruction of a sampled z, its reconstruction term, KL), per image, batch means."""
-            mean, log_var = self.encoder(x, training=training)
-            recon = self.decoder(self.sampling([mean, log_var]), training=training)
-            axes = tuple(range(1, len(y.shape)))
-            if self.reconstruction == "bce":
-                # binary_crossentropy reads the logits the float32 sigmoid keeps on its output.
-                per_pixel = ops.binary_crossentropy(y, recon)
-            elif self.reconstruction == "mse":
-                per_pixel = ops.square(y - recon)
-            else:
-                per_pixel = ops.abs(y - recon)
-            reconstruction = ops.mean(ops.sum(per_pixel, axis=axes))
-            kl = -0.5 * ops.sum(1.0 + log_var - ops.square(mean) - ops.exp(log_var), axis=1)
-            return recon, reconstruction, ops.mean(kl)
-
-        def beta(self):
-            """The KL weight of the current training step."""
-            if self.warmup_steps <= 0:
-                return ops.convert_to_tensor(self.kl_weight, "float32")
-            step = ops.cast(self.optimizer.iterations, "float32") + 1.0
-            return self.kl_weight * ops.minimum(1.0, step / self.warmup_steps)
-
-        def _record(self, loss, reconstruction, kl, y, recon):
-            self.loss_tracker.update_state(loss)
-            self.reconstruction_tracker.update_state(reconstruction)
-            self.kl_tracker.update_state(kl)
-            self.mse_tracker.update_state(y, recon)
-            return {m.name: m.result() for m in self.metrics}
-
-        def train_step(self, data):
-            x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-            y = x if y is None else y
-            beta = self.beta()
-            with tf.GradientTape() as tape:
-                recon, reconstruction, kl = self.terms(x, y, training=True)
-                loss = reconstruction + beta * kl
-                if self.losses:  # kernel regularizers
-                    loss = loss + ops.sum(self.losses)
-                scaled = self.optimizer.scale_loss(loss)
-            gradients = tape.gradient(scaled, self.trainable_weights)
-            self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
-            return {**self._record(loss, reconstruction, kl, y, recon), "kl_weight": beta}
-
-        def test_step(self, data):
-            x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-            y = x if y is None else y
-            recon, reconstruction, kl = self.terms(x, y)
-            return self._record(reconstruction + self.kl_weight * kl, reconstruction, kl, y, recon)
-
-        def get_config(self):
-            return {
-                "name": self.name,
-                "encoder": keras.saving.serialize_keras_object(self.encoder),
-                "decoder": keras.saving.serialize_keras_object(self.decoder),
-                "reconstruction": self.reconstruction,
-                "kl_weight": self.kl_weight,
-                "warmup_steps": self.warmup_steps,
-            }
-
-        @classmethod
-        def from_config(cls, config):
-            config = dict(config)
-            for key in ("encoder", "decoder"):
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-            return cls(**config)
+    from autoencoder.vae import VAE, Sampling
 
     return {"autoencoder>Sampling": Sampling, "autoencoder>VAE": VAE}
 
 
 def is_vae(model: Any) -> bool:
     """Whether a built or loaded model is a VAE."""
-    return type(model).__name__ == "VAE"
+    # Every VAE is an instance of autoencoder.vae's class: until that module is imported there is
+    # none, and the answer needs no TensorFlow (for an object that is not a Keras model, say).
+    vae = sys.modules.get("autoencoder.vae")
+    return vae is not None and isinstance(model, vae.VAE)
 
 
 def vae_samples(model: Any, n: int, seed: int = 0):

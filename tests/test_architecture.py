@@ -19,11 +19,13 @@ LAYERS = [
     {"runtime", "config"},
     {"shapes"},
     {"memory"},
+    {"vae"},
     {"model"},
     {"data"},
     {"noise"},
     {"distribute"},
     {"runs"},
+    {"callbacks"},
     {"trainer"},
     {"evaluate"},
     {"plots"},
@@ -41,10 +43,23 @@ def module_of(path: Path) -> str:
     return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
 
 
-def imported_modules(source: str, package_path: tuple[str, ...]) -> set[str]:
-    """Top-level autoencoder modules a source imports, module-level and function-local alike."""
+def outside_functions(tree: ast.AST):
+    """The nodes of a tree that run when its module is imported: all but function bodies."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            todo.extend(ast.iter_child_nodes(node))
+
+
+def imported_modules(
+    source: str, package_path: tuple[str, ...], in_functions: bool = True
+) -> set[str]:
+    """Top-level autoencoder modules a source imports (also inside functions, by default)."""
     found = set()
-    for node in ast.walk(ast.parse(source)):
+    tree = ast.parse(source)
+    for node in ast.walk(tree) if in_functions else outside_functions(tree):
         names = []
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
@@ -150,8 +165,18 @@ def run_python(code: str) -> subprocess.CompletedProcess:
     )
 
 
+# Modules whose whole purpose is to hold Keras subclasses: they import Keras at their top, so
+# every other module imports them only inside functions (docs/architecture.md).
+KERAS_CLASS_MODULES = {
+    "vae": "the VAE model and its Sampling layer, registered for serialisation",
+    "callbacks": "the trainer's callbacks, subclasses of keras.callbacks.Callback",
+}
+
+
 def test_importing_any_module_does_not_import_tensorflow():
-    modules = sorted(f"autoencoder.{m}" for m in RANK if m != "__main__")
+    modules = sorted(
+        f"autoencoder.{m}" for m in RANK if m != "__main__" and m not in KERAS_CLASS_MODULES
+    )
     code = (
         f"import sys\nfor m in {modules!r}:\n    __import__(m)\n"
         "loaded = sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules)\n"
@@ -160,6 +185,29 @@ def test_importing_any_module_does_not_import_tensorflow():
     result = run_python(code)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def keras_class_imports_at_module_level(sources: dict[str, list[tuple[tuple, str]]]) -> list[str]:
+    """Every module that imports a Keras-class module when it is itself imported."""
+    bad = []
+    for module, files in sorted(sources.items()):
+        for parts, text in files:
+            for target in imported_modules(text, parts, False) & set(KERAS_CLASS_MODULES):
+                bad.append(f"{module} -> {target}")
+    return sorted(set(bad))
+
+
+def test_keras_class_modules_are_imported_only_inside_functions():
+    assert set(KERAS_CLASS_MODULES) <= set(RANK)
+    assert keras_class_imports_at_module_level(package_sources()) == []
+
+
+def test_the_keras_class_check_catches_a_module_level_import():
+    sources = package_sources()
+    sources["model"].append((("model",), "from autoencoder.vae import VAE\n"))
+    sources["trainer"].append((("trainer",), "if True:\n    import autoencoder.vae\n"))
+    sources["plots"].append((("plots",), "def f():\n    from autoencoder import vae\n"))
+    assert keras_class_imports_at_module_level(sources) == ["model -> vae", "trainer -> vae"]
 
 
 def test_the_package_and_its_api_names_leave_tensorflow_out_of_sys_modules():

@@ -3,7 +3,6 @@
 import pytest
 from conftest import assert_error, cli_without_tensorflow, tiny, write_config
 
-from autoencoder import trainer
 from autoencoder.cli import main
 from autoencoder.errors import UserError
 from autoencoder.pipeline import train_run
@@ -62,14 +61,16 @@ def test_a_plan_too_big_for_any_machine_is_refused_before_tensorflow(tmp_path):
 
 
 def test_an_unexpected_failure_keeps_the_run_and_resume_finishes_it(tmp_path, capsys, monkeypatch):
-    real = trainer.RunRecorder.on_epoch_end
+    from autoencoder.callbacks import RunRecorder
+
+    real = RunRecorder.on_epoch_end
 
     def fails_in_epoch_2(self, epoch, logs=None):
         if epoch == 1:
             raise RuntimeError("injected failure\nsecond line")
         return real(self, epoch, logs)
 
-    monkeypatch.setattr(trainer.RunRecorder, "on_epoch_end", fails_in_epoch_2)
+    monkeypatch.setattr(RunRecorder, "on_epoch_end", fails_in_epoch_2)
     config = write_config(tmp_path / "c.yaml", tiny(tmp_path, "train.epochs=3"))
     assert main(["--quiet", "train", str(config)]) == 1  # a bug, not the user's mistake
     (run_dir,) = (tmp_path / "tiny").iterdir()
@@ -83,7 +84,7 @@ def test_an_unexpected_failure_keeps_the_run_and_resume_finishes_it(tmp_path, ca
     assert log.startswith("Traceback") and "fails_in_epoch_2" in log and "second line" in log
     assert read_state(run_dir)["epoch"] == 1 and [r["epoch"] for r in read_history(run_dir)] == [1]
 
-    monkeypatch.setattr(trainer.RunRecorder, "on_epoch_end", real)
+    monkeypatch.setattr(RunRecorder, "on_epoch_end", real)
     assert main(["--quiet", "resume", str(run_dir)]) == 0
     assert [r["epoch"] for r in read_history(run_dir)] == [1, 2, 3]
     assert (run_dir / "model.keras").is_file() and (run_dir / "metrics.json").is_file()
