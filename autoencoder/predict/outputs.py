@@ -9,16 +9,12 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from autoencoder.data.images import write_png
 from autoencoder.errors import UserError
 from autoencoder.evaluate import per_image_mse, per_image_score, psnr
-
-if TYPE_CHECKING:
-    from autoencoder.predict.files import Item
 
 COLUMNS = ("input", "output", "height", "width", "channels", "tiles", "mse", "psnr")
 NOISY_COLUMNS = ("noisy_mse", "noisy_psnr")
@@ -113,7 +109,8 @@ class Scores:
         self.images = self.anomalies = 0
         self.mse = self.noisy_mse = 0.0
 
-    def add(self, item: Item, result: np.ndarray) -> None:
+    def add(self, item, result: np.ndarray) -> None:
+        """One image's row; `item` is a files.Item (not imported here: files imports this module)."""
         mse = float(per_image_mse(item.clean[None], result[None])[0])
         h, w = item.clean.shape[:2]
         row = {
