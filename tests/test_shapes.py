@@ -7,14 +7,13 @@ import pytest
 
 from autoencoder.config import ModelConfig, load_config
 from autoencoder.errors import UserError
-from autoencoder.shapes import (
+from autoencoder.shapes import format_plan, plan_model
+from autoencoder.shapes.arithmetic import (
     FORMULA,
     conv_output_size,
     conv_transpose_output_size,
-    format_plan,
     output_padding_for,
     output_padding_ok,
-    plan_model,
     pool_output_size,
     transpose_choices,
 )
