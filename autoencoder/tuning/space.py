@@ -90,7 +90,7 @@ def parse_param(key: str, spec: Any) -> Param:
         return Param(key, "choice", values)
     if not (isinstance(spec, Mapping) and len(spec) == 1 and next(iter(spec)) in RANGES):
         raise ValueError(
-            f"{spec!r} is not a distribution; write {{log: [a, b]}}, {{uniform: [a, b]}}, {{int: [a, b]}} or a list of choices"
+            f"{_flow(spec)} is not a distribution; write {{log: [a, b]}}, {{uniform: [a, b]}}, {{int: [a, b]}} or a list of choices"
         )
     kind, bounds = next(iter(spec.items()))
     return Param(key, kind, _bounds(kind, bounds))
