@@ -171,6 +171,15 @@ def wait_for(pattern, root, proc, timeout=240):
     return None
 
 
+def study_files(tmp_path, epochs_per_trial):
+    """(output folder, tiny config file, a space file of three latent sizes) for a subprocess."""
+    out = tmp_path / "out"
+    config = write_config(tmp_path / "tiny.yaml", tiny(out))
+    latent = {"model.latent_dim": [4, 8, 16]}
+    space = write_space(tmp_path / "space.yaml", latent, epochs_per_trial=epochs_per_trial)
+    return out, config, space
+
+
 def study_trials(study_dir):
     storage = f"sqlite:///{study_dir / 'study.db'}"
     return optuna.load_study(study_name=study_dir.name, storage=storage).get_trials()
@@ -178,11 +187,7 @@ def study_trials(study_dir):
 
 @pytest.mark.slow
 def test_resume_after_sigkill_repeats_no_finished_trial(tmp_path):
-    out = tmp_path / "out"
-    config = write_config(tmp_path / "tiny.yaml", tiny(out))
-    space = write_space(
-        tmp_path / "space.yaml", {"model.latent_dim": [4, 8, 16]}, epochs_per_trial=2
-    )
+    out, config, space = study_files(tmp_path, epochs_per_trial=2)
     proc = start_tune(config, "--space", space, "--trials", "3", "--pruner", "none")
     # Killed once trial 1 has committed its first epoch: mid-trial.
     state = wait_for("tiny/tune-*/trials/trial-1/*/checkpoints/state.json", out, proc)
@@ -202,11 +207,7 @@ def test_resume_after_sigkill_repeats_no_finished_trial(tmp_path):
 
 @pytest.mark.slow
 def test_two_workers_share_one_study_and_run_each_trial_once(tmp_path):
-    out = tmp_path / "out"
-    config = write_config(tmp_path / "tiny.yaml", tiny(out))
-    space = write_space(
-        tmp_path / "space.yaml", {"model.latent_dim": [4, 8, 16]}, epochs_per_trial=1
-    )
+    out, config, space = study_files(tmp_path, epochs_per_trial=1)
     first = start_tune(config, "--space", space, "--trials", "4")
     record = wait_for("tiny/tune-*/study.yaml", out, first)
     assert record is not None, first.stderr.read()[-3000:]
