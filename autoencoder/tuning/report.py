@@ -159,9 +159,13 @@ def plot_objective(path: Path, study, objective) -> None:
     trials = [t for t in study.get_trials(deepcopy=False) if t.value is not None]
     start = min(t.datetime_start for t in trials)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, x_of, label in (
+    for ax, x_of, axis in (
         (axes[0], lambda t: t.number, "trial"),
-        (axes[1], lambda t: (t.datetime_complete - start).total_seconds() / 60, "minutes"),
+        (
+            axes[1],
+            lambda t: (t.datetime_complete - start).total_seconds() / 60,
+            "minutes since the study's first trial started",
+        ),
     ):
         ordered = sorted(trials, key=x_of)
         for state, marker, colour in (("complete", "o", "C0"), ("pruned", "x", "C3")):
@@ -180,7 +184,7 @@ def plot_objective(path: Path, study, objective) -> None:
             pick = min if objective.direction == "minimize" else max
             best = [pick(t.value for t in done[: i + 1]) for i in range(len(done))]
             ax.step([x_of(t) for t in done], best, where="post", c="C2", label="best so far")
-        ax.set_xlabel(label if label == "trial" else "minutes since the study's first trial")
+        ax.set_xlabel(axis)
         ax.set_ylabel(objective.metric)
         ax.grid(alpha=0.3)
     from matplotlib.ticker import MaxNLocator
@@ -211,7 +215,7 @@ def plot_importance(path: Path, study, metric: str) -> bool:
     bars = ax.barh(names, [importances[n] for n in names], color="C0")
     ax.bar_label(bars, fmt="%.2f", padding=3, fontsize=9)
     ax.set_xlabel(f"importance for {metric} (fANOVA, sums to 1)")
-    ax.set_xlim(0, 1)
+    ax.set_xlim(0, 1.12)  # room for the label of a bar at 1
     ax.set_title(f"Parameter importances over {len(done)} complete trials")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
