@@ -10,7 +10,7 @@ API is first used (autoencoder/api.py).
 __version__ = "0.1.0"
 
 # The public API: names of autoencoder/api.py, imported on first use (PEP 562).
-__all__ = ["Run", "UserError", "load_config", "load_run", "plan", "resume", "train"]
+__all__ = ["Run", "UserError", "load_config", "load_run", "plan", "resume", "train", "tune"]
 
 
 def __getattr__(name: str):
@@ -18,6 +18,10 @@ def __getattr__(name: str):
         from autoencoder.errors import UserError
 
         return UserError
+    if name == "tune":  # autoencoder/tuning, built on the API
+        from autoencoder.tuning import tune
+
+        return tune
     if name in __all__:
         from autoencoder import api
 

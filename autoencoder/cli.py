@@ -32,6 +32,7 @@ from autoencoder.export import FORMATS, format_export
 from autoencoder.predict import format_summary
 from autoencoder.runtime import cpu_precision
 from autoencoder.shapes import format_plan
+from autoencoder.tuning import format_study, tune
 
 EPILOG = """examples:
   autoencoder train configs/quickstart.yaml
@@ -47,6 +48,7 @@ EPILOG = """examples:
   autoencoder embed outputs/bottleneck32/20261121-140000
   autoencoder anomaly configs/anomaly.yaml --set anomaly.normal=[3]
   autoencoder anomaly --benchmark mnist
+  autoencoder tune configs/quickstart.yaml --space space.yaml --trials 20 --timeout 60m
   autoencoder schema > docs/config.schema.json
 """
 
@@ -151,6 +153,12 @@ def cmd_export(args) -> None:
 
 def cmd_embed(args) -> None:
     print(format_embed(api.Run(args.run_dir).embed(args.probe_limit)))
+
+
+def cmd_tune(args) -> None:
+    options = {k: getattr(args, k) for k in ("trials", "timeout", "resume", "pruner", "storage")}
+    tuned = tune(args.config, args.space, args.overrides, **options)
+    print(format_study(tuned.study, tuned.path, tuned.metric))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,6 +293,32 @@ def _embed_args(p):
     )
 
 
+def _tune_args(p):
+    _config_args(p)
+    p.add_argument(
+        "--space", metavar="SPACE.yaml", help="the search (as the config's tune: section); "
+        "default: the config's tune: section",
+    )  # fmt: skip
+    p.add_argument(
+        "--trials",
+        type=_count(1),
+        metavar="N",
+        help="the study's total trials (default tune.trials)",
+    )
+    p.add_argument("--timeout", metavar="DURATION", help="stop starting trials after 90s, 60m, 2h")
+    p.add_argument(
+        "--resume", metavar="STUDY_DIR", help="go on with a study, or join it from another process"
+    )
+    p.add_argument(
+        "--pruner", choices=["median", "hyperband", "none"], help="default tune.pruner (median)"
+    )
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="an Optuna database URL (default sqlite:///STUDY_DIR/study.db)",
+    )
+
+
 def _schema_args(p):
     p.add_argument(
         "--markdown", action="store_true", help="instead: the Markdown reference of every key"
@@ -389,6 +423,16 @@ COMMANDS = {
         "the same probe on raw pixels, on PCA of the pixels and on shuffled labels; write "
         "codes.npy, labels.npy, the accuracies into metrics.json, and figures/latent.png (PCA "
         "and t-SNE maps) and figures/interpolation.png (decoded between test codes).",
+    ),
+    "tune": (
+        _tune_args,
+        cmd_tune,
+        "search config values with Optuna: each trial an ordinary run",
+        "Search the config keys named by a space (--space SPACE.yaml, or the config's tune: "
+        "section) with Optuna's sampler; prune unpromising trials after each epoch; each trial "
+        "is a run under STUDY_DIR/trials/. Write trials.csv, best.yaml, results.md and figures/ "
+        "in STUDY_DIR; --resume STUDY_DIR goes on after an interruption, or joins another "
+        "worker (docs/experiments.md).",
     ),
     "schema": (
         _schema_args,

@@ -146,6 +146,12 @@ def check_fits(config, plan: Plan, memory: MemoryPlan) -> None:
     )
 
 
+def check_lightest(config, plan: Plan, data: int | None = None) -> None:
+    """check_fits at the lightest precision the run could get (before TensorFlow picks one)."""
+    lightest = "float32" if config.train.mixed_precision == "off" else "mixed_bfloat16"
+    check_fits(config, plan, run_memory(config, plan, lightest, data))
+
+
 def format_memory(memory: MemoryPlan) -> str:
     """The memory table `autoencoder shapes` prints under the shape plan."""
     size = element_bytes(memory.dtype)

@@ -52,6 +52,7 @@ def train(
     resume: str | Path | None = None,
     command: str = "autoencoder train",
     splits=None,
+    callbacks=(),
 ) -> Trained:
     """Train, evaluate on the test split and draw the figures of one run.
 
@@ -60,6 +61,7 @@ def train(
       resume: an earlier run directory to continue from its last completed epoch.
       command: what this process is, for the message a second writer of the run gets.
       splits: the config's data, when the caller has loaded it already (load_splits).
+      callbacks: Keras callbacks for the fit, after the run's own (tune's pruning).
     Returns:
       The run directory, its test metrics (as in metrics.json) and the trained models; no
       directory and no models on a worker of a cluster that is not its chief.
@@ -69,10 +71,12 @@ def train(
         TensorFlow is imported.
     """
     with contextlib.ExitStack() as locks:
-        return _train(config, resume, locks, command, splits)
+        return _train(config, resume, locks, command, splits, callbacks)
 
 
-def _train(config: Config, resume, locks: contextlib.ExitStack, command: str, splits) -> Trained:
+def _train(
+    config: Config, resume, locks: contextlib.ExitStack, command: str, splits, callbacks=()
+) -> Trained:
     me = distribute.role(config.train.distribute)  # a bad TF_CONFIG is refused here
     if resume is not None:
         if me.chief:  # one writer: before anything of the run is read or written
@@ -93,8 +97,7 @@ def _train(config: Config, resume, locks: contextlib.ExitStack, command: str, sp
     held = memory.held_data(*sizes, config.data.noise is not None)
     # A plan too big at the lightest precision the run could get is refused before TensorFlow
     # loads; the precision it does get (a GPU's, or float32) is known only after.
-    lightest = "float32" if config.train.mixed_precision == "off" else "mixed_bfloat16"
-    memory.check_fits(config, plan, memory.run_memory(config, plan, lightest, held))
+    memory.check_lightest(config, plan, held)
     tensorflow()  # a missing TensorFlow is refused before anything is written
     # Before any other TensorFlow work: a multi-worker strategy must start first.
     strategy = distribute.strategy(config.train.distribute, config.train.worker_timeout)
@@ -109,7 +112,9 @@ def _train(config: Config, resume, locks: contextlib.ExitStack, command: str, sp
         locks.enter_context(lock.hold(run_dir, command))
     log.info("run directory: %s", run_dir)
     try:
-        models = fit(config, run_dir, splits, state, strategy, dtype=dtype)
+        models = fit(
+            config, run_dir, splits, state, strategy, dtype=dtype, extra_callbacks=callbacks
+        )
         if me.workers > 1:
             # Predicting with the cluster's model would wait for the other workers; the saved
             # models are the same functions, used here alone.

@@ -32,6 +32,7 @@ LAYERS = [
     {"pipeline"},
     {"denoise", "bench", "predict", "export", "embed", "anomaly"},
     {"api"},
+    {"tuning"},
     {"cli"},
     {"__main__"},
 ]

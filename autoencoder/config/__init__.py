@@ -29,11 +29,13 @@ from autoencoder.config.schema import (
     EarlyStoppingConfig,
     KLConfig,
     NoiseConfig,
+    ObjectiveConfig,
     OptimizerConfig,
     PatchConfig,
     ScheduleConfig,
     ThresholdConfig,
     TrainConfig,
+    TuneConfig,
 )
 from autoencoder.config.text import format_loc
 from autoencoder.config.types import Pair, Section
@@ -57,6 +59,7 @@ __all__ = [
     "KLConfig",
     "ModelConfig",
     "NoiseConfig",
+    "ObjectiveConfig",
     "OptimizerConfig",
     "OutputLayer",
     "Pair",
@@ -68,6 +71,7 @@ __all__ = [
     "Section",
     "ThresholdConfig",
     "TrainConfig",
+    "TuneConfig",
     "UpsampleBlock",
     "describe_error",
     "dump_config",

@@ -324,6 +324,58 @@ class AnomalyConfig(Section):
         return value
 
 
+# A search space's distribution, as the JSON Schema shows it to editors; autoencoder/tune checks
+# it with its own one-line messages (bounds in order, a log range above 0, known keys).
+_RANGE = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
+_DISTRIBUTION = {
+    "anyOf": [
+        {"type": "array", "items": {"type": ["number", "string", "boolean", "null"]}},
+        *(
+            {
+                "type": "object",
+                "properties": {k: _RANGE},
+                "required": [k],
+                "additionalProperties": False,
+            }
+            for k in ("log", "uniform", "int")
+        ),
+    ]
+}
+
+Distribution = Annotated[Any, WithJsonSchema(_DISTRIBUTION)]
+
+
+class ObjectiveConfig(Section):
+    """`tune.objective`: the number each trial is scored by, read from its history.csv."""
+
+    metric: Annotated[StrictStr, Field(pattern=r"^(train|val)/(loss|mse|psnr|sse)$")] = "val/loss"
+    """train/ or val/ loss, mse, psnr (10 log10(1/mse)) or sse (mse x the pixels of an input)."""
+    direction: Literal["minimize", "maximize"] = "minimize"
+    """minimize (losses, errors) or maximize (psnr)."""
+    epoch: Literal["best", "last"] = "best"
+    """The trial's best epoch by the metric, or its last one."""
+
+
+class TuneConfig(Section):
+    """`autoencoder tune`: a search over config keys with Optuna (docs/experiments.md)."""
+
+    space: dict[StrictStr, Distribution] = {}
+    """Dotted config keys and their distributions: {log: [a, b]}, {uniform: [a, b]}, {int: [a,
+    b]}, or a list of choices."""
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    """What a trial is scored by and which way is better."""
+    epochs_per_trial: PosInt | None = None
+    """train.epochs of each trial; left out: the config's."""
+    trials: PosInt = 20
+    """Trials of the whole study (finished ones of every state count), across workers."""
+    timeout: Annotated[StrictStr, Field(pattern=r"^\d+(\.\d+)?[smh]$")] | None = None
+    """Stop starting trials after this long, e.g. 90s, 60m or 2h; left out: no limit."""
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    """Stop unpromising trials early: Optuna's MedianPruner, HyperbandPruner, or none."""
+    storage: StrictStr | None = None
+    """Database URL of the study (any Optuna accepts); left out: sqlite:///STUDY_DIR/study.db."""
+
+
 class Config(Section):
     """A run's whole configuration: what a YAML file in configs/ holds."""
 
@@ -341,6 +393,8 @@ class Config(Section):
     """The `autoencoder denoise` sweep."""
     anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
     """`autoencoder anomaly`: normal classes, score, threshold."""
+    tune: TuneConfig = Field(default_factory=TuneConfig)
+    """`autoencoder tune`: the search space, objective, trials and storage."""
     output: StrictStr = "outputs"
     """Folder under which run directories are made."""
 

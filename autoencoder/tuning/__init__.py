@@ -1,0 +1,93 @@
+"""`autoencoder tune`: a search over config keys with Optuna; each trial an ordinary run.
+
+space.py reads and checks the search space (no Optuna, no TensorFlow), study.py keeps the study
+folder and runs the trials, report.py writes trials.csv, best.yaml, results.md and figures/.
+docs/experiments.md is the guide.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autoencoder.tuning import study as _study
+from autoencoder.tuning.report import format_study, ranked, write_figures, write_tables
+from autoencoder.tuning.space import parse_timeout
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Tuned", "format_study", "tune"]
+
+
+@dataclass
+class Tuned:
+    """A study's folder, its best trial (an Optuna FrozenTrial, None before one completes) and
+    the Optuna study itself."""
+
+    path: Path
+    best: Any
+    study: Any
+    metric: str
+
+
+def tune(
+    config,
+    space=None,
+    overrides=None,
+    *,
+    trials: int | None = None,
+    timeout: str | None = None,
+    resume: str | Path | None = None,
+    pruner=None,
+    storage: str | None = None,
+) -> Tuned:
+    """Search the space with Optuna: each trial trains a run under STUDY_DIR/trials/.
+
+    Args:
+      config: a YAML file, a mapping or a Config (as ae.load_config), with overrides.
+      space: a YAML file or a mapping shaped like the config's tune section; None: the config's.
+      trials: the study's total number of trials (every worker's, every state); default
+        tune.trials.
+      timeout: stop starting trials after this long ("90s", "60m", "2h").
+      resume: an earlier study folder of the same config and space: go on with it, or join it
+        from another process.
+      pruner: median, hyperband or none (or an Optuna pruner object); default tune.pruner.
+      storage: a database URL Optuna accepts; default sqlite:///STUDY_DIR/study.db.
+    Raises:
+      UserError: every mistake of the config or the space, one line each, before anything is
+        written; a resumed folder that is no study, or one of another config.
+    """
+    setup = _study.prepare(config, overrides, space)
+    trials = trials or setup.tune.trials
+    seconds = parse_timeout(timeout or setup.tune.timeout)
+    pruner = pruner or setup.tune.pruner
+    epochs = setup.tune.epochs_per_trial or setup.base.train.epochs
+    _study.make_pruner(pruner, epochs)  # a bad name, or no Optuna, before a folder is made
+    storage = storage or setup.tune.storage
+    if resume is not None:
+        study_dir = Path(resume)
+        record = _study.check_resume(study_dir, _study.study_record(setup, study_dir, storage))
+        record["storage"] = storage or record["storage"]
+    else:
+        study_dir = _study.new_study_dir(setup.base)
+        record = _study.study_record(setup, study_dir, storage)
+        _study.write_record(study_dir, record)
+    study = _study.open_study(record, study_dir, pruner, epochs)
+    with _study.asking(study_dir):
+        stale = _study.fail_stale(study, study_dir)
+    if stale:
+        log.info("marked failed: trial(s) %s, left running by a stopped worker", stale)
+    log.info("study: %s (%d of %d trials)", study_dir, len(study.trials), trials)
+    try:
+        _study.work(study, setup, study_dir, trials, seconds, record["storage"])
+    except KeyboardInterrupt as exc:
+        raise KeyboardInterrupt(
+            f"{exc}; the study is kept: go on with `autoencoder tune {setup.source} --resume "
+            f"{study_dir}`"
+        ) from None
+    write_tables(study, study_dir, setup, record["storage"])
+    write_figures(study, study_dir, setup)
+    best = ranked(study)
+    return Tuned(study_dir, best[0] if best else None, study, setup.tune.objective.metric)

@@ -1,0 +1,270 @@
+"""What a study leaves beside its runs: trials.csv, best.yaml, results.md and figures/.
+
+Read from the study's storage, so any worker (or a later `--resume`) writes the whole study.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from autoencoder import api, atomic, runs
+from autoencoder.config import dump_config
+from autoencoder.errors import UserError
+from autoencoder.plots import DPI, _pyplot, _show
+
+BEST_RUNS = 3  # runs whose reconstructions are drawn side by side
+IMAGES = 8
+DASHBOARD = "pip install optuna-dashboard; optuna-dashboard {storage}"
+
+
+def state_of(trial) -> str:
+    """complete, pruned, failed, infeasible (skipped before it started) or running."""
+    if trial.user_attrs.get("infeasible"):
+        return "infeasible"
+    return {"FAIL": "failed"}.get(trial.state.name, trial.state.name.lower())
+
+
+def minutes(trial) -> float | None:
+    if trial.datetime_start is None or trial.datetime_complete is None:
+        return None
+    return (trial.datetime_complete - trial.datetime_start).total_seconds() / 60
+
+
+def ranked(study) -> list:
+    """The complete trials, best first."""
+    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    return sorted(done, key=lambda t: t.value, reverse=study.direction.name == "MAXIMIZE")
+
+
+def trials_csv(study, keys: list[str]) -> str:
+    """One row per trial: number, state, objective, the parameters, minutes, run_dir, reason."""
+    out = io.StringIO()
+    columns = ["number", "state", "objective", *keys, "minutes", "run_dir", "reason"]
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for t in study.get_trials(deepcopy=False):
+        took = minutes(t)
+        writer.writerow(
+            {
+                "number": t.number,
+                "state": state_of(t),
+                "objective": "" if t.value is None else f"{t.value:.6g}",
+                **{k: t.params.get(k, "") for k in keys},
+                "minutes": "" if took is None else f"{took:.2f}",
+                "run_dir": t.user_attrs.get("run_dir", ""),
+                "reason": t.user_attrs.get("reason", ""),
+            }
+        )
+    return out.getvalue()
+
+
+def best_yaml(study_dir: Path, trial, setup) -> str:
+    """The best trial's resolved config, named and placed as the study's config: ready to train."""
+    config = runs.load_run_config(study_dir / trial.user_attrs["run_dir"])
+    config = config.model_copy(update={"name": setup.base.name, "output": setup.base.output})
+    metric = setup.tune.objective.metric
+    header = (
+        f"# The best trial of the study {study_dir}: trial {trial.number}, {metric} "
+        f"{trial.value:.6g}\n# (train.epochs is the trial's). Train it: autoencoder train "
+        f"{study_dir / 'best.yaml'}\n"
+    )
+    return header + dump_config(config)
+
+
+def results_markdown(study, study_dir: Path, setup, storage: str) -> str:
+    """A summary: the objective, trials by state, the best trial, every trial ranked."""
+    objective = setup.tune.objective
+    trials = study.get_trials(deepcopy=False)
+    counts = {}
+    for t in trials:
+        counts[state_of(t)] = counts.get(state_of(t), 0) + 1
+    lines = [
+        f"# Study {study_dir.name}",
+        "",
+        f"Objective: {objective.direction} {objective.metric} ({objective.epoch} epoch of each "
+        f"trial); {len(trials)} trials: "
+        + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())),
+        "",
+    ]
+    best = ranked(study)
+    if best:
+        b = best[0]
+        lines += [
+            f"Best: trial {b.number}, {objective.metric} {b.value:.6g}, "
+            + ", ".join(f"{k} = {_value(v)}" for k, v in b.params.items()),
+            "",
+            "Train it: `autoencoder train " + str(study_dir / "best.yaml") + "`",
+            "",
+        ]
+    keys = [p.key for p in setup.params]
+    lines += [
+        "| trial | state | " + objective.metric + " | " + " | ".join(keys) + " | minutes |",
+        "|---" * (len(keys) + 4) + "|",
+    ]
+    order = best + [t for t in trials if t.state.name != "COMPLETE"]
+    for t in order:
+        took = minutes(t)
+        value = "" if t.value is None else f"{t.value:.4g}"
+        params = " | ".join(_value(t.params.get(k, "")) for k in keys)
+        shown = "" if took is None else f"{took:.1f}"
+        lines.append(f"| {t.number} | {state_of(t)} | {value} | {params} | {shown} |")
+    reasons = [t for t in order if t.user_attrs.get("reason")]
+    if reasons:
+        lines += ["", "Why trials stopped early:", ""]
+        lines += [f"- trial {t.number}: {t.user_attrs['reason']}" for t in reasons]
+    lines += [
+        "",
+        "Figures: figures/objective.png, figures/importance.png, figures/reconstructions.png",
+        "",
+        f"Browse it live: `{DASHBOARD.format(storage=storage)}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _value(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def write_tables(study, study_dir: Path, setup, storage: str) -> None:
+    """trials.csv, results.md and best.yaml, each written atomically."""
+    keys = [p.key for p in setup.params]
+    atomic.write_text(study_dir / "trials.csv", trials_csv(study, keys))
+    atomic.write_text(study_dir / "results.md", results_markdown(study, study_dir, setup, storage))
+    best = ranked(study)
+    if best and "run_dir" in best[0].user_attrs:
+        atomic.write_text(study_dir / "best.yaml", best_yaml(study_dir, best[0], setup))
+
+
+def write_figures(study, study_dir: Path, setup) -> list[Path]:
+    """figures/objective.png, importance.png and reconstructions.png, when there is enough."""
+    out = study_dir / "figures"
+    out.mkdir(exist_ok=True)
+    written = []
+    if any(t.value is not None for t in study.get_trials(deepcopy=False)):
+        plot_objective(out / "objective.png", study, setup.tune.objective)
+        written.append(out / "objective.png")
+    if plot_importance(out / "importance.png", study, setup.tune.objective.metric):
+        written.append(out / "importance.png")
+    if plot_best_runs(out / "reconstructions.png", study, study_dir, setup.tune.objective.metric):
+        written.append(out / "reconstructions.png")
+    return written
+
+
+def plot_objective(path: Path, study, objective) -> None:
+    """The objective of each trial over trial number and over minutes, with the best so far."""
+    plt = _pyplot()
+    trials = [t for t in study.get_trials(deepcopy=False) if t.value is not None]
+    start = min(t.datetime_start for t in trials)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, x_of, axis in (
+        (axes[0], lambda t: t.number, "trial"),
+        (
+            axes[1],
+            lambda t: (t.datetime_complete - start).total_seconds() / 60,
+            "minutes since the study's first trial started",
+        ),
+    ):
+        ordered = sorted(trials, key=x_of)
+        for state, marker, colour in (("complete", "o", "C0"), ("pruned", "x", "C3")):
+            shown = [t for t in ordered if state_of(t) == state]
+            label = "pruned (its last reported value)" if state == "pruned" else state
+            if shown:
+                ax.scatter(
+                    [x_of(t) for t in shown],
+                    [t.value for t in shown],
+                    marker=marker,
+                    c=colour,
+                    label=label,
+                )
+        done = [t for t in ordered if state_of(t) == "complete"]
+        if done:
+            pick = min if objective.direction == "minimize" else max
+            best = [pick(t.value for t in done[: i + 1]) for i in range(len(done))]
+            ax.step([x_of(t) for t in done], best, where="post", c="C2", label="best so far")
+        ax.set_xlabel(axis)
+        ax.set_ylabel(objective.metric)
+        ax.grid(alpha=0.3)
+    from matplotlib.ticker import MaxNLocator
+
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers
+    axes[0].legend(fontsize=8)
+    axes[0].set_title(f"{objective.metric} of each trial")
+    axes[1].set_title(f"{objective.metric} over time")
+    fig.suptitle(f"Study {path.parent.parent.name}: {objective.direction} {objective.metric}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def plot_importance(path: Path, study, metric: str) -> bool:
+    """Optuna's parameter importances as bars (fANOVA): False when fewer than 2 complete
+    trials, or no parameter varied."""
+    done = ranked(study)
+    varied = {k for t in done for k in t.params if len({repr(u.params.get(k)) for u in done}) > 1}
+    if len(done) < 2 or not varied:
+        return False
+    import optuna
+
+    importances = optuna.importance.get_param_importances(study)
+    plt = _pyplot()
+    names = list(importances)[::-1]
+    fig, ax = plt.subplots(figsize=(7, 1 + 0.5 * len(names)))
+    bars = ax.barh(names, [importances[n] for n in names], color="C0")
+    ax.bar_label(bars, fmt="%.2f", padding=3, fontsize=9)
+    ax.set_xlabel(f"importance for {metric} (fANOVA, sums to 1)")
+    ax.set_xlim(0, 1.12)  # room for the label of a bar at 1
+    ax.set_title(f"Parameter importances over {len(done)} complete trials")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return True
+
+
+def plot_best_runs(path: Path, study, study_dir: Path, metric: str) -> bool:
+    """The same test images through the best runs' models, a row each; False without a run."""
+    best = [t for t in ranked(study) if "run_dir" in t.user_attrs][:BEST_RUNS]
+    if not best:
+        return False
+    first = api.load_run(study_dir / best[0].user_attrs["run_dir"])
+    images, _ = first.images("test", IMAGES)
+    rows = [("test images", images)]
+    for t in best:
+        try:
+            recon = api.load_run(study_dir / t.user_attrs["run_dir"]).reconstruct(images)
+        except UserError:  # a model of another input shape: the space changed it
+            continue
+        rows.append((f"trial {t.number}\n{metric} {t.value:.4g}", recon))
+    plt = _pyplot()
+    fig, axes = plt.subplots(
+        len(rows), len(images), figsize=(1.3 * len(images) + 1.4, 1.4 * len(rows) + 0.5),
+        squeeze=False,
+    )  # fmt: skip
+    for r, (label, shown) in enumerate(rows):
+        for j in range(len(images)):
+            _show(axes[r, j], shown[j])
+        axes[r, 0].set_ylabel(label, fontsize=9)
+    fig.suptitle(f"The best {len(rows) - 1} trials' reconstructions of the same test images")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return True
+
+
+def format_study(study, study_dir: Path, metric: str) -> str:
+    """What `autoencoder tune` prints at the end: trials by state, the best one, the files."""
+    trials = study.get_trials(deepcopy=False)
+    lines = [f"{'trial':>5}  {'state':<10}  {metric:>12}  {'minutes':>7}  parameters"]
+    for t in trials:
+        took = minutes(t)
+        value = "" if t.value is None else f"{t.value:.6g}"
+        params = ", ".join(f"{k}={_value(v)}" for k, v in t.params.items())
+        shown = "" if took is None else f"{took:.2f}"
+        lines.append(f"{t.number:>5}  {state_of(t):<10}  {value:>12}  {shown:>7}  {params}")
+    best = ranked(study)
+    if best:
+        lines.append(f"best: trial {best[0].number}, {metric} {best[0].value:.6g}")
+    lines.append(f"study: {study_dir} (trials.csv, best.yaml, results.md, figures/)")
+    return "\n".join(lines)

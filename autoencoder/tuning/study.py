@@ -1,0 +1,420 @@
+"""A study: its folder, its Optuna storage, and its trials, each an ordinary run (pipeline.train).
+
+STUDY_DIR holds study.yaml (the config and search it was made for), study.db (the default
+SQLite storage), trials/trial-<number>/<timestamp>/ (the runs) and workers/ (one locked folder per
+process working on the study: a trial whose worker's lock is free was left by a killed process).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import sys
+import time
+from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from autoencoder import api, atomic, lock, memory, pipeline, runs
+from autoencoder.config import Config, TuneConfig, dump_config, read_yaml
+from autoencoder.data import resolve_input_shape
+from autoencoder.errors import RunFailed, UserError
+from autoencoder.shapes import plan_model
+from autoencoder.tuning.report import write_tables
+from autoencoder.tuning.space import (
+    Param,
+    logs_row,
+    metric_value,
+    objective_value,
+    parse_space,
+)
+
+log = logging.getLogger(__name__)
+
+STUDY_FILE = "study.yaml"
+COMMAND = "autoencoder tune"
+# What a study is for: a resumed or joined study must search the same thing.
+SEARCH_KEYS = ("space", "objective", "epochs_per_trial")
+
+
+@dataclass
+class Setup:
+    """A study's inputs, resolved and checked before anything is written."""
+
+    base: Config  # the config every trial starts from (overrides applied)
+    tune: TuneConfig
+    params: list[Param]
+    source: str  # the config as the user named it, for messages
+
+
+def prepare(config, overrides=None, space=None) -> Setup:
+    """Load the config and the space; UserError for every mistake, before TensorFlow or a file."""
+    base = api.load_config(config, overrides)
+    name = str(config) if isinstance(config, (str, Path)) else "config"
+    tune, where = _tune_section(base, space, name)
+    params = parse_space(tune, where, lambda key, value: api.load_config(base, {key: value}))
+    return Setup(base, tune, params, name)
+
+
+def _tune_section(base: Config, space, name: str) -> tuple[TuneConfig, str]:
+    """(the tune section, the prefix of its messages): the --space file's, or the config's."""
+    if space is None:
+        return base.tune, f"{name}: tune.space"
+    raw = space if isinstance(space, Mapping) else read_yaml(space)
+    where = "space" if isinstance(space, Mapping) else str(space)
+    try:
+        loaded = api.load_config({"tune": dict(raw)})
+    except UserError as exc:  # "config: tune.objective.direction: ..." as the space file's
+        lines = [line.replace("config: tune.", f"{where}: ", 1) for line in str(exc).splitlines()]
+        raise UserError("\n".join(lines)) from None
+    return loaded.tune, where
+
+
+def optuna_module():
+    """optuna, or UserError saying how to install it."""
+    try:
+        import optuna
+    except ImportError:
+        raise UserError(
+            "tune needs Optuna: pip install optuna (or, in this project's folder, "
+            "`pip install '.[tune]'`)"
+        ) from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what a trial did
+    return optuna
+
+
+# ---------------------------------------------------------------------------------------------
+# The study folder
+
+
+def new_study_dir(base: Config) -> Path:
+    """<output>/<name>/tune-<timestamp>/, made atomically (a second in the same second: -1)."""
+    parent = Path(base.output) / base.name
+    stamp = time.strftime("tune-%Y%m%d-%H%M%S")
+    parent.mkdir(parents=True, exist_ok=True)
+    for k in range(1000):
+        folder = parent / (stamp if k == 0 else f"{stamp}-{k}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise UserError(f"output: {parent} already holds studies {stamp} to {stamp}-999; wait a second")
+
+
+def study_record(setup: Setup, study_dir: Path, storage: str | None) -> dict:
+    """What study.yaml holds: the study's name and storage, the config and the search."""
+    config = yaml.safe_load(dump_config(setup.base))
+    config.pop("tune", None)  # the search is kept apart: it may come from a --space file
+    return {
+        "study_name": study_dir.name,
+        "storage": storage or f"sqlite:///{study_dir.resolve() / 'study.db'}",
+        "config": config,
+        "search": setup.tune.model_dump(mode="json", include=set(SEARCH_KEYS)),
+    }
+
+
+def check_resume(study_dir: Path, record: dict) -> dict:
+    """The saved record of STUDY_DIR; UserError if it is no study or one of another config."""
+    path = Path(study_dir) / STUDY_FILE
+    if not path.is_file():
+        raise UserError(
+            f"--resume {study_dir}: not a study folder (no {STUDY_FILE}); pass a folder made by "
+            f"`autoencoder tune`, e.g. outputs/<name>/tune-<timestamp>"
+        )
+    saved = read_yaml(path)
+    changed = sorted(runs.config_diff(Config(**saved["config"]), Config(**record["config"])))
+    changed += [f"tune.{k}" for k in SEARCH_KEYS if saved["search"].get(k) != record["search"][k]]
+    if changed:
+        shown = ", ".join(changed[:6]) + (" ..." if len(changed) > 6 else "")
+        raise UserError(
+            f"--resume {study_dir}: the study was made for another config (it differs in "
+            f"{shown}); resume with the config and space saved in {path}, or start a new study"
+        )
+    return saved
+
+
+def open_study(record: dict, study_dir: Path, pruner, epochs: int):
+    """The Optuna study of the record (created on first use), with this process's pruner."""
+    optuna = optuna_module()
+    url = record["storage"]
+    # SQLite lets one writer in at a time: the others wait (up to a minute) instead of failing.
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    try:
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except Exception as exc:  # SQLAlchemy's many errors: a bad URL, a missing driver, no server
+        raise UserError(
+            f"storage {url}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        ) from None
+    direction = record["search"]["objective"]["direction"]
+    return optuna.create_study(
+        storage=storage,
+        study_name=record["study_name"],
+        direction=direction,
+        pruner=make_pruner(pruner, epochs),
+        load_if_exists=True,
+    )
+
+
+def make_pruner(pruner, epochs: int):
+    """Optuna's pruner by name (median, hyperband, none), or a pruner object as given."""
+    optuna = optuna_module()
+    if not isinstance(pruner, str):
+        return pruner
+    if pruner == "median":
+        return optuna.pruners.MedianPruner()
+    if pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
+    if pruner == "none":
+        return optuna.pruners.NopPruner()
+    raise UserError(f"pruner: must be median, hyperband or none, got {pruner!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@contextmanager
+def working(study_dir: Path):
+    """Hold this process's folder under workers/ while it works: its lock says it is alive."""
+    folder = study_dir / "workers" / worker_name()
+    folder.mkdir(parents=True, exist_ok=True)
+    with lock.hold(folder, COMMAND):
+        yield folder.name
+
+
+@contextmanager
+def asking(study_dir: Path):
+    """One worker at a time between counting the trials and starting the next one."""
+    while True:
+        try:
+            lock.acquire(study_dir, COMMAND)
+            break
+        except UserError:  # another worker is asking: a few milliseconds
+            time.sleep(0.05)
+    try:
+        yield
+    finally:
+        lock.release(study_dir)
+
+
+def fail_stale(study, study_dir: Path) -> list[int]:
+    """Mark failed the RUNNING trials whose worker died (its lock is free); their numbers."""
+    optuna = optuna_module()
+    stale = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker")
+        folder = study_dir / "workers" / str(worker)
+        if worker is None or not folder.is_dir() or lock.holder(folder) is not None:
+            continue  # alive, or of a worker elsewhere whose folder is not this one
+        run_dir = trial_run_dir(study_dir, trial.number)
+        kept = f"; its run is kept: `autoencoder resume {run_dir}`" if run_dir else ""
+        set_attr(study, trial.number, "reason", f"its worker {worker} stopped mid-trial{kept}")
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+        stale.append(trial.number)
+    return stale
+
+
+def set_attr(study, number: int, key: str, value: Any) -> None:
+    """A user attribute of a trial given by number (one another process started)."""
+    storage = study._storage  # noqa: SLF001 - Optuna's Study has no public way to it
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)  # noqa: SLF001
+    storage.set_trial_user_attr(trial_id, key, value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The study's loop: Optuna asks, a run trains, Optuna is told
+
+
+def work(study, setup: Setup, study_dir: Path, trials: int, timeout: float | None, storage: str):
+    """Run trials until the study holds `trials` of them (all workers together) or time is up."""
+    deadline = math.inf if timeout is None else time.time() + timeout
+    distributions = to_distributions(setup.params)
+    with working(study_dir) as me:
+        while time.time() < deadline:
+            with asking(study_dir):
+                if len(study.get_trials(deepcopy=False)) >= trials:
+                    break
+                trial = study.ask(distributions)
+                trial.set_user_attr("worker", me)
+            run_trial(study, trial, setup, study_dir)
+            write_tables(study, study_dir, setup, storage)
+
+
+def to_distributions(params: list[Param]) -> dict:
+    """Optuna's distributions of the space's params."""
+    optuna = optuna_module()
+    out = {}
+    for p in params:
+        if p.kind == "choice":
+            out[p.key] = optuna.distributions.CategoricalDistribution(p.values)
+        elif p.kind == "int":
+            out[p.key] = optuna.distributions.IntDistribution(*p.values)
+        else:
+            out[p.key] = optuna.distributions.FloatDistribution(*p.values, log=p.kind == "log")
+    return out
+
+
+def trial_config(setup: Setup, study_dir: Path, trial) -> Config:
+    """The base config with the trial's values, named trial-<number>, under STUDY_DIR/trials."""
+    epochs = setup.tune.epochs_per_trial
+    return api.load_config(
+        setup.base,
+        {
+            **({"train.epochs": epochs} if epochs else {}),
+            **trial.params,
+            "name": f"trial-{trial.number}",
+            "output": str(study_dir / "trials"),
+        },
+    )
+
+
+class Infeasible(UserError):
+    """A trial whose memory plan does not fit: skipped before it starts."""
+
+
+def check_feasible(config: Config) -> Config:
+    """The config with its input shape; Infeasible when its memory plan does not fit."""
+    config = resolve_input_shape(config)
+    plan = plan_model(config.model)  # an impossible shape is a UserError: a failed trial
+    try:
+        memory.check_lightest(config, plan)
+    except UserError as exc:
+        raise Infeasible(str(exc)) from None
+    return config
+
+
+def run_trial(study, trial, setup: Setup, study_dir: Path) -> None:
+    """Train one trial and tell Optuna how it ended: complete, pruned or failed (with why)."""
+    optuna = optuna_module()
+    state, value, reason = optuna.trial.TrialState.FAIL, None, None
+    log.info("trial %d: %s", trial.number, _shown(trial.params))
+    try:
+        config = check_feasible(trial_config(setup, study_dir, trial))
+        reporter = Reporter(study, trial, setup.tune.objective, _pixels(config))
+        trained = pipeline.train(config, command=COMMAND, callbacks=[_keras(reporter)])
+        if reporter.reason:
+            state, reason = optuna.trial.TrialState.PRUNED, reporter.reason
+        else:
+            history = runs.read_history(trained.run_dir)
+            value = objective_value(history, setup.tune.objective, _pixels(config))
+            metric = setup.tune.objective.metric
+            if value is None or math.isnan(value):
+                reason = f"no {metric} in the run's history.csv"
+            else:
+                state = optuna.trial.TrialState.COMPLETE
+    except Infeasible as exc:
+        reason = f"infeasible: {exc}"
+        trial.set_user_attr("infeasible", True)
+    except (UserError, RunFailed) as exc:
+        reason = str(exc).splitlines()[0]
+    except KeyboardInterrupt:
+        _finish(study, trial, study_dir, optuna.trial.TrialState.FAIL, None, "interrupted")
+        raise KeyboardInterrupt(f"during trial {trial.number}") from None
+    finally:
+        _clear_keras()
+    _finish(study, trial, study_dir, state, value, reason)
+
+
+def _finish(study, trial, study_dir: Path, state, value, reason) -> None:
+    run_dir = trial_run_dir(study_dir, trial.number)
+    if run_dir is not None:
+        trial.set_user_attr("run_dir", str(run_dir.relative_to(study_dir)))
+    if reason:
+        trial.set_user_attr("reason", reason)
+    study.tell(trial, value if state.name == "COMPLETE" else None, state=state)
+    shown = f"{value:.6g}" if value is not None else ""
+    log.info(
+        "trial %d: %s %s%s",
+        trial.number,
+        state.name.lower(),
+        shown,
+        f" ({reason})" if reason else "",
+    )
+
+
+def trial_run_dir(study_dir: Path, number: int) -> Path | None:
+    """The run directory of a trial (the latest, should a trial have several), or None."""
+    found = runs.find_runs(study_dir / "trials" / f"trial-{number}")
+    return found[-1] if found else None
+
+
+def _shown(params: dict) -> str:
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
+
+
+def _pixels(config: Config) -> int:
+    return math.prod(config.model.input_shape)
+
+
+def _keras(handler):
+    from autoencoder.trainer import as_keras_callback
+
+    return as_keras_callback(handler)
+
+
+def _clear_keras() -> None:
+    # Each trial builds new models in this process: free the last one's graph and weights.
+    if "keras" in sys.modules:
+        sys.modules["keras"].backend.clear_session()
+
+
+class Reporter:
+    """After each epoch: the objective to Optuna; stops training when the pruner says so."""
+
+    model = None  # set by as_keras_callback
+
+    def __init__(self, study, trial, objective, pixels: int):
+        self.study, self.trial, self.objective, self.pixels = study, trial, objective, pixels
+        self.values: list[float] = []
+        self.reason: str | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = metric_value(logs_row(logs or {}), self.objective.metric, self.pixels)
+        if value is None or not math.isfinite(value):
+            return  # the trainer stops a diverged run itself, with its own message
+        self.values.append(value)
+        self.trial.report(value, epoch + 1)
+        if self.trial.should_prune():
+            self.reason = prune_reason(self.study, epoch + 1, self.best(), self.objective)
+            self.model.stop_training = True
+
+    def best(self) -> float:
+        return min(self.values) if self.objective.direction == "minimize" else max(self.values)
+
+
+def prune_reason(study, epoch: int, value: float, objective) -> str:
+    """ "pruned at epoch 2: val/loss 0.08 above the median 0.05" (the median pruner's rule)."""
+    optuna = optuna_module()
+    name = type(study.pruner).__name__
+    if not isinstance(study.pruner, optuna.pruners.MedianPruner):
+        return f"pruned at epoch {epoch} by {name}: {objective.metric} {value:.4g}"
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    others = [
+        t.intermediate_values[epoch]
+        for t in study.get_trials(deepcopy=False, states=done)
+        if epoch in t.intermediate_values
+    ]
+    if not others:
+        return f"pruned at epoch {epoch}: {objective.metric} {value:.4g}"
+    import numpy as np
+
+    side = "above" if objective.direction == "minimize" else "below"
+    median = float(np.median(others))
+    return f"pruned at epoch {epoch}: {objective.metric} {value:.4g} {side} the median {median:.4g}"
+
+
+def write_record(study_dir: Path, record: dict) -> None:
+    atomic.write_text(study_dir / STUDY_FILE, yaml.safe_dump(record, sort_keys=False))

@@ -1,0 +1,228 @@
+"""`autoencoder tune`: the space's refusals, a tiny study end to end, resume after SIGKILL, two
+workers on one study."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from conftest import ROOT, assert_error, cli, cli_without_tensorflow, tiny, write_config
+
+from autoencoder.config import load_config
+from autoencoder.errors import UserError
+from autoencoder.tuning import space as tune_space
+from autoencoder.tuning import study as tune_study
+
+optuna = pytest.importorskip("optuna")
+
+BAD_SPACE = """\
+space:
+  train.optimizer.lerning_rate: {log: [1e-4, 1e-2]}
+  train.optimizer.momentum: {uniform: [0.9, 0.1]}
+  train.schedule.min_lr: {log: [0, 1e-2]}
+  train.loss: [bce, xx]
+  model.latent_dim: []
+  seed: {normal: [1, 2]}
+"""
+
+
+def write_space(path, space, **more):
+    path.write_text(yaml.safe_dump({"space": space, **more}))
+    return path
+
+
+def test_every_mistake_of_a_space_is_one_line_before_tensorflow(tmp_path):
+    config = write_config(tmp_path / "tiny.yaml", tiny(tmp_path / "out"))
+    space = tmp_path / "bad.yaml"
+    space.write_text(BAD_SPACE)
+    result, loaded = cli_without_tensorflow("tune", config, "--space", space)
+    assert result.returncode == 2 and not loaded
+    assert result.stderr.splitlines() == [
+        f"error: {space}: train.optimizer.lerning_rate: unknown key; did you mean 'learning_rate'?",
+        f"error: {space}: train.optimizer.momentum: {{uniform: [0.9, 0.1]}}: the low bound must be "
+        f"below the high one; write [low, high]",
+        f"error: {space}: train.schedule.min_lr: {{log: [0, 0.01]}}: a log range must be above 0; "
+        f"use uniform to include 0",
+        f"error: {space}: train.loss: must be 'bce', 'mse' or 'mae', got 'xx'",
+        f"error: {space}: model.latent_dim: the list of choices is empty; give at least one value",
+        f"error: {space}: seed: {{normal: [1, 2]}} is not a distribution; write {{log: [a, b]}}, "
+        f"{{uniform: [a, b]}}, {{int: [a, b]}} or a list of choices",
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_empty_space_is_refused(tmp_path):
+    config = write_config(tmp_path / "tiny.yaml", tiny(tmp_path / "out"))
+    result, loaded = cli_without_tensorflow("tune", config)
+    assert not loaded
+    assert_error(
+        result,
+        f"{config}: tune.space: the space is empty; name config keys with a distribution, e.g. "
+        f"train.optimizer.learning_rate: {{log: [1e-4, 1e-2]}}",
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_answers_without_tensorflow():
+    result, loaded = cli_without_tensorflow("tune", "--help")
+    assert result.returncode == 0 and not loaded
+    assert "--resume STUDY_DIR" in result.stdout
+
+
+def test_resuming_the_study_of_another_config_is_refused(tmp_path):
+    space = write_space(tmp_path / "space.yaml", {"model.latent_dim": [4, 8]})
+    setup = tune_study.prepare(tiny(tmp_path / "out"), space=space)
+    study_dir = tune_study.new_study_dir(setup.base)
+    tune_study.write_record(study_dir, tune_study.study_record(setup, study_dir, None))
+    other = write_config(tmp_path / "other.yaml", tiny(tmp_path / "out", "train.batch_size=16"))
+    result, loaded = cli_without_tensorflow("tune", other, "--space", space, "--resume", study_dir)
+    assert not loaded
+    assert_error(
+        result,
+        f"--resume {study_dir}: the study was made for another config (it differs in "
+        f"train.batch_size); resume with the config and space saved in {study_dir}/study.yaml, "
+        f"or start a new study",
+    )
+
+
+def test_the_objective_derives_psnr_and_the_per_image_error_from_mse():
+    row = {"val/loss": 0.2, "val/mse": 0.01}
+    assert tune_space.metric_value(row, "val/psnr", 784) == pytest.approx(20.0)
+    assert tune_space.metric_value(row, "val/sse", 784) == pytest.approx(7.84)
+    assert tune_space.logs_row({"val_loss": 0.5, "mse": 0.1}) == {
+        "val/loss": 0.5,
+        "train/mse": 0.1,
+    }
+
+
+def test_a_plan_too_big_for_memory_is_infeasible_before_it_starts(tmp_path):
+    with pytest.raises(tune_study.Infeasible, match="^train: the run needs about"):
+        tune_study.check_feasible(tiny(tmp_path, "train.batch_size=100000000"))
+
+
+def test_the_median_pruners_reason_names_the_median():
+    study = optuna.create_study(pruner=optuna.pruners.MedianPruner())
+    for value in (0.04, 0.05, 0.06):
+        trial = study.ask()
+        trial.report(value, 1)
+        study.tell(trial, value)
+    objective = load_config(None).tune.objective
+    assert tune_study.prune_reason(study, 1, 0.08, objective) == (
+        "pruned at epoch 1: val/loss 0.08 above the median 0.05"
+    )
+
+
+class PruneTrialOne(optuna.pruners.BasePruner):
+    """Prunes trial 1 at its first report, no other: a deterministic pruned trial."""
+
+    def prune(self, study, trial):
+        return trial.number == 1
+
+
+@pytest.mark.slow
+def test_a_tiny_study_end_to_end(tmp_path):
+    import autoencoder as ae
+
+    space = {"space": {"train.optimizer.learning_rate": {"log": [1e-3, 1e-2]}}}
+    tuned = ae.tune(tiny(tmp_path / "out"), space, trials=3, pruner=PruneTrialOne())
+    trials = tuned.study.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED", "COMPLETE"]
+    pruned = trials[1]
+    assert pruned.user_attrs["reason"].startswith("pruned at epoch 1 by PruneTrialOne: val/loss ")
+    assert (tuned.path / pruned.user_attrs["run_dir"] / "history.csv").is_file()
+    with open(tuned.path / "trials.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["state"] for r in rows] == ["complete", "pruned", "complete"]
+    assert all((tuned.path / r["run_dir"] / "config.yaml").is_file() for r in rows)
+    # best.yaml is the best trial's config, named and placed as the study's config.
+    best = min(trials[0::2], key=lambda t: t.value)
+    assert tuned.best.number == best.number
+    trained = load_config(tuned.path / best.user_attrs["run_dir"] / "config.yaml")
+    again = load_config(tuned.path / "best.yaml")
+    assert again.name == "tiny" and again.output == str(tmp_path / "out")
+    assert again.model_copy(update={"name": trained.name, "output": trained.output}) == trained
+    assert (tuned.path / "results.md").read_text().startswith(f"# Study {tuned.path.name}")
+    for name in ("objective", "importance", "reconstructions"):
+        assert (tuned.path / "figures" / f"{name}.png").is_file()
+
+
+def start_tune(*args):
+    return subprocess.Popen(
+        [sys.executable, "-m", "autoencoder", "tune", *map(str, args), "--quiet"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(pattern, root, proc, timeout=240):
+    """The first path matching `pattern` under root, once it exists; None if proc ends first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        found = sorted(root.glob(pattern))
+        if found:
+            return found[0]
+        time.sleep(0.1)
+    return None
+
+
+def study_files(tmp_path, epochs_per_trial):
+    """(output folder, tiny config file, a space file of three latent sizes) for a subprocess."""
+    out = tmp_path / "out"
+    config = write_config(tmp_path / "tiny.yaml", tiny(out))
+    latent = {"model.latent_dim": [4, 8, 16]}
+    space = write_space(tmp_path / "space.yaml", latent, epochs_per_trial=epochs_per_trial)
+    return out, config, space
+
+
+def study_trials(study_dir):
+    storage = f"sqlite:///{study_dir / 'study.db'}"
+    return optuna.load_study(study_name=study_dir.name, storage=storage).get_trials()
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_repeats_no_finished_trial(tmp_path):
+    out, config, space = study_files(tmp_path, epochs_per_trial=2)
+    proc = start_tune(config, "--space", space, "--trials", "3", "--pruner", "none")
+    # Killed once trial 1 has committed its first epoch: mid-trial.
+    state = wait_for("tiny/tune-*/trials/trial-1/*/checkpoints/state.json", out, proc)
+    assert state is not None, proc.stderr.read()[-3000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    study_dir = state.parents[4]
+    result = cli("tune", config, "--space", space, "--trials", "3", "--resume", study_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = study_trials(study_dir)
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert trials[1].user_attrs["reason"].startswith("its worker ")
+    # One run each: the finished trial 0 was not trained again.
+    for n in range(3):
+        assert len(list((study_dir / "trials" / f"trial-{n}").glob("*/config.yaml"))) == 1
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study_and_run_each_trial_once(tmp_path):
+    out, config, space = study_files(tmp_path, epochs_per_trial=1)
+    first = start_tune(config, "--space", space, "--trials", "4")
+    record = wait_for("tiny/tune-*/study.yaml", out, first)
+    assert record is not None, first.stderr.read()[-3000:]
+    second = start_tune(config, "--space", space, "--trials", "4", "--resume", record.parent)
+    for proc in (first, second):
+        assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
+    trials = study_trials(record.parent)
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    assert len({t.user_attrs["worker"] for t in trials}) == 2
+    runs = sorted(p.parent.parent.name for p in record.parent.glob("trials/*/*/config.yaml"))
+    assert runs == ["trial-0", "trial-1", "trial-2", "trial-3"]
+
+
+def test_a_study_without_a_space_key_refuses_an_unknown_objective(tmp_path):
+    space = write_space(tmp_path / "s.yaml", {"seed": [0, 1]}, objective={"metric": "val/acc"})
+    with pytest.raises(UserError, match=r"s\.yaml: objective\.metric: "):
+        tune_study.prepare(tiny(tmp_path), space=space)
