@@ -10,7 +10,17 @@ API is first used (autoencoder/api.py).
 __version__ = "0.1.0"
 
 # The public API: names of autoencoder/api.py, imported on first use (PEP 562).
-__all__ = ["Run", "UserError", "load_config", "load_run", "plan", "resume", "train"]
+__all__ = [
+    "Run",
+    "UserError",
+    "compare",
+    "list_runs",
+    "load_config",
+    "load_run",
+    "plan",
+    "resume",
+    "train",
+]
 
 
 def __getattr__(name: str):

@@ -17,6 +17,8 @@ SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 MAX_MEGAPIXELS = 64
 # Pillow modes this tool reads, and how many channels each gives.
 CHANNELS = {"L": 1, "LA": 1, "RGB": 3, "RGBA": 3, "CMYK": 3, "YCbCr": 3, "1": 1}
+
+
 @dataclass(frozen=True)
 class Decode:
     """How a file becomes pixels: its colour, then an optional size reached by `fit`."""
