@@ -76,8 +76,10 @@ def run_row(run_dir: Path, root: Path) -> dict:
     }
     try:
         row.update(_record(run_dir))
-    except (UserError, ValueError, OSError) as exc:  # UserError: a config or state that fails
+    except UserError as exc:  # a config or state that fails its checks; it names the file
         row.update(status="damaged", problem=str(exc).splitlines()[0])
+    except (ValueError, OSError) as exc:  # an unreadable history.csv or metrics.json
+        row.update(status="damaged", problem=f"{run_dir}: {exc}")
     return row
 
 
@@ -139,7 +141,7 @@ def format_runs(rows: list[dict], root: str | Path) -> str:
         "  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(line, widths, numeric))
         for line in cells
     ]
-    notes = [f"damaged: {row['path']}: {row['problem']}" for row in rows if row["problem"]]
+    notes = [f"damaged: {row['problem']}" for row in rows if row["problem"]]
     return "\n".join([line.rstrip() for line in lines] + notes)
 
 
