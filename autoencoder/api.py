@@ -196,7 +196,7 @@ def compare(run_dirs: Sequence[str | Path | Run], out: str | Path | None = None)
     The folder (`out`, or outputs/compare/<timestamp>/) gets curves.png, reconstructions.png and
     compare.md; Comparison.keys are the config keys in which the runs differ.
     """
-    from autoencoder.compare import compare_runs
+    from autoencoder.comparison import compare_runs
 
     paths = [run.path if isinstance(run, Run) else run for run in run_dirs]
     with _logging():

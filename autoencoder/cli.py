@@ -21,7 +21,7 @@ from autoencoder.anomaly import (
     run_benchmark,
 )
 from autoencoder.bench import format_bench, layer_profile, run_bench
-from autoencoder.compare import OUTPUT as COMPARE_OUTPUT
+from autoencoder.comparison import OUTPUT as COMPARE_OUTPUT
 from autoencoder.config import load_config
 from autoencoder.config.reference import json_schema_text, reference_markdown
 from autoencoder.data import describe, resolve_input_shape

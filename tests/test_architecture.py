@@ -29,7 +29,7 @@ LAYERS = [
     {"evaluate"},
     {"plots"},
     {"pipeline"},
-    {"denoise", "bench", "predict", "export", "embed", "anomaly", "compare"},
+    {"denoise", "bench", "predict", "export", "embed", "anomaly", "comparison"},
     {"api"},
     {"cli"},
     {"__main__"},
