@@ -10,7 +10,18 @@ API is first used (autoencoder/api.py).
 __version__ = "0.1.0"
 
 # The public API: names of autoencoder/api.py, imported on first use (PEP 562).
-__all__ = ["Run", "UserError", "load_config", "load_run", "plan", "resume", "train", "tune"]
+__all__ = [
+    "Run",
+    "UserError",
+    "compare",
+    "list_runs",
+    "load_config",
+    "load_run",
+    "plan",
+    "resume",
+    "train",
+    "tune",
+]
 
 
 def __getattr__(name: str):

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from autoencoder import runs
+from autoencoder import listing, runs
 from autoencoder.config import Config
 from autoencoder.config import load_config as _load_yaml
 from autoencoder.data import resolve_input_shape
@@ -178,6 +178,29 @@ def resume(
 def load_run(run_dir: str | Path) -> Run:
     """A run directory made by train; nothing is loaded until it is used."""
     return Run(runs.check_is_run(run_dir))
+
+
+def list_runs(root: str | Path = "outputs", sort: str = "started", reverse: bool = False):
+    """One dict per run under root (`autoencoder runs`): status, epochs, best val/loss, metrics.
+
+    A dict's keys: name, started, status, epochs, epochs_configured, val_loss (the best), psnr,
+    ssim, sse (test, per image), path, problem (why a "damaged" run cannot be read); None where
+    a run has no value. `sort` is one of them; missing values come last either way.
+    """
+    return listing.sort_rows(listing.list_runs(root), sort, reverse)
+
+
+def compare(run_dirs: Sequence[str | Path | Run], out: str | Path | None = None):
+    """Finished runs side by side, as `autoencoder compare`: (the folder, a compare.Comparison).
+
+    The folder (`out`, or outputs/compare/<timestamp>/) gets curves.png, reconstructions.png and
+    compare.md; Comparison.keys are the config keys in which the runs differ.
+    """
+    from autoencoder.comparison import compare_runs
+
+    paths = [run.path if isinstance(run, Run) else run for run in run_dirs]
+    with _logging():
+        return compare_runs(paths, out)
 
 
 def _from_trained(trained) -> Run | None:

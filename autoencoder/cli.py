@@ -21,6 +21,7 @@ from autoencoder.anomaly import (
     run_benchmark,
 )
 from autoencoder.bench import format_bench, layer_profile, run_bench
+from autoencoder.comparison import OUTPUT as COMPARE_OUTPUT
 from autoencoder.config import load_config
 from autoencoder.config.reference import json_schema_text, reference_markdown
 from autoencoder.data import describe, resolve_input_shape
@@ -29,6 +30,7 @@ from autoencoder.embed import PROBE_LIMIT, format_embed
 from autoencoder.errors import RunFailed, UserError
 from autoencoder.evaluate import format_metrics
 from autoencoder.export import FORMATS, format_export
+from autoencoder.listing import COLUMNS, format_runs, runs_json
 from autoencoder.predict import format_summary
 from autoencoder.runtime import cpu_precision
 from autoencoder.shapes import format_plan
@@ -49,6 +51,8 @@ EPILOG = """examples:
   autoencoder anomaly configs/anomaly.yaml --set anomaly.normal=[3]
   autoencoder anomaly --benchmark mnist
   autoencoder tune configs/quickstart.yaml --space space.yaml --trials 20 --timeout 60m
+  autoencoder runs outputs --sort psnr
+  autoencoder compare outputs/quickstart/20261121-140000 outputs/quickstart/20261122-090000
   autoencoder schema > docs/config.schema.json
 """
 
@@ -159,6 +163,17 @@ def cmd_tune(args) -> None:
     options = {k: getattr(args, k) for k in ("trials", "timeout", "resume", "pruner", "storage")}
     tuned = tune(args.config, args.space, args.overrides, **options)
     print(format_study(tuned.study, tuned.path, tuned.metric))
+
+
+def cmd_runs(args) -> None:
+    rows = api.list_runs(args.dir, args.sort, args.reverse)
+    print(runs_json(rows) if args.json else format_runs(rows, args.dir))
+
+
+def cmd_compare(args) -> None:
+    out_dir, comparison = api.compare(args.runs, args.out)
+    print(comparison.table)
+    print(f"figures and compare.md: {out_dir}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,6 +334,22 @@ def _tune_args(p):
     )
 
 
+def _runs_args(p):
+    p.add_argument(
+        "dir", nargs="?", default="outputs", metavar="DIR", help="where to look (default outputs)"
+    )
+    p.add_argument("--sort", choices=list(COLUMNS), default="started", help="the column to sort by")
+    p.add_argument("--reverse", action="store_true", help="largest first (missing still last)")
+    p.add_argument("--json", action="store_true", help="a JSON list of objects instead")
+
+
+def _compare_args(p):
+    p.add_argument("runs", nargs="+", metavar="RUN", help="two or more finished run directories")
+    p.add_argument(
+        "--out", metavar="DIR", help=f"a new folder to write (default {COMPARE_OUTPUT}/<timestamp>)"
+    )
+
+
 def _schema_args(p):
     p.add_argument(
         "--markdown", action="store_true", help="instead: the Markdown reference of every key"
@@ -433,6 +464,24 @@ COMMANDS = {
         "is a run under STUDY_DIR/trials/. Write trials.csv, best.yaml, results.md and figures/ "
         "in STUDY_DIR; --resume STUDY_DIR goes on after an interruption, or joins another "
         "worker (docs/experiments.md).",
+    ),
+    "runs": (
+        _runs_args,
+        cmd_runs,
+        "list the runs under a folder: status, epochs, best val/loss, test metrics",
+        "One line per run directory under DIR (also the runs inside sweeps and benchmarks): "
+        "name, started, status (finished, unfinished, failed, in use, damaged), epochs "
+        "(completed/configured), val_loss (the best), the test psnr (dB), ssim and sse (squared "
+        "error per image), path; '-' where a run has none. Does not load TensorFlow.",
+    ),
+    "compare": (
+        _compare_args,
+        cmd_compare,
+        "compare finished runs: curves, the same test images, the config keys that differ",
+        "For two or more finished runs on the same data: curves.png (validation loss by epoch "
+        "and by minutes of training), reconstructions.png (the first test images of the first "
+        "run, reconstructed by each) and compare.md (the config keys that differ, each run's "
+        "metrics and figures), written to a new folder.",
     ),
     "schema": (
         _schema_args,

@@ -124,20 +124,8 @@ def create_run_dir(config: Config) -> Path:
             f"output: {parent} is not writable; set output: to a writable directory "
             f"(e.g. --set output=/tmp/runs)"
         )
-    stamp = time.strftime("%Y%m%d-%H%M%S")
     try:
-        for k in range(1000):
-            run_dir = parent / (stamp if k == 0 else f"{stamp}-{k}")
-            try:
-                run_dir.mkdir()  # atomic: exactly one caller gets a name, none reuses one
-            except FileExistsError:
-                continue
-            break
-        else:
-            raise UserError(
-                f"output: {parent} already holds runs {stamp} to {stamp}-999; "
-                f"wait a second or set output: to another directory"
-            )
+        run_dir = stamped_dir(parent, "output:")
         for sub in ("checkpoints", "figures"):
             (run_dir / sub).mkdir()
         atomic.write_text(run_dir / "config.yaml", dump_config(config))
@@ -148,6 +136,22 @@ def create_run_dir(config: Config) -> Path:
             f"output=/tmp/runs)"
         ) from None
     return run_dir
+
+
+def stamped_dir(parent: Path, setting: str, what: str = "runs") -> Path:
+    """Make and return parent/<YYYYmmdd-HHMMSS>[-k]/, a name no other caller gets."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for k in range(1000):
+        folder = parent / (stamp if k == 0 else f"{stamp}-{k}")
+        try:
+            folder.mkdir()  # atomic: exactly one caller gets a name, none reuses one
+        except FileExistsError:
+            continue
+        return folder
+    raise UserError(
+        f"{setting} {parent} already holds {what} {stamp} to {stamp}-999; "
+        f"wait a second or set {setting} to another directory"
+    )
 
 
 def check_is_run(run_dir: str | Path) -> Path:
@@ -298,3 +302,17 @@ def status(run_dir: str | Path) -> str:
 def find_runs(parent: str | Path) -> list[Path]:
     """The run directories directly under parent (outputs/<name>/), oldest first."""
     return sorted(p.parent for p in Path(parent).glob("*/config.yaml"))
+
+
+def is_run(folder: str | Path) -> bool:
+    """A training run's directory: a config.yaml and its own checkpoints/.
+
+    Sweeps and benchmarks drop checkpoints/ from their own folder (their models are runs inside
+    it); a timing bench's folder keeps it but holds bench.json and no training of its own.
+    """
+    folder = Path(folder)
+    return (
+        (folder / "config.yaml").is_file()
+        and (folder / "checkpoints").is_dir()
+        and not (folder / "bench.json").is_file()
+    )

@@ -125,17 +125,17 @@ def test_load_run_of_a_folder_that_is_not_a_run(tmp_path):
         ae.load_run(tmp_path)
 
 
-def test_logging_is_set_up_only_for_a_caller_without_any(caplog):
+def test_logging_is_set_up_only_for_a_caller_without_any(monkeypatch):
     from autoencoder.api import _logging
 
-    package = logging.getLogger("autoencoder")
-    with _logging():  # pytest's caplog handler is on the root logger: the caller has one
+    package, root = logging.getLogger("autoencoder"), logging.getLogger()
+    # Start as a fresh interpreter would (the CLI, run in-process by other tests, adds its own).
+    monkeypatch.setattr(package, "handlers", [])
+    monkeypatch.setattr(package, "level", logging.NOTSET)
+    monkeypatch.setattr(root, "handlers", [logging.NullHandler()])
+    with _logging():  # the caller has a root handler: nothing is added
         assert package.handlers == []
-    root, saved = logging.getLogger(), logging.getLogger().handlers[:]
-    root.handlers[:] = []
-    try:
-        with _logging():
-            assert len(package.handlers) == 1 and package.level == logging.INFO
-        assert package.handlers == []
-    finally:
-        root.handlers[:] = saved
+    monkeypatch.setattr(root, "handlers", [])
+    with _logging():
+        assert len(package.handlers) == 1 and package.level == logging.INFO
+    assert package.handlers == [] and package.level == logging.NOTSET

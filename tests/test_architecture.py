@@ -26,11 +26,12 @@ LAYERS = [
     {"distribute"},
     {"runs"},
     {"callbacks"},
+    {"listing"},
     {"trainer"},
     {"evaluate"},
     {"plots"},
     {"pipeline"},
-    {"denoise", "bench", "predict", "export", "embed", "anomaly"},
+    {"denoise", "bench", "predict", "export", "embed", "anomaly", "comparison"},
     {"api"},
     {"tuning"},
     {"cli"},
@@ -243,6 +244,9 @@ BAD_CONFIG = "model: {encoder: [{filters: 0}]}\n"
         (["shapes", "BAD"], 2),
         (["train", "configs/quickstart.yaml", "--set", "train.epochs=0"], 2),
         (["resume", "/nonexistent/run"], 2),
+        (["runs", "."], 0),
+        (["runs", "/nonexistent/outputs"], 2),
+        (["compare", "/nonexistent/run", "/nonexistent/other"], 2),
     ],
 )
 def test_help_shapes_and_config_errors_stay_tensorflow_free(tmp_path, argv, status):

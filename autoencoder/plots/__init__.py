@@ -1,5 +1,5 @@
 """Figures from arrays, by whose they are: a run's, a VAE's, the denoising sweep's, anomaly
-detection's; and the `plot` command."""
+detection's, several runs' (`compare`); and the `plot` command."""
 
 from autoencoder.plots.anomaly import (
     plot_anomaly_extremes,
@@ -7,6 +7,7 @@ from autoencoder.plots.anomaly import (
     plot_benchmark,
     plot_roc,
 )
+from autoencoder.plots.compare import plot_compare_curves, plot_compare_reconstructions
 from autoencoder.plots.denoise import plot_psnr_vs_level, plot_robustness, plot_triplets
 from autoencoder.plots.figure import label_text
 from autoencoder.plots.run import (
@@ -32,6 +33,8 @@ __all__ = [
     "plot_anomaly_extremes",
     "plot_anomaly_scores",
     "plot_benchmark",
+    "plot_compare_curves",
+    "plot_compare_reconstructions",
     "plot_error_by_class",
     "plot_evaluation",
     "plot_interpolations",

@@ -1,0 +1,248 @@
+"""Two or more finished runs side by side: validation curves, the same test images
+reconstructed by each, and the config keys in which they differ (`autoencoder compare`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from autoencoder import listing, lock, runs
+from autoencoder.config import Config
+from autoencoder.data import load_splits, scaled
+from autoencoder.errors import UserError
+from autoencoder.model import load_model
+from autoencoder.noise import model_inputs
+from autoencoder.plots import plot_compare_curves, plot_compare_reconstructions
+
+log = logging.getLogger("autoencoder")
+
+EXAMPLES = 8  # test images in reconstructions.png
+OUTPUT = Path("outputs/compare")
+RUN_FIGURES = ("reconstructions.png", "loss.png", "worst.png", "error_by_class.png")
+LABEL_LENGTH = 40  # longer labels made of differing values give way to name + timestamp
+
+
+@dataclass
+class Comparison:
+    """What compare wrote: the runs' labels, the keys that differ, the files."""
+
+    labels: list[str]
+    keys: list[str]  # dotted config keys whose values differ between the runs, sorted
+    table: str  # the diff table, as compare.md has it
+    files: list[Path]
+
+
+def compare_runs(run_dirs: list[str | Path], out: str | Path | None = None):
+    """Check the runs, then write curves.png, reconstructions.png and compare.md into a folder.
+
+    Args:
+      run_dirs: two or more finished run directories trained on the same data.
+      out: the folder to write (must not hold anything); default outputs/compare/<timestamp>/.
+    Returns:
+      (the folder, a Comparison).
+    Raises:
+      UserError: fewer than two runs, a folder that is not a run, a run that is not finished,
+        runs on different data, or an `out` that holds files; before anything is written.
+    """
+    checked = check_runs(run_dirs)
+    out_dir = output_folder(out)
+    configs = [config for _, config in checked]
+    keys = sorted(set().union(*(runs.config_diff(configs[0], c) for c in configs[1:])))
+    labels = run_labels([path for path, _ in checked], configs, keys)
+    files = [out_dir / "curves.png", out_dir / "reconstructions.png", out_dir / "compare.md"]
+    curves(files[0], checked, labels, keys)
+    reconstructions(files[1], checked, labels)
+    table = diff_table(configs, labels, keys)
+    files[2].write_text(report(out_dir, checked, labels, table))
+    return out_dir, Comparison(labels, keys, table, files)
+
+
+# ---------------------------------------------------------------------------------------------
+# Refusals, before anything is written
+
+
+def check_runs(run_dirs: list[str | Path]) -> list[tuple[Path, Config]]:
+    """(path, config) of each run, once all are finished runs of the same data."""
+    if len(run_dirs) < 2:
+        raise UserError(
+            f"compare: {len(run_dirs)} run given; pass two or more run directories, e.g. "
+            f"autoencoder compare outputs/<name>/<timestamp> outputs/<name>/<timestamp>"
+        )
+    checked = []
+    for run_dir in map(Path, run_dirs):
+        if any(run_dir.resolve() == seen.resolve() for seen, _ in checked):
+            raise UserError(f"{run_dir}: given twice; pass each run once")
+        config = runs.load_run_config(run_dir)  # not a run, or a damaged config: refused
+        check_finished(run_dir, config)
+        runs.check_run_shapes(run_dir, config, data=False)
+        checked.append((run_dir, config))
+    for run_dir, config in checked[1:]:
+        check_same_data(checked[0], (run_dir, config))
+    return checked
+
+
+def check_finished(run_dir: Path, config: Config) -> None:
+    """Refuse a run with no final model: unfinished, failed, or being written now."""
+    status = runs.status(run_dir)
+    if status == "in use":
+        raise UserError(lock.in_use_message(run_dir, lock.holder(run_dir)))
+    if status != "finished":
+        state = runs.read_state(run_dir)
+        done = state["epoch"] if state else 0
+        raise UserError(
+            f"{run_dir}: {status} at epoch {done} of {config.train.epochs}, so it has no final "
+            f"model to reconstruct with; finish it with `{runs.resume_command(run_dir)}`, or "
+            f"leave it out"
+        )
+
+
+def data_text(config: Config) -> str:
+    """'mnist_sample, 28x28x1 images': what a comparison needs to be the same."""
+    source = config.data.path if config.data.dataset == "folder" else config.data.dataset
+    return f"{source}, {'x'.join(map(str, config.model.input_shape))} images"
+
+
+def check_same_data(first: tuple[Path, Config], other: tuple[Path, Config]) -> None:
+    """Refuse two runs whose data source or image shape differ."""
+    (a, config_a), (b, config_b) = first, other
+    if data_text(config_a) != data_text(config_b):
+        raise UserError(
+            f"{b}: trained on {data_text(config_b)}, but {a} on {data_text(config_a)}; compare "
+            f"runs trained on the same data"
+        )
+
+
+def output_folder(out: str | Path | None) -> Path:
+    """A new folder for the comparison: out (absent or empty), or OUTPUT/<timestamp>/."""
+    if out is None:
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        return runs.stamped_dir(OUTPUT, "--out", "comparisons")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(
+            f"--out {out}: already exists and is not an empty folder; name a new folder, or "
+            f"leave --out out to write under {OUTPUT}/<timestamp>"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels and the diff table
+
+
+def run_labels(paths: list[Path], configs: list[Config], keys: list[str]) -> list[str]:
+    """Short distinct names: the differing values when few, else the run name and timestamp."""
+    shown = [k for k in keys if k != "output"]  # where a run was written says little
+    if 0 < len(shown) <= 2:
+        labels = [", ".join(f"{_leaf(k)}={value_text(c, k)}" for k in shown) for c in configs]
+        if _distinct(labels) and max(map(len, labels)) <= LABEL_LENGTH:
+            return labels
+    labels = [f"{c.name} {p.name}" for p, c in zip(paths, configs)]
+    return labels if _distinct(labels) else [f"{i}: {t}" for i, t in enumerate(labels, 1)]
+
+
+def _leaf(key: str) -> str:
+    return key.rsplit(".", 1)[-1]
+
+
+def _distinct(labels: list[str]) -> bool:
+    return len(set(labels)) == len(labels)
+
+
+def value_text(config: Config, key: str, width: int = 50) -> str:
+    """The value of a dotted key ('model.encoder[0].filters') as short text."""
+    value = config.model_dump(mode="json")
+    for part in re.findall(r"[^.\[\]]+", key):
+        if isinstance(value, list):
+            value = value[int(part)] if int(part) < len(value) else None
+        else:
+            value = value.get(part) if isinstance(value, dict) else None
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def diff_table(configs: list[Config], labels: list[str], keys: list[str]) -> str:
+    """A Markdown table: a row per differing key, a column per run."""
+    if not keys:
+        return "The runs' configs are the same in every key."
+    lines = ["| key | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    for key in keys:
+        cells = [value_text(config, key).replace("|", "\\|") for config in configs]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+
+def curves(path: Path, checked, labels: list[str], keys: list[str]) -> None:
+    """Validation loss by epoch and by minutes; val/mse when the runs' losses differ."""
+    histories = {label: runs.read_history(p) for label, (p, _) in zip(labels, checked)}
+    metric = "val/loss"
+    if "train.loss" in keys and all(any("val/mse" in r for r in h) for h in histories.values()):
+        metric = "val/mse"  # losses of different kinds are not on one scale
+    plot_compare_curves(path, histories, metric)
+
+
+def reconstructions(path: Path, checked, labels: list[str]) -> None:
+    """The first test images of the first run, and what each run makes of them."""
+    first = checked[0][1]
+    x = scaled(np.asarray(load_splits(first).pixels("test")[:EXAMPLES]))
+    inputs, outputs = {}, []
+    for label, (run_dir, config) in zip(labels, checked):
+        log.info("reconstructing with %s", run_dir)
+        given = model_inputs(x, config)  # a denoiser's test noise, as evaluate adds it
+        if config.data.noise is not None:
+            noise = config.data.noise
+            inputs.setdefault(f"noisy input ({noise.kind} {noise.level:g})", given)
+        model = load_model(run_dir / "model.keras")
+        recon = runs.predict_images(model, given, config.data.patches)
+        outputs.append((label, np.clip(np.asarray(recon, np.float32), 0, 1)))
+    plot_compare_reconstructions(path, x, list(inputs.items()), outputs)
+
+
+# ---------------------------------------------------------------------------------------------
+# compare.md
+
+
+def report(out_dir: Path, checked, labels: list[str], table: str) -> str:
+    """compare.md: the runs, the keys that differ, the figures, each run's own figures."""
+    rows = [listing.run_row(p, p.parent) for p, _ in checked]
+    lines = [
+        f"# {len(checked)} runs compared",
+        "",
+        "| run | path | epochs | best val/loss | test PSNR (dB) | SSIM | squared error / image |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, row in zip(labels, rows):
+        cells = dict(zip(listing.COLUMNS, listing.row_cells(row)))
+        lines.append(
+            f"| {label} | {row['path']} | {cells['epochs']} | {cells['val_loss']} | "
+            f"{cells['psnr']} | {cells['ssim']} | {cells['sse']} |"
+        )
+    lines += ["", "## Config keys that differ", "", table, ""]
+    lines += ["## Validation curves", "", "![validation curves](curves.png)", ""]
+    lines += ["## The same test images", "", "![reconstructions](reconstructions.png)", ""]
+    lines += ["## Each run's own test figures", "", *own_figures(out_dir, checked, labels), ""]
+    return "\n".join(lines)
+
+
+def own_figures(out_dir: Path, checked, labels: list[str]) -> list[str]:
+    """A Markdown table of each run's figures/, a column per run, linked relative to out_dir."""
+    lines = ["| figure | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    for name in RUN_FIGURES:
+        cells = []
+        for run_dir, _ in checked:
+            figure = run_dir / "figures" / name
+            link = Path(os.path.relpath(figure.resolve(), out_dir.resolve())).as_posix()
+            cells.append(f"![{name}]({link})" if figure.is_file() else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines

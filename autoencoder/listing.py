@@ -1,0 +1,167 @@
+"""The runs under a folder, one row each: status, epochs, best val/loss, test metrics (`runs`).
+
+Everything is read through autoencoder/runs.py; nothing here imports TensorFlow, so listing a
+folder of runs takes a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import datetime
+from pathlib import Path
+
+from autoencoder import runs
+from autoencoder.errors import UserError
+
+# Folders nested this deep below the listed one are searched: <sweep>/<ts>/models/<level>/<ts>.
+MAX_DEPTH = 6
+# The columns, in order: each is a --sort key, a JSON field and the text table's header.
+COLUMNS = ("name", "started", "status", "epochs", "val_loss", "psnr", "ssim", "sse", "path")
+NUMERIC = {"epochs", "val_loss", "psnr", "ssim", "sse"}
+# metrics.json's names of the test metrics each column shows.
+METRICS = {"psnr": "test/psnr", "ssim": "test/ssim", "sse": "test/sse_per_image"}
+
+
+def find_run_dirs(root: Path) -> list[Path]:
+    """Every run directory under root (root itself included), found by runs.is_run."""
+    found, stack = [], [(Path(root), 0)]
+    while stack:
+        folder, depth = stack.pop()
+        if runs.is_run(folder):
+            found.append(folder)  # a run's own subfolders hold no runs
+            continue
+        if depth < MAX_DEPTH:
+            stack += [(Path(e.path), depth + 1) for e in _subfolders(folder)]
+    return sorted(found)
+
+
+def _subfolders(folder: Path) -> list[os.DirEntry]:
+    try:
+        with os.scandir(folder) as entries:
+            return [e for e in entries if e.is_dir() and not e.name.startswith(".")]
+    except OSError:  # unreadable: what it holds cannot be listed, the rest can
+        return []
+
+
+def list_runs(root: str | Path = "outputs") -> list[dict]:
+    """One dict per run under root, oldest first; None where a run has no such value.
+
+    Raises:
+      UserError: root is not a folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(
+            f"{root}: no such folder; pass the folder your runs are written to (a config's "
+            f"output:, outputs by default)"
+        )
+    rows = [run_row(run_dir, root) for run_dir in find_run_dirs(root)]
+    return sort_rows(rows, "started")
+
+
+def run_row(run_dir: Path, root: Path) -> dict:
+    """A run's row; status "damaged" (and the reason in "problem") when its record is unreadable."""
+    row = {
+        "name": run_name(run_dir, root),
+        "started": started(run_dir.name),
+        "status": None,
+        "epochs": None,
+        "epochs_configured": None,
+        "val_loss": None,
+        **dict.fromkeys(METRICS),
+        "path": str(run_dir),
+        "problem": None,
+    }
+    try:
+        row.update(_record(run_dir))
+    except UserError as exc:  # a config or state that fails its checks; it names the file
+        row.update(status="damaged", problem=str(exc).splitlines()[0])
+    except (ValueError, OSError) as exc:  # an unreadable history.csv or metrics.json
+        row.update(status="damaged", problem=f"{run_dir}: {exc}")
+    return row
+
+
+def _record(run_dir: Path) -> dict:
+    """The fields read from a run's files; raises if one of them is damaged."""
+    config = runs.load_run_config(run_dir)
+    state = runs.read_state(run_dir)
+    history = runs.read_history(run_dir)
+    metrics = runs.read_metrics(run_dir)
+    losses = [r["val/loss"] for r in history if math.isfinite(r.get("val/loss", math.nan))]
+    best = min(losses) if losses else _finite(metrics.get("best/val_loss"))
+    return {
+        "status": runs.status(run_dir),
+        "epochs": state["epoch"] if state else 0,
+        "epochs_configured": config.train.epochs,
+        "val_loss": best,
+        **{column: _finite(metrics.get(key)) for column, key in METRICS.items()},
+    }
+
+
+def _finite(value) -> float | None:
+    """A metric as a number JSON can hold: None for a missing, infinite or NaN one."""
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def run_name(run_dir: Path, root: Path) -> str:
+    """The name folder of a run; a nested run's is prefixed by the folder that holds it."""
+    parts = run_dir.relative_to(root).parts[:-1]  # without the timestamp
+    if not parts:  # root is a run's own name folder, or the run itself
+        return run_dir.resolve().parent.name
+    return parts[0] if len(parts) == 1 else f"{parts[0]}/{parts[-1]}"
+
+
+def started(folder_name: str) -> str | None:
+    """'20261203-101500[-k]' -> '2026-12-03 10:15:00'; None for a name that is not a time."""
+    try:
+        when = datetime.strptime(folder_name[:15], "%Y%m%d-%H%M%S")
+    except ValueError:
+        return None
+    return when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def sort_rows(rows: list[dict], column: str, reverse: bool = False) -> list[dict]:
+    """Rows by one column (numbers numerically); missing values always last, ties by path."""
+    by_path = sorted(rows, key=lambda r: r["path"])
+    present = [r for r in by_path if r[column] is not None]
+    missing = [r for r in by_path if r[column] is None]
+    return sorted(present, key=lambda r: r[column], reverse=reverse) + missing
+
+
+def format_runs(rows: list[dict], root: str | Path) -> str:
+    """The text table of `autoencoder runs`, with a line per damaged run's reason below it."""
+    if not rows:
+        return f"no runs under {root}"
+    cells = [list(COLUMNS)] + [row_cells(row) for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+    numeric = [column in NUMERIC for column in COLUMNS]
+    lines = [
+        "  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(line, widths, numeric))
+        for line in cells
+    ]
+    notes = [f"damaged: {row['problem']}" for row in rows if row["problem"]]
+    return "\n".join([line.rstrip() for line in lines] + notes)
+
+
+def row_cells(row: dict) -> list[str]:
+    epochs = "-" if row["epochs"] is None else f"{row['epochs']}/{row['epochs_configured']}"
+    values = {
+        **row,
+        "epochs": epochs,
+        "val_loss": _number(row["val_loss"], ".4g"),
+        "psnr": _number(row["psnr"], ".2f"),
+        "ssim": _number(row["ssim"], ".4f"),
+        "sse": _number(row["sse"], ".2f"),
+    }
+    return [str(values[column]) if values[column] is not None else "-" for column in COLUMNS]
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def runs_json(rows: list[dict]) -> str:
+    """The rows as a JSON list (null for a missing value)."""
+    return json.dumps(rows, indent=2)

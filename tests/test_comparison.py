@@ -1,0 +1,148 @@
+"""`autoencoder compare`: curves, the same test images by each run, the config keys that differ."""
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import assert_error, cli_without_tensorflow, tiny
+from PIL import Image
+from test_lock import hold_in_subprocess
+
+from autoencoder import api, comparison
+from autoencoder.data import load_splits
+from autoencoder.pipeline import train_run
+from autoencoder.plots.compare import compare_figsize
+from autoencoder.plots.figure import DPI
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Two tiny runs that differ in the learning rate, and one on 16x16 images."""
+    out = tmp_path_factory.mktemp("compare") / "outputs"
+    slow, _ = train_run(tiny(out, "train.epochs=2"))
+    fast, _ = train_run(tiny(out, "train.epochs=2", "train.optimizer.learning_rate=0.003"))
+    small, _ = train_run(tiny(out, "train.epochs=1", "data.image_size=[16, 16]"))
+    return slow, fast, small
+
+
+@pytest.fixture(scope="module")
+def compared(trained, tmp_path_factory):
+    slow, fast, _ = trained
+    out = tmp_path_factory.mktemp("compared") / "new"
+    return api.compare([slow, api.load_run(fast)], out)
+
+
+def test_the_diff_names_exactly_the_key_that_differs(compared):
+    out_dir, result = compared
+    assert result.keys == ["train.optimizer.learning_rate"]
+    assert result.labels == ["learning_rate=0.001", "learning_rate=0.003"]
+    assert result.table.splitlines() == [
+        "| key | learning_rate=0.001 | learning_rate=0.003 |",
+        "|---|---|---|",
+        "| train.optimizer.learning_rate | 0.001 | 0.003 |",
+    ]
+    text = (out_dir / "compare.md").read_text()
+    assert result.table in text
+    assert "![validation curves](curves.png)" in text
+
+
+def test_the_figures_exist_at_their_sizes(compared, trained):
+    out_dir, _ = compared
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "compare.md",
+        "curves.png",
+        "reconstructions.png",
+    ]
+    with Image.open(out_dir / "curves.png") as image:
+        assert image.size == (12 * DPI, round(4.2 * DPI))
+    # A row for the input and one per run, a column for each of the first 8 test images.
+    x = load_splits(api.load_run(trained[0]).config).pixels("test")[: comparison.EXAMPLES]
+    width, height = compare_figsize(x, 3)
+    with Image.open(out_dir / "reconstructions.png") as image:
+        assert image.size == (round(width * DPI), round(height * DPI))
+        assert image.mode in ("RGB", "RGBA")
+
+
+def test_compare_md_links_each_runs_own_figures(compared, trained):
+    out_dir, _ = compared
+    links = re.findall(r"\]\(([^)]+)\)", (out_dir / "compare.md").read_text())
+    # Relative links, so that compare.md shows them from its own folder.
+    resolved = {(out_dir / link).resolve() for link in links}
+    for run_dir in trained[:2]:
+        for name in comparison.RUN_FIGURES:
+            assert (run_dir / "figures" / name).resolve() in resolved, (run_dir, name)
+
+
+def test_the_default_folder_is_new_under_outputs_compare(trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(comparison, "reconstructions", lambda path, *_: path.write_bytes(b""))
+    first, _ = api.compare(trained[:2])
+    second, _ = api.compare(trained[:2])
+    assert first.parent == second.parent == Path("outputs/compare")  # relative to the cwd
+    assert first != second and (first / "compare.md").is_file()
+
+
+def test_ae_compare_stays_the_function_once_its_module_is_imported(compared):
+    import autoencoder as ae
+
+    # A module named like an API function would replace it as the package's attribute.
+    assert ae.compare is api.compare and ae.list_runs is api.list_runs
+
+
+def refused(*args):
+    """`autoencoder compare *args` without TensorFlow; its result, once nothing was written."""
+    result, loaded = cli_without_tensorflow("compare", *args)
+    assert not loaded
+    return result
+
+
+def test_refusals_say_what_and_write_nothing(trained, tmp_path):
+    slow, fast, small = trained
+    out = tmp_path / "out"
+    assert_error(
+        refused(slow, "--out", out),
+        "compare: 1 run given; pass two or more run directories, e.g. autoencoder compare "
+        "outputs/<name>/<timestamp> outputs/<name>/<timestamp>",
+    )
+    assert_error(
+        refused(slow, tmp_path, "--out", out),
+        f"{tmp_path}: not a run directory (no config.yaml); pass a directory made by "
+        f"`autoencoder train`, e.g. outputs/<name>/<timestamp>",
+    )
+    assert_error(refused(slow, slow, "--out", out), f"{slow}: given twice; pass each run once")
+    assert_error(
+        refused(slow, small, "--out", out),
+        f"{small}: trained on mnist_sample, 16x16x1 images, but {slow} on mnist_sample, "
+        f"28x28x1 images; compare runs trained on the same data",
+    )
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    assert_error(
+        refused(slow, fast, "--out", tmp_path / "full"),
+        f"--out {tmp_path / 'full'}: already exists and is not an empty folder; name a new "
+        f"folder, or leave --out out to write under outputs/compare/<timestamp>",
+    )
+    assert not out.exists()
+
+
+def test_an_unfinished_failed_or_busy_run_is_refused(trained, tmp_path):
+    slow, fast, _ = trained
+    run = tmp_path / "tiny" / "20990101-000000"
+    shutil.copytree(fast, run, ignore=shutil.ignore_patterns(".lock", "model.keras"))
+    for status in ("unfinished", "failed"):
+        assert_error(
+            refused(slow, run, "--out", tmp_path / "out"),
+            f"{run}: {status} at epoch 2 of 2, so it has no final model to reconstruct with; "
+            f"finish it with `autoencoder resume {run}`, or leave it out",
+        )
+        (run / "error.log").write_text("Traceback ...\n")
+    holder = hold_in_subprocess(run)
+    try:
+        result = refused(slow, run, "--out", tmp_path / "out")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {run} is in use by process {holder.pid} (")
+    assert not (tmp_path / "out").exists()

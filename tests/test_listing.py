@@ -1,0 +1,173 @@
+"""`autoencoder runs`: one line per run directory, its status, epochs and figures from its files."""
+
+import json
+import shutil
+
+import pytest
+from conftest import cli_without_tensorflow, tiny
+from test_lock import hold_in_subprocess
+
+from autoencoder import api, listing, runs
+from autoencoder.config import dump_config
+from autoencoder.pipeline import train_run
+
+
+def copy_run(source, target, config=None):
+    """A copy of a run directory (without its lock file), its config replaced when given."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".lock"))
+    if config is not None:
+        (target / "config.yaml").write_text(dump_config(config))
+    return target
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    """An outputs folder with a run of each status, a damaged pair and a sweep's nested run."""
+    out = tmp_path_factory.mktemp("listing") / "outputs"
+    finished, _ = train_run(tiny(out, "train.epochs=1"))
+    two_epochs = tiny(out, "train.epochs=2")
+    unfinished = copy_run(finished, out / "tiny" / "20990101-000001", two_epochs)
+    (unfinished / "model.keras").unlink()  # interrupted after epoch 1 of 2
+    failed = copy_run(unfinished, out / "tiny" / "20990101-000002")
+    (failed / "error.log").write_text("Traceback ...\n")
+    in_use = copy_run(finished, out / "tiny" / "20990101-000003")
+    bad_state = copy_run(finished, out / "broken" / "20990101-000004")
+    (bad_state / runs.STATE).write_text("{not json")
+    bad_config = copy_run(finished, out / "broken" / "20990101-000005")
+    (bad_config / "config.yaml").write_text("train: {epochs: zero}\n")
+    bad_metrics = copy_run(finished, out / "broken" / "20990101-000008")
+    (bad_metrics / "metrics.json").write_text('{"test/psnr": ')  # a write cut short
+    # A sweep keeps its models' runs inside its own folder, which is no run (no checkpoints/).
+    sweep = out / "sweep" / "20990101-000000"
+    (sweep / "figures").mkdir(parents=True)
+    (sweep / "config.yaml").write_text(dump_config(two_epochs))
+    nested = copy_run(finished, sweep / "models" / "level-0.1" / "20990101-000006")
+    (out / "compare" / "20990101-000007").mkdir(parents=True)  # not a run: skipped
+    holder = hold_in_subprocess(in_use)
+    paths = dict(
+        finished=finished,
+        unfinished=unfinished,
+        failed=failed,
+        in_use=in_use,
+        bad_state=bad_state,
+        bad_config=bad_config,
+        bad_metrics=bad_metrics,
+        nested=nested,
+    )
+    yield out, paths
+    holder.kill()
+    holder.wait()
+
+
+def by_path(rows):
+    return {row["path"]: row for row in rows}
+
+
+def test_each_run_is_one_row_with_its_status(outputs):
+    out, paths = outputs
+    rows = by_path(listing.list_runs(out))
+    assert sorted(rows) == sorted(str(p) for p in paths.values())
+    status = {key: rows[str(path)]["status"] for key, path in paths.items()}
+    assert status == dict(
+        finished="finished",
+        unfinished="unfinished",
+        failed="failed",
+        in_use="in use",
+        bad_state="damaged",
+        bad_config="damaged",
+        bad_metrics="damaged",
+        nested="finished",
+    )
+    assert rows[str(paths["nested"])]["name"] == "sweep/level-0.1"
+    assert rows[str(paths["finished"])]["name"] == "tiny"
+    assert rows[str(paths["unfinished"])]["started"] == "2099-01-01 00:00:01"
+
+
+def test_epochs_loss_and_metrics_are_the_runs_own(outputs):
+    out, paths = outputs
+    rows = by_path(listing.list_runs(out))
+    for key in ("finished", "unfinished", "nested"):
+        run_dir = paths[key]
+        row = rows[str(run_dir)]
+        config, metrics = runs.load_run_config(run_dir), runs.read_metrics(run_dir)
+        assert (row["epochs"], row["epochs_configured"]) == (
+            runs.read_state(run_dir)["epoch"],
+            config.train.epochs,
+        )
+        assert row["val_loss"] == min(r["val/loss"] for r in runs.read_history(run_dir))
+        assert row["psnr"] == metrics["test/psnr"]
+        assert row["ssim"] == metrics["test/ssim"]
+        # Squared error per image: the per-pixel MSE times 28 x 28 pixels.
+        assert row["sse"] == pytest.approx(metrics["test/mse"] * 28 * 28)
+    assert rows[str(paths["unfinished"])]["epochs_configured"] == 2
+
+
+def test_a_damaged_run_says_which_file_and_shows_nothing_else(outputs):
+    out, paths = outputs
+    rows = by_path(listing.list_runs(out))
+    state, config = rows[str(paths["bad_state"])], rows[str(paths["bad_config"])]
+    assert state["problem"].startswith(f"{paths['bad_state'] / runs.STATE}: corrupt run state")
+    assert config["problem"] == (
+        f"{paths['bad_config'] / 'config.yaml'}: train.epochs: must be an integer, got 'zero'"
+    )
+    assert rows[str(paths["bad_metrics"])]["problem"].startswith(f"{paths['bad_metrics']}: ")
+    assert [state[k] for k in ("epochs", "val_loss", "psnr", "ssim", "sse")] == [None] * 5
+
+
+def test_the_command_prints_a_table_without_tensorflow(outputs):
+    out, paths = outputs
+    result, loaded = cli_without_tensorflow("runs", out)
+    assert (result.returncode, loaded) == (0, False), result.stderr
+    head, *lines = result.stdout.splitlines()
+    assert head.split() == list(listing.COLUMNS)
+    table = {line.split()[-1]: line.split() for line in lines if not line.startswith("damaged")}
+    finished = table[str(paths["finished"])]
+    metrics = runs.read_metrics(paths["finished"])
+    # name, started (a date and a time), status, epochs, val_loss, psnr, ssim, sse, path
+    assert [finished[0], *finished[3:5]] == ["tiny", "finished", "1/1"]
+    assert finished[6:9] == [
+        f"{metrics['test/psnr']:.2f}",
+        f"{metrics['test/ssim']:.4f}",
+        f"{metrics['test/sse_per_image']:.2f}",
+    ]
+    assert table[str(paths["unfinished"])][1:5] == ["2099-01-01", "00:00:01", "unfinished", "1/2"]
+    assert table[str(paths["bad_state"])][3:] == ["damaged", *"-----", str(paths["bad_state"])]
+    assert table[str(paths["in_use"])][3:5] == ["in", "use"]
+    notes = [line for line in lines if line.startswith("damaged")]
+    assert len(notes) == 3 and notes[0].startswith(f"damaged: {paths['bad_state']}")
+
+
+def test_json_is_a_list_of_objects_with_numbers_and_nulls(outputs):
+    out, paths = outputs
+    result, _ = cli_without_tensorflow("runs", out, "--json")
+    rows = by_path(json.loads(result.stdout))
+    assert set(rows[str(paths["finished"])]) == {*listing.COLUMNS, "epochs_configured", "problem"}
+    assert isinstance(rows[str(paths["finished"])]["psnr"], float)
+    assert rows[str(paths["bad_state"])]["psnr"] is None
+    assert rows == by_path(api.list_runs(out))
+
+
+def test_sorting_numbers_numerically_and_missing_last_either_way(outputs):
+    out, _ = outputs
+    for reverse in (False, True):
+        rows = api.list_runs(out, "psnr", reverse)
+        values = [r["psnr"] for r in rows]
+        present = [v for v in values if v is not None]
+        assert present == sorted(present, reverse=reverse)
+        assert values[len(present) :] == [None] * (len(values) - len(present))
+    assert [r["status"] for r in api.list_runs(out, "status")][:3] == ["damaged"] * 3
+    names = [r["name"] for r in api.list_runs(out, "name", reverse=True)]
+    assert names == sorted(names, reverse=True)
+    started = [r["started"] for r in api.list_runs(out)]
+    assert started == sorted(started)
+
+
+def test_an_empty_folder_says_so_and_a_missing_one_is_refused(tmp_path):
+    result, loaded = cli_without_tensorflow("runs", tmp_path)
+    assert (result.returncode, result.stdout, loaded) == (0, f"no runs under {tmp_path}\n", False)
+    result, _ = cli_without_tensorflow("runs", tmp_path / "nope")
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: {tmp_path / 'nope'}: no such folder; pass the folder your runs are written to "
+        f"(a config's output:, outputs by default)\n"
+    )
