@@ -12,7 +12,7 @@ from pathlib import Path
 from autoencoder import api, atomic, runs
 from autoencoder.config import dump_config
 from autoencoder.errors import UserError
-from autoencoder.plots import DPI, _pyplot, _show
+from autoencoder.plots.figure import DPI, pyplot, show
 
 BEST_RUNS = 3  # runs whose reconstructions are drawn side by side
 IMAGES = 8
@@ -155,7 +155,7 @@ def write_figures(study, study_dir: Path, setup) -> list[Path]:
 
 def plot_objective(path: Path, study, objective) -> None:
     """The objective of each trial over trial number and over minutes, with the best so far."""
-    plt = _pyplot()
+    plt = pyplot()
     trials = [t for t in study.get_trials(deepcopy=False) if t.value is not None]
     start = min(t.datetime_start for t in trials)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -209,7 +209,7 @@ def plot_importance(path: Path, study, metric: str) -> bool:
     import optuna
 
     importances = optuna.importance.get_param_importances(study)
-    plt = _pyplot()
+    plt = pyplot()
     names = list(importances)[::-1]
     fig, ax = plt.subplots(figsize=(7, 1 + 0.5 * len(names)))
     bars = ax.barh(names, [importances[n] for n in names], color="C0")
@@ -237,14 +237,14 @@ def plot_best_runs(path: Path, study, study_dir: Path, metric: str) -> bool:
         except UserError:  # a model of another input shape: the space changed it
             continue
         rows.append((f"trial {t.number}\n{metric} {t.value:.4g}", recon))
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(
         len(rows), len(images), figsize=(1.3 * len(images) + 1.4, 1.4 * len(rows) + 0.5),
         squeeze=False,
     )  # fmt: skip
     for r, (label, shown) in enumerate(rows):
         for j in range(len(images)):
-            _show(axes[r, j], shown[j])
+            show(axes[r, j], shown[j])
         axes[r, 0].set_ylabel(label, fontsize=9)
     fig.suptitle(f"The best {len(rows) - 1} trials' reconstructions of the same test images")
     fig.tight_layout()
