@@ -287,3 +287,16 @@ class TqdmProgress(keras.callbacks.Callback):
         if self.inner is not None:
             self.inner.close()
         self.outer.close()
+
+
+class EpochEnd(keras.callbacks.Callback):
+    """Calls `hook(epoch, logs)` after each epoch and stops training when it returns True."""
+
+    # For callers above the trainer (the tuner's pruning) that must not define Keras classes.
+    def __init__(self, hook):
+        super().__init__()
+        self.hook = hook
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.hook(epoch, logs or {}):
+            self.model.stop_training = True

@@ -302,7 +302,9 @@ def run_trial(study, trial, setup: Setup, study_dir: Path) -> None:
     try:
         config = check_feasible(trial_config(setup, study_dir, trial))
         reporter = Reporter(study, trial, setup.tune.objective, _pixels(config))
-        trained = pipeline.train(config, command=COMMAND, callbacks=[_keras(reporter)])
+        from autoencoder.callbacks import EpochEnd
+
+        trained = pipeline.train(config, command=COMMAND, callbacks=[EpochEnd(reporter.epoch_end)])
         if reporter.reason:
             state, reason = optuna.trial.TrialState.PRUNED, reporter.reason
         else:
@@ -359,12 +361,6 @@ def _pixels(config: Config) -> int:
     return math.prod(config.model.input_shape)
 
 
-def _keras(handler):
-    from autoencoder.trainer import as_keras_callback
-
-    return as_keras_callback(handler)
-
-
 def _clear_keras() -> None:
     # Each trial builds new models in this process: free the last one's graph and weights.
     if "keras" in sys.modules:
@@ -374,22 +370,22 @@ def _clear_keras() -> None:
 class Reporter:
     """After each epoch: the objective to Optuna; stops training when the pruner says so."""
 
-    model = None  # set by as_keras_callback
-
     def __init__(self, study, trial, objective, pixels: int):
         self.study, self.trial, self.objective, self.pixels = study, trial, objective, pixels
         self.values: list[float] = []
         self.reason: str | None = None
 
-    def on_epoch_end(self, epoch, logs=None):
-        value = metric_value(logs_row(logs or {}), self.objective.metric, self.pixels)
+    def epoch_end(self, epoch: int, logs: dict) -> bool:
+        """Report the epoch's objective; True when the pruner says to stop."""
+        value = metric_value(logs_row(logs), self.objective.metric, self.pixels)
         if value is None or not math.isfinite(value):
-            return  # the trainer stops a diverged run itself, with its own message
+            return False  # the trainer stops a diverged run itself, with its own message
         self.values.append(value)
         self.trial.report(value, epoch + 1)
         if self.trial.should_prune():
             self.reason = prune_reason(self.study, epoch + 1, self.best(), self.objective)
-            self.model.stop_training = True
+            return True
+        return False
 
     def best(self) -> float:
         return min(self.values) if self.objective.direction == "minimize" else max(self.values)
