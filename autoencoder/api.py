@@ -51,6 +51,8 @@ def load_config(
       UserError: unknown keys, wrong types or values, one line each, as the CLI reports them.
     """
     sets = [*_as_sets(overrides), *_as_sets({_field_key(k): v for k, v in fields.items()})]
+    if isinstance(source, Config) and not sets:
+        return source
     if isinstance(source, Config):
         # What was set, not the defaults: a left-out model.input_shape stays "the data's".
         source = source.model_dump(mode="json", exclude_unset=True)
@@ -173,6 +175,43 @@ def resume(
     with _logging():
         trained = pipeline.resume(run_dir, sets, command=_command("resume"))
     return _from_trained(trained)
+
+
+def denoise(
+    config: str | Path | Mapping | Config,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    *,
+    resume: str | Path | None = None,
+    **fields: Any,
+) -> tuple[Path, list[dict]]:
+    """A denoising sweep, as `autoencoder denoise`: (its folder, the rows of results.csv)."""
+    from autoencoder.denoise import run_sweep
+
+    with _logging():
+        return run_sweep(load_config(config, overrides, **fields), resume=resume)
+
+
+def anomaly(
+    config: str | Path | Mapping | Config,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    **fields: Any,
+) -> tuple[Run, dict]:
+    """Anomaly detection, as `autoencoder anomaly`: (the trained Run, its report)."""
+    from autoencoder.anomaly import anomaly_run
+
+    with _logging():
+        run_dir, report = anomaly_run(load_config(config, overrides, **fields))
+    return Run(run_dir), report
+
+
+def anomaly_benchmark(
+    config: str | Path | Mapping | Config, dataset: str, **fields: Any
+) -> tuple[Path, list[dict]]:
+    """The one-class benchmark, as `autoencoder anomaly --benchmark`: (its folder, one row a class)."""
+    from autoencoder.anomaly import run_benchmark
+
+    with _logging():
+        return run_benchmark(load_config(config, **fields), dataset)
 
 
 def load_run(run_dir: str | Path) -> Run:

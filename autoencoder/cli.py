@@ -15,17 +15,15 @@ import traceback
 from autoencoder import api, memory
 from autoencoder.anomaly import (
     BENCHMARK_PRESET,
-    anomaly_run,
     format_benchmark,
     format_report,
-    run_benchmark,
 )
 from autoencoder.bench import format_bench, layer_profile, run_bench
 from autoencoder.comparison import OUTPUT as COMPARE_OUTPUT
 from autoencoder.config import load_config
 from autoencoder.config.reference import json_schema_text, reference_markdown
 from autoencoder.data import describe, resolve_input_shape
-from autoencoder.denoise import results_markdown, run_sweep
+from autoencoder.denoise import results_markdown
 from autoencoder.embed import PROBE_LIMIT, format_embed
 from autoencoder.errors import RunFailed, UserError
 from autoencoder.evaluate import format_metrics
@@ -106,7 +104,7 @@ def cmd_plot(args) -> None:
 
 def cmd_denoise(args) -> None:
     config = _config(args)
-    sweep_dir, rows = run_sweep(config, resume=args.resume)
+    sweep_dir, rows = api.denoise(config, resume=args.resume)
     print(results_markdown(rows, config))
     print(f"results and figures: {sweep_dir}")
 
@@ -132,7 +130,7 @@ def cmd_predict(args) -> None:
 def cmd_anomaly(args) -> None:
     if args.benchmark:
         config = load_config(args.config or BENCHMARK_PRESET, args.overrides)
-        bench_dir, rows = run_benchmark(config, args.benchmark)
+        bench_dir, rows = api.anomaly_benchmark(config, args.benchmark)
         print(format_benchmark(rows))
         print(f"results: {bench_dir / 'results.md'}")
         return
@@ -141,9 +139,9 @@ def cmd_anomaly(args) -> None:
             "anomaly: no CONFIG given; name one (e.g. configs/anomaly.yaml --set "
             "anomaly.normal=[3]), or run the one-class benchmark: --benchmark mnist"
         )
-    run_dir, result = anomaly_run(_config(args))
+    run, result = api.anomaly(_config(args))
     print(format_report(result))
-    print(f"figures: {run_dir / 'figures'}  scores: {run_dir / 'anomaly_scores.csv'}")
+    print(f"figures: {run.path / 'figures'}  scores: {run.path / 'anomaly_scores.csv'}")
 
 
 def cmd_schema(args) -> None:

@@ -359,7 +359,7 @@ def test_npz_with_random_arrays(arrays):
         ('train: [{"\\n": 1}]', "train: must be a mapping of keys, got [{'\\n': 1}]"),
         (
             '"\\n": 1',
-            "\\n: unknown key; valid keys here: name, seed, data, model, train, denoise, anomaly, output",
+            "\\n: unknown key; valid keys here: name, seed, data, model, train, denoise, anomaly, tune, output",
         ),
     ],
 )
@@ -375,12 +375,12 @@ def test_config_found_by_fuzzing(tmp_path, content, message):
         (
             "activation=\n",
             "--set activation=\\n: activation: unknown key; valid keys here: name, "
-            "seed, data, model, train, denoise, anomaly, output",
+            "seed, data, model, train, denoise, anomaly, tune, output",
         ),
         (
             "\u00b2=1",
             "--set \u00b2=1: \u00b2: unknown key; valid keys here: name, seed, data, model, "
-            "train, denoise, anomaly, output",
+            "train, denoise, anomaly, tune, output",
         ),
     ],
 )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder.plots.figure import DPI, aspect, label_text, pyplot, show
+from autoencoder.plots.figure import DPI, aspect, label_text, pyplot, save, show
 
 
 def plot_anomaly_scores(
@@ -115,13 +115,9 @@ def plot_anomaly_extremes(
             )
     for row, text in enumerate(("highest", "its recon.", "lowest", "its recon.")):
         axes[row, 0].set_ylabel(text, fontsize=9)
-    fig.suptitle(
-        f"Test images with the highest and the lowest anomaly scores ({kind} per image)",
-        fontsize=10,
+    save(
+        fig, path, f"Test images with the highest and the lowest anomaly scores ({kind} per image)"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
 
 
 def plot_benchmark(path: Path, rows: list[dict], dataset: str, reference=None) -> None:

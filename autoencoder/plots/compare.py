@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from autoencoder.evaluate import per_image_mse
-from autoencoder.plots.figure import DPI, aspect, pyplot, show
+from autoencoder.plots.figure import DPI, aspect, pyplot, save, show
 
 
 def plot_compare_curves(path: Path, histories: dict[str, list[dict]], metric: str) -> None:
@@ -67,13 +67,11 @@ def plot_compare_reconstructions(path: Path, x, inputs: list[tuple], outputs: li
                 axes[r, j].set_title(f"{errors[j]:.4f}", fontsize=7, pad=2)
         mean = "" if errors is None else f"\nMSE {errors.mean():.4f}"
         axes[r, 0].set_ylabel(_wrap(text) + mean, fontsize=8, rotation=0, ha="right", va="center")
-    fig.suptitle(
+    save(
+        fig,
+        path,
         f"The first {len(x)} test images and each run's reconstruction (MSE per image above it)",
-        fontsize=10,
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
 
 
 def _wrap(text: str, width: int = 22) -> str:

@@ -43,3 +43,12 @@ def label_text(names, label) -> str:
 def aspect(x) -> float:
     """Width over height of the images, to size each figure's columns."""
     return min(3.0, max(1.0, x.shape[2] / x.shape[1]))
+
+
+def save(fig, path, title: str | None = None, fontsize: int = 10) -> None:
+    """Title the figure, lay it out, write it to `path` and free it."""
+    if title is not None:
+        fig.suptitle(title, fontsize=fontsize)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    pyplot().close(fig)
