@@ -342,7 +342,8 @@ class Run:
 
     @property
     def decoder(self):
-        """Code -> image; None for a model with skips, whose decoder also reads the encoder."""
+        """Code -> image; None for a model with skips or a residual head (the image bypasses the
+        code)."""
         return self._model("decoder")
 
     def _model(self, name: str):
@@ -350,7 +351,8 @@ class Run:
             from autoencoder.model import load_model
 
             path = self.path / f"{name}.keras"
-            if name == "decoder" and not path.is_file() and self.config.model.skips != "none":
+            one_graph = self.config.model.skips != "none" or self.config.model.output.residual
+            if name == "decoder" and not path.is_file() and one_graph:
                 self._models[name] = None
             else:
                 if name == "model":
@@ -387,6 +389,12 @@ class Run:
 
     def decode(self, z, batch_size: int = 256) -> np.ndarray:
         """Images decoded from codes, float32 (N, H, W, C) in [0, 1]."""
+        if self.decoder is None and self.config.model.output.residual:
+            raise UserError(
+                f"{self.path}: the model has a residual head (model.output.residual: true): it "
+                f"returns its input minus what it predicts, so no decoder makes images from the "
+                f"code alone; use reconstruct(x)"
+            )
         if self.decoder is None:
             raise UserError(
                 f"{self.path}: the model has skips (model.skips: {self.config.model.skips}), so "

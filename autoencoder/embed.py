@@ -115,6 +115,12 @@ def check_embeddable(run_dir: Path, config: Config, plan: Plan) -> None:
             f"also reads the encoder's earlier activations), so the code alone does not describe "
             f"an image; to embed, train a run with `model.skips: none`"
         )
+    if plan.residual:
+        raise UserError(
+            f"{run_dir}: model.output.residual is true: the model returns its input minus what it "
+            f"predicts, so the image bypasses the code; to embed, train a run with "
+            f"`model.output.residual: false`"
+        )
     if plan.code_size >= plan.input_size:
         raise UserError(
             f"{run_dir}: the model has no bottleneck: its code ({_shape(plan.code_shape)}, "

@@ -9,7 +9,8 @@ module is imported (`load_model` here does that); its encoder.keras and decoder.
 functional models.
 
 A model with skips is one functional graph: its decoder reads encoder activations besides the
-code, so there is no decoder of the code alone (build_models returns None for it).
+code, so there is no decoder of the code alone (build_models returns None for it). So is a model
+with a residual head (model.output.residual), whose last layer subtracts from the image.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def build_models(model_cfg: ModelConfig, dtype: str = "float32", plain: bool = F
     """(autoencoder, encoder, decoder): three keras.Model sharing the same layer objects.
 
     The encoder maps an image to its code (a VAE's: to [mean, log_var]); the decoder maps a code
-    to an image, and is None for a model with skips. A VAE's autoencoder is a `VAE` model.
+    to an image, and is None for a model with skips or a residual head. A VAE's autoencoder is a `VAE` model.
 
     Args:
       model_cfg: the `model` section of a config.
@@ -50,9 +51,9 @@ def build_from_plan(plan: Plan, dtype: str = "float32", plain: bool = False):
 
     image = keras.Input(shape=plan.input_shape, name="image")
     tensors = {"image": image}
-    if plan.skips != "none":
-        # One graph: the decoder's merges read encoder tensors, so the decoder cannot be a
-        # model of the code alone. The encoder is the same graph cut at the code.
+    if plan.one_graph:
+        # One graph: the decoder's merges read encoder tensors (or a residual head the image),
+        # so the decoder cannot be a model of the code alone. The encoder is the same graph cut at the code.
         layers = [planned for planned in plan.layers if planned.part != "vae"]
         autoencoder = keras.Model(
             image, _walk(layers, image, tensors, dtype, plain), name="autoencoder"
@@ -180,6 +181,8 @@ def _main_layer(planned: PlannedLayer, dtype: str) -> Any:
         return L.Add(**common)
     if kind == "Concatenate":
         return L.Concatenate(**common)
+    if kind == "Subtract":
+        return L.Subtract(**common)
     raise ValueError(f"no Keras layer for planned kind {kind!r}")
 
 
@@ -230,14 +233,20 @@ def conv_form(layer: Any, inputs: Any) -> Any:
 
 
 def custom_objects() -> dict:
-    """The package's own Keras classes by their registered names (autoencoder/vae.py).
+    """The package's own Keras classes by their registered names (vae.py, losses.py).
 
     `keras.models.load_model(path, safe_mode=True, custom_objects=custom_objects())` loads a
-    VAE's model.keras in any program.
+    VAE's model.keras, or a model compiled with one of losses.py's losses, in any program.
     """
+    from autoencoder.losses import SSIML1, Charbonnier
     from autoencoder.vae import VAE, Sampling
 
-    return {"autoencoder>Sampling": Sampling, "autoencoder>VAE": VAE}
+    return {
+        "autoencoder>Sampling": Sampling,
+        "autoencoder>VAE": VAE,
+        "autoencoder>Charbonnier": Charbonnier,
+        "autoencoder>SSIML1": SSIML1,
+    }
 
 
 def is_vae(model: Any) -> bool:

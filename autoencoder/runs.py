@@ -260,11 +260,16 @@ def _diff(a: Any, b: Any, prefix: str):
 
 
 def predict_images(model, x: np.ndarray, patches=None, batch_size: int = 512) -> np.ndarray:
-    """The model's output for whole images; a patch model's is put together from tiles."""
+    """The model's output for whole images, clipped to [0, 1]; a patch model's is put together
+    from tiles.
+
+    Clipped here, where outputs become images to score or show: a linear or residual head can
+    reach past [0, 1], and an image cannot (training's loss sees the raw output).
+    """
     if patches is None:
-        return model.predict(x, batch_size=batch_size, verbose=0)
+        return np.clip(model.predict(x, batch_size=batch_size, verbose=0), 0.0, 1.0)
     tiles = model.predict(to_tiles(x, patches.size), batch_size=batch_size, verbose=0)
-    return from_tiles(tiles, x.shape, patches.size)
+    return np.clip(from_tiles(tiles, x.shape, patches.size), 0.0, 1.0)
 
 
 def reconstruct_chunks(config: Config, model, splits, split: str = "test"):

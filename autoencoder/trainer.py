@@ -130,7 +130,12 @@ def fit(
     for name, m in (("model", model), ("encoder", encoder), ("decoder", decoder)):
         if m is not None:
             write_or_explain(run_dir, run_dir / f"{name}.keras", m.save)
-    if decoder is None:
+    if decoder is None and config.model.output.residual:
+        log.info(
+            "no decoder.keras: a residual head subtracts from the input image, so no decoder "
+            "makes images from the code alone; model.keras is the whole model"
+        )
+    elif decoder is None:
         log.info(
             "no decoder.keras: with skips the decoder reads the encoder's activations, not the "
             "code alone; model.keras is the whole model, encoder.keras gives the code"
@@ -186,13 +191,9 @@ def make_optimizer(config: Config, steps_per_epoch: int, dtype: str = "float32")
 
 def make_loss(config: Config):
     """The configured reconstruction loss."""
-    import keras
+    from autoencoder.losses import keras_loss
 
-    return {
-        "bce": keras.losses.BinaryCrossentropy(),
-        "mse": keras.losses.MeanSquaredError(),
-        "mae": keras.losses.MeanAbsoluteError(),
-    }[config.train.loss]
+    return keras_loss(config.train.loss)
 
 
 def _schedule_callbacks(config: Config) -> list:

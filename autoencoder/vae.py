@@ -12,6 +12,7 @@ from autoencoder import runtime
 runtime.tensorflow()  # the environment TensorFlow needs, set before Keras first imports it
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
 
@@ -61,7 +62,7 @@ class VAE(keras.Model):
         self.built = True  # encoder and decoder are built functional models
 
     def set_objective(self, reconstruction: str, kl_weight: float, warmup_steps: int):
-        """The reconstruction loss ("bce", "mse", "mae"), the KL weight and its warm-up."""
+        """The reconstruction loss (a train.loss name), the KL weight and its warm-up."""
         self.reconstruction = reconstruction
         self.kl_weight, self.warmup_steps = float(kl_weight), int(warmup_steps)
 
@@ -83,15 +84,12 @@ class VAE(keras.Model):
         """(reconstruction of a sampled z, its reconstruction term, KL), per image, batch means."""
         mean, log_var = self.encoder(x, training=training)
         recon = self.decoder(self.sampling([mean, log_var]), training=training)
-        axes = tuple(range(1, len(y.shape)))
-        if self.reconstruction == "bce":
-            # binary_crossentropy reads the logits the float32 sigmoid keeps on its output.
-            per_pixel = ops.binary_crossentropy(y, recon)
-        elif self.reconstruction == "mse":
-            per_pixel = ops.square(y - recon)
-        else:
-            per_pixel = ops.abs(y - recon)
-        reconstruction = ops.mean(ops.sum(per_pixel, axis=axes))
+        from autoencoder.losses import per_image
+
+        # The loss summed over an image's pixels: its per-image mean times their number (nats
+        # for bce, whose binary_crossentropy reads the logits the float32 sigmoid keeps).
+        pixels = float(np.prod(y.shape[1:]))
+        reconstruction = ops.mean(per_image(self.reconstruction, y, recon) * pixels)
         kl = -0.5 * ops.sum(1.0 + log_var - ops.square(mean) - ops.exp(log_var), axis=1)
         return recon, reconstruction, ops.mean(kl)
 

@@ -101,7 +101,13 @@ def _plain_model(config: Config):
         "adamw": keras.optimizers.AdamW,
         "sgd": keras.optimizers.SGD,
     }[opt.name](opt.learning_rate)
-    loss = {"bce": "binary_crossentropy", "mse": "mse", "mae": "mae"}[config.train.loss]
+    plain = {"bce": "binary_crossentropy", "mse": "mse", "mae": "mae", "l1": "mae"}
+    if config.train.loss in plain:
+        loss = plain[config.train.loss]
+    else:  # the package's own: Charbonnier, SSIM + L1
+        from autoencoder.losses import keras_loss
+
+        loss = keras_loss(config.train.loss)
     model.compile(optimizer=optimizer, loss=loss)
     return model
 

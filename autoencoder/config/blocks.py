@@ -238,14 +238,27 @@ class OutputLayer(Section):
     """The final Conv2D that maps the decoder's features back to the input's channels."""
 
     activation: Activation = "sigmoid"
-    """Activation of the reconstruction; sigmoid keeps pixels in [0, 1]."""
+    """Activation of the reconstruction; sigmoid keeps pixels in [0, 1], linear leaves them free."""
     kernel_size: Pair = (3, 3)
     """Kernel height and width of the final Conv2D: a number or [h, w]."""
+    # DnCNN (Zhang et al. 2017): the network predicts the noise, the model returns the input
+    # minus it, so an identity map costs nothing to learn.
+    residual: StrictBool = False
+    """true: the model outputs its input minus the final Conv2D's (what to remove); needs linear."""
 
     @field_validator("activation")
     @classmethod
     def _activation(cls, value: str) -> str:
         return _check_activation(value)
+
+    @model_validator(mode="after")
+    def _residual_is_linear(self):
+        if self.residual and self.activation != "linear":
+            raise ValueError(
+                f"residual: true subtracts the output from the input, so the output must be free "
+                f"to take any sign, but activation is {self.activation}; set activation: linear"
+            )
+        return self
 
 
 def _seed_tutorial_encoder() -> list:
@@ -305,5 +318,10 @@ class ModelConfig(Section):
             raise ValueError(
                 f"kind vae cannot have skips {self.skips}: a sample from the prior has no encoder "
                 f"activations to skip; use skips: none"
+            )
+        if self.kind == "vae" and self.output.residual:
+            raise ValueError(
+                "kind vae cannot have output.residual: true: a sample from the prior has no input "
+                "to subtract from; use output.residual: false"
             )
         return self

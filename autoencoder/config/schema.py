@@ -195,8 +195,9 @@ class TrainConfig(Section):
     """Passes over the training images."""
     batch_size: PosInt = 128
     """Images per training step (the global batch, split across replicas)."""
-    loss: Literal["bce", "mse", "mae"] = "bce"
-    """Reconstruction loss: bce (binary cross-entropy), mse or mae."""
+    loss: Literal["bce", "mse", "mae", "l1", "charbonnier", "ssim_l1"] = "bce"
+    """Reconstruction loss: bce (binary cross-entropy), mse, mae (l1 is the same), charbonnier
+    (a smooth L1) or ssim_l1 (0.84 x (1 - SSIM) + 0.16 x L1)."""
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     """The optimizer and its settings."""
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
@@ -406,6 +407,19 @@ class Config(Section):
             raise ValueError(
                 "kl is the KL term of a VAE, but model.kind is autoencoder; set model.kind: vae "
                 "(with latent_dim) or remove train.kl"
+            )
+        return value
+
+    @field_validator("train")
+    @classmethod
+    def _bce_needs_a_sigmoid(cls, value: TrainConfig, info: ValidationInfo) -> TrainConfig:
+        model = info.data.get("model")
+        bounded = ("sigmoid", "hard_sigmoid")
+        if value.loss == "bce" and model is not None and model.output.activation not in bounded:
+            raise ValueError(
+                f"loss bce needs outputs in (0, 1), but model.output.activation is "
+                f"{model.output.activation}; use a sigmoid output or another loss (mse, l1, "
+                f"charbonnier, ssim_l1)"
             )
         return value
 

@@ -161,7 +161,8 @@ class Batcher:
             return
         (h, w), batch, self.batch = self.size, self.batch, []
         tiles = np.stack([item.padded[y : y + h, x : x + w] for item, (y, x) in batch])
-        recon = np.asarray(self.model.predict_on_batch(tiles), np.float32)
+        # Clipped as runs.predict_images clips: a linear head's output can leave [0, 1].
+        recon = np.clip(np.asarray(self.model.predict_on_batch(tiles), np.float32), 0.0, 1.0)
         for (item, start), tile in zip(batch, recon):
             item.add(start, tile, self.weights)
             if item.left == 0:

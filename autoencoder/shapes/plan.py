@@ -14,7 +14,8 @@ from autoencoder.shapes.arithmetic import Pair, Shape, _prod
 #   "shortcut"         the 1x1 projection of a residual block's input, where channels or size change
 #   "residual"         the Add that closes a residual block
 #   "output"           the reconstruction's Conv2D, whose activation runs in float32
-Role = Literal["", "skip", "skip_projection", "shortcut", "residual", "output"]
+#   "residual_output"  the Subtract after it in a residual head (model.output.residual): image - it
+Role = Literal["", "skip", "skip_projection", "shortcut", "residual", "output", "residual_output"]
 
 
 @dataclass
@@ -61,6 +62,17 @@ class Plan:
     def skip_layers(self) -> list[PlannedLayer]:
         """The Concatenate / Add layers that bring an encoder activation into the decoder."""
         return [layer for layer in self.layers if layer.role == "skip"]
+
+    @property
+    def residual(self) -> bool:
+        """Whether the model returns its input minus the output Conv2D's (a residual head)."""
+        return any(layer.role == "residual_output" for layer in self.layers)
+
+    @property
+    def one_graph(self) -> bool:
+        """Whether the image reaches the decoder past the code (skips, a residual head): then
+        there is no decoder of the code alone."""
+        return self.skips != "none" or self.residual
 
     @property
     def code_layer(self) -> str:

@@ -119,6 +119,25 @@ def _plan_code(cfg: ModelConfig, shape: Shape) -> tuple[list[PlannedLayer], list
     return encode, decode
 
 
+def _residual_output(out: PlannedLayer) -> PlannedLayer:
+    """The DnCNN head: the image minus the output Conv2D's prediction of what to remove."""
+    return PlannedLayer(
+        block="out",
+        name="residual_output",
+        kind="Subtract",
+        part="decoder",
+        input_shape=out.output_shape,
+        output_shape=out.output_shape,
+        # float32 whatever the policy, as the output's activation: the difference is the image.
+        options=dict(dtype="float32"),
+        formula="image - output_conv: the input minus what the model removes",
+        source="image",
+        merge=out.name,
+        merge_shape=out.output_shape,
+        role="residual_output",
+    )
+
+
 def plan_model(cfg: ModelConfig) -> Plan:
     """Plan every layer of the autoencoder; UserError (one line) if the shapes cannot work."""
     blocks = _plan_encoder(cfg)
@@ -148,11 +167,12 @@ def plan_model(cfg: ModelConfig) -> Plan:
         activation=cfg.output.activation,
         role="output",
     )
+    head = [_residual_output(out)] if cfg.output.residual else []
     code_shape = encode_code[-1].output_shape if encode_code else feature_map
     return Plan(
         input_shape=tuple(cfg.input_shape),
         code_shape=code_shape,
-        layers=[*encoder, *encode_code, *decode_code, *decoder, out],
+        layers=[*encoder, *encode_code, *decode_code, *decoder, out, *head],
         kind=cfg.kind,
         skips=cfg.skips,
     )

@@ -95,6 +95,8 @@ def format_plan(plan: Plan, denoising: bool | None = None) -> str:
     notes = ["the code is larger than the image"] if ratio < 1 else []
     if plan.skips != "none":
         notes.append("the skips bypass the code")
+    if plan.residual:
+        notes.append("the residual head's input bypasses the code")
     note = f" ({'; '.join(notes)})" if notes else ""
     gaussian = (
         "; a VAE: each is a Gaussian (mean and log-variance), sampled by the reparameterisation "
