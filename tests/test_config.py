@@ -266,7 +266,7 @@ def test_more_than_five_mistakes_end_with_a_count(tmp_path):
         f"{path}: seed: must be greater than or equal to 0, got -1",
         f"{path}: train.epochs: must be a positive integer, got 0",
         f"{path}: train.batch_size: must be a positive integer, got 0",
-        f"{path}: train.loss: must be 'bce', 'mse' or 'mae', got 'x'",
+        f"{path}: train.loss: must be 'bce', 'mse', 'mae', 'l1', 'charbonnier' or 'ssim_l1', got 'x'",
         "... and 2 more mistakes",
     ]
 
