@@ -168,7 +168,7 @@ def test_a_dict_s_mistakes_name_config_where_a_file_would_be():
         (
             "model: {output: {border_mode: same}}",
             [],
-            "model.output.border_mode: unknown key; valid keys here: activation, kernel_size",
+            "model.output.border_mode: unknown key; valid keys here: activation, kernel_size, residual",
         ),
         (
             "model: {encoder: [{filters: 8, strides: 2, dilation_rate: 2}]}",
