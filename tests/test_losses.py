@@ -225,3 +225,42 @@ def test_refusals_are_one_line(overrides, message):
     with pytest.raises(UserError) as info:
         load_config(None, overrides)
     assert str(info.value) == message
+
+
+def test_a_residual_denoiser_runs_end_to_end_without_a_decoder(tmp_path, caplog):
+    import logging
+
+    from autoencoder.api import load_run
+    from autoencoder.embed import check_embeddable
+    from autoencoder.pipeline import train_run
+
+    config = tiny(
+        tmp_path,
+        "train.epochs=2",
+        RESIDUAL,
+        "train.loss=mse",
+        "data.noise={kind: gaussian, level: 0.3}",
+    )
+    with caplog.at_level(logging.INFO):
+        run_dir, metrics = train_run(config)
+    assert (run_dir / "model.keras").is_file() and not (run_dir / "decoder.keras").exists()
+    assert "no decoder.keras: a residual head subtracts from the input image" in caplog.text
+    assert metrics["test/psnr"] > metrics["test/noisy_psnr"]  # it removes some of the noise
+    run = load_run(run_dir)
+    assert run.decoder is None
+    out = run.reconstruct(np.zeros((2, 28, 28, 1), np.float32))
+    assert out.shape == (2, 28, 28, 1) and out.min() >= 0.0 and out.max() <= 1.0
+    with pytest.raises(UserError) as info:
+        run.decode(np.zeros((1, 8), np.float32))
+    assert str(info.value) == (
+        f"{run_dir}: the model has a residual head (model.output.residual: true): it returns its "
+        f"input minus what it predicts, so no decoder makes images from the code alone; use "
+        f"reconstruct(x)"
+    )
+    with pytest.raises(UserError) as info:
+        check_embeddable(run_dir, config, plan_model(config.model))
+    assert str(info.value) == (
+        f"{run_dir}: model.output.residual is true: the model returns its input minus what it "
+        f"predicts, so the image bypasses the code; to embed, train a run with "
+        f"`model.output.residual: false`"
+    )
