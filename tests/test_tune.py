@@ -47,7 +47,7 @@ def test_every_mistake_of_a_space_is_one_line_before_tensorflow(tmp_path):
         f"below the high one; write [low, high]",
         f"error: {space}: train.schedule.min_lr: {{log: [0, 0.01]}}: a log range must be above 0; "
         f"use uniform to include 0",
-        f"error: {space}: train.loss: must be 'bce', 'mse' or 'mae', got 'xx'",
+        f"error: {space}: train.loss: must be 'bce', 'mse', 'mae', 'l1', 'charbonnier' or 'ssim_l1', got 'xx'",
         f"error: {space}: model.latent_dim: the list of choices is empty; give at least one value",
         f"error: {space}: seed: {{normal: [1, 2]}} is not a distribution; write {{log: [a, b]}}, "
         f"{{uniform: [a, b]}}, {{int: [a, b]}} or a list of choices",
