@@ -63,34 +63,30 @@ def per_image(name: str, y, x):
 
 
 @keras.saving.register_keras_serializable(package="autoencoder")
-class Charbonnier(keras.losses.Loss):
-    """sqrt((y - x)^2 + 1e-6): a smooth L1, averaged over pixels and images."""
+class ImageLoss(keras.losses.Loss):
+    """One of this module's per-image losses by name (charbonnier, ssim_l1), averaged over images.
 
-    def __init__(self, name="charbonnier", **kwargs):
-        super().__init__(name=name, **kwargs)
+    charbonnier: sqrt((y - x)^2 + 1e-6), a smooth L1; ssim_l1: 0.84 (1 - SSIM) + 0.16 L1
+    (Zhao et al. 2017).
+    """
 
-    def call(self, y_true, y_pred):
-        return charbonnier(y_true, y_pred)
-
-
-@keras.saving.register_keras_serializable(package="autoencoder")
-class SSIML1(keras.losses.Loss):
-    """0.84 (1 - SSIM) + 0.16 L1 per image (Zhao et al. 2017), averaged over images."""
-
-    def __init__(self, name="ssim_l1", **kwargs):
-        super().__init__(name=name, **kwargs)
+    def __init__(self, kind: str = "charbonnier", name: str | None = None, **kwargs):
+        super().__init__(name=name or kind, **kwargs)
+        self.kind = kind
 
     def call(self, y_true, y_pred):
-        return ssim_l1(y_true, y_pred)
+        return per_image(self.kind, y_true, y_pred)
+
+    def get_config(self):
+        return {**super().get_config(), "kind": self.kind}
 
 
 def keras_loss(name: str):
     """The compiled loss of train.loss `name`: Keras's own where it has one."""
-    return {
+    builtin = {
         "bce": keras.losses.BinaryCrossentropy,
         "mse": keras.losses.MeanSquaredError,
         "mae": keras.losses.MeanAbsoluteError,
         "l1": keras.losses.MeanAbsoluteError,
-        "charbonnier": Charbonnier,
-        "ssim_l1": SSIML1,
-    }[name]()
+    }
+    return builtin[name]() if name in builtin else ImageLoss(name)

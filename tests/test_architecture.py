@@ -172,7 +172,7 @@ def run_python(code: str) -> subprocess.CompletedProcess:
 # every other module imports them only inside functions (docs/architecture.md).
 KERAS_CLASS_MODULES = {
     "vae": "the VAE model and its Sampling layer, registered for serialisation",
-    "losses": "the Charbonnier and SSIM + L1 losses, registered for serialisation",
+    "losses": "the Charbonnier and SSIM + L1 loss class, registered for serialisation",
     "callbacks": "the trainer's callbacks, subclasses of keras.callbacks.Callback",
 }
 

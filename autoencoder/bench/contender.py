@@ -104,7 +104,7 @@ def _plain_model(config: Config):
     plain = {"bce": "binary_crossentropy", "mse": "mse", "mae": "mae", "l1": "mae"}
     if config.train.loss in plain:
         loss = plain[config.train.loss]
-    else:  # the package's own: Charbonnier, SSIM + L1
+    else:  # the package's own (losses.ImageLoss): Charbonnier, SSIM + L1
         from autoencoder.losses import keras_loss
 
         loss = keras_loss(config.train.loss)
