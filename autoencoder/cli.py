@@ -29,8 +29,8 @@ from autoencoder.errors import RunFailed, UserError
 from autoencoder.evaluate import format_metrics
 from autoencoder.export import FORMATS, format_export
 from autoencoder.listing import COLUMNS, format_runs, runs_json
+from autoencoder.precision import planned as planned_precision
 from autoencoder.predict import format_summary
-from autoencoder.runtime import cpu_precision
 from autoencoder.shapes import format_plan
 from autoencoder.tuning import format_study, tune
 
@@ -88,9 +88,11 @@ def cmd_shapes(args) -> None:
     if "input_shape" not in config.model.model_fields_set:  # else plan it as given
         config = resolve_input_shape(config)
     plan = api.plan(config)
-    dtype = cpu_precision(config.train.mixed_precision)  # what training picks without a GPU
+    dtype, note = planned_precision(config)  # what training picks without a GPU; times nothing
     table = format_plan(plan, denoising=config.data.noise is not None)
     print(table + "\n\n" + memory.format_memory(memory.run_memory(config, plan, dtype)))
+    if note:
+        print(note)
 
 
 def cmd_evaluate(args) -> None:

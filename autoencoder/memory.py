@@ -126,17 +126,22 @@ def run_memory(config, plan: Plan, dtype: str, data: int | None = None) -> Memor
     return plan_memory(plan, config.train.batch_size, dtype, slots, held)
 
 
+def fits(config, memory: MemoryPlan) -> bool:
+    """Whether the estimate fits in the memory this process may use (or the check is off)."""
+    return memory.total <= memory_limit()[0] or not config.train.memory_check
+
+
 def check_fits(config, plan: Plan, memory: MemoryPlan) -> None:
     """Refuse, in one line, a plan whose estimate exceeds the memory this process may use."""
-    limit, what = memory_limit()
-    if memory.total <= limit or not config.train.memory_check:
+    if fits(config, memory):
         return
+    limit, what = memory_limit()
     opt = config.train.optimizer
     slots = optimizer_slots(opt.name, opt.momentum)
-    fits = largest_batch(plan, memory.dtype, slots, memory.data, limit)
+    largest = largest_batch(plan, memory.dtype, slots, memory.data, limit)
     fix = (
-        f"--set train.batch_size={fits}"
-        if fits
+        f"--set train.batch_size={largest}"
+        if largest
         else "a smaller model or data.limit (not even batch 1 fits)"
     )
     raise UserError(

@@ -21,10 +21,11 @@ from autoencoder.evaluate import evaluate_split
 from autoencoder.model import is_vae, load_model, vae_test_terms
 from autoencoder.noise import model_inputs
 from autoencoder.plots import plot_evaluation
+from autoencoder.precision import CANDIDATES
 from autoencoder.runs import read_history, read_state, resume_command
-from autoencoder.runtime import choose_precision, tensorflow
+from autoencoder.runtime import tensorflow
 from autoencoder.shapes import plan_model, skip_note
-from autoencoder.trainer import fit
+from autoencoder.trainer import fit, run_precision
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,13 @@ def _train(
     tensorflow()  # a missing TensorFlow is refused before anything is written
     # Before any other TensorFlow work: a multi-worker strategy must start first.
     strategy = distribute.strategy(config.train.distribute, config.train.worker_timeout)
-    dtype = choose_precision(config.train.mixed_precision)
+    # auto may time the candidates on this model (outside the strategy: one device, the full
+    # batch), only those whose plan fits; a cluster's workers take the static rule untimed.
+    fitting = [
+        p for p in CANDIDATES if memory.fits(config, memory.run_memory(config, plan, p, held))
+    ]
+    choice = run_precision(config, fitting, multi_worker=me.workers > 1)
+    dtype = choice.policy
     memory.check_fits(config, plan, memory.run_memory(config, plan, dtype, held))  # and too big
     if not me.chief:
         return _train_as_worker(config, splits, resume, strategy, me, dtype)
@@ -119,7 +126,7 @@ def _train(
             # Predicting with the cluster's model would wait for the other workers; the saved
             # models are the same functions, used here alone.
             models = tuple(_load_saved(run_dir, name) for name in ("model", "encoder", "decoder"))
-        metrics = finish_run(run_dir, config, models[0], splits)
+        metrics = finish_run(run_dir, config, models[0], splits, choice.record())
     except KeyboardInterrupt:
         # Ctrl-C at any moment: every write is atomic and the checkpoint block finishes first,
         # so the run on disk is the last completed epoch, ready to resume.
@@ -214,8 +221,11 @@ def resume(run_dir: str | Path, overrides: list[str] = (), command="autoencoder 
     return train(config, resume=run_dir, command=command)
 
 
-def finish_run(run_dir: Path, config: Config, model, splits) -> dict:
-    """Evaluate a trained model on the test split, write metrics.json and the figures."""
+def finish_run(run_dir: Path, config: Config, model, splits, record: dict | None = None) -> dict:
+    """Evaluate a trained model on the test split, write metrics.json and the figures.
+
+    `record`: more keys for metrics.json (how the precision was chosen: precision.Choice).
+    """
     # Chunk by chunk: a streamed test split is never all in memory.
     evaluation = evaluate_split(config, model, splits, "test")
     metrics = evaluation.metrics
@@ -234,6 +244,7 @@ def finish_run(run_dir: Path, config: Config, model, splits) -> dict:
         images = splits.images("test")
         inputs = model_inputs(images, config)
         metrics.update({f"test/{k}": v for k, v in vae_test_terms(model, inputs, images).items()})
+    metrics.update(record or {})
     atomic.write_json(run_dir / "metrics.json", metrics)
     plot_evaluation(run_dir, evaluation, history, splits.class_names, model)
     return metrics

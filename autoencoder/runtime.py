@@ -76,11 +76,12 @@ def seed_everything(seed: int) -> None:
 
 
 def choose_precision(mode: str) -> str:
-    """The Keras dtype policy name for train.mixed_precision ("auto", "on" or "off").
+    """The static rule's Keras dtype policy for train.mixed_precision ("auto", "on" or "off").
 
     "auto": mixed_float16 on a GPU with tensor cores; on a CPU-only machine, mixed_bfloat16
-    where the CPU multiplies bfloat16 natively and oneDNN is on, else float32. Nothing global is
-    set: the policy is passed to the model builder.
+    where the CPU multiplies bfloat16 natively and oneDNN is on, else float32 (training times
+    that last case instead: precision.choose). Nothing global is set: the policy is passed to
+    the model builder.
     """
     if mode == "off":
         return "float32"
@@ -98,25 +99,50 @@ def choose_precision(mode: str) -> str:
 
 
 def cpu_precision(mode: str) -> str:
-    """The policy choose_precision picks where no GPU is visible; needs no TensorFlow."""
+    """The policy the static rule picks where no GPU is visible; needs no TensorFlow."""
     if mode == "off":
         return "float32"
     if mode == "on":
         return "mixed_bfloat16"
-    # oneDNN runs bfloat16 convolutions on AVX512_BF16 / AMX units at about twice the float32
-    # rate; without those units it would emulate them, slower than float32.
+    return "mixed_bfloat16" if native_bfloat16() else "float32"
+
+
+def native_bfloat16() -> bool:
+    """Whether TensorFlow can run bfloat16 on this CPU's own units: they exist and oneDNN is on."""
+    # oneDNN runs bfloat16 convolutions on AVX512_BF16 / AMX units; without those units it
+    # would emulate them, slower than float32.
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", _ENV_DEFAULTS["TF_ENABLE_ONEDNN_OPTS"])
-    return "mixed_bfloat16" if cpu_has_bfloat16() and onednn == "1" else "float32"
+    return onednn == "1" and cpu_has_bfloat16()
 
 
 def cpu_has_bfloat16() -> bool:
     """True where /proc/cpuinfo lists a native bfloat16 unit (AVX512_BF16 or AMX-BF16)."""
+    flags = set(_cpuinfo("flags").split())
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what the platform module says."""
+    import platform
+
+    return _cpuinfo("model name") or platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_count() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _cpuinfo(field: str) -> str:
+    """The value of the first `field` line of /proc/cpuinfo; "" where there is none."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+                key, _, value = line.partition(":")
+                if key.strip() == field:
+                    return value.strip()
     except OSError:
         pass
-    return False
+    return ""

@@ -9,20 +9,29 @@ module does not import TensorFlow: the callbacks, Keras classes, are imported in
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
+import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+from autoencoder import precision
 from autoencoder.config import Config
 from autoencoder.errors import UserError
 from autoencoder.model import build_models, load_model
 from autoencoder.noise import model_inputs, run_datasets
 from autoencoder.runs import BEST, last_checkpoint, write_or_explain
-from autoencoder.runtime import choose_precision, seed_everything, tensorflow
+from autoencoder.runtime import seed_everything, tensorflow
 
 log = logging.getLogger(__name__)
 
 IMAGES_PER_EPOCH = 8  # test images (and VAE samples) shown in TensorBoard after each epoch
+# training_rate: untimed steps (the first traces the step function), then timed steps until
+# both floors are passed or the ceiling is reached; the median step is robust to a busy machine.
+WARMUP_STEPS = 2
+TIMED_STEPS = (3, 30)
+TIMED_SECONDS = 1.0
 
 
 def fit(
@@ -48,7 +57,7 @@ def fit(
       restore_dir: where state's checkpoint is, when not in run_dir (a worker's resume).
       chief: False on the workers of a cluster that do not write the run (no TensorBoard, no
         progress bars).
-      dtype: the Keras dtype policy (runtime.choose_precision picks one when None).
+      dtype: the Keras dtype policy (run_precision picks one when None).
       extra_callbacks: Keras callbacks called after the run's own (the benchmark times with them).
     Returns:
       (autoencoder, encoder, decoder), trained, with the best epoch's weights when early
@@ -58,8 +67,9 @@ def fit(
     tf = tensorflow()
     from autoencoder.callbacks import FrozenOutput, NonFiniteLoss, RunRecorder
 
+    # Timing builds models of its own: before the seed, so the run's weights do not depend on it.
+    dtype = dtype or run_precision(config).policy
     seed_everything(config.seed)
-    dtype = dtype or choose_precision(config.train.mixed_precision)
     log.info(
         "data: %s: %s train, %s val, %s test; precision: %s",
         splits.source,
@@ -142,6 +152,37 @@ def fit(
         )
     log.info("trained %d epochs in %.0f s", recorder.epoch, time.time() - started)
     return model, encoder, decoder
+
+
+def run_precision(
+    config: Config, candidates: Sequence[str] = precision.CANDIDATES, multi_worker: bool = False
+) -> precision.Choice:
+    """precision.choose for a run, timing with training_rate where auto times."""
+    return precision.choose(
+        config, lambda dtype: training_rate(config, dtype), candidates, multi_worker
+    )
+
+
+def training_rate(config: Config, dtype: str) -> float:
+    """Training batches per second of the config's compiled model in dtype, on a random batch."""
+    import numpy as np
+
+    tf = tensorflow()
+    model = compiled_models(config, 1, dtype)[0]
+    shape = (config.train.batch_size, *config.model.input_shape)
+    x = tf.constant(np.random.default_rng(0).random(shape, dtype=np.float32))
+    for _ in range(WARMUP_STEPS):
+        model.train_on_batch(x, x)
+    steps, started = [], time.perf_counter()
+    while len(steps) < TIMED_STEPS[1] and (
+        len(steps) < TIMED_STEPS[0] or time.perf_counter() - started < TIMED_SECONDS
+    ):
+        begun = time.perf_counter()
+        model.train_on_batch(x, x)  # returns the logs as NumPy: the step has finished
+        steps.append(time.perf_counter() - begun)
+    del model
+    gc.collect()  # the timed model's weights and traced functions, before the run's own
+    return 1.0 / statistics.median(steps)
 
 
 def compiled_models(config: Config, steps_per_epoch: int, dtype: str = "float32"):

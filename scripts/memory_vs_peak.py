@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from autoencoder import memory  # noqa: E402
 from autoencoder.config import load_config  # noqa: E402
-from autoencoder.runtime import cpu_precision  # noqa: E402
+from autoencoder.precision import planned  # noqa: E402
 from autoencoder.shapes import plan_model  # noqa: E402
 
 
@@ -53,9 +53,10 @@ def main() -> None:
             overrides.append(f"output={out}")
             config = load_config(path, overrides)
             plan = plan_model(config.model)
-            estimate = memory.run_memory(config, plan, cpu_precision(config.train.mixed_precision))
             sets = [x for o in overrides for x in ("--set", o)]
             peak = peak_of_child(["train", path, *sets])
+            # After the child: under auto its timed choice is cached, and `shapes` shows that.
+            estimate = memory.run_memory(config, plan, planned(config)[0])
             label = " ".join([Path(path).name, *overrides[:-1]])
             error = (estimate.total - peak) / peak
             print(

@@ -4,6 +4,7 @@ pytest puts tests/ on sys.path (no __init__.py here), so modules import these na
 `from conftest import ...`; the `keras` fixture is found by pytest itself.
 """
 
+import os
 import subprocess
 import sys
 import time
@@ -96,6 +97,20 @@ def wait_for_first_epoch(proc, output, settle):
             return states[0]
         time.sleep(0.05)
     return None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def precision_cache(tmp_path_factory):
+    """Every test's precision cache, in-process and in subprocesses: never the user's own."""
+    # train.mixed_precision: auto times float32 against bfloat16 on a CPU with bfloat16 units and
+    # caches the rates (precision.cache_file); a session's runs share one scratch cache.
+    saved = os.environ.get("AUTOENCODER_CACHE")
+    os.environ["AUTOENCODER_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield Path(os.environ["AUTOENCODER_CACHE"])
+    if saved is None:
+        os.environ.pop("AUTOENCODER_CACHE", None)
+    else:
+        os.environ["AUTOENCODER_CACHE"] = saved
 
 
 @pytest.fixture(scope="module")

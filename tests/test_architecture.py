@@ -17,6 +17,7 @@ LAYERS = [
     {"errors", "atomic"},
     {"lock"},
     {"runtime", "config"},
+    {"precision"},
     {"shapes"},
     {"memory"},
     {"losses"},

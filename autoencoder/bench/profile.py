@@ -15,7 +15,7 @@ def layer_profile(config: Config, repeats: int = 7) -> str:
     """Where a training step's time goes: each layer alone, forward and forward + backward.
 
     Runs in this process with the project's settings, once in float32 and once in the policy
-    `train.mixed_precision` picks here. A layer's time is the median of `repeats` timed steps at
+    the static rule of `train.mixed_precision` picks here (runtime.choose_precision: untimed). A layer's time is the median of `repeats` timed steps at
     the config's batch size; GFLOP/s counts 3 x the forward FLOPs for forward + backward.
     """
     import numpy as np

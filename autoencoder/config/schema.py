@@ -210,8 +210,9 @@ class TrainConfig(Section):
         Literal["auto", "on", "off"],
         WithJsonSchema({"enum": ["auto", "on", "off", True, False]}),  # YAML 1.1: see _yaml_switch
     ] = "auto"
-    """auto: bfloat16 on CPUs with native support, float16 on GPUs with tensor cores; on: mixed
-    precision; off: float32."""
+    """auto: float16 on GPUs with tensor cores; on a CPU with native bfloat16, the faster of
+    float32 and bfloat16, timed on the run's model when training starts (cached per CPU and
+    model); else float32. on: mixed precision; off: float32."""
     # tf.distribute: "auto" mirrors across the local GPUs when there are several; batch_size is
     # the global batch, split across replicas (the learning rate is not rescaled).
     distribute: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"
