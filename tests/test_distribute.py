@@ -134,6 +134,8 @@ def test_two_workers_train_into_one_run_directory(tmp_path):
         assert (run / name).is_file(), name
     assert "test split, 1,000 images" in chief_out
     assert worker_out == "worker done; the chief wrote the run directory\n"
+    # Never timed in a cluster: every worker must train in the one precision of the static rule.
+    assert json.loads((run / "metrics.json").read_text())["precision/how"] == "rule"
 
 
 def test_a_killed_worker_stops_the_cluster_and_a_restart_resumes(tmp_path):

@@ -236,3 +236,16 @@ def test_a_run_records_how_its_precision_was_chosen(tmp_path, cpu, monkeypatch):
     enc1 = model.get_layer("encoder").get_layer("enc1_conv")
     assert enc1.dtype_policy.name == metrics["precision/policy"]
     assert (tmp_path / "cache" / "precision.json").is_file()
+
+
+def test_shapes_prints_the_note_and_times_nothing(tmp_path, cpu, monkeypatch, capsys):
+    from autoencoder.cli import main
+
+    monkeypatch.setenv("AUTOENCODER_CACHE", str(tmp_path))
+    assert main(["shapes", "configs/seed_tutorial.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "memory at batch 1000, float32 activations" in out
+    assert out.rstrip().endswith(
+        "timed when training starts (the memory above is float32's, the larger)"
+    )
+    assert list(tmp_path.iterdir()) == []
