@@ -134,11 +134,9 @@ def _training_config(config: Config, normal: list[int]) -> Config:
 
 
 def selection_images(splits: Splits, normal: list[int], count: int, seed: int) -> Splits:
-    """A seeded sample of the other classes' training-pool images, as the val split of a Splits.
-
-    Its train and test splits are empty: what scores it cannot reach the test split.
-    """
-    # The training pool (train and val splits), never the test split.
+    """A seeded sample of the other classes' training-pool images, as the val split of a Splits."""
+    # The training pool (train and val splits), never the test split; the Splits returned holds
+    # empty train and test splits, so what scores it cannot reach the test split either.
     pool = {s: np.flatnonzero(~np.isin(splits.labels(s), normal)) for s in ("train", "val")}
     cut = len(pool["train"])
     total = cut + len(pool["val"])
@@ -464,7 +462,7 @@ def format_report(result: dict) -> str:
         f"ROC-AUC {result['auroc']:.4f}   average precision {result['ap']:.4f}",
         "test ROC-AUC by score: "
         + ", ".join(f"{SCORE_NAMES[k]} {v:.4f}" for k, v in result["auroc_by_score"].items()),
-        *(score_choice_lines(result) if auto else []),
+        *(_score_choice_lines(result) if auto else []),
         f"threshold {result['threshold']:.6g} ({how})",
         "at the threshold:",
         f"  {'':<{width}}  passed  flagged",
@@ -476,7 +474,7 @@ def format_report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def score_choice_lines(result: dict) -> list[str]:
+def _score_choice_lines(result: dict) -> list[str]:
     """auto's choice: each candidate's validation ROC-AUC, and the images it was measured on."""
     lines = [
         f"score chosen by anomaly.score auto on validation images only, no test image seen: "
