@@ -6,6 +6,11 @@ reports ROC-AUC and average precision of the other classes (the anomalies) again
 ones. The threshold is chosen on the normal validation images, never on the test set, and is
 saved with the run (metrics.json `anomaly/threshold` and `anomaly/score`, which `predict` reads).
 
+`anomaly.score: auto` chooses the score on validation images alone, before any test image is
+scored: the normal validation images against a seeded sample of the other classes' images from
+the training pool (never trained on: the run sees the normal classes only), each kind's AUROC on
+them, the highest wins.
+
 `run_benchmark(config, dataset)` is the one-class protocol of Ruff et al. (ICML 2018): each class
 in turn is the only normal one, and every test image is scored.
 """
@@ -24,7 +29,7 @@ import numpy as np
 
 from autoencoder import atomic, lock, runs
 from autoencoder.config import Config
-from autoencoder.data import load_splits
+from autoencoder.data import ImageFiles, Splits, load_splits
 from autoencoder.errors import UserError
 from autoencoder.evaluate import per_image_score
 from autoencoder.pipeline import train
@@ -37,7 +42,12 @@ from autoencoder.plots import (
 
 log = logging.getLogger(__name__)
 
+# Also the order `anomaly.score: auto` breaks ties in: the plainest score first.
 SCORE_NAMES = {"mse": "MSE", "mae": "MAE", "ssim": "1 - SSIM"}
+# auto's anomalous validation images: as many as the normal validation images, within these
+# bounds (an AUROC on a few dozen images moves by whole points; past a few thousand it hardly
+# moves, and each image costs a reconstruction and an SSIM).
+AUTO_IMAGES = (500, 2000)
 # Deep SVDD (one-class), Ruff et al. 2018, Table 1: AUROC per MNIST digit, the same protocol.
 DEEP_SVDD_MNIST = (98.0, 99.7, 91.7, 91.9, 94.9, 88.5, 98.3, 94.6, 93.9, 96.5)
 # The benchmark's model and training when no CONFIG is given: the preset in this checkout.
@@ -117,6 +127,78 @@ def check_groups(labels: np.ndarray, normal: list[int], names: tuple[str, ...]) 
 def _training_config(config: Config, normal: list[int]) -> Config:
     data = config.data.model_copy(update={"classes": normal})
     return config.model_copy(update={"data": data})
+
+
+# ---------------------------------------------------------------------------------------------
+# anomaly.score: auto, chosen on validation images only
+
+
+def selection_images(splits: Splits, normal: list[int], count: int, seed: int) -> Splits:
+    """A seeded sample of the other classes' training-pool images, as the val split of a Splits."""
+    # The training pool (train and val splits), never the test split; the Splits returned holds
+    # empty train and test splits, so what scores it cannot reach the test split either.
+    pool = {s: np.flatnonzero(~np.isin(splits.labels(s), normal)) for s in ("train", "val")}
+    cut = len(pool["train"])
+    total = cut + len(pool["val"])
+    if total == 0:
+        given = ", ".join(splits.class_names[k] for k in normal)
+        raise UserError(
+            f"anomaly.score: auto chooses the score on images of the other classes outside the "
+            f"test split, and the training pool holds only {given}; set anomaly.score to mse, "
+            f"mae or ssim, or add images of other classes to the training pool (they are not "
+            f"trained on)"
+        )
+    chosen = np.sort(np.random.default_rng(seed).choice(total, min(count, total), replace=False))
+    parts = {
+        "train": pool["train"][chosen[chosen < cut]],
+        "val": pool["val"][chosen[chosen >= cut] - cut],
+    }
+    pixels = [_take(splits.pixels(s), index) for s, index in parts.items()]
+    labels = np.concatenate([splits.labels(s)[index] for s, index in parts.items()])
+    if isinstance(pixels[0], ImageFiles):
+        together = ImageFiles(
+            pixels[0].paths + pixels[1].paths, pixels[0].spec, pixels[0].image_shape
+        )
+        empty = ImageFiles([], together.spec, together.image_shape)
+    else:
+        together = np.concatenate(pixels)
+        empty = together[:0]
+    none = labels[:0]
+    return Splits(
+        empty,
+        none,
+        together,
+        labels,
+        empty,
+        none,
+        source=f"{len(labels):,} training-pool images of the other classes",
+        class_names=splits.class_names,
+        patches=splits.patches,
+    )
+
+
+def _take(pixels, index: np.ndarray):
+    """The images at `index` of a split as held: a uint8 array, or ImageFiles (still unread)."""
+    if isinstance(pixels, ImageFiles):
+        return ImageFiles([pixels.paths[i] for i in index], pixels.spec, pixels.image_shape)
+    return pixels[index]
+
+
+def choose_score(
+    normal: dict[str, np.ndarray], anomalies: dict[str, np.ndarray]
+) -> tuple[str, dict[str, float]]:
+    """The kind whose scores best separate two groups of images (highest AUROC), every AUROC."""
+    from sklearn.metrics import roc_auc_score
+
+    first = next(iter(normal))
+    truth = np.concatenate([np.zeros(len(normal[first])), np.ones(len(anomalies[first]))])
+    aurocs = {
+        kind: float(roc_auc_score(truth, np.concatenate([normal[kind], anomalies[kind]])))
+        for kind in SCORE_NAMES
+        if kind in normal
+    }
+    # max() keeps the first of equals: ties go by SCORE_NAMES' order, whatever the dicts' order.
+    return max(aurocs, key=aurocs.get), aurocs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,7 +285,8 @@ def anomaly_run(config: Config) -> tuple[Path, dict]:
       anomaly/<key>).
     Raises:
       UserError: an unknown or missing normal class, a test split without anomalies or without
-        normal images, no normal validation images for a quantile: all before training; after
+        normal images, no normal validation images for a quantile or for score auto, no images
+        of the other classes outside the test split for score auto: all before training; after
         it, a threshold that cannot be chosen (the run is kept).
     """
     # The test split of every class the data holds (as data.classes keeps them), normal or not.
@@ -214,38 +297,63 @@ def anomaly_run(config: Config) -> tuple[Path, dict]:
     trained_on = _training_config(config, normal)
     rule, number = config.anomaly.threshold.rule()
     normal_splits = load_splits(trained_on)  # read once: counted now, scored after training
-    if rule != "value":
-        held = normal_splits.count("val")
+    held = normal_splits.count("val")
+    if rule != "value" and held == 0:
+        choose_threshold(np.zeros(0), rule, number)  # refuses, before any training
+    selection = None
+    if config.anomaly.score == "auto":
         if held == 0:
-            choose_threshold(np.zeros(0), rule, number)  # refuses, before any training
-        if held < FEW_VALIDATION:
-            log.warning(
-                "only %d normal validation images: a %s threshold on so few is mostly luck",
-                held,
-                rule,
+            raise UserError(
+                "anomaly.score: auto chooses the score on the normal validation images, and "
+                "there are none; raise data.validation_split, or set anomaly.score to mse, mae "
+                "or ssim"
             )
+        count = int(np.clip(held, *AUTO_IMAGES))
+        selection = selection_images(full, normal, count, config.seed)  # refused before training
+    if rule != "value" and held < FEW_VALIDATION:
+        log.warning(
+            "only %d normal validation images: a %s threshold on so few is mostly luck", held, rule
+        )
     start = time.perf_counter()
     trained = train(trained_on, command=COMMAND, splits=normal_splits)
     minutes = (time.perf_counter() - start) / 60
     run_dir, model = trained.run_dir, trained.models[0]
     with lock.hold(run_dir, COMMAND):
-        return run_dir, _score_run(config, run_dir, model, full, trained_on, normal_splits, minutes)
+        result = _score_run(
+            config, run_dir, model, full, trained_on, normal_splits, minutes, selection
+        )
+        return run_dir, result
 
 
-def _score_run(config, run_dir, model, full, trained_on, normal_splits, minutes) -> dict:
-    """Score the trained run's test images, choose the threshold, write it all into the run."""
+def _score_run(
+    config, run_dir, model, full, trained_on, normal_splits, minutes, selection=None
+) -> dict:
+    """Choose the score (auto), score the test images, choose the threshold, write the run."""
     names = tuple(full.class_names)
     normal = normal_classes(config, names)
-    anomalous = check_groups(full.labels("test"), normal, names)
     rule, number = config.anomaly.threshold.rule()
-    kind = config.anomaly.score
+    kinds = tuple(SCORE_NAMES)
+    val = score_split(trained_on, model, normal_splits, "val", kinds=kinds)
+    chosen = {}
+    if selection is None:
+        kind = config.anomaly.score
+    else:
+        # Before any test image is scored, and from these validation arrays alone.
+        others = score_split(trained_on, model, selection, "val", kinds=kinds)
+        kind, val_aurocs = choose_score(val, others)
+        chosen = {
+            "val_auroc_by_score": val_aurocs,
+            "val_anomalies": int(selection.count("val")),
+        }
+        log.info(
+            "anomaly.score auto: %s (validation AUROC %s; no test image seen)",
+            SCORE_NAMES[kind],
+            ", ".join(f"{SCORE_NAMES[k]} {v:.4f}" for k, v in val_aurocs.items()),
+        )
+    anomalous = check_groups(full.labels("test"), normal, names)
     # Every kind of score on the same reconstructions: which one suits this data is in the report.
-    every = score_split(config, model, full, "test", kinds=tuple(SCORE_NAMES))
-    scored = Scored(
-        test=every[kind],
-        labels=full.labels("test"),
-        val=score_split(trained_on, model, normal_splits, "val")[kind],
-    )
+    every = score_split(config, model, full, "test", kinds=kinds)
+    scored = Scored(test=every[kind], labels=full.labels("test"), val=val[kind])
     try:
         threshold = choose_threshold(scored.val, rule, number)
     except UserError as exc:
@@ -255,7 +363,9 @@ def _score_run(config, run_dir, model, full, trained_on, normal_splits, minutes)
     result = report(scored, anomalous, threshold)
     result.update(
         auroc_by_score={k: float(roc_auc_score(anomalous, v)) for k, v in every.items()},
-        score=config.anomaly.score,
+        score=kind,
+        score_setting=config.anomaly.score,
+        **chosen,
         rule=rule,
         rule_value=number,
         normal=[names[k] for k in normal],
@@ -269,7 +379,7 @@ def _score_run(config, run_dir, model, full, trained_on, normal_splits, minutes)
 def _write(run_dir, config, splits, model, scored, anomalous, result, names) -> None:
     runs.merge_metrics(run_dir, {f"anomaly/{k}": v for k, v in result.items() if k != "run_dir"})
     atomic.write_text(run_dir / "anomaly_scores.csv", _scores_csv(scored, anomalous, result, names))
-    kind = SCORE_NAMES[config.anomaly.score]
+    kind = SCORE_NAMES[result["score"]]
     normal_text = ", ".join(map(str, result["normal"]))
     figures = run_dir / "figures"
     plot_anomaly_scores(
@@ -322,11 +432,12 @@ def _gather(config, model, splits, picked: np.ndarray):
 def _scores_csv(scored: Scored, anomalous, result: dict, names) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["index", "label", "class", "group", "score", "flagged"])
+    writer.writerow(["index", "label", "class", "group", "score", "score_kind", "flagged"])
+    kind = result["score"]  # auto's choice, never "auto"
     for i, (label, score) in enumerate(zip(scored.labels, scored.test)):
         group = "anomaly" if anomalous[i] else "normal"
         flagged = int(score > result["threshold"])
-        writer.writerow([i, int(label), names[int(label)], group, f"{score:.6g}", flagged])
+        writer.writerow([i, int(label), names[int(label)], group, f"{score:.6g}", kind, flagged])
     return out.getvalue()
 
 
@@ -344,12 +455,14 @@ def format_report(result: dict) -> str:
         )
     normal, anomalies = result["test_normal"], result["test_anomalies"]
     width = max(len(f"anomaly ({anomalies:,})"), len(f"normal ({normal:,})"))
+    auto = result.get("score_setting") == "auto"
     lines = [
         f"anomaly: normal = {', '.join(map(str, result['normal']))}; test: {normal:,} normal, "
-        f"{anomalies:,} anomalies; score: {kind} per image",
+        f"{anomalies:,} anomalies; score: {kind} per image" + (" (auto)" if auto else ""),
         f"ROC-AUC {result['auroc']:.4f}   average precision {result['ap']:.4f}",
-        "ROC-AUC by score: "
+        "test ROC-AUC by score: "
         + ", ".join(f"{SCORE_NAMES[k]} {v:.4f}" for k, v in result["auroc_by_score"].items()),
+        *(_score_choice_lines(result) if auto else []),
         f"threshold {result['threshold']:.6g} ({how})",
         "at the threshold:",
         f"  {'':<{width}}  passed  flagged",
@@ -359,6 +472,20 @@ def format_report(result: dict) -> str:
         f"{100 * result['fpr']:.1f}%, flagged that are anomalies {100 * result['precision']:.1f}%",
     ]
     return "\n".join(lines)
+
+
+def _score_choice_lines(result: dict) -> list[str]:
+    """auto's choice: each candidate's validation ROC-AUC, and the images it was measured on."""
+    lines = [
+        f"score chosen by anomaly.score auto on validation images only, no test image seen: "
+        f"{result['val_images']:,} normal validation images against "
+        f"{result['val_anomalies']:,} training-pool images of the other classes",
+        f"  {'score':<9} validation ROC-AUC",
+    ]
+    for k, v in result["val_auroc_by_score"].items():
+        mark = "  chosen" if k == result["score"] else ""
+        lines.append(f"  {SCORE_NAMES[k]:<9} {v:.4f}{mark}")
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,9 +530,14 @@ def _benchmark(base: Config, dataset: str, bench_dir: Path, classes, names) -> l
             {
                 "class": k,
                 "name": names[k],
+                "score": result["score"],
                 "auroc": result["auroc"],
                 "ap": result["ap"],
-                **{f"auroc_{k}": v for k, v in result["auroc_by_score"].items()},
+                **{f"auroc_{kind}": v for kind, v in result["auroc_by_score"].items()},
+                **{
+                    f"val_auroc_{kind}": v
+                    for kind, v in result.get("val_auroc_by_score", {}).items()
+                },
                 "minutes": result["minutes"],
                 "run": str(run_dir.relative_to(bench_dir)),
             }
@@ -425,28 +557,43 @@ def _normal(config: Config, keys: list):
 def _rows_csv(rows: list[dict]) -> str:
     out = io.StringIO()
     by_score = [f"auroc_{k}" for k in SCORE_NAMES]
-    writer = csv.DictWriter(out, ["class", "name", "auroc", "ap", *by_score, "minutes", "run"])
+    # Empty unless anomaly.score is auto: each candidate's AUROC on the validation images.
+    by_val = [f"val_auroc_{k}" for k in SCORE_NAMES]
+    columns = ["class", "name", "score", "auroc", "ap", *by_score, *by_val, "minutes", "run"]
+    writer = csv.DictWriter(out, columns)
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
 
 
 def results_markdown(rows: list[dict], config: Config, minutes: float) -> str:
-    """results.md: the command, the machine, a row per class, the mean."""
+    """results.md: the command, the machine, a row per class, the mean, auto's choices."""
     dataset = config.data.dataset
     reference = dataset == "mnist"
+    auto = config.anomaly.score == "auto"
     others = "".join(f" by {SCORE_NAMES[k]} |" for k in SCORE_NAMES)
     head = (
-        "| normal class | AUROC | AP | minutes |" + others + (" Deep SVDD |" if reference else "")
+        "| normal class | score | AUROC | AP | minutes |"
+        + others
+        + (" Deep SVDD |" if reference else "")
     )
-    rule = "|---|---:|---:|---:|" + "---:|" * len(SCORE_NAMES) + ("---:|" if reference else "")
+    rule = "|---|---|---:|---:|---:|" + "---:|" * len(SCORE_NAMES) + ("---:|" if reference else "")
+    if auto:
+        how = (
+            "the score `anomaly.score: auto` chose for that class on validation images only "
+            "(its normal validation images against training-pool images of the other classes; "
+            "no test image seen: the table below)"
+        )
+    else:
+        how = f"{SCORE_NAMES[config.anomaly.score]} (anomaly.score)"
     lines = [
         f"# One-class anomaly detection on {dataset}",
         "",
         f"Each class alone is the normal one: trained on its training images only, every test "
-        f"image scored by {SCORE_NAMES[config.anomaly.score]} per image, the other classes "
-        f"anomalous (Ruff et al., ICML 2018); the 'by' columns score the same reconstructions "
-        f"each other way. {len(rows)} classes in {minutes:.1f} minutes on "
+        f"image scored per image by {how}, the other classes anomalous (Ruff et al., ICML "
+        f"2018). The 'by' columns score the same reconstructions each other way, on the test "
+        f"images: for comparison only, since taking the best of them would choose on test. "
+        f"{len(rows)} classes in {minutes:.1f} minutes on "
         f"{platform.machine()} with {_cores()} CPU cores, {time.strftime('%Y-%m-%d')}.",
         "",
         "```",
@@ -457,9 +604,10 @@ def results_markdown(rows: list[dict], config: Config, minutes: float) -> str:
         rule,
     ]
     for row in rows:
-        name = _class_text(row)
+        name, kind = _class_text(row), SCORE_NAMES[row["score"]]
         line = (
-            f"| {name} | {100 * row['auroc']:.1f} | {100 * row['ap']:.1f} | {row['minutes']:.1f} |"
+            f"| {name} | {kind} | {100 * row['auroc']:.1f} | {100 * row['ap']:.1f} | "
+            f"{row['minutes']:.1f} |"
         )
         line += "".join(f" {100 * row[f'auroc_{k}']:.1f} |" for k in SCORE_NAMES)
         if reference:
@@ -467,7 +615,7 @@ def results_markdown(rows: list[dict], config: Config, minutes: float) -> str:
         lines.append(line)
     mean = 100 * float(np.mean([r["auroc"] for r in rows]))
     ap = 100 * float(np.mean([r["ap"] for r in rows]))
-    line = f"| **mean** | **{mean:.1f}** | {ap:.1f} | {sum(r['minutes'] for r in rows):.1f} |"
+    line = f"| **mean** | | **{mean:.1f}** | {ap:.1f} | {sum(r['minutes'] for r in rows):.1f} |"
     line += "".join(f" {100 * np.mean([r[f'auroc_{k}'] for r in rows]):.1f} |" for k in SCORE_NAMES)
     if reference:
         ref = np.mean([DEEP_SVDD_MNIST[r["class"]] for r in rows])
@@ -475,7 +623,33 @@ def results_markdown(rows: list[dict], config: Config, minutes: float) -> str:
     lines += [line, ""]
     worst = min(rows, key=lambda r: r["auroc"])
     lines.append(f"Lowest: {_class_text(worst)} at {100 * worst['auroc']:.1f}.")
+    if auto:
+        lines += ["", *_choices_markdown(rows)]
     return "\n".join(lines) + "\n"
+
+
+def _choices_markdown(rows: list[dict]) -> list[str]:
+    """auto's choice per class: each candidate's validation AUROC, and how often each won."""
+    counts = {k: sum(r["score"] == k for r in rows) for k in SCORE_NAMES}
+    tally = ", ".join(
+        f"{SCORE_NAMES[k]} for {n} class{'es' * (n > 1)}" for k, n in counts.items() if n
+    )
+    lines = [
+        "## The score auto chose",
+        "",
+        f"For each class, each candidate's AUROC on validation images only: the normal class's "
+        f"validation images against a seeded sample of the other classes' training-pool images "
+        f"(as many as the normal validation images, but at least {AUTO_IMAGES[0]:,} and at most "
+        f"{AUTO_IMAGES[1]:,}; never trained on, never test images). The highest wins; ties go "
+        f"to the first column. Chosen: {tally}.",
+        "",
+        "| normal class |" + "".join(f" {SCORE_NAMES[k]} |" for k in SCORE_NAMES) + " chosen |",
+        "|---|" + "---:|" * len(SCORE_NAMES) + "---|",
+    ]
+    for row in rows:
+        cells = "".join(f" {100 * row[f'val_auroc_{k}']:.1f} |" for k in SCORE_NAMES)
+        lines.append(f"| {_class_text(row)} |{cells} {SCORE_NAMES[row['score']]} |")
+    return lines
 
 
 def _class_text(row: dict) -> str:
@@ -491,12 +665,16 @@ def _cores() -> int:
 
 def format_benchmark(rows: list[dict]) -> str:
     """What `autoencoder anomaly --benchmark` prints."""
-    lines = ["normal class        AUROC     AP  minutes"]
+    lines = [f"{'normal class':<18} {'score':<9} {'AUROC':>6} {'AP':>6} {'minutes':>8}"]
     for row in rows:
         lines.append(
-            f"{_class_text(row)[:18]:<18} {100 * row['auroc']:>6.1f} "
-            f"{100 * row['ap']:>6.1f} {row['minutes']:>8.1f}"
+            f"{_class_text(row)[:18]:<18} {SCORE_NAMES[row['score']]:<9} "
+            f"{100 * row['auroc']:>6.1f} {100 * row['ap']:>6.1f} {row['minutes']:>8.1f}"
         )
     mean = 100 * float(np.mean([r["auroc"] for r in rows]))
-    lines.append(f"mean AUROC {mean:.1f} over {len(rows)} classes")
+    worst = min(rows, key=lambda r: r["auroc"])
+    lines.append(
+        f"mean AUROC {mean:.1f} over {len(rows)} classes; lowest {_class_text(worst)} at "
+        f"{100 * worst['auroc']:.1f}"
+    )
     return "\n".join(lines)

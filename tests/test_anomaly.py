@@ -5,11 +5,20 @@ import json
 
 import numpy as np
 import pytest
-from conftest import assert_error, cli, cli_without_tensorflow, tiny, write_config
+from conftest import assert_error, cli, cli_without_tensorflow, tiny, write_config, write_digits
 
 from autoencoder import anomaly
-from autoencoder.anomaly import Scored, check_groups, choose_threshold, normal_classes, report
-from autoencoder.data import DIGITS, load_splits
+from autoencoder.anomaly import (
+    SCORE_NAMES,
+    Scored,
+    check_groups,
+    choose_score,
+    choose_threshold,
+    normal_classes,
+    report,
+    selection_images,
+)
+from autoencoder.data import DIGITS, Splits, load_splits
 from autoencoder.errors import UserError
 
 # ---------------------------------------------------------------------------------------------
@@ -74,6 +83,98 @@ def test_separable_scores_give_an_auroc_of_one_and_identical_groups_a_half():
     result = report(Scored(same, labels, rng.random(100)), anomalous, threshold=0.9)
     assert abs(result["auroc"] - 0.5) < 0.03 and abs(result["ap"] - 0.5) < 0.03
     assert result["tp"] + result["fn"] == 2000 and abs(result["fpr"] - 0.1) < 0.03
+
+
+# ---------------------------------------------------------------------------------------------
+# anomaly.score: auto, on known scores and known splits
+
+
+def test_auto_chooses_the_score_that_separates_best_and_its_aurocs_are_exact():
+    normal = {"mse": np.array([0.1, 0.4]), "mae": np.array([0.1, 0.2]), "ssim": [0.5, 0.6]}
+    anomalies = {"mse": np.array([0.35, 0.8]), "mae": np.array([0.3, 0.4]), "ssim": [0.1, 0.2]}
+    kind, aurocs = choose_score(normal, anomalies)
+    # mse: 3 of the 4 (normal, anomaly) pairs in order; mae: all 4; ssim: none.
+    assert kind == "mae" and aurocs == {"mse": 0.75, "mae": 1.0, "ssim": 0.0}
+    # Equal AUROCs go by SCORE_NAMES' order, whatever order the scores come in.
+    same = {k: np.array([0.0, 0.5]) for k in ("ssim", "mae", "mse")}
+    kind, aurocs = choose_score(same, {k: np.array([0.5, 1.0]) for k in same})
+    assert kind == "mse" and list(aurocs) == list(SCORE_NAMES)
+    assert aurocs["mse"] == 0.875  # the tied pair (0.5, 0.5) counts a half
+
+
+def _marked_splits(per_split=40):
+    """Splits whose every image holds its own split and index: (split number, index)."""
+    rng = np.random.default_rng(3)
+    parts = []
+    for number in range(3):
+        pixels = np.zeros((per_split, 4, 4, 1), np.uint8)
+        pixels[:, 0, 0, 0], pixels[:, 0, 1, 0] = number, np.arange(per_split)
+        parts += [pixels, rng.integers(0, 4, per_split)]
+    return Splits(*parts, source="marked")
+
+
+def test_auto_chooses_on_other_classes_training_pool_images_never_the_test_split():
+    splits = _marked_splits()
+    picked = selection_images(splits, [0, 1], count=30, seed=5)
+    assert picked.count("train") == picked.count("test") == 0  # it holds nothing else
+    pixels, labels = picked.pixels("val"), picked.labels("val")
+    assert len(pixels) == 30 and not np.isin(labels, [0, 1]).any()
+    for (split, index), label in zip(pixels[:, 0, :2, 0], labels):
+        assert split in (0, 1)  # the train and val splits, never test (2)
+        assert splits.labels(("train", "val")[split])[index] == label
+    again = selection_images(splits, [0, 1], count=30, seed=5)
+    assert np.array_equal(again.pixels("val"), pixels)  # seeded
+    everything = selection_images(splits, [0, 1], count=10_000, seed=5)
+    assert everything.count("val") == int(np.sum(~np.isin(splits.y_train, [0, 1]))) + int(
+        np.sum(~np.isin(splits.y_val, [0, 1]))
+    )
+    with pytest.raises(UserError) as info:
+        selection_images(splits, [0, 1, 2, 3], count=30, seed=5)
+    assert str(info.value) == (
+        "anomaly.score: auto chooses the score on images of the other classes outside the test "
+        "split, and the training pool holds only 0, 1, 2, 3; set anomaly.score to mse, mae or "
+        "ssim, or add images of other classes to the training pool (they are not trained on)"
+    )
+
+
+def test_auto_without_other_classes_outside_the_test_split_is_refused_before_training(
+    tmp_path, digits
+):
+    x, y = digits
+    zeros, ones = x[y == 0], x[y == 1]
+    write_digits(tmp_path / "d" / "train", zeros[:20], [0] * 20)
+    write_digits(tmp_path / "d" / "test", zeros[20:25], [0] * 5)
+    write_digits(tmp_path / "d" / "test", ones[:5], [1] * 5, start=100)
+    config = tiny(
+        tmp_path / "runs",
+        "data.dataset=folder",
+        f"data.path={tmp_path / 'd'}",
+        "data.limit=null",
+        "anomaly.normal=['0']",
+        "anomaly.score=auto",
+    )
+    written = write_config(tmp_path / "a.yaml", config)
+    result, loaded = cli_without_tensorflow("anomaly", written, "--quiet")
+    assert_error(
+        result,
+        "anomaly.score: auto chooses the score on images of the other classes outside the test "
+        "split, and the training pool holds only 0; set anomaly.score to mse, mae or ssim, or "
+        "add images of other classes to the training pool (they are not trained on)",
+    )
+    assert not loaded and not (tmp_path / "runs").exists()
+
+
+def test_predict_refuses_a_run_whose_score_is_auto_but_never_chosen(tmp_path):
+    from autoencoder.predict import run_threshold
+
+    config = tiny(tmp_path, "anomaly.score=auto", "anomaly.threshold.value=0.1")
+    with pytest.raises(UserError) as info:
+        run_threshold(tmp_path, config)  # no metrics.json: `anomaly` never scored this run
+    assert str(info.value) == (
+        f"{tmp_path}: its anomaly.score is auto and it holds no chosen score (metrics.json "
+        f"anomaly/score); train it with `autoencoder anomaly`, which chooses and saves one, or "
+        f"set anomaly.score in its config.yaml to mse, mae or ssim"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,28 +357,145 @@ def test_format_report_prints_the_confusion_matrix(zero_run):
 
 
 # ---------------------------------------------------------------------------------------------
+# A tiny run with anomaly.score auto, and the same run with a poisoned test split
+
+
+def _auto_config(out, name):
+    extra = ["data.limit=null", "train.epochs=1", "anomaly.normal=[0]", "anomaly.score=auto"]
+    return tiny(out, *extra, f"name={name}")
+
+
+@pytest.fixture(scope="module")
+def auto_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("auto")
+    return anomaly.anomaly_run(_auto_config(out, "clean"))
+
+
+@pytest.mark.slow
+def test_auto_reports_its_choice_and_every_candidates_validation_auroc(auto_run):
+    run_dir, result = auto_run
+    aurocs = result["val_auroc_by_score"]
+    assert list(aurocs) == list(SCORE_NAMES) and result["score"] == max(aurocs, key=aurocs.get)
+    assert result["score_setting"] == "auto"
+    assert result["auroc"] == result["auroc_by_score"][result["score"]]
+    # As many other-class images as normal validation images, at least 500 when there are.
+    assert result["val_anomalies"] == 500 and 20 < result["val_images"] < 500
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["anomaly/score"] == result["score"]  # what predict applies: never "auto"
+    assert metrics["anomaly/val_auroc_by_score"] == aurocs
+    with open(run_dir / "anomaly_scores.csv") as handle:
+        assert {r["score_kind"] for r in csv.DictReader(handle)} == {result["score"]}
+    lines = anomaly.format_report(result).splitlines()
+    assert lines[0].endswith(f"score: {SCORE_NAMES[result['score']]} per image (auto)")
+    at = lines.index(
+        f"score chosen by anomaly.score auto on validation images only, no test image seen: "
+        f"{result['val_images']:,} normal validation images against 500 training-pool images "
+        f"of the other classes"
+    )
+    assert lines[at + 1] == "  score     validation ROC-AUC"
+    for line, (kind, value) in zip(lines[at + 2 : at + 5], aurocs.items()):
+        mark = "  chosen" if kind == result["score"] else ""
+        assert line == f"  {SCORE_NAMES[kind]:<9} {value:.4f}{mark}"
+
+
+@pytest.mark.slow
+def test_score_auto_never_reads_the_test_split(auto_run, tmp_path, monkeypatch):
+    """The same run with the test split's labels shuffled and its images noise chooses alike."""
+    _, clean = auto_run
+    events, given = [], []
+    real_load, real_train, real_choose = anomaly.load_splits, anomaly.train, anomaly.choose_score
+
+    def poisoned_load(config, **kwargs):
+        splits = real_load(config, **kwargs)
+        rng = np.random.default_rng(99)
+        splits.y_test = rng.permutation(splits.y_test)
+        splits.test_pixels = rng.integers(0, 256, splits.test_pixels.shape, dtype=np.uint8)
+        return splits
+
+    def train(*args, **kwargs):
+        trained = real_train(*args, **kwargs)
+        events.append("trained")
+        return trained
+
+    def choose(normal, anomalies):
+        given.append((normal, anomalies))
+        events.append("chosen")
+        return real_choose(normal, anomalies)
+
+    def spy(method):
+        def read(self, split):
+            events.append((method.__name__, split))
+            return method(self, split)
+
+        return read
+
+    monkeypatch.setattr(anomaly, "load_splits", poisoned_load)
+    monkeypatch.setattr(anomaly, "train", train)
+    monkeypatch.setattr(anomaly, "choose_score", choose)
+    monkeypatch.setattr(Splits, "pixels", spy(Splits.pixels))
+    monkeypatch.setattr(Splits, "labels", spy(Splits.labels))
+    _, poisoned = anomaly.anomaly_run(_auto_config(tmp_path, "poisoned"))
+
+    assert poisoned["score"] == clean["score"]
+    assert poisoned["val_auroc_by_score"] == clean["val_auroc_by_score"]
+    assert poisoned["threshold"] == clean["threshold"]  # chosen on normal validation images
+    assert abs(poisoned["auroc"] - clean["auroc"]) > 0.1  # the poison did reach the test scores
+    # Between training and the choice nothing reads the test split; it is read after.
+    start, chosen = events.index("trained"), events.index("chosen")
+    assert [e for e in events[start + 1 : chosen] if e[1] == "test"] == []
+    assert ("pixels", "test") in events[chosen:]
+    # The choice sees arrays of validation scores only: the normal images', the others'.
+    ((normal, anomalies),) = given
+    assert {len(v) for v in normal.values()} == {poisoned["val_images"]}
+    assert {len(v) for v in anomalies.values()} == {poisoned["val_anomalies"]}
+    assert all(isinstance(v, np.ndarray) for v in [*normal.values(), *anomalies.values()])
+
+
+# ---------------------------------------------------------------------------------------------
 # The benchmark, on two classes of the sample, end to end from the command line
 
 
 def test_the_benchmark_writes_a_row_per_class_and_their_mean(tmp_path):
-    config = write_config(
-        tmp_path / "b.yaml",
-        tiny(tmp_path / "runs", "train.epochs=1", "data.limit=null", "anomaly.normal=[0, 1]"),
-    )
+    extra = ["train.epochs=1", "data.limit=null", "anomaly.normal=[0, 1]", "anomaly.score=auto"]
+    config = write_config(tmp_path / "b.yaml", tiny(tmp_path / "runs", *extra))
     result = cli("anomaly", config, "--benchmark", "mnist_sample", "--quiet")
     assert result.returncode == 0, result.stderr[-2000:]
     (bench_dir,) = (tmp_path / "runs" / "tiny-mnist_sample").iterdir()
     with open(bench_dir / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["class"] for r in rows] == ["0", "1"]
-    assert all(r["auroc"] == r["auroc_mse"] for r in rows)  # the tiny config scores by MSE
+    for row in rows:  # each class's own choice, on validation images; its test AUROC the headline
+        val = {k: float(row[f"val_auroc_{k}"]) for k in SCORE_NAMES}
+        assert (
+            row["score"] == max(val, key=val.get) and row["auroc"] == row[f"auroc_{row['score']}"]
+        )
     aurocs = [float(r["auroc"]) for r in rows]
     assert all(0.0 <= a <= 1.0 for a in aurocs) and all(float(r["minutes"]) > 0 for r in rows)
     text = (bench_dir / "results.md").read_text()
     assert "autoencoder anomaly --benchmark mnist_sample" in text
-    assert f"| **mean** | **{100 * np.mean(aurocs):.1f}** |" in text
-    assert f"mean AUROC {100 * np.mean(aurocs):.1f} over 2 classes" in result.stdout
+    assert f"| **mean** | | **{100 * np.mean(aurocs):.1f}** |" in text
+    worst = min(rows, key=lambda r: float(r["auroc"]))
+    assert f"Lowest: {worst['class']} at {100 * float(worst['auroc']):.1f}." in text
+    assert "## The score auto chose" in text
+    for row in rows:
+        cells = "".join(f" {100 * float(row[f'val_auroc_{k}']):.1f} |" for k in SCORE_NAMES)
+        assert f"| {row['class']} |{cells} {SCORE_NAMES[row['score']]} |" in text
+    assert f"mean AUROC {100 * np.mean(aurocs):.1f} over 2 classes; lowest " in result.stdout
     assert (bench_dir / "figures" / "auroc.png").stat().st_size > 10_000
     assert not (bench_dir / "checkpoints").exists()
     for row in rows:  # each class's own run, with its figures
         assert (bench_dir / row["run"] / "figures" / "anomaly_roc.png").is_file()
+
+
+def test_a_benchmark_with_a_given_score_says_which_and_lists_no_choice():
+    rows = [
+        {"class": k, "name": str(k), "score": "mae", "auroc": a, "ap": 0.5, "minutes": 1.0}
+        | {f"auroc_{kind}": a for kind in SCORE_NAMES}
+        for k, a in [(0, 0.9), (1, 0.8)]
+    ]
+    config = tiny("/tmp/unused", "anomaly.score=mae")
+    text = anomaly.results_markdown(rows, config, 2.0)
+    assert "every test image scored per image by MAE (anomaly.score)" in text
+    assert "| 1 | MAE | 80.0 | 50.0 | 1.0 | 80.0 | 80.0 | 80.0 |" in text
+    assert "| **mean** | | **85.0** |" in text and "Lowest: 1 at 80.0." in text
+    assert "score: auto" not in text and "The score auto chose" not in text

@@ -308,8 +308,8 @@ class AnomalyConfig(Section):
 
     normal: list[ClassKey] | None = None
     """The normal classes (numbers or names); every other class is an anomaly."""
-    score: Literal["mse", "mae", "ssim"] = "mse"
-    """Per-image score: mse, mae, or ssim (1 - SSIM)."""
+    score: Literal["mse", "mae", "ssim", "auto"] = "mse"
+    """Per-image score: mse, mae, ssim (1 - SSIM), or auto (chosen on validation images)."""
     threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
     """How the threshold is chosen: at most one of quantile, fpr, value; none: quantile 0.95."""
     examples: PosInt = 8

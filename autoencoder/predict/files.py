@@ -65,7 +65,18 @@ def run_threshold(run_dir: Path, config: Config) -> tuple[float, str] | None:
         value, kind = config.anomaly.threshold.value, None
     if value is None:
         return None
-    return float(value), kind if kind in ("mse", "mae", "ssim") else config.anomaly.score
+    return float(value), kind if kind in ("mse", "mae", "ssim") else config_score(run_dir, config)
+
+
+def config_score(run_dir: Path, config: Config) -> str:
+    """The score kind the run's config names; auto, which only `anomaly` resolves, is one line."""
+    if config.anomaly.score == "auto":
+        raise UserError(
+            f"{run_dir}: its anomaly.score is auto and it holds no chosen score (metrics.json "
+            f"{SCORE_KEY}); train it with `autoencoder anomaly`, which chooses and saves one, "
+            f"or set anomaly.score in its config.yaml to mse, mae or ssim"
+        )
+    return config.anomaly.score
 
 
 def noise_settings(config: Config) -> tuple[str, bool]:
@@ -204,7 +215,7 @@ def predict_files(
     height, width, channels = model.input_shape[1:]
     held = run_threshold(run_dir, config)
     if threshold is not None:  # the user's own, always used as given
-        held = (float(threshold), held[1] if held else config.anomaly.score)
+        held = (float(threshold), held[1] if held else config_score(run_dir, config))
     threshold = held
     if threshold is not None:
         log.info(
