@@ -117,10 +117,8 @@ def model_run(config: Config, sweep_dir: Path, level: float | tuple[float, float
 
 
 def evaluate_sweep(config: Config, splits, model_dirs: dict):
-    """Rows of COLUMNS (model x eval level) and the images for the triplet figure.
-
-    model_dirs: training level (a number, or a blind model's (low, high) range) -> run directory.
-    """
+    """Rows of COLUMNS (model x eval level) and the triplet figure's images, by training level."""
+    # model_dirs: a training level, or a blind model's (low, high) range -> its run directory.
     x_test = splits.images("test")[: config.denoise.eval_images]
     x_val = splits.images("val")[:FILTER_VAL_IMAGES]
     levels = {
