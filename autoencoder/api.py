@@ -367,8 +367,9 @@ class Run:
 
         Args:
           x: images as (N, H, W, C), (N, H, W) or (H, W[, C]); uint8 (0-255) or floats in [0, 1].
-          noise: True adds the run's own noise first (a denoiser's training noise, seeded), a
-            number adds it at that level; False feeds x as it is (already noisy, say).
+          noise: True adds the run's own noise first (a denoiser's training noise, seeded; a
+            blind run's gives each image its own level from the range), a number adds it at that
+            level; False feeds x as it is (already noisy, say).
           batch_size: images per predict call.
         """
         from autoencoder.noise import model_inputs

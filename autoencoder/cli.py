@@ -403,9 +403,10 @@ COMMANDS = {
         _denoise_args,
         cmd_denoise,
         "denoising sweep: one model per training noise level, scored at every evaluation level",
-        "Train a model per denoise.train_levels on noisy inputs with clean targets, score each "
-        "at every denoise.eval_levels against the noisy input and the best classical filter; "
-        "write results.csv, results.md and figures/.",
+        "Train a model per denoise.train_levels on noisy inputs with clean targets (and, with "
+        "denoise.blind, one blind model on levels drawn from that range), score each at every "
+        "denoise.eval_levels against the noisy input and the best classical filter; write "
+        "results.csv, results.md and figures/.",
     ),
     "bench": (
         _bench_args,

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from autoencoder import listing, lock, runs
-from autoencoder.config import Config
+from autoencoder.config import Config, level_text
 from autoencoder.data import load_splits, scaled
 from autoencoder.errors import UserError
 from autoencoder.model import load_model
@@ -202,7 +202,7 @@ def reconstructions(path: Path, checked, labels: list[str]) -> None:
         given = model_inputs(x, config)  # a denoiser's test noise, as evaluate adds it
         if config.data.noise is not None:
             noise = config.data.noise
-            inputs.setdefault(f"noisy input ({noise.kind} {noise.level:g})", given)
+            inputs.setdefault(f"noisy input ({noise.kind} {level_text(noise.level)})", given)
         model = load_model(run_dir / "model.keras")
         recon = runs.predict_images(model, given, config.data.patches)
         outputs.append((label, np.clip(np.asarray(recon, np.float32), 0, 1)))

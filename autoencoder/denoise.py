@@ -3,7 +3,10 @@
 `run_sweep(config)` writes <output>/<name>/<timestamp>/ with models/level-<L>/<timestamp>/ (full
 run directories made by `pipeline.train_run`), results.csv, results.md and figures/. Every model, the
 noisy input and the classical filter are scored on the same test images with the same fixed
-noise (denoise.eval_seed), so rows compare across models and runs.
+noise (denoise.eval_seed), so rows compare across models and runs. With denoise.blind, one more
+model, models/blind-<low>-<high>/, trains on levels drawn per image from that range and is
+scored at the same levels; its rows carry its PSNR minus that of the model trained at the row's
+level.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from autoencoder import atomic, lock, runs
-from autoencoder.config import Config, NoiseConfig
+from autoencoder.config import Config, NoiseConfig, level_text
 from autoencoder.data import load_splits
 from autoencoder.evaluate import per_image_mse, psnr, ssim
 from autoencoder.model import load_model
@@ -41,13 +44,15 @@ COLUMNS = (
     "model_psnr",
     "model_ssim",
     "images",
+    "model",  # the model's folder under models/: level-<L>, or blind-<low>-<high>
+    "blind_minus_level_psnr",  # blind rows: minus the PSNR of the model trained at eval_level
 )
 EXAMPLES = 8  # images per row in figures/triplets.png
 COMMAND = "autoencoder denoise"  # what the sweep's locks say it is
 
 
 def run_sweep(config: Config, resume: str | Path | None = None) -> tuple[Path, list[dict]]:
-    """Train (or reuse) one model per denoise.train_levels, evaluate them all, write the report.
+    """Train (or reuse) a model per denoise.train_levels (and denoise.blind), score them, report.
 
     Args:
       config: the resolved config; its model, train and data sections apply to every model.
@@ -66,22 +71,22 @@ def run_sweep(config: Config, resume: str | Path | None = None) -> tuple[Path, l
 
 def _sweep(config: Config, sweep_dir: Path) -> tuple[Path, list[dict]]:
     log.info("sweep directory: %s", sweep_dir)
-    model_dirs = {
-        level: model_run(config, sweep_dir, level) for level in config.denoise.train_levels
-    }
+    d = config.denoise
+    levels = [*d.train_levels, *([d.blind] if d.blind is not None else [])]
+    model_dirs = {level: model_run(config, sweep_dir, level) for level in levels}
     splits = load_splits(config)
     rows, images = evaluate_sweep(config, splits, model_dirs)
     write_report(sweep_dir, config, rows, images)
     return sweep_dir, rows
 
 
-def level_name(level: float) -> str:
-    """0.4 -> "level-0.4": the folder of the model trained at that level."""
-    return f"level-{level:g}"
+def level_name(level: float | tuple[float, float]) -> str:
+    """The folder of the model trained at a level (level-L), or on a range (blind-low-high)."""
+    return f"{'blind' if isinstance(level, tuple) else 'level'}-{level_text(level)}"
 
 
-def level_config(config: Config, sweep_dir: Path, level: float) -> Config:
-    """The sweep's config with data.noise at one training level, writing under sweep/models/."""
+def level_config(config: Config, sweep_dir: Path, level: float | tuple[float, float]) -> Config:
+    """The sweep's config with data.noise at one training level or range, under sweep/models/."""
     d = config.denoise
     data = config.data.model_copy(
         update={"noise": NoiseConfig(kind=d.kind, level=level, clip=d.clip)}
@@ -96,8 +101,8 @@ def level_config(config: Config, sweep_dir: Path, level: float) -> Config:
     )
 
 
-def model_run(config: Config, sweep_dir: Path, level: float) -> Path:
-    """The run directory of the model for one level: reused if finished, resumed, or trained."""
+def model_run(config: Config, sweep_dir: Path, level: float | tuple[float, float]) -> Path:
+    """The run directory of the model for one level or range: reused, resumed, or trained."""
     cfg = level_config(config, sweep_dir, level)
     found = runs.find_runs(Path(cfg.output, cfg.name))
     finished = [run for run in found if runs.status(run) == "finished"]
@@ -111,8 +116,9 @@ def model_run(config: Config, sweep_dir: Path, level: float) -> Path:
 # Evaluation
 
 
-def evaluate_sweep(config: Config, splits, model_dirs: dict[float, Path]):
-    """Rows of COLUMNS (train level x eval level) and the images for the triplet figure."""
+def evaluate_sweep(config: Config, splits, model_dirs: dict):
+    """Rows of COLUMNS (model x eval level) and the triplet figure's images, by training level."""
+    # model_dirs: a training level, or a blind model's (low, high) range -> its run directory.
     x_test = splits.images("test")[: config.denoise.eval_images]
     x_val = splits.images("val")[:FILTER_VAL_IMAGES]
     levels = {
@@ -124,13 +130,26 @@ def evaluate_sweep(config: Config, splits, model_dirs: dict[float, Path]):
     }
     rows = []
     # Model by model, so each traces its predict function once rather than once per level.
-    for train_level, path in model_dirs.items():
+    for trained, path in model_dirs.items():
         model = load_model(path / "model.keras")
+        blind = isinstance(trained, tuple)
         for eval_level, (noisy, base) in levels.items():
             out = runs.predict_images(model, noisy, splits.patches)
-            rows.append({"train_level": train_level, **base, **scores("model", x_test, out)})
-            images[(train_level, eval_level)] = out[:EXAMPLES]
-    rows.sort(key=lambda r: (r["train_level"], r["eval_level"]))
+            rows.append(
+                {
+                    "train_level": None if blind else trained,
+                    "model": level_name(trained),
+                    **base,
+                    **scores("model", x_test, out),
+                }
+            )
+            images[("blind" if blind else trained, eval_level)] = out[:EXAMPLES]
+    # The per-level models first, each by eval level, then the blind model's rows.
+    rows.sort(key=lambda r: (r["train_level"] is None, r["train_level"] or 0, r["eval_level"]))
+    own = {r["eval_level"]: r["model_psnr"] for r in rows if r["train_level"] == r["eval_level"]}
+    for r in rows:
+        vs = r["train_level"] is None and r["eval_level"] in own
+        r["blind_minus_level_psnr"] = r["model_psnr"] - own[r["eval_level"]] if vs else None
     return [{c: r[c] for c in COLUMNS} for r in rows], images
 
 
@@ -208,29 +227,46 @@ def results_csv(rows: list[dict]) -> str:
 def results_markdown(rows: list[dict], config: Config) -> str:
     """A markdown table of the rows, with a line saying what was measured."""
     d = config.denoise
+    blind = any(r["train_level"] is None for r in rows)
     lines = [
         f"{d.kind} noise{' (clipped to [0, 1])' if d.clip else ''}, {rows[0]['images']:,} test "
         f"images of {config.data.dataset}, evaluation seed {d.eval_seed}. PSNR in dB "
         f"(10 log10(1 / mean MSE)), SSIM mean over images; the filter is the best of 3x3 median "
-        f"and Gaussian blurs on the validation split.",
+        f"and Gaussian blurs on the validation split."
+        + (
+            f" The blind model trained with each image at its own level drawn uniformly from "
+            f"{level_text(d.blind)}; blind - level is its PSNR minus that of the model trained at "
+            f"the row's eval level."
+            if blind
+            else ""
+        ),
         "",
         "| train level | eval level | noisy PSNR | noisy SSIM | filter | filter PSNR | filter SSIM "
-        "| model PSNR | model SSIM |",
-        "|---:|---:|---:|---:|:---|---:|---:|---:|---:|",
+        "| model PSNR | model SSIM |" + (" blind - level (dB) |" if blind else ""),
+        "|---:|---:|---:|---:|:---|---:|---:|---:|---:|" + ("---:|" if blind else ""),
     ]
     for r in rows:
-        lines.append(
-            f"| {r['train_level']:g} | {r['eval_level']:g} | {r['noisy_psnr']:.2f} | "
+        trained = r["train_level"]
+        line = (
+            f"| {'blind ' + level_text(d.blind) if trained is None else f'{trained:g}'} | "
+            f"{r['eval_level']:g} | {r['noisy_psnr']:.2f} | "
             f"{r['noisy_ssim']:.3f} | {r['filter']} | {r['filter_psnr']:.2f} | "
             f"{r['filter_ssim']:.3f} | {r['model_psnr']:.2f} | {r['model_ssim']:.3f} |"
         )
+        if blind:
+            delta = r["blind_minus_level_psnr"]
+            line += f" {'' if delta is None else f'{delta:+.2f}'} |"
+        lines.append(line)
     return "\n".join(lines)
 
 
 def read_results(sweep_dir: str | Path) -> list[dict]:
-    """results.csv back as rows with numbers (for tests and notebooks)."""
+    """results.csv back as rows with numbers, None where a cell is empty (for tests, notebooks)."""
     with open(Path(sweep_dir) / "results.csv", newline="") as handle:
         return [
-            {k: v if k in ("kind", "filter") else float(v) for k, v in row.items()}
+            {
+                k: v if k in ("kind", "filter", "model") else float(v) if v else None
+                for k, v in row.items()
+            }
             for row in csv.DictReader(handle)
         ]

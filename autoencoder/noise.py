@@ -2,6 +2,8 @@
 
 Every kind is a stateless TensorFlow function of (batch, seed), so the same seed gives the same
 noise; each channel of a colour image gets its own draws (mask drops a pixel in all channels).
+A level given as a range (low, high) is blind noise: each image first draws its own level
+uniformly from the range, from the same seed, then its noise at that level.
 Training draws a fresh seed per batch from a tf.random.Generator seeded by the run's seed: its
 state lives in a variable, so it keeps advancing across epochs (a plain stateful op in a tf.data
 map would restart with every new iterator and repeat one epoch's noise forever). Evaluation and
@@ -21,12 +23,28 @@ from autoencoder.data import chunk_size, make_dataset
 from autoencoder.runtime import tensorflow
 
 
-def apply_noise(x, kind: str, level: float, clip: bool, seed):
+def apply_noise(x, kind: str, level, clip: bool, seed):
     """Corrupt a float batch (B, H, W, C) in [0, 1] with one noise kind; seed is an int (2,) tensor."""
+    # level: a number, or a range (low, high) from which each image draws its own.
     tf = tensorflow()
     x = tf.convert_to_tensor(x, tf.float32)
-    noisy = _KINDS[kind](tf, x, float(level), tf.cast(seed, tf.int64))
+    seed = tf.cast(seed, tf.int64)
+    if isinstance(level, (tuple, list)):
+        # The fixed-level streams stay as they were: only a range splits the seed.
+        level_seed, seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        drawn = tf.random.stateless_uniform(
+            tf.shape(x)[:1], level_seed, minval=float(level[0]), maxval=float(level[1])
+        )
+        level = tf.reshape(drawn, (-1, 1, 1, 1))  # broadcast over H, W, C
+    else:
+        level = float(level)
+    noisy = _KINDS[kind](tf, x, level, seed)
     return tf.clip_by_value(noisy, 0.0, 1.0) if clip else noisy
+
+
+def _level_key(level) -> float | tuple[float, float]:
+    """A level as a hashable key: a float, or a (low, high) tuple of floats."""
+    return tuple(map(float, level)) if isinstance(level, (tuple, list)) else float(level)
 
 
 def _gaussian(tf, x, level, seed):
@@ -58,6 +76,7 @@ def _mask(tf, x, level, seed):
     p = patch_size(x.shape[1] or 28)
     cells_seed, offset_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     grid = tf.maximum(h, w) // p + 2
+    level = tf.reshape(level, (-1, 1, 1))  # one level for all, or each image's (blind noise)
     keep = tf.random.stateless_uniform((b, grid, grid), cells_seed) >= level  # (B, G, G)
     offset = tf.random.stateless_uniform((b, 2), offset_seed, maxval=p, dtype=tf.int32)
     rows = (tf.range(h)[None, :] + offset[:, :1]) // p  # (B, H): grid row of each pixel row
@@ -70,7 +89,7 @@ def _mask(tf, x, level, seed):
 _KINDS = {"gaussian": _gaussian, "salt_pepper": _salt_pepper, "speckle": _speckle, "mask": _mask}
 
 
-def _keyed_noise(batch, keys, seed, kind: str, level: float, clip: bool):
+def _keyed_noise(batch, keys, seed, kind: str, level, clip: bool):
     """The batch with image i's noise drawn from the stateless seed (seed, keys[i])."""
     tf = tensorflow()
     keys = tf.cast(keys, tf.int64)
@@ -90,7 +109,7 @@ def fixed_noise(noise_cfg, seed: int) -> Callable:
 
 
 @functools.cache
-def _traced_noise(kind: str, level: float, clip: bool) -> Callable:
+def _traced_noise(kind: str, level: float | tuple[float, float], clip: bool) -> Callable:
     """_keyed_noise traced once per noise kind, the seed an argument."""
     # A tf.function wrapped anew on every call would retrace each time, and TensorFlow warns
     # about that once an evaluation has asked for a few noisy splits.
@@ -103,7 +122,10 @@ def _traced_noise(kind: str, level: float, clip: bool) -> Callable:
 
 def noisy_eval(x: np.ndarray, noise_cfg, seed: int, first: int = 0) -> np.ndarray:
     """The images with evaluation noise; x[i] is image first + i of its split (its noise key)."""
-    noise_fn = _traced_noise(noise_cfg.kind, float(noise_cfg.level), bool(noise_cfg.clip))
+    # Blind noise (a range of levels) gives image i its own level from the range, keyed like its
+    # noise: the same level every time, spread over the range across the images, so a blind
+    # run's test PSNR is its average over the range.
+    noise_fn = _traced_noise(noise_cfg.kind, _level_key(noise_cfg.level), bool(noise_cfg.clip))
     out = np.empty(x.shape, np.float32)
     step = chunk_size(x.shape[1:])
     for start in range(0, len(x), step):

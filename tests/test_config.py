@@ -50,6 +50,17 @@ def test_kernel_size_int_or_pair():
     assert c.model.encoder[1].kernel_size == (5, 5)
 
 
+def test_a_noise_level_is_a_number_or_a_range(tmp_path):
+    c = load_config(None, ["data.noise={level: 0.3}", "denoise.blind=[0, 0.7]"])
+    assert c.data.noise.level == 0.3 and c.denoise.blind == (0.0, 0.7)
+    c = load_config(None, ["data.noise={kind: mask, level: [0.1, 1]}"])
+    assert c.data.noise.level == (0.1, 1.0)
+    assert load_config(None).denoise.blind is None  # no blind model unless asked
+    path = write(tmp_path, dump_config(c))
+    assert "level: [0.1, 1.0]" in path.read_text()
+    assert load_config(path) == c
+
+
 def test_dump_round_trips(tmp_path):
     c = load_config(None, ["train.epochs=7", "model.latent_dim=16", "data.classes=[3]"])
     again = load_config(write(tmp_path, dump_config(c)))
@@ -186,6 +197,46 @@ def test_a_dict_s_mistakes_name_config_where_a_file_would_be():
             "name: 'my run'",
             [],
             "name: must be a plain name (letters, digits, '_', '.', '-'), got 'my run'",
+        ),
+        (
+            "data: {noise: {level: [0.7, 0.2]}}",
+            [],
+            "data.noise.level: the range [0.7, 0.2] must go up: write [0.2, 0.7]",
+        ),
+        (
+            "data: {noise: {level: [0.3, 0.3]}}",
+            [],
+            "data.noise.level: the range [0.3, 0.3] is empty: give low < high, or the number 0.3 "
+            "for one level",
+        ),
+        (
+            "data: {noise: {level: [-0.1, 0.5]}}",
+            [],
+            "data.noise.level: must be a number >= 0, or a range [low, high] of them with "
+            "0 <= low < high, got [-0.1, 0.5]",
+        ),
+        (
+            "data: {noise: {level: [0.1, 0.2, 0.3]}}",
+            [],
+            "data.noise.level: must be a number >= 0, or a range [low, high] of them with "
+            "0 <= low < high, got [0.1, 0.2, 0.3]",
+        ),
+        (
+            "data: {noise: {kind: salt_pepper, level: [0.2, 1.5]}}",
+            [],
+            "data.noise.level: salt_pepper levels are fractions (at most 1), got [0.2, 1.5]; give "
+            "levels from 0 to 1",
+        ),
+        (
+            "",
+            ["denoise.blind=0.7"],
+            "denoise.blind: must be a range [low, high] with 0 <= low < high, got 0.7",
+        ),
+        (
+            "denoise: {kind: mask}",
+            ["denoise.blind=[0, 1.2]"],
+            "denoise.blind: mask levels are fractions (at most 1), got [0.0, 1.2]; give levels "
+            "from 0 to 1",
         ),
         ("", ["train.epochz=3"], "train.epochz: unknown key; did you mean 'epochs'?"),
         ("", ["trainx.epochs=3"], "trainx: unknown key; did you mean 'train'?"),

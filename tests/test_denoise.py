@@ -1,4 +1,5 @@
-"""A tiny denoising sweep on the mnist_sample digits, through the CLI, then resumed in-process."""
+"""A tiny denoising sweep on the mnist_sample digits, with a blind model beside the per-level ones,
+through the CLI, then resumed in-process."""
 
 import subprocess
 import sys
@@ -20,9 +21,11 @@ SWEEP = [
     "train.optimizer.learning_rate=0.005",
     "train.tensorboard=false",
     "denoise.train_levels=[0.2, 0.5]",
-    "denoise.eval_levels=[0.1, 0.3, 0.5]",
+    "denoise.eval_levels=[0.1, 0.2, 0.5]",
     "denoise.eval_images=500",
+    "denoise.blind=[0.0, 0.7]",
 ]
+MODELS = ("level-0.2", "level-0.5", "blind-0-0.7")
 FIGURES = ("triplets", "psnr_vs_level", "robustness")
 
 
@@ -44,18 +47,22 @@ def test_sweep_writes_every_file(sweep):
         *(f"figures/{f}.png" for f in FIGURES),
     ):
         assert (sweep / name).is_file(), name
-    for level in ("0.2", "0.5"):
-        (run,) = (sweep / "models" / f"level-{level}").iterdir()
+    levels = {}
+    for name in MODELS:
+        (run,) = (sweep / "models" / name).iterdir()
         assert (run / "model.keras").is_file() and (run / "metrics.json").is_file()
-        assert load_config(run / "config.yaml").data.noise.level == float(level)
+        levels[name] = load_config(run / "config.yaml").data.noise.level
+    assert levels == {"level-0.2": 0.2, "level-0.5": 0.5, "blind-0-0.7": (0.0, 0.7)}
 
 
 def test_results_have_a_row_per_train_and_eval_level_with_sane_values(sweep):
     from autoencoder.denoise import read_results
 
     rows = read_results(sweep)
-    assert [(r["train_level"], r["eval_level"]) for r in rows] == [
-        (t, e) for t in (0.2, 0.5) for e in (0.1, 0.3, 0.5)
+    assert [(r["model"], r["train_level"], r["eval_level"]) for r in rows] == [
+        (f"level-{t:g}" if t else "blind-0-0.7", t, e)
+        for t in (0.2, 0.5, None)
+        for e in (0.1, 0.2, 0.5)
     ]
     by_eval = {r["eval_level"]: r for r in rows if r["train_level"] == 0.2}
     # Noisy input: ~20 dB at 0.1 down to ~9 dB at 0.5 (clipped Gaussian on MNIST digits).
@@ -69,6 +76,32 @@ def test_results_have_a_row_per_train_and_eval_level_with_sane_values(sweep):
             assert r["model_psnr"] > r["noisy_psnr"] + 1, r
     table = (sweep / "results.md").read_text()
     assert table.count("\n| ") == 1 + len(rows) and "| model PSNR |" in table
+
+
+def test_the_blind_model_is_scored_at_every_level_beside_the_per_level_models(sweep):
+    import math
+
+    from autoencoder.denoise import read_results
+
+    rows = read_results(sweep)
+    blind = {r["eval_level"]: r for r in rows if r["model"] == "blind-0-0.7"}
+    own = {r["eval_level"]: r for r in rows if r["train_level"] == r["eval_level"]}
+    assert sorted(blind) == [0.1, 0.2, 0.5] and sorted(own) == [0.2, 0.5]
+    for level, r in blind.items():
+        assert math.isfinite(r["model_psnr"]) and r["model_psnr"] > 10, r
+        # The same noisy inputs and baselines as the per-level models' rows at this level.
+        assert r["noisy_psnr"] == next(x["noisy_psnr"] for x in rows if x["eval_level"] == level)
+        if level in own:  # blind minus the model trained at this level
+            diff = r["model_psnr"] - own[level]["model_psnr"]
+            assert r["blind_minus_level_psnr"] == pytest.approx(diff, abs=2e-4)
+        else:
+            assert r["blind_minus_level_psnr"] is None
+    # Only blind rows carry the difference; the report's table shows it in its last column.
+    assert all(r["blind_minus_level_psnr"] is None for r in rows if r["train_level"] is not None)
+    table = (sweep / "results.md").read_text()
+    assert "| blind - level (dB) |" in table and "drawn uniformly from 0-0.7" in table
+    (line,) = [x for x in table.splitlines() if x.startswith("| blind 0-0.7 | 0.5 |")]
+    assert line.endswith(f" {blind[0.5]['blind_minus_level_psnr']:+.2f} |")
 
 
 def test_figures_are_readable_pngs(sweep):
@@ -85,12 +118,15 @@ def test_resume_reuses_finished_models_and_finishes_the_rest(sweep):
     from autoencoder.runs import read_history
 
     (done,) = (sweep / "models" / "level-0.2").iterdir()
+    (blind,) = (sweep / "models" / "blind-0-0.7").iterdir()
     (unfinished,) = (sweep / "models" / "level-0.5").iterdir()
     stamp = (done / "model.keras").stat().st_mtime_ns
+    blind_stamp = (blind / "model.keras").stat().st_mtime_ns
     (unfinished / "model.keras").unlink()  # as if killed before the end of training
     before = read_results(sweep)
     run_sweep(load_config(sweep / "config.yaml"), resume=sweep)
     assert (done / "model.keras").stat().st_mtime_ns == stamp  # not retrained
+    assert (blind / "model.keras").stat().st_mtime_ns == blind_stamp  # nor the blind model
     assert (unfinished / "model.keras").is_file()
     assert len(list((sweep / "models" / "level-0.5").iterdir())) == 1  # resumed, not restarted
     assert [r["epoch"] for r in read_history(unfinished)] == [1, 2]
@@ -105,6 +141,7 @@ def test_resume_reuses_finished_models_and_finishes_the_rest(sweep):
         ("denoise.train_levels=[]", "denoise.train_levels"),
         ("denoise.eval_levels=[0.1, 0.1]", "lists a level twice"),
         ("denoise.kind=blur", "denoise.kind: must be"),
+        ("denoise.blind=[0.7, 0.2]", "denoise.blind: the range [0.7, 0.2] must go up"),
     ],
 )
 def test_bad_denoise_config_exits_2_with_one_line(setting, message):
@@ -112,6 +149,15 @@ def test_bad_denoise_config_exits_2_with_one_line(setting, message):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
     assert message in result.stderr, result.stderr
+
+
+def test_a_sweep_without_a_blind_model_has_no_blind_column():
+    from autoencoder.denoise import COLUMNS, results_markdown
+
+    row = dict.fromkeys(COLUMNS, 0.5) | {"kind": "gaussian", "filter": "median 3x3"}
+    row |= {"images": 10, "model": "level-0.5", "blind_minus_level_psnr": None}
+    table = results_markdown([row], load_config(None))
+    assert "blind" not in table and table.splitlines()[-1].endswith("| 0.50 | 0.500 |")
 
 
 def test_script_wrapper_shows_help():

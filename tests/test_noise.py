@@ -131,14 +131,15 @@ def test_noise_is_drawn_per_channel():
     np.testing.assert_array_equal(masked[..., 0], masked[..., 2])  # a pixel is dropped whole
 
 
-def test_validation_batches_carry_the_evaluation_noise_of_their_images():
+@pytest.mark.parametrize("level", ["0.3", "[0.1, 0.5]"])
+def test_validation_batches_carry_the_evaluation_noise_of_their_images(level):
     from autoencoder.config import load_config
     from autoencoder.data import load_splits
     from autoencoder.noise import model_inputs, run_datasets
 
     cfg = load_config(
         None,
-        ["data.limit=200", "train.batch_size=32", "data.noise={kind: gaussian, level: 0.3}"],
+        ["data.limit=200", "train.batch_size=32", f"data.noise={{kind: gaussian, level: {level}}}"],
     )
     splits = load_splits(cfg)
     _, val_ds = run_datasets(cfg, splits)
@@ -150,3 +151,83 @@ def test_validation_batches_carry_the_evaluation_noise_of_their_images():
     )
     again = np.concatenate([i.numpy() for i, _ in val_ds])
     np.testing.assert_array_equal(inputs, again)  # the same noise every epoch
+
+
+# Blind noise: a range of levels, each image drawing its own.
+
+RANGE = (0.1, 0.5)
+
+
+def level_estimate(kind, noisy_images, clean):
+    """Each image's level read back from its noise (a per-image statistic that equals it)."""
+    axes = (1, 2, 3)
+    if kind == "gaussian":
+        return (noisy_images - clean).std(axis=axes)
+    if kind == "speckle":
+        return (noisy_images / clean - 1).std(axis=axes)
+    if kind == "salt_pepper":
+        return (noisy_images != clean).mean(axis=axes)
+    return (noisy_images == 0).mean(axis=axes)  # mask, on white images
+
+
+def test_the_blind_noise_draws_levels_in_the_range():
+    # 64x64 grey images without clipping: each image's noise std is its level to about 1%.
+    grey = np.full((128, 64, 64, 1), 0.5, np.float32)
+    levels = level_estimate("gaussian", noisy("gaussian", RANGE, x=grey), grey)
+    low, high = RANGE
+    assert levels.min() >= low * 0.95 and levels.max() <= high * 1.05, (levels.min(), levels.max())
+    assert levels.max() - levels.min() > 0.8 * (high - low)  # spread over the range
+    assert np.mean(levels) == pytest.approx((low + high) / 2, abs=0.03)  # uniformly
+    # A fixed level gives every image the same std: the spread above is the drawn levels'.
+    fixed = level_estimate("gaussian", noisy("gaussian", 0.3, x=grey), grey)
+    assert fixed.max() - fixed.min() < 0.05
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "salt_pepper", "speckle", "mask"])
+def test_every_kind_takes_a_range_of_levels_per_image(kind):
+    clean = np.ones((256, 28, 28, 1), np.float32) if kind == "mask" else GREY[:1].repeat(256, 0)
+    levels = level_estimate(kind, noisy(kind, RANGE, x=clean), clean)
+    # Uniform on [0.1, 0.5]: mean 0.3, std 0.4 / sqrt(12) = 0.115; a fixed 0.3 gives std < 0.07.
+    assert np.mean(levels) == pytest.approx(0.3, abs=0.03)
+    assert 0.09 < np.std(levels) < 0.16
+    assert levels.min() > 0.1 - 0.07 and levels.max() < 0.5 + 0.15
+
+
+def test_blind_eval_noise_is_reproducible_and_keyed_by_image():
+    x = np.random.default_rng(0).random((30, 12, 12, 1)).astype(np.float32)
+    cfg = NoiseConfig(kind="gaussian", level=RANGE, clip=False)
+    whole = noisy_eval(x, cfg, 5)
+    np.testing.assert_array_equal(noisy_eval(x, cfg, 5), whole)  # same seed, same noise
+    np.testing.assert_array_equal(noisy_eval(x[10:], cfg, 5, first=10), whole[10:])
+    assert not np.allclose(noisy_eval(x, cfg, 6), whole)
+
+
+def test_blind_training_noise_draws_new_levels_every_epoch():
+    from autoencoder.data import make_dataset
+
+    grey = np.full((64, 48, 48, 1), 0.5, np.float32)
+    fn = training_noise(NoiseConfig(kind="gaussian", level=RANGE, clip=False), seed=0)
+    ds = make_dataset(grey, batch_size=16, shuffle=False, seed=0, noise_fn=fn)
+    epochs = [np.concatenate([inputs.numpy() for inputs, _ in ds]) for _ in range(2)]
+    first, second = (level_estimate("gaussian", e, grey) for e in epochs)
+    for levels in (first, second):
+        assert levels.min() >= 0.1 * 0.93 and levels.max() <= 0.5 * 1.07
+        assert levels.max() - levels.min() > 0.25  # per image, not one level per batch
+        assert np.std(levels[:16]) > 0.05  # ... within each batch too
+    # The next epoch draws other levels for the same images, not the same ones again.
+    assert abs(np.corrcoef(first, second)[0, 1]) < 0.5
+
+
+def test_blind_training_noise_repeats_for_the_same_seed():
+    from autoencoder.data import make_dataset
+
+    # One batch per epoch: the parallel map may hand a stream's seeds to an epoch's batches in
+    # another order from run to run, so a replay is compared batch for batch.
+    def first_epoch(seed):
+        fn = training_noise(NoiseConfig(kind="speckle", level=RANGE, clip=False), seed=seed)
+        ds = make_dataset(GREY, batch_size=64, shuffle=False, seed=0, noise_fn=fn)
+        return next(iter(ds))[0].numpy()
+
+    a, b, c = first_epoch(0), first_epoch(0), first_epoch(1)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).mean() > 0.05

@@ -56,6 +56,8 @@ def test_every_preset_names_the_schema_and_validates_against_it(path):
         ({"model": {"encoder": [{"filters": 8, "activation": "relux"}]}}, "relux"),
         ({"model": {"encoder": [{"type": "pool", "filters": 8}]}}, "pool"),
         ({"anomaly": {"threshold": {"value": -1}}}, "-1"),
+        ({"data": {"noise": {"level": [0.1, 0.2, 0.3]}}}, "[0.1, 0.2, 0.3]"),
+        ({"denoise": {"blind": 0.7}}, "0.7"),
     ],
 )
 def test_the_schema_refuses_what_load_config_refuses(raw, word):
@@ -75,6 +77,7 @@ def test_the_schema_refuses_what_load_config_refuses(raw, word):
         {"train": {"mixed_precision": False}},  # YAML 1.1 reads `off` as false
         {"data": {"classes": [1, 7]}, "anomaly": {"normal": [1], "threshold": {"value": 3}}},
         {"data": {"dataset": "folder", "path": "d", "classes": ["good", "bad"]}},
+        {"data": {"noise": {"level": [0, 0.7]}}, "denoise": {"blind": [0.0, 0.7]}},
     ],
 )
 def test_the_schema_accepts_what_load_config_accepts(raw):

@@ -38,7 +38,7 @@ from autoencoder.config.schema import (
     TuneConfig,
 )
 from autoencoder.config.text import format_loc
-from autoencoder.config.types import Pair, Section
+from autoencoder.config.types import Pair, Section, level_text
 
 __all__ = [
     "ACTIVATIONS",
@@ -76,6 +76,7 @@ __all__ = [
     "describe_error",
     "dump_config",
     "format_loc",
+    "level_text",
     "load_config",
     "parse_override",
     "read_yaml",

@@ -182,7 +182,9 @@ def _type(prop: dict) -> str:
         if kind == "array" and isinstance(option.get("items"), list):
             names.append("[" + ", ".join(_type(item) for item in option["items"]) + "]")
         elif kind == "array" and option.get("minItems") == option.get("maxItems") == 2:
-            names.append("[h, w]")
+            # Pairs of sizes are integers; pairs of numbers are ranges (a noise level's).
+            number = option.get("items", {}).get("type") == "number"
+            names.append("[low, high]" if number else "[h, w]")
         elif kind == "array":
             items = option.get("items", {})
             blocks = "anyOf" in items and "$ref" in items["anyOf"][0]

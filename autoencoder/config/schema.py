@@ -21,7 +21,32 @@ from pydantic import (
 )
 
 from autoencoder.config.blocks import ModelConfig
-from autoencoder.config.types import ClassKey, NonNegInt, Pair, PosFloat, PosInt, Section
+from autoencoder.config.text import show
+from autoencoder.config.types import (
+    ClassKey,
+    NoiseLevel,
+    NoiseRange,
+    NonNegInt,
+    Pair,
+    PosFloat,
+    PosInt,
+    Section,
+)
+
+# Kinds whose level is a fraction (of the pixels, of the image), so at most 1.
+FRACTION_KINDS = ("salt_pepper", "mask")
+
+
+def _within_kind(value: Any, info: ValidationInfo) -> Any:
+    """A level, range or list of levels, refused when above 1 for a kind whose level is a fraction."""
+    kind = info.data.get("kind")  # validated first: fields go in order
+    levels = value if isinstance(value, (list, tuple)) else [] if value is None else [value]
+    if kind in FRACTION_KINDS and levels and max(levels) > 1:
+        shown = show(list(value) if isinstance(value, tuple) else value)
+        raise ValueError(
+            f"{kind} levels are fractions (at most 1), got {shown}; give levels from 0 to 1"
+        )
+    return value
 
 
 class NoiseConfig(Section):
@@ -30,10 +55,14 @@ class NoiseConfig(Section):
     kind: Literal["gaussian", "salt_pepper", "speckle", "mask"] = "gaussian"
     """gaussian adds level x N(0, 1); salt_pepper sets a level fraction of pixels to 0 or 1; speckle
     multiplies by 1 + level x N(0, 1); mask zeroes 4x4 patches covering about level of the image."""
-    level: Annotated[StrictFloat, Field(ge=0)] = 0.4
-    """Strength of the noise (its meaning depends on kind)."""
+    level: NoiseLevel = 0.4
+    """Strength of the noise (its meaning depends on kind; at most 1 for salt_pepper and mask); a
+    range [low, high] with low < high: each image draws its own level uniformly from it, afresh
+    every epoch (blind denoising)."""
     clip: StrictBool = True
     """Keep noisy pixels in [0, 1]."""
+
+    _level_within_kind = field_validator("level")(_within_kind)
 
 
 # Built-in datasets: the (H, W, C) of their images and how many classes they have. A folder's
@@ -255,6 +284,9 @@ class DenoiseConfig(Section):
     """Seed of the fixed evaluation noise, so numbers compare across models and runs."""
     eval_images: PosInt | None = None
     """Caps the test images evaluated; left out: all."""
+    blind: NoiseRange | None = None
+    """A range [low, high] with low < high: also train one blind model (data.noise.level is the
+    range) and score it at every eval level beside the per-level models; left out: none."""
 
     @field_validator("train_levels", "eval_levels")
     @classmethod
@@ -262,6 +294,8 @@ class DenoiseConfig(Section):
         if len(set(value)) != len(value):
             raise ValueError(f"lists a level twice: {value}")
         return sorted(value)
+
+    _levels_within_kind = field_validator("train_levels", "eval_levels", "blind")(_within_kind)
 
 
 class ThresholdConfig(Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from pydantic import (
@@ -50,6 +51,53 @@ def _pair_schema(minimum: int) -> WithJsonSchema:
 # Sizes that may differ by axis: `3` means (3, 3); `[3, 5]` means height 3, width 5.
 Pair = Annotated[tuple[int, int], BeforeValidator(_pair(1)), _pair_schema(1)]
 NonNegPair = Annotated[tuple[int, int], BeforeValidator(_pair(0)), _pair_schema(0)]
+
+
+def _is_level(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _noise_level(number: bool):
+    # A level is a number, or a range [low, high] from which each image draws its own (blind
+    # denoising); one message for every wrong form, so a mistake is one line, not one per option.
+    what = "a number >= 0, or a range [low, high] of them" if number else "a range [low, high]"
+
+    def check(value: Any) -> float | tuple[float, float]:
+        if number and _is_level(value) and value >= 0:
+            return float(value)
+        if isinstance(value, (list, tuple)) and len(value) == 2 and all(map(_is_level, value)):
+            low, high = float(value[0]), float(value[1])
+            if 0 <= low < high:
+                return (low, high)
+            if low > high >= 0:
+                raise ValueError(
+                    f"the range {show(list(value))} must go up: write [{high:g}, {low:g}]"
+                )
+            if low == high >= 0:
+                single = f", or the number {low:g} for one level" if number else ""
+                raise ValueError(f"the range {show(list(value))} is empty: give low < high{single}")
+        raise ValueError(f"must be {what} with 0 <= low < high, got {show(value)}")
+
+    return check
+
+
+_LEVEL = {"type": "number", "minimum": 0}
+_LEVEL_RANGE = {"type": "array", "items": _LEVEL, "minItems": 2, "maxItems": 2}
+
+# A noise level (0.4), or a range ([0.0, 0.7]) from which each image draws its own.
+NoiseLevel = Annotated[
+    float | tuple[float, float],
+    BeforeValidator(_noise_level(True)),
+    WithJsonSchema({"anyOf": [_LEVEL, _LEVEL_RANGE]}),
+]
+NoiseRange = Annotated[
+    tuple[float, float], BeforeValidator(_noise_level(False)), WithJsonSchema(_LEVEL_RANGE)
+]
+
+
+def level_text(level: float | tuple[float, float]) -> str:
+    """A level as names and labels write it: the number, or low-high for a range."""
+    return f"{level:g}" if isinstance(level, (int, float)) else f"{level[0]:g}-{level[1]:g}"
 
 
 class Section(BaseModel):

@@ -1,5 +1,6 @@
 """The denoising sweep's figures: noisy and denoised images by level, PSNR against the level,
-and each model's robustness to levels it was not trained at."""
+and each model's robustness to levels it was not trained at; a blind model (rows whose
+train_level is None) has its own row or line in each."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from autoencoder.plots.figure import DPI, pyplot, show
+
+
+def _model_label(row: dict) -> str:
+    """A row's model in a label: its training level, or blind and its range."""
+    if row["train_level"] is None:
+        return f"blind {row['model'].removeprefix('blind-')}"
+    return f"{row['train_level']:g}"
 
 
 def _spread(values: list, k: int) -> list:
@@ -20,17 +28,20 @@ def _spread(values: list, k: int) -> list:
 def plot_triplets(path: Path, images: dict, kind: str, levels: int = 4) -> None:
     """For a few eval levels: a noisy row and its denoised row; the clean images at the bottom.
 
-    images: "clean" -> (n, H, W, C); ("noisy", eval) and (train, eval) -> the same n images.
-    Each level is denoised by the model trained at the nearest level.
+    images: "clean" -> (n, H, W, C); ("noisy", eval), (train, eval) and a blind model's
+    ("blind", eval) -> the same n images. Each level is denoised by the model trained at the
+    nearest level, and by the blind model when there is one.
     """
     plt = pyplot()
     evals = _spread(sorted({k[1] for k in images if k != "clean" and k[0] == "noisy"}), levels)
-    trains = sorted({k[0] for k in images if k != "clean" and k[0] != "noisy"})
+    trains = sorted({k[0] for k in images if k != "clean" and k[0] not in ("noisy", "blind")})
     rows = []
     for level in evals:
         nearest = min(trains, key=lambda t: (abs(t - level), t))
         rows.append((f"noisy\n{level:g}", images[("noisy", level)]))
         rows.append((f"denoised\n(model {nearest:g})", images[(nearest, level)]))
+        if ("blind", level) in images:
+            rows.append(("denoised\n(blind model)", images[("blind", level)]))
     rows.append(("clean", images["clean"]))
     n = len(images["clean"])
     fig, axes = plt.subplots(
@@ -49,7 +60,7 @@ def plot_triplets(path: Path, images: dict, kind: str, levels: int = 4) -> None:
 def plot_psnr_vs_level(path: Path, rows: list[dict]) -> None:
     """Test PSNR against eval level: noisy input, best classical filter and each model."""
     plt = pyplot()
-    first = min(r["train_level"] for r in rows)
+    first = min(r["train_level"] for r in rows if r["train_level"] is not None)
     base = [r for r in rows if r["train_level"] == first]  # noisy and filter repeat per model
     levels = [r["eval_level"] for r in base]
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
@@ -62,7 +73,7 @@ def plot_psnr_vs_level(path: Path, rows: list[dict]) -> None:
         label="best classical filter",
         markersize=4,
     )
-    for train in sorted({r["train_level"] for r in rows}):
+    for train in sorted({r["train_level"] for r in rows if r["train_level"] is not None}):
         mine = [r for r in rows if r["train_level"] == train]
         (line,) = ax.plot(
             [r["eval_level"] for r in mine],
@@ -72,6 +83,17 @@ def plot_psnr_vs_level(path: Path, rows: list[dict]) -> None:
             markersize=4,
         )
         ax.axvline(train, color=line.get_color(), alpha=0.25, linewidth=3)
+    blind = [r for r in rows if r["train_level"] is None]
+    if blind:
+        ax.plot(
+            [r["eval_level"] for r in blind],
+            [r["model_psnr"] for r in blind],
+            "-D",
+            color="black",
+            linewidth=2,
+            label=f"{_model_label(blind[0])} (one model, level drawn per image)",
+            markersize=5,
+        )
     ax.set_xlabel(f"evaluation noise level ({rows[0]['kind']})")
     ax.set_ylabel("test PSNR (dB)")
     ax.set_title("Denoising quality by noise level (shaded: each model's training level)")
@@ -85,11 +107,11 @@ def plot_psnr_vs_level(path: Path, rows: list[dict]) -> None:
 def plot_robustness(path: Path, rows: list[dict]) -> None:
     """Heatmap of model output PSNR: training level (rows) x evaluation level (columns)."""
     plt = pyplot()
-    trains = sorted({r["train_level"] for r in rows})
+    trains = list(dict.fromkeys(_model_label(r) for r in rows))  # rows come sorted by model
     evals = sorted({r["eval_level"] for r in rows})
     grid = np.full((len(trains), len(evals)), np.nan)
     for r in rows:
-        grid[trains.index(r["train_level"]), evals.index(r["eval_level"])] = r["model_psnr"]
+        grid[trains.index(_model_label(r)), evals.index(r["eval_level"])] = r["model_psnr"]
     fig, ax = plt.subplots(figsize=(0.85 * len(evals) + 2.6, 0.6 * len(trains) + 1.9))
     im = ax.imshow(grid, cmap="viridis", aspect="auto")
     middle = np.nanmean(grid)
@@ -105,7 +127,7 @@ def plot_robustness(path: Path, rows: list[dict]) -> None:
                 color="black" if grid[i, j] > middle else "white",
             )
     ax.set_xticks(range(len(evals)), [f"{v:g}" for v in evals])
-    ax.set_yticks(range(len(trains)), [f"{v:g}" for v in trains])
+    ax.set_yticks(range(len(trains)), trains)
     ax.set_xlabel("evaluation noise level")
     ax.set_ylabel("training noise level")
     ax.set_title(f"Model output PSNR (dB), {rows[0]['kind']} noise", fontsize=10)
