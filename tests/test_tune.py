@@ -226,3 +226,15 @@ def test_a_study_without_a_space_key_refuses_an_unknown_objective(tmp_path):
     space = write_space(tmp_path / "s.yaml", {"seed": [0, 1]}, objective={"metric": "val/acc"})
     with pytest.raises(UserError, match=r"s\.yaml: objective\.metric: "):
         tune_study.prepare(tiny(tmp_path), space=space)
+
+
+@pytest.mark.parametrize("space", sorted((ROOT / "configs" / "spaces").glob("*.yaml")), ids=str)
+def test_every_shipped_space_parses_with_its_command(space):
+    # The header's command names the config and the --set overrides the space is meant with.
+    header = " ".join(line.lstrip("# ") for line in space.read_text().splitlines() if "#" in line)
+    command = header.split("autoencoder tune ", 1)[1].split("--timeout")[0].replace("\\", " ")
+    words = command.split()
+    config, sets = words[0], [w for w in words[1:] if "=" in w]
+    setup = tune_study.prepare(str(ROOT / config), sets, str(space))
+    assert len(setup.params) == len(yaml.safe_load(space.read_text())["space"]) >= 4
+    assert setup.base.name == (ROOT / config).stem
