@@ -148,7 +148,7 @@ def test_shapes_table_shows_skips_and_the_note():
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if "Concatenate" in line]
     assert len(rows) == 2
-    assert "14x14x64 + 14x14x64 -> 14x14x128" in rows[0] and "skip from enc 2" in rows[0]
+    assert "14x14x64 + 14x14x32 -> 14x14x96" in rows[0] and "skip from enc 2" in rows[0]
     assert "28x28x32 + 28x28x32 -> 28x28x64" in rows[1] and "skip from enc 1" in rows[1]
     assert "trained on noisy inputs, as here, that is the point of them" in result.stdout
     clean = format_plan(plan_model(load_config(ROOT / "configs/unet_denoise.yaml").model), False)
