@@ -11,8 +11,7 @@ scored: the normal validation images against a seeded sample of the other classe
 the training pool (never trained on: the run sees the normal classes only), each kind's AUROC on
 them, the highest wins.
 
-`run_benchmark(config, dataset)` is the one-class protocol of Ruff et al. (ICML 2018): each class
-in turn is the only normal one, and every test image is scored.
+The one-class benchmark (each class in turn the normal one) is anomaly_benchmark.py.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +34,6 @@ from autoencoder.pipeline import train
 from autoencoder.plots import (
     plot_anomaly_extremes,
     plot_anomaly_scores,
-    plot_benchmark,
     plot_roc,
 )
 
@@ -48,10 +45,6 @@ SCORE_NAMES = {"mse": "MSE", "mae": "MAE", "ssim": "1 - SSIM"}
 # bounds (an AUROC on a few dozen images moves by whole points; past a few thousand it hardly
 # moves, and each image costs a reconstruction and an SSIM).
 AUTO_IMAGES = (500, 2000)
-# Deep SVDD (one-class), Ruff et al. 2018, Table 1: AUROC per MNIST digit, the same protocol.
-DEEP_SVDD_MNIST = (98.0, 99.7, 91.7, 91.9, 94.9, 88.5, 98.3, 94.6, 93.9, 96.5)
-# The benchmark's model and training when no CONFIG is given: the preset in this checkout.
-BENCHMARK_PRESET = str(Path(__file__).resolve().parents[1] / "configs" / "anomaly.yaml")
 FEW_VALIDATION = 20  # below this many normal validation images a quantile is mostly luck
 COMMAND = "autoencoder anomaly"  # what its locks say it is
 
@@ -486,195 +479,3 @@ def _score_choice_lines(result: dict) -> list[str]:
         mark = "  chosen" if k == result["score"] else ""
         lines.append(f"  {SCORE_NAMES[k]:<9} {v:.4f}{mark}")
     return lines
-
-
-# ---------------------------------------------------------------------------------------------
-# The one-class benchmark
-
-
-def run_benchmark(config: Config, dataset: str) -> tuple[Path, list[dict]]:
-    """Each class of `dataset` in turn as the only normal one; a table of their AUROCs.
-
-    Args:
-      config: the resolved config (model, training, score); anomaly.normal, when set, limits
-        the benchmark to those classes (each still alone as the normal one).
-      dataset: mnist, fashion_mnist, or another data.dataset with classes.
-    Returns:
-      (the benchmark directory with results.md and results.csv, one row per class).
-    """
-    data = config.data.model_copy(update={"dataset": dataset, "classes": None})
-    base = config.model_copy(update={"data": data})
-    names = tuple(load_splits(base).class_names)
-    keys = config.anomaly.normal or list(range(len(names)))
-    classes = normal_classes(base.model_copy(update={"anomaly": _normal(base, keys)}), names)
-    bench_dir = runs.create_run_dir(base.model_copy(update={"name": f"{config.name}-{dataset}"}))
-    (bench_dir / "checkpoints").rmdir()  # a run directory's; each class's run has its own
-    with lock.hold(bench_dir, COMMAND):
-        return bench_dir, _benchmark(base, dataset, bench_dir, classes, names)
-
-
-def _benchmark(base: Config, dataset: str, bench_dir: Path, classes, names) -> list[dict]:
-    log.info("benchmark directory: %s", bench_dir)
-    rows, start = [], time.perf_counter()
-    for k in classes:
-        one = base.model_copy(
-            update={
-                "name": f"class-{k}",
-                "output": str(bench_dir / "runs"),
-                "anomaly": _normal(base, [k]),
-            }
-        )
-        log.info("class %d (%s) as the normal one", k, names[k])
-        run_dir, result = anomaly_run(one)
-        rows.append(
-            {
-                "class": k,
-                "name": names[k],
-                "score": result["score"],
-                "auroc": result["auroc"],
-                "ap": result["ap"],
-                **{f"auroc_{kind}": v for kind, v in result["auroc_by_score"].items()},
-                **{
-                    f"val_auroc_{kind}": v
-                    for kind, v in result.get("val_auroc_by_score", {}).items()
-                },
-                "minutes": result["minutes"],
-                "run": str(run_dir.relative_to(bench_dir)),
-            }
-        )
-        total = (time.perf_counter() - start) / 60
-        atomic.write_text(bench_dir / "results.csv", _rows_csv(rows))
-        atomic.write_text(bench_dir / "results.md", results_markdown(rows, base, total))
-        reference = DEEP_SVDD_MNIST if dataset == "mnist" else None
-        plot_benchmark(bench_dir / "figures" / "auroc.png", rows, dataset, reference)
-    return rows
-
-
-def _normal(config: Config, keys: list):
-    return config.anomaly.model_copy(update={"normal": list(keys)})
-
-
-def _rows_csv(rows: list[dict]) -> str:
-    out = io.StringIO()
-    by_score = [f"auroc_{k}" for k in SCORE_NAMES]
-    # Empty unless anomaly.score is auto: each candidate's AUROC on the validation images.
-    by_val = [f"val_auroc_{k}" for k in SCORE_NAMES]
-    columns = ["class", "name", "score", "auroc", "ap", *by_score, *by_val, "minutes", "run"]
-    writer = csv.DictWriter(out, columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
-
-
-def results_markdown(rows: list[dict], config: Config, minutes: float) -> str:
-    """results.md: the command, the machine, a row per class, the mean, auto's choices."""
-    dataset = config.data.dataset
-    reference = dataset == "mnist"
-    auto = config.anomaly.score == "auto"
-    others = "".join(f" by {SCORE_NAMES[k]} |" for k in SCORE_NAMES)
-    head = (
-        "| normal class | score | AUROC | AP | minutes |"
-        + others
-        + (" Deep SVDD |" if reference else "")
-    )
-    rule = "|---|---|---:|---:|---:|" + "---:|" * len(SCORE_NAMES) + ("---:|" if reference else "")
-    if auto:
-        how = (
-            "the score `anomaly.score: auto` chose for that class on validation images only "
-            "(its normal validation images against training-pool images of the other classes; "
-            "no test image seen: the table below)"
-        )
-    else:
-        how = f"{SCORE_NAMES[config.anomaly.score]} (anomaly.score)"
-    lines = [
-        f"# One-class anomaly detection on {dataset}",
-        "",
-        f"Each class alone is the normal one: trained on its training images only, every test "
-        f"image scored per image by {how}, the other classes anomalous (Ruff et al., ICML "
-        f"2018). The 'by' columns score the same reconstructions each other way, on the test "
-        f"images: for comparison only, since taking the best of them would choose on test. "
-        f"{len(rows)} classes in {minutes:.1f} minutes on "
-        f"{platform.machine()} with {_cores()} CPU cores, {time.strftime('%Y-%m-%d')}.",
-        "",
-        "```",
-        f"autoencoder anomaly --benchmark {dataset}",
-        "```",
-        "",
-        head,
-        rule,
-    ]
-    for row in rows:
-        name, kind = _class_text(row), SCORE_NAMES[row["score"]]
-        line = (
-            f"| {name} | {kind} | {100 * row['auroc']:.1f} | {100 * row['ap']:.1f} | "
-            f"{row['minutes']:.1f} |"
-        )
-        line += "".join(f" {100 * row[f'auroc_{k}']:.1f} |" for k in SCORE_NAMES)
-        if reference:
-            line += f" {DEEP_SVDD_MNIST[row['class']]:.1f} |"
-        lines.append(line)
-    mean = 100 * float(np.mean([r["auroc"] for r in rows]))
-    ap = 100 * float(np.mean([r["ap"] for r in rows]))
-    line = f"| **mean** | | **{mean:.1f}** | {ap:.1f} | {sum(r['minutes'] for r in rows):.1f} |"
-    line += "".join(f" {100 * np.mean([r[f'auroc_{k}'] for r in rows]):.1f} |" for k in SCORE_NAMES)
-    if reference:
-        ref = np.mean([DEEP_SVDD_MNIST[r["class"]] for r in rows])
-        line += f" {ref:.1f} |"
-    lines += [line, ""]
-    worst = min(rows, key=lambda r: r["auroc"])
-    lines.append(f"Lowest: {_class_text(worst)} at {100 * worst['auroc']:.1f}.")
-    if auto:
-        lines += ["", *_choices_markdown(rows)]
-    return "\n".join(lines) + "\n"
-
-
-def _choices_markdown(rows: list[dict]) -> list[str]:
-    """auto's choice per class: each candidate's validation AUROC, and how often each won."""
-    counts = {k: sum(r["score"] == k for r in rows) for k in SCORE_NAMES}
-    tally = ", ".join(
-        f"{SCORE_NAMES[k]} for {n} class{'es' * (n > 1)}" for k, n in counts.items() if n
-    )
-    lines = [
-        "## The score auto chose",
-        "",
-        f"For each class, each candidate's AUROC on validation images only: the normal class's "
-        f"validation images against a seeded sample of the other classes' training-pool images "
-        f"(as many as the normal validation images, but at least {AUTO_IMAGES[0]:,} and at most "
-        f"{AUTO_IMAGES[1]:,}; never trained on, never test images). The highest wins; ties go "
-        f"to the first column. Chosen: {tally}.",
-        "",
-        "| normal class |" + "".join(f" {SCORE_NAMES[k]} |" for k in SCORE_NAMES) + " chosen |",
-        "|---|" + "---:|" * len(SCORE_NAMES) + "---|",
-    ]
-    for row in rows:
-        cells = "".join(f" {100 * row[f'val_auroc_{k}']:.1f} |" for k in SCORE_NAMES)
-        lines.append(f"| {_class_text(row)} |{cells} {SCORE_NAMES[row['score']]} |")
-    return lines
-
-
-def _class_text(row: dict) -> str:
-    """'3' for a digit, '7 Sneaker' where the class has a name of its own."""
-    return row["name"] if row["name"] == str(row["class"]) else f"{row['class']} {row['name']}"
-
-
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-def format_benchmark(rows: list[dict]) -> str:
-    """What `autoencoder anomaly --benchmark` prints."""
-    lines = [f"{'normal class':<18} {'score':<9} {'AUROC':>6} {'AP':>6} {'minutes':>8}"]
-    for row in rows:
-        lines.append(
-            f"{_class_text(row)[:18]:<18} {SCORE_NAMES[row['score']]:<9} "
-            f"{100 * row['auroc']:>6.1f} {100 * row['ap']:>6.1f} {row['minutes']:>8.1f}"
-        )
-    mean = 100 * float(np.mean([r["auroc"] for r in rows]))
-    worst = min(rows, key=lambda r: r["auroc"])
-    lines.append(
-        f"mean AUROC {mean:.1f} over {len(rows)} classes; lowest {_class_text(worst)} at "
-        f"{100 * worst['auroc']:.1f}"
-    )
-    return "\n".join(lines)

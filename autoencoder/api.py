@@ -208,7 +208,7 @@ def anomaly_benchmark(
     config: str | Path | Mapping | Config, dataset: str, **fields: Any
 ) -> tuple[Path, list[dict]]:
     """The one-class benchmark, as `autoencoder anomaly --benchmark`: (its folder, one row a class)."""
-    from autoencoder.anomaly import run_benchmark
+    from autoencoder.anomaly_benchmark import run_benchmark
 
     with _logging():
         return run_benchmark(load_config(config, **fields), dataset)

@@ -13,11 +13,8 @@ import sys
 import traceback
 
 from autoencoder import api, memory
-from autoencoder.anomaly import (
-    BENCHMARK_PRESET,
-    format_benchmark,
-    format_report,
-)
+from autoencoder.anomaly import format_report
+from autoencoder.anomaly_benchmark import BENCHMARK_PRESET, format_benchmark
 from autoencoder.bench import format_bench, layer_profile, run_bench
 from autoencoder.comparison import OUTPUT as COMPARE_OUTPUT
 from autoencoder.config import load_config

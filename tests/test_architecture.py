@@ -34,6 +34,7 @@ LAYERS = [
     {"plots"},
     {"pipeline"},
     {"denoise", "bench", "predict", "export", "embed", "anomaly", "comparison"},
+    {"anomaly_benchmark"},
     {"api"},
     {"tuning"},
     {"cli"},

@@ -1,0 +1,57 @@
+"""The one-class benchmark: two classes of the sample end to end, and its results table."""
+
+import csv
+
+import numpy as np
+from conftest import cli, tiny, write_config
+
+from autoencoder.anomaly import SCORE_NAMES
+from autoencoder.anomaly_benchmark import results_markdown
+from autoencoder.runtime import cpu_count, cpu_name
+
+
+def test_the_benchmark_writes_a_row_per_class_and_their_mean(tmp_path):
+    extra = ["train.epochs=1", "data.limit=null", "anomaly.normal=[0, 1]", "anomaly.score=auto"]
+    config = write_config(tmp_path / "b.yaml", tiny(tmp_path / "runs", *extra))
+    result = cli("anomaly", config, "--benchmark", "mnist_sample", "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    (bench_dir,) = (tmp_path / "runs" / "tiny-mnist_sample").iterdir()
+    with open(bench_dir / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["class"] for r in rows] == ["0", "1"]
+    for row in rows:  # each class's own choice, on validation images; its test AUROC the headline
+        val = {k: float(row[f"val_auroc_{k}"]) for k in SCORE_NAMES}
+        assert (
+            row["score"] == max(val, key=val.get) and row["auroc"] == row[f"auroc_{row['score']}"]
+        )
+    aurocs = [float(r["auroc"]) for r in rows]
+    assert all(0.0 <= a <= 1.0 for a in aurocs) and all(float(r["minutes"]) > 0 for r in rows)
+    text = (bench_dir / "results.md").read_text()
+    assert "autoencoder anomaly --benchmark mnist_sample" in text
+    assert f"| **mean** | | **{100 * np.mean(aurocs):.1f}** |" in text
+    worst = min(rows, key=lambda r: float(r["auroc"]))
+    assert f"Lowest: {worst['class']} at {100 * float(worst['auroc']):.1f}." in text
+    assert "## The score auto chose" in text
+    for row in rows:
+        cells = "".join(f" {100 * float(row[f'val_auroc_{k}']):.1f} |" for k in SCORE_NAMES)
+        assert f"| {row['class']} |{cells} {SCORE_NAMES[row['score']]} |" in text
+    assert f"mean AUROC {100 * np.mean(aurocs):.1f} over 2 classes; lowest " in result.stdout
+    assert (bench_dir / "figures" / "auroc.png").stat().st_size > 10_000
+    assert not (bench_dir / "checkpoints").exists()
+    for row in rows:  # each class's own run, with its figures
+        assert (bench_dir / row["run"] / "figures" / "anomaly_roc.png").is_file()
+
+
+def test_a_benchmark_with_a_given_score_says_which_and_lists_no_choice():
+    rows = [
+        {"class": k, "name": str(k), "score": "mae", "auroc": a, "ap": 0.5, "minutes": 1.0}
+        | {f"auroc_{kind}": a for kind in SCORE_NAMES}
+        for k, a in [(0, 0.9), (1, 0.8)]
+    ]
+    config = tiny("/tmp/unused", "anomaly.score=mae")
+    text = results_markdown(rows, config, 2.0)
+    assert "every test image scored per image by MAE (anomaly.score)" in text
+    assert f"on {cpu_name()} with {cpu_count()} CPU cores" in text
+    assert "| 1 | MAE | 80.0 | 50.0 | 1.0 | 80.0 | 80.0 | 80.0 |" in text
+    assert "| **mean** | | **85.0** |" in text and "Lowest: 1 at 80.0." in text
+    assert "score: auto" not in text and "The score auto chose" not in text
