@@ -1,5 +1,5 @@
-"""`autoencoder tune`: the space's refusals, a tiny study end to end, resume after SIGKILL, two
-workers on one study."""
+"""`autoencoder tune`: the space's refusals, a tiny study end to end, seeded trials, the median
+pruner's settings, resume after SIGKILL, two workers on one study."""
 
 import csv
 import os
@@ -14,6 +14,7 @@ from conftest import ROOT, assert_error, cli, cli_without_tensorflow, tiny, writ
 
 from autoencoder.config import load_config
 from autoencoder.errors import UserError
+from autoencoder.tuning import report as tune_report
 from autoencoder.tuning import space as tune_space
 from autoencoder.tuning import study as tune_study
 
@@ -110,10 +111,48 @@ def test_the_median_pruners_reason_names_the_median():
         trial = study.ask()
         trial.report(value, 1)
         study.tell(trial, value)
+    pruned = study.ask()  # not in the median: the pruner compares with completed trials only
+    pruned.report(0.01, 1)
+    study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
     objective = load_config(None).tune.objective
     assert tune_study.prune_reason(study, 1, 0.08, objective) == (
         "pruned at epoch 1: val/loss 0.08 above the median 0.05"
     )
+
+
+def test_the_median_pruner_takes_its_startup_trials_and_warmup_epochs(tmp_path):
+    median = {"median": {"startup_trials": 2, "warmup_epochs": 1}}
+    space = write_space(tmp_path / "space.yaml", {"model.latent_dim": [4, 8]}, pruner=median)
+    setup = tune_study.prepare(tiny(tmp_path / "out"), space=space)
+    study_dir = tune_study.new_study_dir(setup.base)
+    record = tune_study.study_record(setup, study_dir, None)
+    pruner = tune_study.open_study(record, study_dir, setup.tune.pruner, 3).pruner
+    assert isinstance(pruner, optuna.pruners.MedianPruner)
+    # Optuna counts steps (our epochs) from 1 and may prune at step n_warmup_steps: after one
+    # warm-up epoch, from epoch 2.
+    assert (pruner._n_startup_trials, pruner._n_warmup_steps) == (2, 2)
+    assert tune_report.pruner_text(pruner) == (
+        "median (prunes once 2 trials completed, from a trial's epoch 2 on)"
+    )
+    plain = tune_study.make_pruner("median", 3)
+    assert (plain._n_startup_trials, plain._n_warmup_steps) == (5, 1)
+    assert tune_report.pruner_text(plain) == "median (prunes once 5 trials completed)"
+
+
+def test_a_bad_pruner_is_refused_in_one_line(tmp_path):
+    config = write_config(tmp_path / "tiny.yaml", tiny(tmp_path / "out"))
+    bad = {"median": {"startup_trials": -1}}
+    space = write_space(tmp_path / "space.yaml", {"model.latent_dim": [4, 8]}, pruner=bad)
+    result, loaded = cli_without_tensorflow("tune", config, "--space", space)
+    assert not loaded
+    assert_error(
+        result, f"{space}: pruner.median.startup_trials: must be greater than or equal to 0, got -1"
+    )
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(UserError, match=r"^pruner\.median\.warmup: unknown key; did you mean "):
+        tune_study.make_pruner({"median": {"warmup": 1}}, 3)
+    with pytest.raises(UserError, match=r"^pruner: must be median, hyperband or none, or \{"):
+        tune_study.make_pruner(3, 3)
 
 
 class PruneTrialOne(optuna.pruners.BasePruner):
@@ -148,6 +187,32 @@ def test_a_tiny_study_end_to_end(tmp_path):
     assert (tuned.path / "results.md").read_text().startswith(f"# Study {tuned.path.name}")
     for name in ("objective", "importance", "reconstructions"):
         assert (tuned.path / "figures" / f"{name}.png").is_file()
+
+
+@pytest.mark.slow
+def test_the_same_seed_draws_the_same_trials(tmp_path):
+    import autoencoder as ae
+
+    rate = {"train.optimizer.learning_rate": {"log": [1e-3, 1e-2]}, "model.latent_dim": [4, 8]}
+    space = {"space": rate, "epochs_per_trial": 1}
+
+    def drawn(seed):
+        config = tiny(tmp_path / "out", f"seed={seed}")
+        return ae.tune(config, space, trials=1, pruner="none").study.trials[0].params
+
+    first = drawn(0)
+    assert drawn(0) == first
+    assert drawn(1) != first
+
+
+def test_each_trial_number_draws_from_its_own_seed():
+    distributions = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    drawn = {}
+    for seed, number in [(0, 0), (0, 0), (0, 1), (1, 0)]:
+        study = optuna.create_study(sampler=tune_study.seeded_sampler(seed, number))
+        drawn.setdefault((seed, number), set()).add(study.ask(distributions).params["x"])
+    assert [len(values) for values in drawn.values()] == [1, 1, 1]
+    assert len(set.union(*drawn.values())) == 3
 
 
 def start_tune(*args):

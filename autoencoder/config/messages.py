@@ -71,12 +71,15 @@ def keras1_words(raw: dict) -> typing.Iterator[tuple[tuple, str, set]]:
 
 def user_loc(loc: tuple) -> tuple:
     """Pydantic's error path without the union tags it inserts, which users never wrote."""
-    # The tagged unions: model.decoder ("mirror" or "blocks") and each block ("conv", ...).
+    # The tagged unions: model.decoder ("mirror" or "blocks"), each block ("conv", ...) and
+    # tune.pruner ("name" or "settings").
     loc = list(loc)
     if loc[:2] == ["model", "decoder"] and loc[2:3] in (["mirror"], ["blocks"]):
         del loc[2]
     if loc[:2] in (["model", "encoder"], ["model", "decoder"]) and len(loc) > 3:
         del loc[3]
+    if loc[:2] == ["tune", "pruner"] and loc[2:3] in (["name"], ["settings"]):
+        del loc[2]
     return tuple(loc)
 
 

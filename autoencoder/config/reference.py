@@ -138,6 +138,8 @@ def _rows(defs: dict, section: dict, prefix: str, defaults: Any) -> list[list[st
             continue
         if _nullable(prop):  # an optional section: off unless given
             rows.append([f"`{key}`", "mapping", "left out", "", _meaning(prop, inner)])
+        elif any("$ref" not in option for option in _options(prop)):  # a value or a section
+            rows.append(_row(key, prop, name in required, default))
         rows += _rows(defs, inner, key, default or {})
     return rows
 
@@ -191,6 +193,8 @@ def _type(prop: dict) -> str:
             names.append("list of blocks" if blocks else f"list of {_type(items)}")
         elif kind:
             names.append(kind)
+        elif "$ref" in option:
+            names.append("mapping")
         elif "enum" in option or "const" in option:
             values = option.get("enum", [option.get("const")])
             names.append("string" if any(isinstance(v, str) for v in values) else "value")

@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    Discriminator,
     Field,
     StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
+    Tag,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -392,6 +394,42 @@ class ObjectiveConfig(Section):
     """The trial's best epoch by the metric, or its last one."""
 
 
+class MedianPrunerConfig(Section):
+    """`tune.pruner.median`: when Optuna's MedianPruner may start pruning."""
+
+    startup_trials: NonNegInt = 5
+    """Completed trials before any trial is pruned (Optuna's n_startup_trials)."""
+    warmup_epochs: NonNegInt = 0
+    """Epochs each trial trains before it may be pruned."""
+
+
+class PrunerConfig(Section):
+    """`tune.pruner` as a mapping: the median pruner with its settings."""
+
+    median: MedianPrunerConfig = Field(default_factory=MedianPrunerConfig)
+    """The median pruner's startup trials and warm-up epochs."""
+
+
+def _pruner_form(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "name"
+    return "settings" if isinstance(value, (dict, PrunerConfig)) else None
+
+
+# A name, or {median: {...}} for the median pruner's settings: one message for any other form.
+Pruner = Annotated[
+    Annotated[Literal["median", "hyperband", "none"], Tag("name")]
+    | Annotated[PrunerConfig, Tag("settings")],
+    Discriminator(
+        _pruner_form,
+        custom_error_type="pruner",
+        custom_error_message=(
+            "must be median, hyperband or none, or {median: {startup_trials: N, warmup_epochs: N}}"
+        ),
+    ),
+]
+
+
 class TuneConfig(Section):
     """`autoencoder tune`: a search over config keys with Optuna (docs/experiments.md)."""
 
@@ -406,8 +444,9 @@ class TuneConfig(Section):
     """Trials of the whole study (finished ones of every state count), across workers."""
     timeout: Annotated[StrictStr, Field(pattern=r"^\d+(\.\d+)?[smh]$")] | None = None
     """Stop starting trials after this long, e.g. 90s, 60m or 2h; left out: no limit."""
-    pruner: Literal["median", "hyperband", "none"] = "median"
-    """Stop unpromising trials early: Optuna's MedianPruner, HyperbandPruner, or none."""
+    pruner: Pruner = "median"
+    """Stop unpromising trials early: Optuna's MedianPruner, HyperbandPruner, or none; {median:
+    {startup_trials: N, warmup_epochs: N}} sets when the median pruner starts."""
     storage: StrictStr | None = None
     """Database URL of the study (any Optuna accepts); left out: sqlite:///STUDY_DIR/study.db."""
 

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from autoencoder.tuning import study as _study
-from autoencoder.tuning.report import format_study, ranked, write_figures, write_tables
+from autoencoder.tuning.report import (
+    format_study,
+    pruner_text,
+    ranked,
+    write_figures,
+    write_tables,
+)
 from autoencoder.tuning.space import parse_timeout
 
 log = logging.getLogger(__name__)
@@ -53,7 +59,8 @@ def tune(
       timeout: stop starting trials after this long ("90s", "60m", "2h").
       resume: an earlier study folder of the same config and space: go on with it, or join it
         from another process.
-      pruner: median, hyperband or none (or an Optuna pruner object); default tune.pruner.
+      pruner: median, hyperband, none, {"median": {"startup_trials": N, "warmup_epochs": N}}
+        or an Optuna pruner object; default tune.pruner.
       storage: a database URL Optuna accepts; default sqlite:///STUDY_DIR/study.db.
     Raises:
       UserError: every mistake of the config or the space, one line each, before anything is
@@ -63,8 +70,10 @@ def tune(
     trials = trials or setup.tune.trials
     seconds = parse_timeout(timeout or setup.tune.timeout)
     pruner = pruner or setup.tune.pruner
+    if pruner == "median" and not isinstance(setup.tune.pruner, str):
+        pruner = setup.tune.pruner  # --pruner median keeps the section's startup and warm-up
     epochs = setup.tune.epochs_per_trial or setup.base.train.epochs
-    _study.make_pruner(pruner, epochs)  # a bad name, or no Optuna, before a folder is made
+    pruner = _study.make_pruner(pruner, epochs)  # a bad one, or no Optuna, before a folder
     storage = storage or setup.tune.storage
     if resume is not None:
         study_dir = Path(resume)
@@ -79,7 +88,13 @@ def tune(
         stale = _study.fail_stale(study, study_dir)
     if stale:
         log.info("marked failed: trial(s) %s, left running by a stopped worker", stale)
-    log.info("study: %s (%d of %d trials)", study_dir, len(study.trials), trials)
+    log.info(
+        "study: %s (%d of %d trials), pruner %s",
+        study_dir,
+        len(study.trials),
+        trials,
+        pruner_text(study.pruner),
+    )
     try:
         _study.work(study, setup, study_dir, trials, seconds, record["storage"])
     except KeyboardInterrupt as exc:

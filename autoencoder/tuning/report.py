@@ -19,6 +19,17 @@ IMAGES = 8
 DASHBOARD = "pip install optuna-dashboard; optuna-dashboard {storage}"
 
 
+def pruner_text(pruner) -> str:
+    """The pruner as results.md and the log name it, with when the median pruner starts."""
+    kind = type(pruner).__name__
+    if kind == "MedianPruner":
+        startup = pruner._n_startup_trials  # noqa: SLF001 - Optuna keeps them private
+        epoch = pruner._n_warmup_steps  # noqa: SLF001
+        later = f", from a trial's epoch {epoch} on" if epoch > 1 else ""
+        return f"median (prunes once {startup} trial{'s' * (startup != 1)} completed{later})"
+    return {"HyperbandPruner": "hyperband", "NopPruner": "none"}.get(kind, kind)
+
+
 def state_of(trial) -> str:
     """complete, pruned, failed, infeasible (skipped before it started) or running."""
     if trial.user_attrs.get("infeasible"):
@@ -86,6 +97,8 @@ def results_markdown(study, study_dir: Path, setup, storage: str) -> str:
         f"Objective: {objective.direction} {objective.metric} ({objective.epoch} epoch of each "
         f"trial); {len(trials)} trials: "
         + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())),
+        "",
+        f"Pruner: {pruner_text(study.pruner)}",
         "",
     ]
     best = ranked(study)

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from autoencoder import api, atomic, lock, memory, pipeline, runs
-from autoencoder.config import Config, TuneConfig, dump_config, read_yaml
+from autoencoder.config import Config, PrunerConfig, TuneConfig, dump_config, read_yaml
 from autoencoder.data import resolve_input_shape
 from autoencoder.errors import RunFailed, UserError
 from autoencoder.shapes import plan_model
@@ -163,17 +163,31 @@ def open_study(record: dict, study_dir: Path, pruner, epochs: int):
 
 
 def make_pruner(pruner, epochs: int):
-    """Optuna's pruner by name (median, hyperband, none), or a pruner object as given."""
+    """Optuna's pruner of a tune.pruner setting (a name or {median: ...}), or a pruner object."""
     optuna = optuna_module()
-    if not isinstance(pruner, str):
-        return pruner
-    if pruner == "median":
-        return optuna.pruners.MedianPruner()
+    if not isinstance(pruner, optuna.pruners.BasePruner):
+        pruner = pruner_setting(pruner)
+    if isinstance(pruner, PrunerConfig):
+        median = pruner.median
+        # Optuna's steps are our epochs counted from 1, and it may prune at step n_warmup_steps.
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=median.startup_trials, n_warmup_steps=median.warmup_epochs + 1
+        )
     if pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
     if pruner == "none":
         return optuna.pruners.NopPruner()
-    raise UserError(f"pruner: must be median, hyperband or none, got {pruner!r}")
+    return pruner
+
+
+def pruner_setting(pruner) -> PrunerConfig | str:
+    """A tune.pruner value checked by the config; "median" as the median pruner's defaults."""
+    try:
+        pruner = api.load_config({"tune": {"pruner": pruner}}).tune.pruner
+    except UserError as exc:  # "config: tune.pruner: ..." as this argument's "pruner: ..."
+        lines = [line.replace("config: tune.", "", 1) for line in str(exc).splitlines()]
+        raise UserError("\n".join(lines)) from None
+    return PrunerConfig() if pruner == "median" else pruner
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,12 +257,24 @@ def work(study, setup: Setup, study_dir: Path, trials: int, timeout: float | Non
     with working(study_dir) as me:
         while time.time() < deadline:
             with asking(study_dir):
-                if len(study.get_trials(deepcopy=False)) >= trials:
+                number = len(study.get_trials(deepcopy=False))
+                if number >= trials:
                     break
+                study.sampler = seeded_sampler(setup.base.seed, number)
                 trial = study.ask(distributions)
                 trial.set_user_attr("worker", me)
             run_trial(study, trial, setup, study_dir)
             write_tables(study, study_dir, setup, storage)
+
+
+def seeded_sampler(seed: int, number: int):
+    """Optuna's TPE sampler for trial `number`, seeded from the config's seed and that number."""
+    # Seeded per trial number, not once per process: workers (each asking for its own trial
+    # number) never draw alike, and a resumed study does not draw its first trials again.
+    import numpy as np
+
+    state = np.random.SeedSequence([seed, number]).generate_state(1)[0]
+    return optuna_module().samplers.TPESampler(seed=int(state))
 
 
 def to_distributions(params: list[Param]) -> dict:
@@ -397,10 +423,10 @@ def prune_reason(study, epoch: int, value: float, objective) -> str:
     name = type(study.pruner).__name__
     if not isinstance(study.pruner, optuna.pruners.MedianPruner):
         return f"pruned at epoch {epoch} by {name}: {objective.metric} {value:.4g}"
-    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    # The median is of completed trials only, as the pruner takes it.
     others = [
         t.intermediate_values[epoch]
-        for t in study.get_trials(deepcopy=False, states=done)
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if epoch in t.intermediate_values
     ]
     if not others:
