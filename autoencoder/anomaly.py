@@ -29,7 +29,7 @@ from autoencoder import atomic, lock, runs
 from autoencoder.config import Config
 from autoencoder.data import ImageFiles, Splits, load_splits
 from autoencoder.errors import UserError
-from autoencoder.evaluate import per_image_score
+from autoencoder.evaluate import SCORE_CHOICES, SCORE_NAMES, per_image_score
 from autoencoder.pipeline import train
 from autoencoder.plots import (
     plot_anomaly_extremes,
@@ -39,8 +39,6 @@ from autoencoder.plots import (
 
 log = logging.getLogger(__name__)
 
-# Also the order `anomaly.score: auto` breaks ties in: the plainest score first.
-SCORE_NAMES = {"mse": "MSE", "mae": "MAE", "ssim": "1 - SSIM"}
 # auto's anomalous validation images: as many as the normal validation images, within these
 # bounds (an AUROC on a few dozen images moves by whole points; past a few thousand it hardly
 # moves, and each image costs a reconstruction and an SSIM).
@@ -137,8 +135,8 @@ def selection_images(splits: Splits, normal: list[int], count: int, seed: int) -
         given = ", ".join(splits.class_names[k] for k in normal)
         raise UserError(
             f"anomaly.score: auto chooses the score on images of the other classes outside the "
-            f"test split, and the training pool holds only {given}; set anomaly.score to mse, "
-            f"mae or ssim, or add images of other classes to the training pool (they are not "
+            f"test split, and the training pool holds only {given}; set anomaly.score to "
+            f"{SCORE_CHOICES}, or add images of other classes to the training pool (they are not "
             f"trained on)"
         )
     chosen = np.sort(np.random.default_rng(seed).choice(total, min(count, total), replace=False))
@@ -298,8 +296,8 @@ def anomaly_run(config: Config) -> tuple[Path, dict]:
         if held == 0:
             raise UserError(
                 "anomaly.score: auto chooses the score on the normal validation images, and "
-                "there are none; raise data.validation_split, or set anomaly.score to mse, mae "
-                "or ssim"
+                "there are none; raise data.validation_split, or set anomaly.score to "
+                f"{SCORE_CHOICES}"
             )
         count = int(np.clip(held, *AUTO_IMAGES))
         selection = selection_images(full, normal, count, config.seed)  # refused before training
