@@ -27,7 +27,7 @@ import numpy as np
 
 from autoencoder import atomic, lock, runs
 from autoencoder.config import Config
-from autoencoder.data import ImageFiles, Splits, load_splits
+from autoencoder.data import Splits, load_splits, subset_splits
 from autoencoder.errors import UserError
 from autoencoder.evaluate import SCORE_CHOICES, SCORE_NAMES, per_image_score
 from autoencoder.pipeline import train
@@ -140,39 +140,12 @@ def selection_images(splits: Splits, normal: list[int], count: int, seed: int) -
             f"trained on)"
         )
     chosen = np.sort(np.random.default_rng(seed).choice(total, min(count, total), replace=False))
-    parts = {
+    picks = {
         "train": pool["train"][chosen[chosen < cut]],
         "val": pool["val"][chosen[chosen >= cut] - cut],
     }
-    pixels = [_take(splits.pixels(s), index) for s, index in parts.items()]
-    labels = np.concatenate([splits.labels(s)[index] for s, index in parts.items()])
-    if isinstance(pixels[0], ImageFiles):
-        together = ImageFiles(
-            pixels[0].paths + pixels[1].paths, pixels[0].spec, pixels[0].image_shape
-        )
-        empty = ImageFiles([], together.spec, together.image_shape)
-    else:
-        together = np.concatenate(pixels)
-        empty = together[:0]
-    none = labels[:0]
-    return Splits(
-        empty,
-        none,
-        together,
-        labels,
-        empty,
-        none,
-        source=f"{len(labels):,} training-pool images of the other classes",
-        class_names=splits.class_names,
-        patches=splits.patches,
-    )
-
-
-def _take(pixels, index: np.ndarray):
-    """The images at `index` of a split as held: a uint8 array, or ImageFiles (still unread)."""
-    if isinstance(pixels, ImageFiles):
-        return ImageFiles([pixels.paths[i] for i in index], pixels.spec, pixels.image_shape)
-    return pixels[index]
+    source = f"{len(chosen):,} training-pool images of the other classes"
+    return subset_splits(splits, picks, source, into="val")
 
 
 def choose_score(
