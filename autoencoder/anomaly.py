@@ -27,9 +27,9 @@ import numpy as np
 
 from autoencoder import atomic, lock, runs
 from autoencoder.config import Config
-from autoencoder.data import ImageFiles, Splits, load_splits
+from autoencoder.data import Splits, load_splits, subset_splits
 from autoencoder.errors import UserError
-from autoencoder.evaluate import per_image_score
+from autoencoder.evaluate import SCORE_CHOICES, SCORE_NAMES, per_image_score
 from autoencoder.pipeline import train
 from autoencoder.plots import (
     plot_anomaly_extremes,
@@ -39,8 +39,6 @@ from autoencoder.plots import (
 
 log = logging.getLogger(__name__)
 
-# Also the order `anomaly.score: auto` breaks ties in: the plainest score first.
-SCORE_NAMES = {"mse": "MSE", "mae": "MAE", "ssim": "1 - SSIM"}
 # auto's anomalous validation images: as many as the normal validation images, within these
 # bounds (an AUROC on a few dozen images moves by whole points; past a few thousand it hardly
 # moves, and each image costs a reconstruction and an SSIM).
@@ -137,44 +135,17 @@ def selection_images(splits: Splits, normal: list[int], count: int, seed: int) -
         given = ", ".join(splits.class_names[k] for k in normal)
         raise UserError(
             f"anomaly.score: auto chooses the score on images of the other classes outside the "
-            f"test split, and the training pool holds only {given}; set anomaly.score to mse, "
-            f"mae or ssim, or add images of other classes to the training pool (they are not "
+            f"test split, and the training pool holds only {given}; set anomaly.score to "
+            f"{SCORE_CHOICES}, or add images of other classes to the training pool (they are not "
             f"trained on)"
         )
     chosen = np.sort(np.random.default_rng(seed).choice(total, min(count, total), replace=False))
-    parts = {
+    picks = {
         "train": pool["train"][chosen[chosen < cut]],
         "val": pool["val"][chosen[chosen >= cut] - cut],
     }
-    pixels = [_take(splits.pixels(s), index) for s, index in parts.items()]
-    labels = np.concatenate([splits.labels(s)[index] for s, index in parts.items()])
-    if isinstance(pixels[0], ImageFiles):
-        together = ImageFiles(
-            pixels[0].paths + pixels[1].paths, pixels[0].spec, pixels[0].image_shape
-        )
-        empty = ImageFiles([], together.spec, together.image_shape)
-    else:
-        together = np.concatenate(pixels)
-        empty = together[:0]
-    none = labels[:0]
-    return Splits(
-        empty,
-        none,
-        together,
-        labels,
-        empty,
-        none,
-        source=f"{len(labels):,} training-pool images of the other classes",
-        class_names=splits.class_names,
-        patches=splits.patches,
-    )
-
-
-def _take(pixels, index: np.ndarray):
-    """The images at `index` of a split as held: a uint8 array, or ImageFiles (still unread)."""
-    if isinstance(pixels, ImageFiles):
-        return ImageFiles([pixels.paths[i] for i in index], pixels.spec, pixels.image_shape)
-    return pixels[index]
+    source = f"{len(chosen):,} training-pool images of the other classes"
+    return subset_splits(splits, picks, source, into="val")
 
 
 def choose_score(
@@ -298,8 +269,8 @@ def anomaly_run(config: Config) -> tuple[Path, dict]:
         if held == 0:
             raise UserError(
                 "anomaly.score: auto chooses the score on the normal validation images, and "
-                "there are none; raise data.validation_split, or set anomaly.score to mse, mae "
-                "or ssim"
+                "there are none; raise data.validation_split, or set anomaly.score to "
+                f"{SCORE_CHOICES}"
             )
         count = int(np.clip(held, *AUTO_IMAGES))
         selection = selection_images(full, normal, count, config.seed)  # refused before training

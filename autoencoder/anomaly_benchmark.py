@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from autoencoder import atomic, lock, runs
-from autoencoder.anomaly import AUTO_IMAGES, COMMAND, SCORE_NAMES, anomaly_run, normal_classes
+from autoencoder.anomaly import AUTO_IMAGES, COMMAND, anomaly_run, normal_classes
 from autoencoder.config import Config
 from autoencoder.data import load_splits
+from autoencoder.evaluate import SCORE_NAMES
 from autoencoder.plots import plot_benchmark
 from autoencoder.runtime import cpu_count, cpu_name
 

@@ -46,6 +46,7 @@ COLUMNS = (
     "images",
     "model",  # the model's folder under models/: level-<L>, or blind-<low>-<high>
     "blind_minus_level_psnr",  # blind rows: minus the PSNR of the model trained at eval_level
+    "label",  # the model as results.md and the figures name it: 0.5, or blind 0-0.7
 )
 EXAMPLES = 8  # images per row in figures/triplets.png
 COMMAND = "autoencoder denoise"  # what the sweep's locks say it is
@@ -83,6 +84,11 @@ def _sweep(config: Config, sweep_dir: Path) -> tuple[Path, list[dict]]:
 def level_name(level: float | tuple[float, float]) -> str:
     """The folder of the model trained at a level (level-L), or on a range (blind-low-high)."""
     return f"{'blind' if isinstance(level, tuple) else 'level'}-{level_text(level)}"
+
+
+def model_label(level: float | tuple[float, float]) -> str:
+    """The model of a level or range as tables and figures name it: the level, or blind low-high."""
+    return f"blind {level_text(level)}" if isinstance(level, tuple) else level_text(level)
 
 
 def level_config(config: Config, sweep_dir: Path, level: float | tuple[float, float]) -> Config:
@@ -139,6 +145,7 @@ def evaluate_sweep(config: Config, splits, model_dirs: dict):
                 {
                     "train_level": None if blind else trained,
                     "model": level_name(trained),
+                    "label": model_label(trained),
                     **base,
                     **scores("model", x_test, out),
                 }
@@ -246,10 +253,8 @@ def results_markdown(rows: list[dict], config: Config) -> str:
         "|---:|---:|---:|---:|:---|---:|---:|---:|---:|" + ("---:|" if blind else ""),
     ]
     for r in rows:
-        trained = r["train_level"]
         line = (
-            f"| {'blind ' + level_text(d.blind) if trained is None else f'{trained:g}'} | "
-            f"{r['eval_level']:g} | {r['noisy_psnr']:.2f} | "
+            f"| {r['label']} | {r['eval_level']:g} | {r['noisy_psnr']:.2f} | "
             f"{r['noisy_ssim']:.3f} | {r['filter']} | {r['filter_psnr']:.2f} | "
             f"{r['filter_ssim']:.3f} | {r['model_psnr']:.2f} | {r['model_ssim']:.3f} |"
         )
@@ -265,7 +270,7 @@ def read_results(sweep_dir: str | Path) -> list[dict]:
     with open(Path(sweep_dir) / "results.csv", newline="") as handle:
         return [
             {
-                k: v if k in ("kind", "filter", "model") else float(v) if v else None
+                k: v if k in ("kind", "filter", "model", "label") else float(v) if v else None
                 for k, v in row.items()
             }
             for row in csv.DictReader(handle)

@@ -104,6 +104,13 @@ def ssim(x: np.ndarray, recon: np.ndarray) -> float:
     return float(np.mean(ssim_values(x, recon)))
 
 
+# The anomaly scores per_image_score knows, by kind, and their names in reports. Also the order
+# `anomaly.score: auto` breaks ties in: the plainest score first.
+SCORE_NAMES = {"mse": "MSE", "mae": "MAE", "ssim": "1 - SSIM"}
+# The kinds as a one-line message offers them: "a, b or c".
+SCORE_CHOICES = f"{', '.join(list(SCORE_NAMES)[:-1])} or {list(SCORE_NAMES)[-1]}"
+
+
 def per_image_score(kind: str, x: np.ndarray, recon: np.ndarray) -> np.ndarray:
     """Each image's anomaly score, shape (N,): its MSE, MAE or 1 - SSIM (higher: less normal)."""
     if kind == "mse":

@@ -2,9 +2,11 @@
 
 Each is a function of (target, output) giving one value per image (the mean over its pixels),
 used by the autoencoder's compiled Keras loss and, times the pixels of an image, by the VAE's
-reconstruction term. The Keras classes are registered for serialisation ("autoencoder>Charbonnier",
-"autoencoder>SSIML1"), the names a saved model.keras holds with its compile settings. This module
-imports Keras at its top, so the rest of the package imports it only inside functions.
+reconstruction term. The Keras class ImageLoss is registered for serialisation
+("autoencoder>ImageLoss"), the name a saved model.keras holds with its compile settings; the
+names older versions saved ("autoencoder>Charbonnier", "autoencoder>SSIML1") still load, as
+ImageLoss. This module imports Keras at its top, so the rest of the package imports it only
+inside functions.
 """
 
 from __future__ import annotations
@@ -66,8 +68,8 @@ def per_image(name: str, y, x):
 class ImageLoss(keras.losses.Loss):
     """One of this module's per-image losses by name (charbonnier, ssim_l1), averaged over images.
 
-    charbonnier: sqrt((y - x)^2 + 1e-6), a smooth L1; ssim_l1: 0.84 (1 - SSIM) + 0.16 L1
-    (Zhao et al. 2017).
+    charbonnier: sqrt((y - x)^2 + CHARBONNIER_EPS^2), a smooth L1; ssim_l1: SSIM_WEIGHT (1 - SSIM)
+    + (1 - SSIM_WEIGHT) L1 (Zhao et al. 2017).
     """
 
     def __init__(self, kind: str = "charbonnier", name: str | None = None, **kwargs):
@@ -79,6 +81,36 @@ class ImageLoss(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "kind": self.kind}
+
+
+class _Legacy(ImageLoss):
+    """A loss class of older versions, by its old registered name: it loads as ImageLoss(KIND)."""
+
+    # Older versions saved charbonnier and ssim_l1 as classes of their own, whose config holds
+    # name and reduction but no kind: without these names Keras cannot compile such a
+    # model.keras on load.
+    KIND: str
+
+    def __init__(self, name: str | None = None, **kwargs):
+        super().__init__(self.KIND, name=name, **kwargs)
+
+    @classmethod
+    def from_config(cls, config):
+        return ImageLoss(cls.KIND, **config)  # saved again, it is an ImageLoss
+
+
+@keras.saving.register_keras_serializable(package="autoencoder")
+class Charbonnier(_Legacy):
+    """The charbonnier loss of older versions' model.keras files ("autoencoder>Charbonnier")."""
+
+    KIND = "charbonnier"
+
+
+@keras.saving.register_keras_serializable(package="autoencoder")
+class SSIML1(_Legacy):
+    """The ssim_l1 loss of older versions' model.keras files ("autoencoder>SSIML1")."""
+
+    KIND = "ssim_l1"
 
 
 def keras_loss(name: str):

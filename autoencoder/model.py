@@ -238,13 +238,16 @@ def custom_objects() -> dict:
     `keras.models.load_model(path, safe_mode=True, custom_objects=custom_objects())` loads a
     VAE's model.keras, or a model compiled with one of losses.py's losses, in any program.
     """
-    from autoencoder.losses import ImageLoss
+    from autoencoder.losses import SSIML1, Charbonnier, ImageLoss
     from autoencoder.vae import VAE, Sampling
 
     return {
         "autoencoder>Sampling": Sampling,
         "autoencoder>VAE": VAE,
         "autoencoder>ImageLoss": ImageLoss,
+        # The loss classes of older versions' files, which load as ImageLoss.
+        "autoencoder>Charbonnier": Charbonnier,
+        "autoencoder>SSIML1": SSIML1,
     }
 
 

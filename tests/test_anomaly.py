@@ -164,12 +164,30 @@ def test_auto_without_other_classes_outside_the_test_split_is_refused_before_tra
     assert not loaded and not (tmp_path / "runs").exists()
 
 
+def test_a_fixed_threshold_with_score_auto_is_refused_at_load():
+    from autoencoder.config import load_config
+
+    with pytest.raises(UserError) as info:
+        load_config(None, ["anomaly.score=auto", "anomaly.threshold.value=0.1"])
+    assert str(info.value) == (
+        "--set anomaly.threshold.value=0.1: anomaly: anomaly.score auto with "
+        "anomaly.threshold.value 0.1: a fixed threshold is on one score's scale, and auto chooses "
+        "the score after training; set anomaly.score to mse, mae or ssim, or use "
+        "anomaly.threshold.quantile or fpr"
+    )
+    # A chosen score takes a fixed threshold, auto a chosen one.
+    assert load_config(None, ["anomaly.score=ssim", "anomaly.threshold.value=0.1"])
+    assert load_config(None, ["anomaly.score=auto", "anomaly.threshold.fpr=0.1"])
+
+
 def test_predict_refuses_a_run_whose_score_is_auto_but_never_chosen(tmp_path):
     from autoencoder.predict import run_threshold
+    from autoencoder.predict.files import config_score
 
-    config = tiny(tmp_path, "anomaly.score=auto", "anomaly.threshold.value=0.1")
+    config = tiny(tmp_path, "anomaly.score=auto")
+    assert run_threshold(tmp_path, config) is None  # no metrics.json, no fixed threshold
     with pytest.raises(UserError) as info:
-        run_threshold(tmp_path, config)  # no metrics.json: `anomaly` never scored this run
+        config_score(tmp_path, config)  # what `predict --threshold T` asks of such a run
     assert str(info.value) == (
         f"{tmp_path}: its anomaly.score is auto and it holds no chosen score (metrics.json "
         f"anomaly/score); train it with `autoencoder anomaly`, which chooses and saves one, or "

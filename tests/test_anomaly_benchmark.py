@@ -5,8 +5,8 @@ import csv
 import numpy as np
 from conftest import cli, tiny, write_config
 
-from autoencoder.anomaly import SCORE_NAMES
 from autoencoder.anomaly_benchmark import results_markdown
+from autoencoder.evaluate import SCORE_NAMES
 from autoencoder.runtime import cpu_count, cpu_name
 
 

@@ -949,3 +949,38 @@ def test_photos_are_tiles_of_the_two_sample_photos():
     assert config(dataset="photos", patches={"size": [32, 32]}).model.input_shape == (32, 32, 3)
     other = data.load_splits(config(dataset="photos", seed=3))
     np.testing.assert_array_equal(other.pixels("test"), s.pixels("test"))
+
+
+def _numbered_splits(tmp_path, streamed):
+    """Splits of 3, 4 and 2 images whose every pixel is its own number, 10 x split + index."""
+    from autoencoder.data.images import Decode, write_png
+
+    numbers = {"train": [0, 1, 2], "val": [10, 11, 12, 13], "test": [20, 21]}
+    held = []
+    for split, values in numbers.items():
+        pixels = np.array([np.full((4, 4, 1), v, np.uint8) for v in values])
+        if streamed:
+            paths = [tmp_path / f"{split}{v}.png" for v in values]
+            for path, image in zip(paths, pixels):
+                write_png(path, image)
+            pixels = data.ImageFiles([str(p) for p in paths], Decode("grayscale"), (4, 4, 1))
+        held += [pixels, np.array(values, np.int64) + 100]  # the labels: 100 + the number
+    return data.Splits(*held, source="numbered", class_names=("a", "b"))
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_subset_splits_holds_the_picked_images_and_labels_alone(tmp_path, streamed):
+    splits = _numbered_splits(tmp_path, streamed)
+    picks = {"train": np.array([2, 0]), "val": np.array([3])}
+    subset = data.subset_splits(splits, picks, "three picked", into="val")
+    assert subset.streamed == streamed and subset.source == "three picked"
+    assert subset.class_names == ("a", "b")
+    assert (subset.count("train"), subset.count("val"), subset.count("test")) == (0, 3, 0)
+    pixels = subset.pixels("val")[:]  # ImageFiles decode their files here
+    assert pixels.shape == (3, 4, 4, 1) and pixels.dtype == np.uint8
+    assert pixels[:, 0, 0, 0].tolist() == [2, 0, 13]  # in the order picked, split by split
+    assert subset.labels("val").tolist() == [102, 100, 113]
+    assert subset.labels("train").dtype == subset.labels("test").dtype == np.int64
+    into_test = data.subset_splits(splits, {"test": np.array([1])}, "one", into="test")
+    assert into_test.pixels("test")[:][:, 0, 0, 0].tolist() == [21]
+    assert into_test.count("val") == 0 and into_test.labels("test").tolist() == [121]

@@ -100,6 +100,8 @@ def test_the_blind_model_is_scored_at_every_level_beside_the_per_level_models(sw
     assert all(r["blind_minus_level_psnr"] is None for r in rows if r["train_level"] is not None)
     table = (sweep / "results.md").read_text()
     assert "| blind - level (dB) |" in table and "drawn uniformly from 0-0.7" in table
+    # One label names each model in results.csv, results.md and the figures.
+    assert [r["label"] for r in rows] == ["0.2"] * 3 + ["0.5"] * 3 + ["blind 0-0.7"] * 3
     (line,) = [x for x in table.splitlines() if x.startswith("| blind 0-0.7 | 0.5 |")]
     assert line.endswith(f" {blind[0.5]['blind_minus_level_psnr']:+.2f} |")
 
@@ -155,7 +157,7 @@ def test_a_sweep_without_a_blind_model_has_no_blind_column():
     from autoencoder.denoise import COLUMNS, results_markdown
 
     row = dict.fromkeys(COLUMNS, 0.5) | {"kind": "gaussian", "filter": "median 3x3"}
-    row |= {"images": 10, "model": "level-0.5", "blind_minus_level_psnr": None}
+    row |= {"images": 10, "model": "level-0.5", "blind_minus_level_psnr": None, "label": "0.5"}
     table = results_markdown([row], load_config(None))
     assert "blind" not in table and table.splitlines()[-1].endswith("| 0.50 | 0.500 |")
 

@@ -116,6 +116,50 @@ def test_a_residual_model_returns_input_minus_its_prediction_and_loads_back_safe
     assert bf16.get_layer("residual_output").compute_dtype == "float32"
 
 
+@pytest.mark.parametrize("kind, old", [("charbonnier", "Charbonnier"), ("ssim_l1", "SSIML1")])
+def test_a_model_saved_with_an_old_loss_class_loads_as_image_loss(tmp_path, keras, kind, old):
+    import json
+    import zipfile
+
+    from autoencoder.losses import ImageLoss
+    from autoencoder.model import load_model
+
+    inputs = keras.Input((4, 4, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same", name="conv")(inputs))
+    model.compile(optimizer="adam", loss=ImageLoss(kind))
+    model.save(tmp_path / "new.keras")
+    # The model.keras of a version before ImageLoss: the same file, but its loss is the old
+    # registered class with the config that class saved (name and reduction, no kind).
+    with zipfile.ZipFile(tmp_path / "new.keras") as new:
+        files = {name: new.read(name) for name in new.namelist()}
+    config = json.loads(files["config.json"])
+    config["compile_config"]["loss"] = {
+        "module": "autoencoder.losses",
+        "class_name": old,
+        "config": {"name": kind, "reduction": "sum_over_batch_size"},
+        "registered_name": f"autoencoder>{old}",
+    }
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "old.keras", "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+
+    loaded = load_model(tmp_path / "old.keras")
+    assert type(loaded.loss) is ImageLoss
+    assert (loaded.loss.kind, loaded.loss.name) == (kind, kind)
+    y = np.full((2, 4, 4, 1), [[[[0.5]]], [[[1.0]]]], np.float32)
+    x = np.full((2, 4, 4, 1), [[[[0.25]]], [[[1.0]]]], np.float32)
+    expected = {  # constant images: SSIM is its luminance term, C1 = 1e-4
+        "charbonnier": (math.sqrt(0.0625 + 1e-6) + 1e-3) / 2,
+        "ssim_l1": (0.84 * (1 - (0.25 + 1e-4) / (0.3125 + 1e-4)) + 0.16 * 0.25) / 2,
+    }[kind]
+    assert float(loaded.loss(y, x)) == pytest.approx(expected, rel=1e-4)
+    assert float(loaded.loss(y, x)) == float(ImageLoss(kind)(y, x))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(loaded(y)), keras.ops.convert_to_numpy(model(y))
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Training: every head and loss, on every family, lowers the validation loss
 

@@ -19,6 +19,7 @@ from autoencoder.predict import (
     COLUMNS,
     Batcher,
     Item,
+    format_summary,
     predict_files,
 )
 
@@ -361,6 +362,13 @@ def test_a_run_scored_by_mae_flags_by_mae(tmp_path, run, digits):
         # The output PNG is 8-bit: its MAE is within half a grey level of the model's.
         assert float(row["score"]) == pytest.approx(np.abs(clean - recon).mean(), abs=0.5 / 255)
         assert row["score_kind"] == "mae" and row["anomaly"] == str(int(float(row["score"]) > 0.05))
+
+
+@pytest.mark.parametrize("kind, name", [("mse", "MSE"), ("mae", "MAE"), ("ssim", "1 - SSIM")])
+def test_the_summary_names_the_score_the_threshold_is_on(tmp_path, kind, name):
+    summary = {"images": 6, "mse": 0.01, "threshold": 0.25, "kind": kind, "anomalies": 2}
+    lines = format_summary({**summary, "out": tmp_path}).splitlines()
+    assert lines[1] == f"2 above the anomaly threshold 0.25 ({name} per image)"
 
 
 # ---------------------------------------------------------------------------------------------

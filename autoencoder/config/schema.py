@@ -319,7 +319,7 @@ class ThresholdConfig(Section):
         ]
         | None
     ) = None
-    """A threshold of your own, used as given."""
+    """A threshold of your own, used as given: on anomaly.score's scale, so not with score auto."""
 
     @model_validator(mode="after")
     def _one_rule(self):
@@ -360,6 +360,19 @@ class AnomalyConfig(Section):
             if len(set(value)) != len(value):
                 raise ValueError(f"lists a class twice: {value}")
         return value
+
+    @model_validator(mode="after")
+    def _fixed_threshold_needs_its_score(self):
+        # A fixed threshold is a number on one score's scale (an MSE-sized number means nothing
+        # on 1 - SSIM), and auto picks the score only after training.
+        if self.score == "auto" and self.threshold.value is not None:
+            raise ValueError(
+                f"anomaly.score auto with anomaly.threshold.value {self.threshold.value:g}: a "
+                f"fixed threshold is on one score's scale, and auto chooses the score after "
+                f"training; set anomaly.score to mse, mae or ssim, or use "
+                f"anomaly.threshold.quantile or fpr"
+            )
+        return self
 
 
 # A search space's distribution, as the JSON Schema shows it to editors; autoencoder/tune checks

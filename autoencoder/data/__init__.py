@@ -15,6 +15,7 @@ from autoencoder.data.splits import (
     resolve_input_shape,
     scaled,
     split_indices,
+    subset_splits,
     to_float,
 )
 
@@ -40,6 +41,7 @@ __all__ = [
     "resolve_input_shape",
     "scaled",
     "split_indices",
+    "subset_splits",
     "to_float",
     "to_tiles",
 ]

@@ -60,6 +60,16 @@ class ImageFiles:
             return self.load([int(index)])[0]
         return self.load(np.arange(len(self.paths))[index])
 
+    def take(self, indices) -> ImageFiles:
+        """The files at `indices`, in that order, still unread."""
+        return ImageFiles([self.paths[i] for i in indices], self.spec, self.image_shape)
+
+    @staticmethod
+    def join(parts: list[ImageFiles]) -> ImageFiles:
+        """The files of several parts one after another, still unread, decoded as the first's."""
+        paths = [path for part in parts for path in part.paths]
+        return ImageFiles(paths, parts[0].spec, parts[0].image_shape)
+
     def decode(self, indices, blobs) -> np.ndarray:
         """The files' bytes, already read, decoded: uint8 (k, H, W, C); indices name them."""
         out = np.empty((len(blobs), *self.image_shape), np.uint8)

@@ -84,6 +84,31 @@ class Splits:
         return isinstance(self.train_pixels, ImageFiles)
 
 
+def take_images(pixels, indices):
+    """The images at `indices` of a split as held: a uint8 array, or ImageFiles (still unread)."""
+    indices = np.asarray(indices, np.int64)
+    return pixels.take(indices) if isinstance(pixels, ImageFiles) else pixels[indices]
+
+
+def join_images(parts: list):
+    """Several splits' images one after another, held as they are: an array, or ImageFiles."""
+    return ImageFiles.join(parts) if isinstance(parts[0], ImageFiles) else np.concatenate(parts)
+
+
+def subset_splits(splits: Splits, picks: dict[str, np.ndarray], source: str, into: str = "val"):
+    """A Splits whose `into` split holds the images at picks[split] of each split in turn, with
+    their labels; its other splits are empty, so what reads it reaches no other image."""
+    together = join_images([take_images(splits.pixels(s), index) for s, index in picks.items()])
+    labels = np.concatenate([splits.labels(s)[np.asarray(i, np.int64)] for s, i in picks.items()])
+    # Empty splits held as the images are, so a streamed subset still says it is streamed.
+    empty, none = take_images(together, []), labels[:0]
+    held = {}
+    for split in SPLIT_NAMES:
+        pixels, y = (together, labels) if split == _checked(into) else (empty, none)
+        held |= {f"{split}_pixels": pixels, f"y_{split}": y}
+    return Splits(**held, source=source, class_names=splits.class_names, patches=splits.patches)
+
+
 def _checked(split: str) -> str:
     """The split name if it is one of SPLIT_NAMES, else ValueError."""
     if split not in SPLIT_NAMES:

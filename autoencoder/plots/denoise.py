@@ -1,6 +1,7 @@
 """The denoising sweep's figures: noisy and denoised images by level, PSNR against the level,
 and each model's robustness to levels it was not trained at; a blind model (rows whose
-train_level is None) has its own row or line in each."""
+train_level is None) has its own row or line in each. Rows name their model by their `label`
+(denoise.model_label)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from autoencoder.plots.figure import DPI, pyplot, show
-
-
-def _model_label(row: dict) -> str:
-    """A row's model in a label: its training level, or blind and its range."""
-    if row["train_level"] is None:
-        return f"blind {row['model'].removeprefix('blind-')}"
-    return f"{row['train_level']:g}"
 
 
 def _spread(values: list, k: int) -> list:
@@ -91,7 +85,7 @@ def plot_psnr_vs_level(path: Path, rows: list[dict]) -> None:
             "-D",
             color="black",
             linewidth=2,
-            label=f"{_model_label(blind[0])} (one model, level drawn per image)",
+            label=f"{blind[0]['label']} (one model, level drawn per image)",
             markersize=5,
         )
     ax.set_xlabel(f"evaluation noise level ({rows[0]['kind']})")
@@ -107,11 +101,11 @@ def plot_psnr_vs_level(path: Path, rows: list[dict]) -> None:
 def plot_robustness(path: Path, rows: list[dict]) -> None:
     """Heatmap of model output PSNR: training level (rows) x evaluation level (columns)."""
     plt = pyplot()
-    trains = list(dict.fromkeys(_model_label(r) for r in rows))  # rows come sorted by model
+    trains = list(dict.fromkeys(r["label"] for r in rows))  # rows come sorted by model
     evals = sorted({r["eval_level"] for r in rows})
     grid = np.full((len(trains), len(evals)), np.nan)
     for r in rows:
-        grid[trains.index(_model_label(r)), evals.index(r["eval_level"])] = r["model_psnr"]
+        grid[trains.index(r["label"]), evals.index(r["eval_level"])] = r["model_psnr"]
     fig, ax = plt.subplots(figsize=(0.85 * len(evals) + 2.6, 0.6 * len(trains) + 1.9))
     im = ax.imshow(grid, cmap="viridis", aspect="auto")
     middle = np.nanmean(grid)

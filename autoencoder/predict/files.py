@@ -18,6 +18,7 @@ from autoencoder.data.images import read_image
 from autoencoder.data.patches import Blend, tile_origins, window
 from autoencoder.data.splits import scaled
 from autoencoder.errors import UserError
+from autoencoder.evaluate import SCORE_CHOICES, SCORE_NAMES
 from autoencoder.model import load_model
 from autoencoder.noise import apply_noise
 from autoencoder.predict.inputs import (
@@ -65,7 +66,7 @@ def run_threshold(run_dir: Path, config: Config) -> tuple[float, str] | None:
         value, kind = config.anomaly.threshold.value, None
     if value is None:
         return None
-    return float(value), kind if kind in ("mse", "mae", "ssim") else config_score(run_dir, config)
+    return float(value), kind if kind in SCORE_NAMES else config_score(run_dir, config)
 
 
 def config_score(run_dir: Path, config: Config) -> str:
@@ -74,7 +75,7 @@ def config_score(run_dir: Path, config: Config) -> str:
         raise UserError(
             f"{run_dir}: its anomaly.score is auto and it holds no chosen score (metrics.json "
             f"{SCORE_KEY}); train it with `autoencoder anomaly`, which chooses and saves one, "
-            f"or set anomaly.score in its config.yaml to mse, mae or ssim"
+            f"or set anomaly.score in its config.yaml to {SCORE_CHOICES}"
         )
     return config.anomaly.score
 
@@ -220,7 +221,7 @@ def predict_files(
     if threshold is not None:
         log.info(
             "anomaly threshold %g: images whose %s is above it are flagged",
-            *(threshold[0], threshold[1].upper() if threshold[1] != "ssim" else "1 - SSIM"),
+            *(threshold[0], SCORE_NAMES[threshold[1]]),
         )
     if noise is not None:
         log.info(

@@ -14,7 +14,7 @@ import numpy as np
 
 from autoencoder.data.images import write_png
 from autoencoder.errors import UserError
-from autoencoder.evaluate import per_image_mse, per_image_score, psnr
+from autoencoder.evaluate import SCORE_NAMES, per_image_mse, per_image_score, psnr
 
 COLUMNS = ("input", "output", "height", "width", "channels", "tiles", "mse", "psnr")
 NOISY_COLUMNS = ("noisy_mse", "noisy_psnr")
@@ -183,10 +183,9 @@ def format_summary(summary: dict) -> str:
         noisy = summary["noisy_mse"]
         lines.append(f"the noisy inputs: MSE {noisy:.5f} (PSNR {psnr(noisy):.2f} dB)")
     if "threshold" in summary:
-        kind = "1 - SSIM" if summary["kind"] == "ssim" else summary["kind"].upper()
         lines.append(
             f"{summary['anomalies']:,} above the anomaly threshold {summary['threshold']:.5g} "
-            f"({kind} per image)"
+            f"({SCORE_NAMES[summary['kind']]} per image)"
         )
     out = summary["out"]
     lines.append(f"outputs: {out}  scores: {out / 'scores.csv'}")
