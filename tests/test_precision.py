@@ -13,9 +13,9 @@ BOTH = ("float32", "mixed_bfloat16")
 
 
 class Timer:
-    """A stub of trainer.training_rate: fixed rates, and the policies it was asked to time."""
+    """A stub of trainer.training_rate: made-up rates, and the policies it was asked to time."""
 
-    def __init__(self, float32=5.16, mixed_bfloat16=3.43):
+    def __init__(self, float32=6.0, mixed_bfloat16=4.0):
         self.rates = {"float32": float32, "mixed_bfloat16": mixed_bfloat16}
         self.calls = []
 
@@ -44,6 +44,7 @@ def cache(tmp_path):
 @pytest.fixture
 def logged():
     """The messages precision logs during a test."""
+    # Not caplog: cli.main sets propagate=False on the package logger, so records miss the root.
     lines = []
     handler = logging.Handler(logging.INFO)
     handler.emit = lambda record: lines.append(record.getMessage())
@@ -58,7 +59,7 @@ def logged():
 
 @pytest.mark.parametrize(
     "rates, faster",
-    [((5.16, 3.43), "float32"), ((3.43, 5.16), "mixed_bfloat16"), ((4.0, 4.0), "float32")],
+    [((6.0, 4.0), "float32"), ((4.0, 6.0), "mixed_bfloat16"), ((5.0, 5.0), "float32")],
 )
 def test_precision_auto_picks_the_faster_of_two_stubbed_timings(
     tmp_path, cpu, cache, logged, rates, faster
@@ -80,7 +81,7 @@ def test_the_cache_is_written_then_used_and_keyed_by_the_model(tmp_path, cpu, ca
     entries = json.loads(cache.read_text())["entries"]
     assert list(entries) == [precision.fingerprint(config)]
     entry = entries[precision.fingerprint(config)]
-    assert entry["rates"] == {"float32": 5.16, "mixed_bfloat16": 3.43}
+    assert entry["rates"] == {"float32": 6.0, "mixed_bfloat16": 4.0}
     assert entry["cpu"] == runtime.cpu_name() and entry["cores"] == runtime.cpu_count()
     # The same config again: the cached rates, no timing (a stub that would say otherwise).
     timer = Timer(1.0, 9.0)
@@ -146,6 +147,17 @@ def test_a_multi_worker_cluster_takes_the_static_rule_untimed(tmp_path, cpu, cac
     assert (choice.policy, choice.how, timer.calls) == ("mixed_bfloat16", "rule", [])
 
 
+def test_nothing_to_time_takes_the_static_rule_and_caches_nothing(tmp_path, cpu, cache):
+    timer = Timer(9.0, 1.0)
+    choice = precision.choose(tiny(tmp_path), timer, [], cache=cache)
+    assert (choice.policy, choice.how, timer.calls) == ("mixed_bfloat16", "rule", [])
+    assert choice.reason == (
+        "precision auto: neither float32 nor mixed_bfloat16 fits in memory, nothing timed: "
+        "mixed_bfloat16, native on this CPU"
+    )
+    assert not cache.exists()
+
+
 def test_a_policy_whose_memory_plan_does_not_fit_is_not_timed(tmp_path, cpu, cache):
     timer = Timer(9.0, 1.0)
     choice = precision.choose(tiny(tmp_path), timer, ["mixed_bfloat16"], cache=cache)
@@ -158,10 +170,10 @@ def test_the_choice_goes_into_metrics_json_keys(tmp_path, cpu, cache):
     assert record == {
         "precision/policy": "float32",
         "precision/how": "measured",
-        "precision/reason": "precision auto: float32 5.16 batches/s, mixed_bfloat16 3.43 "
+        "precision/reason": "precision auto: float32 6.00 batches/s, mixed_bfloat16 4.00 "
         "batches/s on this CPU: float32",
-        "precision/float32_batches_per_s": 5.16,
-        "precision/mixed_bfloat16_batches_per_s": 3.43,
+        "precision/float32_batches_per_s": 6.0,
+        "precision/mixed_bfloat16_batches_per_s": 4.0,
     }
 
 
@@ -172,10 +184,10 @@ def test_shapes_says_what_auto_will_do_without_timing(tmp_path, cpu, cache):
         "precision auto: float32 or mixed_bfloat16, whichever trains this model faster, timed "
         "when training starts (the memory above is float32's, the larger)",
     )
-    precision.choose(config, Timer(3.43, 5.16), cache=cache)
+    precision.choose(config, Timer(4.0, 6.0), cache=cache)
     assert precision.planned(config, cache) == (
         "mixed_bfloat16",
-        "precision auto: mixed_bfloat16 (cached: float32 3.43 batches/s, mixed_bfloat16 5.16 "
+        "precision auto: mixed_bfloat16 (cached: float32 4.00 batches/s, mixed_bfloat16 6.00 "
         "batches/s on this CPU)",
     )
     cpu.native = False
