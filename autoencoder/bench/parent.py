@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from autoencoder import atomic, runs
+from autoencoder import atomic, runs, runtime
 from autoencoder.config import Config
 from autoencoder.data import resolve_input_shape
 from autoencoder.errors import UserError
@@ -196,15 +196,10 @@ def format_bench(result: dict) -> str:
 
 
 def _machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+    return (
+        f"{runtime.cpu_name()}, {os.cpu_count()} logical CPUs, {platform.system()} "
+        f"{platform.release()}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
