@@ -26,6 +26,7 @@ from autoencoder.config import Config
 log = logging.getLogger(__name__)
 
 CANDIDATES = ("float32", "mixed_bfloat16")  # in order of preference on a tie
+POLICIES = (*CANDIDATES, "mixed_float16")  # all a run may train in (float16 on a GPU)
 CACHE_FILE = "precision.json"
 CACHE_ENTRIES = 200  # the newest measurements kept; the file stays a few tens of kB
 
@@ -111,6 +112,19 @@ def choose(
         reason += f" (cached in {path})"
     log.info("%s", reason)
     return Choice(policy, how, reason, rates)
+
+
+def kept(saved: dict | None) -> Choice | None:
+    """The choice a run's first start recorded (runs.read_precision); None for none or a bad one."""
+    try:
+        rates = {str(p): float(r) for p, r in saved["rates"].items()}
+        choice = Choice(saved["policy"], str(saved["how"]), str(saved["reason"]), rates)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    if choice.policy not in POLICIES:
+        return None
+    log.info("precision: %s (kept from the run's first start)", choice.policy)
+    return choice
 
 
 def planned(config: Config, cache: Path | None = None) -> tuple[str, str | None]:

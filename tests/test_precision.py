@@ -1,5 +1,6 @@
 """train.mixed_precision: the static rule, and auto's timing of float32 against bfloat16, cached."""
 
+import dataclasses
 import json
 import logging
 import os
@@ -248,6 +249,56 @@ def test_a_run_records_how_its_precision_was_chosen(tmp_path, cpu, monkeypatch):
     enc1 = model.get_layer("encoder").get_layer("enc1_conv")
     assert enc1.dtype_policy.name == metrics["precision/policy"]
     assert (tmp_path / "cache" / "precision.json").is_file()
+
+
+def test_a_resumed_run_keeps_the_precision_its_first_start_chose(
+    tmp_path, cpu, monkeypatch, logged
+):
+    from autoencoder import runs, trainer
+    from autoencoder.pipeline import resume_run, train_run
+
+    def timing(timer):
+        monkeypatch.setattr(trainer, "training_rate", lambda config, policy: timer(policy))
+
+    monkeypatch.setenv("AUTOENCODER_CACHE", str(tmp_path / "cache"))
+    timing(Timer(6.0, 4.0))
+    run_dir, first = train_run(tiny(tmp_path, "train.epochs=1"))
+    assert first["precision/policy"] == "float32"
+    assert runs.read_precision(run_dir)["policy"] == "float32"
+    # The resume misses the cache, and its timing would pick bfloat16: it is not asked.
+    monkeypatch.setenv("AUTOENCODER_CACHE", str(tmp_path / "other"))
+    timer = Timer(4.0, 6.0)
+    timing(timer)
+    logged.clear()
+    _, resumed = resume_run(run_dir, ["train.epochs=2"])
+    assert timer.calls == [] and logged == ["precision: float32 (kept from the run's first start)"]
+    assert [r["epoch"] for r in runs.read_history(run_dir)] == [1, 2]
+    kept = {key: value for key, value in resumed.items() if key.startswith("precision/")}
+    assert kept == {key: value for key, value in first.items() if key.startswith("precision/")}
+    assert runs.read_metrics(run_dir)["precision/policy"] == "float32"
+    enc1 = trainer.load_model(run_dir / "model.keras").get_layer("encoder").get_layer("enc1_conv")
+    assert enc1.dtype_policy.name == "float32"
+
+
+def test_a_run_without_a_recorded_precision_chooses_again(tmp_path, logged):
+    from autoencoder import runs
+
+    # A run made before the record (or with a damaged one): the resume chooses as a new run does.
+    assert runs.read_precision(tmp_path) is None
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / runs.PRECISION).write_text("{not json")
+    assert runs.read_precision(tmp_path) is None
+    for saved in (
+        None,
+        {"policy": "float32"},
+        {"policy": "float8", "how": "", "reason": "", "rates": {}},
+    ):
+        assert precision.kept(saved) is None
+    assert logged == []
+    choice = precision.Choice("mixed_bfloat16", "cached", "why", {"float32": 4.0})
+    runs.write_precision(tmp_path, dataclasses.asdict(choice))
+    assert precision.kept(runs.read_precision(tmp_path)) == choice
+    assert logged == ["precision: mixed_bfloat16 (kept from the run's first start)"]
 
 
 def test_shapes_prints_the_note_and_times_nothing(tmp_path, cpu, monkeypatch, capsys):
