@@ -9,11 +9,11 @@ import re
 import shutil
 import tempfile
 import traceback
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from autoencoder import atomic, distribute, lock, memory, runs
+from autoencoder import atomic, distribute, lock, memory, precision, runs
 from autoencoder.config import Config, dump_config
 from autoencoder.data import load_splits, resolve_input_shape
 from autoencoder.errors import RunFailed, UserError
@@ -21,7 +21,6 @@ from autoencoder.evaluate import evaluate_split
 from autoencoder.model import is_vae, load_model, vae_test_terms
 from autoencoder.noise import model_inputs
 from autoencoder.plots import plot_evaluation
-from autoencoder.precision import CANDIDATES
 from autoencoder.runs import read_history, read_state, resume_command
 from autoencoder.runtime import tensorflow
 from autoencoder.shapes import plan_model, skip_note
@@ -102,12 +101,18 @@ def _train(
     tensorflow()  # a missing TensorFlow is refused before anything is written
     # Before any other TensorFlow work: a multi-worker strategy must start first.
     strategy = distribute.strategy(config.train.distribute, config.train.worker_timeout)
-    # auto may time the candidates on this model (outside the strategy: one device, the full
-    # batch), only those whose plan fits; a cluster's workers take the static rule untimed.
-    fitting = [
-        p for p in CANDIDATES if memory.fits(config, memory.run_memory(config, plan, p, held))
-    ]
-    choice = run_precision(config, fitting, multi_worker=me.workers > 1)
+    # A resumed run keeps its first start's precision: its checkpoint was trained in it, and a
+    # new timing (a cache miss, a busy machine) could pick the other.
+    choice = precision.kept(runs.read_precision(resume)) if resume is not None else None
+    if choice is None:
+        # auto may time the candidates on this model (outside the strategy: one device, the
+        # full batch), only those whose plan fits; a cluster's workers take the static rule.
+        fitting = [
+            p
+            for p in precision.CANDIDATES
+            if memory.fits(config, memory.run_memory(config, plan, p, held))
+        ]
+        choice = run_precision(config, fitting, multi_worker=me.workers > 1)
     dtype = choice.policy
     memory.check_fits(config, plan, memory.run_memory(config, plan, dtype, held))  # and too big
     if not me.chief:
@@ -118,6 +123,7 @@ def _train(
         run_dir, state = runs.create_run_dir(config), None
         locks.enter_context(lock.hold(run_dir, command))
     log.info("run directory: %s", run_dir)
+    runs.write_precision(run_dir, asdict(choice))  # before the first epoch: for every resume
     try:
         models = fit(
             config, run_dir, splits, state, strategy, dtype=dtype, extra_callbacks=callbacks

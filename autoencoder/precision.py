@@ -26,6 +26,7 @@ from autoencoder.config import Config
 log = logging.getLogger(__name__)
 
 CANDIDATES = ("float32", "mixed_bfloat16")  # in order of preference on a tie
+POLICIES = (*CANDIDATES, "mixed_float16")  # all a run may train in (float16 on a GPU)
 CACHE_FILE = "precision.json"
 CACHE_ENTRIES = 200  # the newest measurements kept; the file stays a few tens of kB
 
@@ -82,6 +83,13 @@ def choose(
             "on), and emulated bfloat16 is slower than float32: float32",
         )
     timed = [p for p in CANDIDATES if p in candidates]
+    if not timed:
+        # Nothing to time: the static rule, and memory.check_fits says what does not fit.
+        return _rule(
+            "mixed_bfloat16",
+            "precision auto: neither float32 nor mixed_bfloat16 fits in memory, nothing timed: "
+            "mixed_bfloat16, native on this CPU",
+        )
     if len(timed) == 1:
         return _rule(timed[0], f"precision auto: only {timed[0]} fits in memory: {timed[0]}")
     if multi_worker:
@@ -98,13 +106,25 @@ def choose(
     if not rates:
         rates = {policy: float(timer(policy)) for policy in timed}
         _write(path, entries, key, rates)
-    policy = max(timed, key=lambda p: rates[p])  # the first of equals: float32
-    measured = ", ".join(f"{p} {rates[p]:.2f} batches/s" for p in timed)
+    policy, measured = _fastest(rates, timed)
     reason = f"precision auto: {measured} on this CPU: {policy}"
     if how == "cached":
         reason += f" (cached in {path})"
     log.info("%s", reason)
     return Choice(policy, how, reason, rates)
+
+
+def kept(saved: dict | None) -> Choice | None:
+    """The choice a run's first start recorded (runs.read_precision); None for none or a bad one."""
+    try:
+        rates = {str(p): float(r) for p, r in saved["rates"].items()}
+        choice = Choice(saved["policy"], str(saved["how"]), str(saved["reason"]), rates)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    if choice.policy not in POLICIES:
+        return None
+    log.info("precision: %s (kept from the run's first start)", choice.policy)
+    return choice
 
 
 def planned(config: Config, cache: Path | None = None) -> tuple[str, str | None]:
@@ -122,8 +142,7 @@ def planned(config: Config, cache: Path | None = None) -> tuple[str, str | None]
             "precision auto: float32 or mixed_bfloat16, whichever trains this model faster, "
             "timed when training starts (the memory above is float32's, the larger)"
         )
-    policy = max(CANDIDATES, key=lambda p: rates[p])
-    measured = ", ".join(f"{p} {rates[p]:.2f} batches/s" for p in CANDIDATES)
+    policy, measured = _fastest(rates, CANDIDATES)
     return policy, f"precision auto: {policy} (cached: {measured} on this CPU)"
 
 
@@ -150,6 +169,12 @@ def fingerprint(config: Config) -> str:
         "optimizer": config.train.optimizer.name,
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _fastest(rates: dict[str, float], policies: Sequence[str]) -> tuple[str, str]:
+    """The policy with the highest rate (the first of equals: float32), and the rates as text."""
+    policy = max(policies, key=lambda p: rates[p])
+    return policy, ", ".join(f"{p} {rates[p]:.2f} batches/s" for p in policies)
 
 
 def _rule(policy: str, reason: str) -> Choice:

@@ -1,8 +1,8 @@
 """Run directories and their record: create without overwriting, lock, read, find, resume.
 
-A run's record is its config.yaml, history.csv (one row per completed epoch), metrics.json and
+A run's record is its config.yaml, history.csv (one row per completed epoch), metrics.json,
 checkpoints/state.json (the last completed epoch and the files that hold it; written last, so it
-is the commit). trainer.py writes the record through the functions here; everything that reads a
+is the commit) and checkpoints/precision.json (the precision it trains in, kept by resumes). trainer.py writes the record through the functions here; everything that reads a
 run reads it here too.
 """
 
@@ -28,6 +28,7 @@ from autoencoder.noise import model_inputs
 # Keys that may change between a run and its resume: more epochs extend a finished run.
 RESUMABLE_CHANGES = {"train.epochs"}
 STATE = "checkpoints/state.json"
+PRECISION = "checkpoints/precision.json"  # precision.Choice as a dict, from the run's first start
 BEST = "best.weights.h5"  # a copy of the best epoch's weights, kept in step by RunRecorder
 
 
@@ -107,6 +108,21 @@ def read_state(run_dir: Path) -> dict | None:
     ):
         raise UserError(f"{path}: corrupt run state; this run cannot be resumed, start a new one")
     return state
+
+
+def write_precision(run_dir: Path, choice: dict) -> None:
+    """Record the precision a run trains in (a precision.Choice as a dict), for its resumes."""
+    text = json.dumps(choice, indent=2) + "\n"
+    write_or_explain(run_dir, Path(run_dir) / PRECISION, lambda tmp: Path(tmp).write_text(text))
+
+
+def read_precision(run_dir: Path) -> dict | None:
+    """The precision a run's first start recorded; None for a run made before it was recorded."""
+    try:
+        saved = json.loads((Path(run_dir) / PRECISION).read_text())
+    except (OSError, ValueError):  # missing, or damaged: the run chooses again, as before
+        return None
+    return saved if isinstance(saved, dict) else None
 
 
 def create_run_dir(config: Config) -> Path:

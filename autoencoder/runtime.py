@@ -79,9 +79,9 @@ def choose_precision(mode: str) -> str:
     """The static rule's Keras dtype policy for train.mixed_precision ("auto", "on" or "off").
 
     "auto": mixed_float16 on a GPU with tensor cores; on a CPU-only machine, mixed_bfloat16
-    where the CPU multiplies bfloat16 natively and oneDNN is on, else float32 (training times
-    that last case instead: precision.choose). Nothing global is set: the policy is passed to
-    the model builder.
+    where the CPU multiplies bfloat16 natively and oneDNN is on, else float32. Where bfloat16 is
+    native, training does not take this rule: it times float32 against mixed_bfloat16
+    (precision.choose). Nothing global is set: the policy is passed to the model builder.
     """
     if mode == "off":
         return "float32"

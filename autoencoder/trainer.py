@@ -42,7 +42,8 @@ def fit(
     strategy=None,
     restore_dir: Path | None = None,
     chief: bool = True,
-    dtype: str | None = None,
+    *,
+    dtype: str,
     extra_callbacks=(),
 ):
     """Train the config's model into run_dir, from its last completed epoch when state is given.
@@ -57,7 +58,7 @@ def fit(
       restore_dir: where state's checkpoint is, when not in run_dir (a worker's resume).
       chief: False on the workers of a cluster that do not write the run (no TensorBoard, no
         progress bars).
-      dtype: the Keras dtype policy (run_precision picks one when None).
+      dtype: the Keras dtype policy (the caller's run_precision choice).
       extra_callbacks: Keras callbacks called after the run's own (the benchmark times with them).
     Returns:
       (autoencoder, encoder, decoder), trained, with the best epoch's weights when early
@@ -67,8 +68,6 @@ def fit(
     tf = tensorflow()
     from autoencoder.callbacks import FrozenOutput, NonFiniteLoss, RunRecorder
 
-    # Timing builds models of its own: before the seed, so the run's weights do not depend on it.
-    dtype = dtype or run_precision(config).policy
     seed_everything(config.seed)
     log.info(
         "data: %s: %s train, %s val, %s test; precision: %s",
@@ -158,6 +157,8 @@ def run_precision(
     config: Config, candidates: Sequence[str] = precision.CANDIDATES, multi_worker: bool = False
 ) -> precision.Choice:
     """precision.choose for a run, timing with training_rate where auto times."""
+    # Timing builds models of its own: called before fit seeds, the run's weights do not
+    # depend on it.
     return precision.choose(
         config, lambda dtype: training_rate(config, dtype), candidates, multi_worker
     )

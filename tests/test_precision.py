@@ -1,5 +1,6 @@
 """train.mixed_precision: the static rule, and auto's timing of float32 against bfloat16, cached."""
 
+import dataclasses
 import json
 import logging
 import os
@@ -13,9 +14,9 @@ BOTH = ("float32", "mixed_bfloat16")
 
 
 class Timer:
-    """A stub of trainer.training_rate: fixed rates, and the policies it was asked to time."""
+    """A stub of trainer.training_rate: made-up rates, and the policies it was asked to time."""
 
-    def __init__(self, float32=5.16, mixed_bfloat16=3.43):
+    def __init__(self, float32=6.0, mixed_bfloat16=4.0):
         self.rates = {"float32": float32, "mixed_bfloat16": mixed_bfloat16}
         self.calls = []
 
@@ -44,6 +45,7 @@ def cache(tmp_path):
 @pytest.fixture
 def logged():
     """The messages precision logs during a test."""
+    # Not caplog: cli.main sets propagate=False on the package logger, so records miss the root.
     lines = []
     handler = logging.Handler(logging.INFO)
     handler.emit = lambda record: lines.append(record.getMessage())
@@ -58,7 +60,7 @@ def logged():
 
 @pytest.mark.parametrize(
     "rates, faster",
-    [((5.16, 3.43), "float32"), ((3.43, 5.16), "mixed_bfloat16"), ((4.0, 4.0), "float32")],
+    [((6.0, 4.0), "float32"), ((4.0, 6.0), "mixed_bfloat16"), ((5.0, 5.0), "float32")],
 )
 def test_precision_auto_picks_the_faster_of_two_stubbed_timings(
     tmp_path, cpu, cache, logged, rates, faster
@@ -80,7 +82,7 @@ def test_the_cache_is_written_then_used_and_keyed_by_the_model(tmp_path, cpu, ca
     entries = json.loads(cache.read_text())["entries"]
     assert list(entries) == [precision.fingerprint(config)]
     entry = entries[precision.fingerprint(config)]
-    assert entry["rates"] == {"float32": 5.16, "mixed_bfloat16": 3.43}
+    assert entry["rates"] == {"float32": 6.0, "mixed_bfloat16": 4.0}
     assert entry["cpu"] == runtime.cpu_name() and entry["cores"] == runtime.cpu_count()
     # The same config again: the cached rates, no timing (a stub that would say otherwise).
     timer = Timer(1.0, 9.0)
@@ -146,6 +148,17 @@ def test_a_multi_worker_cluster_takes_the_static_rule_untimed(tmp_path, cpu, cac
     assert (choice.policy, choice.how, timer.calls) == ("mixed_bfloat16", "rule", [])
 
 
+def test_nothing_to_time_takes_the_static_rule_and_caches_nothing(tmp_path, cpu, cache):
+    timer = Timer(9.0, 1.0)
+    choice = precision.choose(tiny(tmp_path), timer, [], cache=cache)
+    assert (choice.policy, choice.how, timer.calls) == ("mixed_bfloat16", "rule", [])
+    assert choice.reason == (
+        "precision auto: neither float32 nor mixed_bfloat16 fits in memory, nothing timed: "
+        "mixed_bfloat16, native on this CPU"
+    )
+    assert not cache.exists()
+
+
 def test_a_policy_whose_memory_plan_does_not_fit_is_not_timed(tmp_path, cpu, cache):
     timer = Timer(9.0, 1.0)
     choice = precision.choose(tiny(tmp_path), timer, ["mixed_bfloat16"], cache=cache)
@@ -158,10 +171,10 @@ def test_the_choice_goes_into_metrics_json_keys(tmp_path, cpu, cache):
     assert record == {
         "precision/policy": "float32",
         "precision/how": "measured",
-        "precision/reason": "precision auto: float32 5.16 batches/s, mixed_bfloat16 3.43 "
+        "precision/reason": "precision auto: float32 6.00 batches/s, mixed_bfloat16 4.00 "
         "batches/s on this CPU: float32",
-        "precision/float32_batches_per_s": 5.16,
-        "precision/mixed_bfloat16_batches_per_s": 3.43,
+        "precision/float32_batches_per_s": 6.0,
+        "precision/mixed_bfloat16_batches_per_s": 4.0,
     }
 
 
@@ -172,10 +185,10 @@ def test_shapes_says_what_auto_will_do_without_timing(tmp_path, cpu, cache):
         "precision auto: float32 or mixed_bfloat16, whichever trains this model faster, timed "
         "when training starts (the memory above is float32's, the larger)",
     )
-    precision.choose(config, Timer(3.43, 5.16), cache=cache)
+    precision.choose(config, Timer(4.0, 6.0), cache=cache)
     assert precision.planned(config, cache) == (
         "mixed_bfloat16",
-        "precision auto: mixed_bfloat16 (cached: float32 3.43 batches/s, mixed_bfloat16 5.16 "
+        "precision auto: mixed_bfloat16 (cached: float32 4.00 batches/s, mixed_bfloat16 6.00 "
         "batches/s on this CPU)",
     )
     cpu.native = False
@@ -236,6 +249,56 @@ def test_a_run_records_how_its_precision_was_chosen(tmp_path, cpu, monkeypatch):
     enc1 = model.get_layer("encoder").get_layer("enc1_conv")
     assert enc1.dtype_policy.name == metrics["precision/policy"]
     assert (tmp_path / "cache" / "precision.json").is_file()
+
+
+def test_a_resumed_run_keeps_the_precision_its_first_start_chose(
+    tmp_path, cpu, monkeypatch, logged
+):
+    from autoencoder import runs, trainer
+    from autoencoder.pipeline import resume_run, train_run
+
+    def timing(timer):
+        monkeypatch.setattr(trainer, "training_rate", lambda config, policy: timer(policy))
+
+    monkeypatch.setenv("AUTOENCODER_CACHE", str(tmp_path / "cache"))
+    timing(Timer(6.0, 4.0))
+    run_dir, first = train_run(tiny(tmp_path, "train.epochs=1"))
+    assert first["precision/policy"] == "float32"
+    assert runs.read_precision(run_dir)["policy"] == "float32"
+    # The resume misses the cache, and its timing would pick bfloat16: it is not asked.
+    monkeypatch.setenv("AUTOENCODER_CACHE", str(tmp_path / "other"))
+    timer = Timer(4.0, 6.0)
+    timing(timer)
+    logged.clear()
+    _, resumed = resume_run(run_dir, ["train.epochs=2"])
+    assert timer.calls == [] and logged == ["precision: float32 (kept from the run's first start)"]
+    assert [r["epoch"] for r in runs.read_history(run_dir)] == [1, 2]
+    kept = {key: value for key, value in resumed.items() if key.startswith("precision/")}
+    assert kept == {key: value for key, value in first.items() if key.startswith("precision/")}
+    assert runs.read_metrics(run_dir)["precision/policy"] == "float32"
+    enc1 = trainer.load_model(run_dir / "model.keras").get_layer("encoder").get_layer("enc1_conv")
+    assert enc1.dtype_policy.name == "float32"
+
+
+def test_a_run_without_a_recorded_precision_chooses_again(tmp_path, logged):
+    from autoencoder import runs
+
+    # A run made before the record (or with a damaged one): the resume chooses as a new run does.
+    assert runs.read_precision(tmp_path) is None
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / runs.PRECISION).write_text("{not json")
+    assert runs.read_precision(tmp_path) is None
+    for saved in (
+        None,
+        {"policy": "float32"},
+        {"policy": "float8", "how": "", "reason": "", "rates": {}},
+    ):
+        assert precision.kept(saved) is None
+    assert logged == []
+    choice = precision.Choice("mixed_bfloat16", "cached", "why", {"float32": 4.0})
+    runs.write_precision(tmp_path, dataclasses.asdict(choice))
+    assert precision.kept(runs.read_precision(tmp_path)) == choice
+    assert logged == ["precision: mixed_bfloat16 (kept from the run's first start)"]
 
 
 def test_shapes_prints_the_note_and_times_nothing(tmp_path, cpu, monkeypatch, capsys):

@@ -18,8 +18,8 @@ from autoencoder.config import Config, load_config
 from autoencoder.data import load_splits
 from autoencoder.model import build_models
 from autoencoder.runs import read_history
-from autoencoder.runtime import choose_precision, seed_everything, tensorflow
-from autoencoder.trainer import fit
+from autoencoder.runtime import seed_everything, tensorflow
+from autoencoder.trainer import fit, run_precision
 
 
 def _send(message: dict) -> None:
@@ -127,14 +127,17 @@ def contender(key: str, config_path: str, rounds: int) -> None:
     import keras
 
     config = load_config(config_path)
+    # A's precision as `autoencoder train` chooses it (auto may time it), before A says it is
+    # ready: the parent starts B and C only then, so their start-up does not slow the timing.
+    policy = run_precision(config).policy if key == "A" else "float32"
     seed_everything(config.seed)
     splits = load_splits(config, download=False)
     turns = _turn_callbacks(keras, len(splits.train_pixels))
     _send({"ready": True, "images": len(splits.train_pixels)})
     if key == "A":
-        model, policy, report = _trainer(config, splits, rounds, turns)
+        model, report = _trainer(config, splits, rounds, turns, policy)
     else:
-        model, policy, report = _plain_fit(config, splits, rounds, turns), "float32", {}
+        model, report = _plain_fit(config, splits, rounds, turns), {}
     # Faster must not mean worse: the same test figure for every contender.
     x_test = splits.images("test")
     recon = model.predict(x_test, batch_size=1000, verbose=0)
@@ -143,13 +146,12 @@ def contender(key: str, config_path: str, rounds: int) -> None:
     _send({"peak_rss_bytes": _peak_rss(), "test_mse": test_mse, "precision": policy, **report})
 
 
-def _trainer(config: Config, splits, rounds: int, turns) -> tuple:
+def _trainer(config: Config, splits, rounds: int, turns, policy: str) -> tuple:
     """Contender A: trainer.fit itself, as `autoencoder train` calls it, into a scratch run.
 
-    Returns the trained model, its precision, and what the scratch run holds after it (its
-    history.csv's epochs and its files), for the parent to check that A went through trainer.fit.
+    Returns the trained model and what the scratch run holds after it (its history.csv's epochs
+    and its files), for the parent to check that A went through trainer.fit.
     """
-    policy = choose_precision(config.train.mixed_precision)
     # Exactly `rounds` epochs: the parent waits for each, so early stopping must not end early.
     train = config.train.model_copy(
         update={
@@ -166,7 +168,7 @@ def _trainer(config: Config, splits, rounds: int, turns) -> tuple:
             "history_epochs": len(read_history(run_dir)),
             "files": sorted(path.name for path in run_dir.iterdir()),
         }
-    return model, policy, {"scratch_run": run}
+    return model, {"scratch_run": run}
 
 
 def _plain_fit(config: Config, splits, rounds: int, turns):

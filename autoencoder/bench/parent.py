@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from autoencoder import atomic, runs
+from autoencoder import atomic, runs, runtime
 from autoencoder.config import Config
 from autoencoder.data import resolve_input_shape
 from autoencoder.errors import UserError
@@ -50,10 +50,14 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1) -> tuple[Path, d
 
     workers = {}
     try:
-        for key in CONTENDERS:
+        # A first, alone until it is ready: it may time its precision (contender.py).
+        workers["A"] = start_contender("A", config_file, warmup, epochs)
+        images = workers["A"].receive()["images"]
+        others = [key for key in CONTENDERS if key != "A"]
+        for key in others:
             workers[key] = start_contender(key, config_file, warmup, epochs)
-        ready = {key: w.receive() for key, w in workers.items()}
-        images = ready["A"]["images"]
+        for key in others:
+            workers[key].receive()  # ready
         log.info(
             f"{images:,} training images, batch {config.train.batch_size}; "
             f"{warmup} warm-up + {epochs} timed epochs each, in turns A B C"
@@ -196,15 +200,10 @@ def format_bench(result: dict) -> str:
 
 
 def _machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+    return (
+        f"{runtime.cpu_name()}, {os.cpu_count()} logical CPUs, {platform.system()} "
+        f"{platform.release()}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,17 +12,14 @@ from autoencoder.shapes import forward_flops, plan_model
 
 
 def layer_profile(config: Config, repeats: int = 7) -> str:
-    """Where a training step's time goes: each layer alone, forward and forward + backward.
-
-    Runs in this process with the project's settings, once in float32 and once in the policy
-    the static rule of `train.mixed_precision` picks here (runtime.choose_precision: untimed). A layer's time is the median of `repeats` timed steps at
-    the config's batch size; GFLOP/s counts 3 x the forward FLOPs for forward + backward.
-    """
+    """Each layer's forward + backward time, in float32 and in the static rule's policy."""
     import numpy as np
 
     plan = plan_model(config.model)
     tf = tensorflow()
     batch = config.train.batch_size
+    # The static rule, untimed: the profile is there to compare float32 with the mixed policy,
+    # whichever of the two training's timing would pick.
     auto = choose_precision(config.train.mixed_precision)
     policies = ["float32"] + ([auto] if auto != "float32" else [])
     rows, totals = [], {}
