@@ -279,7 +279,13 @@ def test_disk_full_during_a_checkpoint_write_keeps_the_previous_one(tmp_path, mo
     state = read_state(run_dir)
     assert state["best_val_loss"] == min(r["val/loss"] for r in read_history(run_dir))
     assert sorted(p.name for p in ckpt.iterdir()) == sorted(
-        {"best.weights.h5", state["best_checkpoint"], "last-0002.keras", "state.json"}
+        {
+            "best.weights.h5",
+            state["best_checkpoint"],
+            "last-0002.keras",
+            "state.json",
+            "precision.json",  # the first start's precision, kept on resume
+        }
     )
 
 
