@@ -2,8 +2,9 @@
 
 A run's record is its config.yaml, history.csv (one row per completed epoch), metrics.json,
 checkpoints/state.json (the last completed epoch and the files that hold it; written last, so it
-is the commit) and checkpoints/precision.json (the precision it trains in, kept by resumes). trainer.py writes the record through the functions here; everything that reads a
-run reads it here too.
+is the commit) and checkpoints/precision.json (the precision it trains in, kept by resumes).
+trainer.py writes the record through the functions here; everything that reads a run reads it
+here too.
 """
 
 from __future__ import annotations
