@@ -94,8 +94,9 @@ def model_label(level: float | tuple[float, float]) -> str:
 def level_config(config: Config, sweep_dir: Path, level: float | tuple[float, float]) -> Config:
     """The sweep's config with data.noise at one training level or range, under sweep/models/."""
     d = config.denoise
+    draw = d.blind_draw if isinstance(level, tuple) else "uniform"
     data = config.data.model_copy(
-        update={"noise": NoiseConfig(kind=d.kind, level=level, clip=d.clip)}
+        update={"noise": NoiseConfig(kind=d.kind, level=level, clip=d.clip, draw=draw)}
     )
     # Absolute, so a resume from another working directory passes train's config check.
     return config.model_copy(
@@ -231,6 +232,10 @@ def results_csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
+# How results.md says the blind model's levels were drawn from its range.
+DRAWN = {"uniform": "uniformly from", "triangular": "with falling (triangular) density over"}
+
+
 def results_markdown(rows: list[dict], config: Config) -> str:
     """A markdown table of the rows, with a line saying what was measured."""
     d = config.denoise
@@ -241,7 +246,7 @@ def results_markdown(rows: list[dict], config: Config) -> str:
         f"(10 log10(1 / mean MSE)), SSIM mean over images; the filter is the best of 3x3 median "
         f"and Gaussian blurs on the validation split."
         + (
-            f" The blind model trained with each image at its own level drawn uniformly from "
+            f" The blind model trained with each image at its own level drawn {DRAWN[d.blind_draw]} "
             f"{level_text(d.blind)}; blind - level is its PSNR minus that of the model trained at "
             f"the row's eval level."
             if blind

@@ -2,8 +2,9 @@
 
 Every kind is a stateless TensorFlow function of (batch, seed), so the same seed gives the same
 noise; each channel of a colour image gets its own draws (mask drops a pixel in all channels).
-A level given as a range (low, high) is blind noise: each image first draws its own level
-uniformly from the range, from the same seed, then its noise at that level.
+A level given as a range (low, high) is blind noise: each image first draws its own level from
+the range, from the same seed (uniformly, or triangular: densest at low, none at high), then its
+noise at that level.
 Training draws a fresh seed per batch from a tf.random.Generator seeded by the run's seed: its
 state lives in a variable, so it keeps advancing across epochs (a plain stateful op in a tf.data
 map would restart with every new iterator and repeat one epoch's noise forever). Evaluation and
@@ -23,18 +24,23 @@ from autoencoder.data import chunk_size, make_dataset
 from autoencoder.runtime import tensorflow
 
 
-def apply_noise(x, kind: str, level, clip: bool, seed):
+def apply_noise(x, kind: str, level, clip: bool, seed, draw: str = "uniform"):
     """Corrupt a float batch (B, H, W, C) in [0, 1] with one noise kind; seed is an int (2,) tensor."""
-    # level: a number, or a range (low, high) from which each image draws its own.
+    # level: a number, or a range (low, high) from which each image draws its own (draw).
     tf = tensorflow()
     x = tf.convert_to_tensor(x, tf.float32)
     seed = tf.cast(seed, tf.int64)
     if isinstance(level, (tuple, list)):
         # The fixed-level streams stay as they were: only a range splits the seed.
         level_seed, seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        drawn = tf.random.stateless_uniform(
-            tf.shape(x)[:1], level_seed, minval=float(level[0]), maxval=float(level[1])
-        )
+        low, high = float(level[0]), float(level[1])
+        drawn = tf.random.stateless_uniform(tf.shape(x)[:1], level_seed, minval=low, maxval=high)
+        if draw == "triangular":
+            # Inverse CDF of the density 2 (high - l) / (high - low)^2: most images near low,
+            # none at high. With an MSE-like loss the heavily noised images' larger errors
+            # dominate the gradient; this gives the light end the share of training it lacks.
+            u = (drawn - low) / (high - low)
+            drawn = low + (high - low) * (1.0 - tf.sqrt(1.0 - u))
         level = tf.reshape(drawn, (-1, 1, 1, 1))  # broadcast over H, W, C
     else:
         level = float(level)
@@ -89,13 +95,13 @@ def _mask(tf, x, level, seed):
 _KINDS = {"gaussian": _gaussian, "salt_pepper": _salt_pepper, "speckle": _speckle, "mask": _mask}
 
 
-def _keyed_noise(batch, keys, seed, kind: str, level, clip: bool):
+def _keyed_noise(batch, keys, seed, kind: str, level, clip: bool, draw: str):
     """The batch with image i's noise drawn from the stateless seed (seed, keys[i])."""
     tf = tensorflow()
     keys = tf.cast(keys, tf.int64)
     seeds = tf.stack([tf.fill(tf.shape(keys), tf.cast(seed, tf.int64)), keys], axis=1)
     return tf.map_fn(
-        lambda pair: apply_noise(pair[0][None], kind, level, clip, pair[1])[0],
+        lambda pair: apply_noise(pair[0][None], kind, level, clip, pair[1], draw)[0],
         (tf.cast(batch, tf.float32), seeds),
         fn_output_signature=tf.float32,
     )
@@ -104,18 +110,18 @@ def _keyed_noise(batch, keys, seed, kind: str, level, clip: bool):
 def fixed_noise(noise_cfg, seed: int) -> Callable:
     """fn(batch, keys) -> noisy batch: image i gets the noise of seed (seed, keys[i]), always."""
     return lambda batch, keys: _keyed_noise(
-        batch, keys, seed, noise_cfg.kind, noise_cfg.level, noise_cfg.clip
+        batch, keys, seed, noise_cfg.kind, noise_cfg.level, noise_cfg.clip, noise_cfg.draw
     )
 
 
 @functools.cache
-def _traced_noise(kind: str, level: float | tuple[float, float], clip: bool) -> Callable:
+def _traced_noise(kind: str, level: float | tuple[float, float], clip: bool, draw: str) -> Callable:
     """_keyed_noise traced once per noise kind, the seed an argument."""
     # A tf.function wrapped anew on every call would retrace each time, and TensorFlow warns
     # about that once an evaluation has asked for a few noisy splits.
     tf = tensorflow()
     return tf.function(
-        lambda batch, keys, seed: _keyed_noise(batch, keys, seed, kind, level, clip),
+        lambda batch, keys, seed: _keyed_noise(batch, keys, seed, kind, level, clip, draw),
         reduce_retracing=True,
     )
 
@@ -125,7 +131,9 @@ def noisy_eval(x: np.ndarray, noise_cfg, seed: int, first: int = 0) -> np.ndarra
     # Blind noise (a range of levels) gives image i its own level from the range, keyed like its
     # noise: the same level every time, spread over the range across the images, so a blind
     # run's test PSNR is its average over the range.
-    noise_fn = _traced_noise(noise_cfg.kind, _level_key(noise_cfg.level), bool(noise_cfg.clip))
+    noise_fn = _traced_noise(
+        noise_cfg.kind, _level_key(noise_cfg.level), bool(noise_cfg.clip), noise_cfg.draw
+    )
     out = np.empty(x.shape, np.float32)
     step = chunk_size(x.shape[1:])
     for start in range(0, len(x), step):
@@ -147,8 +155,9 @@ def training_noise(noise_cfg, seed: int, start_epoch: int = 0) -> Callable:
     )
 
     def noise_fn(batch, _seed):
+        seed = generator.make_seeds(1)[:, 0]
         return apply_noise(
-            batch, noise_cfg.kind, noise_cfg.level, noise_cfg.clip, generator.make_seeds(1)[:, 0]
+            batch, noise_cfg.kind, noise_cfg.level, noise_cfg.clip, seed, noise_cfg.draw
         )
 
     return noise_fn

@@ -238,6 +238,18 @@ def test_a_dict_s_mistakes_name_config_where_a_file_would_be():
             "denoise.blind: mask levels are fractions (at most 1), got [0.0, 1.2]; give levels "
             "from 0 to 1",
         ),
+        (
+            "data: {noise: {level: 0.4, draw: triangular}}",
+            [],
+            "data.noise: draw triangular needs a range of levels, got level 0.4; give level as "
+            "[low, high] or leave draw out",
+        ),
+        (
+            "",
+            ["denoise.blind_draw=triangular"],
+            "denoise: blind_draw triangular needs a blind model: set denoise.blind to a range "
+            "[low, high] or leave blind_draw out",
+        ),
         ("", ["train.epochz=3"], "train.epochz: unknown key; did you mean 'epochs'?"),
         ("", ["trainx.epochs=3"], "trainx: unknown key; did you mean 'train'?"),
         ("", ["train.epochs.x=3"], "train.epochs is not a section"),

@@ -183,6 +183,18 @@ def test_the_blind_noise_draws_levels_in_the_range():
     assert fixed.max() - fixed.min() < 0.05
 
 
+def test_the_triangular_draw_puts_most_images_near_low():
+    grey = np.full((512, 32, 32, 1), 0.5, np.float32)
+    cfg = NoiseConfig(kind="gaussian", level=(0.0, 0.6), clip=False, draw="triangular")
+    levels = noisy_eval(grey, cfg, 3).std(axis=(1, 2, 3))
+    # Density 2 (0.6 - l) / 0.36: mean 0.2, a quarter of the images above 0.3, none above 0.6.
+    assert levels.min() >= 0 and levels.max() <= 0.6 * 1.05
+    assert np.mean(levels) == pytest.approx(0.2, abs=0.02)
+    assert np.mean(levels > 0.3) == pytest.approx(0.25, abs=0.05)
+    uniform = noisy_eval(grey, NoiseConfig(kind="gaussian", level=(0.0, 0.6), clip=False), 3)
+    assert np.mean(uniform.std(axis=(1, 2, 3))) == pytest.approx(0.3, abs=0.02)
+
+
 @pytest.mark.parametrize("kind", ["gaussian", "salt_pepper", "speckle", "mask"])
 def test_every_kind_takes_a_range_of_levels_per_image(kind):
     clean = np.ones((256, 28, 28, 1), np.float32) if kind == "mask" else GREY[:1].repeat(256, 0)

@@ -51,6 +51,9 @@ def _within_kind(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
+BlindDraw = Literal["uniform", "triangular"]
+
+
 class NoiseConfig(Section):
     """`data.noise`: noisy inputs, clean targets (docs/denoising.md)."""
 
@@ -59,12 +62,25 @@ class NoiseConfig(Section):
     multiplies by 1 + level x N(0, 1); mask zeroes 4x4 patches covering about level of the image."""
     level: NoiseLevel = 0.4
     """Strength of the noise (its meaning depends on kind; at most 1 for salt_pepper and mask); a
-    range [low, high] with low < high: each image draws its own level uniformly from it, afresh
+    range [low, high] with low < high: each image draws its own level from it (see draw), afresh
     every epoch (blind denoising)."""
     clip: StrictBool = True
     """Keep noisy pixels in [0, 1]."""
+    draw: BlindDraw = "uniform"
+    """How a range's levels are drawn: uniform, or triangular (density highest at low, falling to
+    none at high: more of the training on the light noise, whose small errors weigh little in
+    the loss). Only with a range."""
 
     _level_within_kind = field_validator("level")(_within_kind)
+
+    @model_validator(mode="after")
+    def _draw_needs_range(self):
+        if self.draw != "uniform" and not isinstance(self.level, tuple):
+            raise ValueError(
+                f"draw {self.draw} needs a range of levels, got level {show(self.level)}; "
+                f"give level as [low, high] or leave draw out"
+            )
+        return self
 
 
 # Built-in datasets: the (H, W, C) of their images and how many classes they have. A folder's
@@ -289,6 +305,8 @@ class DenoiseConfig(Section):
     blind: NoiseRange | None = None
     """A range [low, high] with low < high: also train one blind model (data.noise.level is the
     range) and score it at every eval level beside the per-level models; left out: none."""
+    blind_draw: BlindDraw = "uniform"
+    """How the blind model draws its levels from the range (as data.noise.draw)."""
 
     @field_validator("train_levels", "eval_levels")
     @classmethod
@@ -298,6 +316,15 @@ class DenoiseConfig(Section):
         return sorted(value)
 
     _levels_within_kind = field_validator("train_levels", "eval_levels", "blind")(_within_kind)
+
+    @model_validator(mode="after")
+    def _draw_needs_blind(self):
+        if self.blind_draw != "uniform" and self.blind is None:
+            raise ValueError(
+                f"blind_draw {self.blind_draw} needs a blind model: set denoise.blind to a range "
+                f"[low, high] or leave blind_draw out"
+            )
+        return self
 
 
 class ThresholdConfig(Section):
