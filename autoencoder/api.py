@@ -385,7 +385,7 @@ class Run:
 
     def encode(self, x, batch_size: int = 256) -> np.ndarray:
         """The codes of images (a VAE's: the mean), one row per image."""
-        out = self.encoder.predict(self._images(x), batch_size=batch_size, verbose=0)
+        out = runs.predict(self.encoder, self._images(x), batch_size)
         return np.asarray(out[0] if self.config.model.kind == "vae" else out, np.float32)
 
     def decode(self, z, batch_size: int = 256) -> np.ndarray:
@@ -403,7 +403,7 @@ class Run:
                 f"reconstruct(x)"
             )
         z = np.asarray(z, np.float32)
-        return np.asarray(self.decoder.predict(z, batch_size=batch_size, verbose=0), np.float32)
+        return np.asarray(runs.predict(self.decoder, z, batch_size), np.float32)
 
     def evaluate(self, split: str = "test") -> dict:
         """A split's metrics (MSE, PSNR, SSIM, ...), merged into metrics.json."""

@@ -179,7 +179,7 @@ def encode_split(encoder, splits, split: str, vae: bool, pixels: bool, keep=None
     codes, flat = [], []
     for chunk in _chunks(splits, split, keep):
         images = scaled(chunk)
-        out = encoder.predict(images, batch_size=BATCH, verbose=0)
+        out = runs.predict(encoder, images, BATCH)
         code = out[0] if vae else out  # a VAE's encoder gives [mean, log_var]
         codes.append(np.asarray(code, np.float32).reshape(len(images), -1))
         if pixels:

@@ -104,7 +104,7 @@ def _export(run_dir: Path, fmt: str, overwrite: bool) -> tuple[Path, dict]:
     inputs = {
         "autoencoder": images,
         "encoder": images,
-        "decoder": models["encoder"].predict(images, verbose=0),
+        "decoder": runs.predict(models["encoder"], images),
     }
     # Not mkdtemp: its private permissions would stay on the folder a server is to read.
     staging = target.parent / f".tmp-{fmt}-{os.getpid()}"
@@ -160,7 +160,7 @@ def export_part(model, part: str, fmt: str, staging: Path, x: np.ndarray) -> dic
     """Export one model, load it back with its runtime, compare with Keras: its manifest entry."""
     path = staging / FILE[fmt].format(part)
     path.parent.mkdir(parents=True, exist_ok=True)
-    want = model.predict(x, verbose=0)  # first: Keras's ONNX export needs a model called once
+    want = runs.predict(model, x)  # first: Keras's ONNX export needs a model called once
     try:
         with warnings.catch_warnings(), runtime.native_stderr_muted():
             # tf2onnx's use of np.object under NumPy 2: Keras patches it, but NumPy still warns.
@@ -311,8 +311,8 @@ def _manifest(run_dir, config, fmt, trained, models, images, entries) -> dict:
     shape = images.shape[1:]
     # How far the float32 export is from the model as trained (in its own precision): the
     # cost of exporting in float32, zero for a run trained in float32.
-    exported = models["autoencoder"].predict(images, verbose=0)
-    drift = float(np.max(np.abs(trained.predict(images, verbose=0) - exported)))
+    exported = runs.predict(models["autoencoder"], images)
+    drift = float(np.max(np.abs(runs.predict(trained, images) - exported)))
     return {
         "format": fmt,
         "run": str(run_dir),

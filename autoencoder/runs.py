@@ -21,7 +21,7 @@ import numpy as np
 
 from autoencoder import atomic, lock
 from autoencoder.config import Config, dump_config, load_config
-from autoencoder.data import data_shape, from_tiles, scaled, to_tiles
+from autoencoder.data import data_shape, from_tiles, predict_batches, scaled, to_tiles
 from autoencoder.errors import UserError
 from autoencoder.model import saved_input_shape
 from autoencoder.noise import model_inputs
@@ -284,9 +284,14 @@ def predict_images(model, x: np.ndarray, patches=None, batch_size: int = 512) ->
     reach past [0, 1], and an image cannot (training's loss sees the raw output).
     """
     if patches is None:
-        return np.clip(model.predict(x, batch_size=batch_size, verbose=0), 0.0, 1.0)
-    tiles = model.predict(to_tiles(x, patches.size), batch_size=batch_size, verbose=0)
+        return np.clip(predict(model, x, batch_size), 0.0, 1.0)
+    tiles = predict(model, to_tiles(x, patches.size), batch_size)
     return np.clip(from_tiles(tiles, x.shape, patches.size), 0.0, 1.0)
+
+
+def predict(model, x: np.ndarray, batch_size: int = 512):
+    """model.predict on x in batches (a list for several outputs), through an untuned pipeline."""
+    return model.predict(predict_batches(x, batch_size), verbose=0)
 
 
 def reconstruct_chunks(config: Config, model, splits, split: str = "test"):

@@ -669,6 +669,19 @@ def test_make_dataset_noise_hook_and_explicit_target():
     assert seen == [5]
 
 
+def test_make_dataset_runs_without_autotuning():
+    # Autotuning stalled epoch starts for 10-60 s on 2 cores; every pipeline turns it off.
+    x = numbered(6)
+    plain = data.make_dataset(x, batch_size=3, shuffle=True, seed=0)
+    noisy = data.make_dataset(x, batch_size=3, shuffle=False, seed=0, noise_fn=lambda b, s: b)
+    for ds in (plain, noisy):
+        assert ds.options().autotune.enabled is False
+        assert sum(len(inputs) for inputs, _ in ds) == 6
+    batches = data.predict_batches(x, 4)  # what runs.predict hands to Keras's predict
+    assert batches.options().autotune.enabled is False
+    np.testing.assert_array_equal(np.concatenate(list(batches)), x)  # all of x, in order
+
+
 # ---------------------------------------------------------------------------------------------
 # describe
 

@@ -3,7 +3,7 @@
 from autoencoder.data.folder import ImageFiles
 from autoencoder.data.formats import DIGITS, IDX_FILES, NPZ_KEYS, Raw, load_idx, load_npz, read_idx
 from autoencoder.data.patches import from_tiles, to_tiles
-from autoencoder.data.pipeline import make_dataset
+from autoencoder.data.pipeline import make_dataset, predict_batches
 from autoencoder.data.sources import keras_cache, load_sample
 from autoencoder.data.splits import (
     Splits,
@@ -36,6 +36,7 @@ __all__ = [
     "load_sample",
     "load_splits",
     "make_dataset",
+    "predict_batches",
     "read_idx",
     "data_shape",
     "resolve_input_shape",

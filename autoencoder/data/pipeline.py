@@ -10,8 +10,9 @@ from autoencoder.runtime import tensorflow
 
 # The key of the random crops' Philox stream; the training noise uses the run's seed itself.
 CROP_KEY = 1 << 32
-# A streamed split: threads reading files, decoding calls at a time, batches decoded ahead.
-READERS, DECODERS, PREFETCH = 4, 1, 4
+# A streamed split: threads reading files, decoding calls at a time; every split: batches made
+# ahead, noise calls at a time (vectorised over the batch: one call keeps ahead of a step).
+READERS, DECODERS, PREFETCH, NOISE_CALLS = 4, 1, 4, 2
 
 
 def make_dataset(
@@ -105,15 +106,26 @@ def make_dataset(
         # After batching, where vectorised noise is cheapest.
         ds = ds.map(
             lambda inputs, target: (noise_fn(inputs, seed), target),
-            num_parallel_calls=tf.data.AUTOTUNE,
+            num_parallel_calls=NOISE_CALLS,
         )
-    if streamed:
-        # tf.data's autotuning stalls the start of every few epochs for seconds when a Python
-        # function is in the pipeline; the fixed parallelism above keeps up without it.
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        return ds.prefetch(PREFETCH).with_options(options)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return _untuned(tf, ds.prefetch(PREFETCH))
+
+
+def predict_batches(x: np.ndarray, batch_size: int):
+    """x in batches, in order, for Keras's predict: as make_dataset's, without autotuning."""
+    # Keras's own pipeline for an array autotunes, and its iterator's end can stall as below.
+    tf = tensorflow()
+    return _untuned(tf, tf.data.Dataset.from_tensor_slices(x).batch(batch_size))
+
+
+def _untuned(tf, ds):
+    """The dataset with tf.data's autotuning off."""
+    # With it on, the start of every few epochs stalled for 10-60 s on 2 cores: the main thread
+    # waited in the previous epoch's iterator's destructor for one of the iterator's background
+    # threads, with the CPU idle (docs/performance.md). The fixed parallelism keeps up.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 def _cropper(tf, image_size, patches, random: bool, seed: int, first_epoch: int, count: int):
