@@ -86,9 +86,12 @@ def level_name(level: float | tuple[float, float]) -> str:
     return f"{'blind' if isinstance(level, tuple) else 'level'}-{level_text(level)}"
 
 
-def model_label(level: float | tuple[float, float]) -> str:
-    """The model of a level or range as tables and figures name it: the level, or blind low-high."""
-    return f"blind {level_text(level)}" if isinstance(level, tuple) else level_text(level)
+def model_label(level: float | tuple[float, float], draw: str = "uniform") -> str:
+    """The model of a level or range as tables and figures name it: the level, or blind low-high
+    (and its draw, when not uniform)."""
+    if not isinstance(level, tuple):
+        return level_text(level)
+    return f"blind {level_text(level)}" + ("" if draw == "uniform" else f" {draw}")
 
 
 def level_config(config: Config, sweep_dir: Path, level: float | tuple[float, float]) -> Config:
@@ -146,7 +149,7 @@ def evaluate_sweep(config: Config, splits, model_dirs: dict):
                 {
                     "train_level": None if blind else trained,
                     "model": level_name(trained),
-                    "label": model_label(trained),
+                    "label": model_label(trained, config.denoise.blind_draw),
                     **base,
                     **scores("model", x_test, out),
                 }

@@ -39,6 +39,15 @@ def sweep(tmp_path_factory):
     return sweep_dir
 
 
+def test_models_are_named_by_level_range_and_draw():
+    from autoencoder.denoise import level_name, model_label
+
+    assert model_label(0.4) == "0.4" and level_name(0.4) == "level-0.4"
+    assert model_label((0.0, 0.7)) == "blind 0-0.7" and level_name((0.0, 0.7)) == "blind-0-0.7"
+    assert model_label((0.0, 0.7), "triangular") == "blind 0-0.7 triangular"
+    assert model_label(0.4, "triangular") == "0.4"  # a per-level model has no draw
+
+
 def test_sweep_writes_every_file(sweep):
     for name in (
         "config.yaml",

@@ -57,7 +57,7 @@ def plot_psnr_vs_level(path: Path, rows: list[dict]) -> None:
     first = min(r["train_level"] for r in rows if r["train_level"] is not None)
     base = [r for r in rows if r["train_level"] == first]  # noisy and filter repeat per model
     levels = [r["eval_level"] for r in base]
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
     ax.plot(levels, [r["noisy_psnr"] for r in base], "k--o", label="noisy input", markersize=4)
     ax.plot(
         levels,
@@ -92,9 +92,10 @@ def plot_psnr_vs_level(path: Path, rows: list[dict]) -> None:
     ax.set_ylabel("test PSNR (dB)")
     ax.set_title("Denoising quality by noise level (shaded: each model's training level)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    # Beside the axes, not on them: the curves fill every corner of the plot.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
 
 
