@@ -30,6 +30,7 @@ from autoencoder.noise import model_inputs
 RESUMABLE_CHANGES = {"train.epochs"}
 STATE = "checkpoints/state.json"
 PRECISION = "checkpoints/precision.json"  # precision.Choice as a dict, from the run's first start
+PREDICT_CHUNK = 8192  # images per predict pipeline: bounds the copy it holds
 BEST = "best.weights.h5"  # a copy of the best epoch's weights, kept in step by RunRecorder
 
 
@@ -291,7 +292,15 @@ def predict_images(model, x: np.ndarray, patches=None, batch_size: int = 512) ->
 
 def predict(model, x: np.ndarray, batch_size: int = 512):
     """model.predict on x in batches (a list for several outputs), through an untuned pipeline."""
-    return model.predict(predict_batches(x, batch_size), verbose=0)
+    # A chunk at a time: the pipeline holds a copy of what it is given, not of all of x.
+    step = max(batch_size, PREDICT_CHUNK)
+    parts = [
+        model.predict(predict_batches(x[i : i + step], batch_size), verbose=0)
+        for i in range(0, max(len(x), 1), step)
+    ]
+    if isinstance(parts[0], (list, tuple)):
+        return [np.concatenate(outputs) for outputs in zip(*parts)]
+    return np.concatenate(parts)
 
 
 def reconstruct_chunks(config: Config, model, splits, split: str = "test"):

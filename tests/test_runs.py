@@ -148,3 +148,19 @@ def test_a_run_that_still_fits_its_data_opens(stale_run, tmp_path):
         images.write_png(target, images.read_image(path)[2:30, 2:30, :1])
     config = open_run(run_dir, [f"data.path={back}"])
     assert tuple(config.model.input_shape) == (28, 28, 1) and str(config.data.path) == str(back)
+
+
+def test_predict_goes_chunk_by_chunk_and_keeps_every_output(monkeypatch):
+    import keras
+
+    from autoencoder import runs
+
+    monkeypatch.setattr(runs, "PREDICT_CHUNK", 7)  # 25 images: chunks of 7, 7, 7 and 4
+    x = np.random.default_rng(0).random((25, 3), dtype=np.float32)
+    inputs = keras.Input((3,))
+    double = keras.Model(inputs, inputs * 2.0)
+    np.testing.assert_allclose(runs.predict(double, x, batch_size=4), x * 2.0, rtol=1e-6)
+    both = keras.Model(inputs, [inputs * 2.0, inputs + 1.0])  # as a VAE's encoder: two outputs
+    twice, plus = runs.predict(both, x, batch_size=4)
+    np.testing.assert_allclose(twice, x * 2.0, rtol=1e-6)
+    np.testing.assert_allclose(plus, x + 1.0, rtol=1e-6)
