@@ -97,14 +97,17 @@ def model_label(level: float | tuple[float, float], draw: str = "uniform") -> st
 def level_config(config: Config, sweep_dir: Path, level: float | tuple[float, float]) -> Config:
     """The sweep's config with data.noise at one training level or range, under sweep/models/."""
     d = config.denoise
-    draw = d.blind_draw if isinstance(level, tuple) else "uniform"
+    blind = isinstance(level, tuple)
+    draw = d.blind_draw if blind else "uniform"
     data = config.data.model_copy(
         update={"noise": NoiseConfig(kind=d.kind, level=level, clip=d.clip, draw=draw)}
     )
+    epochs = d.blind_epochs if blind and d.blind_epochs is not None else config.train.epochs
     # Absolute, so a resume from another working directory passes train's config check.
     return config.model_copy(
         update={
             "data": data,
+            "train": config.train.model_copy(update={"epochs": epochs}),
             "name": level_name(level),
             "output": str((Path(sweep_dir) / "models").resolve()),
         }
@@ -239,6 +242,12 @@ def results_csv(rows: list[dict]) -> str:
 DRAWN = {"uniform": "uniformly from", "triangular": "with falling (triangular) density over"}
 
 
+def blind_epochs_text(config: Config) -> str:
+    """', for N epochs (the per-level models M each)' when the blind model's epochs differ."""
+    n, each = config.denoise.blind_epochs, config.train.epochs
+    return "" if n in (None, each) else f", for {n} epochs (the per-level models {each} each)"
+
+
 def results_markdown(rows: list[dict], config: Config) -> str:
     """A markdown table of the rows, with a line saying what was measured."""
     d = config.denoise
@@ -250,8 +259,8 @@ def results_markdown(rows: list[dict], config: Config) -> str:
         f"and Gaussian blurs on the validation split."
         + (
             f" The blind model trained with each image at its own level drawn {DRAWN[d.blind_draw]} "
-            f"{level_text(d.blind)}; blind - level is its PSNR minus that of the model trained at "
-            f"the row's eval level."
+            f"{level_text(d.blind)}{blind_epochs_text(config)}; blind - level is its PSNR minus "
+            f"that of the model trained at the row's eval level."
             if blind
             else ""
         ),

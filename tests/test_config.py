@@ -250,6 +250,12 @@ def test_a_dict_s_mistakes_name_config_where_a_file_would_be():
             "denoise: blind_draw triangular needs a blind model: set denoise.blind to a range "
             "[low, high] or leave blind_draw out",
         ),
+        (
+            "",
+            ["denoise.blind_epochs=24"],
+            "denoise: blind_epochs 24 needs a blind model: set denoise.blind to a range "
+            "[low, high] or leave blind_epochs out",
+        ),
         ("", ["train.epochz=3"], "train.epochz: unknown key; did you mean 'epochs'?"),
         ("", ["trainx.epochs=3"], "trainx: unknown key; did you mean 'train'?"),
         ("", ["train.epochs.x=3"], "train.epochs is not a section"),

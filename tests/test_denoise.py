@@ -1,6 +1,7 @@
 """A tiny denoising sweep on the mnist_sample digits, with a blind model beside the per-level ones,
 through the CLI, then resumed in-process."""
 
+import json
 import subprocess
 import sys
 
@@ -24,6 +25,7 @@ SWEEP = [
     "denoise.eval_levels=[0.1, 0.2, 0.5]",
     "denoise.eval_images=500",
     "denoise.blind=[0.0, 0.7]",
+    "denoise.blind_epochs=3",
 ]
 MODELS = ("level-0.2", "level-0.5", "blind-0-0.7")
 FIGURES = ("triplets", "psnr_vs_level", "robustness")
@@ -56,12 +58,15 @@ def test_sweep_writes_every_file(sweep):
         *(f"figures/{f}.png" for f in FIGURES),
     ):
         assert (sweep / name).is_file(), name
-    levels = {}
+    levels, epochs = {}, {}
     for name in MODELS:
         (run,) = (sweep / "models" / name).iterdir()
         assert (run / "model.keras").is_file() and (run / "metrics.json").is_file()
         levels[name] = load_config(run / "config.yaml").data.noise.level
+        epochs[name] = json.loads((run / "metrics.json").read_text())["epochs_run"]
     assert levels == {"level-0.2": 0.2, "level-0.5": 0.5, "blind-0-0.7": (0.0, 0.7)}
+    # denoise.blind_epochs: the blind model trains 3 epochs, the per-level ones train.epochs 2.
+    assert epochs == {"level-0.2": 2, "level-0.5": 2, "blind-0-0.7": 3}
 
 
 def test_results_have_a_row_per_train_and_eval_level_with_sane_values(sweep):
@@ -108,7 +113,8 @@ def test_the_blind_model_is_scored_at_every_level_beside_the_per_level_models(sw
     # Only blind rows carry the difference; the report's table shows it in its last column.
     assert all(r["blind_minus_level_psnr"] is None for r in rows if r["train_level"] is not None)
     table = (sweep / "results.md").read_text()
-    assert "| blind - level (dB) |" in table and "drawn uniformly from 0-0.7" in table
+    assert "| blind - level (dB) |" in table
+    assert "drawn uniformly from 0-0.7, for 3 epochs (the per-level models 2 each);" in table
     # One label names each model in results.csv, results.md and the figures.
     assert [r["label"] for r in rows] == ["0.2"] * 3 + ["0.5"] * 3 + ["blind 0-0.7"] * 3
     (line,) = [x for x in table.splitlines() if x.startswith("| blind 0-0.7 | 0.5 |")]

@@ -307,6 +307,9 @@ class DenoiseConfig(Section):
     range) and score it at every eval level beside the per-level models; left out: none."""
     blind_draw: BlindDraw = "uniform"
     """How the blind model draws its levels from the range (as data.noise.draw)."""
+    blind_epochs: PosInt | None = None
+    """Epochs of the blind model; left out: train.epochs. One blind model stands in for all the
+    per-level ones, so giving it their epochs together compares the two at equal training."""
 
     @field_validator("train_levels", "eval_levels")
     @classmethod
@@ -318,11 +321,16 @@ class DenoiseConfig(Section):
     _levels_within_kind = field_validator("train_levels", "eval_levels", "blind")(_within_kind)
 
     @model_validator(mode="after")
-    def _draw_needs_blind(self):
+    def _blind_settings_need_blind(self):
         if self.blind_draw != "uniform" and self.blind is None:
             raise ValueError(
                 f"blind_draw {self.blind_draw} needs a blind model: set denoise.blind to a range "
                 f"[low, high] or leave blind_draw out"
+            )
+        if self.blind_epochs is not None and self.blind is None:
+            raise ValueError(
+                f"blind_epochs {self.blind_epochs} needs a blind model: set denoise.blind to a "
+                f"range [low, high] or leave blind_epochs out"
             )
         return self
 
