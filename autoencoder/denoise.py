@@ -47,6 +47,7 @@ COLUMNS = (
     "model",  # the model's folder under models/: level-<L>, or blind-<low>-<high>
     "blind_minus_level_psnr",  # blind rows: minus the PSNR of the model trained at eval_level
     "label",  # the model as results.md and the figures name it: 0.5, or blind 0-0.7
+    "epochs",  # the epochs the model trained (denoise.blind_epochs may give the blind one more)
 )
 EXAMPLES = 8  # images per row in figures/triplets.png
 COMMAND = "autoencoder denoise"  # what the sweep's locks say it is
@@ -145,6 +146,7 @@ def evaluate_sweep(config: Config, splits, model_dirs: dict):
     # Model by model, so each traces its predict function once rather than once per level.
     for trained, path in model_dirs.items():
         model = load_model(path / "model.keras")
+        epochs = runs.read_metrics(path).get("epochs_run")
         blind = isinstance(trained, tuple)
         for eval_level, (noisy, base) in levels.items():
             out = runs.predict_images(model, noisy, splits.patches)
@@ -153,6 +155,7 @@ def evaluate_sweep(config: Config, splits, model_dirs: dict):
                     "train_level": None if blind else trained,
                     "model": level_name(trained),
                     "label": model_label(trained, config.denoise.blind_draw),
+                    "epochs": epochs,
                     **base,
                     **scores("model", x_test, out),
                 }
@@ -287,7 +290,11 @@ def read_results(sweep_dir: str | Path) -> list[dict]:
     with open(Path(sweep_dir) / "results.csv", newline="") as handle:
         return [
             {
-                k: v if k in ("kind", "filter", "model", "label") else float(v) if v else None
+                k: v
+                if k in ("kind", "filter", "model", "label")
+                else (int(v) if k == "epochs" else float(v))
+                if v
+                else None
                 for k, v in row.items()
             }
             for row in csv.DictReader(handle)

@@ -78,6 +78,8 @@ def test_results_have_a_row_per_train_and_eval_level_with_sane_values(sweep):
         for t in (0.2, 0.5, None)
         for e in (0.1, 0.2, 0.5)
     ]
+    # Each model's epochs, read from its run: the blind one's from denoise.blind_epochs.
+    assert [r["epochs"] for r in rows] == [2] * 6 + [3] * 3
     by_eval = {r["eval_level"]: r for r in rows if r["train_level"] == 0.2}
     # Noisy input: ~20 dB at 0.1 down to ~9 dB at 0.5 (clipped Gaussian on MNIST digits).
     assert 19 < by_eval[0.1]["noisy_psnr"] < 24 and 8 < by_eval[0.5]["noisy_psnr"] < 11

@@ -79,13 +79,18 @@ def plot_psnr_vs_level(path: Path, rows: list[dict]) -> None:
         ax.axvline(train, color=line.get_color(), alpha=0.25, linewidth=3)
     blind = [r for r in rows if r["train_level"] is None]
     if blind:
+        n = blind[0].get("epochs")
+        others = sorted({r.get("epochs") for r in rows if r["train_level"] is not None} - {None})
+        # Said only when they differ: the comparison is then not one of equal training.
+        more = f",\n{n} epochs, the others {'/'.join(map(str, others))}"  # keeps the legend narrow
+        more = more if n and others and others != [n] else ""
         ax.plot(
             [r["eval_level"] for r in blind],
             [r["model_psnr"] for r in blind],
             "-D",
             color="black",
             linewidth=2,
-            label=f"{blind[0]['label']} (one model, level drawn per image)",
+            label=f"{blind[0]['label']} (one model, level drawn per image{more})",
             markersize=5,
         )
     ax.set_xlabel(f"evaluation noise level ({rows[0]['kind']})")
