@@ -288,14 +288,13 @@ def results_markdown(rows: list[dict], config: Config) -> str:
 def read_results(sweep_dir: str | Path) -> list[dict]:
     """results.csv back as rows with numbers, None where a cell is empty (for tests, notebooks)."""
     with open(Path(sweep_dir) / "results.csv", newline="") as handle:
-        return [
-            {
-                k: v
-                if k in ("kind", "filter", "model", "label")
-                else (int(v) if k == "epochs" else float(v))
-                if v
-                else None
-                for k, v in row.items()
-            }
-            for row in csv.DictReader(handle)
-        ]
+        return [{k: _cell(k, v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def _cell(column: str, text: str):
+    """One results.csv cell as its value: text, an int (epochs), a float, or None when empty."""
+    if column in ("kind", "filter", "model", "label"):
+        return text
+    if not text:
+        return None
+    return int(text) if column == "epochs" else float(text)
