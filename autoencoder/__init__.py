@@ -13,7 +13,10 @@ __version__ = "0.1.0"
 __all__ = [
     "Run",
     "UserError",
+    "anomaly",
+    "anomaly_benchmark",
     "compare",
+    "denoise",
     "list_runs",
     "load_config",
     "load_run",

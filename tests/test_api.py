@@ -21,6 +21,23 @@ def readme_example() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+def test_every_name_the_api_docs_use_is_there():
+    # The names docs/api.md and the README call as ae.<name>(...) or ae.<Name>, and every public
+    # function of api.py: a name missing from __all__ is an AttributeError for the user.
+    text = (ROOT / "docs/api.md").read_text() + (ROOT / "README.md").read_text()
+    named = set(re.findall(r"\bae\.([A-Za-z_]+)", text)) - {"runs"}  # "ae.list_runs, not ae.runs"
+    from autoencoder import api
+
+    public = {
+        name for name, value in vars(api).items() if callable(value) and not name.startswith("_")
+    }
+    public = {name for name in public if getattr(api, name).__module__ == api.__name__}
+    assert {"anomaly", "denoise", "anomaly_benchmark", "train"} <= named | public
+    missing = sorted(name for name in named | public if not hasattr(ae, name))
+    assert missing == []
+    assert set(public) <= set(ae.__all__)
+
+
 @pytest.mark.slow
 def test_the_readme_example_trains_reconstructs_encodes_and_reloads(tmp_path):
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
