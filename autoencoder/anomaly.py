@@ -27,9 +27,11 @@ import numpy as np
 
 from autoencoder import atomic, lock, runs
 from autoencoder.config import Config
-from autoencoder.data import Splits, load_splits, subset_splits
+from autoencoder.data import Splits, load_splits, scaled, subset_splits
 from autoencoder.errors import UserError
 from autoencoder.evaluate import SCORE_CHOICES, SCORE_NAMES, per_image_score
+from autoencoder.neighbors import CodeNeighbors, flat_codes
+from autoencoder.noise import model_inputs
 from autoencoder.pipeline import train
 from autoencoder.plots import (
     plot_anomaly_extremes,
@@ -169,15 +171,49 @@ def choose_score(
 # Scores and the threshold
 
 
-def score_split(config: Config, model, splits, split: str, kinds=None) -> dict[str, np.ndarray]:
-    """Every image's score in `split` by each kind (anomaly.score's alone by default)."""
+def score_split(
+    config: Config, model, splits, split: str, kinds=None, codes=None
+) -> dict[str, np.ndarray]:
+    """Every image's score in `split` by each kind (anomaly.score's alone by default).
+
+    `codes` is (encoder, CodeNeighbors), needed for the knn kind.
+    """
     # Chunk by chunk: a streamed split is never whole; each chunk is reconstructed once.
     kinds = kinds or (config.anomaly.score,)
     parts = {kind: [] for kind in kinds}
-    for _, images, _, recon in runs.reconstruct_chunks(config, model, splits, split):
+    for _, images, inputs, recon in runs.reconstruct_chunks(config, model, splits, split):
         for kind in kinds:
-            parts[kind].append(per_image_score(kind, images, recon))
+            if kind == "knn":
+                # The code of what the model is given (noisy, for a denoiser), as the reference's.
+                encoder, reference = codes
+                parts[kind].append(reference.distances(flat_codes(runs.predict(encoder, inputs))))
+            else:
+                parts[kind].append(per_image_score(kind, images, recon))
     return {kind: np.concatenate(chunks) for kind, chunks in parts.items()}
+
+
+def fit_codes(config: Config, encoder, splits) -> CodeNeighbors:
+    """The normal training images' codes, as the knn score's reference."""
+    # A denoiser's inputs carry fixed noise, keyed apart from the test (0) and validation (1)
+    # splits' so no training image shares a validation image's noise.
+    chunks = [
+        flat_codes(runs.predict(encoder, model_inputs(scaled(pixels), config, 2, start)))
+        for start, pixels in splits.chunks("train")
+    ]
+    return CodeNeighbors.fit(np.concatenate(chunks), config.anomaly.neighbors, config.seed)
+
+
+def score_kinds(config: Config) -> tuple[str, ...]:
+    """The kinds scored (and, with auto, chosen among); one line for knn on tiles."""
+    if config.data.patches is None:
+        return tuple(SCORE_NAMES)
+    if config.anomaly.score == "knn":
+        raise UserError(
+            "anomaly.score: knn compares the code of a whole image with the normal training "
+            "codes, and data.patches cuts each image into tiles of its own codes; use mse, mae "
+            "or ssim with data.patches, or leave data.patches out"
+        )
+    return tuple(kind for kind in SCORE_NAMES if kind != "knn")
 
 
 def choose_threshold(val: np.ndarray, rule: str, number: float) -> float:
@@ -274,6 +310,7 @@ def anomaly_run(config: Config) -> tuple[Path, dict]:
             )
         count = int(np.clip(held, *AUTO_IMAGES))
         selection = selection_images(full, normal, count, config.seed)  # refused before training
+    kinds = score_kinds(config)  # refused before training
     if rule != "value" and held < FEW_VALIDATION:
         log.warning(
             "only %d normal validation images: a %s threshold on so few is mostly luck", held, rule
@@ -281,29 +318,33 @@ def anomaly_run(config: Config) -> tuple[Path, dict]:
     start = time.perf_counter()
     trained = train(trained_on, command=COMMAND, splits=normal_splits)
     minutes = (time.perf_counter() - start) / 60
-    run_dir, model = trained.run_dir, trained.models[0]
+    run_dir, (model, encoder, _) = trained.run_dir, trained.models
     with lock.hold(run_dir, COMMAND):
+        codes = None
+        if "knn" in kinds:
+            codes = encoder, fit_codes(trained_on, encoder, normal_splits)
+            codes[1].save(run_dir)
         result = _score_run(
-            config, run_dir, model, full, trained_on, normal_splits, minutes, selection
+            config, run_dir, model, full, trained_on, normal_splits, minutes, selection, codes
         )
         return run_dir, result
 
 
 def _score_run(
-    config, run_dir, model, full, trained_on, normal_splits, minutes, selection=None
+    config, run_dir, model, full, trained_on, normal_splits, minutes, selection=None, codes=None
 ) -> dict:
     """Choose the score (auto), score the test images, choose the threshold, write the run."""
     names = tuple(full.class_names)
     normal = normal_classes(config, names)
     rule, number = config.anomaly.threshold.rule()
-    kinds = tuple(SCORE_NAMES)
-    val = score_split(trained_on, model, normal_splits, "val", kinds=kinds)
+    kinds = score_kinds(config)
+    val = score_split(trained_on, model, normal_splits, "val", kinds, codes)
     chosen = {}
     if selection is None:
         kind = config.anomaly.score
     else:
         # Before any test image is scored, and from these validation arrays alone.
-        others = score_split(trained_on, model, selection, "val", kinds=kinds)
+        others = score_split(trained_on, model, selection, "val", kinds, codes)
         kind, val_aurocs = choose_score(val, others)
         chosen = {
             "val_auroc_by_score": val_aurocs,
@@ -316,7 +357,7 @@ def _score_run(
         )
     anomalous = check_groups(full.labels("test"), normal, names)
     # Every kind of score on the same reconstructions: which one suits this data is in the report.
-    every = score_split(config, model, full, "test", kinds=kinds)
+    every = score_split(config, model, full, "test", kinds, codes)
     scored = Scored(test=every[kind], labels=full.labels("test"), val=val[kind])
     try:
         threshold = choose_threshold(scored.val, rule, number)
@@ -440,13 +481,15 @@ def format_report(result: dict) -> str:
 
 def _score_choice_lines(result: dict) -> list[str]:
     """auto's choice: each candidate's validation ROC-AUC, and the images it was measured on."""
+    aurocs = result["val_auroc_by_score"]
+    width = max(len(SCORE_NAMES[k]) for k in aurocs)
     lines = [
         f"score chosen by anomaly.score auto on validation images only, no test image seen: "
         f"{result['val_images']:,} normal validation images against "
         f"{result['val_anomalies']:,} training-pool images of the other classes",
-        f"  {'score':<9} validation ROC-AUC",
+        f"  {'score':<{width}} validation ROC-AUC",
     ]
-    for k, v in result["val_auroc_by_score"].items():
+    for k, v in aurocs.items():
         mark = "  chosen" if k == result["score"] else ""
-        lines.append(f"  {SCORE_NAMES[k]:<9} {v:.4f}{mark}")
+        lines.append(f"  {SCORE_NAMES[k]:<{width}} {v:.4f}{mark}")
     return lines

@@ -177,7 +177,7 @@ def resume(
     return _from_trained(trained)
 
 
-def denoise(
+def denoise_sweep(
     config: str | Path | Mapping | Config,
     overrides: Mapping[str, Any] | Sequence[str] | None = None,
     *,
@@ -191,7 +191,7 @@ def denoise(
         return run_sweep(load_config(config, overrides, **fields), resume=resume)
 
 
-def anomaly(
+def detect_anomalies(
     config: str | Path | Mapping | Config,
     overrides: Mapping[str, Any] | Sequence[str] | None = None,
     **fields: Any,
@@ -204,7 +204,7 @@ def anomaly(
     return Run(run_dir), report
 
 
-def anomaly_benchmark(
+def one_class_benchmark(
     config: str | Path | Mapping | Config, dataset: str, **fields: Any
 ) -> tuple[Path, list[dict]]:
     """The one-class benchmark, as `autoencoder anomaly --benchmark`: (its folder, one row a class)."""

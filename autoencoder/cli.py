@@ -103,7 +103,7 @@ def cmd_plot(args) -> None:
 
 def cmd_denoise(args) -> None:
     config = _config(args)
-    sweep_dir, rows = api.denoise(config, resume=args.resume)
+    sweep_dir, rows = api.denoise_sweep(config, resume=args.resume)
     print(results_markdown(rows, config))
     print(f"results and figures: {sweep_dir}")
 
@@ -129,7 +129,7 @@ def cmd_predict(args) -> None:
 def cmd_anomaly(args) -> None:
     if args.benchmark:
         config = load_config(args.config or BENCHMARK_PRESET, args.overrides)
-        bench_dir, rows = api.anomaly_benchmark(config, args.benchmark)
+        bench_dir, rows = api.one_class_benchmark(config, args.benchmark)
         print(format_benchmark(rows))
         print(f"results: {bench_dir / 'results.md'}")
         return
@@ -138,7 +138,7 @@ def cmd_anomaly(args) -> None:
             "anomaly: no CONFIG given; name one (e.g. configs/anomaly.yaml --set "
             "anomaly.normal=[3]), or run the one-class benchmark: --benchmark mnist"
         )
-    run, result = api.anomaly(_config(args))
+    run, result = api.detect_anomalies(_config(args))
     print(format_report(result))
     print(f"figures: {run.path / 'figures'}  scores: {run.path / 'anomaly_scores.csv'}")
 

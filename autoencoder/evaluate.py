@@ -104,9 +104,10 @@ def ssim(x: np.ndarray, recon: np.ndarray) -> float:
     return float(np.mean(ssim_values(x, recon)))
 
 
-# The anomaly scores per_image_score knows, by kind, and their names in reports. Also the order
-# `anomaly.score: auto` breaks ties in: the plainest score first.
-SCORE_NAMES = {"mse": "MSE", "mae": "MAE", "ssim": "1 - SSIM"}
+# The anomaly scores by kind, and their names in reports: per_image_score's three of the
+# reconstruction, and knn, the code's distance to the normal training codes (neighbors.py). Also
+# the order `anomaly.score: auto` breaks ties in: the plainest score first.
+SCORE_NAMES = {"mse": "MSE", "mae": "MAE", "ssim": "1 - SSIM", "knn": "code kNN distance"}
 # The kinds as a one-line message offers them: "a, b or c".
 SCORE_CHOICES = f"{', '.join(list(SCORE_NAMES)[:-1])} or {list(SCORE_NAMES)[-1]}"
 

@@ -158,7 +158,7 @@ def test_auto_without_other_classes_outside_the_test_split_is_refused_before_tra
     assert_error(
         result,
         "anomaly.score: auto chooses the score on images of the other classes outside the test "
-        "split, and the training pool holds only 0; set anomaly.score to mse, mae or ssim, or "
+        "split, and the training pool holds only 0; set anomaly.score to mse, mae, ssim or knn, or "
         "add images of other classes to the training pool (they are not trained on)",
     )
     assert not loaded and not (tmp_path / "runs").exists()
@@ -172,7 +172,7 @@ def test_a_fixed_threshold_with_score_auto_is_refused_at_load():
     assert str(info.value) == (
         "--set anomaly.threshold.value=0.1: anomaly: anomaly.score auto with "
         "anomaly.threshold.value 0.1: a fixed threshold is on one score's scale, and auto chooses "
-        "the score after training; set anomaly.score to mse, mae or ssim, or use "
+        "the score after training; set anomaly.score to mse, mae, ssim or knn, or use "
         "anomaly.threshold.quantile or fpr"
     )
     # A chosen score takes a fixed threshold, auto a chosen one.
@@ -191,7 +191,7 @@ def test_predict_refuses_a_run_whose_score_is_auto_but_never_chosen(tmp_path):
     assert str(info.value) == (
         f"{tmp_path}: its anomaly.score is auto and it holds no chosen score (metrics.json "
         f"anomaly/score); train it with `autoencoder anomaly`, which chooses and saves one, or "
-        f"set anomaly.score in its config.yaml to mse, mae or ssim"
+        f"set anomaly.score in its config.yaml to mse, mae, ssim or knn"
     )
 
 
@@ -270,8 +270,14 @@ def test_a_normal_class_outside_data_classes_is_one_line():
             "anomaly.normal: 11 is not a class of mnist_sample; its classes: 0, 1, 2, 3, 4, 5, "
             "6, 7, 8, 9 (by name, or number 0 to 9)",
         ),
+        (
+            ["anomaly.normal=[0]", "anomaly.score=knn", "data.patches={size: [16, 16]}"],
+            "anomaly.score: knn compares the code of a whole image with the normal training "
+            "codes, and data.patches cuts each image into tiles of its own codes; use mse, mae "
+            "or ssim with data.patches, or leave data.patches out",
+        ),
     ],
-    ids=["no anomalies", "unknown class"],
+    ids=["no anomalies", "unknown class", "knn on tiles"],
 )
 def test_cli_refusals_come_before_tensorflow_and_any_run(tmp_path, extra, message):
     config = write_config(tmp_path / "a.yaml", tiny(tmp_path / "runs", *extra))
@@ -326,7 +332,7 @@ def test_the_run_trains_on_the_normal_class_only_and_scores_every_test_image(zer
     assert 0.75 < result["auroc"] <= 1.0 and 0.9 < result["ap"] <= 1.0
     assert result["val_fpr"] <= 0.05 and result["val_images"] > 20
     # The same reconstructions scored every way; the configured one is the headline.
-    assert set(result["auroc_by_score"]) == {"mse", "mae", "ssim"}
+    assert set(result["auroc_by_score"]) == {"mse", "mae", "ssim", "knn"}
     assert result["auroc_by_score"]["mse"] == result["auroc"]
     assert all(0.5 < v <= 1.0 for v in result["auroc_by_score"].values())
 
@@ -375,6 +381,51 @@ def test_format_report_prints_the_confusion_matrix(zero_run):
 
 
 # ---------------------------------------------------------------------------------------------
+# A tiny run scored by the code's distance (anomaly.score knn)
+
+
+@pytest.fixture(scope="module")
+def knn_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("knn")
+    extra = ["data.limit=null", "train.epochs=3", "anomaly.normal=[0]", "anomaly.score=knn"]
+    config = tiny(out, *extra, "anomaly.neighbors=4")
+    return (*anomaly.anomaly_run(config), config)
+
+
+@pytest.mark.slow
+def test_the_knn_score_keeps_the_normal_codes_and_predict_scores_alike(knn_run, tmp_path):
+    from autoencoder.data.images import write_png
+    from autoencoder.neighbors import CodeNeighbors
+    from autoencoder.predict import predict_files
+
+    run_dir, result, config = knn_run
+    assert result["score"] == "knn" and result["auroc"] == result["auroc_by_score"]["knn"]
+    assert set(result["auroc_by_score"]) == set(SCORE_NAMES)
+    assert 0.6 < result["auroc"] <= 1.0  # zeros against the rest, after three short epochs
+    # The reference: one 8-number code per normal training image, never a validation image's.
+    reference = CodeNeighbors.load(run_dir)
+    trained_on = load_splits(
+        config.model_copy(update={"data": config.data.model_copy(update={"classes": [0]})})
+    )
+    assert reference.codes.shape == (trained_on.count("train"), 8)
+    assert reference.neighbors == 4
+    # predict scores image files by the same codes: the same numbers as anomaly_scores.csv.
+    with open(run_dir / "anomaly_scores.csv") as handle:
+        rows = list(csv.DictReader(handle))[:8]
+    test = load_splits(config).pixels("test")
+    for row in rows:
+        write_png(tmp_path / f"t{int(row['index']):03d}.png", test[int(row["index"])])
+    summary = predict_files(run_dir, sorted(tmp_path.glob("t*.png")), tmp_path / "out")
+    assert summary["kind"] == "knn" and summary["threshold"] == pytest.approx(result["threshold"])
+    with open(tmp_path / "out" / "scores.csv") as handle:
+        predicted = list(csv.DictReader(handle))
+    assert [r["score_kind"] for r in predicted] == ["knn"] * len(rows)
+    got = [float(r["score"]) for r in predicted]
+    assert got == pytest.approx([float(r["score"]) for r in rows], rel=1e-4)
+    assert len(set(got)) > 1
+
+
+# ---------------------------------------------------------------------------------------------
 # A tiny run with anomaly.score auto, and the same run with a poisoned test split
 
 
@@ -410,10 +461,13 @@ def test_auto_reports_its_choice_and_every_candidates_validation_auroc(auto_run)
         f"{result['val_images']:,} normal validation images against 500 training-pool images "
         f"of the other classes"
     )
-    assert lines[at + 1] == "  score     validation ROC-AUC"
-    for line, (kind, value) in zip(lines[at + 2 : at + 5], aurocs.items()):
+    width = len("code kNN distance")  # the longest name
+    assert lines[at + 1] == f"  {'score':<{width}} validation ROC-AUC"
+    rows = lines[at + 2 : at + 2 + len(aurocs)]
+    for line, (kind, value) in zip(rows, aurocs.items(), strict=True):
         mark = "  chosen" if kind == result["score"] else ""
-        assert line == f"  {SCORE_NAMES[kind]:<9} {value:.4f}{mark}"
+        assert line == f"  {SCORE_NAMES[kind]:<{width}} {value:.4f}{mark}"
+    assert lines[at + 2 + len(aurocs)].startswith("threshold ")
 
 
 @pytest.mark.slow

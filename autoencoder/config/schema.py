@@ -379,8 +379,11 @@ class AnomalyConfig(Section):
 
     normal: list[ClassKey] | None = None
     """The normal classes (numbers or names); every other class is an anomaly."""
-    score: Literal["mse", "mae", "ssim", "auto"] = "mse"
-    """Per-image score: mse, mae, ssim (1 - SSIM), or auto (chosen on validation images)."""
+    score: Literal["mse", "mae", "ssim", "knn", "auto"] = "mse"
+    """Per-image score: mse, mae, ssim (1 - SSIM), knn (the code's distance to normal codes), or
+    auto (chosen on validation images)."""
+    neighbors: PosInt = 5
+    """knn: how many of the nearest normal training codes an image's distance averages over."""
     threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
     """How the threshold is chosen: at most one of quantile, fpr, value; none: quantile 0.95."""
     examples: PosInt = 8
@@ -404,7 +407,7 @@ class AnomalyConfig(Section):
             raise ValueError(
                 f"anomaly.score auto with anomaly.threshold.value {self.threshold.value:g}: a "
                 f"fixed threshold is on one score's scale, and auto chooses the score after "
-                f"training; set anomaly.score to mse, mae or ssim, or use "
+                f"training; set anomaly.score to mse, mae, ssim or knn, or use "
                 f"anomaly.threshold.quantile or fpr"
             )
         return self

@@ -20,6 +20,7 @@ from autoencoder.data.splits import scaled
 from autoencoder.errors import UserError
 from autoencoder.evaluate import SCORE_CHOICES, SCORE_NAMES
 from autoencoder.model import load_model
+from autoencoder.neighbors import CodeNeighbors, flat_codes
 from autoencoder.noise import apply_noise
 from autoencoder.predict.inputs import (
     Source,
@@ -132,6 +133,7 @@ class Item:
     starts: list = field(default_factory=list)
     blend: Blend | None = None
     left: int = 0
+    code_distance: float = 0.0  # the knn score: the farthest of its tiles' codes
 
     def prepare(self, height: int, width: int) -> None:
         """Pad to the model's size and list the tiles."""
@@ -156,8 +158,9 @@ class Item:
 class Batcher:
     """Tiles of consecutive images batched together; finish(item, result) once all of an item's."""
 
-    def __init__(self, model, size: tuple, batch_size: int, finish: Callable):
+    def __init__(self, model, size: tuple, batch_size: int, finish: Callable, codes=None):
         self.model, self.size, self.batch_size, self.finish = model, size, batch_size, finish
+        self.codes = codes  # (encoder, CodeNeighbors) for the knn score, else None
         self.weights = window(*size)
         self.batch: list = []
 
@@ -175,7 +178,12 @@ class Batcher:
         tiles = np.stack([item.padded[y : y + h, x : x + w] for item, (y, x) in batch])
         # Clipped as runs.predict_images clips: a linear head's output can leave [0, 1].
         recon = np.clip(np.asarray(self.model.predict_on_batch(tiles), np.float32), 0.0, 1.0)
-        for (item, start), tile in zip(batch, recon):
+        distances = np.zeros(len(tiles))
+        if self.codes is not None:
+            encoder, reference = self.codes
+            distances = reference.distances(flat_codes(encoder.predict_on_batch(tiles)))
+        for (item, start), tile, distance in zip(batch, recon, distances):
+            item.code_distance = max(item.code_distance, float(distance))
             item.add(start, tile, self.weights)
             if item.left == 0:
                 self.finish(item, item.result())
@@ -218,6 +226,9 @@ def predict_files(
     if threshold is not None:  # the user's own, always used as given
         held = (float(threshold), held[1] if held else config_score(run_dir, config))
     threshold = held
+    codes = None
+    if threshold is not None and threshold[1] == "knn":  # refused before any output is made
+        codes = load_model(run_dir / "encoder.keras"), CodeNeighbors.load(run_dir)
     if threshold is not None:
         log.info(
             "anomaly threshold %g: images whose %s is above it are flagged",
@@ -244,7 +255,7 @@ def predict_files(
                 item.write(result, item.noisy)
                 bar.update(1)
 
-            batcher = Batcher(model, (height, width), batch_size, finish)
+            batcher = Batcher(model, (height, width), batch_size, finish, codes)
             items = _items(sources, channels, outputs, converted)
             if noise is not None:
                 items = _with_noise(items, config, noise)

@@ -129,7 +129,9 @@ class Scores:
             self.noisy_mse += noisy
         if self.threshold is not None:
             score = mse
-            if self.kind != "mse":
+            if self.kind == "knn":
+                score = item.code_distance
+            elif self.kind != "mse":
                 score = float(per_image_score(self.kind, item.clean[None], result[None])[0])
             flagged = score > self.threshold
             row.update(
