@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -423,6 +424,13 @@ def test_the_knn_score_keeps_the_normal_codes_and_predict_scores_alike(knn_run, 
     got = [float(r["score"]) for r in predicted]
     assert got == pytest.approx([float(r["score"]) for r in rows], rel=1e-4)
     assert len(set(got)) > 1
+    # Without its codes the run cannot score by knn: one line, before any output is made.
+    bare = tmp_path / "bare"
+    shutil.copytree(run_dir, bare)
+    (bare / "anomaly_codes.npz").unlink()
+    with pytest.raises(UserError, match=r"anomaly_codes.npz: missing; the knn score compares"):
+        predict_files(bare, sorted(tmp_path.glob("t*.png")), tmp_path / "out2")
+    assert not (tmp_path / "out2").exists()
 
 
 # ---------------------------------------------------------------------------------------------
