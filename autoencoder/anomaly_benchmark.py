@@ -197,10 +197,11 @@ def _class_text(row: dict) -> str:
 
 def format_benchmark(rows: list[dict]) -> str:
     """What `autoencoder anomaly --benchmark` prints."""
-    lines = [f"{'normal class':<18} {'score':<9} {'AUROC':>6} {'AP':>6} {'minutes':>8}"]
+    width = max(len(SCORE_NAMES[row["score"]]) for row in rows)
+    lines = [f"{'normal class':<18} {'score':<{width}} {'AUROC':>6} {'AP':>6} {'minutes':>8}"]
     for row in rows:
         lines.append(
-            f"{_class_text(row)[:18]:<18} {SCORE_NAMES[row['score']]:<9} "
+            f"{_class_text(row)[:18]:<18} {SCORE_NAMES[row['score']]:<{width}} "
             f"{100 * row['auroc']:>6.1f} {100 * row['ap']:>6.1f} {row['minutes']:>8.1f}"
         )
     mean = 100 * float(np.mean([r["auroc"] for r in rows]))
