@@ -13,7 +13,7 @@ the same way.
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ class CodeNeighbors:
     mean: np.ndarray  # (D,)
     scale: np.ndarray  # (D,)
     neighbors: int
+    index: object = field(default=None, init=False, repr=False, compare=False)  # built on first use
 
     @classmethod
     def fit(cls, codes: np.ndarray, neighbors: int, seed: int = 0) -> CodeNeighbors:
@@ -61,11 +62,11 @@ class CodeNeighbors:
         """Each code's mean distance to its nearest reference codes, shape (n,), float64."""
         from sklearn.neighbors import NearestNeighbors
 
-        if not hasattr(self, "_index"):
-            self._index = NearestNeighbors().fit(self.codes)
+        if self.index is None:
+            self.index = NearestNeighbors().fit(self.codes)
         k = min(self.neighbors, len(self.codes))
         standard = (np.asarray(codes, np.float32).reshape(len(codes), -1) - self.mean) / self.scale
-        found, _ = self._index.kneighbors(standard, n_neighbors=k)
+        found, _ = self.index.kneighbors(standard, n_neighbors=k)
         return found.astype(np.float64).mean(1)
 
     def save(self, run_dir: Path) -> Path:

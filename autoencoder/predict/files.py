@@ -228,7 +228,8 @@ def predict_files(
     threshold = held
     codes = None
     if threshold is not None and threshold[1] == "knn":  # refused before any output is made
-        codes = load_model(run_dir / "encoder.keras"), CodeNeighbors.load(run_dir)
+        reference = CodeNeighbors.load(run_dir)
+        codes = load_model(run_dir / "encoder.keras"), reference
     if threshold is not None:
         log.info(
             "anomaly threshold %g: images whose %s is above it are flagged",
