@@ -97,7 +97,7 @@ def test_auto_chooses_the_score_that_separates_best_and_its_aurocs_are_exact():
     # mse: 3 of the 4 (normal, anomaly) pairs in order; mae: all 4; ssim: none.
     assert kind == "mae" and aurocs == {"mse": 0.75, "mae": 1.0, "ssim": 0.0}
     # Equal AUROCs go by SCORE_NAMES' order, whatever order the scores come in.
-    same = {k: np.array([0.0, 0.5]) for k in ("ssim", "mae", "mse")}
+    same = {k: np.array([0.0, 0.5]) for k in ("knn", "ssim", "mae", "mse")}
     kind, aurocs = choose_score(same, {k: np.array([0.5, 1.0]) for k in same})
     assert kind == "mse" and list(aurocs) == list(SCORE_NAMES)
     assert aurocs["mse"] == 0.875  # the tied pair (0.5, 0.5) counts a half
@@ -133,8 +133,8 @@ def test_auto_chooses_on_other_classes_training_pool_images_never_the_test_split
         selection_images(splits, [0, 1, 2, 3], count=30, seed=5)
     assert str(info.value) == (
         "anomaly.score: auto chooses the score on images of the other classes outside the test "
-        "split, and the training pool holds only 0, 1, 2, 3; set anomaly.score to mse, mae or "
-        "ssim, or add images of other classes to the training pool (they are not trained on)"
+        "split, and the training pool holds only 0, 1, 2, 3; set anomaly.score to mse, mae, "
+        "ssim or knn, or add images of other classes to the training pool (they are not trained on)"
     )
 
 

@@ -30,7 +30,7 @@ LAYERS = [
     {"callbacks"},
     {"listing"},
     {"trainer"},
-    {"evaluate"},
+    {"evaluate", "neighbors"},
     {"plots"},
     {"pipeline"},
     {"denoise", "bench", "predict", "export", "embed", "anomaly", "comparison"},
