@@ -2,7 +2,8 @@
 
 `anomaly_run(config)` trains a run (pipeline.train) on the classes listed in anomaly.normal,
 scores each test image of every class by how badly it is reconstructed, or by how far its code
-lies from the normal training images' codes (anomaly.score; knn: neighbors.py), and reports ROC-AUC and average precision of the other classes (the anomalies) against the normal
+lies from the normal training images' codes (anomaly.score; knn: neighbors.py), and reports
+ROC-AUC and average precision of the other classes (the anomalies) against the normal
 ones. The threshold is chosen on the normal validation images, never on the test set, and is
 saved with the run (metrics.json `anomaly/threshold` and `anomaly/score`, which `predict` reads).
 
