@@ -187,6 +187,7 @@ def run_datasets(config, splits, first_epoch: int = 0):
         noise_fn=None if noise is None else training_noise(noise, config.seed, first_epoch),
         patches=splits.patches,
         first_epoch=first_epoch,
+        augment=config.data.augment,
     )
     val_ds = make_dataset(
         splits.val_pixels,

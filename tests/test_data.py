@@ -997,3 +997,87 @@ def test_subset_splits_holds_the_picked_images_and_labels_alone(tmp_path, stream
     into_test = data.subset_splits(splits, {"test": np.array([1])}, "one", into="test")
     assert into_test.pixels("test")[:][:, 0, 0, 0].tolist() == [21]
     assert into_test.count("val") == 0 and into_test.labels("test").tolist() == [121]
+
+
+def shifted_versions(image: np.ndarray, shift: int) -> list[np.ndarray]:
+    """Every shift of image by up to `shift` pixels each way, edges mirrored."""
+    padded = np.pad(image, [(shift, shift), (shift, shift), (0, 0)], mode="reflect")
+    h, w = image.shape[:2]
+    return [
+        padded[r : r + h, c : c + w] for r in range(2 * shift + 1) for c in range(2 * shift + 1)
+    ]
+
+
+def test_augment_shift_moves_each_training_image_within_the_shift_anew_each_epoch():
+    from autoencoder.config.schema import AugmentConfig
+
+    x = np.random.default_rng(0).integers(0, 256, (12, 9, 7, 2), dtype=np.uint8)
+    ds = data.make_dataset(x, batch_size=5, shuffle=True, seed=2, augment=AugmentConfig(shift=2))
+    epochs = []
+    for _ in range(2):
+        batches = [(i.numpy(), t.numpy()) for i, t in ds]
+        for inputs, target in batches:
+            np.testing.assert_array_equal(inputs, target)  # the target moves with the input
+        epochs.append(np.rint(np.concatenate([i for i, _ in batches]) * 255).astype(np.uint8))
+    where = []
+    for moved in epochs[0]:
+        found = [
+            (k, j)
+            for k, image in enumerate(x)
+            for j, version in enumerate(shifted_versions(image, 2))
+            if np.array_equal(version, moved)
+        ]
+        assert len(found) == 1  # exactly one image, moved by at most 2 pixels
+        where.append(found[0])
+    assert sorted(k for k, _ in where) == list(range(12))  # every image once an epoch
+    assert len({j for _, j in where}) > 3  # many different shifts, not one for all
+    assert not np.array_equal(np.sort(epochs[0], axis=0), np.sort(epochs[1], axis=0))
+    plain = data.make_dataset(
+        x, batch_size=5, shuffle=False, seed=2, augment=AugmentConfig(shift=2)
+    )
+    held = np.concatenate([i.numpy() for i, _ in plain])
+    np.testing.assert_array_equal(np.rint(held * 255).astype(np.uint8), x)  # validation: as is
+
+
+def test_augment_flip_mirrors_about_half_and_composes_with_noise():
+    from autoencoder.config.schema import AugmentConfig
+
+    x = np.random.default_rng(1).integers(0, 256, (200, 6, 6, 1), dtype=np.uint8)
+    noise = []
+
+    def noise_fn(batch, seed):
+        noise.append(True)
+        return batch * 0.0
+
+    ds = data.make_dataset(
+        x, batch_size=64, shuffle=True, seed=0, noise_fn=noise_fn, augment=AugmentConfig(flip=True)
+    )
+    targets = np.rint(np.concatenate([t.numpy() for i, t in ds]) * 255).astype(np.uint8)
+    inputs = np.concatenate([i.numpy() for i, _ in ds])
+    assert noise and not inputs.any()  # the noise comes after, on the changed images
+    originals = {image.tobytes(): k for k, image in enumerate(x)}
+    mirrored = {image[:, ::-1].tobytes(): k for k, image in enumerate(x)}
+    kept = sum(t.tobytes() in originals for t in targets)
+    flipped = sum(t.tobytes() in mirrored for t in targets)
+    assert kept + flipped == 200
+    assert 70 < flipped < 130  # about half, drawn per image
+
+
+def test_augment_shift_not_smaller_than_the_images_is_one_line(tmp_path, digits):
+    from conftest import write_digits
+
+    from autoencoder.config import load_config
+
+    with pytest.raises(UserError) as info:
+        load_config(None, ["data.dataset=mnist", "data.augment.shift=28"])
+    message = str(info.value)
+    assert "data.augment.shift 28 is not smaller than the 28x28 images the model sees" in message
+    assert "\n" not in message
+    root = write_digits(tmp_path / "d", *(a[:30] for a in digits))
+    cfg = load_config(None, ["data.dataset=folder", f"data.path={root}", "data.augment.shift=28"])
+    assert error_of(cfg) == (
+        "data.augment.shift 28 is not smaller than the 28x28 images the model sees; shift by "
+        "fewer pixels (1-3 suit 28x28 digits)"
+    )
+    with pytest.raises(UserError, match="not smaller than the 8x8 images"):  # patches: their size
+        load_config(None, ["data.augment.shift=8", "data.patches.size=8"])

@@ -273,11 +273,12 @@ def combination(name, tmp_path, digits, photos):
             "{type: residual, filters: 8, strides: 2}]"
         ],
         "vae": ["model.kind=vae", "model.latent_dim=4"],
-        "denoiser": ["data.noise={kind: gaussian, level: 0.3}"],
+        "denoiser": ["data.noise={kind: gaussian, level: 0.3}", "data.augment={shift: 2}"],
         "patches": [
             "data.dataset=folder",
             f"data.path={write_photo_crops(tmp_path / 'big', photos, n=20, size=(40, 48))}",
             "data.patches={size: [16, 16], per_image: 4}",
+            "data.augment={shift: 3, flip: true}",
         ],
         "colour": [
             "data.dataset=folder",

@@ -104,6 +104,24 @@ class PatchConfig(Section):
     """Crops taken from each image in every epoch."""
 
 
+def augment_too_far(shift: int, size) -> str:
+    """The message for a shift the mirrored edge cannot fill."""
+    return (
+        f"data.augment.shift {shift} is not smaller than the {size[0]}x{size[1]} images the model "
+        f"sees; shift by fewer pixels (1-3 suit 28x28 digits)"
+    )
+
+
+class AugmentConfig(Section):
+    """`data.augment`: random changes to the training images, new each epoch (targets change too)."""
+
+    shift: NonNegInt = 0
+    """Move each image by up to this many pixels in each direction (edges mirrored); 0: no shift."""
+    flip: StrictBool = False
+    """Mirror half of the images left to right (not for digits or text, whose mirror is another
+    shape)."""
+
+
 class DataConfig(Section):
     """The images: where they come from, the splits, their size and colour."""
 
@@ -139,6 +157,8 @@ class DataConfig(Section):
     """Skip unreadable image files with one warning instead of refusing them."""
     noise: NoiseConfig | None = None
     """Train on noisy inputs with clean targets; left out: no noise."""
+    augment: AugmentConfig | None = None
+    """Shift or mirror the training images (validation and test never); left out: as they are."""
 
     @field_validator("classes")
     @classmethod
@@ -169,6 +189,9 @@ class DataConfig(Section):
                     f"data.patches.size {list(self.patches.size)} is larger than "
                     f"data.image_size {list(self.image_size)}; patches are cut from the images"
                 )
+        shape = self.input_shape()
+        if self.augment is not None and shape is not None and self.augment.shift >= min(shape[:2]):
+            raise ValueError(augment_too_far(self.augment.shift, shape[:2]))
         return self
 
     def image_shape(self) -> tuple[int, int, int] | None:

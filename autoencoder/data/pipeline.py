@@ -8,8 +8,9 @@ import numpy as np
 
 from autoencoder.runtime import tensorflow
 
-# The key of the random crops' Philox stream; the training noise uses the run's seed itself.
-CROP_KEY = 1 << 32
+# The keys of the random crops' and augmentations' Philox streams; the training noise uses the
+# run's seed itself.
+CROP_KEY, AUGMENT_KEY = 1 << 32, 2 << 32
 # A streamed split: threads reading files, decoding calls at a time; every split: batches made
 # ahead, noise calls at a time (vectorised over the batch: one call keeps ahead of a step).
 READERS, DECODERS, PREFETCH, NOISE_CALLS = 4, 1, 4, 2
@@ -26,6 +27,7 @@ def make_dataset(
     patches=None,
     first_epoch: int = 0,
     image_noise_fn: Callable | None = None,
+    augment=None,
 ):
     """Batches of float32 (input, target); the target is the clean image unless y_target is given.
 
@@ -42,12 +44,16 @@ def make_dataset(
       first_epoch: the epoch a resumed run starts at: random crops go on from there.
       image_noise_fn: image_noise_fn(batch, keys) -> noisy batch, the same noise for the same key
         (the index of the image, or of the patch) every time: validation noise.
+      augment: data.augment: random shifts and mirrors of the images (or patches), new each
+        epoch, before the noise; only when shuffling (training). Inputs and targets move alike.
     """
     tf = tensorflow()
     n, per = len(x), (patches.per_image if patches is not None else 1)
     streamed = not isinstance(x, np.ndarray)
     if streamed and y_target is not None:
         raise ValueError("a streamed split is its own target; y_target must be None")
+    if augment is not None and y_target is not None:
+        raise ValueError("augmenting moves the input; a separate y_target would not follow it")
 
     ds = tf.data.Dataset.range(n * per)
     if shuffle:
@@ -60,6 +66,7 @@ def make_dataset(
         )
     ds = ds.batch(batch_size)
     crop = _cropper(tf, x.shape[1:3], patches, shuffle, seed, first_epoch, n * per)
+    changed = _augmenter(tf, augment, seed, first_epoch) if shuffle else None
 
     def scale(batch):
         # uint8 stays bytes in the pipeline (a quarter of float32) and is scaled per batch.
@@ -67,6 +74,9 @@ def make_dataset(
 
     def with_noise(idx, inputs):
         return inputs if image_noise_fn is None else image_noise_fn(inputs, idx)
+
+    def augmented(images):
+        return images if changed is None else changed(images)
 
     if streamed:
         shape = tuple(x.shape[1:])
@@ -76,7 +86,7 @@ def make_dataset(
             images = tf.ensure_shape(images, (None, *shape))
             if crop is not None:
                 images = crop(images, tf.range(tf.shape(idx, out_type=tf.int64)[0]), idx)
-            images = scale(images)
+            images = augmented(scale(images))
             return with_noise(idx, images), images
 
         # One decoding call at a time: Pillow's work on small files is mostly Python holding the
@@ -97,7 +107,7 @@ def make_dataset(
             return scale(crop(store, idx // per, idx))
 
         def fetch(idx):
-            clean = gather(images, idx)
+            clean = augmented(gather(images, idx))
             target = clean if targets is None else gather(targets, idx)
             return with_noise(idx, clean), target
 
@@ -167,3 +177,33 @@ def _cropper(tf, image_size, patches, random: bool, seed: int, first_epoch: int,
         return tf.gather_nd(store, index)
 
     return crop
+
+
+def _augmenter(tf, augment, seed: int, first_epoch: int):
+    """augment(batch) -> the batch shifted and mirrored at random, or None when nothing is asked."""
+    if augment is None or (augment.shift == 0 and not augment.flip):
+        return None
+    # As the crops: the state lives in a variable, so every epoch draws anew, and a resumed run
+    # starts the counter's high word at its first epoch.
+    generator = tf.random.Generator.from_key_counter(
+        key=seed + AUGMENT_KEY, counter=[0, first_epoch], alg="philox"
+    )
+    s = augment.shift
+
+    def change(batch):
+        b, h, w = tf.shape(batch)[0], tf.shape(batch)[1], tf.shape(batch)[2]
+        if s:
+            # Mirrored edges: a black border stays black (digits), a photo's edge continues;
+            # zeros would paint a frame that the model then learns to draw.
+            padded = tf.pad(batch, [[0, 0], [s, s], [s, s], [0, 0]], mode="REFLECT")
+            at = generator.uniform((b, 2), minval=0, maxval=2 * s + 1, dtype=tf.int32)
+            rows = at[:, :1] + tf.range(h)[None]
+            cols = at[:, 1:] + tf.range(w)[None]
+            batch = tf.gather(padded, rows, axis=1, batch_dims=1)
+            batch = tf.gather(batch, cols, axis=2, batch_dims=1)
+        if augment.flip:
+            mirror = generator.uniform((b, 1, 1, 1)) < 0.5
+            batch = tf.where(mirror, tf.reverse(batch, axis=[2]), batch)
+        return batch
+
+    return change

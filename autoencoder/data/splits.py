@@ -14,6 +14,7 @@ from autoencoder.data.folder import ImageFiles
 from autoencoder.data.formats import DIGITS
 from autoencoder.data.images import Decode, fit_image, load_image
 from autoencoder.data.sources import load_raw, offline
+from autoencoder.config.schema import augment_too_far
 from autoencoder.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,7 @@ def load_splits(config, *, download: bool | None = None) -> Splits:
         patches=data.patches,
     )
     _check_patches(splits, data, data.dataset)
+    _check_augment(splits, data)
     return splits
 
 
@@ -232,6 +234,13 @@ def _check_patches(splits: Splits, data, where: str) -> None:
             f"data.patches.size {ph}x{pw} is larger than the {h}x{w} images of {where}; use "
             f"smaller patches, or data.image_size to enlarge the images"
         )
+
+
+def _check_augment(splits: Splits, data) -> None:
+    """A shift must be smaller than what the model sees: the mirrored edge fills it."""
+    size = data.patches.size if data.patches is not None else splits.image_shape[:2]
+    if data.augment is not None and data.augment.shift >= min(size):
+        raise UserError(augment_too_far(data.augment.shift, size))
 
 
 def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -332,6 +341,7 @@ def _folder_splits(config) -> Splits:
             "pool_mean": scan.sums / max(1, pool_ok * scan.shape[0] * scan.shape[1]) / 255.0,
         },
     )
+    _check_augment(splits, data)
     return splits
 
 
@@ -477,6 +487,11 @@ def describe(config) -> str:
             f"patches     {ph} x {pw}, {splits.patches.per_image} per image and epoch (what the "
             f"model sees; evaluated on whole images)"
         )
+    augment = config.data.augment
+    if augment is not None and (augment.shift or augment.flip):
+        changes = [f"shifted up to {augment.shift} px"] * bool(augment.shift)
+        changes += ["half mirrored left to right"] * augment.flip
+        lines.append(f"augment     training images {' and '.join(changes)}, anew each epoch")
     rows = [("train", "train"), ("validation", "val"), ("test", "test")]
     table = class_table([(name, splits.labels(split)) for name, split in rows], splits.class_names)
     return "\n".join([*lines, "", *table])
