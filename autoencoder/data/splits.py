@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from autoencoder.config.schema import augment_too_far
 from autoencoder.data import folder
 from autoencoder.data.folder import ImageFiles
 from autoencoder.data.formats import DIGITS
 from autoencoder.data.images import Decode, fit_image, load_image
 from autoencoder.data.sources import load_raw, offline
-from autoencoder.config.schema import augment_too_far
 from autoencoder.errors import UserError
 
 log = logging.getLogger(__name__)
