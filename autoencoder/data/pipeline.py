@@ -66,7 +66,7 @@ def make_dataset(
         )
     ds = ds.batch(batch_size)
     crop = _cropper(tf, x.shape[1:3], patches, shuffle, seed, first_epoch, n * per)
-    changed = _augmenter(tf, augment, seed, first_epoch) if shuffle else None
+    augmented = _augmenter(tf, augment if shuffle else None, seed, first_epoch)
 
     def scale(batch):
         # uint8 stays bytes in the pipeline (a quarter of float32) and is scaled per batch.
@@ -74,9 +74,6 @@ def make_dataset(
 
     def with_noise(idx, inputs):
         return inputs if image_noise_fn is None else image_noise_fn(inputs, idx)
-
-    def augmented(images):
-        return images if changed is None else changed(images)
 
     if streamed:
         shape = tuple(x.shape[1:])
@@ -180,9 +177,9 @@ def _cropper(tf, image_size, patches, random: bool, seed: int, first_epoch: int,
 
 
 def _augmenter(tf, augment, seed: int, first_epoch: int):
-    """augment(batch) -> the batch shifted and mirrored at random, or None when nothing is asked."""
+    """augment(batch) -> the batch shifted and mirrored at random (itself when nothing is asked)."""
     if augment is None or (augment.shift == 0 and not augment.flip):
-        return None
+        return lambda batch: batch
     # As the crops: the state lives in a variable, so every epoch draws anew, and a resumed run
     # starts the counter's high word at its first epoch.
     generator = tf.random.Generator.from_key_counter(
