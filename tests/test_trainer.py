@@ -2,11 +2,14 @@
 
 import csv
 import json
+import re
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from conftest import cli, start_training, tiny, wait_for_first_epoch, write_config
+from conftest import ROOT, cli, start_training, tiny, wait_for_first_epoch, write_config
 
 from autoencoder.config import load_config
 from autoencoder.errors import UserError
@@ -351,3 +354,26 @@ def test_every_callback_on_every_family_and_data_kind(tmp_path, digits, photos, 
     assert image.shape[:2] == ((h * scale + 1) * rows - 1, (w * scale + 1) * n - 1)
     assert (image.shape[2] if image.ndim == 3 else 1) in ((3, 4) if c == 3 else (1, 2, 3, 4))
     assert image.std() > 5  # not a blank grid
+
+
+def test_training_rate_script_times_each_variant_in_turns(tmp_path):
+    """scripts/training_rate.py: one line per variant, its overrides and a rate for each round."""
+    config = write_config(tmp_path / "tiny.yaml", tiny(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "scripts/training_rate.py", str(config), "--dtype", "float32"]
+        + ["--rounds", "2", "--variant", "batch 8", "train.batch_size=8,train.epochs=3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {}
+    for line in result.stdout.splitlines()[1:]:
+        match = re.match(r"\s+(.+?)\s+median\s+(\d+)\s+\((\d+), (\d+)\)\s+(\[.*\])$", line)
+        assert match, line
+        rows[match[1]] = [int(match[2]), int(match[3]), int(match[4]), match[5]]
+    assert list(rows) == ["as is", "batch 8"]
+    assert rows["batch 8"][3] == "['train.batch_size=8', 'train.epochs=3']"
+    for median, first, second, _ in rows.values():
+        assert min(first, second) <= median <= max(first, second) and median > 0

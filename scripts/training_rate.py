@@ -1,0 +1,44 @@
+"""Training images per second of a config's model and of variants of it, in turns.
+
+    python scripts/training_rate.py CONFIG [--dtype mixed_bfloat16] [--rounds 3]
+        [--variant NAME KEY=VALUE[,KEY=VALUE...]] ...
+
+Each variant (the config itself is "as is") is timed with the trainer's own measure (the median
+training step of the compiled model on one batch, `trainer.training_rate`), the variants in
+turns for several rounds: on a shared host the speed moves between minutes, and taking turns
+spreads that over every variant instead of favouring whichever ran at a quiet moment.
+"""
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from autoencoder.config import load_config  # noqa: E402
+from autoencoder.trainer import training_rate  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("--dtype", default="mixed_bfloat16")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--variant", nargs=2, action="append", default=[], metavar=("NAME", "SETS"))
+    args = parser.parse_args()
+    variants = {"as is": []} | {name: sets.split(",") for name, sets in args.variant}
+    configs = {name: load_config(args.config, sets) for name, sets in variants.items()}
+    rates = {name: [] for name in variants}
+    for _ in range(args.rounds):
+        for name, config in configs.items():
+            rates[name].append(training_rate(config, args.dtype) * config.train.batch_size)
+    print(f"{args.config}, {args.dtype}: training images a second, {args.rounds} rounds in turns")
+    for name, seen in rates.items():
+        each = ", ".join(f"{r:.0f}" for r in seen)
+        print(f"  {name:<24} median {statistics.median(seen):6.0f}   ({each})   {variants[name]}")
+
+
+if __name__ == "__main__":
+    main()
