@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autoencoder.config import load_config  # noqa: E402
+from autoencoder.errors import UserError  # noqa: E402
 from autoencoder.trainer import training_rate  # noqa: E402
 
 
@@ -29,7 +30,11 @@ def main() -> None:
     parser.add_argument("--variant", nargs=2, action="append", default=[], metavar=("NAME", "SETS"))
     args = parser.parse_args()
     variants = {"as is": []} | {name: sets.split(",") for name, sets in args.variant}
-    configs = {name: load_config(args.config, sets) for name, sets in variants.items()}
+    try:
+        configs = {name: load_config(args.config, sets) for name, sets in variants.items()}
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)  # one line and exit status 2, as the CLI's
+        raise SystemExit(2) from None
     rates = {name: [] for name in variants}
     for _ in range(args.rounds):
         for name, config in configs.items():

@@ -377,3 +377,25 @@ def test_training_rate_script_times_each_variant_in_turns(tmp_path):
     assert rows["batch 8"][3] == "['train.batch_size=8', 'train.epochs=3']"
     for median, first, second, _ in rows.values():
         assert min(first, second) <= median <= max(first, second) and median > 0
+
+
+def test_training_rate_script_refuses_a_bad_variant_in_one_line(tmp_path):
+    config = write_config(tmp_path / "tiny.yaml", tiny(tmp_path))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "scripts/training_rate.py",
+            str(config),
+            "--variant",
+            "x",
+            "train.epoch=3",
+        ][:],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: --set train.epoch=3: train.epoch: unknown key; did you mean 'epochs'?"
+    ]
