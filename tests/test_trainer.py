@@ -389,7 +389,7 @@ def test_training_rate_script_refuses_a_bad_variant_in_one_line(tmp_path):
             "--variant",
             "x",
             "train.epoch=3",
-        ][:],
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
