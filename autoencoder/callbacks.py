@@ -170,6 +170,62 @@ class FrozenOutput(keras.callbacks.Callback):
         self._last = val
 
 
+def cosine_lr(progress: float, initial: float, floor: float) -> float:
+    """Keras's CosineDecay at a fraction of the schedule (clamped to [0, 1])."""
+    progress = min(1.0, max(0.0, progress))
+    return floor + (initial - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stop once `budget` seconds of epochs are spent; a cosine schedule follows the time."""
+
+    def __init__(self, budget: float, spent: float, total_steps: int, cosine=None):
+        # spent: the seconds of the epochs already in the run's history (a resume's clock goes
+        # on from there). cosine: (initial, floor) learning rates, or None for no schedule.
+        super().__init__()
+        self.budget, self.spent, self.total_steps, self.cosine = budget, spent, total_steps, cosine
+        self.stopped = None  # (epoch, batches trained in it) when the budget stopped training
+        self._reserve = 0.0  # the last validation's seconds: stopping that early ends on time
+        self._began = self._tested = time.time()
+        self._epoch = self._steps = 0
+
+    def elapsed(self) -> float:
+        """Seconds spent, the current epoch's so far included."""
+        return self.spent + time.time() - self._began
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._began, self._epoch = time.time(), epoch
+
+    def _set_rate(self):
+        # The rate of the next step, as a Keras schedule evaluates it at the step count; the
+        # larger fraction, of minutes or of steps, brings it to its floor when either ends.
+        if self.cosine is not None:
+            progress = max(self.elapsed() / self.budget, self._steps / self.total_steps)
+            self.model.optimizer.learning_rate = cosine_lr(progress, *self.cosine)
+
+    def on_train_begin(self, logs=None):
+        # Counted here, not read per batch: a read of a mirrored variable is a sync.
+        self._steps = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self._set_rate()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+        if self.stopped is None and self.elapsed() + self._reserve >= self.budget:
+            self.stopped = (self._epoch + 1, batch + 1)
+            self.model.stop_training = True
+        self._set_rate()
+
+    def on_test_begin(self, logs=None):
+        self._tested = time.time()
+
+    def on_test_end(self, logs=None):
+        self._reserve = time.time() - self._tested
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.spent += time.time() - self._began
+        self._began = time.time()
+
+
 def image_grid(rows: list, scale: int = 2) -> np.ndarray:
     """Equal-length batches of images (n, H, W, C) as one image, a row per batch, grey gaps.
 

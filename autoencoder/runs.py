@@ -26,8 +26,8 @@ from autoencoder.errors import UserError
 from autoencoder.model import saved_input_shape
 from autoencoder.noise import model_inputs
 
-# Keys that may change between a run and its resume: more epochs extend a finished run.
-RESUMABLE_CHANGES = {"train.epochs"}
+# Keys that may change between a run and its resume: more epochs or minutes extend a run.
+RESUMABLE_CHANGES = {"train.epochs", "train.minutes"}
 STATE = "checkpoints/state.json"
 PRECISION = "checkpoints/precision.json"  # precision.Choice as a dict, from the run's first start
 PREDICT_CHUNK = 8192  # images per predict pipeline: bounds the copy it holds

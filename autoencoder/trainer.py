@@ -102,11 +102,24 @@ def fit(
         next(iter(train_ds))
     recorder, nan_guard, frozen = RunRecorder(run_dir, state), NonFiniteLoss(), FrozenOutput()
     callbacks = [recorder, nan_guard, frozen, *_schedule_callbacks(config)]
+    budget = _time_budget(config, recorder.rows, steps)
+    if budget is not None:
+        # First, so that its epoch ends before the recorder writes checkpoints: its clock
+        # then counts what history.csv's seconds do.
+        callbacks.insert(0, budget)
     if chief:
         callbacks += _chief_callbacks(config, run_dir, splits, steps, first_epoch)
     callbacks += extra_callbacks
     started = time.time()
-    if first_epoch < config.train.epochs:
+    spent_before = budget is not None and budget.spent >= budget.budget
+    if spent_before:
+        log.info(
+            "train.minutes is %g and the run has trained %.2f minutes: nothing to train; "
+            "resume with --set train.minutes=M for more",
+            config.train.minutes,
+            budget.spent / 60,
+        )
+    elif first_epoch < config.train.epochs:
         model.fit(
             train_ds,
             validation_data=val_ds,
@@ -150,7 +163,44 @@ def fit(
             "code alone; model.keras is the whole model, encoder.keras gives the code"
         )
     log.info("trained %d epochs in %.0f s", recorder.epoch, time.time() - started)
+    if budget is not None and not spent_before:
+        _log_budget(config, budget, steps)
     return model, encoder, decoder
+
+
+def _time_budget(config: Config, history: list[dict], steps: int):
+    """The TimeBudget callback of a run with train.minutes, its clock at the history's seconds."""
+    if config.train.minutes is None:
+        return None
+    from autoencoder.callbacks import TimeBudget
+
+    train = config.train
+    cosine = None
+    if train.schedule.kind == "cosine":
+        cosine = (train.optimizer.learning_rate, train.schedule.min_lr)
+    spent = sum(row.get("seconds", 0.0) for row in history)
+    return TimeBudget(60.0 * train.minutes, spent, max(1, train.epochs * steps), cosine)
+
+
+def _log_budget(config: Config, budget, steps: int) -> None:
+    if budget.stopped is None:
+        log.info(
+            "train.minutes: %.2f of %g minutes spent when train.epochs (%d) ran out",
+            budget.spent / 60,
+            config.train.minutes,
+            config.train.epochs,
+        )
+        return
+    epoch, batches = budget.stopped
+    log.info(
+        "train.minutes=%g reached in epoch %d after %d of its %d batches (%.2f minutes with "
+        "its validation); the run records it as a completed epoch",
+        config.train.minutes,
+        epoch,
+        batches,
+        steps,
+        budget.spent / 60,
+    )
 
 
 def run_precision(
@@ -212,7 +262,8 @@ def make_optimizer(config: Config, steps_per_epoch: int, dtype: str = "float32")
 
     opt, sched = config.train.optimizer, config.train.schedule
     lr = opt.learning_rate
-    if sched.kind == "cosine":
+    # With train.minutes the TimeBudget callback sets a cosine rate from the time spent.
+    if sched.kind == "cosine" and config.train.minutes is None:
         lr = keras.optimizers.schedules.CosineDecay(
             opt.learning_rate,
             decay_steps=max(1, config.train.epochs * steps_per_epoch),

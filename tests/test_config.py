@@ -61,6 +61,12 @@ def test_a_noise_level_is_a_number_or_a_range(tmp_path):
     assert load_config(path) == c
 
 
+def test_minutes_take_whole_or_decimal_numbers():
+    assert load_config(None, ["train.minutes=20"]).train.minutes == 20
+    assert load_config(None, ["train.minutes=0.5"]).train.minutes == 0.5
+    assert Config().train.minutes is None
+
+
 def test_dump_round_trips(tmp_path):
     c = load_config(None, ["train.epochs=7", "model.latent_dim=16", "data.classes=[3]"])
     again = load_config(write(tmp_path, dump_config(c)))
@@ -255,6 +261,13 @@ def test_a_dict_s_mistakes_name_config_where_a_file_would_be():
             ["denoise.blind_epochs=24"],
             "denoise: blind_epochs 24 needs a blind model: set denoise.blind to a range "
             "[low, high] or leave blind_epochs out",
+        ),
+        ("", ["train.minutes=0"], "train.minutes: must be greater than 0, got 0.0"),
+        (
+            "train: {distribute: multi_worker}",
+            ["train.minutes=20"],
+            "train: minutes 20 cannot stop a multi_worker run (each worker's clock would stop it "
+            "at a different step); leave minutes out and set train.epochs",
         ),
         ("", ["train.epochz=3"], "train.epochz: unknown key; did you mean 'epochs'?"),
         ("", ["trainx.epochs=3"], "trainx: unknown key; did you mean 'train'?"),

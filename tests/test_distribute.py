@@ -75,6 +75,37 @@ def test_mirrored_over_two_cpus_matches_one_device(tmp_path):
         assert finals[2][key] == pytest.approx(finals[1][key], rel=1e-3), key
 
 
+def test_minutes_stop_a_mirrored_run_and_set_its_rate(tmp_path):
+    # The time budget assigns the learning rate from a callback: a mirrored variable here.
+    config = tiny(
+        tmp_path / "out",
+        "train.distribute=mirrored",
+        "train.epochs=1000",
+        "train.minutes=0.05",
+        "train.schedule={kind: cosine, min_lr: 1.0e-5}",
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SPLIT_CPU,
+            "2",
+            "--quiet",
+            "train",
+            str(write_config(tmp_path / "c.yaml", config)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (tmp_path / "out" / "tiny").iterdir()
+    history = read_history(run)
+    assert 2 <= len(history) < 1000 and (run / "model.keras").is_file()
+    assert history[0]["lr"] > 0.5e-3 and history[-1]["lr"] < 0.05e-3
+
+
 def free_ports(n):
     sockets = [socket.socket() for _ in range(n)]
     for s in sockets:

@@ -399,3 +399,67 @@ def test_training_rate_script_refuses_a_bad_variant_in_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: --set train.epoch=3: train.epoch: unknown key; did you mean 'epochs'?"
     ]
+
+
+def test_cosine_lr_runs_from_the_initial_rate_to_the_floor():
+    from autoencoder.callbacks import cosine_lr
+
+    assert cosine_lr(0.0, 1e-3, 1e-5) == pytest.approx(1e-3)
+    assert cosine_lr(0.5, 1e-3, 1e-5) == pytest.approx((1e-3 + 1e-5) / 2)
+    assert cosine_lr(1.0, 1e-3, 1e-5) == pytest.approx(1e-5)
+    assert cosine_lr(1.7, 1e-3, 1e-5) == pytest.approx(1e-5)  # past the end: the floor
+
+
+def seconds_of(run_dir):
+    return sum(row["seconds"] for row in read_history(run_dir))
+
+
+def test_minutes_stop_a_run_on_time_and_a_resume_with_more_goes_on(tmp_path, caplog):
+    from autoencoder.pipeline import train_run
+
+    budget = 4.0  # seconds: many epochs of the tiny model
+    config = tiny(
+        tmp_path,
+        f"train.minutes={budget / 60}",
+        "train.epochs=1000",
+        "train.schedule={kind: cosine, min_lr: 1.0e-5}",
+    )
+    with caplog.at_level("INFO", logger="autoencoder"):
+        run_dir = train_run(config)[0]
+    history = read_history(run_dir)
+    assert 2 <= len(history) < 1000
+    # It stops at the first batch past the budget, less the last validation's seconds.
+    longest = max(row["seconds"] for row in history)
+    assert budget - longest <= seconds_of(run_dir) <= budget + longest
+    # The cosine follows the time: high at the start, its floor at the end, never rising.
+    rates = [row["lr"] for row in history]
+    assert rates[0] > 0.5e-3 and rates[-1] < 0.05e-3
+    assert all(b <= a for a, b in zip(rates, rates[1:]))
+    assert f"train.minutes={budget / 60:g} reached in epoch {len(history)} after" in caplog.text
+
+    # Its own config again: the minutes are spent, nothing trains.
+    train_run(load_config(run_dir / "config.yaml"), resume=run_dir)
+    assert len(read_history(run_dir)) == len(history)
+    # More minutes: the clock goes on from the history's seconds.
+    train_run(
+        load_config(run_dir / "config.yaml", [f"train.minutes={2 * budget / 60}"]), resume=run_dir
+    )
+    longer = read_history(run_dir)
+    assert len(longer) > len(history)
+    assert 2 * budget - longest <= seconds_of(run_dir) <= 2 * budget + longest
+
+
+def test_epochs_end_a_run_with_minutes_to_spare_at_the_cosine_floor(tmp_path, caplog):
+    from autoencoder.pipeline import train_run
+
+    config = tiny(
+        tmp_path,
+        "train.minutes=30",
+        "train.epochs=2",
+        "train.schedule={kind: cosine, min_lr: 1.0e-5}",
+    )
+    with caplog.at_level("INFO", logger="autoencoder"):
+        history = read_history(train_run(config)[0])
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert history[-1]["lr"] == pytest.approx(1e-5, rel=0.05)  # the steps brought it down
+    assert "of 30 minutes spent when train.epochs (2) ran out" in caplog.text

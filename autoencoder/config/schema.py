@@ -294,6 +294,26 @@ class TrainConfig(Section):
     """Refuse a run whose memory plan exceeds the machine's memory."""
     kl: KLConfig | None = None
     """The VAE's KL term (model.kind vae only); left out: weight 1, no warm-up."""
+    minutes: PosFloat | None = None
+    """Stop after this many minutes of training (epochs' seconds, validation included), or at
+    train.epochs if sooner; cosine then decays over the minutes. Left out: epochs alone."""
+
+    @field_validator("minutes", mode="before")
+    @classmethod
+    def _whole_minutes(cls, value: Any) -> Any:
+        # YAML reads `minutes: 20` as an int; a float field that is strict would refuse it.
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _minutes_on_one_clock(self):
+        # Each worker of a cluster would read its own clock and stop at its own step, leaving
+        # the others waiting in an all-reduce.
+        if self.minutes is not None and self.distribute == "multi_worker":
+            raise ValueError(
+                f"minutes {self.minutes:g} cannot stop a multi_worker run (each worker's clock "
+                f"would stop it at a different step); leave minutes out and set train.epochs"
+            )
+        return self
 
     @property
     def kl_term(self) -> KLConfig:
