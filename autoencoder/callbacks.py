@@ -296,16 +296,30 @@ class TensorBoardImages(keras.callbacks.Callback):
 class TqdmProgress(keras.callbacks.Callback):
     """An epoch bar with train/val loss in its postfix, and a bar over the current epoch's batches."""
 
-    def __init__(self, epochs: int, steps: int, first_epoch: int = 0):
+    def __init__(self, epochs: int, steps: int, first_epoch: int = 0, budget=None):
         super().__init__()
         # Keras 3 does not put fit's initial_epoch into params: a resumed run says where it starts.
         self.epochs, self.steps, self.first_epoch = epochs, steps, first_epoch
+        self.budget = budget  # a TimeBudget: the outer bar counts its seconds, not epochs
         self.outer = self.inner = None
 
     def on_train_begin(self, logs=None):
         from tqdm.auto import tqdm
 
         self._tqdm = tqdm
+        if self.budget is not None:
+            # An epoch bar's estimate would count the epochs cap, not the minutes that end it.
+            self.outer = tqdm(
+                total=round(self.budget.budget),
+                initial=min(round(self.budget.spent), round(self.budget.budget)),
+                desc=f"{self.budget.budget / 60:g} min",
+                unit="s",
+                # Seconds a second would say nothing: elapsed and remaining say it all.
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} s [{elapsed}<{remaining}{postfix}]",
+                position=0,
+                dynamic_ncols=True,
+            )
+            return
         self.outer = tqdm(
             total=self.epochs,
             initial=self.first_epoch,
@@ -329,6 +343,13 @@ class TqdmProgress(keras.callbacks.Callback):
         self.inner.update(1)
         if logs and "loss" in logs:
             self.inner.set_postfix({"train/loss": f"{float(logs['loss']):.4f}"}, refresh=False)
+        if self.budget is not None:
+            self._time_bar()
+
+    def _time_bar(self):
+        ahead = min(int(self.budget.elapsed()), self.outer.total) - self.outer.n
+        if ahead > 0:
+            self.outer.update(ahead)
 
     def on_epoch_end(self, epoch, logs=None):
         self.inner.close()
@@ -336,6 +357,10 @@ class TqdmProgress(keras.callbacks.Callback):
         post = {"train/loss": f"{float(logs.get('loss', math.nan)):.4f}"}
         if "val_loss" in logs:
             post["val/loss"] = f"{float(logs['val_loss']):.4f}"
+        if self.budget is not None:
+            self.outer.set_postfix({"epoch": epoch + 1, **post}, refresh=False)
+            self._time_bar()
+            return
         self.outer.set_postfix(post)
         self.outer.update(1)
 

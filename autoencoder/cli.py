@@ -367,7 +367,7 @@ COMMANDS = {
         cmd_resume,
         "continue a run from its last completed epoch",
         "Continue an interrupted (or finished) run with its own config.yaml; "
-        "--set train.epochs=N trains it further.",
+        "--set train.epochs=N or train.minutes=M trains it further.",
     ),
     "data": (
         _config_args,

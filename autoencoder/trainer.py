@@ -108,7 +108,7 @@ def fit(
         # then counts what history.csv's seconds do.
         callbacks.insert(0, budget)
     if chief:
-        callbacks += _chief_callbacks(config, run_dir, splits, steps, first_epoch)
+        callbacks += _chief_callbacks(config, run_dir, splits, steps, first_epoch, budget)
     callbacks += extra_callbacks
     started = time.time()
     spent_before = budget is not None and budget.spent >= budget.budget
@@ -308,7 +308,9 @@ def _schedule_callbacks(config: Config) -> list:
     return out
 
 
-def _chief_callbacks(config: Config, run_dir: Path, splits, steps: int, first_epoch: int) -> list:
+def _chief_callbacks(
+    config: Config, run_dir: Path, splits, steps: int, first_epoch: int, budget=None
+) -> list:
     """What only the process that writes the run shows: TensorBoard and the progress bars."""
     import keras
 
@@ -325,7 +327,7 @@ def _chief_callbacks(config: Config, run_dir: Path, splits, steps: int, first_ep
             )
         )
     if log.isEnabledFor(logging.INFO):
-        out.append(TqdmProgress(config.train.epochs, steps, first_epoch))
+        out.append(TqdmProgress(config.train.epochs, steps, first_epoch, budget))
     return out
 
 

@@ -414,7 +414,7 @@ def seconds_of(run_dir):
     return sum(row["seconds"] for row in read_history(run_dir))
 
 
-def test_minutes_stop_a_run_on_time_and_a_resume_with_more_goes_on(tmp_path, caplog):
+def test_minutes_stop_a_run_on_time_and_a_resume_with_more_goes_on(tmp_path, caplog, capsys):
     from autoencoder.pipeline import train_run
 
     budget = 4.0  # seconds: many epochs of the tiny model
@@ -436,6 +436,8 @@ def test_minutes_stop_a_run_on_time_and_a_resume_with_more_goes_on(tmp_path, cap
     assert rates[0] > 0.5e-3 and rates[-1] < 0.05e-3
     assert all(b <= a for a, b in zip(rates, rates[1:]))
     assert f"train.minutes={budget / 60:g} reached in epoch {len(history)} after" in caplog.text
+    # The progress bar counts the budget's seconds, not the epochs cap.
+    assert f"{budget / 60:g} min: " in capsys.readouterr().err
 
     # Its own config again: the minutes are spent, nothing trains.
     train_run(load_config(run_dir / "config.yaml"), resume=run_dir)
