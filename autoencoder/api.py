@@ -163,15 +163,18 @@ def resume(
     run_dir: str | Path | Run,
     epochs: int | None = None,
     overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    minutes: float | None = None,
 ) -> Run | None:
-    """Continue a run from its last completed epoch; `epochs` trains it further.
+    """Continue a run from its last completed epoch; `epochs` or `minutes` trains it further.
 
-    `overrides` may change only train.epochs too; anything else is refused, as the CLI does.
+    `overrides` may change only train.epochs and train.minutes too; anything else is refused,
+    as the CLI does.
     """
     from autoencoder import pipeline
 
     run_dir = run_dir.path if isinstance(run_dir, Run) else run_dir
     sets = _as_sets(overrides) + ([] if epochs is None else [f"train.epochs={int(epochs)}"])
+    sets += [] if minutes is None else [f"train.minutes={float(minutes)}"]
     with _logging():
         trained = pipeline.resume(run_dir, sets, command=_command("resume"))
     return _from_trained(trained)
@@ -439,9 +442,9 @@ class Run:
 
         return embed_run(self.path, probe_limit=probe_limit or PROBE_LIMIT)
 
-    def resume(self, epochs: int | None = None) -> Run:
+    def resume(self, epochs: int | None = None, minutes: float | None = None) -> Run:
         """Continue this run (resume)."""
-        return resume(self, epochs)
+        return resume(self, epochs, minutes=minutes)
 
     def images(
         self, split: str = "test", count: int | None = None

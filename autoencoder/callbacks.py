@@ -199,8 +199,10 @@ class TimeBudget(keras.callbacks.Callback):
     def _set_rate(self):
         # The rate of the next step, as a Keras schedule evaluates it at the step count; the
         # larger fraction, of minutes or of steps, brings it to its floor when either ends.
+        # The minutes' training ends a validation early: that is where the floor goes.
         if self.cosine is not None:
-            progress = max(self.elapsed() / self.budget, self._steps / self.total_steps)
+            training = max(self.budget - self._reserve, 1e-3)
+            progress = max(self.elapsed() / training, self._steps / self.total_steps)
             self.model.optimizer.learning_rate = cosine_lr(progress, *self.cosine)
 
     def on_train_begin(self, logs=None):

@@ -147,6 +147,9 @@ def test_evaluate_and_resume_through_the_api(tiny_run, tmp_path):
     resumed = ae.resume(run, epochs=2)
     assert [row["epoch"] for row in resumed.history] == [1, 2]
     assert resumed.model is not None and resumed.path == run.path
+    # Minutes the two epochs have already spent: recorded, and nothing more trains.
+    again = resumed.resume(minutes=0.001)
+    assert again.config.train.minutes == 0.001 and len(again.history) == 2
 
 
 def test_load_run_of_a_folder_that_is_not_a_run(tmp_path):
