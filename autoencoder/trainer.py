@@ -164,7 +164,7 @@ def fit(
         )
     log.info("trained %d epochs in %.0f s", recorder.epoch, time.time() - started)
     if budget is not None and not spent_before:
-        _log_budget(config, budget, steps)
+        _log_budget(config, budget, steps, recorder.epoch)
     return model, encoder, decoder
 
 
@@ -182,13 +182,15 @@ def _time_budget(config: Config, history: list[dict], steps: int):
     return TimeBudget(60.0 * train.minutes, spent, max(1, train.epochs * steps), cosine)
 
 
-def _log_budget(config: Config, budget, steps: int) -> None:
+def _log_budget(config: Config, budget, steps: int, epochs_done: int) -> None:
     if budget.stopped is None:
         log.info(
-            "train.minutes: %.2f of %g minutes spent when train.epochs (%d) ran out",
+            "train.minutes: %.2f of %g minutes spent when %s",
             budget.spent / 60,
             config.train.minutes,
-            config.train.epochs,
+            f"train.epochs ({config.train.epochs}) ran out"
+            if epochs_done >= config.train.epochs
+            else f"early stopping ended the run after epoch {epochs_done}",
         )
         return
     epoch, batches = budget.stopped
