@@ -188,6 +188,7 @@ class TimeBudget(keras.callbacks.Callback):
         self._reserve = 0.0  # the last validation's seconds: stopping that early ends on time
         self._began = self._tested = time.time()
         self._epoch = self._steps = 0
+        self._progress = 0.0
 
     def elapsed(self) -> float:
         """Seconds spent, the current epoch's so far included."""
@@ -200,10 +201,13 @@ class TimeBudget(keras.callbacks.Callback):
         # The rate of the next step, as a Keras schedule evaluates it at the step count; the
         # larger fraction, of minutes or of steps, brings it to its floor when either ends.
         # The minutes' training ends a validation early: that is where the floor goes.
+        # Never back: the first validation, which traces its function, is the slowest, so the
+        # reserve shrinks after it and the fraction of the time alone could step back.
         if self.cosine is not None:
             training = max(self.budget - self._reserve, 1e-3)
-            progress = max(self.elapsed() / training, self._steps / self.total_steps)
-            self.model.optimizer.learning_rate = cosine_lr(progress, *self.cosine)
+            now = max(self.elapsed() / training, self._steps / self.total_steps)
+            self._progress = max(self._progress, now)
+            self.model.optimizer.learning_rate = cosine_lr(self._progress, *self.cosine)
 
     def on_train_begin(self, logs=None):
         # Counted here, not read per batch: a read of a mirrored variable is a sync.
