@@ -377,13 +377,20 @@ class TqdmProgress(keras.callbacks.Callback):
 
 
 class EpochEnd(keras.callbacks.Callback):
-    """Calls `hook(epoch, logs)` after each epoch and stops training when it returns True."""
+    """Calls `hook(epoch, logs, seconds)` after each epoch and stops training when it returns
+    True; seconds: of this fit's epochs so far, their validation included."""
 
     # For callers above the trainer (the tuner's pruning) that must not define Keras classes.
     def __init__(self, hook):
         super().__init__()
         self.hook = hook
+        self.seconds = 0.0
+        self._began = time.time()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._began = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.hook(epoch, logs or {}):
+        self.seconds += time.time() - self._began
+        if self.hook(epoch, logs or {}, self.seconds):
             self.model.stop_training = True

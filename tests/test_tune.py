@@ -3,6 +3,7 @@ pruner's settings, resume after SIGKILL, two workers on one study."""
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 import yaml
 from conftest import ROOT, assert_error, cli, cli_without_tensorflow, tiny, write_config
 
+from autoencoder import runs
 from autoencoder.config import load_config
 from autoencoder.errors import UserError
 from autoencoder.tuning import report as tune_report
@@ -155,6 +157,87 @@ def test_a_bad_pruner_is_refused_in_one_line(tmp_path):
         tune_study.make_pruner(3, 3)
 
 
+def timed_reporter(study, budget=100.0, warmup=0):
+    """A Reporter of a new trial of `study`, timed: a checkpoint every 5 s of a 100 s budget."""
+    reporter = tune_study.Reporter(study, study.ask(), load_config(None).tune.objective, 784)
+    reporter.time(budget, warmup)
+    return reporter
+
+
+def test_a_timed_trial_reports_at_equal_minutes_the_value_it_had_shown_by_then():
+    study = optuna.create_study(pruner=optuna.pruners.NopPruner())
+    reporter = timed_reporter(study)
+    assert tune_space.CHECKPOINTS == 20
+    # Epochs of 12 s: no value is known at 5 or 10 s; at 15 and 20 s the first epoch's is.
+    assert not reporter.epoch_end(0, {"val_loss": 0.9}, 12.0)
+    assert reporter.trial.storage.get_trial(reporter.trial._trial_id).intermediate_values == {}
+    reporter.epoch_end(1, {"val_loss": 0.7}, 24.0)
+    reporter.epoch_end(2, {"val_loss": 0.5}, 36.0)
+    # The last epoch ends after the budget (its validation): every checkpoint up to 100 s.
+    reporter.epoch_end(3, {"val_loss": 0.4}, 101.0)
+    reporter.epoch_end(4, {"val_loss": 0.3}, 130.0)  # nothing left to report
+    values = reporter.trial.storage.get_trial(reporter.trial._trial_id).intermediate_values
+    assert values == {3: 0.9, 4: 0.9, 5: 0.7, 6: 0.7, 7: 0.7} | {k: 0.5 for k in range(8, 21)}
+
+
+def test_the_median_pruner_compares_timed_trials_at_equal_minutes_not_epochs():
+    pruner = tune_study.make_pruner({"median": {"startup_trials": 1}}, 100, timed=True)
+    assert pruner._n_warmup_steps == 0  # the Reporter keeps the warm-up epochs
+    study = optuna.create_study(pruner=pruner)
+    slow = timed_reporter(study)  # 50 s epochs: 0.5 known from 50 s on
+    for epoch, (value, seconds) in enumerate([(0.5, 50.0), (0.3, 100.0)]):
+        assert not slow.epoch_end(epoch, {"val_loss": value}, seconds)
+    study.tell(slow.trial, 0.3)
+    # A fast trial worse than the slow one at each epoch but better at each minute goes on.
+    fast = timed_reporter(study)
+    for epoch, seconds in enumerate((10.0, 20.0, 30.0, 40.0, 50.0, 60.0)):
+        assert not fast.epoch_end(epoch, {"val_loss": 0.55 - 0.03 * epoch}, seconds)
+    study.tell(fast.trial, 0.4)
+    # One worse at the same minutes is pruned, and the reason names the minutes: at 60 s the
+    # slow trial had shown 0.5, the fast one 0.4.
+    worse = timed_reporter(study)
+    assert not worse.epoch_end(0, {"val_loss": 0.8}, 42.0)  # nothing reported: 40 s was before
+    assert worse.epoch_end(1, {"val_loss": 0.7}, 60.0)
+    assert worse.reason == (
+        "pruned at 60% of its 1.67 minutes (epoch 2): val/loss 0.7 above the median 0.45"
+    )
+
+
+def test_a_timed_median_pruner_keeps_its_warmup_epochs():
+    pruner = tune_study.make_pruner({"median": {"startup_trials": 1}}, 100, timed=True)
+    study = optuna.create_study(pruner=pruner)
+    first = timed_reporter(study)
+    for epoch in range(10):
+        assert not first.epoch_end(epoch, {"val_loss": 0.1}, 10.0 * (epoch + 1))
+    study.tell(first.trial, 0.1)
+    late = timed_reporter(study, warmup=2)
+    assert not late.epoch_end(0, {"val_loss": 0.9}, 10.0)
+    assert not late.epoch_end(1, {"val_loss": 0.9}, 20.0)  # worse, but in its warm-up
+    assert late.epoch_end(2, {"val_loss": 0.9}, 30.0)
+    assert late.reason.startswith("pruned at 30% of its 1.67 minutes (epoch 3): val/loss 0.9 ")
+
+
+def test_a_study_of_minutes_says_its_pruner_compares_at_equal_minutes(tmp_path):
+    median = {"median": {"startup_trials": 2, "warmup_epochs": 1}}
+    space = write_space(tmp_path / "space.yaml", {"model.latent_dim": [4, 8]}, pruner=median)
+    config = tiny(tmp_path / "out", "train.minutes=2")
+    setup = tune_study.prepare(config, space=space)
+    assert setup.timed and not tune_study.prepare(tiny(tmp_path), space=space).timed
+    setup.warmup_epochs = tune_study.warmup_epochs(setup.tune.pruner)
+    pruner = tune_study.make_pruner(setup.tune.pruner, 3, setup.timed)
+    assert tune_report.pruner_text(pruner, setup) == (
+        "median (prunes once 2 trials completed, from a trial's epoch 2 on; trials compared at "
+        "every 5% of their minutes)"
+    )
+    hyperband = tune_study.make_pruner("hyperband", 3, timed=True)
+    assert hyperband._max_resource == tune_space.CHECKPOINTS
+    assert tune_report.pruner_text(hyperband, setup) == (
+        "hyperband (trials compared at every 5% of their minutes)"
+    )
+    searched = write_space(tmp_path / "minutes.yaml", {"train.minutes": [1, 2]})
+    assert tune_study.prepare(tiny(tmp_path), space=searched).timed
+
+
 class PruneTrialOne(optuna.pruners.BasePruner):
     """Prunes trial 1 at its first report, no other: a deterministic pruned trial."""
 
@@ -187,6 +270,28 @@ def test_a_tiny_study_end_to_end(tmp_path):
     assert (tuned.path / "results.md").read_text().startswith(f"# Study {tuned.path.name}")
     for name in ("objective", "importance", "reconstructions"):
         assert (tuned.path / "figures" / f"{name}.png").is_file()
+
+
+@pytest.mark.slow
+def test_a_study_of_minutes_end_to_end(tmp_path):
+    import autoencoder as ae
+
+    config = tiny(tmp_path / "out", "train.minutes=0.1", "train.epochs=100")
+    space = {"space": {"train.optimizer.learning_rate": {"log": [1e-3, 1e-2]}}}
+    tuned = ae.tune(config, space, trials=2, pruner=PruneTrialOne())
+    done, pruned = tuned.study.get_trials()
+    assert (done.state.name, pruned.state.name) == ("COMPLETE", "PRUNED")
+    # Steps are twentieths of the 6 seconds; the first is reported once an epoch has ended.
+    assert set(done.intermediate_values) <= set(range(1, 21))
+    assert max(done.intermediate_values) >= 19
+    assert re.match(
+        r"pruned at \d+% of its 0\.1 minutes \(epoch \d+\) by PruneTrialOne: val/loss ",
+        pruned.user_attrs["reason"],
+    )
+    history = runs.read_history(tuned.path / done.user_attrs["run_dir"])
+    assert len(history) >= 2 and 4.5 < sum(row["seconds"] for row in history) < 10.0
+    results = (tuned.path / "results.md").read_text()
+    assert "Pruner: PruneTrialOne (trials compared at every 5% of their minutes)" in results
 
 
 @pytest.mark.slow

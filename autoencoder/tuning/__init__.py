@@ -73,7 +73,8 @@ def tune(
     if pruner == "median" and not isinstance(setup.tune.pruner, str):
         pruner = setup.tune.pruner  # --pruner median keeps the section's startup and warm-up
     epochs = setup.tune.epochs_per_trial or setup.base.train.epochs
-    pruner = _study.make_pruner(pruner, epochs)  # a bad one, or no Optuna, before a folder
+    setup.warmup_epochs = _study.warmup_epochs(pruner)
+    pruner = _study.make_pruner(pruner, epochs, setup.timed)  # a bad one, or no Optuna: now
     storage = storage or setup.tune.storage
     if resume is not None:
         study_dir = Path(resume)
@@ -83,7 +84,7 @@ def tune(
         study_dir = _study.new_study_dir(setup.base)
         record = _study.study_record(setup, study_dir, storage)
         _study.write_record(study_dir, record)
-    study = _study.open_study(record, study_dir, pruner, epochs)
+    study = _study.open_study(record, study_dir, pruner, epochs, setup.timed)
     with _study.asking(study_dir):
         stale = _study.fail_stale(study, study_dir)
     if stale:
@@ -93,7 +94,7 @@ def tune(
         study_dir,
         len(study.trials),
         trials,
-        pruner_text(study.pruner),
+        pruner_text(study.pruner, setup),
     )
     try:
         _study.work(study, setup, study_dir, trials, seconds, record["storage"])

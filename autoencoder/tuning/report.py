@@ -13,21 +13,33 @@ from autoencoder import api, atomic, runs
 from autoencoder.config import dump_config
 from autoencoder.errors import UserError
 from autoencoder.plots.figure import DPI, pyplot, show
+from autoencoder.tuning.space import CHECKPOINTS
 
 BEST_RUNS = 3  # runs whose reconstructions are drawn side by side
 IMAGES = 8
 DASHBOARD = "pip install optuna-dashboard; optuna-dashboard {storage}"
 
 
-def pruner_text(pruner) -> str:
-    """The pruner as results.md and the log name it, with when the median pruner starts."""
+def pruner_text(pruner, setup=None) -> str:
+    """The pruner as results.md and the log name it, with when the median pruner starts and,
+    for trials of minutes (a timed setup), that it compares them at equal minutes."""
     kind = type(pruner).__name__
+    timed = setup is not None and setup.timed
+    if kind == "NopPruner":
+        return "none"
+    text = {"HyperbandPruner": "hyperband"}.get(kind, kind)
     if kind == "MedianPruner":
         startup = pruner._n_startup_trials  # noqa: SLF001 - Optuna keeps them private
-        epoch = pruner._n_warmup_steps  # noqa: SLF001
+        # Optuna's warm-up steps are epochs counted from 1; a timed study's are the Reporter's.
+        epoch = setup.warmup_epochs + 1 if timed else pruner._n_warmup_steps  # noqa: SLF001
         later = f", from a trial's epoch {epoch} on" if epoch > 1 else ""
-        return f"median (prunes once {startup} trial{'s' * (startup != 1)} completed{later})"
-    return {"HyperbandPruner": "hyperband", "NopPruner": "none"}.get(kind, kind)
+        text = f"median (prunes once {startup} trial{'s' * (startup != 1)} completed{later}"
+        text += "; " if timed else ")"
+    elif timed:
+        text += " ("
+    if timed:
+        text += f"trials compared at every {100 // CHECKPOINTS}% of their minutes)"
+    return text
 
 
 def state_of(trial) -> str:
@@ -98,7 +110,7 @@ def results_markdown(study, study_dir: Path, setup, storage: str) -> str:
         f"trial); {len(trials)} trials: "
         + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())),
         "",
-        f"Pruner: {pruner_text(study.pruner)}",
+        f"Pruner: {pruner_text(study.pruner, setup)}",
         "",
     ]
     best = ranked(study)

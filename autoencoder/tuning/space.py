@@ -16,6 +16,8 @@ from autoencoder.config import TuneConfig
 from autoencoder.errors import UserError
 
 RANGES = ("log", "uniform", "int")
+# Trials with train.minutes are compared at every 1/CHECKPOINTS of their minutes, not by epoch.
+CHECKPOINTS = 20
 EXAMPLE = "train.optimizer.learning_rate: {log: [1e-4, 1e-2]}"
 # YAML 1.1 (PyYAML) reads 1e-4 as a string: it wants a dot in a float. Taken as the number meant.
 _EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")

@@ -28,6 +28,7 @@ from autoencoder.errors import RunFailed, UserError
 from autoencoder.shapes import plan_model
 from autoencoder.tuning.report import write_tables
 from autoencoder.tuning.space import (
+    CHECKPOINTS,
     Param,
     logs_row,
     metric_value,
@@ -51,6 +52,13 @@ class Setup:
     tune: TuneConfig
     params: list[Param]
     source: str  # the config as the user named it, for messages
+    warmup_epochs: int = 0  # of a timed study's median pruner: the Reporter keeps to them
+
+    @property
+    def timed(self) -> bool:
+        """Whether trials train for minutes (train.minutes), so the pruner compares by time."""
+        searched = any(p.key == "train.minutes" for p in self.params)
+        return searched or self.base.train.minutes is not None
 
 
 def prepare(config, overrides=None, space=None) -> Setup:
@@ -140,7 +148,7 @@ def check_resume(study_dir: Path, record: dict) -> dict:
     return saved
 
 
-def open_study(record: dict, study_dir: Path, pruner, epochs: int):
+def open_study(record: dict, study_dir: Path, pruner, epochs: int, timed: bool = False):
     """The Optuna study of the record (created on first use), with this process's pruner."""
     optuna = optuna_module()
     url = record["storage"]
@@ -157,13 +165,17 @@ def open_study(record: dict, study_dir: Path, pruner, epochs: int):
         storage=storage,
         study_name=record["study_name"],
         direction=direction,
-        pruner=make_pruner(pruner, epochs),
+        pruner=make_pruner(pruner, epochs, timed),
         load_if_exists=True,
     )
 
 
-def make_pruner(pruner, epochs: int):
-    """Optuna's pruner of a tune.pruner setting (a name or {median: ...}), or a pruner object."""
+def make_pruner(pruner, epochs: int, timed: bool = False):
+    """Optuna's pruner of a tune.pruner setting (a name or {median: ...}), or a pruner object.
+
+    Timed (trials with train.minutes): Optuna's steps are the CHECKPOINTS fractions of a
+    trial's minutes, and the Reporter, not Optuna, keeps the median pruner's warm-up epochs.
+    """
     optuna = optuna_module()
     if not isinstance(pruner, optuna.pruners.BasePruner):
         pruner = pruner_setting(pruner)
@@ -171,13 +183,24 @@ def make_pruner(pruner, epochs: int):
         median = pruner.median
         # Optuna's steps are our epochs counted from 1, and it may prune at step n_warmup_steps.
         return optuna.pruners.MedianPruner(
-            n_startup_trials=median.startup_trials, n_warmup_steps=median.warmup_epochs + 1
+            n_startup_trials=median.startup_trials,
+            n_warmup_steps=0 if timed else median.warmup_epochs + 1,
         )
     if pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
+        steps = CHECKPOINTS if timed else max(epochs, 1)
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=steps)
     if pruner == "none":
         return optuna.pruners.NopPruner()
     return pruner
+
+
+def warmup_epochs(pruner) -> int:
+    """The median pruner's warm-up epochs of a tune.pruner setting; 0 for any other pruner."""
+    if isinstance(pruner, (str, Mapping, PrunerConfig)):
+        setting = pruner_setting(pruner)
+        if isinstance(setting, PrunerConfig):
+            return setting.median.warmup_epochs
+    return 0
 
 
 def pruner_setting(pruner) -> PrunerConfig | str:
@@ -328,6 +351,8 @@ def run_trial(study, trial, setup: Setup, study_dir: Path) -> None:
     try:
         config = check_feasible(trial_config(setup, study_dir, trial))
         reporter = Reporter(study, trial, setup.tune.objective, _pixels(config))
+        if config.train.minutes is not None:
+            reporter.time(60.0 * config.train.minutes, setup.warmup_epochs)
         from autoencoder.callbacks import EpochEnd
 
         trained = pipeline.train(config, command=COMMAND, callbacks=[EpochEnd(reporter.epoch_end)])
@@ -394,48 +419,93 @@ def _clear_keras() -> None:
 
 
 class Reporter:
-    """After each epoch: the objective to Optuna; stops training when the pruner says so."""
+    """After each epoch: the objective to Optuna; stops training when the pruner says so.
+
+    By epoch, Optuna's step n is epoch n. Timed (`time`), step k is k/CHECKPOINTS of the
+    trial's minutes, reported with the value the trial had shown by then (its last epoch that
+    ended by that time): trials of one budget are compared at equal minutes, however long
+    their epochs are.
+    """
 
     def __init__(self, study, trial, objective, pixels: int):
         self.study, self.trial, self.objective, self.pixels = study, trial, objective, pixels
-        self.values: list[float] = []
+        self.reported: list[float] = []  # what Optuna's pruner judges
         self.reason: str | None = None
+        self.budget: float | None = None  # seconds, when timed
+        self.warmup = 0
+        self.ended: list[tuple[float, float]] = []  # (seconds, value) at each epoch's end
+        self.step = 0  # the last step reported
 
-    def epoch_end(self, epoch: int, logs: dict) -> bool:
+    def time(self, budget: float, warmup_epochs: int = 0) -> None:
+        """Report by fractions of `budget` seconds; never prune in the first warm-up epochs."""
+        self.budget, self.warmup = budget, warmup_epochs
+
+    def epoch_end(self, epoch: int, logs: dict, seconds: float) -> bool:
         """Report the epoch's objective; True when the pruner says to stop."""
         value = metric_value(logs_row(logs), self.objective.metric, self.pixels)
         if value is None or not math.isfinite(value):
             return False  # the trainer stops a diverged run itself, with its own message
-        self.values.append(value)
-        self.trial.report(value, epoch + 1)
-        if self.trial.should_prune():
-            self.reason = prune_reason(self.study, epoch + 1, self.best(), self.objective)
-            return True
-        return False
+        if self.budget is None:
+            steps = {epoch + 1: value}
+        else:
+            self.ended.append((seconds, value))
+            steps = self._passed(seconds)
+        for step, shown in steps.items():
+            self.trial.report(shown, step)
+            self.reported.append(shown)
+        if not steps or epoch + 1 <= self.warmup or not self.trial.should_prune():
+            return False
+        self.step = max(steps)
+        self.reason = prune_reason(
+            self.study, self.step, self.best(), self.objective, self._when(epoch + 1)
+        )
+        return True
+
+    def _passed(self, seconds: float) -> dict[int, float]:
+        """The checkpoints reached since the last report, each with the value known then."""
+        steps = {}
+        while self.step < CHECKPOINTS and (self.step + 1) * self.budget / CHECKPOINTS <= seconds:
+            self.step += 1
+            at = self.step * self.budget / CHECKPOINTS
+            known = [value for ended, value in self.ended if ended <= at]
+            if known:  # none before the first epoch ends
+                steps[self.step] = known[-1]
+        return steps
+
+    def _when(self, epoch: int) -> str:
+        if self.budget is None:
+            return f"epoch {epoch}"
+        share = 100 * self.step / CHECKPOINTS
+        return f"{share:.0f}% of its {self.budget / 60:.3g} minutes (epoch {epoch})"
 
     def best(self) -> float:
-        return min(self.values) if self.objective.direction == "minimize" else max(self.values)
+        pick = min if self.objective.direction == "minimize" else max
+        return pick(self.reported)
 
 
-def prune_reason(study, epoch: int, value: float, objective) -> str:
-    """ "pruned at epoch 2: val/loss 0.08 above the median 0.05" (the median pruner's rule)."""
+def prune_reason(study, step: int, value: float, objective, when: str | None = None) -> str:
+    """ "pruned at epoch 2: val/loss 0.08 above the median 0.05" (the median pruner's rule).
+
+    `when` names Optuna's step for the reader ("epoch 2" by default).
+    """
     optuna = optuna_module()
+    when = when or f"epoch {step}"
     name = type(study.pruner).__name__
     if not isinstance(study.pruner, optuna.pruners.MedianPruner):
-        return f"pruned at epoch {epoch} by {name}: {objective.metric} {value:.4g}"
+        return f"pruned at {when} by {name}: {objective.metric} {value:.4g}"
     # The median is of completed trials only, as the pruner takes it.
     others = [
-        t.intermediate_values[epoch]
+        t.intermediate_values[step]
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if epoch in t.intermediate_values
+        if step in t.intermediate_values
     ]
     if not others:
-        return f"pruned at epoch {epoch}: {objective.metric} {value:.4g}"
+        return f"pruned at {when}: {objective.metric} {value:.4g}"
     import numpy as np
 
     side = "above" if objective.direction == "minimize" else "below"
     median = float(np.median(others))
-    return f"pruned at epoch {epoch}: {objective.metric} {value:.4g} {side} the median {median:.4g}"
+    return f"pruned at {when}: {objective.metric} {value:.4g} {side} the median {median:.4g}"
 
 
 def write_record(study_dir: Path, record: dict) -> None:
