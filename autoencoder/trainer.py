@@ -164,7 +164,8 @@ def fit(
         )
     log.info("trained %d epochs in %.0f s", recorder.epoch, time.time() - started)
     if budget is not None and not spent_before:
-        _log_budget(config, budget, steps, recorder.epoch)
+        early = any(getattr(c, "stopped_epoch", 0) for c in callbacks)  # Keras EarlyStopping's
+        _log_budget(config, budget, steps, recorder.epoch, early)
     return model, encoder, decoder
 
 
@@ -182,15 +183,19 @@ def _time_budget(config: Config, history: list[dict], steps: int):
     return TimeBudget(60.0 * train.minutes, spent, max(1, train.epochs * steps), cosine)
 
 
-def _log_budget(config: Config, budget, steps: int, epochs_done: int) -> None:
+def _log_budget(config: Config, budget, steps: int, epochs_done: int, early: bool) -> None:
     if budget.stopped is None:
+        if epochs_done >= config.train.epochs:
+            why = f"train.epochs ({config.train.epochs}) ran out"
+        elif early:
+            why = f"early stopping ended the run after epoch {epochs_done}"
+        else:  # the caller's callback: a pruned tune trial
+            why = f"the caller stopped the run after epoch {epochs_done}"
         log.info(
             "train.minutes: %.2f of %g minutes spent when %s",
             budget.spent / 60,
             config.train.minutes,
-            f"train.epochs ({config.train.epochs}) ran out"
-            if epochs_done >= config.train.epochs
-            else f"early stopping ended the run after epoch {epochs_done}",
+            why,
         )
         return
     epoch, batches = budget.stopped

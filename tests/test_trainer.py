@@ -467,3 +467,24 @@ def test_epochs_end_a_run_with_minutes_to_spare_at_the_cosine_floor(tmp_path, ca
     assert [row["epoch"] for row in history] == [1, 2]
     assert history[-1]["lr"] == pytest.approx(1e-5, rel=0.05)  # the steps brought it down
     assert "of 30 minutes spent when train.epochs (2) ran out" in caplog.text
+
+
+def test_the_end_of_a_budgeted_run_names_what_ended_it(caplog):
+    from types import SimpleNamespace
+
+    from autoencoder.trainer import _log_budget
+
+    config = tiny("unused", "train.minutes=30", "train.epochs=9")
+    spent = SimpleNamespace(stopped=None, spent=90.0)
+    with caplog.at_level("INFO", logger="autoencoder"):
+        _log_budget(config, spent, 10, 9, early=False)
+        _log_budget(config, spent, 10, 4, early=True)
+        _log_budget(config, spent, 10, 3, early=False)
+    assert caplog.messages == [
+        f"train.minutes: 1.50 of 30 minutes spent when {why}"
+        for why in (
+            "train.epochs (9) ran out",
+            "early stopping ended the run after epoch 4",
+            "the caller stopped the run after epoch 3",
+        )
+    ]

@@ -273,9 +273,10 @@ def test_a_tiny_study_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_study_of_minutes_end_to_end(tmp_path):
+def test_a_study_of_minutes_end_to_end(tmp_path, caplog):
     import autoencoder as ae
 
+    caplog.set_level("INFO", logger="autoencoder")
     config = tiny(tmp_path / "out", "train.minutes=0.1", "train.epochs=100")
     space = {"space": {"train.optimizer.learning_rate": {"log": [1e-3, 1e-2]}}}
     tuned = ae.tune(config, space, trials=2, pruner=PruneTrialOne())
@@ -292,6 +293,8 @@ def test_a_study_of_minutes_end_to_end(tmp_path):
     assert len(history) >= 2 and 4.5 < sum(row["seconds"] for row in history) < 10.0
     results = (tuned.path / "results.md").read_text()
     assert "Pruner: PruneTrialOne (trials compared at every 5% of their minutes)" in results
+    epoch = re.search(r"\(epoch (\d+)\)", pruned.user_attrs["reason"]).group(1)
+    assert f"spent when the caller stopped the run after epoch {epoch}" in caplog.text
 
 
 @pytest.mark.slow
