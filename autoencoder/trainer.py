@@ -166,7 +166,25 @@ def fit(
     if budget is not None and not spent_before:
         early = any(getattr(c, "stopped_epoch", 0) for c in callbacks)  # Keras EarlyStopping's
         _log_budget(config, budget, steps, recorder.epoch, early)
+    _warn_unfinished_warmup(config, recorder.rows)
     return model, encoder, decoder
+
+
+def _warn_unfinished_warmup(config: Config, history: list[dict]) -> None:
+    """A VAE whose training ended before its KL weight had risen to train.kl.weight."""
+    kl = config.train.kl_term if config.model.kind == "vae" else None
+    reached = history[-1].get("train/kl_weight") if history else None
+    if kl is None or reached is None or reached >= kl.weight * (1 - 1e-6):
+        return
+    log.warning(
+        "train.kl: the KL weight had risen to %.3g of its %g when training ended after epoch "
+        "%d (warm-up over %d epochs): the model never trained with the full KL term; resume "
+        "with more epochs or minutes, or lower train.kl.warmup_epochs",
+        reached,
+        kl.weight,
+        history[-1]["epoch"],
+        kl.warmup_epochs,
+    )
 
 
 def _time_budget(config: Config, history: list[dict], steps: int):

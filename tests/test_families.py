@@ -310,6 +310,19 @@ def vae_run(tmp_path_factory):
     return train_run(config)[0]
 
 
+def test_a_vae_whose_warmup_outlasts_its_training_says_so(tmp_path, caplog):
+    from autoencoder.pipeline import train_run
+
+    config = tiny(tmp_path, "model.kind=vae", "train.epochs=1", "train.kl={warmup_epochs: 4}")
+    with caplog.at_level("WARNING", logger="autoencoder"):
+        train_run(config)
+    assert [m for m in caplog.messages if m.startswith("train.kl")] == [
+        "train.kl: the KL weight had risen to 0.25 of its 1 when training ended after epoch 1 "
+        "(warm-up over 4 epochs): the model never trained with the full KL term; resume with "
+        "more epochs or minutes, or lower train.kl.warmup_epochs"
+    ]
+
+
 def test_tiny_vae_logs_both_terms_and_its_kl_falls(vae_run):
     history = read_history(vae_run)
     assert [r["epoch"] for r in history] == [1, 2, 3]
