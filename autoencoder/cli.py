@@ -466,11 +466,12 @@ COMMANDS = {
     "runs": (
         _runs_args,
         cmd_runs,
-        "list the runs under a folder: status, epochs, best val/loss, test metrics",
+        "list the runs under a folder: status, epochs, minutes, best val/loss, test metrics",
         "One line per run directory under DIR (also the runs inside sweeps and benchmarks): "
         "name, started, status (finished, unfinished, failed, in use, damaged), epochs "
-        "(completed/configured), val_loss (the best), the test psnr (dB), ssim and sse (squared "
-        "error per image), path; '-' where a run has none. Does not load TensorFlow.",
+        "(completed/configured), minutes of training (spent/train.minutes for a run with a "
+        "budget), val_loss (the best), the test psnr (dB), ssim and sse (squared error per "
+        "image), path; '-' where a run has none. Does not load TensorFlow.",
     ),
     "compare": (
         _compare_args,

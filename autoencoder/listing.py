@@ -1,4 +1,4 @@
-"""The runs under a folder, one row each: status, epochs, best val/loss, test metrics (`runs`).
+"""The runs under a folder, one row each: status, epochs, minutes, best val/loss, test metrics.
 
 Everything is read through autoencoder/runs.py; nothing here imports TensorFlow, so listing a
 folder of runs takes a fraction of a second.
@@ -18,8 +18,19 @@ from autoencoder.errors import UserError
 # Folders nested this deep below the listed one are searched: <sweep>/<ts>/models/<level>/<ts>.
 MAX_DEPTH = 6
 # The columns, in order: each is a --sort key, a JSON field and the text table's header.
-COLUMNS = ("name", "started", "status", "epochs", "val_loss", "psnr", "ssim", "sse", "path")
-NUMERIC = {"epochs", "val_loss", "psnr", "ssim", "sse"}
+COLUMNS = (
+    "name",
+    "started",
+    "status",
+    "epochs",
+    "minutes",
+    "val_loss",
+    "psnr",
+    "ssim",
+    "sse",
+    "path",
+)
+NUMERIC = {"epochs", "minutes", "val_loss", "psnr", "ssim", "sse"}
 # metrics.json's names of the test metrics each column shows.
 METRICS = {"psnr": "test/psnr", "ssim": "test/ssim", "sse": "test/sse_per_image"}
 
@@ -69,6 +80,8 @@ def run_row(run_dir: Path, root: Path) -> dict:
         "status": None,
         "epochs": None,
         "epochs_configured": None,
+        "minutes": None,
+        "minutes_configured": None,
         "val_loss": None,
         **dict.fromkeys(METRICS),
         "path": str(run_dir),
@@ -91,10 +104,15 @@ def _record(run_dir: Path) -> dict:
     metrics = runs.read_metrics(run_dir)
     losses = [r["val/loss"] for r in history if math.isfinite(r.get("val/loss", math.nan))]
     best = min(losses) if losses else _finite(metrics.get("best/val_loss"))
+    epochs = state["epoch"] if state else 0
+    # Minutes of training as train.minutes counts them: the completed epochs' seconds.
+    seconds = sum(row.get("seconds", 0.0) for row in history[:epochs])
     return {
         "status": runs.status(run_dir),
-        "epochs": state["epoch"] if state else 0,
+        "epochs": epochs,
         "epochs_configured": config.train.epochs,
+        "minutes": round(seconds / 60, 3),
+        "minutes_configured": config.train.minutes,
         "val_loss": best,
         **{column: _finite(metrics.get(key)) for column, key in METRICS.items()},
     }
@@ -147,9 +165,13 @@ def format_runs(rows: list[dict], root: str | Path) -> str:
 
 def row_cells(row: dict) -> list[str]:
     epochs = "-" if row["epochs"] is None else f"{row['epochs']}/{row['epochs_configured']}"
+    minutes = _number(row["minutes"], ".1f")
+    if row["minutes_configured"] is not None:  # a run of train.minutes: spent of its budget
+        minutes += f"/{row['minutes_configured']:g}"
     values = {
         **row,
         "epochs": epochs,
+        "minutes": minutes,
         "val_loss": _number(row["val_loss"], ".4g"),
         "psnr": _number(row["psnr"], ".2f"),
         "ssim": _number(row["ssim"], ".4f"),

@@ -94,7 +94,11 @@ def test_epochs_loss_and_metrics_are_the_runs_own(outputs):
             runs.read_state(run_dir)["epoch"],
             config.train.epochs,
         )
-        assert row["val_loss"] == min(r["val/loss"] for r in runs.read_history(run_dir))
+        history = runs.read_history(run_dir)
+        assert row["val_loss"] == min(r["val/loss"] for r in history)
+        seconds = sum(r["seconds"] for r in history[: row["epochs"]])
+        assert row["minutes"] == pytest.approx(seconds / 60, abs=1e-3) and row["minutes"] > 0
+        assert row["minutes_configured"] is None
         assert row["psnr"] == metrics["test/psnr"]
         assert row["ssim"] == metrics["test/ssim"]
         # Squared error per image: the per-pixel MSE times 28 x 28 pixels.
@@ -111,7 +115,9 @@ def test_a_damaged_run_says_which_file_and_shows_nothing_else(outputs):
         f"{paths['bad_config'] / 'config.yaml'}: train.epochs: must be an integer, got 'zero'"
     )
     assert rows[str(paths["bad_metrics"])]["problem"].startswith(f"{paths['bad_metrics']}: ")
-    assert [state[k] for k in ("epochs", "val_loss", "psnr", "ssim", "sse")] == [None] * 5
+    assert [state[k] for k in ("epochs", "minutes", "val_loss", "psnr", "ssim", "sse")] == [
+        None
+    ] * 6
 
 
 def test_the_command_prints_a_table_without_tensorflow(outputs):
@@ -123,15 +129,16 @@ def test_the_command_prints_a_table_without_tensorflow(outputs):
     table = {line.split()[-1]: line.split() for line in lines if not line.startswith("damaged")}
     finished = table[str(paths["finished"])]
     metrics = runs.read_metrics(paths["finished"])
-    # name, started (a date and a time), status, epochs, val_loss, psnr, ssim, sse, path
+    # name, started (a date and a time), status, epochs, minutes, val_loss, psnr, ssim, sse, path
     assert [finished[0], *finished[3:5]] == ["tiny", "finished", "1/1"]
-    assert finished[6:9] == [
+    assert finished[5] == f"{listing.list_runs(paths['finished'])[0]['minutes']:.1f}"
+    assert finished[7:10] == [
         f"{metrics['test/psnr']:.2f}",
         f"{metrics['test/ssim']:.4f}",
         f"{metrics['test/sse_per_image']:.2f}",
     ]
     assert table[str(paths["unfinished"])][1:5] == ["2099-01-01", "00:00:01", "unfinished", "1/2"]
-    assert table[str(paths["bad_state"])][3:] == ["damaged", *"-----", str(paths["bad_state"])]
+    assert table[str(paths["bad_state"])][3:] == ["damaged", *"------", str(paths["bad_state"])]
     assert table[str(paths["in_use"])][3:5] == ["in", "use"]
     notes = [line for line in lines if line.startswith("damaged")]
     assert len(notes) == 3 and notes[0].startswith(f"damaged: {paths['bad_state']}")
@@ -141,7 +148,12 @@ def test_json_is_a_list_of_objects_with_numbers_and_nulls(outputs):
     out, paths = outputs
     result, _ = cli_without_tensorflow("runs", out, "--json")
     rows = by_path(json.loads(result.stdout))
-    assert set(rows[str(paths["finished"])]) == {*listing.COLUMNS, "epochs_configured", "problem"}
+    assert set(rows[str(paths["finished"])]) == {
+        *listing.COLUMNS,
+        "epochs_configured",
+        "minutes_configured",
+        "problem",
+    }
     assert isinstance(rows[str(paths["finished"])]["psnr"], float)
     assert rows[str(paths["bad_state"])]["psnr"] is None
     assert rows == by_path(api.list_runs(out))
@@ -171,3 +183,10 @@ def test_an_empty_folder_says_so_and_a_missing_one_is_refused(tmp_path):
         f"error: {tmp_path / 'nope'}: no such folder; pass the folder your runs are written to "
         f"(a config's output:, outputs by default)\n"
     )
+
+
+def test_a_run_with_a_time_budget_shows_its_minutes_of_the_budget(tmp_path):
+    run_dir, _ = train_run(tiny(tmp_path, "train.minutes=5", "train.epochs=1"))
+    (row,) = listing.list_runs(tmp_path)
+    assert row["minutes_configured"] == 5.0 and 0 < row["minutes"] < 5
+    assert listing.row_cells(row)[listing.COLUMNS.index("minutes")] == f"{row['minutes']:.1f}/5"
