@@ -377,8 +377,9 @@ class TqdmProgress(keras.callbacks.Callback):
 
 
 class EpochEnd(keras.callbacks.Callback):
-    """Calls `hook(epoch, logs, seconds)` after each epoch and stops training when it returns
-    True; seconds: of this fit's epochs so far, their validation included."""
+    """Calls `hook(epoch, logs, seconds, final)` after each epoch and stops training when it
+    returns True; seconds: of this fit's epochs so far, their validation included; final: the
+    run ends after this epoch anyway (its last epoch, or another callback stopped it)."""
 
     # For callers above the trainer (the tuner's pruning) that must not define Keras classes.
     def __init__(self, hook):
@@ -392,5 +393,6 @@ class EpochEnd(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds += time.time() - self._began
-        if self.hook(epoch, logs or {}, self.seconds):
+        final = self.model.stop_training or epoch + 1 >= self.params.get("epochs", math.inf)
+        if self.hook(epoch, logs or {}, self.seconds, final):
             self.model.stop_training = True

@@ -201,6 +201,10 @@ def test_the_median_pruner_compares_timed_trials_at_equal_minutes_not_epochs():
     assert worse.reason == (
         "pruned at 60% of its 1.67 minutes (epoch 2): val/loss 0.7 above the median 0.45"
     )
+    # One as bad whose epoch ended its minutes reports, but is not pruned: it is complete.
+    spent = timed_reporter(study)
+    assert not spent.epoch_end(0, {"val_loss": 0.8}, 100.0, final=True)
+    assert spent.reason is None and spent.reported == [0.8]  # known only from 100 s on
 
 
 def test_a_timed_median_pruner_keeps_its_warmup_epochs():

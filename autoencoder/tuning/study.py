@@ -440,8 +440,9 @@ class Reporter:
         """Report by fractions of `budget` seconds; never prune in the first warm-up epochs."""
         self.budget, self.warmup = budget, warmup_epochs
 
-    def epoch_end(self, epoch: int, logs: dict, seconds: float) -> bool:
-        """Report the epoch's objective; True when the pruner says to stop."""
+    def epoch_end(self, epoch: int, logs: dict, seconds: float, final: bool = False) -> bool:
+        """Report the epoch's objective; True when the pruner says to stop. Never after the
+        final epoch: a trial that trained its epochs or minutes is complete, not pruned."""
         value = metric_value(logs_row(logs), self.objective.metric, self.pixels)
         if value is None or not math.isfinite(value):
             return False  # the trainer stops a diverged run itself, with its own message
@@ -453,7 +454,7 @@ class Reporter:
         for step, shown in steps.items():
             self.trial.report(shown, step)
             self.reported.append(shown)
-        if not steps or epoch + 1 <= self.warmup or not self.trial.should_prune():
+        if final or not steps or epoch + 1 <= self.warmup or not self.trial.should_prune():
             return False
         self.step = max(steps)
         self.reason = prune_reason(
