@@ -302,6 +302,28 @@ def test_a_study_of_minutes_end_to_end(tmp_path, caplog):
 
 
 @pytest.mark.slow
+def test_a_denoising_studys_figure_shows_the_trials_outputs_for_noisy_inputs(tmp_path):
+    import numpy as np
+
+    import autoencoder as ae
+    from autoencoder.noise import model_inputs
+
+    config = tiny(tmp_path / "out", "data.noise={kind: gaussian, level: 0.3}", "train.epochs=1")
+    space = {"space": {"train.optimizer.learning_rate": {"log": [1e-3, 1e-2]}}}
+    tuned = ae.tune(config, space, trials=1, pruner="none")
+    rows = tune_report.best_run_rows(tuned.study, tuned.path, "val/loss")
+    assert [label.split("\n")[0] for label, _ in rows] == ["test images", "noisy inputs", "trial 0"]
+    run = ae.load_run(tuned.path / tuned.best.user_attrs["run_dir"])
+    clean, _ = run.images("test", tune_report.IMAGES)
+    np.testing.assert_array_equal(rows[0][1], clean)
+    noisy = model_inputs(clean, run.config)  # the run's own test noise
+    assert not np.allclose(noisy, clean)
+    np.testing.assert_array_equal(rows[1][1], noisy)
+    np.testing.assert_allclose(rows[2][1], run.reconstruct(noisy), atol=1e-6)
+    assert (tuned.path / "figures" / "reconstructions.png").is_file()
+
+
+@pytest.mark.slow
 def test_the_same_seed_draws_the_same_trials(tmp_path):
     import autoencoder as ae
 

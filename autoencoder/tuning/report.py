@@ -248,30 +248,52 @@ def plot_importance(path: Path, study, metric: str) -> bool:
     return True
 
 
-def plot_best_runs(path: Path, study, study_dir: Path, metric: str) -> bool:
-    """The same test images through the best runs' models, a row each; False without a run."""
+def best_run_rows(study, study_dir: Path, metric: str) -> list[tuple[str, object]]:
+    """(label, images) rows: test images, a denoiser's noisy inputs, the best runs' outputs."""
+    from autoencoder.noise import model_inputs
+
     best = [t for t in ranked(study) if "run_dir" in t.user_attrs][:BEST_RUNS]
     if not best:
-        return False
+        return []
     first = api.load_run(study_dir / best[0].user_attrs["run_dir"])
     images, _ = first.images("test", IMAGES)
+    # A denoiser's trials get the same noisy images, its test noise: their outputs for clean
+    # inputs would say nothing of how they denoise.
+    inputs = model_inputs(images, first.config)
     rows = [("test images", images)]
+    if inputs is not images:
+        rows.append(("noisy inputs", inputs))
     for t in best:
         try:
-            recon = api.load_run(study_dir / t.user_attrs["run_dir"]).reconstruct(images)
+            recon = api.load_run(study_dir / t.user_attrs["run_dir"]).reconstruct(inputs)
         except UserError:  # a model of another input shape: the space changed it
             continue
         rows.append((f"trial {t.number}\n{metric} {t.value:.4g}", recon))
+    return rows
+
+
+def plot_best_runs(path: Path, study, study_dir: Path, metric: str) -> bool:
+    """The same test images through the best runs' models, a row each; False without a run."""
+    rows = best_run_rows(study, study_dir, metric)
+    if not rows:
+        return False
+    count = len(rows[0][1])
     plt = pyplot()
     fig, axes = plt.subplots(
-        len(rows), len(images), figsize=(1.3 * len(images) + 1.4, 1.4 * len(rows) + 0.5),
-        squeeze=False,
-    )  # fmt: skip
+        len(rows), count, figsize=(1.3 * count + 1.4, 1.4 * len(rows) + 0.5), squeeze=False
+    )
     for r, (label, shown) in enumerate(rows):
-        for j in range(len(images)):
+        for j in range(count):
             show(axes[r, j], shown[j])
         axes[r, 0].set_ylabel(label, fontsize=9)
-    fig.suptitle(f"The best {len(rows) - 1} trials' reconstructions of the same test images")
+    trials = sum(label.startswith("trial ") for label, _ in rows)
+    noisy = any(label == "noisy inputs" for label, _ in rows)
+    what = (
+        "outputs for the same noisy test images"
+        if noisy
+        else "reconstructions of the same test images"
+    )
+    fig.suptitle(f"The best {trials} trials' {what}")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
