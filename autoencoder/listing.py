@@ -106,7 +106,7 @@ def _record(run_dir: Path) -> dict:
     best = min(losses) if losses else _finite(metrics.get("best/val_loss"))
     epochs = state["epoch"] if state else 0
     # Minutes of training as train.minutes counts them: the completed epochs' seconds.
-    seconds = sum(row.get("seconds", 0.0) for row in history[:epochs])
+    seconds = runs.training_seconds(history[:epochs])
     return {
         "status": runs.status(run_dir),
         "epochs": epochs,

@@ -82,6 +82,18 @@ def read_history(run_dir: Path) -> list[dict]:
     ]
 
 
+def training_seconds(history: list[dict]) -> float:
+    """The epochs' seconds (validation included), as train.minutes counts them; a row without
+    `seconds` (a run from before they were recorded) counts none."""
+    return sum(row.get("seconds", 0.0) for row in history)
+
+
+def training_clock(history: list[dict]) -> np.ndarray:
+    """Seconds of training at the end of each epoch; NaN from a row without `seconds` on, so a
+    curve against time stops there rather than shifting."""
+    return np.cumsum([row.get("seconds", np.nan) for row in history])
+
+
 def last_checkpoint(run_dir: Path, state: dict) -> Path:
     """The checkpoint state.json names; UserError, saying the run is damaged, if it is gone."""
     path = Path(run_dir) / "checkpoints" / state["checkpoint"]

@@ -21,7 +21,7 @@ from autoencoder.config import Config
 from autoencoder.errors import UserError
 from autoencoder.model import build_models, load_model
 from autoencoder.noise import model_inputs, run_datasets
-from autoencoder.runs import BEST, last_checkpoint, write_or_explain
+from autoencoder.runs import BEST, last_checkpoint, training_seconds, write_or_explain
 from autoencoder.runtime import seed_everything, tensorflow
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ def _time_budget(config: Config, history: list[dict], steps: int):
     cosine = None
     if train.schedule.kind == "cosine":
         cosine = (train.optimizer.learning_rate, train.schedule.min_lr)
-    spent = sum(row.get("seconds", 0.0) for row in history)
+    spent = training_seconds(history)
     return TimeBudget(60.0 * train.minutes, spent, max(1, train.epochs * steps), cosine)
 
 

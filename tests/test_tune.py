@@ -295,8 +295,22 @@ def test_a_study_of_minutes_end_to_end(tmp_path, caplog):
     )
     history = runs.read_history(tuned.path / done.user_attrs["run_dir"])
     assert len(history) >= 2 and 4.5 < sum(row["seconds"] for row in history) < 10.0
+    # trials.csv: each trial's training minutes (its epochs' seconds) beside its wall time.
+    with open(tuned.path / "trials.csv") as handle:
+        rows = {int(r["number"]): r for r in csv.DictReader(handle)}
+    for trial in (done, pruned):
+        seconds = sum(
+            r["seconds"] for r in runs.read_history(tuned.path / trial.user_attrs["run_dir"])
+        )
+        row = rows[trial.number]
+        assert float(row["train_minutes"]) == pytest.approx(seconds / 60, abs=0.006)
+        assert float(row["minutes"]) > float(row["train_minutes"])  # setup, evaluation too
+    assert float(rows[done.number]["train_minutes"]) >= 0.07
     results = (tuned.path / "results.md").read_text()
     assert "Pruner: PruneTrialOne (trials compared at every 5% of their minutes)" in results
+    assert "| training minutes | wall minutes |" in results
+    trained = f"{done.user_attrs['train_minutes']:.1f}"
+    assert re.search(rf"\| {done.number} \| complete \| [^|]+ \| [^|]+ \| {trained} \| ", results)
     epoch = re.search(r"\(epoch (\d+)\)", pruned.user_attrs["reason"]).group(1)
     assert f"spent when the caller stopped the run after epoch {epoch}" in caplog.text
 

@@ -8,14 +8,14 @@ import numpy as np
 
 from autoencoder.evaluate import per_image_mse
 from autoencoder.plots.figure import DPI, aspect, pyplot, save, show
+from autoencoder.runs import training_clock
 
 
 def plot_compare_curves(path: Path, histories: dict[str, list[dict]], metric: str) -> None:
     """One validation metric of each run, by epoch and by training time (its running sum)."""
     plt = pyplot()
     fig, (by_epoch, by_time) = plt.subplots(1, 2, figsize=(12, 4.2))
-    # history.csv's `seconds` is each epoch's own: their running sum is the training time.
-    clocks = {k: np.cumsum([r.get("seconds", np.nan) for r in h]) for k, h in histories.items()}
+    clocks = {k: training_clock(h) for k, h in histories.items()}
     longest = max((np.nanmax(c) for c in clocks.values() if np.isfinite(c).any()), default=0)
     unit, per = ("minutes", 60) if longest >= 120 else ("seconds", 1)
     values = {k: [r.get(metric, np.nan) for r in h] for k, h in histories.items()}

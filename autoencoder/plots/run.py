@@ -70,7 +70,7 @@ def plot_loss(path: Path, history: list[dict]) -> None:
     ax.legend()
     if timed:
         # Error against wall time: what a fixed training budget buys.
-        minutes = np.cumsum([r.get("seconds", np.nan) for r in history]) / 60
+        minutes = runs.training_clock(history) / 60
         ax_t = axes[1]
         ax_t.plot(
             minutes, [r.get("val/mse", np.nan) for r in history], marker=marker, color="tab:purple"

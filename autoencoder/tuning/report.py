@@ -50,9 +50,14 @@ def state_of(trial) -> str:
 
 
 def minutes(trial) -> float | None:
+    """The trial's wall time: setup, training, evaluation and figures."""
     if trial.datetime_start is None or trial.datetime_complete is None:
         return None
     return (trial.datetime_complete - trial.datetime_start).total_seconds() / 60
+
+
+def _number(value, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
 
 
 def ranked(study) -> list:
@@ -62,20 +67,22 @@ def ranked(study) -> list:
 
 
 def trials_csv(study, keys: list[str]) -> str:
-    """One row per trial: number, state, objective, the parameters, minutes, run_dir, reason."""
+    """One row per trial: number, state, objective, the parameters, minutes (wall time),
+    train_minutes (its completed epochs'), run_dir, reason."""
     out = io.StringIO()
-    columns = ["number", "state", "objective", *keys, "minutes", "run_dir", "reason"]
+    columns = ["number", "state", "objective", *keys, "minutes", "train_minutes", "run_dir"]
+    columns.append("reason")
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for t in study.get_trials(deepcopy=False):
-        took = minutes(t)
         writer.writerow(
             {
                 "number": t.number,
                 "state": state_of(t),
                 "objective": "" if t.value is None else f"{t.value:.6g}",
                 **{k: t.params.get(k, "") for k in keys},
-                "minutes": "" if took is None else f"{took:.2f}",
+                "minutes": _number(minutes(t), 2),
+                "train_minutes": _number(t.user_attrs.get("train_minutes"), 2),
                 "run_dir": t.user_attrs.get("run_dir", ""),
                 "reason": t.user_attrs.get("reason", ""),
             }
@@ -125,16 +132,22 @@ def results_markdown(study, study_dir: Path, setup, storage: str) -> str:
         ]
     keys = [p.key for p in setup.params]
     lines += [
-        "| trial | state | " + objective.metric + " | " + " | ".join(keys) + " | minutes |",
-        "|---" * (len(keys) + 4) + "|",
+        "| trial | state | "
+        + objective.metric
+        + " | "
+        + " | ".join(keys)
+        + " | training minutes | wall minutes |",
+        "|---" * (len(keys) + 5) + "|",
     ]
     order = best + [t for t in trials if t.state.name != "COMPLETE"]
     for t in order:
-        took = minutes(t)
         value = "" if t.value is None else f"{t.value:.4g}"
         params = " | ".join(_value(t.params.get(k, "")) for k in keys)
-        shown = "" if took is None else f"{took:.1f}"
-        lines.append(f"| {t.number} | {state_of(t)} | {value} | {params} | {shown} |")
+        trained = _number(t.user_attrs.get("train_minutes"), 1)
+        lines.append(
+            f"| {t.number} | {state_of(t)} | {value} | {params} | {trained} "
+            f"| {_number(minutes(t), 1)} |"
+        )
     reasons = [t for t in order if t.user_attrs.get("reason")]
     if reasons:
         lines += ["", "Why trials stopped early:", ""]

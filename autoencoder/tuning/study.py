@@ -383,6 +383,9 @@ def _finish(study, trial, study_dir: Path, state, value, reason) -> None:
     run_dir = trial_run_dir(study_dir, trial.number)
     if run_dir is not None:
         trial.set_user_attr("run_dir", str(run_dir.relative_to(study_dir)))
+        trained = _training_minutes(run_dir)
+        if trained is not None:
+            trial.set_user_attr("train_minutes", trained)
     if reason:
         trial.set_user_attr("reason", reason)
     study.tell(trial, value if state.name == "COMPLETE" else None, state=state)
@@ -394,6 +397,14 @@ def _finish(study, trial, study_dir: Path, state, value, reason) -> None:
         shown,
         f" ({reason})" if reason else "",
     )
+
+
+def _training_minutes(run_dir: Path) -> float | None:
+    """The trial's completed epochs' minutes, as train.minutes counts them; None before one."""
+    state = runs.read_state(run_dir)
+    if not state or not state.get("epoch"):
+        return None
+    return runs.training_seconds(runs.read_history(run_dir)[: state["epoch"]]) / 60
 
 
 def trial_run_dir(study_dir: Path, number: int) -> Path | None:
