@@ -160,20 +160,22 @@ def check_lightest(config, plan: Plan, data: int | None = None) -> None:
 def format_memory(memory: MemoryPlan) -> str:
     """The memory table `autoencoder shapes` prints under the shape plan."""
     size = element_bytes(memory.dtype)
+    width = max([16, *(len(name) for name, _, _ in memory.layers)])
     lines = [
         f"memory at batch {memory.batch}, {memory.dtype} activations ({size} bytes a value):",
-        f"  {'layer':<16} {'output':<14} {'activation':>12}",
+        f"  {'layer':<{width}} {'output':<14} {'activation':>12}",
     ]
     for name, shape, nbytes in memory.layers:
-        lines.append(f"  {name:<16} {'x'.join(map(str, shape)):<14} {nbytes / MB:>9.1f} MB")
+        lines.append(f"  {name:<{width}} {'x'.join(map(str, shape)):<14} {nbytes / MB:>9.1f} MB")
     data = "not known until the data is read" if memory.data is None else _mb(memory.data)
+    label = width + 16  # the summary's figures under the activation column
     lines += [
-        f"  runtime (TensorFlow, Keras)     {_mb(memory.runtime)}",
-        f"  weights, gradients, optimizer   {_mb(memory.weights)}",
-        f"  activations kept for backward   {_mb(memory.activations)} "
+        f"  {'runtime (TensorFlow, Keras)':<{label}}{_mb(memory.runtime)}",
+        f"  {'weights, gradients, optimizer':<{label}}{_mb(memory.weights)}",
+        f"  {'activations kept for backward':<{label}}{_mb(memory.activations)} "
         f"({KEPT_PER_OUTPUT} x the layer outputs above)",
-        f"  images held in memory           {data}",
-        f"  total for training              {_mb(memory.total)}"
+        f"  {'images held in memory':<{label}}{data}",
+        f"  {'total for training':<{label}}{_mb(memory.total)}"
         + ("" if memory.data is not None else " + the images"),
     ]
     limit, what = memory_limit()

@@ -95,6 +95,8 @@ def keras_layers(planned: PlannedLayer, dtype: str = "float32", plain: bool = Fa
     """The Keras layers of one planned layer: main layer [, BatchNorm, Activation] [, Dropout]."""
     import keras
 
+    if planned.kind in ("SpaceToDepth", "DepthToSpace"):
+        return _pixel_shuffle(planned, dtype)
     main = _main_layer(planned, dtype)
     if not plain and transposes_as_conv(planned):
         main.call = functools.partial(_transpose_as_conv, main)
@@ -124,6 +126,27 @@ def keras_layers(planned: PlannedLayer, dtype: str = "float32", plain: bool = Fa
             keras.layers.Dropout(planned.dropout, dtype=dtype, name=f"{planned.name}_dropout")
         )
     return layers
+
+
+def _pixel_shuffle(planned: PlannedLayer, dtype: str) -> list:
+    """SpaceToDepth / DepthToSpace as Reshape -> Permute -> Reshape, built-in layers that load
+    with safe_mode and export to LiteRT and ONNX; channels ordered as tf.nn.space_to_depth's
+    (patch row, patch column, channel)."""
+    import keras
+
+    L, r = keras.layers, planned.options["size"]
+    (h, w, c), (oh, ow, oc) = planned.input_shape, planned.output_shape
+    if planned.kind == "SpaceToDepth":
+        split = (oh, r, ow, r, c)  # (row, patch row, column, patch column, channel)
+    else:
+        split = (h, w, r, r, oc)  # (row, column, patch row, patch column, channel)
+    return [
+        L.Reshape(split, name=f"{planned.name}_split", dtype=dtype),
+        # Swapping axes 2 and 3 (1-based, batch excluded) is its own inverse: it moves the patch
+        # row next to the patch column one way, next to the row the other way.
+        L.Permute((1, 3, 2, 4, 5), name=f"{planned.name}_permute", dtype=dtype),
+        L.Reshape((oh, ow, oc), name=planned.name, dtype=dtype),
+    ]
 
 
 def _conv_arguments(planned: PlannedLayer) -> dict[str, Any]:

@@ -165,8 +165,8 @@ def test_a_dict_s_mistakes_name_config_where_a_file_would_be():
         (
             "model: {encoder: [{type: pool, filters: 8}]}",
             [],
-            "model.encoder[0]: unknown encoder block type; use conv, residual, maxpool or avgpool, "
-            "got type 'pool'",
+            "model.encoder[0]: unknown encoder block type; use conv, residual, maxpool, avgpool "
+            "or space_to_depth, got type 'pool'",
         ),
         ("model: {decoder: mirrror}", [], "model.decoder: must be 'mirror', got 'mirrror'"),
         # A block field named like a union tag keeps its place in the path.

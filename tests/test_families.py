@@ -399,6 +399,28 @@ def test_skip_model_saves_no_decoder_and_warns_on_clean_inputs(tmp_path, caplog)
     assert model.predict(x, verbose=0).shape == x.shape
 
 
+def test_a_denoiser_at_half_resolution_trains_and_its_loss_falls(tmp_path):
+    from autoencoder.pipeline import train_run
+
+    config = tiny(
+        tmp_path,
+        "model.encoder=[{type: space_to_depth}, {filters: 8}, {filters: 16, strides: 2}]",
+        "model.decoder=[{type: conv_transpose, filters: 8, strides: 2}, {type: depth_to_space}]",
+        "model.skips=concat",
+        "model.latent_dim=null",
+        "model.output={activation: linear}",
+        "train.loss=mse",
+        "data.noise={kind: gaussian, level: 0.3}",
+        "train.epochs=3",
+    )
+    run = train_run(config)[0]
+    history = read_history(run)
+    assert len(history) == 3
+    assert history[-1]["val/loss"] < 0.7 * history[0]["train/loss"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test/psnr"] > metrics["test/noisy_psnr"]  # it denoises after 3 epochs
+
+
 def test_a_vae_model_file_gives_its_input_shape_without_tensorflow(vae_run):
     from autoencoder.model import saved_input_shape
 

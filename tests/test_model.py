@@ -153,6 +153,34 @@ def test_saved_models_load_safely_with_same_outputs(keras, built, tmp_path):
         )
 
 
+def test_space_to_depth_and_back_are_tensorflows_ops_and_load_safely(keras, tmp_path):
+    import tensorflow as tf
+
+    from autoencoder.model import build_models
+
+    cfg = ModelConfig.model_validate(
+        {
+            "input_shape": [8, 6, 3],
+            "encoder": [{"type": "space_to_depth"}, {"type": "conv", "filters": 8}],
+            "decoder": [{"type": "depth_to_space"}],
+        }
+    )
+    autoencoder, encoder, decoder = build_models(cfg)
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 8, 6, 3), dtype=np.float32)
+    fold = keras.Model(encoder.input, encoder.get_layer("enc1_space_to_depth").output)
+    np.testing.assert_array_equal(fold(x).numpy(), tf.nn.space_to_depth(x, 2).numpy())
+    code = rng.random((2, 4, 3, 8), dtype=np.float32)
+    unfold = keras.Model(decoder.input, decoder.get_layer("dec1_depth_to_space").output)
+    np.testing.assert_array_equal(unfold(code).numpy(), tf.nn.depth_to_space(code, 2).numpy())
+    assert (
+        autoencoder.count_params() == plan_model(cfg).total_params == 9 * 12 * 8 + 8 + 9 * 2 * 3 + 3
+    )
+    autoencoder.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), autoencoder.predict(x, verbose=0))
+
+
 @pytest.mark.parametrize(
     "kernel,padding,bias,activation",
     [

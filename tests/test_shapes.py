@@ -153,6 +153,7 @@ MIRROR_ENCODERS = {
         conv(8, dilation_rate=2),
         conv(8, strides=2),
     ],
+    "space_to_depth": [{"type": "space_to_depth"}, conv(8), conv(12, strides=2)],
 }
 MIRROR_SHAPES = [
     (28, 28, 1),
@@ -175,8 +176,11 @@ def test_mirror_returns_exactly_the_input_shape(name, latent):
             plan = plan_model(
                 model(input_shape=shape, encoder=MIRROR_ENCODERS[name], latent_dim=latent)
             )
-        except UserError as exc:  # too small for this encoder: only a 'valid' fit may refuse
-            assert "is larger than its" in str(exc), (name, shape, exc)
+        except UserError as exc:  # too small for this encoder: only a 'valid' fit may refuse,
+            # or a fold into 2x2 patches of an odd size
+            refusal = "space_to_depth folds" if name == "space_to_depth" else "is larger than its"
+            assert refusal in str(exc), (name, shape, exc)
+            assert name != "space_to_depth" or shape[0] % 2 or shape[1] % 2
             continue
         assert plan.layers[-1].output_shape == shape, (name, shape)
         # Every decoder layer's input is the previous layer's output.
@@ -224,6 +228,8 @@ KERAS_GRID = [
     ((16, 16, 1), "dilated", None),
     ((28, 27, 1), "even_same", None),
     ((25, 23, 1), "pool_same", None),
+    ((28, 20, 1), "space_to_depth", 6),
+    ((32, 32, 3), "space_to_depth", None),
 ]
 
 
@@ -240,6 +246,72 @@ def test_built_keras_model_has_the_planned_shapes(keras, shape, name, latent):
     assert autoencoder.count_params() == plan.total_params
     # TensorFlow runs it too (it refuses some output_paddings Keras's shape rule accepts).
     assert tuple(autoencoder(np.zeros((1, *shape), "float32")).shape) == (1, *shape)
+
+
+def test_space_to_depth_folds_patches_and_its_mirror_unfolds_them():
+    plan = plan_model(model(input_shape=(28, 20, 3), encoder=MIRROR_ENCODERS["space_to_depth"]))
+    fold = plan.layers[0]
+    assert (fold.kind, fold.output_shape, fold.params) == ("SpaceToDepth", (14, 10, 12), 0)
+    assert fold.formula == "each 2x2 patch folded into one pixel: 28/2 = 14, channels 3*2*2 = 12"
+    unfold = plan.part("decoder")[-2]
+    assert (unfold.kind, unfold.input_shape, unfold.output_shape) == (
+        "DepthToSpace",
+        (14, 10, 8),
+        (28, 20, 2),
+    )
+    assert plan.layers[-1].output_shape == (28, 20, 3)
+
+
+def test_space_to_depth_and_depth_to_space_refusals():
+    assert error(input_shape=[28, 27, 1], encoder=[{"type": "space_to_depth"}, conv()]) == (
+        "encoder block 1 (model.encoder[0]): space_to_depth folds 2x2 patches, but its input is "
+        "28x27, not a multiple of 2 on each side; use size: a divisor of both, or bring the size "
+        "to a multiple first (e.g. 28x26: data.image_size, or a conv with padding valid)"
+    )
+    assert error(
+        input_shape=[28, 28, 1],
+        encoder=[conv(strides=2)],
+        decoder=[conv(6), {"type": "depth_to_space"}],
+    ) == (
+        "decoder block 2 (model.decoder[1]): depth_to_space unfolds 4 channels into each 2x2 "
+        "patch, but its input 14x14x6 has 6, not a multiple of 4; give the block before it "
+        "filters: a multiple of 4"
+    )
+    # A mirrored fold unfolds what the encoder's next block made: its filters must divide.
+    assert "depth_to_space unfolds 9 channels" in error(
+        input_shape=[27, 27, 1], encoder=[{"type": "space_to_depth", "size": 3}, conv(8)]
+    )
+    assert error(
+        input_shape=[28, 28, 1],
+        encoder=[conv(strides=2), conv(16, strides=2)],
+        decoder=[{"type": "depth_to_space", "size": 4}],
+        skips="concat",
+    ).startswith(
+        "decoder block 1 (model.decoder[0]): 7x7 -> 28x28, but with skips it must land on "
+        "14x14 (encoder block 1's output, which the skip joins there); depth_to_space "
+        "multiplies by size 4; change size, or use a conv_transpose block with target_size: "
+        "[14, 14] instead"
+    )
+
+
+def test_a_unet_at_half_resolution_folds_in_and_unfolds_out():
+    """FFDNet's layout: fold the image, work at 14x14 and 7x7 with a skip, unfold at the end."""
+    plan = plan_model(
+        model(
+            input_shape=[28, 28, 1],
+            encoder=[{"type": "space_to_depth"}, conv(16), conv(32, strides=2)],
+            skips="concat",
+            decoder=[convt(16, strides=2), conv(16), {"type": "depth_to_space"}],
+        )
+    )
+    assert [layer.output_shape for layer in plan.part("decoder")] == [
+        (14, 14, 16),
+        (14, 14, 32),  # joined by enc 2's 14x14x16
+        (14, 14, 16),
+        (28, 28, 4),
+        (28, 28, 1),
+    ]
+    assert [s.merge for s in plan.skip_layers] == ["enc2_conv"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pydantic import (
     Field,
     StrictBool,
     StrictFloat,
+    StrictInt,
     StrictStr,
     Tag,
     WithJsonSchema,
@@ -152,6 +153,30 @@ class PoolBlock(Section):
     weights)."""
 
 
+# Pixel (un)shuffle, as in ESPCN (Shi et al. 2016) and FFDNet (Zhang et al. 2018): a lossless
+# reshape, so a network can work at half the resolution on all of the image's pixels, and upsample
+# without the checkerboard of overlapping transposed kernels.
+FoldSize = Annotated[StrictInt, Field(ge=2)]
+
+
+class SpaceToDepthBlock(Section):
+    """Encoder block that folds each size x size patch of pixels into the channels (no weights)."""
+
+    type: Literal["space_to_depth"]
+    """space_to_depth: height and width divided by size, channels times size squared, no weights."""
+    size: FoldSize = 2
+    """Side of the patch folded into one pixel; height and width must be multiples of it."""
+
+
+class DepthToSpaceBlock(Section):
+    """Decoder block that unfolds channels into size x size patches of pixels (no weights)."""
+
+    type: Literal["depth_to_space"]
+    """depth_to_space: height and width times size, channels divided by size squared, no weights."""
+    size: FoldSize = 2
+    """Side of the patch each pixel unfolds into; the channels must be a multiple of its square."""
+
+
 class ConvTransposeBlock(_LayerOptions):
     """Decoder Conv2DTranspose block; `target_size` asks the planner to pick output_padding."""
 
@@ -210,11 +235,14 @@ EncoderBlock = Annotated[
     Annotated[ConvBlock, Tag("conv")]
     | Annotated[ResidualBlock, Tag("residual")]
     | Annotated[PoolBlock, Tag("maxpool")]
-    | Annotated[PoolBlock, Tag("avgpool")],
+    | Annotated[PoolBlock, Tag("avgpool")]
+    | Annotated[SpaceToDepthBlock, Tag("space_to_depth")],
     Discriminator(
         _block_type("conv"),
         custom_error_type="block_type",
-        custom_error_message="unknown encoder block type; use conv, residual, maxpool or avgpool",
+        custom_error_message=(
+            "unknown encoder block type; use conv, residual, maxpool, avgpool or space_to_depth"
+        ),
     ),
 ]
 
@@ -223,12 +251,14 @@ DecoderBlock = Annotated[
     | Annotated[UpsampleBlock, Tag("upsample")]
     | Annotated[CropBlock, Tag("crop")]
     | Annotated[ConvBlock, Tag("conv")]
-    | Annotated[ResidualBlock, Tag("residual")],
+    | Annotated[ResidualBlock, Tag("residual")]
+    | Annotated[DepthToSpaceBlock, Tag("depth_to_space")],
     Discriminator(
         _block_type("conv_transpose"),
         custom_error_type="block_type",
         custom_error_message=(
-            "unknown decoder block type; use conv_transpose, upsample, crop, conv or residual"
+            "unknown decoder block type; use conv_transpose, upsample, depth_to_space, crop, "
+            "conv or residual"
         ),
     ),
 ]

@@ -7,9 +7,11 @@ from typing import Any
 from autoencoder.config import (
     ConvBlock,
     ConvTransposeBlock,
+    DepthToSpaceBlock,
     ModelConfig,
     PoolBlock,
     ResidualBlock,
+    SpaceToDepthBlock,
     UpsampleBlock,
 )
 from autoencoder.errors import UserError
@@ -26,6 +28,7 @@ from autoencoder.shapes.layers import (
     _conv_layer,
     _crop_layer,
     _dec_where,
+    _depth_to_space_layer,
     _fit_layers,
     _mirror_residual,
     _pass_through,
@@ -116,6 +119,12 @@ def _plan_mirror(
             new = _mirror_conv(block, shape, target, label, name)
         elif isinstance(block, ResidualBlock):
             new = _mirror_residual(block, shape, target, before, label, name)
+        elif isinstance(block, SpaceToDepthBlock):
+            # The exact inverse: no rounding to undo, since the fold needed whole patches. The
+            # channels it unfolds are those the encoder's next block made (its mirror's filters).
+            where = f"{label} (decoder: mirror of model.encoder[{index}], a space_to_depth)"
+            whose = f"model.encoder[{index + 1}] (the block before this one mirrors it)"
+            new = [_depth_to_space_layer(shape, block.size, label, name, where, whose)]
         else:
             new = _mirror_pool(block, _nearest_conv(cfg.encoder, index), shape, target, label, name)
         if cfg.skips != "none" and new[-1].output_shape[:2] != shape[:2]:
@@ -182,6 +191,8 @@ def _explicit_layer(block: Any, shape: Shape, j: int) -> PlannedLayer:
         return _conv_layer(block, shape, label, name, "decoder", where)
     if isinstance(block, UpsampleBlock):
         return _upsample_layer(shape, block.size, block.interpolation, label, name)
+    if isinstance(block, DepthToSpaceBlock):
+        return _depth_to_space_layer(shape, block.size, label, name, where)
     crop = _crop_layer(shape, block.cropping, label, name)
     if min(crop.output_shape[:2]) <= 0:
         (top, bottom), (left, right) = block.cropping

@@ -9,6 +9,7 @@ from autoencoder.errors import UserError
 from autoencoder.shapes.arithmetic import (
     Pair,
     Shape,
+    _shape_text,
     conv_output_size,
     conv_transpose_output_size,
     default_output_padding,
@@ -221,6 +222,60 @@ def _upsample_layer(
         output_shape=(shape[0] * size[0], shape[1] * size[1], shape[2]),
         strides=size,
         options=dict(size=size, interpolation=interpolation),
+    )
+
+
+def _space_to_depth_layer(
+    shape: Shape, size: int, label: str, name: str, where: str
+) -> PlannedLayer:
+    """A SpaceToDepth: each size x size patch becomes one pixel of size*size times the channels."""
+    if shape[0] % size or shape[1] % size:
+        fits = f"{shape[0] - shape[0] % size}x{shape[1] - shape[1] % size}"
+        raise UserError(
+            f"{where}: space_to_depth folds {size}x{size} patches, but its input is "
+            f"{hw(shape)}, not a multiple of {size} on each side; use size: a divisor of both, "
+            f"or bring the size to a multiple first (e.g. {fits}: data.image_size, or a conv "
+            f"with padding valid)"
+        )
+    return PlannedLayer(
+        block=label,
+        name=f"{name}_space_to_depth",
+        kind="SpaceToDepth",
+        part="encoder",
+        input_shape=shape,
+        output_shape=(shape[0] // size, shape[1] // size, shape[2] * size * size),
+        strides=(size, size),
+        formula=(
+            f"each {size}x{size} patch folded into one pixel: {shape[0]}/{size} = "
+            f"{shape[0] // size}, channels {shape[2]}*{size}*{size} = {shape[2] * size * size}"
+        ),
+        options=dict(size=size),
+    )
+
+
+def _depth_to_space_layer(
+    shape: Shape, size: int, label: str, name: str, where: str, whose: str = "the block before it"
+) -> PlannedLayer:
+    """A DepthToSpace: each pixel's channels unfold into a size x size patch."""
+    if shape[2] % (size * size):
+        raise UserError(
+            f"{where}: depth_to_space unfolds {size * size} channels into each {size}x{size} "
+            f"patch, but its input {_shape_text(shape)} has {shape[2]}, not a multiple of "
+            f"{size * size}; give {whose} filters: a multiple of {size * size}"
+        )
+    return PlannedLayer(
+        block=label,
+        name=f"{name}_depth_to_space",
+        kind="DepthToSpace",
+        part="decoder",
+        input_shape=shape,
+        output_shape=(shape[0] * size, shape[1] * size, shape[2] // (size * size)),
+        strides=(size, size),
+        formula=(
+            f"each pixel unfolded into a {size}x{size} patch: {shape[0]}*{size} = "
+            f"{shape[0] * size}, channels {shape[2]}/({size}*{size}) = {shape[2] // (size * size)}"
+        ),
+        options=dict(size=size),
     )
 
 

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from autoencoder.config import ConvBlock, ModelConfig, ResidualBlock
+from autoencoder.config import ConvBlock, ModelConfig, ResidualBlock, SpaceToDepthBlock
 from autoencoder.errors import UserError
 from autoencoder.shapes.arithmetic import Shape, _prod, hw
 from autoencoder.shapes.decoder import _plan_explicit, _plan_mirror
@@ -16,6 +16,7 @@ from autoencoder.shapes.layers import (
     _plain_conv,
     _pool_layer,
     _residual_layers,
+    _space_to_depth_layer,
 )
 from autoencoder.shapes.plan import Plan, PlannedLayer
 from autoencoder.shapes.skips import _size_chain
@@ -31,6 +32,8 @@ def _plan_encoder(cfg: ModelConfig) -> list[list[PlannedLayer]]:
             layers = [_conv_layer(block, shape, label, name, "encoder", where)]
         elif isinstance(block, ResidualBlock):
             layers = _residual_layers(block, shape, before, label, name, "encoder", where)
+        elif isinstance(block, SpaceToDepthBlock):
+            layers = [_space_to_depth_layer(shape, block.size, label, name, where)]
         else:
             layers = [_pool_layer(block, shape, label, name, where)]
         blocks.append(layers)

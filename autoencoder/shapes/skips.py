@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from autoencoder.config import ConvTransposeBlock, CropBlock, ModelConfig, UpsampleBlock
+from autoencoder.config import (
+    ConvTransposeBlock,
+    CropBlock,
+    DepthToSpaceBlock,
+    ModelConfig,
+    UpsampleBlock,
+)
 from autoencoder.errors import UserError
 from autoencoder.shapes.arithmetic import (
     FORMULA,
@@ -153,6 +159,11 @@ def _fix_hint(block: Any, shape: Shape, expected: Pair) -> str:
         return (
             f"UpSampling2D multiplies by size {hw(block.size)}; use a conv_transpose block "
             f"with target_size: {list(expected)} instead"
+        )
+    if isinstance(block, DepthToSpaceBlock):
+        return (
+            f"depth_to_space multiplies by size {block.size}; change size, or use a "
+            f"conv_transpose block with target_size: {list(expected)} instead"
         )
     if isinstance(block, CropBlock):
         return "change cropping"
