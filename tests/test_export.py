@@ -226,3 +226,32 @@ def test_not_a_run_or_no_model_is_one_line(run, tmp_path):
     with pytest.raises(UserError, match="model.keras: model file not found"):
         export_run(tmp_path)
     assert not (tmp_path / "export").exists()
+
+
+@pytest.fixture(scope="module")
+def folding_run(tmp_path_factory):
+    from autoencoder.pipeline import train_run
+
+    # Pixels folded into channels and back: Reshape and Permute layers of five dimensions.
+    config = tiny(
+        tmp_path_factory.mktemp("folding"),
+        "model.encoder=[{type: space_to_depth}, {filters: 8, strides: 2}]",
+        "train.epochs=1",
+    )
+    return train_run(config)[0]
+
+
+@pytest.mark.parametrize("fmt", ["saved_model", "litert", "onnx"])
+def test_a_model_that_folds_pixels_exports_to_every_format(folding_run, fmt):
+    if fmt == "litert":
+        pytest.importorskip("ai_edge_litert", reason=SKIP_LITERT)
+    if fmt == "onnx":
+        pytest.importorskip("tf2onnx", reason=SKIP_ONNX)
+        pytest.importorskip("onnxruntime", reason=SKIP_ONNX)
+    target, manifest = export_run(folding_run, fmt)
+    # export_run reloads each file in its own runtime and compares it with Keras on test images.
+    for part in PARTS:
+        entry = manifest["models"][part]
+        assert 0 <= entry["max_difference"] <= entry["tolerance"]
+    assert manifest["models"]["decoder"]["outputs"][0]["shape"] == [None, 28, 28, 1]
+    assert manifest["models"]["encoder"]["outputs"][0]["shape"] == [None, 8]

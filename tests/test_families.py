@@ -408,17 +408,18 @@ def test_a_denoiser_at_half_resolution_trains_and_its_loss_falls(tmp_path):
         "model.decoder=[{type: conv_transpose, filters: 8, strides: 2}, {type: depth_to_space}]",
         "model.skips=concat",
         "model.latent_dim=null",
-        "model.output={activation: linear}",
+        "model.output={activation: linear, residual: true}",
         "train.loss=mse",
         "data.noise={kind: gaussian, level: 0.3}",
-        "train.epochs=3",
+        "train.epochs=4",
+        "train.optimizer.learning_rate=0.003",
     )
     run = train_run(config)[0]
     history = read_history(run)
-    assert len(history) == 3
-    assert history[-1]["val/loss"] < 0.7 * history[0]["train/loss"]
+    val = [row["val/loss"] for row in history]
+    assert len(val) == 4 and all(a > b for a, b in zip(val, val[1:])), val
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["test/psnr"] > metrics["test/noisy_psnr"]  # it denoises after 3 epochs
+    assert metrics["test/psnr"] > metrics["test/noisy_psnr"] + 0.5  # it denoises already
 
 
 def test_a_vae_model_file_gives_its_input_shape_without_tensorflow(vae_run):
