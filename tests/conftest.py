@@ -4,6 +4,7 @@ pytest puts tests/ on sys.path (no __init__.py here), so modules import these na
 `from conftest import ...`; the `keras` fixture is found by pytest itself.
 """
 
+import logging
 import os
 import subprocess
 import sys
@@ -97,6 +98,19 @@ def wait_for_first_epoch(proc, output, settle):
             return states[0]
         time.sleep(0.05)
     return None
+
+
+@pytest.fixture(autouse=True)
+def package_logging():
+    """The package's logger as a new process has it, after each test."""
+    # cli.main, called in-process by some tests, gives the logger a handler on that test's
+    # captured stderr and stops propagation: later tests would log into a closed stream
+    # ("--- Logging error ---" in their output) and past caplog.
+    yield
+    package = logging.getLogger("autoencoder")
+    package.handlers[:] = []
+    package.propagate = True
+    package.setLevel(logging.NOTSET)
 
 
 @pytest.fixture(scope="session", autouse=True)
