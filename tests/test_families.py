@@ -266,6 +266,16 @@ def test_planner_refusals(overrides, message):
             "--set model.encoder=[{type: residual, filters: 4, kernel_size: 2}]: "
             "model.encoder[0]: a residual block needs an odd kernel_size (got [2, 2]); use 3 or 5",
         ),
+        (
+            ["model.encoder=[{type: space_to_depth, size: 1}, {filters: 8}]"],
+            "--set model.encoder=[{type: space_to_depth, size: 1}, {filters: 8}]: "
+            "model.encoder[0].size: must be greater than or equal to 2, got 1",
+        ),
+        (
+            ["model.decoder=[{type: depth_to_space, size: 2.5}]"],
+            "--set model.decoder=[{type: depth_to_space, size: 2.5}]: model.decoder[0].size: "
+            "must be an integer, got 2.5",
+        ),
     ],
 )
 def test_config_refusals(overrides, message):
