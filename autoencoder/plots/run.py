@@ -69,7 +69,8 @@ def plot_loss(path: Path, history: list[dict]) -> None:
     _log_panel(ax, "epoch", "loss (log scale)", "Loss by epoch")
     ax.legend()
     if timed:
-        # Error against wall time: what a fixed training budget buys.
+        # Error against training time (the epochs' seconds, validation included): what a
+        # fixed training budget buys.
         minutes = runs.training_clock(history) / 60
         ax_t = axes[1]
         ax_t.plot(
@@ -79,7 +80,7 @@ def plot_loss(path: Path, history: list[dict]) -> None:
             ax_t,
             "training time (minutes)",
             "val/mse per pixel (log scale)",
-            "Validation MSE against wall time",
+            "Validation MSE against training time",
         )
     ax_lr.plot(epochs, [r.get("lr", np.nan) for r in history], marker=marker, color="tab:green")
     ax_lr.set_xlabel("epoch")

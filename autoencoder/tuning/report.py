@@ -70,8 +70,8 @@ def trials_csv(study, keys: list[str]) -> str:
     """One row per trial: number, state, objective, the parameters, minutes (wall time),
     train_minutes (its completed epochs'), run_dir, reason."""
     out = io.StringIO()
-    columns = ["number", "state", "objective", *keys, "minutes", "train_minutes", "run_dir"]
-    columns.append("reason")
+    columns = ["number", "state", "objective", *keys]
+    columns += ["minutes", "train_minutes", "run_dir", "reason"]
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for t in study.get_trials(deepcopy=False):
@@ -131,14 +131,8 @@ def results_markdown(study, study_dir: Path, setup, storage: str) -> str:
             "",
         ]
     keys = [p.key for p in setup.params]
-    lines += [
-        "| trial | state | "
-        + objective.metric
-        + " | "
-        + " | ".join(keys)
-        + " | training minutes | wall minutes |",
-        "|---" * (len(keys) + 5) + "|",
-    ]
+    header = ["trial", "state", objective.metric, *keys, "training minutes", "wall minutes"]
+    lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     order = best + [t for t in trials if t.state.name != "COMPLETE"]
     for t in order:
         value = "" if t.value is None else f"{t.value:.4g}"
