@@ -239,12 +239,12 @@ def run_precision(
     )
 
 
-def training_rate(config: Config, dtype: str) -> float:
+def training_rate(config: Config, dtype: str, jit_compile: bool | str = "auto") -> float:
     """Training batches per second of the config's compiled model in dtype, on a random batch."""
     import numpy as np
 
     tf = tensorflow()
-    model = compiled_models(config, 1, dtype)[0]
+    model = compiled_models(config, 1, dtype, jit_compile)[0]
     shape = (config.train.batch_size, *config.model.input_shape)
     x = tf.constant(np.random.default_rng(0).random(shape, dtype=np.float32))
     for _ in range(WARMUP_STEPS):
@@ -261,7 +261,9 @@ def training_rate(config: Config, dtype: str) -> float:
     return 1.0 / statistics.median(steps)
 
 
-def compiled_models(config: Config, steps_per_epoch: int, dtype: str = "float32"):
+def compiled_models(
+    config: Config, steps_per_epoch: int, dtype: str = "float32", jit_compile: bool | str = "auto"
+):
     """(autoencoder, encoder, decoder), the autoencoder compiled as `fit` compiles it."""
     import keras
 
@@ -270,13 +272,18 @@ def compiled_models(config: Config, steps_per_epoch: int, dtype: str = "float32"
         # The VAE's own train_step computes its loss (reconstruction + KL) and metrics.
         kl = config.train.kl_term
         model.set_objective(config.train.loss, kl.weight, kl.warmup_epochs * steps_per_epoch)
-        model.compile(optimizer=make_optimizer(config, steps_per_epoch, dtype))
+        model.compile(
+            optimizer=make_optimizer(config, steps_per_epoch, dtype), jit_compile=jit_compile
+        )
         return model, encoder, decoder
     # MSE is tracked whatever the loss: it is the figure the quality bar and PSNR are read from.
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch, dtype),
         loss=make_loss(config),
         metrics=[keras.metrics.MeanSquaredError(name="mse")],
+        # Keras's "auto" leaves XLA off on a CPU-only machine: measured slower there
+        # (docs/performance.md, scripts/training_rate.py --xla).
+        jit_compile=jit_compile,
     )
     return model, encoder, decoder
 

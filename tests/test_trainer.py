@@ -233,6 +233,20 @@ def test_train_leaves_the_global_dtype_policy_as_it_found_it(tmp_path):
     assert model.get_layer("decoder").get_layer("output_conv_act").dtype_policy.name == "float32"
 
 
+def test_xla_is_off_on_a_cpu_unless_asked_for(tmp_path):
+    from autoencoder.trainer import compiled_models, training_rate
+
+    config = tiny(tmp_path)
+    # Keras's "auto" resolves when the train function is made: off without a GPU, where XLA
+    # trains slower than oneDNN's kernels (docs/performance.md).
+    default = compiled_models(config, 1)[0]
+    x = np.zeros((4, 28, 28, 1), np.float32)
+    default.train_on_batch(x, x)
+    assert default.jit_compile is False
+    assert compiled_models(config, 1, jit_compile=True)[0].jit_compile is True
+    assert training_rate(config, "float32", jit_compile=True) > 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Every callback on every family and data kind
 
