@@ -129,6 +129,21 @@ def fit(
             verbose=0,
             shuffle=False,  # tf.data already shuffles, seeded
         )
+    _refuse_stopped(nan_guard, frozen, recorder, run_dir)
+    stop = config.train.early_stopping
+    if stop.patience and stop.restore_best and recorder.best_checkpoint:
+        model.load_weights(run_dir / "checkpoints" / BEST)
+    _save_models(config, run_dir, model, encoder, decoder)
+    log.info("trained %d epochs in %.0f s", recorder.epoch, time.time() - started)
+    if budget is not None and not spent_before:
+        early = any(getattr(c, "stopped_epoch", 0) for c in callbacks)  # Keras EarlyStopping's
+        _log_budget(config, budget, steps, recorder.epoch, early)
+    _warn_unfinished_warmup(config, recorder.rows)
+    return model, encoder, decoder
+
+
+def _refuse_stopped(nan_guard, frozen, recorder, run_dir: Path) -> None:
+    """A UserError for a run its guards stopped: a loss that is not finite, an output frozen."""
     if nan_guard.bad:
         epoch, value = nan_guard.bad
         last = recorder.last_checkpoint or "none (it diverged in the first epoch)"
@@ -146,9 +161,10 @@ def fit(
             f"train.optimizer.learning_rate; this run's checkpoints are in "
             f"{run_dir / 'checkpoints'}"
         )
-    stop = config.train.early_stopping
-    if stop.patience and stop.restore_best and recorder.best_checkpoint:
-        model.load_weights(run_dir / "checkpoints" / BEST)
+
+
+def _save_models(config: Config, run_dir: Path, model, encoder, decoder) -> None:
+    """model.keras, encoder.keras and decoder.keras (when there is a decoder of the code alone)."""
     for name, m in (("model", model), ("encoder", encoder), ("decoder", decoder)):
         if m is not None:
             write_or_explain(run_dir, run_dir / f"{name}.keras", m.save)
@@ -162,12 +178,6 @@ def fit(
             "no decoder.keras: with skips the decoder reads the encoder's activations, not the "
             "code alone; model.keras is the whole model, encoder.keras gives the code"
         )
-    log.info("trained %d epochs in %.0f s", recorder.epoch, time.time() - started)
-    if budget is not None and not spent_before:
-        early = any(getattr(c, "stopped_epoch", 0) for c in callbacks)  # Keras EarlyStopping's
-        _log_budget(config, budget, steps, recorder.epoch, early)
-    _warn_unfinished_warmup(config, recorder.rows)
-    return model, encoder, decoder
 
 
 def _warn_unfinished_warmup(config: Config, history: list[dict]) -> None:
