@@ -51,13 +51,17 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path | None = None):
         runs on different data, or an `out` that holds files; before anything is written.
     """
     checked = check_runs(run_dirs)
-    out_dir = output_folder(out)
+    check_output(out)
     configs = [config for _, config in checked]
     keys = sorted(set().union(*(runs.config_diff(configs[0], c) for c in configs[1:])))
     labels = run_labels([path for path, _ in checked], configs, keys)
+    # The test images and every model load before the folder is made: data that cannot be
+    # found or a model that cannot be read stops the command with nothing written.
+    shown = reconstructions(checked, labels)
+    out_dir = output_folder(out)
     files = [out_dir / "curves.png", out_dir / "reconstructions.png", out_dir / "compare.md"]
     curves(files[0], checked, labels, keys)
-    reconstructions(files[1], checked, labels)
+    plot_compare_reconstructions(files[1], *shown)
     table = diff_table(configs, labels, keys)
     files[2].write_text(report(out_dir, checked, labels, table))
     return out_dir, Comparison(labels, keys, table, files)
@@ -118,17 +122,25 @@ def check_same_data(first: tuple[Path, Config], other: tuple[Path, Config]) -> N
         )
 
 
-def output_folder(out: str | Path | None) -> Path:
-    """A new folder for the comparison: out (absent or empty), or OUTPUT/<timestamp>/."""
+def check_output(out: str | Path | None) -> None:
+    """Refuse an --out that exists and is not an empty folder."""
     if out is None:
-        OUTPUT.mkdir(parents=True, exist_ok=True)
-        return runs.stamped_dir(OUTPUT, "--out", "comparisons")
+        return
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(
             f"--out {out}: already exists and is not an empty folder; name a new folder, or "
             f"leave --out out to write under {OUTPUT}/<timestamp>"
         )
+
+
+def output_folder(out: str | Path | None) -> Path:
+    """A new folder for the comparison: out (absent or empty), or OUTPUT/<timestamp>/."""
+    if out is None:
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        return runs.stamped_dir(OUTPUT, "--out", "comparisons")
+    check_output(out)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -164,8 +176,35 @@ def value_text(config: Config, key: str, width: int = 50) -> str:
             value = value[int(part)] if int(part) < len(value) else None
         else:
             value = value.get(part) if isinstance(value, dict) else None
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(b, dict) and "type" in b for b in value)
+    ):
+        # Block lists of different lengths differ as wholes: their JSON cut at the width would
+        # show the first block's keys only, so each block is summed up instead, untruncated.
+        return "; ".join(block_text(b) for b in value)
     text = value if isinstance(value, str) else json.dumps(value)
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def block_text(block: dict) -> str:
+    """One block in a few words: 'residual 64 /2 silu bn', 'space_to_depth 2x2'."""
+    parts = [block["type"]]
+    if block.get("size"):
+        parts.append(f"{block['size']}x{block['size']}")
+    if block.get("filters"):
+        parts.append(str(block["filters"]))
+    kernel, strides = block.get("kernel_size"), block.get("strides")
+    if kernel and list(kernel) != [3, 3]:
+        parts.append("x".join(map(str, kernel)))
+    if strides and set(strides) != {1}:
+        parts.append("/" + "x".join(map(str, strides[:1] if len(set(strides)) == 1 else strides)))
+    if block.get("activation"):
+        parts.append(block["activation"])
+    if block.get("batch_norm"):
+        parts.append("bn")
+    return " ".join(parts)
 
 
 def diff_table(configs: list[Config], labels: list[str], keys: list[str]) -> str:
@@ -192,8 +231,9 @@ def curves(path: Path, checked, labels: list[str], keys: list[str]) -> None:
     plot_compare_curves(path, histories, metric)
 
 
-def reconstructions(path: Path, checked, labels: list[str]) -> None:
-    """The first test images of the first run, and what each run makes of them."""
+def reconstructions(checked, labels: list[str]) -> tuple:
+    """The first test images of the first run, the noisy inputs (if any) and what each run makes
+    of them: plot_compare_reconstructions's arguments after the path."""
     first = checked[0][1]
     x = scaled(np.asarray(load_splits(first).pixels("test")[:EXAMPLES]))
     inputs, outputs = {}, []
@@ -206,7 +246,7 @@ def reconstructions(path: Path, checked, labels: list[str]) -> None:
         model = load_model(run_dir / "model.keras")
         recon = runs.predict_images(model, given, config.data.patches)
         outputs.append((label, np.clip(np.asarray(recon, np.float32), 0, 1)))
-    plot_compare_reconstructions(path, x, list(inputs.items()), outputs)
+    return x, list(inputs.items()), outputs
 
 
 # ---------------------------------------------------------------------------------------------

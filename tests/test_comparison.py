@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import assert_error, cli_without_tensorflow, tiny
+from conftest import assert_error, cli, cli_without_tensorflow, tiny
 from PIL import Image
 from test_lock import hold_in_subprocess
 
@@ -76,7 +76,10 @@ def test_compare_md_links_each_runs_own_figures(compared, trained):
 
 def test_the_default_folder_is_new_under_outputs_compare(trained, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(comparison, "reconstructions", lambda path, *_: path.write_bytes(b""))
+    monkeypatch.setattr(comparison, "reconstructions", lambda *_: (None, [], []))
+    monkeypatch.setattr(
+        comparison, "plot_compare_reconstructions", lambda path, *_: path.write_bytes(b"")
+    )
     first, _ = api.compare(trained[:2])
     second, _ = api.compare(trained[:2])
     assert first.parent == second.parent == Path("outputs/compare")  # relative to the cwd
@@ -126,6 +129,20 @@ def test_refusals_say_what_and_write_nothing(trained, tmp_path):
     assert not out.exists()
 
 
+def test_a_model_that_cannot_be_read_stops_it_before_anything_is_written(trained, tmp_path):
+    slow, fast, _ = trained
+    run = tmp_path / "tiny" / "20990101-000000"
+    shutil.copytree(fast, run, ignore=shutil.ignore_patterns(".lock"))
+    (run / "model.keras").write_bytes(b"not a zip")
+    out = tmp_path / "out"
+    assert_error(
+        cli("compare", slow, run, "--out", out, "--quiet"),
+        f"{run / 'model.keras'}: cannot load model (ValueError); the file is corrupt or "
+        f"truncated: train a new run to replace it",
+    )
+    assert not out.exists()  # so the same command, the model fixed, can write it
+
+
 def test_an_unfinished_failed_or_busy_run_is_refused(trained, tmp_path):
     slow, fast, _ = trained
     run = tmp_path / "tiny" / "20990101-000000"
@@ -146,3 +163,18 @@ def test_an_unfinished_failed_or_busy_run_is_refused(trained, tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {run} is in use by process {holder.pid} (")
     assert not (tmp_path / "out").exists()
+
+
+def test_block_lists_of_different_lengths_are_summed_up_block_by_block(tmp_path):
+    folded = tiny(
+        tmp_path,
+        "model.encoder=[{type: space_to_depth}, {type: conv, filters: 8, batch_norm: true}, "
+        "{type: conv, filters: 16, strides: [2, 1], kernel_size: 5, activation: silu}]",
+    )
+    plain = tiny(tmp_path)
+    assert comparison.value_text(folded, "model.encoder") == (
+        "space_to_depth 2x2; conv 8 relu bn; conv 16 5x5 /2x1 silu"
+    )
+    # Lists of one length differ key by key, each short; the summary is only for whole lists.
+    assert comparison.value_text(plain, "model.encoder[0].filters") == "4"
+    assert "..." not in comparison.value_text(folded, "model.encoder", width=20)
