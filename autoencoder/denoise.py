@@ -64,19 +64,20 @@ def run_sweep(config: Config, resume: str | Path | None = None) -> tuple[Path, l
     """
     if resume is not None:
         with runs.writing(resume, COMMAND):
-            return _sweep(config, runs.check_resume(resume, config))
+            return _sweep(config, runs.check_resume(resume, config), load_splits(config))
+    # Before the sweep's folder is made: data that cannot be found leaves nothing behind.
+    splits = load_splits(config)
     sweep_dir = runs.create_run_dir(config)
     (sweep_dir / "checkpoints").rmdir()  # each model keeps its own checkpoints
     with lock.hold(sweep_dir, COMMAND):
-        return _sweep(config, sweep_dir)
+        return _sweep(config, sweep_dir, splits)
 
 
-def _sweep(config: Config, sweep_dir: Path) -> tuple[Path, list[dict]]:
+def _sweep(config: Config, sweep_dir: Path, splits) -> tuple[Path, list[dict]]:
     log.info("sweep directory: %s", sweep_dir)
     d = config.denoise
     levels = [*d.train_levels, *([d.blind] if d.blind is not None else [])]
     model_dirs = {level: model_run(config, sweep_dir, level) for level in levels}
-    splits = load_splits(config)
     rows, images = evaluate_sweep(config, splits, model_dirs)
     write_report(sweep_dir, config, rows, images)
     return sweep_dir, rows

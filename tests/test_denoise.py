@@ -170,6 +170,24 @@ def test_bad_denoise_config_exits_2_with_one_line(setting, message):
     assert message in result.stderr, result.stderr
 
 
+def test_data_that_cannot_be_found_stops_the_sweep_before_its_folder_is_made(tmp_path):
+    empty = tmp_path / "images"
+    empty.mkdir()
+    result = cli(
+        "denoise",
+        "configs/denoise_gaussian.yaml",
+        "--set",
+        "data.dataset=folder",
+        "--set",
+        f"data.path={empty}",
+        "--set",
+        f"output={tmp_path / 'out'}",
+    )
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"error: data.path {empty}: ")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_sweep_without_a_blind_model_has_no_blind_column():
     from autoencoder.denoise import COLUMNS, results_markdown
 
