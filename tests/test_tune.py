@@ -58,6 +58,20 @@ def test_every_mistake_of_a_space_is_one_line_before_tensorflow(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_data_that_cannot_be_found_stops_the_study_before_its_folder_is_made(tmp_path):
+    empty = tmp_path / "images"
+    empty.mkdir()
+    config = tiny(tmp_path / "out", "data.dataset=folder", f"data.path={empty}")
+    config = write_config(tmp_path / "tiny.yaml", config)
+    space = tmp_path / "space.yaml"
+    space.write_text("space:\n  train.optimizer.learning_rate: {log: [0.001, 0.01]}\n")
+    result, loaded = cli_without_tensorflow("tune", config, "--space", space)
+    assert result.returncode == 2 and not loaded
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"error: data.path {empty}: ")
+    assert not (tmp_path / "out").exists()  # not a study whose every trial failed alike
+
+
 def test_an_empty_space_is_refused(tmp_path):
     config = write_config(tmp_path / "tiny.yaml", tiny(tmp_path / "out"))
     result, loaded = cli_without_tensorflow("tune", config)

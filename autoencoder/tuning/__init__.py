@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autoencoder.data import load_splits
 from autoencoder.tuning import study as _study
 from autoencoder.tuning.report import (
     format_study,
@@ -63,8 +64,9 @@ def tune(
         or an Optuna pruner object; default tune.pruner.
       storage: a database URL Optuna accepts; default sqlite:///STUDY_DIR/study.db.
     Raises:
-      UserError: every mistake of the config or the space, one line each, before anything is
-        written; a resumed folder that is no study, or one of another config.
+      UserError: every mistake of the config or the space, and data that cannot be found, one
+        line each, before anything is written; a resumed folder that is no study, or one of
+        another config.
     """
     setup = _study.prepare(config, overrides, space)
     trials = trials or setup.tune.trials
@@ -76,6 +78,8 @@ def tune(
     setup.warmup_epochs = _study.warmup_epochs(pruner)
     pruner = _study.make_pruner(pruner, epochs, setup.timed)  # a bad one, or no Optuna: now
     storage = storage or setup.tune.storage
+    # Before the study's folder is made: data that cannot be found would fail every trial alike.
+    load_splits(setup.base)
     if resume is not None:
         study_dir = Path(resume)
         record = _study.check_resume(study_dir, _study.study_record(setup, study_dir, storage))
