@@ -1,6 +1,7 @@
 """The benchmark: analytic FLOP counts, and one tiny three-contender run through the CLI."""
 
 import json
+import os
 import statistics
 
 import pytest
@@ -136,3 +137,22 @@ def test_layer_profile_has_a_row_per_layer_and_precision():
     conv_rows = [row for row in rows if " Conv2D " in row]
     assert all(float(row.split()[-1]) > 0 for row in conv_rows)  # GFLOP/s of a convolution
     assert text.splitlines()[-1].startswith(f"{sorted(policies)[-1]}: layers alone add up to")
+
+
+def test_data_that_cannot_be_found_is_one_line_before_anything_is_written(tmp_path):
+    # MNIST nowhere: no $AUTOENCODER_DATA, an empty Keras cache, no download.
+    env = {k: v for k, v in os.environ.items() if k != "AUTOENCODER_DATA"}
+    env |= {"AUTOENCODER_OFFLINE": "1", "KERAS_HOME": str(tmp_path / "keras")}
+    out = tmp_path / "out"
+    result = cli(
+        "bench",
+        "configs/bottleneck32_4min.yaml",
+        "--epochs",
+        "1",
+        "--set",
+        f"output={out}",
+        env=env,
+    )
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: no mnist data found; searched: ")
+    assert not out.exists()  # and no contender started: their tracebacks would be above

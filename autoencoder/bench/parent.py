@@ -14,7 +14,7 @@ from pathlib import Path
 
 from autoencoder import atomic, runs, runtime
 from autoencoder.config import Config
-from autoencoder.data import resolve_input_shape
+from autoencoder.data import load_splits, resolve_input_shape
 from autoencoder.errors import UserError
 from autoencoder.shapes import forward_flops, plan_model
 
@@ -40,6 +40,9 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1) -> tuple[Path, d
     """
     config = resolve_input_shape(config)
     plan = plan_model(config.model)
+    # Here, before the folder is made and the contenders start (they never download): data that
+    # cannot be found is one line, not a contender's traceback.
+    load_splits(config)
     bench_config = config.model_copy(update={"name": f"{config.name}-bench"})
     out_dir = runs.create_run_dir(bench_config)
     config_file = out_dir / "config.yaml"
