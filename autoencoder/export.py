@@ -100,7 +100,7 @@ def _export(run_dir: Path, fmt: str, overwrite: bool) -> tuple[Path, dict]:
     runtime.gpus()  # CUDA's start-up line goes to a muted stderr here
     trained = load_model(run_dir / "model.keras")
     models = float32_models(config, trained, run_dir)
-    images = check_images(config, trained.input_shape[1:])
+    images, checked_on = check_images(config, trained.input_shape[1:])
     inputs = {
         "autoencoder": images,
         "encoder": images,
@@ -119,7 +119,7 @@ def _export(run_dir: Path, fmt: str, overwrite: bool) -> tuple[Path, dict]:
         entries = {
             part: export_part(models[part], part, fmt, staging, inputs[part]) for part in PARTS
         }
-        manifest = _manifest(run_dir, config, fmt, trained, models, images, entries)
+        manifest = _manifest(run_dir, config, fmt, trained, models, (images, checked_on), entries)
         atomic.write_json(staging / "manifest.json", manifest)
         if target.exists():
             shutil.rmtree(target)
@@ -146,14 +146,16 @@ def float32_models(config: Config, trained, run_dir: Path) -> dict:
     return {"autoencoder": autoencoder, "encoder": encoder, "decoder": decoder}
 
 
-def check_images(config: Config, shape: tuple) -> np.ndarray:
-    """CHECK_IMAGES test images as the model sees them (noisy for a denoiser)."""
+def check_images(config: Config, shape: tuple) -> tuple[np.ndarray, str]:
+    """CHECK_IMAGES test images as the model sees them (noisy for a denoiser), else random ones;
+    and what they are, for the manifest."""
     try:
         images = load_splits(config, download=False).images("test")[:CHECK_IMAGES]
-        return model_inputs(images, config)
+        return model_inputs(images, config), f"{len(images)} test images"
     except UserError as exc:
         log.warning("checking on random images: the run's test data is not here (%s)", exc)
-        return np.random.default_rng(0).random((CHECK_IMAGES, *shape), dtype=np.float32)
+        images = np.random.default_rng(0).random((CHECK_IMAGES, *shape), dtype=np.float32)
+        return images, f"{CHECK_IMAGES} random images (the run's test data was not found)"
 
 
 def export_part(model, part: str, fmt: str, staging: Path, x: np.ndarray) -> dict:
@@ -307,7 +309,8 @@ def _precision(model) -> str:
     return next((p for p in sorted(policies) if p != "float32"), "float32")
 
 
-def _manifest(run_dir, config, fmt, trained, models, images, entries) -> dict:
+def _manifest(run_dir, config, fmt, trained, models, checked, entries) -> dict:
+    images, checked_on = checked
     shape = images.shape[1:]
     # How far the float32 export is from the model as trained (in its own precision): the
     # cost of exporting in float32, zero for a run trained in float32.
@@ -321,7 +324,7 @@ def _manifest(run_dir, config, fmt, trained, models, images, entries) -> dict:
         "float32_vs_trained_max_difference": drift,
         "input": f"float32 pixels in [0, 1], shape (batch, {', '.join(map(str, shape))})"
         + ("; a denoiser: give it the noisy image" if config.data.noise else ""),
-        "checked_on": f"{len(images)} test images",
+        "checked_on": checked_on,
         "versions": _versions(fmt),
         "models": entries,
     }

@@ -144,6 +144,17 @@ def test_the_float32_export_stays_close_to_the_model_as_trained(run, keras_model
 # Refusals: one line, nothing left behind
 
 
+def test_the_manifest_says_what_the_export_was_checked_on(tmp_path):
+    found = tiny(tmp_path)
+    images, text = export.check_images(found, (28, 28, 1))
+    assert images.shape == (32, 28, 28, 1) and text == "32 test images"
+    (tmp_path / "empty").mkdir()
+    gone = tiny(tmp_path, "data.dataset=folder", f"data.path={tmp_path / 'empty'}")
+    images, text = export.check_images(gone, (28, 28, 1))
+    assert images.shape == (32, 28, 28, 1) and 0 <= images.min() < images.max() <= 1
+    assert text == "32 random images (the run's test data was not found)"
+
+
 def test_an_existing_export_is_refused_and_overwrite_replaces_it(run, tmp_path):
     target = run / "export" / "saved_model"
     if not target.exists():
