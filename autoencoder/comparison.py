@@ -135,12 +135,11 @@ def check_output(out: str | Path | None) -> None:
 
 
 def output_folder(out: str | Path | None) -> Path:
-    """A new folder for the comparison: out (absent or empty), or OUTPUT/<timestamp>/."""
+    """A new folder for the comparison: out (checked by check_output), or OUTPUT/<timestamp>/."""
     if out is None:
         OUTPUT.mkdir(parents=True, exist_ok=True)
         return runs.stamped_dir(OUTPUT, "--out", "comparisons")
-    check_output(out)
-    out = Path(out)
+    out = Path(out)  # check_output refused a folder that holds files
     out.mkdir(parents=True, exist_ok=True)
     return out
 

@@ -1,7 +1,7 @@
 """Denoising sweeps: one model per training noise level, each scored at every evaluation level.
 
 `run_sweep(config)` writes <output>/<name>/<timestamp>/ with models/level-<L>/<timestamp>/ (full
-run directories made by `pipeline.train_run`), results.csv, results.md and figures/. Every model, the
+run directories made by `pipeline.train`), results.csv, results.md and figures/. Every model, the
 noisy input and the classical filter are scored on the same test images with the same fixed
 noise (denoise.eval_seed), so rows compare across models and runs. With denoise.blind, one more
 model, models/blind-<low>-<high>/, trains on levels drawn per image from that range and is
@@ -24,7 +24,7 @@ from autoencoder.data import load_splits
 from autoencoder.evaluate import per_image_mse, psnr, ssim
 from autoencoder.model import load_model
 from autoencoder.noise import noisy_eval
-from autoencoder.pipeline import train_run
+from autoencoder.pipeline import train
 from autoencoder.plots import plot_psnr_vs_level, plot_robustness, plot_triplets
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def _sweep(config: Config, sweep_dir: Path, splits) -> tuple[Path, list[dict]]:
     log.info("sweep directory: %s", sweep_dir)
     d = config.denoise
     levels = [*d.train_levels, *([d.blind] if d.blind is not None else [])]
-    model_dirs = {level: model_run(config, sweep_dir, level) for level in levels}
+    model_dirs = {level: model_run(config, sweep_dir, level, splits) for level in levels}
     rows, images = evaluate_sweep(config, splits, model_dirs)
     write_report(sweep_dir, config, rows, images)
     return sweep_dir, rows
@@ -116,15 +116,19 @@ def level_config(config: Config, sweep_dir: Path, level: float | tuple[float, fl
     )
 
 
-def model_run(config: Config, sweep_dir: Path, level: float | tuple[float, float]) -> Path:
-    """The run directory of the model for one level or range: reused, resumed, or trained."""
+def model_run(
+    config: Config, sweep_dir: Path, level: float | tuple[float, float], splits=None
+) -> Path:
+    """The run directory of the model for one level or range: reused, resumed, or trained on
+    `splits` (the sweep's data: a level changes the noise, which the splits do not hold)."""
     cfg = level_config(config, sweep_dir, level)
     found = runs.find_runs(Path(cfg.output, cfg.name))
     finished = [run for run in found if runs.status(run) == "finished"]
     if finished:
         return finished[-1]
     started = [run for run in found if (run / runs.STATE).is_file()]
-    return train_run(cfg, resume=started[-1] if started else None, command=COMMAND)[0]
+    resume = started[-1] if started else None
+    return train(cfg, resume, COMMAND, splits).run_dir
 
 
 # ---------------------------------------------------------------------------------------------

@@ -119,7 +119,7 @@ def _export(run_dir: Path, fmt: str, overwrite: bool) -> tuple[Path, dict]:
         entries = {
             part: export_part(models[part], part, fmt, staging, inputs[part]) for part in PARTS
         }
-        manifest = _manifest(run_dir, config, fmt, trained, models, (images, checked_on), entries)
+        manifest = _manifest(run_dir, config, fmt, trained, models, images, entries, checked_on)
         atomic.write_json(staging / "manifest.json", manifest)
         if target.exists():
             shutil.rmtree(target)
@@ -309,8 +309,7 @@ def _precision(model) -> str:
     return next((p for p in sorted(policies) if p != "float32"), "float32")
 
 
-def _manifest(run_dir, config, fmt, trained, models, checked, entries) -> dict:
-    images, checked_on = checked
+def _manifest(run_dir, config, fmt, trained, models, images, entries, checked_on: str) -> dict:
     shape = images.shape[1:]
     # How far the float32 export is from the model as trained (in its own precision): the
     # cost of exporting in float32, zero for a run trained in float32.
