@@ -15,6 +15,7 @@ from conftest import ROOT, assert_error, cli, cli_without_tensorflow, tiny, writ
 
 from autoencoder import runs
 from autoencoder.config import load_config
+from autoencoder.data import load_splits
 from autoencoder.errors import UserError
 from autoencoder.tuning import report as tune_report
 from autoencoder.tuning import space as tune_space
@@ -263,12 +264,34 @@ class PruneTrialOne(optuna.pruners.BasePruner):
         return trial.number == 1
 
 
-@pytest.mark.slow
-def test_a_tiny_study_end_to_end(tmp_path):
-    import autoencoder as ae
+def test_trials_share_the_studys_data_unless_they_change_the_data_or_the_seed(tmp_path):
+    from autoencoder import api
 
+    base = tiny(tmp_path)
+    setup = tune_study.Setup(base, base.tune, [], "tiny.yaml", splits=object())
+    for change, shared in [
+        ({"train.optimizer.learning_rate": 0.01, "name": "trial-0"}, True),
+        ({"model.latent_dim": 8}, True),
+        ({"data.limit": 100}, False),
+        ({"data.augment.shift": 1}, False),
+        ({"seed": base.seed + 1}, False),
+    ]:
+        trial = api.load_config(base, change)
+        assert (tune_study.shared_splits(setup, trial) is setup.splits) is shared, change
+
+
+@pytest.mark.slow
+def test_a_tiny_study_end_to_end(tmp_path, monkeypatch):
+    import autoencoder as ae
+    from autoencoder import pipeline
+
+    loaded = []
+    monkeypatch.setattr(
+        pipeline, "load_splits", lambda config: loaded.append(config) or load_splits(config)
+    )
     space = {"space": {"train.optimizer.learning_rate": {"log": [1e-3, 1e-2]}}}
     tuned = ae.tune(tiny(tmp_path / "out"), space, trials=3, pruner=PruneTrialOne())
+    assert loaded == []  # every trial trained on the data the study loaded once
     trials = tuned.study.get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED", "COMPLETE"]
     pruned = trials[1]

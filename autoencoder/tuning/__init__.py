@@ -79,7 +79,8 @@ def tune(
     pruner = _study.make_pruner(pruner, epochs, setup.timed)  # a bad one, or no Optuna: now
     storage = storage or setup.tune.storage
     # Before the study's folder is made: data that cannot be found would fail every trial alike.
-    load_splits(setup.base)
+    # Trials that leave the data and the seed alone train on these splits, not a reload.
+    setup.splits = load_splits(setup.base)
     if resume is not None:
         study_dir = Path(resume)
         record = _study.check_resume(study_dir, _study.study_record(setup, study_dir, storage))

@@ -53,6 +53,7 @@ class Setup:
     params: list[Param]
     source: str  # the config as the user named it, for messages
     warmup_epochs: int = 0  # of a timed study's median pruner: the Reporter keeps to them
+    splits: Any = None  # the base config's data (load_splits), for trials that do not change it
 
     @property
     def timed(self) -> bool:
@@ -328,6 +329,16 @@ def trial_config(setup: Setup, study_dir: Path, trial) -> Config:
     )
 
 
+def shared_splits(setup: Setup, config: Config):
+    """The study's loaded data when the trial's data section and seed are the base's, else None.
+
+    The splits are a function of those two alone; a trial that searches a data key or the seed
+    loads its own (a folder is decoded anew).
+    """
+    same = config.data == setup.base.data and config.seed == setup.base.seed
+    return setup.splits if same else None
+
+
 class Infeasible(UserError):
     """A trial whose memory plan does not fit: skipped before it starts."""
 
@@ -355,7 +366,12 @@ def run_trial(study, trial, setup: Setup, study_dir: Path) -> None:
             reporter.time(60.0 * config.train.minutes, setup.warmup_epochs)
         from autoencoder.callbacks import EpochEnd
 
-        trained = pipeline.train(config, command=COMMAND, callbacks=[EpochEnd(reporter.epoch_end)])
+        trained = pipeline.train(
+            config,
+            command=COMMAND,
+            splits=shared_splits(setup, config),
+            callbacks=[EpochEnd(reporter.epoch_end)],
+        )
         if reporter.reason:
             state, reason = optuna.trial.TrialState.PRUNED, reporter.reason
         else:
