@@ -202,3 +202,36 @@ def test_script_wrapper_shows_help():
         [sys.executable, "scripts/denoise.py", "--help"], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0 and "--resume SWEEP_DIR" in result.stdout
+
+
+def test_agreement_script_splits_the_runs_error_into_the_average_and_the_spread(sweep, tmp_path):
+    """scripts/agreement.py on the sweep's 0.5 model and its blind one, both given 0.5 inputs:
+    each run's MSE is its own metrics.json's, and mean MSE = average's MSE + spread exactly."""
+    import shutil
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from agreement import agreement
+
+    (level,) = (sweep / "models" / "level-0.5").iterdir()
+    (blind,) = (sweep / "models" / "blind-0-0.7").iterdir()
+    result = agreement([str(level), str(blind)])
+    metrics = json.loads((level / "metrics.json").read_text())
+    assert result["mse"][0] == pytest.approx(metrics["test/mse"], rel=1e-5)
+    assert result["mse"][0] != pytest.approx(result["mse"][1], rel=1e-3)  # two models
+    mean = sum(result["mse"]) / 2
+    assert result["spread"] > 0 and result["average_mse"] < mean
+    assert mean == pytest.approx(result["average_mse"] + result["spread"], rel=1e-9)
+    assert result["pairs"]["0 1"] == pytest.approx(4 * result["spread"], rel=1e-9)
+    # A run of other images is refused in one line, exit status 2.
+    other = tmp_path / "other"
+    shutil.copytree(level, other)
+    config = other / "config.yaml"
+    config.write_text(config.read_text().replace("limit: 400", "limit: 300"))
+    refused = subprocess.run(
+        [sys.executable, "scripts/agreement.py", str(level), str(other)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert refused.stderr.strip().splitlines()[-1].startswith(f"error: {other}: its data section")

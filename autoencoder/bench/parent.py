@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from autoencoder import atomic, runs, runtime
@@ -51,91 +52,26 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1) -> tuple[Path, d
     log.info("measuring the float32 matrix-multiply rate ...")
     matmul = start_contender("M", config_file, warmup=0, epochs=0).finish()["matmul_gflops"]
 
-    workers = {}
-    try:
-        # A first, alone until it is ready: it may time its precision (contender.py).
-        workers["A"] = start_contender("A", config_file, warmup, epochs)
-        images = workers["A"].receive()["images"]
-        others = [key for key in CONTENDERS if key != "A"]
-        for key in others:
-            workers[key] = start_contender(key, config_file, warmup, epochs)
-        for key in others:
-            workers[key].receive()  # ready
-        log.info(
-            f"{images:,} training images, batch {config.train.batch_size}; "
-            f"{warmup} warm-up + {epochs} timed epochs each, in turns A B C"
-        )
-        times: dict[str, list[float]] = {key: [] for key in CONTENDERS}
-        steps: dict[str, list[float]] = {key: [] for key in CONTENDERS}
-        details: dict[str, list[dict]] = {key: [] for key in CONTENDERS}
-        losses: dict[str, list[float]] = {key: [] for key in CONTENDERS}
-        for round_ in range(warmup + epochs):
-            for key, worker in workers.items():
-                reply = worker.epoch()
-                if round_ >= warmup:
-                    times[key].append(reply["seconds"])
-                    steps[key] += reply["steps"]
-                    details[key].append({name: reply[name] for name in _DETAILS})
-                losses[key].append(reply["loss"])
-                log.info(
-                    f"  epoch {round_ + 1} {key}: {reply['seconds']:.2f} s "
-                    f"({reply['images'] / reply['seconds']:,.0f} images/s), loss {reply['loss']:.4f}"
-                    + ("  (warm-up)" if round_ < warmup else "")
-                )
-        finals = {key: w.finish() for key, w in workers.items()}
-    finally:
-        for worker in workers.values():
-            worker.kill()
-
+    turns = _race(config_file, warmup, epochs, config.train.batch_size)
     flops = 3 * sum(forward_flops(layer) for layer in plan.layers)  # forward + two backward
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": _machine(),
         "config": config.name,
         "dataset": config.data.dataset,
-        "images": images,
+        "images": turns.images,
         "batch_size": config.train.batch_size,
         "warmup_epochs": warmup,
         "timed_epochs": epochs,
         "params": plan.total_params,
         "train_flops_per_image": flops,
         "matmul_gflops": matmul,
-        "contenders": {},
+        "contenders": {
+            key: _figures(turns, key, config.train.batch_size, flops, matmul) for key in CONTENDERS
+        },
     }
-    batch = config.train.batch_size
-    per_epoch = -(-images // batch)
-    for key, label in CONTENDERS.items():
-        seconds = statistics.median(times[key])
-        rate = images / seconds
-        full_steps = _full_steps(steps[key], images, batch)
-        result["contenders"][key] = {
-            "label": label,
-            "epoch_seconds": times[key],
-            "median_epoch_seconds": seconds,
-            "images_per_second": rate,
-            # A shared machine only ever slows an epoch down: the best epoch is the least
-            # disturbed one, a second reading beside the median.
-            "images_per_second_best": images / min(times[key]),
-            # The median step is what a burst cannot move unless it covers half the steps; it
-            # leaves out the per-epoch work (A's checkpoints, iterator start), which the
-            # epoch figures keep.
-            "step_seconds": steps[key],
-            # Per timed epoch: wall seconds not spent in steps, and what the process did then.
-            "epochs": [
-                {"outside_steps": t - sum(steps[key][i * per_epoch : (i + 1) * per_epoch]), **d}
-                for i, (t, d) in enumerate(zip(times[key], details[key]))
-            ],
-            "median_step_seconds": statistics.median(full_steps),
-            "images_per_second_steps": batch / statistics.median(full_steps),
-            "achieved_gflops": rate * flops / 1e9,
-            "fraction_of_matmul": rate * flops / 1e9 / matmul,
-            "peak_rss_bytes": finals[key]["peak_rss_bytes"],
-            "test_mse": finals[key]["test_mse"],
-            "precision": finals[key]["precision"],
-            "losses": losses[key],
-        }
     # A trains through trainer.fit: its scratch run's history.csv has every epoch, beside model.keras.
-    result["contenders"]["A"]["scratch_run"] = finals["A"]["scratch_run"]
+    result["contenders"]["A"]["scratch_run"] = turns.finals["A"]["scratch_run"]
     # The headline ratios are by median training step: the host's idle waits before some epochs
     # move epoch figures, never the steps (docs/performance.md). Epoch ratios stay beside them.
     for name, figure in (
@@ -147,6 +83,99 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1) -> tuple[Path, d
         result[f"A/B{name}"], result[f"A/C{name}"] = rate["A"] / rate["B"], rate["A"] / rate["C"]
     atomic.write_json(out_dir / "bench.json", result)
     return out_dir, result
+
+
+def _by_contender() -> dict[str, list]:
+    return {key: [] for key in CONTENDERS}
+
+
+@dataclass
+class _Turns:
+    """What the contenders reported, by contender: each timed epoch's seconds, its steps'
+    seconds and process details, every epoch's loss, and the reply to `finish`."""
+
+    images: int
+    times: dict[str, list[float]] = field(default_factory=_by_contender)
+    steps: dict[str, list[float]] = field(default_factory=_by_contender)
+    details: dict[str, list[dict]] = field(default_factory=_by_contender)
+    losses: dict[str, list[float]] = field(default_factory=_by_contender)
+    finals: dict[str, dict] = field(default_factory=dict)
+
+
+def _race(config_file: Path, warmup: int, epochs: int, batch: int) -> _Turns:
+    """Start the contenders, give them warmup + epochs epochs in turns A B C, stop them."""
+    workers = {}
+    try:
+        # A first, alone until it is ready: it may time its precision (contender.py).
+        workers["A"] = start_contender("A", config_file, warmup, epochs)
+        turns = _Turns(workers["A"].receive()["images"])
+        others = [key for key in CONTENDERS if key != "A"]
+        for key in others:
+            workers[key] = start_contender(key, config_file, warmup, epochs)
+        for key in others:
+            workers[key].receive()  # ready
+        log.info(
+            f"{turns.images:,} training images, batch {batch}; "
+            f"{warmup} warm-up + {epochs} timed epochs each, in turns A B C"
+        )
+        for round_ in range(warmup + epochs):
+            for key, worker in workers.items():
+                reply = worker.epoch()
+                if round_ >= warmup:
+                    turns.times[key].append(reply["seconds"])
+                    turns.steps[key] += reply["steps"]
+                    turns.details[key].append({name: reply[name] for name in _DETAILS})
+                turns.losses[key].append(reply["loss"])
+                log.info(
+                    f"  epoch {round_ + 1} {key}: {reply['seconds']:.2f} s "
+                    f"({reply['images'] / reply['seconds']:,.0f} images/s), loss {reply['loss']:.4f}"
+                    + ("  (warm-up)" if round_ < warmup else "")
+                )
+        turns.finals = {key: w.finish() for key, w in workers.items()}
+    finally:
+        for worker in workers.values():
+            worker.kill()
+    return turns
+
+
+def _figures(turns: _Turns, key: str, batch: int, flops: float, matmul: float) -> dict:
+    """Contender `key`'s entry of bench.json: its rates, steps, memory and test MSE."""
+    images, times, steps, final = (
+        turns.images,
+        turns.times[key],
+        turns.steps[key],
+        turns.finals[key],
+    )
+    seconds = statistics.median(times)
+    rate = images / seconds
+    full_steps = _full_steps(steps, images, batch)
+    per_epoch = -(-images // batch)
+    return {
+        "label": CONTENDERS[key],
+        "epoch_seconds": times,
+        "median_epoch_seconds": seconds,
+        "images_per_second": rate,
+        # A shared machine only ever slows an epoch down: the best epoch is the least
+        # disturbed one, a second reading beside the median.
+        "images_per_second_best": images / min(times),
+        # The median step is what a burst cannot move unless it covers half the steps; it
+        # leaves out the per-epoch work (A's checkpoints, iterator start), which the
+        # epoch figures keep.
+        "step_seconds": steps,
+        # Per timed epoch: wall seconds not spent in steps, and what the process did then.
+        "epochs": [
+            {"outside_steps": t - sum(steps[i * per_epoch : (i + 1) * per_epoch]), **d}
+            for i, (t, d) in enumerate(zip(times, turns.details[key]))
+        ],
+        "median_step_seconds": statistics.median(full_steps),
+        "images_per_second_steps": batch / statistics.median(full_steps),
+        "achieved_gflops": rate * flops / 1e9,
+        "fraction_of_matmul": rate * flops / 1e9 / matmul,
+        "peak_rss_bytes": final["peak_rss_bytes"],
+        "test_mse": final["test_mse"],
+        "precision": final["precision"],
+        "losses": turns.losses[key],
+    }
 
 
 def _full_steps(steps: list[float], images: int, batch: int) -> list[float]:

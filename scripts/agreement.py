@@ -1,0 +1,111 @@
+"""How far apart trained runs' outputs are on the same test inputs, and what their average scores.
+
+    python scripts/agreement.py RUN_DIR RUN_DIR [RUN_DIR ...] [--limit N]
+
+For denoisers (or autoencoders) trained to minimise squared error on the same task. Each run's
+test MSE per pixel, the MSE of the runs' average output, and the mean squared difference of
+every pair. For squared error the mean of the runs' MSEs is exactly the average output's MSE
+plus the runs' mean squared distance from that average (their spread): an ensemble of such
+runs gains its spread and no more. Runs that agree closely, reached from different layouts,
+widths and minutes, have learned nearly the same function, and the error they share is what
+none of them gains by more of the same: the noise's own ambiguity plus a bias common to all.
+
+Every model is given the first run's test inputs (its noise at its denoise.eval_seed): a blind
+denoiser can be set beside one of a single level. The runs must share the rest of the data
+section (the same clean test images); outputs are clipped to [0, 1] as the tool scores them.
+"""
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from autoencoder import api  # noqa: E402
+from autoencoder.data import load_splits, scaled  # noqa: E402
+from autoencoder.errors import UserError  # noqa: E402
+from autoencoder.evaluate import psnr  # noqa: E402
+from autoencoder.noise import model_inputs  # noqa: E402
+from autoencoder.runs import predict_images  # noqa: E402
+
+
+def agreement(run_dirs: list[str], limit: int | None = None) -> dict:
+    """Each run's test MSE, the average output's, the spread and every pair's squared difference."""
+    runs = [api.load_run(path) for path in run_dirs]
+    config = runs[0].config
+    for run in runs[1:]:
+        if _test_data(run.config) != _test_data(config):
+            raise UserError(
+                f"{run.path}: its data section (beyond noise and augment) differs"
+                f" from {runs[0].path}'s; compare runs of the same images"
+            )
+    splits = load_splits(config)
+    models = [run.model for run in runs]
+    count = 0
+    errors = np.zeros(len(runs))
+    mean_error = spread = 0.0
+    pairs = {pair: 0.0 for pair in itertools.combinations(range(len(runs)), 2)}
+    for start, pixels in splits.chunks("test"):
+        if limit is not None and start >= limit:
+            break
+        clean = scaled(pixels)
+        inputs = model_inputs(clean, config, seed_offset=0, first=start)
+        outputs = np.stack([predict_images(m, inputs, splits.patches) for m in models])
+        outputs = outputs.astype(np.float64)
+        average = outputs.mean(axis=0)
+        errors += ((outputs - clean) ** 2).sum(axis=tuple(range(1, outputs.ndim)))
+        mean_error += float(((average - clean) ** 2).sum())
+        spread += float(((outputs - average) ** 2).sum()) / len(runs)
+        for i, j in pairs:
+            pairs[(i, j)] += float(((outputs[i] - outputs[j]) ** 2).sum())
+        count += clean.size
+    return {
+        "runs": [str(run.path) for run in runs],
+        "pixels": count,
+        "mse": (errors / count).tolist(),
+        "average_mse": mean_error / count,
+        "spread": spread / count,
+        "pairs": {f"{i} {j}": value / count for (i, j), value in pairs.items()},
+    }
+
+
+def _test_data(config) -> dict:
+    """What fixes the clean test images: the data section apart from noise and augmentation."""
+    return config.data.model_dump(exclude={"noise", "augment"})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+")
+    parser.add_argument("--limit", type=int, help="score about the first N test images only")
+    args = parser.parse_args()
+    if len(args.runs) < 2:
+        parser.error("name at least two run directories")
+    try:
+        result = agreement(args.runs, args.limit)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    images = result["pixels"] // int(np.prod(api.load_run(args.runs[0]).config.model.input_shape))
+    print(f"{images:,} test images; MSE per pixel against the clean images, and PSNR")
+    for i, (path, mse) in enumerate(zip(result["runs"], result["mse"])):
+        print(f"  run {i}: {mse:.6f}  {psnr(mse):.2f} dB  {path}")
+    mean = float(np.mean(result["mse"]))
+    average = result["average_mse"]
+    print(f"  the runs' mean MSE: {mean:.6f}  {psnr(mean):.2f} dB")
+    print(f"  their average output: {average:.6f}  {psnr(average):.2f} dB")
+    print(
+        f"spread (mean squared distance of a run's output from the average): "
+        f"{result['spread']:.6f} = {result['spread'] / mean:.1%} of the mean MSE"
+    )
+    for pair, value in result["pairs"].items():
+        i, j = pair.split()
+        print(f"  run {i} against run {j}: mean squared difference {value:.6f}")
+
+
+if __name__ == "__main__":
+    main()
