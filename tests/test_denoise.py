@@ -214,7 +214,7 @@ def test_agreement_script_splits_the_runs_error_into_the_average_and_the_spread(
 
     (level,) = (sweep / "models" / "level-0.5").iterdir()
     (blind,) = (sweep / "models" / "blind-0-0.7").iterdir()
-    result = agreement([str(level), str(blind)])
+    result = agreement([str(level), str(blind)], shifts=True)
     metrics = json.loads((level / "metrics.json").read_text())
     assert result["mse"][0] == pytest.approx(metrics["test/mse"], rel=1e-5)
     assert result["mse"][0] != pytest.approx(result["mse"][1], rel=1e-3)  # two models
@@ -222,6 +222,8 @@ def test_agreement_script_splits_the_runs_error_into_the_average_and_the_spread(
     assert result["spread"] > 0 and result["average_mse"] < mean
     assert mean == pytest.approx(result["average_mse"] + result["spread"], rel=1e-9)
     assert result["pairs"]["0 1"] == pytest.approx(4 * result["spread"], rel=1e-9)
+    for alone, shifted in zip(result["mse"], result["shifted_mse"]):
+        assert 0.5 * alone < shifted < 1.5 * alone  # four predictions of one model, averaged
     # A run of other images is refused in one line, exit status 2.
     other = tmp_path / "other"
     shutil.copytree(level, other)
@@ -235,3 +237,14 @@ def test_agreement_script_splits_the_runs_error_into_the_average_and_the_spread(
     )
     assert refused.returncode == 2, refused.stderr[-2000:]
     assert refused.stderr.strip().splitlines()[-1].startswith(f"error: {other}: its data section")
+
+
+def test_the_shift_average_of_the_identity_is_the_image(keras):
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from agreement import shift_average
+
+    images = np.random.default_rng(0).random((3, 6, 5, 1)).astype("float32")
+    identity = keras.Sequential([keras.Input((6, 5, 1)), keras.layers.Identity()])
+    np.testing.assert_allclose(shift_average(identity, images), images, atol=1e-7)
