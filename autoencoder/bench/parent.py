@@ -140,12 +140,7 @@ def _race(config_file: Path, warmup: int, epochs: int, batch: int) -> _Turns:
 
 def _figures(turns: _Turns, key: str, batch: int, flops: float, matmul: float) -> dict:
     """Contender `key`'s entry of bench.json: its rates, steps, memory and test MSE."""
-    images, times, steps, final = (
-        turns.images,
-        turns.times[key],
-        turns.steps[key],
-        turns.finals[key],
-    )
+    images, times, steps = turns.images, turns.times[key], turns.steps[key]
     seconds = statistics.median(times)
     rate = images / seconds
     full_steps = _full_steps(steps, images, batch)
@@ -171,9 +166,7 @@ def _figures(turns: _Turns, key: str, batch: int, flops: float, matmul: float) -
         "images_per_second_steps": batch / statistics.median(full_steps),
         "achieved_gflops": rate * flops / 1e9,
         "fraction_of_matmul": rate * flops / 1e9 / matmul,
-        "peak_rss_bytes": final["peak_rss_bytes"],
-        "test_mse": final["test_mse"],
-        "precision": final["precision"],
+        **{name: turns.finals[key][name] for name in ("peak_rss_bytes", "test_mse", "precision")},
         "losses": turns.losses[key],
     }
 
