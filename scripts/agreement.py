@@ -28,17 +28,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autoencoder import api  # noqa: E402
-from autoencoder.data import load_splits, scaled  # noqa: E402
+from autoencoder.comparison import check_runs  # noqa: E402
+from autoencoder.data import load_splits  # noqa: E402
 from autoencoder.errors import UserError  # noqa: E402
 from autoencoder.evaluate import psnr  # noqa: E402
-from autoencoder.noise import model_inputs  # noqa: E402
-from autoencoder.runs import predict_images  # noqa: E402
+from autoencoder.runs import predict_images, reconstruct_chunks  # noqa: E402
 
 
 def agreement(run_dirs: list[str], limit: int | None = None, shifts: bool = False) -> dict:
     """Each run's test MSE, the average output's, the spread and every pair's squared difference;
     with `shifts`, also each run's MSE when its output is averaged over one-pixel shifts."""
-    runs = [api.load_run(path) for path in run_dirs]
+    # Finished runs, each once, of one data source and image shape (as `compare` wants them),
+    # and here also of the same clean images.
+    checked = check_runs(run_dirs)
+    runs = [api.load_run(path) for path, _ in checked]
     config = runs[0].config
     for run in runs[1:]:
         if _test_data(run.config) != _test_data(config):
@@ -48,17 +51,15 @@ def agreement(run_dirs: list[str], limit: int | None = None, shifts: bool = Fals
             )
     splits = load_splits(config)
     models = [run.model for run in runs]
-    count = 0
+    count = images = 0
     errors, shifted = np.zeros(len(runs)), np.zeros(len(runs))
     mean_error = spread = 0.0
     pairs = {pair: 0.0 for pair in itertools.combinations(range(len(runs)), 2)}
-    for start, pixels in splits.chunks("test"):
+    for start, clean, inputs, first in reconstruct_chunks(config, models[0], splits):
         if limit is not None and start >= limit:
             break
-        clean = scaled(pixels)
-        inputs = model_inputs(clean, config, seed_offset=0, first=start)
-        outputs = np.stack([predict_images(m, inputs, splits.patches) for m in models])
-        outputs = outputs.astype(np.float64)
+        others = [predict_images(m, inputs, splits.patches) for m in models[1:]]
+        outputs = np.stack([first, *others]).astype(np.float64)
         average = outputs.mean(axis=0)
         errors += ((outputs - clean) ** 2).sum(axis=tuple(range(1, outputs.ndim)))
         mean_error += float(((average - clean) ** 2).sum())
@@ -70,10 +71,10 @@ def agreement(run_dirs: list[str], limit: int | None = None, shifts: bool = Fals
                 shifted[i] += float(
                     ((shift_average(model, inputs, splits.patches) - clean) ** 2).sum()
                 )
-        count += clean.size
+        count, images = count + clean.size, images + len(clean)
     return {
         "runs": [str(run.path) for run in runs],
-        "pixels": count,
+        "images": images,
         "mse": (errors / count).tolist(),
         "average_mse": mean_error / count,
         "spread": spread / count,
@@ -119,8 +120,7 @@ def main() -> None:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    images = result["pixels"] // int(np.prod(api.load_run(args.runs[0]).config.model.input_shape))
-    print(f"{images:,} test images; MSE per pixel against the clean images, and PSNR")
+    print(f"{result['images']:,} test images; MSE per pixel against the clean images, and PSNR")
     for i, (path, mse) in enumerate(zip(result["runs"], result["mse"])):
         print(f"  run {i}: {mse:.6f}  {psnr(mse):.2f} dB  {path}")
     mean = float(np.mean(result["mse"]))
