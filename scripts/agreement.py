@@ -55,9 +55,7 @@ def agreement(run_dirs: list[str], limit: int | None = None, shifts: bool = Fals
     errors, shifted = np.zeros(len(runs)), np.zeros(len(runs))
     mean_error = spread = 0.0
     pairs = {pair: 0.0 for pair in itertools.combinations(range(len(runs)), 2)}
-    for start, clean, inputs, first in reconstruct_chunks(config, models[0], splits):
-        if limit is not None and start >= limit:
-            break
+    for _, clean, inputs, first in reconstruct_chunks(config, models[0], splits):
         others = [predict_images(m, inputs, splits.patches) for m in models[1:]]
         outputs = np.stack([first, *others]).astype(np.float64)
         average = outputs.mean(axis=0)
@@ -72,6 +70,9 @@ def agreement(run_dirs: list[str], limit: int | None = None, shifts: bool = Fals
                     ((shift_average(model, inputs, splits.patches) - clean) ** 2).sum()
                 )
         count, images = count + clean.size, images + len(clean)
+        # Stop before the generator predicts another chunk with the first model.
+        if limit is not None and images >= limit:
+            break
     return {
         "runs": [str(run.path) for run in runs],
         "images": images,

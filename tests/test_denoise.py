@@ -239,6 +239,31 @@ def test_agreement_script_splits_the_runs_error_into_the_average_and_the_spread(
     assert refused.stderr.strip().splitlines()[-1].startswith(f"error: {other}: its data section")
 
 
+def test_agreement_limit_scores_whole_chunks_and_predicts_no_more(sweep, monkeypatch):
+    """--limit 20 with chunks of 16 images: two chunks scored, each model asked for two."""
+    from autoencoder import runs as runs_module
+    from autoencoder.data import splits as splits_module
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import agreement as script
+
+    calls = []
+
+    def counted(model, inputs, patches=None):
+        calls.append(len(inputs))
+        return predict(model, inputs, patches)
+
+    predict = runs_module.predict_images
+    monkeypatch.setattr(splits_module, "chunk_size", lambda shape: 16)
+    monkeypatch.setattr(runs_module, "predict_images", counted)
+    monkeypatch.setattr(script, "predict_images", counted)
+    (level,) = (sweep / "models" / "level-0.5").iterdir()
+    (blind,) = (sweep / "models" / "blind-0-0.7").iterdir()
+    result = script.agreement([str(level), str(blind)], limit=20)
+    assert result["images"] == 32
+    assert calls == [16, 16, 16, 16]
+
+
 def test_the_shift_average_of_the_identity_is_the_image(keras):
     import numpy as np
 
