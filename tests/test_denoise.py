@@ -264,6 +264,55 @@ def test_agreement_limit_scores_whole_chunks_and_predicts_no_more(sweep, monkeyp
     assert calls == [16, 16, 16, 16]
 
 
+def test_agreement_edges_split_each_error_by_distance_from_the_ink(sweep, monkeypatch):
+    """--edges: the rings' shares of pixels and of error sum to 1, and the rings' MSEs weighted
+    by their pixels give back each run's MSE; an image without one channel is refused."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import agreement as script
+
+    (level,) = (sweep / "models" / "level-0.5").iterdir()
+    (blind,) = (sweep / "models" / "blind-0-0.7").iterdir()
+    result = script.agreement([str(level), str(blind)], edges=True)
+    table = result["edges"]
+    shares = np.array(table["pixel_share"])
+    assert shares.sum() == pytest.approx(1.0) and (shares > 0).sum() >= 5
+    assert len(table["mse"]) == 3  # the noisy input, then the two runs
+    for share in table["error_share"]:
+        assert sum(share) == pytest.approx(1.0)
+    for mse, total in zip(table["mse"][1:], result["mse"]):
+        assert float(shares @ np.array(mse)) == pytest.approx(total, rel=1e-6)
+    noisy, run = np.array(table["mse"][0]), np.array(table["mse"][1])
+    # The tiny model has learned the background first: far from the ink it beats its input.
+    assert run[-1] < 0.2 * noisy[-1]
+    monkeypatch.setattr(
+        script, "load_splits", lambda config: SimpleNamespace(image_shape=(8, 8, 3))
+    )
+    with pytest.raises(script.UserError, match="3-channel images"):
+        script.agreement([str(level), str(blind)], edges=True)
+
+
+def test_edge_rings_of_a_square_of_ink():
+    """A 3x3 square of ink in a 7x7 image: its centre 2 deep, its other 8 pixels 1 deep, 16
+    background pixels touch it (diagonals included) and the 24 of the border lie 2 away."""
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from agreement import RINGS, edge_errors
+
+    clean = np.zeros((1, 7, 7, 1))
+    clean[0, 2:5, 2:5] = 1.0
+    output = clean.copy()
+    output[0, 3, 3] = 0.5  # an error of 0.25 at the centre, ring -2
+    table = edge_errors(clean, output[None])
+    counts = dict(zip(RINGS, table[0]))
+    assert counts == {-3: 0, -2: 1, -1: 8, 1: 16, 2: 24, 3: 0, 4: 0}
+    assert dict(zip(RINGS, table[1]))[-2] == pytest.approx(0.25) and table[1].sum() == 0.25
+
+
 def test_the_shift_average_of_the_identity_is_the_image(keras):
     import numpy as np
 
