@@ -9,6 +9,7 @@ The command line is a thin layer over these functions; a notebook calls them dir
 
 from __future__ import annotations
 
+import difflib
 import logging
 import sys
 from collections.abc import Mapping, Sequence
@@ -110,9 +111,12 @@ def _field_key(name: str) -> str:
             f"{name}=: several sections have it ({choices}); pass overrides={{'{owners[0]}."
             f"{name}': ...}} instead"
         )
+    fields = {f for s in SECTIONS for f in type(getattr(Config(), s)).model_fields}
+    close = difflib.get_close_matches(name, sorted(fields | set(Config.model_fields)), n=1)
+    hint = f"did you mean {close[0]}=? " if close else ""
     raise UserError(
-        f"{name}=: no config section has a field of that name; pass dotted keys in overrides, "
-        f"e.g. overrides={{'train.epochs': 5}} (every key: docs/config.md)"
+        f"{name}=: no config section has a field of that name; {hint}pass dotted keys in"
+        f" overrides, e.g. overrides={{'train.epochs': 5}} (every key: docs/config.md)"
     )
 
 
@@ -227,7 +231,8 @@ def list_runs(root: str | Path = "outputs", sort: str = "started", reverse: bool
 
     A dict's keys: name, started, status, epochs, epochs_configured, val_loss (the best), psnr,
     ssim, sse (test, per image), path, problem (why a "damaged" run cannot be read); None where
-    a run has no value. `sort` is one of them; missing values come last either way.
+    a run has no value. `sort` is one of them, psnr and ssim largest first, the others smallest
+    first; `reverse` turns it round; missing values come last either way.
     """
     return listing.sort_rows(listing.list_runs(root), sort, reverse)
 

@@ -335,8 +335,15 @@ def _runs_args(p):
     p.add_argument(
         "dir", nargs="?", default="outputs", metavar="DIR", help="where to look (default outputs)"
     )
-    p.add_argument("--sort", choices=list(COLUMNS), default="started", help="the column to sort by")
-    p.add_argument("--reverse", action="store_true", help="largest first (missing still last)")
+    p.add_argument(
+        "--sort",
+        choices=list(COLUMNS),
+        default="started",
+        help="the column to sort by; psnr and ssim largest first, the others smallest first (the best run first)",
+    )
+    p.add_argument(
+        "--reverse", action="store_true", help="the other way round (missing still last)"
+    )
     p.add_argument("--json", action="store_true", help="a JSON list of objects instead")
 
 

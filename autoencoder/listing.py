@@ -31,6 +31,8 @@ COLUMNS = (
     "path",
 )
 NUMERIC = {"epochs", "minutes", "val_loss", "psnr", "ssim", "sse"}
+# Sorted largest first, so that the best run leads (losses and errors lead with the smallest).
+LARGEST_FIRST = {"psnr", "ssim"}
 # metrics.json's names of the test metrics each column shows.
 METRICS = {"psnr": "test/psnr", "ssim": "test/ssim", "sse": "test/sse_per_image"}
 
@@ -141,11 +143,13 @@ def started(folder_name: str) -> str | None:
 
 
 def sort_rows(rows: list[dict], column: str, reverse: bool = False) -> list[dict]:
-    """Rows by one column (numbers numerically); missing values always last, ties by path."""
+    """Rows by one column, the best first for PSNR and SSIM (largest) and for val_loss and sse
+    (smallest), else smallest first; `reverse` turns it round; missing values always last."""
     by_path = sorted(rows, key=lambda r: r["path"])
     present = [r for r in by_path if r[column] is not None]
     missing = [r for r in by_path if r[column] is None]
-    return sorted(present, key=lambda r: r[column], reverse=reverse) + missing
+    descending = (column in LARGEST_FIRST) != reverse
+    return sorted(present, key=lambda r: r[column], reverse=descending) + missing
 
 
 def format_runs(rows: list[dict], root: str | Path) -> str:

@@ -9,7 +9,7 @@ import re
 import shutil
 import tempfile
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ def train(
     command: str = "autoencoder train",
     splits=None,
     callbacks=(),
+    chosen: precision.Choice | None = None,
 ) -> Trained:
     """Train, evaluate on the test split and draw the figures of one run.
 
@@ -62,6 +63,8 @@ def train(
       command: what this process is, for the message a second writer of the run gets.
       splits: the config's data, when the caller has loaded it already (load_splits).
       callbacks: Keras callbacks for the fit, after the run's own (tune's pruning).
+      chosen: a precision the caller chose (choose_precision), taken where it fits in memory:
+        a study's, the same for every trial.
     Returns:
       The run directory, its test metrics (as in metrics.json) and the trained models; no
       directory and no models on a worker of a cluster that is not its chief.
@@ -71,11 +74,40 @@ def train(
         TensorFlow is imported.
     """
     with contextlib.ExitStack() as locks:
-        return _train(config, resume, locks, command, splits, callbacks)
+        return _train(config, resume, locks, command, splits, callbacks, chosen)
+
+
+def choose_precision(config: Config, splits) -> precision.Choice:
+    """The precision a run of this config would train in on one machine (auto may time it)."""
+    config = resolve_input_shape(config)
+    plan = plan_model(config.model)
+    tensorflow()
+    return run_precision(config, _fitting(config, plan, _held(config, splits)))
+
+
+def _held(config: Config, splits) -> int:
+    """Bytes of the images a run holds; streamed splits (read batch by batch) hold a batch's."""
+    sizes = [getattr(splits.pixels(s), "nbytes", 0) for s in ("train", "val", "test")]
+    return memory.held_data(*sizes, config.data.noise is not None)
+
+
+def _fitting(config: Config, plan, held: int) -> list[str]:
+    """The precision candidates whose memory plan fits this machine."""
+    return [
+        p
+        for p in precision.CANDIDATES
+        if memory.fits(config, memory.run_memory(config, plan, p, held))
+    ]
 
 
 def _train(
-    config: Config, resume, locks: contextlib.ExitStack, command: str, splits, callbacks=()
+    config: Config,
+    resume,
+    locks: contextlib.ExitStack,
+    command: str,
+    splits,
+    callbacks=(),
+    chosen: precision.Choice | None = None,
 ) -> Trained:
     me = distribute.role(config.train.distribute)  # a bad TF_CONFIG is refused here
     if resume is not None:
@@ -92,9 +124,7 @@ def _train(
         state = read_state(run_dir)
     if splits is None:  # a folder's scan refuses bad files before anything is written
         splits = load_splits(config)
-    # Streamed splits (files read batch by batch) hold no images beyond a batch's.
-    sizes = [getattr(splits.pixels(s), "nbytes", 0) for s in ("train", "val", "test")]
-    held = memory.held_data(*sizes, config.data.noise is not None)
+    held = _held(config, splits)
     # A plan too big at the lightest precision the run could get is refused before TensorFlow
     # loads; the precision it does get (a GPU's, or float32) is known only after.
     memory.check_lightest(config, plan, held)
@@ -105,14 +135,15 @@ def _train(
     # new timing (a cache miss, a busy machine) could pick the other.
     choice = precision.kept(runs.read_precision(resume)) if resume is not None else None
     if choice is None:
-        # auto may time the candidates on this model (outside the strategy: one device, the
-        # full batch), only those whose plan fits; a cluster's workers take the static rule.
-        fitting = [
-            p
-            for p in precision.CANDIDATES
-            if memory.fits(config, memory.run_memory(config, plan, p, held))
-        ]
-        choice = run_precision(config, fitting, multi_worker=me.workers > 1)
+        fitting = _fitting(config, plan, held)
+        if chosen is not None and chosen.policy in fitting:
+            reason = f"{chosen.reason}; chosen once, for every trial of the study"
+            choice = replace(chosen, how="given", reason=reason)
+            log.info("precision: %s, chosen once, for every trial of the study", chosen.policy)
+        else:
+            # auto may time the candidates on this model (outside the strategy: one device, the
+            # full batch), only those whose plan fits; a cluster's workers take the static rule.
+            choice = run_precision(config, fitting, multi_worker=me.workers > 1)
     dtype = choice.policy
     memory.check_fits(config, plan, memory.run_memory(config, plan, dtype, held))  # and too big
     if not me.chief:

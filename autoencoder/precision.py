@@ -36,7 +36,7 @@ class Choice:
     """The dtype policy a run trains in, and how it was chosen."""
 
     policy: str
-    how: str  # "setting" (on / off), "rule" (not timed), "measured" or "cached"
+    how: str  # "setting" (on / off), "rule" (not timed), "measured", "cached" or "given" (tune)
     reason: str  # the log line
     rates: dict[str, float] = field(default_factory=dict)  # training batches/s, when timed
 

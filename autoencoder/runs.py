@@ -187,7 +187,20 @@ def stamped_dir(parent: Path, setting: str, what: str = "runs") -> Path:
 def check_is_run(run_dir: str | Path) -> Path:
     """run_dir as a Path; UserError if it holds no config.yaml."""
     run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise UserError(
+            f"{run_dir}: no such folder; pass a run directory, e.g. outputs/<name>/<timestamp>"
+        )
     if not (run_dir / "config.yaml").is_file():
+        # outputs/<name>/ or outputs/ given for one of its runs: two levels, not a whole tree.
+        inside = sorted(
+            p.parent for p in [*run_dir.glob("*/config.yaml"), *run_dir.glob("*/*/config.yaml")]
+        )
+        if inside:
+            raise UserError(
+                f"{run_dir}: a folder of {len(inside)} run(s), not a run directory; pass one of"
+                f" them, e.g. {inside[-1]} (`autoencoder runs {run_dir}` lists them)"
+            )
         raise UserError(
             f"{run_dir}: not a run directory (no config.yaml); pass a directory "
             f"made by `autoencoder train`, e.g. outputs/<name>/<timestamp>"
@@ -263,8 +276,9 @@ def check_resume(run_dir: str | Path, config: Config) -> Path:
     if diff:
         shown = ", ".join(sorted(diff)[:6]) + (" ..." if len(diff) > 6 else "")
         raise UserError(
-            f"--resume {run_dir}: the config differs from the run's in {shown}; "
-            f"resume with the run's own config: {run_dir / 'config.yaml'}"
+            f"{run_dir}: cannot resume: the config differs from the run's in {shown}; only"
+            f" train.epochs and train.minutes may change (`autoencoder resume {run_dir} --set"
+            f" train.epochs=N`); train a new run for other changes"
         )
     # Checked here too, so that `train --resume` refuses a damaged run before TensorFlow loads.
     state = read_state(run_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 
@@ -24,6 +25,7 @@ INSTALL_HINT = "pip install tensorflow (or, in this project's folder, `pip insta
 def tensorflow():
     """Import TensorFlow and Keras with the project's environment defaults; return tf."""
     if sys.modules.get("tensorflow") is not None and sys.modules.get("keras") is not None:
+        logging.getLogger("tensorflow").addFilter(_not_retracing)  # once: a filter is a set
         return sys.modules["tensorflow"]
     for key, value in _ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
@@ -42,7 +44,16 @@ def tensorflow():
         raise UserError(
             f"TensorFlow cannot be imported ({exc}); install it: {INSTALL_HINT}"
         ) from None
+    logging.getLogger("tensorflow").addFilter(_not_retracing)
     return tf
+
+
+def _not_retracing(record: logging.LogRecord) -> bool:
+    """False for TensorFlow's advice on tf.function retracing, which this tool cannot take."""
+    # Each new model (a tune trial, a sweep's level, a run loaded by the API) and each new batch
+    # shape given to predict traces Keras's predict function afresh; that is by design here,
+    # and the warning's remedies (reduce_retracing, fixed shapes) are Keras's to apply.
+    return "triggered tf.function retracing" not in record.getMessage()
 
 
 @contextlib.contextmanager

@@ -94,7 +94,14 @@ def fit(
         model, encoder, decoder = compiled_models(config, steps, dtype)
         if state is not None:
             _restore(model, load_model(last_checkpoint(Path(restore_dir or run_dir), state)))
-    if state is not None:
+    if state is not None and first_epoch >= config.train.epochs:
+        log.info(
+            "the run has trained all its %d epochs: nothing to train, evaluated again; for more, "
+            "autoencoder resume %s --set train.epochs=N",
+            config.train.epochs,
+            run_dir,
+        )
+    elif state is not None:
         log.info("resuming after epoch %d of %d", first_epoch, config.train.epochs)
     for _ in range(first_epoch):
         # Each new iterator of a seeded reshuffling dataset draws the next epoch's order; skip
@@ -134,7 +141,9 @@ def fit(
     if stop.patience and stop.restore_best and recorder.best_checkpoint:
         model.load_weights(run_dir / "checkpoints" / BEST)
     _save_models(config, run_dir, model, encoder, decoder)
-    log.info("trained %d epochs in %.0f s", recorder.epoch, time.time() - started)
+    if first_epoch < recorder.epoch or state is None:
+        plural = "" if recorder.epoch == 1 else "s"
+        log.info("trained %d epoch%s in %.0f s", recorder.epoch, plural, time.time() - started)
     if budget is not None and not spent_before:
         early = any(getattr(c, "stopped_epoch", 0) for c in callbacks)  # Keras EarlyStopping's
         _log_budget(config, budget, steps, recorder.epoch, early)

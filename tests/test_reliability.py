@@ -161,11 +161,22 @@ def test_runs_in_the_same_second_never_share_or_overwrite_a_directory(tmp_path, 
 
 def test_resume_on_a_directory_that_is_not_a_run(tmp_path):
     cfg = write_config(tmp_path / "c.yaml", tiny(tmp_path))
-    for target in (tmp_path, tmp_path / "missing"):
+    assert_error(
+        cli("train", cfg, "--resume", tmp_path),
+        f"{tmp_path}: not a run directory (no config.yaml); pass a directory made by "
+        f"`autoencoder train`, e.g. outputs/<name>/<timestamp>",
+    )
+    assert_error(
+        cli("train", cfg, "--resume", tmp_path / "missing"),
+        f"{tmp_path / 'missing'}: no such folder; pass a run directory, e.g. "
+        f"outputs/<name>/<timestamp>",
+    )
+    run_dir = runs.create_run_dir(tiny(tmp_path))  # <out>/tiny/<timestamp>
+    for parent in (run_dir.parent, run_dir.parent.parent):
         assert_error(
-            cli("train", cfg, "--resume", target),
-            f"{target}: not a run directory (no config.yaml); pass a directory made by "
-            f"`autoencoder train`, e.g. outputs/<name>/<timestamp>",
+            cli("resume", parent),
+            f"{parent}: a folder of 1 run(s), not a run directory; pass one of them, e.g. "
+            f"{run_dir} (`autoencoder runs {parent}` lists them)",
         )
 
 
@@ -176,8 +187,9 @@ def test_resume_with_a_different_config_shows_the_keys(tmp_path):
     other = tiny(tmp_path, "seed=3", "train.loss=mse", "train.epochs=20")
     assert_error(
         cli("train", write_config(tmp_path / "other.yaml", other), "--resume", run_dir),
-        f"--resume {run_dir}: the config differs from the run's in seed, train.loss; "
-        f"resume with the run's own config: {run_dir / 'config.yaml'}",
+        f"{run_dir}: cannot resume: the config differs from the run's in seed, train.loss; "
+        f"only train.epochs and train.minutes may change (`autoencoder resume {run_dir} --set "
+        f"train.epochs=N`); train a new run for other changes",
     )
     assert (run_dir / "config.yaml").read_text() == before
 

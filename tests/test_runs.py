@@ -164,3 +164,23 @@ def test_predict_goes_chunk_by_chunk_and_keeps_every_output(monkeypatch):
     twice, plus = runs.predict(both, x, batch_size=4)
     np.testing.assert_allclose(twice, x * 2.0, rtol=1e-6)
     np.testing.assert_allclose(plus, x + 1.0, rtol=1e-6)
+
+
+def test_predicting_new_shapes_again_and_again_logs_no_retracing_advice(caplog):
+    """Seven models, each given a new batch shape: TensorFlow's retracing warning is dropped
+    (the tool makes new models by design), and its other warnings still pass."""
+    import keras
+
+    from autoencoder import runs
+    from autoencoder.runtime import tensorflow
+
+    tf = tensorflow()
+    for n in range(1, 8):
+        inputs = keras.Input((3,))
+        model = keras.Model(inputs, inputs * 2.0)
+        x = np.ones((n, 3), np.float32)
+        np.testing.assert_allclose(runs.predict(model, x, batch_size=n), x * 2.0)
+    tf.get_logger().warning("another warning from TensorFlow")
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "retracing" in m], messages
+    assert "another warning from TensorFlow" in messages

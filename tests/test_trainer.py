@@ -136,7 +136,7 @@ def test_resume_command_continues_with_the_runs_own_config(finished_run, tmp_pat
     assert "test split, 1,000 images" in capsys.readouterr().out
     # Anything but train.epochs would make it another run: refused, one line.
     assert main(["resume", str(run), "--set", "seed=5"]) == 2
-    assert capsys.readouterr().err.startswith(f"error: --resume {run}: the config differs")
+    assert capsys.readouterr().err.startswith(f"error: {run}: cannot resume: the config differs")
 
 
 def test_nan_loss_stops_with_a_clear_message(tmp_path):

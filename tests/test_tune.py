@@ -2,6 +2,7 @@
 pruner's settings, resume after SIGKILL, two workers on one study."""
 
 import csv
+import json
 import os
 import re
 import signal
@@ -280,18 +281,34 @@ def test_trials_share_the_studys_data_unless_they_change_the_data_or_the_seed(tm
         assert (tune_study.shared_splits(setup, trial) is setup.splits) is shared, change
 
 
+def test_a_study_that_searches_the_precision_leaves_it_to_each_trial(tmp_path):
+    from autoencoder.tuning.space import parse_param
+
+    base = tiny(tmp_path)
+    searched = [parse_param("train.mixed_precision", ["on", "off"])]
+    setup = tune_study.Setup(base, base.tune, searched, "tiny.yaml", splits=object())
+    assert tune_study.study_precision(setup) is None
+
+
 @pytest.mark.slow
 def test_a_tiny_study_end_to_end(tmp_path, monkeypatch):
     import autoencoder as ae
     from autoencoder import pipeline
 
-    loaded = []
+    loaded, chosen = [], []
     monkeypatch.setattr(
         pipeline, "load_splits", lambda config: loaded.append(config) or load_splits(config)
+    )
+    choose = pipeline.run_precision
+    monkeypatch.setattr(
+        pipeline,
+        "run_precision",
+        lambda config, *a, **k: chosen.append(config) or choose(config, *a, **k),
     )
     space = {"space": {"train.optimizer.learning_rate": {"log": [1e-3, 1e-2]}}}
     tuned = ae.tune(tiny(tmp_path / "out"), space, trials=3, pruner=PruneTrialOne())
     assert loaded == []  # every trial trained on the data the study loaded once
+    assert [c.name for c in chosen] == ["tiny"]  # and in the precision it chose once
     trials = tuned.study.get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED", "COMPLETE"]
     pruned = trials[1]
@@ -301,6 +318,11 @@ def test_a_tiny_study_end_to_end(tmp_path, monkeypatch):
         rows = list(csv.DictReader(handle))
     assert [r["state"] for r in rows] == ["complete", "pruned", "complete"]
     assert all((tuned.path / r["run_dir"] / "config.yaml").is_file() for r in rows)
+    records = [
+        json.loads((tuned.path / r["run_dir"] / "metrics.json").read_text()) for r in rows[0::2]
+    ]
+    assert {m["precision/how"] for m in records} == {"given"}
+    assert len({m["precision/policy"] for m in records}) == 1
     # best.yaml is the best trial's config, named and placed as the study's config.
     best = min(trials[0::2], key=lambda t: t.value)
     assert tuned.best.number == best.number

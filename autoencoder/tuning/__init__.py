@@ -81,6 +81,7 @@ def tune(
     # Before the study's folder is made: data that cannot be found would fail every trial alike.
     # Trials that leave the data and the seed alone train on these splits, not a reload.
     setup.splits = load_splits(setup.base)
+    setup.precision = _study.study_precision(setup)
     if resume is not None:
         study_dir = Path(resume)
         record = _study.check_resume(study_dir, _study.study_record(setup, study_dir, storage))

@@ -45,7 +45,8 @@ def parse_space(tune: TuneConfig, where: str, apply: Callable[[str, Any], None])
     """
     if not tune.space:
         raise UserError(
-            f"{where}: the space is empty; name config keys with a distribution, e.g. {EXAMPLE}"
+            f"{where}: the space is empty; name config keys with a distribution, e.g. {EXAMPLE},"
+            " under the config's tune.space or in a file given with --space SPACE.yaml"
         )
     params, lines = [], []
     for key, spec in tune.space.items():

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from autoencoder import api, atomic, lock, memory, pipeline, runs
+from autoencoder import api, atomic, distribute, lock, memory, pipeline, precision, runs
 from autoencoder.config import Config, PrunerConfig, TuneConfig, dump_config, read_yaml
 from autoencoder.data import resolve_input_shape
 from autoencoder.errors import RunFailed, UserError
@@ -54,6 +54,7 @@ class Setup:
     source: str  # the config as the user named it, for messages
     warmup_epochs: int = 0  # of a timed study's median pruner: the Reporter keeps to them
     splits: Any = None  # the base config's data (load_splits), for trials that do not change it
+    precision: precision.Choice | None = None  # every trial's (study_precision), or None
 
     @property
     def timed(self) -> bool:
@@ -339,6 +340,18 @@ def shared_splits(setup: Setup, config: Config):
     return setup.splits if same else None
 
 
+def study_precision(setup: Setup) -> precision.Choice | None:
+    """The precision of every trial, chosen once on the base config; None where each trial
+    chooses its own (the space searches train.mixed_precision, or trials span machines)."""
+    # Trials compared in one precision: a timing per trial could pick float32 for one and
+    # bfloat16 for the next on a busy machine, and its seconds would count against the trial.
+    if any(p.key == "train.mixed_precision" for p in setup.params):
+        return None
+    if distribute.role(setup.base.train.distribute).workers > 1:
+        return None
+    return pipeline.choose_precision(setup.base, setup.splits)
+
+
 class Infeasible(UserError):
     """A trial whose memory plan does not fit: skipped before it starts."""
 
@@ -370,6 +383,7 @@ def run_trial(study, trial, setup: Setup, study_dir: Path) -> None:
             config,
             command=COMMAND,
             splits=shared_splits(setup, config),
+            chosen=setup.precision,
             callbacks=[EpochEnd(reporter.epoch_end)],
         )
         if reporter.reason:
