@@ -128,7 +128,9 @@ def test_real_digits_keep_their_names_and_scores_match_a_direct_computation(
 # Tiles
 
 
-def test_an_image_three_times_the_model_size_is_tiled_to_its_own_shape(tmp_path, run, digits):
+def test_an_image_three_times_the_model_size_is_tiled_to_its_own_shape(
+    tmp_path, run, digits, caplog
+):
     write_png(tmp_path / "grid.png", grid(digits, 3, 3)[..., None])  # 84 x 84
     write_png(tmp_path / "strip.png", grid(digits, 2, 3)[:50, :80, None])  # 50 x 80
     out = tmp_path / "out"
@@ -141,6 +143,9 @@ def test_an_image_three_times_the_model_size_is_tiled_to_its_own_shape(tmp_path,
     assert int(rows[1]["tiles"]) == per_axis[50] * len(tile_starts(80, 28))
     # The tiled mosaic is reconstructed about as well as single digits, not as a blur.
     assert summary["images"] == 2 and summary["mse"] < 0.08
+    # A model of whole digits takes each tile for a digit: one warning says so.
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert [w for w in warned if w.startswith("2 input(s) larger than the model's 28x28 were cut")]
 
 
 def test_a_denoiser_lowers_the_error_of_noisy_inputs(tmp_path, run, digits):
@@ -228,7 +233,7 @@ def test_a_trained_denoiser_shows_no_seams(model):
     assert step < 0.35 and bands < 0.35, (step, bands)
 
 
-def test_evaluate_and_predict_give_a_patch_model_the_same_pixels(tmp_path, keras):
+def test_evaluate_and_predict_give_a_patch_model_the_same_pixels(tmp_path, keras, caplog):
     from autoencoder.runs import predict_images
 
     config = tiny(tmp_path, "data.patches={size: [16, 16]}")
@@ -255,6 +260,7 @@ def test_evaluate_and_predict_give_a_patch_model_the_same_pixels(tmp_path, keras
     np.save(tmp_path / "image.npy", image)
 
     predict_files(run, [tmp_path / "image.npy"], tmp_path / "out")
+    assert not [r for r in caplog.records if "cut into tiles" in r.getMessage()]  # made for tiles
     predicted = np.load(tmp_path / "out" / "image.npy")
     evaluated = predict_images(model, image[None, ..., None], config.data.patches)[0, ..., 0]
     np.testing.assert_allclose(predicted, evaluated, rtol=1e-5, atol=1e-6)
@@ -375,7 +381,7 @@ def test_the_summary_names_the_score_the_threshold_is_on(tmp_path, kind, name):
 # Mistakes: one line, exit status 2, nothing written
 
 
-def test_an_existing_output_is_refused_and_overwrite_replaces_it(tmp_path, run, digits):
+def test_an_existing_output_is_refused_and_overwrite_replaces_it(tmp_path, run, digits, caplog):
     write_png(tmp_path / "a.png", digits[0][..., None])
     out = tmp_path / "out"
     out.mkdir()
@@ -388,6 +394,12 @@ def test_an_existing_output_is_refused_and_overwrite_replaces_it(tmp_path, run, 
     assert (out / "a.png").read_bytes() == b"mine" and sorted(out.iterdir()) == [out / "a.png"]
     predict_files(run, [tmp_path / "a.png"], out, overwrite=True)
     assert read_image(out / "a.png").shape == (28, 28, 1)
+    assert not [r for r in caplog.records if "other file(s)" in r.getMessage()]
+    # Files of an earlier prediction that this one does not write are kept, and said so.
+    write_png(tmp_path / "b.png", digits[1][..., None])
+    predict_files(run, [tmp_path / "b.png"], out, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "scores.csv"]
+    assert f"{out} holds 1 other file(s), left as they were: scores.csv lists" in caplog.text
 
 
 def test_an_unreadable_file_stops_with_one_line_and_leaves_nothing(tmp_path, run, digits):

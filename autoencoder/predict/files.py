@@ -239,7 +239,7 @@ def predict_files(
         log.info(
             "adding %s noise at level %g to every input first", noise_settings(config)[0], noise
         )
-    outputs, converted = Outputs(out), [0]
+    outputs, converted, tiled = Outputs(out), [0], [0]
     try:
         with open(outputs.path("scores.csv"), "w", newline="") as handle:
             scores = Scores(handle, noise is not None, threshold)
@@ -252,6 +252,7 @@ def predict_files(
             )
 
             def finish(item: Item, result: np.ndarray) -> None:
+                tiled[0] += len(item.starts) > 1
                 scores.add(item, result)
                 item.write(result, item.noisy)
                 bar.update(1)
@@ -264,7 +265,7 @@ def predict_files(
                 for item in items:
                     batcher.add(item)
                 batcher.flush()
-        outputs.commit()
+        others = outputs.commit()
     except BaseException:
         outputs.discard()
         raise
@@ -275,6 +276,20 @@ def predict_files(
             converted[0],
             kind,
             channels,
+        )
+    if others:
+        log.warning(
+            "%s holds %d other file(s), left as they were: scores.csv lists this prediction's "
+            "images only",
+            *(out, others),
+        )
+    if tiled[0] and config.data.patches is None:
+        log.warning(
+            "%d input(s) larger than the model's %dx%d were cut into tiles, and this model was "
+            "trained on whole %dx%d images: it takes each tile for a whole image, which can show "
+            "as a grid at the tile step and darkened edges; for large images train on crops "
+            "(data.patches, docs/images.md)",
+            *(tiled[0], height, width, height, width),
         )
     return scores.summary(out)
 

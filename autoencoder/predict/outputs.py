@@ -74,13 +74,18 @@ class Outputs:
             else:
                 np.savez(self.path(relative), **copied, **members)
 
-    def commit(self) -> None:
-        """Move every output into --out, replacing files of the same name."""
+    def commit(self) -> int:
+        """Move every output into --out, replacing files of the same name; return how many
+        other files --out holds (an earlier prediction's, say), left as they were."""
+        written = set()
         for path in sorted(p for p in self.dir.rglob("*") if p.is_file()):
+            written.add(path.relative_to(self.dir))
             target = self.out / path.relative_to(self.dir)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
         shutil.rmtree(self.dir)
+        others = (p.relative_to(self.out) for p in self.out.rglob("*") if p.is_file())
+        return sum(1 for p in others if p not in written and not p.parts[0].startswith("."))
 
     def discard(self) -> None:
         """Remove everything written; --out is left as it was."""
