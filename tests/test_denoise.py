@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT, cli, write_config
 
 from autoencoder.config import load_config
+from autoencoder.plots.figure import DPI
 
 # The sweep's own config, not conftest's TINY: 400 digits, wider blocks, no dense code.
 SWEEP = [
@@ -130,6 +131,10 @@ def test_figures_are_readable_pngs(sweep):
         img = mpimg.imread(sweep / "figures" / f"{name}.png")
         assert img.shape[0] >= 300 and img.shape[1] >= 400, (name, img.shape)
         assert img[..., :3].std() > 0.05, name
+    # A denoiser's worst images are drawn with their noisy inputs: four rows, not three.
+    (level,) = (sweep / "models" / "level-0.2").iterdir()
+    worst = mpimg.imread(level / "figures" / "worst.png")
+    assert worst.shape[0] == round((1.5 * 4 + 0.4) * DPI)  # 3 rows: round(4.9 * DPI)
 
 
 def test_resume_reuses_finished_models_and_finishes_the_rest(sweep):

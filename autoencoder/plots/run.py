@@ -105,27 +105,32 @@ def _log_panel(ax, xlabel: str, ylabel: str, title: str) -> None:
     ax.grid(True, which="both", alpha=0.3)
 
 
-def plot_worst(path: Path, x, y, recon, n: int = 8, names=None) -> None:
-    """The worst-reconstructed images: original, reconstruction and error map with a colour bar."""
+def plot_worst(path: Path, x, y, recon, n: int = 8, names=None, noisy=None) -> None:
+    """The worst-reconstructed images: original, (noisy input,) reconstruction and error map with
+    a colour bar."""
     plt = pyplot()
     errors = per_image_mse(x, recon)
     idx = np.argsort(errors)[::-1][: min(n, len(x))]
     diff = np.abs(x[idx] - recon[idx]).max(axis=-1)  # the largest error of a pixel's channels
     vmax = float(max(diff.max(), 1e-6))
-    width = 1.4 * aspect(x)
-    fig, axes = plt.subplots(3, len(idx), figsize=(width * len(idx) + 2.0, 4.9), squeeze=False)
+    rows = [("original", x)] + ([("noisy input", noisy)] if noisy is not None else [])
+    rows.append(("reconstruction" if noisy is None else "output", recon))
+    width, height = 1.4 * aspect(x), 1.5 * (len(rows) + 1) + 0.4
+    fig, axes = plt.subplots(
+        len(rows) + 1, len(idx), figsize=(width * len(idx) + 2.0, height), squeeze=False
+    )
     for j, i in enumerate(idx):
-        show(axes[0, j], x[i])
+        for r, (_, images) in enumerate(rows):
+            show(axes[r, j], images[i])
         axes[0, j].set_title(f"{label_text(names, y[i])}\nMSE {errors[i]:.4f}", fontsize=8)
-        show(axes[1, j], recon[i])
-        im = axes[2, j].imshow(diff[j], cmap="inferno", vmin=0, vmax=vmax)
-        axes[2, j].set_xticks([])
-        axes[2, j].set_yticks([])
-    for row, text in enumerate(("original", "reconstruction", "|error|")):
+        im = axes[-1, j].imshow(diff[j], cmap="inferno", vmin=0, vmax=vmax)
+        axes[-1, j].set_xticks([])
+        axes[-1, j].set_yticks([])
+    for row, (text, _) in enumerate([*rows, ("|error|", None)]):
         axes[row, 0].set_ylabel(text, fontsize=9)
     fig.suptitle(f"The {len(idx)} worst-reconstructed test images", fontsize=11)
     fig.tight_layout(rect=(0, 0, 0.9, 1))
-    cax = fig.add_axes((0.91, 0.06, 0.015, 0.26))
+    cax = fig.add_axes((0.91, 0.06, 0.015, 0.8 / (len(rows) + 1)))
     fig.colorbar(im, cax=cax, label="|error|")
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
@@ -199,7 +204,7 @@ def plot_all(
     out.mkdir(exist_ok=True)
     paths = [out / "reconstructions.png", out / "worst.png", out / "error_by_class.png"]
     plot_reconstructions(paths[0], x, y, recon, names=names, noisy=noisy)
-    plot_worst(paths[1], x, y, recon, names=names)
+    plot_worst(paths[1], x, y, recon, names=names, noisy=noisy)
     errors, labels = by_class if by_class is not None else (None, y)
     plot_error_by_class(paths[2], x, labels, recon, names=names, errors=errors)
     if history:
