@@ -369,7 +369,7 @@ def load_model(path: str | Path):
     if not path.is_file():
         raise UserError(
             f"{path}: model file not found; was the run finished? (train writes it "
-            f"at the end; `autoencoder resume RUN_DIR` finishes it)"
+            f"at the end; `autoencoder resume {path.parent}` finishes it)"
         )
     try:
         return keras.models.load_model(path, safe_mode=True, custom_objects=custom_objects())

@@ -354,7 +354,7 @@ def test_evaluate_or_plot_a_run_without_its_model(tmp_path, capsys, command):
     assert main([command, str(run_dir)]) == 2
     assert capsys.readouterr().err == (
         f"error: {run_dir / 'model.keras'}: model file not found; was the run finished? (train "
-        f"writes it at the end; `--resume` the run to finish it)\n"
+        f"writes it at the end; `autoencoder resume {run_dir}` finishes it)\n"
     )
 
 

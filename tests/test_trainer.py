@@ -123,6 +123,23 @@ def test_resume_of_finished_run_adds_epochs(finished_run, tmp_path):
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
 
 
+def test_resuming_a_finished_run_says_there_is_nothing_to_train(finished_run, tmp_path, caplog):
+    import shutil
+
+    from autoencoder.pipeline import train_run
+
+    caplog.set_level("INFO", logger="autoencoder")
+    run = shutil.copytree(finished_run, tmp_path / "copy")
+    epochs = len(read_history(run))
+    train_run(load_config(run / "config.yaml"), resume=run)
+    assert len(read_history(run)) == epochs
+    assert (
+        f"the run has trained all its {epochs} epochs: nothing to train, evaluated again; for "
+        f"more, autoencoder resume {run} --set train.epochs=N" in caplog.text
+    )
+    assert "trained 1 epoch" not in caplog.text and "resuming after" not in caplog.text
+
+
 def test_resume_command_continues_with_the_runs_own_config(finished_run, tmp_path, capsys):
     import shutil
 
