@@ -65,7 +65,7 @@ def fit(
       stopping restores them; model.keras, encoder.keras and decoder.keras are saved in run_dir
       (a model with skips has no decoder of the code alone: None, and no decoder.keras).
     """
-    tf = tensorflow()
+    tensorflow()
     from autoencoder.callbacks import FrozenOutput, NonFiniteLoss, RunRecorder
 
     seed_everything(config.seed)
@@ -78,45 +78,32 @@ def fit(
         dtype,
     )
     first_epoch = state["epoch"] if state else 0
-    train_ds, val_ds = run_datasets(config, splits, first_epoch)
+    train_ds, val_ds = _datasets(config, splits, first_epoch, strategy is not None)
     steps = int(train_ds.cardinality())  # batches of images, or of patches
-    if strategy is not None:
-        # Each worker takes its share of the batches of one seeded order (the global batch is
-        # split across all replicas); folder streams are sharded the same way.
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.DATA
-        )
-        train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
-
     with strategy.scope() if strategy else contextlib.nullcontext():
         # Variables (weights, optimizer slots) are made in the scope: mirrored across replicas.
         model, encoder, decoder = compiled_models(config, steps, dtype)
         if state is not None:
             _restore(model, load_model(last_checkpoint(Path(restore_dir or run_dir), state)))
-    if state is not None and first_epoch >= config.train.epochs:
-        log.info(
-            "the run has trained all its %d epochs: nothing to train, evaluated again; for more, "
-            "autoencoder resume %s --set train.epochs=N",
-            config.train.epochs,
-            run_dir,
-        )
-    elif state is not None:
-        log.info("resuming after epoch %d of %d", first_epoch, config.train.epochs)
+    if state is not None:
+        _log_resume(config, run_dir, first_epoch)
     for _ in range(first_epoch):
         # Each new iterator of a seeded reshuffling dataset draws the next epoch's order; skip
         # the epochs already trained so a resumed run sees the batches an unbroken one would.
         next(iter(train_ds))
     recorder, nan_guard, frozen = RunRecorder(run_dir, state), NonFiniteLoss(), FrozenOutput()
-    callbacks = [recorder, nan_guard, frozen, *_schedule_callbacks(config)]
     budget = _time_budget(config, recorder.rows, steps)
-    if budget is not None:
-        # First, so that its epoch ends before the recorder writes checkpoints: its clock
-        # then counts what history.csv's seconds do.
-        callbacks.insert(0, budget)
-    if chief:
-        callbacks += _chief_callbacks(config, run_dir, splits, steps, first_epoch, budget)
-    callbacks += extra_callbacks
+    callbacks = [
+        # The budget first, so that its epoch ends before the recorder writes checkpoints: its
+        # clock then counts what history.csv's seconds do.
+        *([budget] if budget is not None else []),
+        recorder,
+        nan_guard,
+        frozen,
+        *_schedule_callbacks(config),
+        *(_chief_callbacks(config, run_dir, splits, steps, first_epoch, budget) if chief else []),
+        *extra_callbacks,
+    ]
     started = time.time()
     spent_before = budget is not None and budget.spent >= budget.budget
     if spent_before:
@@ -149,6 +136,32 @@ def fit(
         _log_budget(config, budget, steps, recorder.epoch, early)
     _warn_unfinished_warmup(config, recorder.rows)
     return model, encoder, decoder
+
+
+def _datasets(config: Config, splits, first_epoch: int, distributed: bool):
+    """The training and validation datasets, sharded by batch across a strategy's workers."""
+    train_ds, val_ds = run_datasets(config, splits, first_epoch)
+    if not distributed:
+        return train_ds, val_ds
+    tf = tensorflow()
+    # Each worker takes its share of the batches of one seeded order (the global batch is split
+    # across all replicas); folder streams are sharded the same way.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return train_ds.with_options(options), val_ds.with_options(options)
+
+
+def _log_resume(config: Config, run_dir: Path, first_epoch: int) -> None:
+    """Where a resumed run goes on from, or that it has nothing left to train."""
+    if first_epoch < config.train.epochs:
+        log.info("resuming after epoch %d of %d", first_epoch, config.train.epochs)
+        return
+    log.info(
+        "the run has trained all its %d epochs: nothing to train, evaluated again; for more, "
+        "autoencoder resume %s --set train.epochs=N",
+        config.train.epochs,
+        run_dir,
+    )
 
 
 def _refuse_stopped(nan_guard, frozen, recorder, run_dir: Path) -> None:
