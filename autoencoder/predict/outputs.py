@@ -7,7 +7,7 @@ import csv
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -84,8 +84,7 @@ class Outputs:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
         shutil.rmtree(self.dir)
-        others = (p.relative_to(self.out) for p in self.out.rglob("*") if p.is_file())
-        return sum(1 for p in others if p not in written and not p.parts[0].startswith("."))
+        return sum(1 for p in _visible_files(self.out) if p.relative_to(self.out) not in written)
 
     def discard(self) -> None:
         """Remove everything written; --out is left as it was."""
@@ -93,6 +92,13 @@ class Outputs:
         shutil.rmtree(self.dir, ignore_errors=True)
         if self.created:
             shutil.rmtree(self.out, ignore_errors=True)
+
+
+def _visible_files(folder: Path) -> Iterator[Path]:
+    """Files under folder, hidden files and folders (.venv, .git) neither listed nor entered."""
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        yield from (Path(root) / f for f in files if not f.startswith("."))
 
 
 def output_shape(shape: tuple, channels: int) -> tuple:
