@@ -126,11 +126,17 @@ def _finite(value) -> float | None:
 
 
 def run_name(run_dir: Path, root: Path) -> str:
-    """The name folder of a run; a nested run's is prefixed by the folder that holds it."""
+    """The name folder of a run (the one above its timestamp); a run nested in a sweep or a
+    study is prefixed by that one's name folder: sweep/level-0.1, whatever root is listed."""
+    if started(run_dir.name) is None:  # a run folder of the user's own naming (a copy)
+        return run_dir.name
     parts = run_dir.relative_to(root).parts[:-1]  # without the timestamp
     if not parts:  # root is a run's own name folder, or the run itself
         return run_dir.resolve().parent.name
-    return parts[0] if len(parts) == 1 else f"{parts[0]}/{parts[-1]}"
+    stamps = [i for i, part in enumerate(parts) if started(part) is not None]
+    if not stamps or stamps[-1] == 0:
+        return parts[-1]
+    return f"{parts[stamps[-1] - 1]}/{parts[-1]}"  # the container's name folder, then its own
 
 
 def started(folder_name: str) -> str | None:

@@ -80,6 +80,10 @@ def test_each_run_is_one_row_with_its_status(outputs):
     )
     assert rows[str(paths["nested"])]["name"] == "sweep/level-0.1"
     assert rows[str(paths["finished"])]["name"] == "tiny"
+    # Listed from the folder above, the names stay the same.
+    above = by_path(listing.list_runs(out.parent))
+    assert above[str(paths["nested"])]["name"] == "sweep/level-0.1"
+    assert above[str(paths["finished"])]["name"] == "tiny"
     assert rows[str(paths["unfinished"])]["started"] == "2099-01-01 00:00:01"
 
 
@@ -204,3 +208,10 @@ def test_the_best_run_comes_first_whichever_way_its_column_points():
     assert order("psnr", reverse=True) == ["a", "d", "b", "c"]
     assert order("val_loss") == ["b", "c", "a", "d"]  # lowest first
     assert order("val_loss", reverse=True) == ["a", "c", "b", "d"]
+
+
+def test_a_run_folder_of_ones_own_naming_is_listed_by_that_name(outputs, tmp_path):
+    _, paths = outputs
+    copy = shutil.copytree(paths["finished"], tmp_path / "baseline-copy")
+    (row,) = listing.list_runs(tmp_path)
+    assert (row["name"], row["path"], row["started"]) == ("baseline-copy", str(copy), None)
