@@ -81,7 +81,8 @@ def test_an_empty_space_is_refused(tmp_path):
     assert_error(
         result,
         f"{config}: tune.space: the space is empty; name config keys with a distribution, e.g. "
-        f"train.optimizer.learning_rate: {{log: [1e-4, 1e-2]}}",
+        f"train.optimizer.learning_rate: {{log: [1e-4, 1e-2]}}, under the config's tune.space or "
+        f"in a file given with --space SPACE.yaml",
     )
     assert not (tmp_path / "out").exists()
 

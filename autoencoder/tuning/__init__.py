@@ -81,7 +81,6 @@ def tune(
     # Before the study's folder is made: data that cannot be found would fail every trial alike.
     # Trials that leave the data and the seed alone train on these splits, not a reload.
     setup.splits = load_splits(setup.base)
-    setup.precision = _study.study_precision(setup)
     if resume is not None:
         study_dir = Path(resume)
         record = _study.check_resume(study_dir, _study.study_record(setup, study_dir, storage))
@@ -90,6 +89,8 @@ def tune(
         study_dir = _study.new_study_dir(setup.base)
         record = _study.study_record(setup, study_dir, storage)
         _study.write_record(study_dir, record)
+    # After the resume checks, which refuse a wrong study before TensorFlow loads.
+    setup.precision = _study.study_precision(setup)
     study = _study.open_study(record, study_dir, pruner, epochs, setup.timed)
     with _study.asking(study_dir):
         stale = _study.fail_stale(study, study_dir)
