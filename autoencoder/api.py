@@ -102,7 +102,9 @@ def _field_key(name: str) -> str:
     """A keyword's dotted key: a top-level field, or the one section that has a field so named."""
     if "." in name or name in Config.model_fields:
         return name
-    owners = [s for s in SECTIONS if name in type(getattr(Config(), s)).model_fields]
+    defaults = Config()
+    fields = {s: type(getattr(defaults, s)).model_fields for s in SECTIONS}
+    owners = [s for s in SECTIONS if name in fields[s]]
     if len(owners) == 1:
         return f"{owners[0]}.{name}"
     if owners:
@@ -111,8 +113,8 @@ def _field_key(name: str) -> str:
             f"{name}=: several sections have it ({choices}); pass overrides={{'{owners[0]}."
             f"{name}': ...}} instead"
         )
-    fields = {f for s in SECTIONS for f in type(getattr(Config(), s)).model_fields}
-    close = difflib.get_close_matches(name, sorted(fields | set(Config.model_fields)), n=1)
+    known = {f for names in fields.values() for f in names} | set(Config.model_fields)
+    close = difflib.get_close_matches(name, sorted(known), n=1)
     hint = f"did you mean {close[0]}=? " if close else ""
     raise UserError(
         f"{name}=: no config section has a field of that name; {hint}pass dotted keys in"

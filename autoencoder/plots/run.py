@@ -22,8 +22,7 @@ def plot_reconstructions(path: Path, x, y, recon, n: int = 10, names=None, noisy
     plt = pyplot()
     idx = pick_examples(y, min(n, len(x)))
     errors = per_image_mse(x[idx], recon[idx])
-    rows = [("original", x)] + ([("noisy input", noisy)] if noisy is not None else [])
-    rows.append(("reconstruction", recon))
+    rows = _image_rows(x, recon, noisy, "reconstruction")
     width = 1.3 * aspect(x)
     fig, axes = plt.subplots(
         len(rows), len(idx), figsize=(width * len(idx) + 1.2, 1.5 * len(rows) + 0.4), squeeze=False
@@ -46,6 +45,12 @@ def plot_reconstructions(path: Path, x, y, recon, n: int = 10, names=None, noisy
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
+
+
+def _image_rows(x, recon, noisy, label: str) -> list[tuple[str, np.ndarray]]:
+    """(row label, images): the originals, a denoiser's noisy inputs, the model's outputs."""
+    noisy_row = [("noisy input", noisy)] if noisy is not None else []
+    return [("original", x), *noisy_row, (label, recon)]
 
 
 def plot_loss(path: Path, history: list[dict]) -> None:
@@ -113,8 +118,7 @@ def plot_worst(path: Path, x, y, recon, n: int = 8, names=None, noisy=None) -> N
     idx = np.argsort(errors)[::-1][: min(n, len(x))]
     diff = np.abs(x[idx] - recon[idx]).max(axis=-1)  # the largest error of a pixel's channels
     vmax = float(max(diff.max(), 1e-6))
-    rows = [("original", x)] + ([("noisy input", noisy)] if noisy is not None else [])
-    rows.append(("reconstruction" if noisy is None else "output", recon))
+    rows = _image_rows(x, recon, noisy, "reconstruction" if noisy is None else "output")
     width, height = 1.4 * aspect(x), 1.5 * (len(rows) + 1) + 0.4
     fig, axes = plt.subplots(
         len(rows) + 1, len(idx), figsize=(width * len(idx) + 2.0, height), squeeze=False

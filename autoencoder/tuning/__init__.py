@@ -90,7 +90,7 @@ def tune(
         record = _study.study_record(setup, study_dir, storage)
         _study.write_record(study_dir, record)
     # After the resume checks, which refuse a wrong study before TensorFlow loads.
-    setup.precision = _study.study_precision(setup)
+    setup.chosen = _study.study_precision(setup)
     study = _study.open_study(record, study_dir, pruner, epochs, setup.timed)
     with _study.asking(study_dir):
         stale = _study.fail_stale(study, study_dir)

@@ -54,7 +54,7 @@ class Setup:
     source: str  # the config as the user named it, for messages
     warmup_epochs: int = 0  # of a timed study's median pruner: the Reporter keeps to them
     splits: Any = None  # the base config's data (load_splits), for trials that do not change it
-    precision: precision.Choice | None = None  # every trial's (study_precision), or None
+    chosen: precision.Choice | None = None  # every trial's precision (study_precision), or None
 
     @property
     def timed(self) -> bool:
@@ -383,7 +383,7 @@ def run_trial(study, trial, setup: Setup, study_dir: Path) -> None:
             config,
             command=COMMAND,
             splits=shared_splits(setup, config),
-            chosen=setup.precision,
+            chosen=setup.chosen,
             callbacks=[EpochEnd(reporter.epoch_end)],
         )
         if reporter.reason:
