@@ -205,6 +205,16 @@ def test_a_dict_s_mistakes_name_config_where_a_file_would_be():
             "name: must be a plain name (letters, digits, '_', '.', '-'), got 'my run'",
         ),
         (
+            "tune: {timeout: 90 minutes}",
+            [],
+            "tune.timeout: must be a number and a unit, s, m or h (90s, 60m, 2h), got '90 minutes'",
+        ),
+        (
+            "model: {encoder: []}",
+            [],
+            "model.encoder: must list at least 1 entry, got []",
+        ),
+        (
             "data: {noise: {level: [0.7, 0.2]}}",
             [],
             "data.noise.level: the range [0.7, 0.2] must go up: write [0.2, 0.7]",

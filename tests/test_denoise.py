@@ -162,17 +162,21 @@ def test_resume_reuses_finished_models_and_finishes_the_rest(sweep):
 @pytest.mark.parametrize(
     "setting, message",
     [
-        ("denoise.train_levels=[]", "denoise.train_levels"),
-        ("denoise.eval_levels=[0.1, 0.1]", "lists a level twice"),
-        ("denoise.kind=blur", "denoise.kind: must be"),
+        ("denoise.train_levels=[]", "denoise.train_levels: must list at least 1 entry, got []"),
+        ("denoise.eval_levels=[0.1, 0.1]", "denoise.eval_levels: lists a level twice: [0.1, 0.1]"),
+        (
+            "denoise.kind=blur",
+            "denoise.kind: must be 'gaussian', 'salt_pepper', 'speckle' or 'mask', got 'blur'",
+        ),
         ("denoise.blind=[0.7, 0.2]", "denoise.blind: the range [0.7, 0.2] must go up"),
     ],
 )
 def test_bad_denoise_config_exits_2_with_one_line(setting, message):
     result = cli("denoise", "configs/denoise_gaussian.yaml", "--set", setting)
     assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
-    assert message in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1
+    # The line names the --set that is wrong, then the key and what would be right.
+    assert result.stderr.startswith(f"error: --set {setting}: {message}"), result.stderr
 
 
 def test_data_that_cannot_be_found_stops_the_sweep_before_its_folder_is_made(tmp_path):

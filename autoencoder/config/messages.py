@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from autoencoder.config.schema import Config
+from autoencoder.config.schema import METRIC_PATTERN, NAME_PATTERN, TIMEOUT_PATTERN, Config
 from autoencoder.config.text import show
 
 # Keras 1 words that users of Deconvolution2D still write, and the Keras 3 key that replaced each.
@@ -101,7 +101,13 @@ _PHRASES = {
     "string_type": "must be a string, got {}",
     "model_type": "must be a mapping of keys, got {}",
     "dict_type": "must be a mapping of keys, got {}",
-    "string_pattern_mismatch": "must be a plain name (letters, digits, '_', '.', '-'), got {}",
+}
+
+# A string refused by its form: what form each pattern wants.
+_FORMS = {
+    METRIC_PATTERN: "must be train/ or val/ and one of loss, mse, psnr, sse (val/psnr), got {}",
+    TIMEOUT_PATTERN: "must be a number and a unit, s, m or h (90s, 60m, 2h), got {}",
+    NAME_PATTERN: "must be a plain name (letters, digits, '_', '.', '-'), got {}",
 }
 
 
@@ -116,6 +122,11 @@ def describe_error(error: dict, loc: tuple) -> str:
         return f"unknown key; valid keys here: {', '.join(valid)}" if valid else "unknown key"
     if kind in _PHRASES:
         return _PHRASES[kind].format(show(value))
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") in _FORMS:
+        return _FORMS[ctx["pattern"]].format(show(value))
+    if kind == "too_short":
+        least = ctx.get("min_length", 1)
+        return f"must list at least {least} entr{'ies' if least != 1 else 'y'}, got {show(value)}"
     if kind == "greater_than" and ctx.get("gt") == 0 and isinstance(value, int):
         return f"must be a positive integer, got {value}"
     if kind == "literal_error":

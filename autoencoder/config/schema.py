@@ -477,10 +477,16 @@ _DISTRIBUTION = {
 Distribution = Annotated[Any, WithJsonSchema(_DISTRIBUTION)]
 
 
+# Patterns of the strings the config checks by form; config.messages words each one's refusal.
+METRIC_PATTERN = r"^(train|val)/(loss|mse|psnr|sse)$"
+TIMEOUT_PATTERN = r"^\d+(\.\d+)?[smh]$"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
 class ObjectiveConfig(Section):
     """`tune.objective`: the number each trial is scored by, read from its history.csv."""
 
-    metric: Annotated[StrictStr, Field(pattern=r"^(train|val)/(loss|mse|psnr|sse)$")] = "val/loss"
+    metric: Annotated[StrictStr, Field(pattern=METRIC_PATTERN)] = "val/loss"
     """train/ or val/ loss, mse, psnr (10 log10(1/mse)) or sse (mse x the pixels of an input)."""
     direction: Literal["minimize", "maximize"] = "minimize"
     """minimize (losses, errors) or maximize (psnr)."""
@@ -536,7 +542,7 @@ class TuneConfig(Section):
     """train.epochs of each trial; left out: the config's."""
     trials: PosInt = 20
     """Trials of the whole study (finished ones of every state count), across workers."""
-    timeout: Annotated[StrictStr, Field(pattern=r"^\d+(\.\d+)?[smh]$")] | None = None
+    timeout: Annotated[StrictStr, Field(pattern=TIMEOUT_PATTERN)] | None = None
     """Stop starting trials after this long, e.g. 90s, 60m or 2h; left out: no limit."""
     pruner: Pruner = "median"
     """Stop unpromising trials early: Optuna's MedianPruner, HyperbandPruner, or none; {median:
@@ -548,7 +554,7 @@ class TuneConfig(Section):
 class Config(Section):
     """A run's whole configuration: what a YAML file in configs/ holds."""
 
-    name: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "run"
+    name: Annotated[StrictStr, Field(pattern=NAME_PATTERN)] = "run"
     """Name of the run: its directory is <output>/<name>/<timestamp>/."""
     seed: NonNegInt = 0
     """Seed of weights, shuffling and training noise."""
