@@ -146,10 +146,13 @@ def cpu_count() -> int:
     return os.cpu_count() or 1
 
 
+CPUINFO = "/proc/cpuinfo"
+
+
 def _cpuinfo(field: str) -> str:
     """The value of the first `field` line of /proc/cpuinfo; "" where there is none."""
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(CPUINFO) as f:
             for line in f:
                 key, _, value = line.partition(":")
                 if key.strip() == field:
