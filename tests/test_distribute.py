@@ -59,13 +59,15 @@ def test_mirrored_over_two_cpus_matches_one_device(tmp_path):
             tiny(tmp_path / f"out{n}", "train.epochs=2", "train.distribute=mirrored"),
         )
         result = subprocess.run(
-            [sys.executable, "-c", SPLIT_CPU, str(n), "--quiet", "train", str(config)],
+            [sys.executable, "-c", SPLIT_CPU, str(n), "train", str(config)],
             cwd=ROOT,
             capture_output=True,
             text=True,
             timeout=300,
         )
         assert result.returncode == 0, result.stderr[-3000:]
+        # One replica a logical CPU: a fallback to one device would train alike and pass below.
+        assert f"distribute: MirroredStrategy over {n} replicas" in result.stderr, result.stderr
         (run,) = (tmp_path / f"out{n}" / "tiny").iterdir()
         for name in ("model.keras", "metrics.json", "history.csv", "figures/reconstructions.png"):
             assert (run / name).is_file(), name
@@ -90,7 +92,6 @@ def test_minutes_stop_a_mirrored_run_and_set_its_rate(tmp_path):
             "-c",
             SPLIT_CPU,
             "2",
-            "--quiet",
             "train",
             str(write_config(tmp_path / "c.yaml", config)),
         ],
@@ -100,6 +101,7 @@ def test_minutes_stop_a_mirrored_run_and_set_its_rate(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "distribute: MirroredStrategy over 2 replicas" in result.stderr, result.stderr
     (run,) = (tmp_path / "out" / "tiny").iterdir()
     history = read_history(run)
     assert 2 <= len(history) < 1000 and (run / "model.keras").is_file()
