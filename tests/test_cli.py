@@ -1,5 +1,7 @@
 """The command line: several config mistakes at once, argparse checks, global flags."""
 
+import logging
+
 import pytest
 
 from autoencoder.cli import main
@@ -29,8 +31,27 @@ def test_bench_epochs_are_checked_by_argparse(capsys, value, why):
     assert f"argument --epochs: {why}" in capsys.readouterr().err
 
 
-def test_quiet_and_debug_work_before_or_after_the_command(capsys):
-    assert main(["--quiet", "shapes", "configs/quickstart.yaml"]) == 0
-    assert main(["shapes", "configs/quickstart.yaml", "--quiet", "--debug"]) == 0
-    out = capsys.readouterr().out
-    assert out.count("parameters:") == 2
+@pytest.mark.parametrize("before", [True, False], ids=["before", "after"])
+def test_quiet_and_debug_work_before_or_after_the_command(capsys, before):
+    def argv(flag, *rest):
+        return [flag, *rest] if before else [*rest, flag]
+
+    package = logging.getLogger("autoencoder")
+    assert main(argv("--quiet", "shapes", "configs/quickstart.yaml")) == 0
+    assert package.level == logging.WARNING  # progress and messages off, warnings on
+    assert main(["shapes", "configs/quickstart.yaml"]) == 0
+    assert package.level == logging.INFO
+    assert capsys.readouterr().out.count("parameters:") == 2
+    # --debug shows the traceback behind the one line, wherever it is given.
+    assert main(argv("--debug", "shapes", "no-such.yaml")) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert (
+        err.splitlines()[-1]
+        == "error: no-such.yaml: config file not found; check the path (presets are in configs/)"
+    )
+    assert main(["shapes", "no-such.yaml"]) == 2
+    assert (
+        capsys.readouterr().err
+        == "error: no-such.yaml: config file not found; check the path (presets are in configs/)\n"
+    )
