@@ -25,7 +25,9 @@ def test_the_benchmark_writes_a_row_per_class_and_their_mean(tmp_path):
             row["score"] == max(val, key=val.get) and row["auroc"] == row[f"auroc_{row['score']}"]
         )
     aurocs = [float(r["auroc"]) for r in rows]
-    assert all(0.0 <= a <= 1.0 for a in aurocs) and all(float(r["minutes"]) > 0 for r in rows)
+    # One epoch of a tiny model on 0s or 1s still tells the other digits apart well above chance.
+    assert all(0.6 < a <= 1.0 for a in aurocs), aurocs
+    assert all(float(r["minutes"]) > 0 for r in rows)
     text = (bench_dir / "results.md").read_text()
     assert "autoencoder anomaly --benchmark mnist_sample" in text
     assert f"| **mean** | | **{100 * np.mean(aurocs):.1f}** |" in text

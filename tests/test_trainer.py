@@ -59,7 +59,7 @@ def test_metrics_keys_and_ranges(finished_run):
     assert m["test/images"] == 1000 and m["epochs_run"] == 2
     assert 0 < m["test/mse"] < 0.25 and 0 < m["test/mae"] < 0.5
     assert m["test/psnr"] == pytest.approx(10 * np.log10(1 / m["test/mse"]))
-    assert -1 <= m["test/ssim"] <= 1
+    assert 0.3 < m["test/ssim"] < 1  # two epochs: digits recognisable, not exact
     assert 0.03 < m["test/bce_floor"] < m["test/bce"]
     assert set(m["test/mse_by_class"]) == {str(c) for c in range(10)}
     assert m["test/pca"]["components"] == 8
@@ -370,7 +370,9 @@ def test_every_callback_on_every_family_and_data_kind(tmp_path, digits, photos, 
     assert all(np.isfinite(row["val/loss"]) for row in history)
     state = json.loads((run_dir / "checkpoints/state.json").read_text())
     assert state["epoch"] == 2 and (run_dir / "checkpoints" / state["checkpoint"]).is_file()
-    assert metrics["test/psnr"] > 5
+    # Sixteen steps of a tiny model: far from good, but learning under every callback.
+    assert history[1]["val/loss"] < history[0]["val/loss"], history
+    assert history[1]["train/loss"] < history[0]["train/loss"], history
     assert tensorboard_scalars(run_dir / "logs" / "train") == [0, 1]
     assert tensorboard_scalars(run_dir / "logs" / "validation") == [0, 1]
     shown = tensorboard_images(run_dir / "logs" / "images")
