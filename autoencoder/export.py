@@ -72,7 +72,8 @@ def require(fmt: str) -> None:
 def export_run(
     run_dir: str | Path, fmt: str = "saved_model", overwrite: bool = False
 ) -> tuple[Path, dict]:
-    """Export a run's autoencoder, encoder and decoder; check each against Keras; write manifest.
+    """Export a run's autoencoder, encoder and decoder (where it has one); check each against
+    Keras; write manifest.json.
 
     Args:
       run_dir: a directory written by `autoencoder train`.
@@ -101,11 +102,11 @@ def _export(run_dir: Path, fmt: str, overwrite: bool) -> tuple[Path, dict]:
     trained = load_model(run_dir / "model.keras")
     models = float32_models(config, trained, run_dir)
     images, checked_on = check_images(config, trained.input_shape[1:])
-    inputs = {
-        "autoencoder": images,
-        "encoder": images,
-        "decoder": runs.predict(models["encoder"], images),
-    }
+    # A model with skips or a residual head has no decoder of the code alone: two parts.
+    parts = [part for part in PARTS if models[part] is not None]
+    inputs = {"autoencoder": images, "encoder": images}
+    if models["decoder"] is not None:
+        inputs["decoder"] = runs.predict(models["encoder"], images)
     # Not mkdtemp: its private permissions would stay on the folder a server is to read.
     staging = target.parent / f".tmp-{fmt}-{os.getpid()}"
     try:
@@ -117,7 +118,7 @@ def _export(run_dir: Path, fmt: str, overwrite: bool) -> tuple[Path, dict]:
         ) from None
     try:
         entries = {
-            part: export_part(models[part], part, fmt, staging, inputs[part]) for part in PARTS
+            part: export_part(models[part], part, fmt, staging, inputs[part]) for part in parts
         }
         manifest = _manifest(run_dir, config, fmt, trained, models, images, entries, checked_on)
         atomic.write_json(staging / "manifest.json", manifest)
@@ -346,6 +347,10 @@ def format_export(manifest: dict, target: Path) -> str:
         lines.append(
             f"  {'':<24} largest difference {entry['max_difference']:.3g} "
             f"(tolerance {entry['tolerance']:.3g})"
+        )
+    if "decoder" not in manifest["models"]:
+        lines.append(
+            "no decoder: with skips or a residual head the output is made from more than the code"
         )
     if manifest["trained_precision"] != "float32":
         lines.append(

@@ -14,7 +14,7 @@ from conftest import ROOT, assert_error, cli, tiny
 
 from autoencoder import export
 from autoencoder.errors import UserError
-from autoencoder.export import PARTS, TOLERANCE, export_run
+from autoencoder.export import PARTS, TOLERANCE, export_run, format_export
 
 SKIP_LITERT = "ai-edge-litert is not installed: pip install '.[export]'"
 SKIP_ONNX = "tf2onnx and onnxruntime are not installed: pip install '.[export]'"
@@ -284,3 +284,40 @@ def test_a_model_that_folds_pixels_exports_to_every_format(folding_run, fmt):
         np.testing.assert_allclose(got, outputs[part], atol=1e-5)
     assert manifest["models"]["decoder"]["outputs"][0]["shape"] == [None, 28, 28, 1]
     assert manifest["models"]["encoder"]["outputs"][0]["shape"] == [None, 8]
+
+
+@pytest.fixture(scope="module")
+def skips_run(tmp_path_factory):
+    from autoencoder.pipeline import train_run
+
+    # A small U-Net: the decoder reads the encoder's feature maps, so there is no decoder alone.
+    config = tiny(
+        tmp_path_factory.mktemp("skips"),
+        "model.skips=concat",
+        "model.latent_dim=null",
+        "data.noise={level: 0.3}",
+        "train.epochs=1",
+    )
+    return train_run(config)[0]
+
+
+@pytest.mark.parametrize("fmt", ["saved_model", "litert", "onnx"])
+def test_a_model_with_skips_exports_its_autoencoder_and_encoder(skips_run, fmt):
+    if fmt == "litert":
+        pytest.importorskip("ai_edge_litert", reason=SKIP_LITERT)
+    if fmt == "onnx":
+        pytest.importorskip("tf2onnx", reason=SKIP_ONNX)
+        pytest.importorskip("onnxruntime", reason=SKIP_ONNX)
+    target, manifest = export_run(skips_run, fmt)
+    assert list(manifest["models"]) == ["autoencoder", "encoder"]
+    assert not any(p.name.startswith("decoder") for p in target.iterdir())
+    models, _, images = float32_keras_models(skips_run)
+    assert models["decoder"] is None
+    got = served(target, fmt, manifest, "autoencoder", images)
+    np.testing.assert_allclose(got, models["autoencoder"].predict(images, verbose=0), atol=1e-5)
+    code = served(target, fmt, manifest, "encoder", images)
+    np.testing.assert_allclose(code, models["encoder"].predict(images, verbose=0), atol=1e-5)
+    assert (
+        "no decoder: with skips or a residual head the output is made from more than the code"
+        in format_export(manifest, target).splitlines()
+    )
