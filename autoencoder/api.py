@@ -21,6 +21,7 @@ import numpy as np
 from autoencoder import listing, runs
 from autoencoder.config import Config
 from autoencoder.config import load_config as _load_yaml
+from autoencoder.config.messages import models_in
 from autoencoder.data import resolve_input_shape
 from autoencoder.errors import UserError
 from autoencoder.shapes import Plan, plan_model
@@ -67,13 +68,32 @@ def _as_sets(overrides: Mapping[str, Any] | Sequence[str] | None) -> list[str]:
     if overrides is None:
         return []
     if isinstance(overrides, Mapping):
-        return [f"{key}={_yaml_text(value)}" for key, value in overrides.items()]
+        pairs = [pair for key, value in overrides.items() for pair in _merged(str(key), value)]
+        return [f"{key}={_yaml_text(value)}" for key, value in pairs]
     if isinstance(overrides, str):
         raise UserError(
             f"overrides: {overrides!r} is one string; pass a list of 'key=value' strings or a "
             f"mapping such as {{'train.epochs': 5}}"
         )
     return list(overrides)
+
+
+def _merged(key: str, value: Any) -> list[tuple[str, Any]]:
+    """(dotted key, value) pairs: a mapping given for a section is merged into it key by key."""
+    # {"train": {"epochs": 5}} or schedule={"min_lr": 0} edits the source's section, as the
+    # YAML file edits the defaults; set whole it would put back every other key's default.
+    if isinstance(value, Mapping) and value and _is_section(key):
+        return [pair for k, v in value.items() for pair in _merged(f"{key}.{k}", v)]
+    return [(key, value)]
+
+
+def _is_section(key: str) -> bool:
+    """True where a dotted key names a section of the config (not a field, list or free dict)."""
+    models: list[type] = [Config]
+    for part in key.split("."):
+        fields = [m.model_fields[part] for m in models if part in m.model_fields]
+        models = [m for field in fields for m in models_in(field.annotation)]
+    return bool(models)
 
 
 def _yaml_text(value: Any) -> str:
@@ -168,22 +188,28 @@ def train(
 def resume(
     run_dir: str | Path | Run,
     epochs: int | None = None,
-    overrides: Mapping[str, Any] | Sequence[str] | None = None,
     minutes: float | None = None,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
 ) -> Run | None:
     """Continue a run from its last completed epoch; `epochs` or `minutes` trains it further.
 
     `overrides` may change only train.epochs and train.minutes too; anything else is refused,
-    as the CLI does.
+    as the CLI does. A Run given is brought up to date (its config and models) and returned.
     """
     from autoencoder import pipeline
 
-    run_dir = run_dir.path if isinstance(run_dir, Run) else run_dir
-    sets = _as_sets(overrides) + ([] if epochs is None else [f"train.epochs={int(epochs)}"])
-    sets += [] if minutes is None else [f"train.minutes={float(minutes)}"]
+    path = run_dir.path if isinstance(run_dir, Run) else run_dir
+    sets = _as_sets(overrides)
+    sets += [] if epochs is None else [f"train.epochs={_yaml_text(epochs)}"]
+    sets += [] if minutes is None else [f"train.minutes={_yaml_text(minutes)}"]
     with _logging():
-        trained = pipeline.resume(run_dir, sets, command=_command("resume"))
-    return _from_trained(trained)
+        trained = pipeline.resume(path, sets, command=_command("resume"))
+    resumed = _from_trained(trained)
+    if isinstance(run_dir, Run) and resumed is not None:
+        # Not left describing the run as it was: its config and models are the resumed ones.
+        run_dir._config, run_dir._models = None, resumed._models
+        return run_dir
+    return resumed
 
 
 def denoise_sweep(
@@ -450,8 +476,8 @@ class Run:
         return embed_run(self.path, probe_limit=probe_limit or PROBE_LIMIT)
 
     def resume(self, epochs: int | None = None, minutes: float | None = None) -> Run:
-        """Continue this run (resume)."""
-        return resume(self, epochs, minutes=minutes)
+        """Continue this run (resume); this Run then holds the resumed config and models."""
+        return resume(self, epochs, minutes)
 
     def images(
         self, split: str = "test", count: int | None = None

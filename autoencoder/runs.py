@@ -284,6 +284,14 @@ def check_resume(run_dir: str | Path, config: Config) -> Path:
     state = read_state(run_dir)
     if state is not None:
         last_checkpoint(run_dir, state)
+        if config.train.epochs < state["epoch"]:
+            # Fewer epochs would rewrite config.yaml to disagree with the history it keeps.
+            raise UserError(
+                f"{run_dir}: cannot resume with train.epochs={config.train.epochs}: the run has "
+                f"trained {state['epoch']} epochs; give {state['epoch']} to evaluate it again or "
+                f"more to train on (`autoencoder resume {run_dir} --set "
+                f"train.epochs={state['epoch'] + 1}`)"
+            )
     return run_dir
 
 

@@ -91,6 +91,22 @@ def test_keywords_find_their_section_and_mistakes_are_one_line():
     assert str(refused.value).endswith("train.epochs: must be a positive integer, got 0")
 
 
+def test_a_mapping_for_a_section_is_merged_into_the_sources():
+    preset = ROOT / "configs/bottleneck32.yaml"  # mnist, learning rate 0.002, cosine schedule
+    base = ae.load_config(preset)
+    config = ae.load_config(preset, {"train": {"epochs": 5}}, data={"limit": 500})
+    assert (config.train.epochs, config.data.limit) == (5, 500)
+    assert config.data.dataset == base.data.dataset == "mnist"
+    assert config.train.optimizer == base.train.optimizer and config.train.schedule.kind == "cosine"
+    schedule = ae.load_config(preset, schedule={"min_lr": 0.0}).train.schedule
+    assert (schedule.kind, schedule.min_lr) == ("cosine", 0.0)
+    # A free mapping (the search space) and a list are values, set whole.
+    space = {"train.optimizer.learning_rate": {"log": [1e-4, 1e-2]}}
+    assert ae.load_config(preset, {"tune": {"space": space}}).tune.space == space
+    encoder = ae.load_config(preset, {"model": {"encoder": [{"filters": 4, "strides": 2}]}})
+    assert len(encoder.model.encoder) == 1
+
+
 def test_a_config_passed_back_is_the_same_config():
     config = ae.load_config(ROOT / "configs/unet_denoise.yaml", dataset="mnist_sample")
     assert ae.load_config(config) == config
@@ -147,12 +163,20 @@ def test_evaluate_and_resume_through_the_api(tiny_run, tmp_path):
     # One epoch of a tiny model: far from good, but a real figure, stored as printed.
     assert 0 < metrics["val/mse"] < 0.5 and run.metrics["val/mse"] == metrics["val/mse"]
     assert metrics["val/psnr"] == pytest.approx(10 * np.log10(1 / metrics["val/mse"]), abs=0.01)
+    before = run.model
     resumed = ae.resume(run, epochs=2)
     assert [row["epoch"] for row in resumed.history] == [1, 2]
-    assert resumed.path == run.path
+    # The Run given is brought up to date, not left with the 1-epoch config and model.
+    assert resumed is run and run.config.train.epochs == 2 and run.model is not before
     assert resumed.model.count_params() == ae.plan(resumed.config).total_params
+    with pytest.raises(UserError) as refused:
+        ae.resume(run.path, 1)
+    assert "cannot resume with train.epochs=1: the run has trained 2 epochs" in str(refused.value)
+    with pytest.raises(UserError) as refused:
+        ae.resume(run.path, "x")
+    assert str(refused.value).endswith("train.epochs: must be an integer, got 'x'")
     # Minutes the two epochs have already spent: recorded, and nothing more trains.
-    again = resumed.resume(minutes=0.001)
+    again = ae.resume(run.path, None, 0.001)  # minutes, third as in the docs
     assert again.config.train.minutes == 0.001 and len(again.history) == 2
 
 

@@ -115,12 +115,30 @@ def test_resume_refuses_a_different_config(finished_run):
 
 
 def test_resume_of_finished_run_adds_epochs(finished_run, tmp_path):
+    import shutil
+
     from autoencoder.pipeline import train_run
 
-    config = load_config(finished_run / "config.yaml", ["train.epochs=3"])
-    train_run(config, resume=finished_run)
-    with open(finished_run / "history.csv") as f:
+    run = shutil.copytree(finished_run, tmp_path / "copy")  # the module's run stays as it is
+    config = load_config(run / "config.yaml", ["train.epochs=3"])
+    train_run(config, resume=run)
+    with open(run / "history.csv") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
+
+
+def test_resume_with_fewer_epochs_than_trained_is_refused(finished_run):
+    from autoencoder.runs import check_resume
+
+    before = (finished_run / "config.yaml").read_bytes()
+    fewer = load_config(finished_run / "config.yaml", ["train.epochs=1"])
+    with pytest.raises(UserError) as refused:
+        check_resume(finished_run, fewer)
+    assert str(refused.value) == (
+        f"{finished_run}: cannot resume with train.epochs=1: the run has trained 2 epochs; give "
+        f"2 to evaluate it again or more to train on (`autoencoder resume {finished_run} --set "
+        f"train.epochs=3`)"
+    )
+    assert (finished_run / "config.yaml").read_bytes() == before
 
 
 def test_resuming_a_finished_run_says_there_is_nothing_to_train(finished_run, tmp_path, caplog):
