@@ -7,18 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder.plots.figure import DPI, aspect, label_text, pyplot, save, show
+from autoencoder.plots.figure import DPI, aspect, label_text, save, show, subplots
 
 
 def plot_anomaly_scores(
     path: Path, scores, labels, anomalous, threshold: float, names, kind: str, normal: str
 ) -> None:
     """Score histograms of the normal and anomalous test images, and the scores by class."""
-    plt = pyplot()
     classes = np.unique(labels)
-    fig, (hist, box) = plt.subplots(
-        1, 2, figsize=(12.5, 4.6), gridspec_kw={"width_ratios": [1, 1.25]}
-    )
+    fig, (hist, box) = subplots(1, 2, figsize=(12.5, 4.6), gridspec_kw={"width_ratios": [1, 1.25]})
     # Reconstruction errors are skewed: a log axis shows both groups' bulk and their tails.
     positive = scores[scores > 0]
     low, high = (float(positive.min()), float(scores.max())) if len(positive) else (1e-6, 1.0)
@@ -66,17 +63,15 @@ def plot_anomaly_scores(
     box.set_title("By class (blue: normal, red: anomalies; boxes: quartiles)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
 
 
 def plot_roc(path: Path, anomalous, scores, point: tuple[float, float], title: str) -> None:
     """The ROC curve of the scores, with the chance line and the threshold's operating point."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    plt = pyplot()
     fpr, tpr, _ = roc_curve(anomalous, scores)
     auc = roc_auc_score(anomalous, scores)
-    fig, ax = plt.subplots(figsize=(5.6, 5.2))
+    fig, ax = subplots(figsize=(5.6, 5.2))
     ax.plot(fpr, tpr, color="tab:red", label=f"autoencoder (AUROC {auc:.3f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance (0.5)")
     ax.plot(
@@ -90,17 +85,15 @@ def plot_roc(path: Path, anomalous, scores, point: tuple[float, float], title: s
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
 
 
 def plot_anomaly_extremes(
     path: Path, images, recon, labels, scores, anomalous, names, kind: str
 ) -> None:
     """The highest- then the lowest-scoring test images, each above its reconstruction."""
-    plt = pyplot()
     n = len(images) // 2
     width = 1.35 * aspect(images)
-    fig, axes = plt.subplots(4, n, figsize=(width * n + 1.4, 6.6), squeeze=False)
+    fig, axes = subplots(4, n, figsize=(width * n + 1.4, 6.6), squeeze=False)
     for half, offset in ((0, 0), (1, n)):
         for j in range(n):
             i = offset + j
@@ -122,8 +115,7 @@ def plot_anomaly_extremes(
 
 def plot_benchmark(path: Path, rows: list[dict], dataset: str, reference=None) -> None:
     """The one-class benchmark: each class's AUROC as a bar, a published method's as a mark."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.0 + 0.75 * len(rows)), 4.8))
+    fig, ax = subplots(figsize=(max(5.0, 1.0 + 0.75 * len(rows)), 4.8))
     x = np.arange(len(rows))
     aurocs = [100 * r["auroc"] for r in rows]
     ax.bar(x, aurocs, color="tab:blue", width=0.6, label="autoencoder")
@@ -153,4 +145,3 @@ def plot_benchmark(path: Path, rows: list[dict], dataset: str, reference=None) -
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)

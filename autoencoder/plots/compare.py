@@ -7,14 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from autoencoder.evaluate import per_image_mse
-from autoencoder.plots.figure import DPI, aspect, pyplot, save, show
+from autoencoder.plots.figure import DPI, aspect, save, show, subplots
 from autoencoder.runs import training_clock
 
 
 def plot_compare_curves(path: Path, histories: dict[str, list[dict]], metric: str) -> None:
     """One validation metric of each run, by epoch and by training time (its running sum)."""
-    plt = pyplot()
-    fig, (by_epoch, by_time) = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, (by_epoch, by_time) = subplots(1, 2, figsize=(12, 4.2))
     clocks = {k: training_clock(h) for k, h in histories.items()}
     longest = max((np.nanmax(c) for c in clocks.values() if np.isfinite(c).any()), default=0)
     unit, per = ("minutes", 60) if longest >= 120 else ("seconds", 1)
@@ -38,7 +37,6 @@ def plot_compare_curves(path: Path, histories: dict[str, list[dict]], metric: st
     by_time.set_title(f"{metric} against training time")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
 
 
 def compare_figsize(x, rows: int) -> tuple[float, float]:
@@ -54,12 +52,9 @@ def plot_compare_reconstructions(path: Path, x, inputs: list[tuple], outputs: li
       inputs: (label, images) of noisy inputs some runs were given instead of x (denoisers).
       outputs: (run label, its outputs) in the order of the runs.
     """
-    plt = pyplot()
     rows = [("input", x, None), *((t, a, None) for t, a in inputs)]
     rows += [(t, a, per_image_mse(x, a)) for t, a in outputs]
-    fig, axes = plt.subplots(
-        len(rows), len(x), figsize=compare_figsize(x, len(rows)), squeeze=False
-    )
+    fig, axes = subplots(len(rows), len(x), figsize=compare_figsize(x, len(rows)), squeeze=False)
     for r, (text, images, errors) in enumerate(rows):
         for j in range(len(x)):
             show(axes[r, j], images[j])

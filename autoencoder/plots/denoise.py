@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder.plots.figure import DPI, pyplot, show
+from autoencoder.plots.figure import DPI, show, subplots
 
 
 def _spread(values: list, k: int) -> list:
@@ -26,7 +26,6 @@ def plot_triplets(path: Path, images: dict, kind: str, levels: int = 4) -> None:
     ("blind", eval) -> the same n images. Each level is denoised by the model trained at the
     nearest level, and by the blind model when there is one.
     """
-    plt = pyplot()
     evals = _spread(sorted({k[1] for k in images if k != "clean" and k[0] == "noisy"}), levels)
     trains = sorted({k[0] for k in images if k != "clean" and k[0] not in ("noisy", "blind")})
     rows = []
@@ -38,7 +37,7 @@ def plot_triplets(path: Path, images: dict, kind: str, levels: int = 4) -> None:
             rows.append(("denoised\n(blind model)", images[("blind", level)]))
     rows.append(("clean", images["clean"]))
     n = len(images["clean"])
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         len(rows), n, figsize=(1.0 * n + 1.3, 1.0 * len(rows) + 0.6), squeeze=False
     )
     for r, (label, batch) in enumerate(rows):
@@ -48,16 +47,14 @@ def plot_triplets(path: Path, images: dict, kind: str, levels: int = 4) -> None:
     fig.suptitle(f"{kind} noise: noisy input, model output and clean test images", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
 
 
 def plot_psnr_vs_level(path: Path, rows: list[dict]) -> None:
     """Test PSNR against eval level: noisy input, best classical filter and each model."""
-    plt = pyplot()
     first = min(r["train_level"] for r in rows if r["train_level"] is not None)
     base = [r for r in rows if r["train_level"] == first]  # noisy and filter repeat per model
     levels = [r["eval_level"] for r in base]
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig, ax = subplots(figsize=(10, 4.5))
     ax.plot(levels, [r["noisy_psnr"] for r in base], "k--o", label="noisy input", markersize=4)
     ax.plot(
         levels,
@@ -101,18 +98,16 @@ def plot_psnr_vs_level(path: Path, rows: list[dict]) -> None:
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
 
 
 def plot_robustness(path: Path, rows: list[dict]) -> None:
     """Heatmap of model output PSNR: training level (rows) x evaluation level (columns)."""
-    plt = pyplot()
     trains = list(dict.fromkeys(r["label"] for r in rows))  # rows come sorted by model
     evals = sorted({r["eval_level"] for r in rows})
     grid = np.full((len(trains), len(evals)), np.nan)
     for r in rows:
         grid[trains.index(r["label"]), evals.index(r["eval_level"])] = r["model_psnr"]
-    fig, ax = plt.subplots(figsize=(0.85 * len(evals) + 2.6, 0.6 * len(trains) + 1.9))
+    fig, ax = subplots(figsize=(0.85 * len(evals) + 2.6, 0.6 * len(trains) + 1.9))
     im = ax.imshow(grid, cmap="viridis", aspect="auto")
     middle = np.nanmean(grid)
     for i in range(len(trains)):
@@ -134,4 +129,3 @@ def plot_robustness(path: Path, rows: list[dict]) -> None:
     fig.colorbar(im, ax=ax, label="PSNR (dB)")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)

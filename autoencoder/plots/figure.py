@@ -1,4 +1,4 @@
-"""What every figure shares: pyplot drawing into files, images in axes, class labels."""
+"""What every figure shares: figures drawn into files, images in axes, class labels."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ from autoencoder.data import DIGITS
 DPI = 120
 
 
-def pyplot():
-    """matplotlib.pyplot, drawing into files (never a window)."""
-    import matplotlib
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, layout=None, **grid):
+    """(figure, axes) as pyplot.subplots gives them, drawn off pyplot: its backend is left alone.
 
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
+    A notebook's pyplot keeps its inline backend and its list of open figures; this figure is
+    freed with its last reference.
+    """
+    from matplotlib.figure import Figure
 
-    return plt
+    fig = Figure(figsize=figsize, layout=layout)
+    return fig, fig.subplots(nrows, ncols, **grid)
 
 
 def show(ax, image, **kwargs):
@@ -51,4 +53,3 @@ def save(fig, path, title: str | None = None, fontsize: int = 10) -> None:
         fig.suptitle(title, fontsize=fontsize)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    pyplot().close(fig)

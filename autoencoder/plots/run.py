@@ -11,7 +11,7 @@ from autoencoder import runs
 from autoencoder.data import DIGITS, load_splits
 from autoencoder.evaluate import evaluate_split, per_image_mse, pick_examples
 from autoencoder.model import is_vae, load_model
-from autoencoder.plots.figure import DPI, aspect, label_text, pyplot, show
+from autoencoder.plots.figure import DPI, aspect, label_text, show, subplots
 from autoencoder.plots.vae import vae_figures
 from autoencoder.runs import open_run, read_history
 
@@ -19,12 +19,11 @@ from autoencoder.runs import open_run, read_history
 def plot_reconstructions(path: Path, x, y, recon, n: int = 10, names=None, noisy=None) -> None:
     """Originals (with their class) above their reconstructions (with per-image MSE)."""
     # names: the class names (digits when None); noisy: a denoiser's noisy inputs, drawn between.
-    plt = pyplot()
     idx = pick_examples(y, min(n, len(x)))
     errors = per_image_mse(x[idx], recon[idx])
     rows = _image_rows(x, recon, noisy, "reconstruction")
     width = 1.3 * aspect(x)
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         len(rows), len(idx), figsize=(width * len(idx) + 1.2, 1.5 * len(rows) + 0.4), squeeze=False
     )
     for j, i in enumerate(idx):
@@ -44,7 +43,6 @@ def plot_reconstructions(path: Path, x, y, recon, n: int = 10, names=None, noisy
     )
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
 
 
 def _image_rows(x, recon, noisy, label: str) -> list[tuple[str, np.ndarray]]:
@@ -55,10 +53,9 @@ def _image_rows(x, recon, noisy, label: str) -> list[tuple[str, np.ndarray]]:
 
 def plot_loss(path: Path, history: list[dict]) -> None:
     """Train and validation loss by epoch (log scale), and the learning rate."""
-    plt = pyplot()
     epochs = [r["epoch"] for r in history]
     timed = any("val/mse" in r for r in history)
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         1,
         3 if timed else 2,
         figsize=(14 if timed else 10, 3.8),
@@ -98,7 +95,6 @@ def plot_loss(path: Path, history: list[dict]) -> None:
         a.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
 
 
 def _log_panel(ax, xlabel: str, ylabel: str, title: str) -> None:
@@ -113,14 +109,13 @@ def _log_panel(ax, xlabel: str, ylabel: str, title: str) -> None:
 def plot_worst(path: Path, x, y, recon, n: int = 8, names=None, noisy=None) -> None:
     """The worst-reconstructed images: original, (noisy input,) reconstruction and error map with
     a colour bar."""
-    plt = pyplot()
     errors = per_image_mse(x, recon)
     idx = np.argsort(errors)[::-1][: min(n, len(x))]
     diff = np.abs(x[idx] - recon[idx]).max(axis=-1)  # the largest error of a pixel's channels
     vmax = float(max(diff.max(), 1e-6))
     rows = _image_rows(x, recon, noisy, "reconstruction" if noisy is None else "output")
     width, height = 1.4 * aspect(x), 1.5 * (len(rows) + 1) + 0.4
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         len(rows) + 1, len(idx), figsize=(width * len(idx) + 2.0, height), squeeze=False
     )
     for j, i in enumerate(idx):
@@ -137,20 +132,18 @@ def plot_worst(path: Path, x, y, recon, n: int = 8, names=None, noisy=None) -> N
     cax = fig.add_axes((0.91, 0.06, 0.015, 0.8 / (len(rows) + 1)))
     fig.colorbar(im, cax=cax, label="|error|")
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
 
 
 def plot_error_by_class(path: Path, x, y, recon, names=None, errors=None) -> None:
     """Mean reconstruction MSE per class, with the image count on each bar."""
     # errors: every image's MSE when given (then x and recon are not needed).
-    plt = pyplot()
     errors = per_image_mse(x, recon) if errors is None else errors
     classes = np.unique(y)
     means = [errors[y == c].mean() for c in classes]
     counts = [int((y == c).sum()) for c in classes]
     digits = names is None or tuple(names) == DIGITS
     ticks = [str(int(c)) if digits else names[int(c)] for c in classes]
-    fig, ax = plt.subplots(figsize=(max(7, 0.6 * len(classes) + 1), 3.8))
+    fig, ax = subplots(figsize=(max(7, 0.6 * len(classes) + 1), 3.8))
     bars = ax.bar(ticks, means, color="tab:blue")
     if sum(len(t) + 2 for t in ticks) > 60:  # would run into each other level
         ax.tick_params(axis="x", labelrotation=30)
@@ -177,7 +170,6 @@ def plot_error_by_class(path: Path, x, y, recon, names=None, errors=None) -> Non
     ax.legend(loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
 
 
 def plot_all(

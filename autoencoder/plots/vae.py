@@ -10,7 +10,7 @@ import numpy as np
 from autoencoder.data import DIGITS
 from autoencoder.evaluate import pick_examples
 from autoencoder.model import vae_interpolations, vae_samples
-from autoencoder.plots.figure import DPI, pyplot, show
+from autoencoder.plots.figure import DPI, show, subplots
 
 
 def vae_figures(out: Path, model, x, y, history: list[dict], names=None) -> list[Path]:
@@ -32,9 +32,8 @@ def vae_figures(out: Path, model, x, y, history: list[dict], names=None) -> list
 
 def plot_samples(path: Path, samples, latent_dim: int, columns: int = 8) -> None:
     """Images decoded from codes drawn from the prior, in a grid."""
-    plt = pyplot()
     rows = int(np.ceil(len(samples) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(0.9 * columns, 0.9 * rows + 0.7))
+    fig, axes = subplots(rows, columns, figsize=(0.9 * columns, 0.9 * rows + 0.7))
     for k, ax in enumerate(np.ravel(axes)):
         if k < len(samples):
             show(ax, samples[k])
@@ -47,7 +46,6 @@ def plot_samples(path: Path, samples, latent_dim: int, columns: int = 8) -> None
     )
     fig.tight_layout(rect=(0, 0, 1, 1), h_pad=0.2, w_pad=0.2)
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
 
 
 def plot_interpolations(
@@ -56,9 +54,8 @@ def plot_interpolations(
     """Per row: a test image, decodings along the line between its code and the next image's,
     and that image."""
     # names: the class names (digits when None); title: the figure's (a VAE's: the means').
-    plt = pyplot()
     n_rows, n_steps = steps.shape[:2]
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         n_rows, n_steps + 2, figsize=(0.95 * (n_steps + 2) + 1.0, 1.0 * n_rows + 0.9), squeeze=False
     )
     for r in range(n_rows):
@@ -80,7 +77,6 @@ def plot_interpolations(
     )
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
 
 
 def _class_name(names, label) -> str:
@@ -94,20 +90,21 @@ def plot_latent(path: Path, panels: list[tuple], labels, names=None, title: str 
 
     panels: (title, points (N, 2), x label, y label) each, the same N points in every panel.
     """
-    plt = pyplot()
     from matplotlib.lines import Line2D
 
     classes = [int(c) for c in np.unique(labels)]
     # Qualitative maps whose neighbours stay distinguishable with colour-blindness: tab10 up to
     # ten classes; beyond, tab20's colours again with a second and third marker shape.
-    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if len(classes) <= 10 else "tab20"]
     colours = cmap.colors
     style = {
         c: (colours[k % len(colours)], "os^"[(k // len(colours)) % 3])
         for k, c in enumerate(classes)
     }
     size = 6 if len(labels) > 1500 else 12
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         1, len(panels), figsize=(5.2 * len(panels) + 1.8, 5.0), squeeze=False, layout="constrained"
     )
     for ax, (heading, points, xlabel, ylabel) in zip(axes[0], panels):
@@ -142,15 +139,13 @@ def plot_latent(path: Path, panels: list[tuple], labels, names=None, title: str 
     if title:
         fig.suptitle(title, fontsize=12)
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
 
 
 def plot_vae_terms(path: Path, history: list[dict]) -> None:
     """A VAE's reconstruction and KL terms per image by epoch, and the KL weight."""
-    plt = pyplot()
     epochs = [r["epoch"] for r in history]
     marker = "o" if len(epochs) <= 30 else None
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), gridspec_kw={"width_ratios": [1.5, 1.5, 1]})
+    fig, axes = subplots(1, 3, figsize=(13, 3.6), gridspec_kw={"width_ratios": [1.5, 1.5, 1]})
     for ax, term, title in (
         (axes[0], "reconstruction", "Reconstruction term per image"),
         (axes[1], "kl", "KL(q(z|x) || N(0, I)) per image"),
@@ -176,4 +171,3 @@ def plot_vae_terms(path: Path, history: list[dict]) -> None:
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)

@@ -12,7 +12,7 @@ from pathlib import Path
 from autoencoder import api, atomic, runs
 from autoencoder.config import dump_config
 from autoencoder.errors import UserError
-from autoencoder.plots.figure import DPI, pyplot, show
+from autoencoder.plots.figure import DPI, show, subplots
 from autoencoder.tuning.space import CHECKPOINTS
 
 BEST_RUNS = 3  # runs whose reconstructions are drawn side by side
@@ -187,10 +187,9 @@ def write_figures(study, study_dir: Path, setup) -> list[Path]:
 
 def plot_objective(path: Path, study, objective) -> None:
     """The objective of each trial over trial number and over minutes, with the best so far."""
-    plt = pyplot()
     trials = [t for t in study.get_trials(deepcopy=False) if t.value is not None]
     start = min(t.datetime_start for t in trials)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = subplots(1, 2, figsize=(11, 4))
     for ax, x_of, axis in (
         (axes[0], lambda t: t.number, "trial"),
         (
@@ -228,7 +227,6 @@ def plot_objective(path: Path, study, objective) -> None:
     fig.suptitle(f"Study {path.parent.parent.name}: {objective.direction} {objective.metric}")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
 
 
 def plot_importance(path: Path, study, metric: str) -> bool:
@@ -241,9 +239,8 @@ def plot_importance(path: Path, study, metric: str) -> bool:
     import optuna
 
     importances = optuna.importance.get_param_importances(study)
-    plt = pyplot()
     names = list(importances)[::-1]
-    fig, ax = plt.subplots(figsize=(7, 1 + 0.5 * len(names)))
+    fig, ax = subplots(figsize=(7, 1 + 0.5 * len(names)))
     bars = ax.barh(names, [importances[n] for n in names], color="C0")
     ax.bar_label(bars, fmt="%.2f", padding=3, fontsize=9)
     ax.set_xlabel(f"importance for {metric} (fANOVA, sums to 1)")
@@ -251,7 +248,6 @@ def plot_importance(path: Path, study, metric: str) -> bool:
     ax.set_title(f"Parameter importances over {len(done)} complete trials")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
     return True
 
 
@@ -285,8 +281,7 @@ def plot_best_runs(path: Path, study, study_dir: Path, metric: str) -> bool:
     if not rows:
         return False
     count = len(rows[0][1])
-    plt = pyplot()
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         len(rows), count, figsize=(1.3 * count + 1.4, 1.4 * len(rows) + 0.5), squeeze=False
     )
     for r, (label, shown) in enumerate(rows):
@@ -303,7 +298,6 @@ def plot_best_runs(path: Path, study, study_dir: Path, metric: str) -> bool:
     fig.suptitle(f"The best {trials} trials' {what}")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
     return True
 
 
