@@ -245,13 +245,24 @@ def one_class_benchmark(
     """The one-class benchmark, as `autoencoder anomaly --benchmark`: (its folder, one row a class)."""
     from autoencoder.anomaly_benchmark import run_benchmark
 
+    config = load_config(config, **fields)
+    load_config(config, {"data.dataset": dataset})  # an unknown dataset refused as a key is
     with _logging():
-        return run_benchmark(load_config(config, **fields), dataset)
+        return run_benchmark(config, dataset)
 
 
 def load_run(run_dir: str | Path) -> Run:
     """A run directory made by train; nothing is loaded until it is used."""
-    return Run(runs.check_is_run(run_dir))
+    return Run(runs.check_is_run(_path("run_dir", run_dir)))
+
+
+def _path(name: str, value: Any) -> str | Path:
+    """value if it can name a file or folder; else one line saying what was given."""
+    if isinstance(value, Run):
+        return value.path
+    if not isinstance(value, (str, Path)):
+        raise UserError(f"{name}: expected a path (str or Path), got {type(value).__name__}")
+    return value
 
 
 def list_runs(root: str | Path = "outputs", sort: str = "started", reverse: bool = False):
@@ -262,7 +273,9 @@ def list_runs(root: str | Path = "outputs", sort: str = "started", reverse: bool
     a run has no value. `sort` is one of them, psnr and ssim largest first, the others smallest
     first; `reverse` turns it round; missing values come last either way.
     """
-    return listing.sort_rows(listing.list_runs(root), sort, reverse)
+    if sort not in listing.COLUMNS:
+        raise UserError(f"sort={sort!r}: not a column; choose one of {', '.join(listing.COLUMNS)}")
+    return listing.sort_rows(listing.list_runs(_path("root", root)), sort, reverse)
 
 
 def compare(run_dirs: Sequence[str | Path | Run], out: str | Path | None = None):
@@ -273,9 +286,24 @@ def compare(run_dirs: Sequence[str | Path | Run], out: str | Path | None = None)
     """
     from autoencoder.comparison import compare_runs
 
-    paths = [run.path if isinstance(run, Run) else run for run in run_dirs]
+    if isinstance(run_dirs, (str, Path, Run)):
+        raise UserError("run_dirs: one run given; pass a list of two or more runs to compare")
+    paths = [_path("run_dirs", run) for run in run_dirs]
     with _logging():
         return compare_runs(paths, out)
+
+
+def _batch(batch_size: int) -> int:
+    whole = isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
+    if not whole or batch_size < 1:
+        raise UserError(f"batch_size={batch_size!r}: pass a positive whole number")
+    return int(batch_size)
+
+
+def _split(split: str) -> str:
+    if split not in ("train", "val", "test"):
+        raise UserError(f"split={split!r}: choose 'train', 'val' or 'test'")
+    return split
 
 
 def _from_trained(trained) -> Run | None:
@@ -402,10 +430,12 @@ class Run:
         """The model's output for images, as float32 (N, H, W, C) in [0, 1].
 
         Args:
-          x: images as (N, H, W, C), (N, H, W) or (H, W[, C]); uint8 (0-255) or floats in [0, 1].
+          x: images as (N, H, W, C), (N, H, W) or (H, W[, C]); uint8 (0-255) or floats in [0, 1];
+            RGB for a grey model becomes its luma, grey for a colour model is repeated.
           noise: True adds the run's own noise first (a denoiser's training noise, seeded; a
-            blind run's gives each image its own level from the range), a number adds it at that
-            level; False feeds x as it is (already noisy, say).
+            blind run's gives each image its own level from the range), a number adds the run's
+            noise kind (else denoise.kind, as predict --noise) at that level; False feeds x as
+            it is (already noisy, say).
           batch_size: images per predict call.
         """
         from autoencoder.noise import model_inputs
@@ -416,12 +446,20 @@ class Run:
             inputs = model_inputs(images, self._noisy_config(noise))
         patches = self.config.data.patches
         return np.asarray(
-            runs.predict_images(self.model, inputs, patches, batch_size), np.float32
+            runs.predict_images(self.model, inputs, patches, _batch(batch_size)), np.float32
         ).clip(0, 1)
 
     def encode(self, x, batch_size: int = 256) -> np.ndarray:
         """The codes of images (a VAE's: the mean), one row per image."""
-        out = runs.predict(self.encoder, self._images(x), batch_size)
+        images = self._images(x)
+        want = tuple(self.encoder.input_shape[1:3])
+        if images.shape[1:3] != want:  # a patch model's encoder: one code a patch
+            raise UserError(
+                f"x: images are {images.shape[1]}x{images.shape[2]}, but the encoder takes the "
+                f"{want[0]}x{want[1]} patches the run trained on (data.patches); pass patches "
+                f"of that size"
+            )
+        out = runs.predict(self.encoder, images, _batch(batch_size))
         return np.asarray(out[0] if self.config.model.kind == "vae" else out, np.float32)
 
     def decode(self, z, batch_size: int = 256) -> np.ndarray:
@@ -439,13 +477,21 @@ class Run:
                 f"reconstruct(x)"
             )
         z = np.asarray(z, np.float32)
-        return np.asarray(runs.predict(self.decoder, z, batch_size), np.float32)
+        want = tuple(self.decoder.input_shape[1:])
+        z = z[None] if z.shape == want else z
+        if z.shape[1:] != want:
+            shown = ", ".join(map(str, want))
+            raise UserError(
+                f"z: codes of shape {z.shape}, but the decoder takes (N, {shown}) codes, as "
+                f"encode gives them"
+            )
+        return np.asarray(runs.predict(self.decoder, z, _batch(batch_size)), np.float32)
 
     def evaluate(self, split: str = "test") -> dict:
         """A split's metrics (MSE, PSNR, SSIM, ...), merged into metrics.json."""
         from autoencoder.evaluate import evaluate_run
 
-        return evaluate_run(self.path, split=split)
+        return evaluate_run(self.path, split=_split(split))
 
     def plot(self) -> list[Path]:
         """Redraw figures/ (reconstructions, loss, worst, error by class); their paths."""
@@ -453,15 +499,37 @@ class Run:
 
         return plot_run(self.path)
 
-    def predict(self, inputs, out: str | Path, **options) -> dict:
-        """Reconstruct image files, folders or .npy/.npz arrays into `out`, as `predict` does.
+    def predict(
+        self,
+        inputs,
+        out: str | Path,
+        *,
+        overwrite: bool = False,
+        noise: float | None = None,
+        threshold: float | None = None,
+    ) -> dict:
+        """Reconstruct image files, folders or .npy/.npz files into `out`, as `predict` does.
 
-        Options: overwrite, noise (a level), threshold (an anomaly score).
+        noise: add the run's noise kind at this level first; threshold: an anomaly score above
+        which an image is flagged (else the run's own).
         """
         from autoencoder.predict import predict_files
 
+        if isinstance(inputs, np.ndarray):
+            raise UserError(
+                "inputs: an array; predict reads files, folders and .npy/.npz files: for arrays "
+                "use run.reconstruct(x), or save them with np.save first"
+            )
         paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-        return predict_files(self.path, paths, out, **options)
+        paths = [_path("inputs", path) for path in paths]
+        return predict_files(
+            self.path,
+            paths,
+            _path("out", out),
+            overwrite=overwrite,
+            noise=noise,
+            threshold=threshold,
+        )
 
     def export(self, format: str = "saved_model", overwrite: bool = False) -> tuple[Path, dict]:
         """The autoencoder, encoder and decoder as SavedModel, LiteRT or ONNX; (folder, manifest)."""
@@ -488,6 +556,9 @@ class Run:
         """
         from autoencoder.data import load_splits, scaled
 
+        _split(split)
+        if count is not None and (not isinstance(count, (int, np.integer)) or count < 1):
+            raise UserError(f"count={count!r}: pass a positive number of images, or None for all")
         splits = load_splits(self.config)
         pixels = splits.pixels(split)[: count if count is not None else None]
         labels = splits.labels(split)[: len(pixels)]
@@ -498,18 +569,31 @@ class Run:
     def _images(self, x) -> np.ndarray:
         """x as float32 (N, H, W, C) in [0, 1], checked against the model's input."""
         array = np.asarray(x)
-        want = tuple(self.config.model.input_shape)
-        height, width, channels = want
-        if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == channels != array.shape[0]):
-            array = array[None]
-        if array.ndim == 3 and channels == 1:
-            array = array[..., None]
-        if array.ndim != 4 or array.shape[-1] != channels:
-            raise UserError(
-                f"x: shape {array.shape} is not images of {channels} channel(s); pass (N, H, W, "
-                f"{channels}) or (N, H, W) arrays, or files with run.predict(paths, out)"
-            )
+        height, width, channels = tuple(self.config.model.input_shape)
         patches = self.config.data.patches
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+            raise UserError(f"x: an array of {array.dtype}, not of pixel values")
+        if array.ndim == 2:
+            array = array[None, ..., None]
+        elif array.ndim == 3:
+            # One (H, W, C) image, or a batch of grey (N, H, W) ones: the model's size decides.
+            one = array.shape[-1] in (1, 3, 4) and (
+                patches is not None or array.shape[:2] == (height, width)
+            )
+            array = array[None] if one else array[..., None]
+        if array.ndim != 4:
+            raise UserError(
+                f"x: shape {array.shape} is not images; pass (N, H, W, C), (N, H, W), (H, W, C) "
+                f"or (H, W) arrays, or files with run.predict(paths, out)"
+            )
+        if not len(array):
+            raise UserError(f"x: no images (shape {array.shape})")
+        given = array.shape[-1]
+        if given != channels and not {given, channels} == {1, 3}:
+            hint = "; drop the alpha channel: x[..., :3]" if given == 4 else ""
+            raise UserError(
+                f"x: images of {given} channels, but the run's model takes {channels}{hint}"
+            )
         if patches is None and array.shape[1:3] != (height, width):
             raise UserError(
                 f"x: images are {array.shape[1]}x{array.shape[2]} but the run's model takes "
@@ -522,26 +606,39 @@ class Run:
                 f"{height}x{width} patches; use run.predict(paths, out), which pads them"
             )
         if array.dtype == np.uint8:
-            return array.astype(np.float32) / 255
+            array = array.astype(np.float32) / 255
         array = array.astype(np.float32)
-        if array.size and (array.min() < 0 or array.max() > 1):
+        if not np.isfinite(array).all():
+            raise UserError("x: holds NaN or infinite values")
+        if array.min() < 0 or array.max() > 1:
             raise UserError(
                 f"x: values run from {array.min():g} to {array.max():g}; pass uint8 images "
                 f"(0-255) or floats in [0, 1]"
             )
+        if given != channels:
+            from autoencoder.predict.files import to_channels
+
+            # As predict converts files: luma for a grey model, grey repeated for a colour one.
+            log.info("x: %d-channel images converted to the model's %d", given, channels)
+            array = to_channels(array, channels)
         return array
 
     def _noisy_config(self, noise: bool | float) -> Config:
         """The run's config with the noise to add: its own, or its kind at another level."""
-        own = self.config.data.noise
-        if own is None:
-            raise UserError(
-                f"{self.path}: the run was trained without data.noise, so it has no noise to "
-                f"add; pass noise=False"
-            )
         if noise is True:
+            if self.config.data.noise is None:
+                raise UserError(
+                    f"{self.path}: the run was trained without data.noise, so it has no noise of "
+                    f"its own; pass a level (noise=0.3 adds denoise.kind's noise) or noise=False"
+                )
             return self.config
-        data = self.config.data.model_copy(
-            update={"noise": own.model_copy(update={"level": float(noise)})}
-        )
-        return self.config.model_copy(update={"data": data})
+        if isinstance(noise, bool) or not isinstance(noise, (int, float, np.number)):
+            raise UserError(
+                f"noise={noise!r}: pass True (the run's own noise), a level such as 0.3, or False"
+            )
+        from autoencoder.predict.files import noise_settings
+
+        # The run's noise kind, else its denoise section's: what `predict --noise` adds.
+        kind, clip = noise_settings(self.config)
+        noise = {"kind": kind, "level": float(noise), "clip": clip}
+        return load_config(self.config, [f"data.noise={_yaml_text(noise)}"])

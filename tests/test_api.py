@@ -153,7 +153,7 @@ def test_a_run_refuses_images_it_cannot_take(tiny_run):
     with pytest.raises(UserError, match=r"^x: values run from 0 to 255; pass uint8"):
         tiny_run.reconstruct(np.linspace(0, 255, 2 * 28 * 28).reshape(2, 28, 28))
     with pytest.raises(UserError, match="trained without data.noise"):
-        tiny_run.reconstruct(np.zeros((1, 28, 28, 1), np.float32), noise=0.3)
+        tiny_run.reconstruct(np.zeros((1, 28, 28, 1), np.float32), noise=True)
 
 
 @pytest.mark.slow
@@ -199,3 +199,66 @@ def test_logging_is_set_up_only_for_a_caller_without_any(monkeypatch):
     with _logging():
         assert len(package.handlers) == 1 and package.level == logging.INFO
     assert package.handlers == [] and package.level == logging.NOTSET
+
+
+@pytest.mark.slow
+def test_arrays_of_every_usual_form_and_one_line_for_the_rest(tiny_run, tmp_path):
+    x, _ = tiny_run.images("test", 4)
+    batch = tiny_run.reconstruct(x)
+    # One image, with or without its channel axis: a batch of one, the same output.
+    np.testing.assert_allclose(tiny_run.reconstruct(x[0]), batch[:1], atol=1e-6)
+    np.testing.assert_allclose(tiny_run.reconstruct(x[0, ..., 0]), batch[:1], atol=1e-6)
+    # One RGB image for a grey model: its luma, as predict converts files.
+    rgb = np.repeat(x[0], 3, axis=-1)
+    np.testing.assert_allclose(tiny_run.reconstruct(rgb), batch[:1], atol=1e-5)
+    codes = tiny_run.encode(x)
+    np.testing.assert_allclose(tiny_run.decode(codes[0]), tiny_run.decode(codes)[:1], atol=1e-6)
+    # A number adds the noise predict --noise would (denoise.kind) to a run trained without.
+    noise = tiny_run._noisy_config(0.5).data.noise
+    assert (noise.kind, noise.level, noise.clip) == ("gaussian", 0.5, True)
+    assert np.abs(tiny_run.reconstruct(x, noise=0.5) - batch).max() > 1e-4  # the input changed
+    path = tiny_run.path
+    refusals = {
+        lambda: tiny_run.reconstruct(np.concatenate([rgb, rgb[..., :1]], -1)): (
+            "x: images of 4 channels, but the run's model takes 1; drop the alpha channel: "
+            "x[..., :3]"
+        ),
+        lambda: tiny_run.reconstruct(x[:0]): "x: no images (shape (0, 28, 28, 1))",
+        lambda: tiny_run.reconstruct(np.full((1, 28, 28), np.nan)): (
+            "x: holds NaN or infinite values"
+        ),
+        lambda: tiny_run.reconstruct(x, batch_size=0): (
+            "batch_size=0: pass a positive whole number"
+        ),
+        lambda: tiny_run.reconstruct(x, noise="high"): (
+            "noise='high': pass True (the run's own noise), a level such as 0.3, or False"
+        ),
+        lambda: tiny_run.reconstruct(x, noise=True): (
+            f"{path}: the run was trained without data.noise, so it has no noise of its own; "
+            f"pass a level (noise=0.3 adds denoise.kind's noise) or noise=False"
+        ),
+        lambda: tiny_run.decode(codes[:, :4]): (
+            "z: codes of shape (4, 4), but the decoder takes (N, 8) codes, as encode gives them"
+        ),
+        lambda: tiny_run.images("testing"): "split='testing': choose 'train', 'val' or 'test'",
+        lambda: tiny_run.evaluate("testing"): "split='testing': choose 'train', 'val' or 'test'",
+        lambda: tiny_run.images("test", 0): (
+            "count=0: pass a positive number of images, or None for all"
+        ),
+        lambda: tiny_run.predict(x, tmp_path / "out"): (
+            "inputs: an array; predict reads files, folders and .npy/.npz files: for arrays use "
+            "run.reconstruct(x), or save them with np.save first"
+        ),
+        lambda: ae.list_runs(path.parent, sort="PSNR"): (
+            "sort='PSNR': not a column; choose one of "
+        ),
+        lambda: ae.compare(path): (
+            "run_dirs: one run given; pass a list of two or more runs to compare"
+        ),
+        lambda: ae.load_run(None): "run_dir: expected a path (str or Path), got NoneType",
+    }
+    for call, message in refusals.items():
+        with pytest.raises(UserError) as refused:
+            call()
+        assert str(refused.value).startswith(message), str(refused.value)
+    assert not (tmp_path / "out").exists()
