@@ -180,7 +180,7 @@ def train(
 
     config = load_config(config, overrides, **fields)
     resume = resume.path if isinstance(resume, Run) else resume
-    with _logging():
+    with _caller_state():
         trained = pipeline.train(config, resume=resume, command=_command("train"))
     return _from_trained(trained)
 
@@ -202,7 +202,7 @@ def resume(
     sets = _as_sets(overrides)
     sets += [] if epochs is None else [f"train.epochs={_yaml_text(epochs)}"]
     sets += [] if minutes is None else [f"train.minutes={_yaml_text(minutes)}"]
-    with _logging():
+    with _caller_state():
         trained = pipeline.resume(path, sets, command=_command("resume"))
     resumed = _from_trained(trained)
     if isinstance(run_dir, Run) and resumed is not None:
@@ -222,7 +222,7 @@ def denoise_sweep(
     """A denoising sweep, as `autoencoder denoise`: (its folder, the rows of results.csv)."""
     from autoencoder.denoise import run_sweep
 
-    with _logging():
+    with _caller_state():
         return run_sweep(load_config(config, overrides, **fields), resume=resume)
 
 
@@ -234,7 +234,7 @@ def detect_anomalies(
     """Anomaly detection, as `autoencoder anomaly`: (the trained Run, its report)."""
     from autoencoder.anomaly import anomaly_run
 
-    with _logging():
+    with _caller_state():
         run_dir, report = anomaly_run(load_config(config, overrides, **fields))
     return Run(run_dir), report
 
@@ -247,7 +247,7 @@ def one_class_benchmark(
 
     config = load_config(config, **fields)
     load_config(config, {"data.dataset": dataset})  # an unknown dataset refused as a key is
-    with _logging():
+    with _caller_state():
         return run_benchmark(config, dataset)
 
 
@@ -289,7 +289,7 @@ def compare(run_dirs: Sequence[str | Path | Run], out: str | Path | None = None)
     if isinstance(run_dirs, (str, Path, Run)):
         raise UserError("run_dirs: one run given; pass a list of two or more runs to compare")
     paths = [_path("run_dirs", run) for run in run_dirs]
-    with _logging():
+    with _caller_state():
         return compare_runs(paths, out)
 
 
@@ -320,10 +320,18 @@ def _command(verb: str) -> str:
     return f"autoencoder {verb}" if program in ("autoencoder", "__main__.py") else f"ae.{verb}"
 
 
-class _logging:
-    """INFO messages and progress bars for callers who set up no logging (a notebook)."""
+class _caller_state:
+    """What a call leaves of the caller's session as it was: logging, and the random states.
+
+    INFO messages and progress bars go to stderr for callers who set up no logging (a
+    notebook). Training seeds Python's and NumPy's global generators (keras.utils.
+    set_random_seed) for its own shuffling and noise; the caller's draws continue afterwards as
+    if no training had happened.
+    """
 
     def __enter__(self):
+        import random
+
         package, root = logging.getLogger("autoencoder"), logging.getLogger()
         self.handler = None
         if not package.handlers and not root.handlers:
@@ -332,13 +340,18 @@ class _logging:
             self.level = package.level
             package.addHandler(self.handler)
             package.setLevel(logging.INFO)
+        self.random = random.getstate(), np.random.get_state()
         return self
 
     def __exit__(self, *exc):
+        import random
+
         if self.handler is not None:
             package = logging.getLogger("autoencoder")
             package.removeHandler(self.handler)
             package.setLevel(self.level)
+        random.setstate(self.random[0])
+        np.random.set_state(self.random[1])
 
 
 # ---------------------------------------------------------------------------------------------

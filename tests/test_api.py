@@ -164,7 +164,11 @@ def test_evaluate_and_resume_through_the_api(tiny_run, tmp_path):
     assert 0 < metrics["val/mse"] < 0.5 and run.metrics["val/mse"] == metrics["val/mse"]
     assert metrics["val/psnr"] == pytest.approx(10 * np.log10(1 / metrics["val/mse"]), abs=0.01)
     before = run.model
+    np.random.seed(123)
+    expected = np.random.RandomState(123).rand(3)
     resumed = ae.resume(run, epochs=2)
+    # Training seeds NumPy's global generator for itself; the caller's draws go on unchanged.
+    np.testing.assert_array_equal(np.random.rand(3), expected)
     assert [row["epoch"] for row in resumed.history] == [1, 2]
     # The Run given is brought up to date, not left with the 1-epoch config and model.
     assert resumed is run and run.config.train.epochs == 2 and run.model is not before
@@ -186,17 +190,17 @@ def test_load_run_of_a_folder_that_is_not_a_run(tmp_path):
 
 
 def test_logging_is_set_up_only_for_a_caller_without_any(monkeypatch):
-    from autoencoder.api import _logging
+    from autoencoder.api import _caller_state
 
     package, root = logging.getLogger("autoencoder"), logging.getLogger()
     # Start as a fresh interpreter would (the CLI, run in-process by other tests, adds its own).
     monkeypatch.setattr(package, "handlers", [])
     monkeypatch.setattr(package, "level", logging.NOTSET)
     monkeypatch.setattr(root, "handlers", [logging.NullHandler()])
-    with _logging():  # the caller has a root handler: nothing is added
+    with _caller_state():  # the caller has a root handler: nothing is added
         assert package.handlers == []
     monkeypatch.setattr(root, "handlers", [])
-    with _logging():
+    with _caller_state():
         assert len(package.handlers) == 1 and package.level == logging.INFO
     assert package.handlers == [] and package.level == logging.NOTSET
 
