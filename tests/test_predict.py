@@ -519,3 +519,40 @@ def test_two_inputs_with_one_output_name_are_refused(tmp_path, run, digits):
         f"{tmp_path / 'a.png'} and {tmp_path / 'sub' / 'a.png'} would both be written as a.png; "
         f"rename one, or predict them into separate --out folders"
     )
+
+
+def test_outputs_never_replace_their_inputs(tmp_path, run, digits):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for i in range(3):
+        write_png(folder / f"digit_{i}.png", digits[i][..., None])
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.raises(UserError) as refused:
+        predict_files(run, [folder], folder, overwrite=True)
+    assert str(refused.value) == (
+        f"--out {folder}: is the input folder {folder} itself, whose images the outputs would "
+        f"replace; choose another folder, e.g. {folder / 'reconstructed'}"
+    )
+    with pytest.raises(UserError) as refused:
+        predict_files(run, [folder / "digit_0.png"], folder, overwrite=True)
+    assert str(refused.value) == (
+        f"{folder / 'digit_0.png'}: an input, which its output would replace; choose another --out"
+    )
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_earlier_predictions_inside_an_input_folder_are_not_read_again(
+    tmp_path, run, digits, caplog
+):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for i in range(3):
+        write_png(folder / f"digit_{i}.png", digits[i][..., None])
+    predict_files(run, [folder], folder / "first")
+    caplog.set_level(logging.INFO, logger="autoencoder")
+    predict_files(run, [folder], folder / "second")
+    _, rows = read_scores(folder / "second")
+    assert sorted(r["input"] for r in rows) == [str(folder / f"digit_{i}.png") for i in range(3)]
+    assert f"{folder}: left out 1 earlier prediction folder(s) inside it ({folder / 'first'})" in (
+        caplog.text
+    )

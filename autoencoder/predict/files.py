@@ -218,7 +218,7 @@ def predict_files(
     run_dir, out = Path(run_dir), Path(out)
     config = run_config(run_dir)
     sources = collect_inputs(inputs, out)
-    refuse_existing(out, planned_outputs(sources, noise is not None), overwrite)
+    refuse_existing(out, planned_outputs(sources, noise is not None), overwrite, sources)
     runtime.gpus()  # CUDA's start-up line goes to a muted stderr here, not to the user's
     model = load_model(run_dir / "model.keras")
     height, width, channels = model.input_shape[1:]

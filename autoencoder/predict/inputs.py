@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,8 @@ import numpy as np
 
 from autoencoder.data.images import SUFFIXES, is_image
 from autoencoder.errors import UserError
+
+log = logging.getLogger(__name__)
 
 ARRAY_SUFFIXES = (".npy", ".npz")
 
@@ -52,12 +55,26 @@ def collect_inputs(inputs: list[str | Path], out: Path | None = None) -> list[So
     skip = out.resolve() if out is not None else None
     sources = []
     for given in map(Path, inputs):
+        if given.is_dir() and skip is not None and given.resolve() == skip:
+            raise UserError(
+                f"--out {out}: is the input folder {given} itself, whose images the outputs "
+                f"would replace; choose another folder, e.g. {given / 'reconstructed'}"
+            )
         if given.is_dir():
+            earlier = _earlier_outputs(given)
             found = sorted(
                 p
                 for p in given.rglob("*")
-                if p.is_file() and is_image(p) and (skip is None or skip not in p.resolve().parents)
+                if p.is_file()
+                and is_image(p)
+                and (skip is None or skip not in p.resolve().parents)
+                and not any(folder in p.parents for folder in earlier)
             )
+            if earlier:
+                log.info(
+                    "%s: left out %d earlier prediction folder(s) inside it (%s)",
+                    *(given, len(earlier), ", ".join(str(f) for f in earlier[:3])),
+                )
             if not found:
                 raise UserError(
                     f"{given}: no image files ({', '.join(SUFFIXES)}) in this folder or its "
@@ -72,6 +89,20 @@ def collect_inputs(inputs: list[str | Path], out: Path | None = None) -> list[So
             raise UserError(f"{given}: no such file or folder; check the path")
     _refuse_clashes(sources)
     return sources
+
+
+def _earlier_outputs(folder: Path) -> list[Path]:
+    """Folders under `folder` that a predict wrote (a scores.csv of its columns): not inputs."""
+    found = []
+    for scores in sorted(folder.rglob("scores.csv")):
+        try:
+            with open(scores, encoding="utf-8") as handle:
+                header = handle.readline()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if header.startswith("input,output,"):
+            found.append(scores.parent)
+    return found
 
 
 def _file_source(path: Path) -> Source:
@@ -156,10 +187,19 @@ def planned_outputs(sources: list[Source], noisy: bool) -> list[str]:
     return [*names, *(f"noisy/{n}" for n in names if noisy), "scores.csv"]
 
 
-def refuse_existing(out: Path, outputs: list[str], overwrite: bool) -> None:
-    """Refuse an --out that is a file, or outputs that exist unless overwrite."""
+def refuse_existing(
+    out: Path, outputs: list[str], overwrite: bool, sources: list[Source] = ()
+) -> None:
+    """Refuse an --out that is a file, an output that is an input, or outputs that exist
+    unless overwrite."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: is a file; give a folder for the outputs")
+    inputs = {source.path.resolve() for source in sources}
+    replaced = [out / name for name in outputs if (out / name).resolve() in inputs]
+    if replaced:  # even with --overwrite: the user's own image would be lost
+        raise UserError(
+            f"{replaced[0]}: an input, which its output would replace; choose another --out"
+        )
     existing = [out / name for name in outputs if (out / name).exists()]
     if existing and not overwrite:
         more = f" (and {len(existing) - 1} more outputs)" if len(existing) > 1 else ""
