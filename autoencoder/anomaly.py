@@ -331,6 +331,40 @@ def anomaly_run(config: Config) -> tuple[Path, dict]:
         return run_dir, result
 
 
+def rescore_run(run_dir: Path, previous: dict, models) -> dict:
+    """Score a resumed anomaly run's test images again with its new model, as anomaly_run does.
+
+    Args:
+      run_dir: the run `autoencoder anomaly` made and `autoencoder resume` has trained further.
+      previous: its metrics.json before the resume (the anomaly/ keys say which classes its
+        data held).
+      models: (autoencoder, encoder, decoder) as resumed.
+    Returns:
+      The report, as anomaly_run's.
+    """
+    trained_on = runs.load_run_config(run_dir)  # its data.classes: the normal ones
+    # The data as scored: every class the data held (None, all, for runs before this key).
+    data = trained_on.data.model_copy(update={"classes": previous.get("anomaly/data_classes")})
+    config = trained_on.model_copy(update={"data": data})
+    full = load_splits(config)
+    normal = normal_classes(config, tuple(full.class_names))
+    normal_splits = load_splits(trained_on)
+    selection = None
+    if config.anomaly.score == "auto":
+        count = int(np.clip(normal_splits.count("val"), *AUTO_IMAGES))
+        selection = selection_images(full, normal, count, config.seed)
+    model, encoder, _ = models
+    minutes = sum(float(row.get("seconds") or 0) for row in runs.read_history(run_dir)) / 60
+    with lock.hold(run_dir, COMMAND):
+        codes = None
+        if "knn" in score_kinds(config):
+            codes = encoder, fit_codes(trained_on, encoder, normal_splits)
+            codes[1].save(run_dir)
+        return _score_run(
+            config, run_dir, model, full, trained_on, normal_splits, minutes, selection, codes
+        )
+
+
 def _score_run(
     config, run_dir, model, full, trained_on, normal_splits, minutes, selection=None, codes=None
 ) -> dict:
@@ -375,6 +409,7 @@ def _score_run(
         rule=rule,
         rule_value=number,
         normal=[names[k] for k in normal],
+        data_classes=config.data.classes,
         minutes=minutes,
         run_dir=str(run_dir),
     )

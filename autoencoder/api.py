@@ -202,14 +202,49 @@ def resume(
     sets = _as_sets(overrides)
     sets += [] if epochs is None else [f"train.epochs={_yaml_text(epochs)}"]
     sets += [] if minutes is None else [f"train.minutes={_yaml_text(minutes)}"]
+    before = _record(path)
     with _caller_state():
         trained = pipeline.resume(path, sets, command=_command("resume"))
+        if trained.run_dir is not None:
+            _after_resume(Path(trained.run_dir), before, trained.models)
     resumed = _from_trained(trained)
     if isinstance(run_dir, Run) and resumed is not None:
         # Not left describing the run as it was: its config and models are the resumed ones.
         run_dir._config, run_dir._models = None, resumed._models
         return run_dir
     return resumed
+
+
+def _record(path: str | Path) -> tuple[dict, int]:
+    """(metrics.json, epochs trained) of a run about to be resumed; ({}, 0) if unreadable."""
+    try:
+        return runs.read_metrics(path), len(runs.read_history(path))
+    except (OSError, ValueError, UserError):
+        return {}, 0  # resume itself says what is wrong with the folder
+
+
+def _after_resume(run_dir: Path, before: tuple[dict, int], models) -> None:
+    """What a resume changes besides the model: anomaly scores redone, stale results named."""
+    metrics, epochs = before
+    if any(key.startswith("anomaly/") for key in metrics):
+        from autoencoder.anomaly import format_report, rescore_run
+
+        # The threshold and scores belong to the model that made them: chosen again, as
+        # `autoencoder anomaly` did, so predict keeps flagging with this model's threshold.
+        log.info("%s", format_report(rescore_run(run_dir, metrics, models)))
+    if len(runs.read_history(run_dir)) == epochs:
+        return  # nothing trained: the model is the one the results were made with
+    if (run_dir / "export").is_dir():
+        log.warning(
+            "%s holds models exported before this training; export again with --overwrite",
+            run_dir / "export",
+        )
+    if any(key.startswith("embed/") for key in metrics):
+        log.warning(
+            "embed's figures and codes.npy are of the model before this training; run "
+            "autoencoder embed %s again",
+            run_dir,
+        )
 
 
 def denoise_sweep(

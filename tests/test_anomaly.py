@@ -2,13 +2,14 @@
 
 import csv
 import json
+import logging
 import shutil
 
 import numpy as np
 import pytest
 from conftest import assert_error, cli_without_tensorflow, tiny, write_config, write_digits
 
-from autoencoder import anomaly
+from autoencoder import anomaly, runs
 from autoencoder.anomaly import (
     SCORE_NAMES,
     Scored,
@@ -529,3 +530,25 @@ def test_score_auto_never_reads_the_test_split(auto_run, tmp_path, monkeypatch):
     assert {len(v) for v in normal.values()} == {poisoned["val_images"]}
     assert {len(v) for v in anomalies.values()} == {poisoned["val_anomalies"]}
     assert all(isinstance(v, np.ndarray) for v in [*normal.values(), *anomalies.values()])
+
+
+@pytest.mark.slow
+def test_a_resumed_anomaly_run_is_scored_again_with_its_new_model(knn_run, tmp_path, caplog):
+    import autoencoder as ae
+
+    run_dir, before, _ = knn_run
+    copy = shutil.copytree(run_dir, tmp_path / "copy")
+    (copy / "export" / "saved_model").mkdir(parents=True)  # as an earlier export left it
+    scores_before = (copy / "anomaly_scores.csv").read_text()
+    caplog.set_level(logging.INFO, logger="autoencoder")
+    ae.resume(copy, epochs=4)
+    metrics = runs.read_metrics(copy)
+    # The report of the resumed model, not dropped by the resume's evaluation.
+    assert metrics["anomaly/score"] == "knn" and metrics["anomaly/normal"] == ["0"]
+    assert metrics["anomaly/rule"] == before["rule"] and metrics["anomaly/data_classes"] is None
+    assert 0.5 < metrics["anomaly/auroc"] <= 1 and metrics["anomaly/threshold"] > 0
+    seconds = [float(row["seconds"]) for row in runs.read_history(copy)]
+    assert len(seconds) == 4 and metrics["anomaly/minutes"] == pytest.approx(sum(seconds) / 60)
+    rows = (copy / "anomaly_scores.csv").read_text().splitlines()
+    assert len(rows) == len(scores_before.splitlines()) and rows != scores_before.splitlines()
+    assert f"{copy / 'export'} holds models exported before this training" in caplog.text
