@@ -402,6 +402,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
     with runs.writing(run_dir, "autoencoder evaluate"):
         config = open_run(run_dir)
         model = load_model(run_dir / "model.keras")
-        metrics = evaluate_split(config, model, load_splits(config), split).metrics
+        splits = load_splits(config)
+        runs.warn_changed_data_files(run_dir, splits)
+        metrics = evaluate_split(config, model, splits, split).metrics
         runs.merge_metrics(run_dir, metrics)
     return metrics

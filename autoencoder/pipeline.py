@@ -113,8 +113,11 @@ def _train(
     if resume is not None:
         if me.chief:  # one writer: before anything of the run is read or written
             locks.enter_context(runs.writing(resume, command))
-        # The run's own model and data first: a message about the run.
-        runs.check_run_shapes(resume, runs.load_run_config(resume))
+        # The run's own model and data first: a message about the run (its data where
+        # data.path now says, when the images moved).
+        saved = runs.load_run_config(resume)
+        moved = saved.data.model_copy(update={"path": config.data.path})
+        runs.check_run_shapes(resume, saved.model_copy(update={"data": moved}))
     config = resolve_input_shape(config)  # a left-out model.input_shape is the data's
     plan = plan_model(config.model)
     if plan.skips != "none" and config.data.noise is None:
@@ -124,6 +127,13 @@ def _train(
         state = read_state(run_dir)
     if splits is None:  # a folder's scan refuses bad files before anything is written
         splits = load_splits(config)
+    changed = runs.changed_data_files(resume, splits) if resume is not None else None
+    if changed:
+        raise UserError(
+            f"{resume}: the files under data.path are not those the run was trained on "
+            f"({changed}), so its splits would mix: resuming would train on images it was "
+            f"tested on; put back the files, or train a new run on this data"
+        )
     held = _held(config, splits)
     # A plan too big at the lightest precision the run could get is refused before TensorFlow
     # loads; the precision it does get (a GPU's, or float32) is known only after.
@@ -153,6 +163,7 @@ def _train(
     else:
         run_dir, state = runs.create_run_dir(config), None
         locks.enter_context(lock.hold(run_dir, command))
+        runs.write_data_files(run_dir, splits)
     log.info("run directory: %s", run_dir)
     runs.write_precision(run_dir, asdict(choice))  # before the first epoch: for every resume
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -26,9 +27,13 @@ from autoencoder.errors import UserError
 from autoencoder.model import saved_input_shape
 from autoencoder.noise import model_inputs
 
+log = logging.getLogger(__name__)
+
 # Keys that may change between a run and its resume: more epochs or minutes extend a run.
-RESUMABLE_CHANGES = {"train.epochs", "train.minutes"}
+# data.path too: the images moved (their files are checked against the run's, data_files.json).
+RESUMABLE_CHANGES = {"train.epochs", "train.minutes", "data.path"}
 STATE = "checkpoints/state.json"
+DATA_FILES = "data_files.json"  # a folder's files by split, as the run was trained
 PRECISION = "checkpoints/precision.json"  # precision.Choice as a dict, from the run's first start
 PREDICT_CHUNK = 8192  # images per predict pipeline: bounds the copy it holds
 BEST = "best.weights.h5"  # a copy of the best epoch's weights, kept in step by RunRecorder
@@ -128,6 +133,43 @@ def write_precision(run_dir: Path, choice: dict) -> None:
     """Record the precision a run trains in (a precision.Choice as a dict), for its resumes."""
     text = json.dumps(choice, indent=2) + "\n"
     write_or_explain(run_dir, Path(run_dir) / PRECISION, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_data_files(run_dir: Path, splits) -> None:
+    """Record which files of a folder each split held (counts and a digest of their names)."""
+    files = splits.report.get("files")
+    if files is not None:
+        text = json.dumps(files, indent=2) + "\n"
+        write_or_explain(run_dir, Path(run_dir) / DATA_FILES, lambda t: Path(t).write_text(text))
+
+
+def changed_data_files(run_dir: Path, splits) -> str | None:
+    """How a folder's splits differ from the files the run was trained on; None if alike.
+
+    None too for data that is not a folder, and for runs made before the files were recorded.
+    """
+    now, path = splits.report.get("files"), Path(run_dir) / DATA_FILES
+    if now is None or not path.is_file():
+        return None
+    then = json.loads(path.read_text())
+    changed = [
+        f"{split}: {then[split]['files']:,} files then, {now[split]['files']:,} now"
+        + ("" if then[split]["files"] != now[split]["files"] else ", other names")
+        for split in now
+        if split in then and then[split] != now[split]
+    ]
+    return "; ".join(changed) or None
+
+
+def warn_changed_data_files(run_dir: Path, splits) -> None:
+    """Say so when a run is evaluated on a folder whose files changed since it was trained."""
+    changed = changed_data_files(run_dir, splits)
+    if changed:
+        log.warning(
+            "%s: the files under data.path are not those the run was trained on (%s): the "
+            "figures are of the splits as they are now, which may hold images it trained on",
+            *(run_dir, changed),
+        )
 
 
 def read_precision(run_dir: Path) -> dict | None:
@@ -249,6 +291,13 @@ def check_run_shapes(run_dir: str | Path, config: Config, data: bool = True) -> 
             )
     if not data:
         return
+    where = Path(config.data.path).expanduser() if config.data.path else None
+    if config.data.dataset == "folder" and where is not None and not where.exists():
+        raise UserError(
+            f"{run_dir}: its images are no longer in {where} (data.path); if they moved, give "
+            f"data.path their new folder in {run_dir / 'config.yaml'}, or resume with --set "
+            f"data.path=NEW_FOLDER"
+        )
     given = data_shape(config)
     if given != planned:
         source = config.data.path if config.data.dataset == "folder" else config.data.dataset

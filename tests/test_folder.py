@@ -1,5 +1,6 @@
 """A folder of image files as a dataset: layouts, classes, sizes, colour, bad files, cache, stream."""
 
+import json
 import logging
 
 import numpy as np
@@ -417,3 +418,46 @@ def test_png_jpeg_bmp_and_gif_are_read_any_case(tmp_path, digits):
     decoded = sorted(int(p.sum()) for split in ("train", "val", "test") for p in s.pixels(split))
     exact = sorted(int(x[i].sum()) for i in (0, 3, 4, 5))  # PNG, BMP, GIF: lossless
     assert all(v in decoded for v in exact)
+
+
+def test_a_run_knows_its_folders_files_when_they_move_or_change(tmp_path, digits, caplog):
+    import shutil
+
+    from conftest import tiny
+
+    from autoencoder.evaluate import evaluate_run
+    from autoencoder.pipeline import train_run
+    from autoencoder.runs import DATA_FILES, load_run_config
+
+    x, y = digits
+    root = write_digits(tmp_path / "digits", x[:120], y[:120])
+    config = tiny(tmp_path / "runs", "data.dataset=folder", f"data.path={root}", "train.epochs=1")
+    run, _ = train_run(config)
+    files = json.loads((run / DATA_FILES).read_text())
+    assert {s: files[s]["files"] for s in files} == {"train": 81, "val": 27, "test": 12}
+    # Moved: evaluate says where to give the new folder; resume takes it and goes on.
+    moved = tmp_path / "moved"
+    shutil.move(root, moved)
+    with pytest.raises(UserError) as refused:
+        evaluate_run(run)
+    assert str(refused.value) == (
+        f"{run}: its images are no longer in {root} (data.path); if they moved, give data.path "
+        f"their new folder in {run / 'config.yaml'}, or resume with --set data.path=NEW_FOLDER"
+    )
+    train_run(load_run_config(run, [f"data.path={moved}", "train.epochs=2"]), resume=run)
+    assert load_run_config(run).data.path == str(moved)
+    # Changed: one image more moves others between the splits; resume refuses, evaluate warns.
+    write_digits(moved, x[120:121], y[120:121], start=120)
+    before = (run / "history.csv").read_text()
+    with pytest.raises(UserError) as refused:
+        train_run(load_run_config(run, ["train.epochs=3"]), resume=run)
+    assert str(refused.value) == (
+        f"{run}: the files under data.path are not those the run was trained on (train: 81 "
+        f"files then, 82 now; val: 27 files then, 27 now, other names; test: 12 files then, 12 "
+        f"now, other names), so its splits would mix: resuming would train on images it was "
+        f"tested on; put back the files, or train a new run on this data"
+    )
+    assert (run / "history.csv").read_text() == before
+    caplog.set_level(logging.WARNING, logger="autoencoder")
+    evaluate_run(run)
+    assert "the files under data.path are not those the run was trained on" in caplog.text

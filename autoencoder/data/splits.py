@@ -319,6 +319,7 @@ def _folder_splits(config) -> Splits:
         start = stop
     listed = sum(len(files) for files in listing.parts.values())
     pool_ok = int(scan.ok[:pool].sum())
+    files = {split: file_digest(root, parts[split].paths) for split in SPLIT_NAMES}
     splits = Splits(
         *held["train"],
         *held["val"],
@@ -338,11 +339,20 @@ def _folder_splits(config) -> Splits:
                 else "no class folders (one class)"
             ),
             "cache": cache_text,
+            "files": files,
             "pool_mean": scan.sums / max(1, pool_ok * scan.shape[0] * scan.shape[1]) / 255.0,
         },
     )
     _check_augment(splits, data)
     return splits
+
+
+def file_digest(root: Path, paths: list[str]) -> dict:
+    """{files, sha256} of a split's files named relative to root: the same after a move."""
+    import hashlib
+
+    names = "\n".join(Path(p).relative_to(root).as_posix() for p in paths)
+    return {"files": len(paths), "sha256": hashlib.sha256(names.encode()).hexdigest()}
 
 
 def _first_shape(paths: list[str], decode: Decode) -> tuple[int, int, int]:

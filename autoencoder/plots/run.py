@@ -234,6 +234,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     with runs.writing(run_dir, "autoencoder plot"):
         config = open_run(run_dir)
         splits = load_splits(config)
+        runs.warn_changed_data_files(run_dir, splits)
         model = load_model(run_dir / "model.keras")
         evaluation = evaluate_split(config, model, splits, "test")
         history = read_history(run_dir)
