@@ -72,21 +72,19 @@ def normal_classes(config: Config, names: tuple[str, ...]) -> list[int]:
             "anomaly.normal: not set; list the normal classes, e.g. --set anomaly.normal=[0] "
             f"(the other classes are the anomalies; this data's classes: {shown})"
         )
+    from autoencoder.data.splits import class_index, class_indices
+
     out = []
     for key in keys:
-        if isinstance(key, str) and key in names:
-            out.append(names.index(key))
-        elif isinstance(key, int) and not isinstance(key, bool) and key < len(names):
-            out.append(key)
-        else:
+        index = class_index(key, names)
+        if index is None:
             raise UserError(
                 f"anomaly.normal: {key!r} is not a class of {_where(config)}; its classes: "
                 f"{shown} (by name, or number 0 to {len(names) - 1})"
             )
+        out.append(index)
     kept = config.data.classes
     if kept is not None:
-        from autoencoder.data.splits import class_indices
-
         allowed = class_indices(kept, names, _where(config))
         outside = [names[k] for k in out if k not in allowed]
         if outside:

@@ -461,3 +461,30 @@ def test_a_run_knows_its_folders_files_when_they_move_or_change(tmp_path, digits
     caplog.set_level(logging.WARNING, logger="autoencoder")
     evaluate_run(run)
     assert "the files under data.path are not those the run was trained on" in caplog.text
+
+
+def test_a_number_that_names_a_class_folder_means_that_folder(tmp_path, digits):
+    from autoencoder.anomaly import normal_classes
+    from autoencoder.data.splits import class_indices
+
+    x, y = digits
+    root = tmp_path / "ids"
+    for name, label in (("1", 1), ("2", 2), ("10", 0)):
+        write_digits(root / name, x[y == label][:10], [0] * 10)  # root/<name>/0/*.png
+    names = ("1", "10", "2")  # the folders in sorted order: 1 is the first, 10 the second
+    assert class_indices([1, 10, 2], names, "ids") == [0, 1, 2]
+    assert class_indices(["10", 1], names, "ids") == [1, 0]
+    with pytest.raises(UserError, match=r"^data.classes: 3 is not a class number of ids \(0 to 2"):
+        class_indices([3], names, "ids")
+    with pytest.raises(UserError, match=r"^data.classes: -1 is not a class number"):
+        class_indices([-1], names, "ids")
+    # Names that are not numbers: a number is a position, as before.
+    assert class_indices([1], ("cat", "dog"), "pets") == [1]
+    config = load_config(
+        None,
+        ["data.dataset=folder", f"data.path={root}", "data.classes=[1, 10]", "anomaly.normal=[10]"],
+    )
+    splits = data.load_splits(config)
+    assert splits.class_names == names
+    assert sorted(set(splits.labels("train"))) == [0, 1]  # folders 1 and 10
+    assert normal_classes(config, names) == [1]

@@ -178,6 +178,19 @@ def _keep_classes(x: np.ndarray, y: np.ndarray, classes: list[int] | None):
     return x[keep], y[keep]
 
 
+def class_index(key: int | str, names: tuple[str, ...]) -> int | None:
+    """A class given by name or number as its label number; None if the data has no such class.
+
+    A number that is a class's name means that class (folders 1/, 2/, 10/: 1 is folder 1, not
+    the second folder in sorted order, 10/); any other number is a position in `names`.
+    """
+    if isinstance(key, bool):
+        return None
+    if isinstance(key, str) or str(key) in names:
+        return names.index(str(key)) if str(key) in names else None
+    return key if 0 <= key < len(names) else None
+
+
 def class_indices(keys: list | None, names: tuple[str, ...], where: str) -> list[int] | None:
     """data.classes (numbers or names) as label numbers; None keeps every class."""
     if keys is None:
@@ -185,19 +198,17 @@ def class_indices(keys: list | None, names: tuple[str, ...], where: str) -> list
     shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
     out = []
     for key in keys:
-        if isinstance(key, str):
-            if key not in names:
-                raise UserError(
-                    f"data.classes: '{key}' is not a class of {where}; its classes: {shown}"
-                )
-            out.append(names.index(key))
-        elif key >= len(names):
+        index = class_index(key, names)
+        if index is None and isinstance(key, str):
+            raise UserError(
+                f"data.classes: '{key}' is not a class of {where}; its classes: {shown}"
+            )
+        if index is None:
             raise UserError(
                 f"data.classes: {key} is not a class number of {where} (0 to {len(names) - 1}: "
                 f"{shown})"
             )
-        else:
-            out.append(key)
+        out.append(index)
     return out
 
 
