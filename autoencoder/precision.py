@@ -104,6 +104,12 @@ def choose(
     rates = _rates(entries.get(key), timed)
     how = "cached" if rates else "measured"
     if not rates:
+        # Seconds to a minute or more on large images: said before, not after.
+        log.info(
+            "precision auto: timing %s on this model for a few steps (once per model and CPU; "
+            "train.mixed_precision=off skips it)",
+            " against ".join(timed),
+        )
         rates = {policy: float(timer(policy)) for policy in timed}
         _write(path, entries, key, rates)
     policy, measured = _fastest(rates, timed)

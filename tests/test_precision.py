@@ -75,7 +75,11 @@ def test_precision_auto_picks_the_faster_of_two_stubbed_timings(
         f"precision auto: float32 {rates[0]:.2f} batches/s, mixed_bfloat16 {rates[1]:.2f} "
         f"batches/s on this CPU: {faster}"
     )
-    assert logged == [line] and choice.reason == line
+    before = (
+        "precision auto: timing float32 against mixed_bfloat16 on this model for a few steps "
+        "(once per model and CPU; train.mixed_precision=off skips it)"
+    )
+    assert logged == [before, line] and choice.reason == line
 
 
 def test_the_cache_is_written_then_used_and_keyed_by_the_model(tmp_path, cpu, cache, logged):
@@ -120,8 +124,8 @@ def test_an_unwritable_cache_warns_and_still_chooses(tmp_path, cpu, logged):
     blocker.write_text("")
     choice = precision.choose(tiny(tmp_path), Timer(), cache=blocker / "precision.json")
     assert choice.policy == "float32"
-    assert logged[0].startswith(f"precision auto: cannot write {blocker / 'precision.json'} (")
-    assert logged[0].endswith("); the next run times again")
+    assert logged[1].startswith(f"precision auto: cannot write {blocker / 'precision.json'} (")
+    assert logged[1].endswith("); the next run times again")
 
 
 def test_a_cpu_without_native_bfloat16_takes_float32_untimed(tmp_path, cpu, cache, logged):

@@ -403,9 +403,11 @@ class ThresholdConfig(Section):
     def _one_rule(self):
         given = [k for k in ("quantile", "fpr", "value") if getattr(self, k) is not None]
         if len(given) > 1:
+            last = given[-1]
             raise ValueError(
-                f"sets {' and '.join(given)}; choose one way to set the threshold "
-                f"(quantile, fpr or value)"
+                f"sets {' and '.join(given)}; choose one way to set the threshold (quantile, fpr "
+                f"or value): the whole mapping replaces a preset's, e.g. --set "
+                f"anomaly.threshold={{{last}: {getattr(self, last)}}}"
             )
         return self
 

@@ -453,8 +453,10 @@ def resolve_input_shape(config):
         where = data.path if data.dataset == "folder" else data.dataset
         raise UserError(
             f"model.input_shape is {'x'.join(map(str, given))} but the data gives the model "
-            f"{'x'.join(map(str, shape))} {what} ({where}); leave model.input_shape out to plan "
-            f"from the data, or set data.image_size, data.color or data.patches to match it"
+            f"{'x'.join(map(str, shape))} {what} ({where}); pass --set "
+            f'"model.input_shape=[{", ".join(map(str, shape))}]" (or leave it out of the '
+            f"config file) to plan from the data, or set data.image_size, data.color or "
+            f"data.patches to match it"
         )
     return config
 
