@@ -354,6 +354,7 @@ def test_the_threshold_is_saved_with_the_run_for_predict(zero_run, tmp_path):
     assert summary["threshold"] == pytest.approx(result["threshold"])
     with open(tmp_path / "out" / "scores.csv") as handle:
         rows = list(csv.DictReader(handle))
+    assert len(rows) == 6
     assert all(r["anomaly"] == str(int(float(r["mse"]) > result["threshold"])) for r in rows)
 
 

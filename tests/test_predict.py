@@ -324,7 +324,7 @@ def test_colour_is_converted_to_the_models_channels_with_one_line(tmp_path, run,
     assert [r["channels"] for r in rows] == ["3", "3", "1"]
 
 
-def test_a_run_with_an_anomaly_threshold_flags_images_above_it(tmp_path, run, digits):
+def test_a_run_with_an_anomaly_threshold_flags_images_above_it(tmp_path, run, digits, caplog):
     copy = tmp_path / "run"
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("checkpoints", "figures", "logs"))
     for i in range(6):
@@ -334,8 +334,11 @@ def test_a_run_with_an_anomaly_threshold_flags_images_above_it(tmp_path, run, di
     threshold = (errors[2] + errors[3]) / 2
     metrics = json.loads((copy / "metrics.json").read_text())
     (copy / "metrics.json").write_text(json.dumps({**metrics, "anomaly/threshold": threshold}))
+    caplog.set_level(logging.INFO, logger="autoencoder")
     summary = predict_files(copy, [tmp_path / f"d{i}.png" for i in range(6)], tmp_path / "out")
+    assert f"(chosen by autoencoder anomaly, in {copy / 'metrics.json'})" in caplog.text
     header, rows = read_scores(tmp_path / "out")
+    assert len(rows) == 6
     assert header == [*COLUMNS, "score", "score_kind", "threshold", "anomaly"]
     assert [r["anomaly"] for r in rows] == [str(int(float(r["mse"]) > threshold)) for r in rows]
     assert {r["score_kind"] for r in rows} == {"mse"} and all(r["score"] == r["mse"] for r in rows)
@@ -348,6 +351,20 @@ def test_a_run_with_an_anomaly_threshold_flags_images_above_it(tmp_path, run, di
         copy, [tmp_path / f"d{i}.png" for i in range(6)], tmp_path / "mine", threshold=mine
     )
     assert summary["anomalies"] == 1 and summary["threshold"] == mine
+    # A value of one's own in config.yaml, beside the threshold anomaly chose: said, not hidden.
+    from autoencoder.config import dump_config
+    from autoencoder.runs import load_run_config
+
+    edited = load_run_config(copy, [f"anomaly.threshold={{value: {mine}}}"])
+    (copy / "config.yaml").write_text(dump_config(edited))
+    caplog.clear()
+    summary = predict_files(copy, [tmp_path / f"d{i}.png" for i in range(6)], tmp_path / "again")
+    assert summary["threshold"] == pytest.approx(threshold)
+    assert (
+        f"{copy / 'config.yaml'} sets anomaly.threshold.value {mine:g}, but the run's threshold "
+        f"is {threshold:g}, chosen by autoencoder anomaly (metrics.json); predict uses "
+        f"{threshold:g}: pass --threshold {mine:g} for yours"
+    ) in caplog.text
 
 
 def test_a_run_scored_by_mae_flags_by_mae(tmp_path, run, digits):
@@ -362,6 +379,7 @@ def test_a_run_scored_by_mae_flags_by_mae(tmp_path, run, digits):
     (copy / "metrics.json").write_text(json.dumps(held))
     predict_files(copy, inputs, tmp_path / "out")
     _, rows = read_scores(tmp_path / "out")
+    assert len(rows) == len(inputs) == 6
     for row, path in zip(rows, inputs):
         clean = read_image(path).astype(np.float64) / 255
         recon = read_image(tmp_path / "out" / row["output"]).astype(np.float64) / 255

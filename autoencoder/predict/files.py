@@ -70,6 +70,22 @@ def run_threshold(run_dir: Path, config: Config) -> tuple[float, str] | None:
     return float(value), kind if kind in SCORE_NAMES else config_score(run_dir, config)
 
 
+def _threshold_source(run_dir: Path, config: Config, held, given: float | None) -> str:
+    """Where predict's threshold comes from; a warning when config.yaml's value is not it."""
+    if given is not None:
+        return "--threshold"
+    mine = config.anomaly.threshold.value
+    if held is None or held[0] == mine:
+        return f"anomaly.threshold.value in {run_dir / 'config.yaml'}"
+    if mine is not None:
+        log.warning(
+            "%s sets anomaly.threshold.value %g, but the run's threshold is %g, chosen by "
+            "autoencoder anomaly (metrics.json); predict uses %g: pass --threshold %g for yours",
+            *(run_dir / "config.yaml", mine, held[0], held[0], mine),
+        )
+    return f"chosen by autoencoder anomaly, in {run_dir / 'metrics.json'}"
+
+
 def config_score(run_dir: Path, config: Config) -> str:
     """The score kind the run's config names; auto, which only `anomaly` resolves, is one line."""
     if config.anomaly.score == "auto":
@@ -223,6 +239,7 @@ def predict_files(
     model = load_model(run_dir / "model.keras")
     height, width, channels = model.input_shape[1:]
     held = run_threshold(run_dir, config)
+    source = _threshold_source(run_dir, config, held, threshold)
     if threshold is not None:  # the user's own, always used as given
         held = (float(threshold), held[1] if held else config_score(run_dir, config))
     threshold = held
@@ -232,8 +249,8 @@ def predict_files(
         codes = load_model(run_dir / "encoder.keras"), reference
     if threshold is not None:
         log.info(
-            "anomaly threshold %g: images whose %s is above it are flagged",
-            *(threshold[0], SCORE_NAMES[threshold[1]]),
+            "anomaly threshold %g (%s): images whose %s is above it are flagged",
+            *(threshold[0], source, SCORE_NAMES[threshold[1]]),
         )
     if noise is not None:
         log.info(
