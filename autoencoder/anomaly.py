@@ -417,7 +417,10 @@ def _score_run(
 
 def _write(run_dir, config, splits, model, scored, anomalous, result, names) -> None:
     runs.merge_metrics(run_dir, {f"anomaly/{k}": v for k, v in result.items() if k != "run_dir"})
-    atomic.write_text(run_dir / "anomaly_scores.csv", _scores_csv(scored, anomalous, result, names))
+    files = splits.report.get("test_files")
+    atomic.write_text(
+        run_dir / "anomaly_scores.csv", _scores_csv(scored, anomalous, result, names, files)
+    )
     kind = SCORE_NAMES[result["score"]]
     normal_text = ", ".join(map(str, result["normal"]))
     figures = run_dir / "figures"
@@ -468,15 +471,19 @@ def _gather(config, model, splits, picked: np.ndarray):
     )
 
 
-def _scores_csv(scored: Scored, anomalous, result: dict, names) -> str:
+def _scores_csv(scored: Scored, anomalous, result: dict, names, files=None) -> str:
+    """One row a test image; `files` (a folder's, relative to data.path) names each image."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["index", "label", "class", "group", "score", "score_kind", "flagged"])
+    where = ["file"] if files is not None else []
+    writer.writerow(["index", *where, "label", "class", "group", "score", "score_kind", "flagged"])
     kind = result["score"]  # auto's choice, never "auto"
     for i, (label, score) in enumerate(zip(scored.labels, scored.test)):
         group = "anomaly" if anomalous[i] else "normal"
         flagged = int(score > result["threshold"])
-        writer.writerow([i, int(label), names[int(label)], group, f"{score:.6g}", kind, flagged])
+        file = [files[i]] if files is not None else []
+        row = [int(label), names[int(label)], group, f"{score:.6g}", kind, flagged]
+        writer.writerow([i, *file, *row])
     return out.getvalue()
 
 

@@ -553,3 +553,30 @@ def test_a_resumed_anomaly_run_is_scored_again_with_its_new_model(knn_run, tmp_p
     rows = (copy / "anomaly_scores.csv").read_text().splitlines()
     assert len(rows) == len(scores_before.splitlines()) and rows != scores_before.splitlines()
     assert f"{copy / 'export'} holds models exported before this training" in caplog.text
+
+
+def test_a_folders_scores_name_each_test_file(tmp_path, digits):
+    x, y = digits
+    zeros, ones = x[y == 0], x[y == 1]
+    root = tmp_path / "parts"
+    write_digits(root / "train", zeros[:18], [0] * 18)
+    write_digits(root / "test", zeros[18:21], [0] * 3, start=100)
+    write_digits(root / "test", ones[:2], [1] * 2, start=200)
+    config = tiny(
+        tmp_path / "runs",
+        "data.dataset=folder",
+        f"data.path={root}",
+        "data.limit=null",
+        "train.epochs=1",
+        "anomaly.normal=['0']",
+        "anomaly.score=mse",
+        "anomaly.threshold={value: 0.05}",
+    )
+    run_dir, _ = anomaly.anomaly_run(config)
+    with open(run_dir / "anomaly_scores.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    expected = [f"test/0/{i:05d}.png" for i in range(100, 103)]
+    expected += [f"test/1/{i:05d}.png" for i in (200, 201)]
+    assert [r["file"] for r in rows] == expected
+    assert [r["group"] for r in rows] == ["normal"] * 3 + ["anomaly"] * 2
+    assert all((root / r["file"]).is_file() for r in rows)

@@ -327,6 +327,10 @@ def _folder_splits(config) -> Splits:
         else:
             pixels = ImageFiles([p for p, good in zip(part.paths, ok) if good], decode, scan.shape)
         held[split] = (pixels, labels)
+        if split == "test":  # which file each test image is, for the reports that list them
+            test_files = [
+                Path(p).relative_to(root).as_posix() for p, good in zip(part.paths, ok) if good
+            ]
         start = stop
     listed = sum(len(files) for files in listing.parts.values())
     pool_ok = int(scan.ok[:pool].sum())
@@ -351,6 +355,7 @@ def _folder_splits(config) -> Splits:
             ),
             "cache": cache_text,
             "files": files,
+            "test_files": test_files,
             "pool_mean": scan.sums / max(1, pool_ok * scan.shape[0] * scan.shape[1]) / 255.0,
         },
     )
