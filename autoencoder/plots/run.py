@@ -23,9 +23,9 @@ def plot_reconstructions(path: Path, x, y, recon, n: int = 10, names=None, noisy
     errors = per_image_mse(x[idx], recon[idx])
     rows = _image_rows(x, recon, noisy, "reconstruction")
     width = 1.3 * aspect(x)
-    fig, axes = subplots(
-        len(rows), len(idx), figsize=(width * len(idx) + 1.2, 1.5 * len(rows) + 0.4), squeeze=False
-    )
+    # At least 7.5 inches: the title must fit above one or two columns too.
+    figsize = (max(7.5, width * len(idx) + 1.2), 1.5 * len(rows) + 0.4)
+    fig, axes = subplots(len(rows), len(idx), figsize=figsize, squeeze=False)
     for j, i in enumerate(idx):
         for r, (_, images) in enumerate(rows):
             show(axes[r, j], images[i])
@@ -93,6 +93,8 @@ def plot_loss(path: Path, history: list[dict]) -> None:
     ax_lr.grid(True, alpha=0.3)
     for a in (ax, axes[-1]):
         a.xaxis.get_major_locator().set_params(integer=True)
+        if len(epochs) == 1:  # the locator would mark 0.96 ... 1.04 around a single epoch
+            a.set_xticks(epochs)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
 
@@ -115,9 +117,9 @@ def plot_worst(path: Path, x, y, recon, n: int = 8, names=None, noisy=None) -> N
     vmax = float(max(diff.max(), 1e-6))
     rows = _image_rows(x, recon, noisy, "reconstruction" if noisy is None else "output")
     width, height = 1.4 * aspect(x), 1.5 * (len(rows) + 1) + 0.4
-    fig, axes = subplots(
-        len(rows) + 1, len(idx), figsize=(width * len(idx) + 2.0, height), squeeze=False
-    )
+    # At least 6 inches: the title and the colour bar's labels fit beside one column too.
+    figsize = (max(6.0, width * len(idx) + 2.0), height)
+    fig, axes = subplots(len(rows) + 1, len(idx), figsize=figsize, squeeze=False)
     for j, i in enumerate(idx):
         for r, (_, images) in enumerate(rows):
             show(axes[r, j], images[i])
@@ -127,9 +129,16 @@ def plot_worst(path: Path, x, y, recon, n: int = 8, names=None, noisy=None) -> N
         axes[-1, j].set_yticks([])
     for row, (text, _) in enumerate([*rows, ("|error|", None)]):
         axes[row, 0].set_ylabel(text, fontsize=9)
-    fig.suptitle(f"The {len(idx)} worst-reconstructed test images", fontsize=11)
-    fig.tight_layout(rect=(0, 0, 0.9, 1))
-    cax = fig.add_axes((0.91, 0.06, 0.015, 0.8 / (len(rows) + 1)))
+    shown = (
+        f"{len(idx)} worst-reconstructed test images"
+        if len(idx) > 1
+        else "worst-reconstructed test image"
+    )
+    fig.suptitle(f"The {shown}", fontsize=11)
+    # 1.2 inches on the right for the colour bar, its ticks and its label, whatever the width.
+    right = 1 - 1.2 / figsize[0]
+    fig.tight_layout(rect=(0, 0, right, 1))
+    cax = fig.add_axes((right + 0.12 / figsize[0], 0.06, 0.2 / figsize[0], 0.8 / (len(rows) + 1)))
     fig.colorbar(im, cax=cax, label="|error|")
     fig.savefig(path, dpi=DPI)
 
