@@ -53,6 +53,37 @@ def test_gif_gives_its_first_frame_and_alpha_is_dropped(tmp_path, digit):
     assert images.read_image(tmp_path / "a.png").shape == (28, 28, 3)
 
 
+def test_palette_pngs_are_read_through_their_palette(tmp_path, digit):
+    from PIL import Image
+
+    grey = Image.fromarray(digit).convert("P")  # Pillow's web palette: its greys, dithered
+    grey.save(tmp_path / "grey.png")
+    assert images.read_image(tmp_path / "grey.png").shape == (28, 28, 1)
+    np.testing.assert_array_equal(
+        images.read_image(tmp_path / "grey.png")[..., 0], np.asarray(grey.convert("L"))
+    )
+    red = np.zeros((8, 8, 3), np.uint8)
+    red[..., 0] = 200
+    Image.fromarray(red).convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "red.png")
+    read = images.read_image(tmp_path / "red.png")
+    assert read.shape == (8, 8, 3) and (read[..., 0] > 150).all() and (read[..., 1:] == 0).all()
+
+
+def test_a_photos_exif_orientation_is_applied(tmp_path):
+    from PIL import Image
+
+    stored = np.zeros((20, 40, 3), np.uint8)  # 40 wide, 20 high, as the sensor read it
+    stored[:, :10] = 255  # a white band on the stored image's left
+    exif = Image.Exif()
+    exif[images.ORIENTATION] = 6  # a viewer turns it 90 degrees clockwise
+    Image.fromarray(stored).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    shown = images.read_image(tmp_path / "phone.jpg")
+    assert shown.shape == (40, 20, 3)  # upright, as any viewer shows it
+    assert shown[:10].mean() > 200 and shown[12:].mean() < 30  # the band now on top
+    Image.fromarray(stored).save(tmp_path / "plain.jpg", quality=95)  # no tag: as stored
+    assert images.read_image(tmp_path / "plain.jpg").shape == (20, 40, 3)
+
+
 def test_bad_images_are_one_line_each(tmp_path, digit, monkeypatch):
     from PIL import Image
 
@@ -63,7 +94,6 @@ def test_bad_images_are_one_line_each(tmp_path, digit, monkeypatch):
     (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
     (tmp_path / "text.png").write_text("not an image\n")
     cases = {
-        "palette.png": "a palette image (mode P); save it as RGB or greyscale PNG",
         "deep.png": "I;16 images are not read (16-bit or float pixels); save it with 8 bits",
         "cut.png": "not a readable image (",
         "text.png": "not a readable image (cannot identify image file",
@@ -75,4 +105,4 @@ def test_bad_images_are_one_line_each(tmp_path, digit, monkeypatch):
         assert "\n" not in str(info.value)
     monkeypatch.setattr(images, "MAX_MEGAPIXELS", 0.0005)  # 500 pixels: the digit has 784
     with pytest.raises(UserError, match=r"28x28 is 0 megapixels, above the 0.0005 megapixel"):
-        images.read_image(tmp_path / "palette.png")
+        images.read_image(tmp_path / "deep.png")

@@ -16,6 +16,7 @@ SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 # limit refuses before any pixel is decoded, with a line that says how to go past it.
 MAX_MEGAPIXELS = 64
 # Pillow modes this tool reads, and how many channels each gives.
+ORIENTATION = 0x0112  # the EXIF tag of how a photo is turned for viewing
 CHANNELS = {"L": 1, "LA": 1, "RGB": 3, "RGBA": 3, "CMYK": 3, "YCbCr": 3, "1": 1}
 
 
@@ -43,7 +44,7 @@ def read_image(path: str | Path, color: str | None = None) -> np.ndarray:
       color: "grayscale" or "rgb" converts; None keeps the file's own (grey stays 1 channel,
         colour and alpha images give 3 channels, alpha dropped).
     Raises:
-      UserError: unreadable or truncated, 16-bit, palette, or larger than MAX_MEGAPIXELS.
+      UserError: unreadable or truncated, 16-bit, or larger than MAX_MEGAPIXELS.
     """
     return load_image(path, Decode(color))
 
@@ -60,7 +61,7 @@ def load_image(path: str | Path, decode: Decode) -> np.ndarray:
 
 def decode_image(data: bytes, name: str | Path, decode: Decode) -> np.ndarray:
     """An image file's bytes to uint8 (H, W, C) as `decode` says; `name` is for messages."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     # From bytes already read: one read() instead of Pillow's many small ones, and the callers
     # (tf.data's read_file, the scan) read files outside the GIL.
@@ -77,17 +78,17 @@ def decode_image(data: bytes, name: str | Path, decode: Decode) -> np.ndarray:
                     f"the {MAX_MEGAPIXELS} megapixel limit (a decompression bomb, or a photo to "
                     f"cut into tiles first)"
                 )
+            # A phone's photo is stored as its sensor read it; the EXIF orientation says how
+            # a viewer turns it, and so does the tool (the tag is read only where there is one).
+            if image.getexif().get(ORIENTATION, 1) != 1:
+                image = ImageOps.exif_transpose(image)
             # An opened GIF (or APNG) is at its first frame; seek(0) would parse a PNG again.
             mode = image.mode
-            if mode == "P" and image.format == "GIF":
-                # GIF frames are always palette images: decode through the palette; a frame
-                # whose colours are all greys stays one channel.
+            if mode == "P":
+                # Palette images (every GIF frame, optimised PNGs): decoded through the palette;
+                # one whose colours are all greys stays one channel.
                 image = image.convert("RGB")
                 mode = "L" if _all_grey(np.asarray(image)) else "RGB"
-            if mode == "P":
-                raise UserError(
-                    f"{name}: a palette image (mode P); save it as RGB or greyscale PNG"
-                )
             if mode not in CHANNELS:
                 raise UserError(
                     f"{name}: {mode} images are not read (16-bit or float pixels); save it with "
