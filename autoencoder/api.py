@@ -555,11 +555,12 @@ class Run:
         overwrite: bool = False,
         noise: float | None = None,
         threshold: float | None = None,
+        skip_bad: bool = False,
     ) -> dict:
         """Reconstruct image files, folders or .npy/.npz files into `out`, as `predict` does.
 
         noise: add the run's noise kind at this level first; threshold: an anomaly score above
-        which an image is flagged (else the run's own).
+        which an image is flagged (else the run's own); skip_bad: leave out unreadable images.
         """
         from autoencoder.predict import predict_files
 
@@ -577,6 +578,7 @@ class Run:
             overwrite=overwrite,
             noise=noise,
             threshold=threshold,
+            skip_bad=skip_bad,
         )
 
     def export(self, format: str = "saved_model", overwrite: bool = False) -> tuple[Path, dict]:

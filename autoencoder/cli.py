@@ -121,7 +121,12 @@ def cmd_bench(args) -> None:
 def cmd_predict(args) -> None:
     # Run(), not load_run(): predict names a folder that is not a run in its own words.
     summary = api.Run(args.run_dir).predict(
-        args.inputs, args.out, overwrite=args.overwrite, noise=args.noise, threshold=args.threshold
+        args.inputs,
+        args.out,
+        overwrite=args.overwrite,
+        noise=args.noise,
+        threshold=args.threshold,
+        skip_bad=args.skip_bad,
     )
     print(format_summary(summary))
 
@@ -262,6 +267,11 @@ def _predict_args(p):
     )
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the outputs")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave out image files that cannot be read (else the first stops the prediction)",
+    )
     p.add_argument(
         "--noise",
         type=_level,

@@ -428,8 +428,21 @@ def test_an_unreadable_file_stops_with_one_line_and_leaves_nothing(tmp_path, run
     out = tmp_path / "out"
     result = cli("predict", run, folder, "--out", out, "--quiet")
     bad = folder / "b.png"
-    assert_error(result, f"{bad}: not a readable image (cannot identify image file)")
+    assert_error(
+        result,
+        f"{bad}: not a readable image (cannot identify image file); fix or remove it, or pass "
+        f"--skip-bad to leave unreadable images out (nothing was written)",
+    )
     assert not out.exists()  # made by this run, removed with what it held
+    result = cli("predict", run, folder, "--out", out, "--skip-bad")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("1 image(s): MSE ")
+    assert f"left out 1 unreadable input(s) (--skip-bad): {bad}" in result.stderr
+    assert [r["input"] for r in read_scores(out)[1]] == [str(folder / "a.png")]
+    (folder / "a.png").unlink()
+    with pytest.raises(UserError, match=rf"^{bad}: no input could be read \(1 tried\)$"):
+        predict_files(run, [folder], tmp_path / "none", skip_bad=True)
+    assert not (tmp_path / "none").exists()
 
 
 @pytest.mark.parametrize(

@@ -213,6 +213,7 @@ def predict_files(
     noise: float | None = None,
     batch_size: int = BATCH,
     threshold: float | None = None,
+    skip_bad: bool = False,
 ) -> dict:
     """Reconstruct every input with a run's model; write the outputs and scores.csv under out.
 
@@ -224,6 +225,7 @@ def predict_files(
       noise: add the run's noise kind at this level to each input first (for demonstrations).
       batch_size: tiles per model call.
       threshold: flag images whose score is above this, instead of the run's own threshold.
+      skip_bad: leave out image files that cannot be read (else the first is refused).
     Returns:
       A summary for format_summary: images, mean MSE (and of the noisy inputs), anomalies.
     Raises:
@@ -275,13 +277,16 @@ def predict_files(
                 bar.update(1)
 
             batcher = Batcher(model, (height, width), batch_size, finish, codes)
-            items = _items(sources, channels, outputs, converted)
+            skipped: list[str] | None = [] if skip_bad else None
+            items = _items(sources, channels, outputs, converted, skipped)
             if noise is not None:
                 items = _with_noise(items, config, noise)
             with bar:
                 for item in items:
                     batcher.add(item)
                 batcher.flush()
+            if skipped and not scores.images:
+                raise UserError(f"{skipped[0]}: no input could be read ({len(skipped)} tried)")
         others = outputs.commit()
     except BaseException:
         outputs.discard()
@@ -300,6 +305,11 @@ def predict_files(
             "images only",
             *(out, others),
         )
+    if skipped:
+        log.warning(
+            "left out %d unreadable input(s) (--skip-bad): %s%s",
+            *(len(skipped), ", ".join(skipped[:3]), " ..." if len(skipped) > 3 else ""),
+        )
     if tiled[0] and config.data.patches is None:
         log.warning(
             "%d input(s) larger than the model's %dx%d were cut into tiles, and this model was "
@@ -311,8 +321,14 @@ def predict_files(
     return scores.summary(out)
 
 
-def _items(sources: list[Source], channels: int, outputs: Outputs, converted: list) -> Iterator:
-    """The inputs as Items, one image at a time, each with the writer of its output."""
+def _items(
+    sources: list[Source], channels: int, outputs: Outputs, converted: list, skipped=None
+) -> Iterator:
+    """The inputs as Items, one image at a time, each with the writer of its output.
+
+    skipped: a list that collects unreadable image files, which are then left out; None
+    refuses the first.
+    """
 
     def item(label, output, pixels, write):
         if pixels.shape[-1] != channels:
@@ -322,8 +338,18 @@ def _items(sources: list[Source], channels: int, outputs: Outputs, converted: li
     for source in sources:
         relative = source.name + source.suffix
         if source.kind == "image":
+            try:
+                pixels = read_image(source.path)
+            except UserError as exc:
+                if skipped is None:
+                    raise UserError(
+                        f"{exc}; fix or remove it, or pass --skip-bad to leave unreadable images "
+                        f"out (nothing was written)"
+                    ) from None
+                skipped.append(str(source.path))
+                continue
             write = image_writer(outputs, relative)
-            yield item(str(source.path), relative, scaled(read_image(source.path)), write)
+            yield item(str(source.path), relative, scaled(pixels), write)
             continue
         with arrays_of(source) as arrays:
             copied = {
