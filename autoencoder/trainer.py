@@ -129,8 +129,11 @@ def fit(
         model.load_weights(run_dir / "checkpoints" / BEST)
     _save_models(config, run_dir, model, encoder, decoder)
     if first_epoch < recorder.epoch or state is None:
-        plural = "" if recorder.epoch == 1 else "s"
-        log.info("trained %d epoch%s in %.0f s", recorder.epoch, plural, time.time() - started)
+        done = recorder.epoch - first_epoch  # this session's, not the run's total
+        plural = "" if done == 1 else "s"
+        span = f"{first_epoch + 1}-{recorder.epoch}" if done > 1 else f"{recorder.epoch}"
+        total = f" (epoch{plural} {span} of the run)" if first_epoch else ""
+        log.info("trained %d epoch%s%s in %.0f s", done, plural, total, time.time() - started)
     if budget is not None and not spent_before:
         early = any(getattr(c, "stopped_epoch", 0) for c in callbacks)  # Keras EarlyStopping's
         _log_budget(config, budget, steps, recorder.epoch, early)

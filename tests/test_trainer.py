@@ -114,16 +114,18 @@ def test_resume_refuses_a_different_config(finished_run):
         check_resume(finished_run / "figures", other)
 
 
-def test_resume_of_finished_run_adds_epochs(finished_run, tmp_path):
+def test_resume_of_finished_run_adds_epochs(finished_run, tmp_path, caplog):
     import shutil
 
     from autoencoder.pipeline import train_run
 
+    caplog.set_level("INFO", logger="autoencoder")
     run = shutil.copytree(finished_run, tmp_path / "copy")  # the module's run stays as it is
-    config = load_config(run / "config.yaml", ["train.epochs=3"])
+    config = load_config(run / "config.yaml", ["train.epochs=4"])
     train_run(config, resume=run)
     with open(run / "history.csv") as f:
-        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
+    assert "trained 2 epochs (epochs 3-4 of the run) in " in caplog.text
 
 
 def test_resume_with_fewer_epochs_than_trained_is_refused(finished_run):
