@@ -324,16 +324,16 @@ def test_describe_a_folder(tmp_path, digits):
         f"source      data.path: 100 image files in {root}",
         "images      28 x 28 x 1 (grayscale), float32 in [0, 1]",
     ]
-    assert lines[4:9] == [
+    assert lines[4:10] == [
         "found       99 images, all 28x28x1 as stored; 1 other file ignored",
         "classes     10 class folders",
         "splits      validation_split 0.1 (seed 0), test_split 0.1 (fixed seed)",
         "held        in memory (0 MB decoded; data.cache: auto keeps up to 1,024 MB)",
-        f"skipped     1 file that cannot be read (data.skip_bad); the first: {cut}: not a "
-        "readable image (cannot identify image file)",
+        "skipped     1 file that cannot be read (data.skip_bad):",
+        f"              {cut}: not a readable image (cannot identify image file)",
     ]
-    assert lines[10].split() == ["split", "images", *map(str, range(10))]
-    counts = [int(v) for v in lines[13].split()[1:]]
+    assert lines[11].split() == ["split", "images", *map(str, range(10))]
+    counts = [int(v) for v in lines[14].split()[1:]]
     assert counts[0] == 10 and sum(counts[1:]) == 10  # test: 10 images
     cfg = write_config(tmp_path / "c.yaml", folder_config(root, "data.skip_bad=true"))
     assert main(["data", str(cfg)]) == 0

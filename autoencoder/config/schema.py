@@ -130,7 +130,8 @@ class DataConfig(Section):
     )
     """Where the images come from: a built-in dataset, or folder (your own images in data.path)."""
     path: StrictStr | None = None
-    """The dataset's files (IDX, .npz, the CIFAR-10 archive); for folder, the folder of images."""
+    """The dataset's files (IDX, .npz, the CIFAR-10 archive); for folder, the folder of images.
+    A relative path is read from the folder the command runs in."""
     validation_split: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.1
     """Fraction of the training pool held out for validation."""
     # Cut from the images with a fixed seed when the data has no test set of its own (a folder

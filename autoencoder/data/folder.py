@@ -105,8 +105,11 @@ class Listing:
 def list_folder(root: Path) -> Listing:
     """The image files under root (recursive, sorted, hidden files left out), split and labelled."""
     if not root.exists():
+        # A relative path is read from the folder the command runs in, not the config's.
+        where = "" if root.is_absolute() else f" (from {Path.cwd()})"
         raise UserError(
-            f"data.path {root}: no such folder; point data.path at the folder that holds the images"
+            f"data.path {root}{where}: no such folder; point data.path at the folder that holds "
+            f"the images"
         )
     if not root.is_dir():
         raise UserError(

@@ -20,6 +20,7 @@ from autoencoder.errors import UserError
 log = logging.getLogger(__name__)
 
 SPLIT_NAMES = ("train", "val", "test")
+SKIPPED_LISTED = 20  # unreadable files `autoencoder data` names one by one
 # Evaluation, float conversion and evaluation noise go over a split a chunk at a time: at most
 # CHUNK_IMAGES images and CHUNK_VALUES values, whatever the split's size or its images' size.
 CHUNK_IMAGES = 1000
@@ -507,8 +508,11 @@ def describe(config) -> str:
         if skipped:
             lines.append(
                 f"skipped     {len(skipped):,} file{'s' * (len(skipped) > 1)} that cannot be read "
-                f"(data.skip_bad); the first: {skipped[0][1]}"
+                f"(data.skip_bad):"
             )
+            lines += [f"              {reason}" for _, reason in skipped[:SKIPPED_LISTED]]
+            if len(skipped) > SKIPPED_LISTED:
+                lines.append(f"              ... and {len(skipped) - SKIPPED_LISTED:,} more")
     if splits.patches is not None:
         ph, pw = splits.patches.size
         lines.append(
