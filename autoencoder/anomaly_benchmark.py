@@ -135,8 +135,11 @@ def results_markdown(rows: list[dict], config: Config, minutes: float) -> str:
         f"{cpu_name()} with {cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')}.",
         "",
         "```",
-        f"autoencoder anomaly --benchmark {dataset}",
+        f"autoencoder anomaly config.yaml --benchmark {dataset}",
         "```",
+        "",
+        "`config.yaml` is this folder's: the config as the benchmark ran it, every `--set` "
+        "applied.",
         "",
         head,
         rule,

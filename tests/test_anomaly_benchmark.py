@@ -6,6 +6,7 @@ import numpy as np
 from conftest import cli, tiny, write_config
 
 from autoencoder.anomaly_benchmark import results_markdown
+from autoencoder.config import load_config
 from autoencoder.evaluate import SCORE_NAMES
 from autoencoder.runtime import cpu_count, cpu_name
 
@@ -29,7 +30,9 @@ def test_the_benchmark_writes_a_row_per_class_and_their_mean(tmp_path):
     assert all(0.6 < a <= 1.0 for a in aurocs), aurocs
     assert all(float(r["minutes"]) > 0 for r in rows)
     text = (bench_dir / "results.md").read_text()
-    assert "autoencoder anomaly --benchmark mnist_sample" in text
+    assert "autoencoder anomaly config.yaml --benchmark mnist_sample" in text
+    saved = load_config(bench_dir / "config.yaml")  # every --set applied, as the line says
+    assert saved.train.epochs == 1 and saved.anomaly.score == "auto"
     assert f"| **mean** | | **{100 * np.mean(aurocs):.1f}** |" in text
     worst = min(rows, key=lambda r: float(r["auroc"]))
     assert f"Lowest: {worst['class']} at {100 * float(worst['auroc']):.1f}." in text
