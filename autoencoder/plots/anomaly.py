@@ -25,10 +25,13 @@ def plot_anomaly_scores(
         (~anomalous, "tab:blue", "normal"),
         (anomalous, "tab:red", "anomaly"),
     ):
+        # Each group's share of its own images a bin: groups of 100 and 9,000 compare, and
+        # the axis reads as a fraction (a density on a log axis reads in the hundreds).
+        values = np.clip(scores[group], low, None)
         hist.hist(
-            np.clip(scores[group], low, None),
+            values,
             bins=bins,
-            density=True,
+            weights=np.full(len(values), 1 / max(len(values), 1)),
             histtype="stepfilled",
             alpha=0.45,
             color=colour,
@@ -38,9 +41,9 @@ def plot_anomaly_scores(
     if log_axis:
         hist.set_xscale("log")
     hist.set_xlabel(f"anomaly score ({kind} per image)")
-    hist.set_ylabel("density")
+    hist.set_ylabel("share of the group's images")
     hist.set_title(f"Test scores by group (normal: {normal})", fontsize=10)
-    hist.legend(fontsize=8)
+    hist.legend(fontsize=8, loc="best")
     groups = [scores[labels == c] for c in classes]
     parts = box.boxplot(groups, showfliers=False, patch_artist=True, widths=0.6)
     normal_classes = {int(c) for c in classes if not anomalous[labels == c].any()}
