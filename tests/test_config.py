@@ -488,11 +488,17 @@ def test_train_cli_refuses_bad_configs_with_one_line_and_status_2(
     assert not (tmp_path / "out").exists()
 
 
-def test_presets_load():
+def test_presets_load_and_plan_a_model_that_gives_back_its_input():
+    from autoencoder.api import plan
+
     for path in sorted((ROOT / "configs").glob("*.yaml")):
         text = path.read_text()
         assert text.startswith("#"), f"{path.name} must open with a comment"
-        assert isinstance(load_config(path), Config)
+        config = load_config(path)
+        assert config.name == path.stem, path.name  # its runs are found under its own name
+        layers = plan(config).layers
+        assert layers[-1].output_shape == layers[0].input_shape, path.name
+        assert layers[0].input_shape in {(28, 28, 1), (32, 32, 3)}, path.name
 
 
 def test_cli_bad_config_exits_2_with_one_line(tmp_path):

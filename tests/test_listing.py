@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from conftest import cli_without_tensorflow, tiny
@@ -163,12 +164,21 @@ def test_json_is_a_list_of_objects_with_numbers_and_nulls(outputs):
     assert rows == by_path(api.list_runs(out))
 
 
-def test_sorting_numbers_numerically_and_missing_last_either_way(outputs):
-    out, _ = outputs
-    for reverse in (False, True):  # the fixture's finished runs share one PSNR
+def test_sorting_numbers_numerically_and_missing_last_either_way(outputs, tmp_path):
+    out = shutil.copytree(outputs[0], tmp_path / "outputs")
+    # PSNRs whose text sorts otherwise (9.5 after 12.25 as strings), on every run that has one.
+    scored = [Path(r["path"]) / "metrics.json" for r in api.list_runs(out) if r["psnr"]]
+    given = [9.5, 12.25, 30.0][: len(scored)]
+    assert len(given) >= 2
+    for path, psnr in zip(scored, given):
+        path.write_text(json.dumps({**json.loads(path.read_text()), "test/psnr": psnr}))
+    for reverse in (False, True):
         values = [r["psnr"] for r in api.list_runs(out, "psnr", reverse)]
         present = [v for v in values if v is not None]
-        assert present and values[len(present) :] == [None] * (len(values) - len(present))
+        # Best (largest) first, smallest first when reversed; missing values last either way.
+        assert set(given) <= set(present)
+        assert present == sorted(present, reverse=not reverse)
+        assert values[len(present) :] == [None] * (len(values) - len(present))
     assert [r["status"] for r in api.list_runs(out, "status")][:3] == ["damaged"] * 3
     names = [r["name"] for r in api.list_runs(out, "name", reverse=True)]
     assert names == sorted(names, reverse=True)
