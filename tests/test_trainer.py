@@ -541,3 +541,64 @@ def test_the_end_of_a_budgeted_run_names_what_ended_it(caplog):
             "the caller stopped the run after epoch 3",
         )
     ]
+
+
+def test_plateau_and_early_stopping_are_keras_callbacks_with_the_configs_numbers(tmp_path):
+    import keras
+
+    from autoencoder.trainer import _schedule_callbacks
+
+    config = tiny(
+        tmp_path,
+        "train.schedule={kind: plateau, factor: 0.3, patience: 2, min_lr: 1.0e-5}",
+        "train.early_stopping={patience: 3}",
+    )
+    plateau, stop = _schedule_callbacks(config)
+    assert isinstance(plateau, keras.callbacks.ReduceLROnPlateau)
+    assert (plateau.monitor, plateau.factor, plateau.patience, plateau.min_lr) == (
+        "val_loss",
+        0.3,
+        2,
+        1e-5,
+    )
+    assert isinstance(stop, keras.callbacks.EarlyStopping)
+    assert (stop.monitor, stop.patience) == ("val_loss", 3)
+    assert _schedule_callbacks(tiny(tmp_path)) == []  # constant rate, no early stopping
+
+
+def test_cosine_without_minutes_ends_at_its_floor(tmp_path):
+    from autoencoder.pipeline import train_run
+
+    run, _ = train_run(
+        tiny(tmp_path, "train.epochs=3", "train.schedule={kind: cosine, min_lr: 1.0e-5}")
+    )
+    # Cosine over the epochs' steps (no train.minutes): from the rate down to its floor.
+    rates = [row["lr"] for row in read_history(run)]
+    assert 1e-5 < rates[0] < 1e-3 and rates[0] > rates[1] > rates[2]
+    assert rates[2] == pytest.approx(1e-5, rel=1e-3)
+
+
+def test_restore_best_saves_the_best_epochs_weights_not_the_last(tmp_path):
+    import keras
+
+    from autoencoder.pipeline import train_run
+    from autoencoder.runs import BEST, read_state
+
+    # A high rate at batch 8: validation loss best after epoch 2, worse after epoch 3 (seeded).
+    config = tiny(
+        tmp_path,
+        "train.epochs=3",
+        "train.batch_size=8",
+        "train.optimizer.learning_rate=0.02",
+        "train.early_stopping={patience: 5, restore_best: true}",
+    )
+    run, _ = train_run(config)
+    losses = [row["val/loss"] for row in read_history(run)]
+    assert losses.index(min(losses)) == 1, losses  # the case this test needs
+    saved = keras.models.load_model(run / "model.keras")
+    best = keras.models.clone_model(saved)
+    best.load_weights(run / "checkpoints" / BEST)
+    last = keras.models.load_model(run / "checkpoints" / read_state(run)["checkpoint"])
+    pairs = list(zip(saved.get_weights(), best.get_weights(), last.get_weights()))
+    assert all(np.array_equal(a, b) for a, b, _ in pairs)  # the best epoch's weights, saved
+    assert not all(np.array_equal(a, c) for a, _, c in pairs)  # not the last epoch's

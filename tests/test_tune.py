@@ -515,3 +515,18 @@ def test_every_shipped_space_parses_with_its_command(space):
     setup = tune_study.prepare(str(ROOT / config), sets, str(space))
     assert len(setup.params) == len(yaml.safe_load(space.read_text())["space"]) >= 4
     assert setup.base.name == (ROOT / config).stem
+
+
+def test_timeouts_read_as_seconds_and_a_bad_one_is_one_line():
+    from autoencoder.tuning.space import parse_timeout
+
+    assert [parse_timeout(t) for t in ("90s", "60m", "2h", "1.5h", None)] == [
+        90,
+        3600,
+        7200,
+        5400,
+        None,
+    ]
+    with pytest.raises(UserError) as refused:
+        parse_timeout("90 minutes")
+    assert str(refused.value) == "--timeout 90 minutes: expected a duration such as 90s, 60m or 2h"
