@@ -10,9 +10,7 @@ from PIL import Image
 from test_lock import hold_in_subprocess
 
 from autoencoder import api, comparison
-from autoencoder.data import load_splits
 from autoencoder.pipeline import train_run
-from autoencoder.plots.compare import compare_figsize
 from autoencoder.plots.figure import DPI
 
 
@@ -56,12 +54,25 @@ def test_the_figures_exist_at_their_sizes(compared, trained):
     ]
     with Image.open(out_dir / "curves.png") as image:
         assert image.size == (12 * DPI, round(4.2 * DPI))
-    # A row for the input and one per run, a column for each of the first 8 test images.
-    x = load_splits(api.load_run(trained[0]).config).pixels("test")[: comparison.EXAMPLES]
-    width, height = compare_figsize(x, 3)
+    # A row for the input and one per run, a column for each of the first 8 test images:
+    # 1.3 inches a 28x28 column and 2.2 for the labels, 1.4 a row and 0.6 for the title.
+    assert comparison.EXAMPLES == 8
     with Image.open(out_dir / "reconstructions.png") as image:
-        assert image.size == (round(width * DPI), round(height * DPI))
+        assert image.size == (round((1.3 * 8 + 2.2) * DPI), round((1.4 * 3 + 0.6) * DPI))
         assert image.mode in ("RGB", "RGBA")
+
+
+def test_the_command_prints_the_table_and_where_the_figures_are(trained, tmp_path):
+    slow, fast, _ = trained
+    result = cli("compare", slow, fast, "--out", tmp_path / "cmp", "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == [
+        "| key | learning_rate=0.001 | learning_rate=0.003 |",
+        "|---|---|---|",
+        "| train.optimizer.learning_rate | 0.001 | 0.003 |",
+        f"figures and compare.md: {tmp_path / 'cmp'}",
+    ]
+    assert (tmp_path / "cmp" / "curves.png").stat().st_size > 10_000
 
 
 def test_compare_md_links_each_runs_own_figures(compared, trained):

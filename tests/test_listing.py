@@ -225,3 +225,18 @@ def test_a_run_folder_of_ones_own_naming_is_listed_by_that_name(outputs, tmp_pat
     copy = shutil.copytree(paths["finished"], tmp_path / "baseline-copy")
     (row,) = listing.list_runs(tmp_path)
     assert (row["name"], row["path"], row["started"]) == ("baseline-copy", str(copy), None)
+
+
+def test_the_command_sorts_by_the_column_given(outputs):
+    out, _ = outputs
+    result, _ = cli_without_tensorflow("runs", out, "--sort", "name", "--reverse")
+    assert result.returncode == 0, result.stderr
+    rows = [
+        line.split() for line in result.stdout.splitlines()[1:] if line.startswith(" ") is False
+    ]
+    names = [row[0] for row in rows if row and not row[0].startswith("damaged")]
+    assert names == [r["name"] for r in api.list_runs(out, "name", reverse=True)]
+    assert names[0] > names[-1]
+    result, loaded = cli_without_tensorflow("runs", out, "--sort", "PSNR")
+    assert result.returncode == 2 and not loaded
+    assert "argument --sort: invalid choice: 'PSNR'" in result.stderr

@@ -8,7 +8,7 @@ import weakref
 
 import numpy as np
 import pytest
-from conftest import assert_error, cli, tiny, write_config
+from conftest import assert_error, cli, cli_without_tensorflow, tiny, write_config
 
 from autoencoder.data import load_sample
 from autoencoder.data.images import read_image, write_png
@@ -587,3 +587,16 @@ def test_earlier_predictions_inside_an_input_folder_are_not_read_again(
     assert f"{folder}: left out 1 earlier prediction folder(s) inside it ({folder / 'first'})" in (
         caplog.text
     )
+
+
+@pytest.mark.parametrize(
+    "level, message",
+    [("-0.1", "must be 0 or more, got -0.1"), ("high", "expected a number, got 'high'")],
+)
+def test_a_noise_level_that_is_no_level_is_refused_by_the_parser(tmp_path, run, level, message):
+    result, loaded = cli_without_tensorflow(
+        "predict", run, tmp_path, "--out", tmp_path / "o", "--noise", level
+    )
+    assert result.returncode == 2 and not loaded
+    assert f"argument --noise: {message}" in result.stderr
+    assert not (tmp_path / "o").exists()
