@@ -256,26 +256,31 @@ def test_not_a_run_or_no_model_is_one_line(run, tmp_path):
     assert not (tmp_path / "export").exists()
 
 
-@pytest.fixture(scope="module")
-def folding_run(tmp_path_factory):
+def one_epoch_run(tmp_path_factory, folder: str, *sets):
     from autoencoder.pipeline import train_run
 
-    # Pixels folded into channels and back: Reshape and Permute layers of five dimensions.
-    config = tiny(
-        tmp_path_factory.mktemp("folding"),
-        "model.encoder=[{type: space_to_depth}, {filters: 8, strides: 2}]",
-        "train.epochs=1",
-    )
-    return train_run(config)[0]
+    return train_run(tiny(tmp_path_factory.mktemp(folder), *sets, "train.epochs=1"))[0]
 
 
-@pytest.mark.parametrize("fmt", ["saved_model", "litert", "onnx"])
-def test_a_model_that_folds_pixels_exports_to_every_format(folding_run, fmt):
+def require_runtime(fmt: str) -> None:
+    """Skip where the format's converter or runtime is not installed."""
     if fmt == "litert":
         pytest.importorskip("ai_edge_litert", reason=SKIP_LITERT)
     if fmt == "onnx":
         pytest.importorskip("tf2onnx", reason=SKIP_ONNX)
         pytest.importorskip("onnxruntime", reason=SKIP_ONNX)
+
+
+@pytest.fixture(scope="module")
+def folding_run(tmp_path_factory):
+    # Pixels folded into channels and back: Reshape and Permute layers of five dimensions.
+    encoder = "model.encoder=[{type: space_to_depth}, {filters: 8, strides: 2}]"
+    return one_epoch_run(tmp_path_factory, "folding", encoder)
+
+
+@pytest.mark.parametrize("fmt", ["saved_model", "litert", "onnx"])
+def test_a_model_that_folds_pixels_exports_to_every_format(folding_run, fmt):
+    require_runtime(fmt)
     target, manifest = export_run(folding_run, fmt)
     # Run here too, each file in its own runtime, on images export did not check on.
     inputs, outputs = expected(float32_keras_models(folding_run))
@@ -288,26 +293,14 @@ def test_a_model_that_folds_pixels_exports_to_every_format(folding_run, fmt):
 
 @pytest.fixture(scope="module")
 def skips_run(tmp_path_factory):
-    from autoencoder.pipeline import train_run
-
     # A small U-Net: the decoder reads the encoder's feature maps, so there is no decoder alone.
-    config = tiny(
-        tmp_path_factory.mktemp("skips"),
-        "model.skips=concat",
-        "model.latent_dim=null",
-        "data.noise={level: 0.3}",
-        "train.epochs=1",
-    )
-    return train_run(config)[0]
+    sets = ("model.skips=concat", "model.latent_dim=null", "data.noise={level: 0.3}")
+    return one_epoch_run(tmp_path_factory, "skips", *sets)
 
 
 @pytest.mark.parametrize("fmt", ["saved_model", "litert", "onnx"])
 def test_a_model_with_skips_exports_its_autoencoder_and_encoder(skips_run, fmt):
-    if fmt == "litert":
-        pytest.importorskip("ai_edge_litert", reason=SKIP_LITERT)
-    if fmt == "onnx":
-        pytest.importorskip("tf2onnx", reason=SKIP_ONNX)
-        pytest.importorskip("onnxruntime", reason=SKIP_ONNX)
+    require_runtime(fmt)
     target, manifest = export_run(skips_run, fmt)
     assert list(manifest["models"]) == ["autoencoder", "encoder"]
     assert not any(p.name.startswith("decoder") for p in target.iterdir())
