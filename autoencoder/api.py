@@ -60,13 +60,7 @@ def load_config(
         source = source.model_dump(mode="json", exclude_unset=True)
     elif isinstance(source, Mapping):
         source = _plain(dict(source))
-    try:
-        return _load_yaml(source, sets)
-    except UserError as exc:
-        # The CLI's lines name a mistake by its `--set key=value`; here it was a keyword or an
-        # override: the same line without the flag.
-        lines = [line.removeprefix("--set ") for line in str(exc).splitlines()]
-        raise UserError("\n".join(lines)) from None
+    return _load_yaml(source, sets)
 
 
 def _as_sets(overrides: Mapping[str, Any] | Sequence[str] | None) -> list[str]:

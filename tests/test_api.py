@@ -88,8 +88,9 @@ def test_keywords_find_their_section_and_mistakes_are_one_line():
         ae.load_config(None, kind="vae")
     with pytest.raises(UserError) as refused:
         ae.load_config(None, {"train.epochs": 0})
-    # Named by the key and value given, not by the CLI's --set.
-    assert str(refused.value) == "train.epochs=0: train.epochs: must be a positive integer, got 0"
+    assert str(refused.value) == (
+        "--set train.epochs=0: train.epochs: must be a positive integer, got 0"
+    )
 
 
 def test_a_mapping_for_a_section_is_merged_into_the_sources():
