@@ -482,3 +482,20 @@ def test_a_number_that_names_a_class_folder_means_that_folder(tmp_path, digits):
     assert splits.class_names == names
     assert sorted(set(splits.labels("train"))) == [0, 1]  # folders 1 and 10
     assert normal_classes(config, names) == [1]
+
+
+def test_a_class_folder_without_images_is_named_not_lost(tmp_path, digits, caplog):
+    x, y = digits
+    root = write_digits(tmp_path / "d", x[:60], y[:60])
+    (root / "empty").mkdir()
+    (root / "empty" / "notes.txt").write_text("to do")
+    caplog.set_level(logging.WARNING, logger="autoencoder")
+    splits = data.load_splits(folder_config(root))
+    assert "empty" not in splits.class_names and len(splits.class_names) == 10
+    assert f"data.path {root}: 1 class folder(s) without images, left out: empty" in caplog.text
+    with pytest.raises(UserError) as refused:
+        data.load_splits(folder_config(root, "data.classes=[empty, '3']"))
+    assert str(refused.value) == (
+        f"data.classes: 'empty' is a folder under data.path {root} without a single image, so no "
+        f"class; add images to it, or leave it out of data.classes"
+    )

@@ -95,6 +95,7 @@ class Listing:
     classes: tuple[str, ...]
     ignored: int  # files that are not images (by suffix)
     class_folders: bool
+    empty: tuple[str, ...] = ()  # class folders without a single image: no class
 
     def label_of(self, name: str | None) -> int:
         if not self.class_folders:
@@ -151,7 +152,17 @@ def list_folder(root: Path) -> Listing:
     if class_folders and any(c is None for files in parts.values() for _, c in files):
         names.append(UNSORTED)
     classes = tuple(names) if class_folders else (root.resolve().name or "images",)
-    return Listing(root, parts, classes, ignored, class_folders)
+    tops = list(found.values())
+    splits = {folder.resolve() for folder in split_dirs.values() if folder is not None}
+    empty = sorted(
+        {
+            d.name
+            for top in tops
+            for d in _entries(top)
+            if d.is_dir() and d.resolve() not in splits and d.name not in names
+        }
+    )
+    return Listing(root, parts, classes, ignored, class_folders, tuple(empty))
 
 
 def _entries(folder: Path) -> list[Path]:

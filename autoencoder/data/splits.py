@@ -302,6 +302,17 @@ def _folder_splits(config) -> Splits:
     data = config.data
     root = Path(data.path).expanduser()
     listing = folder.list_folder(root)
+    for key in data.classes or []:
+        if str(key) in listing.empty:
+            raise UserError(
+                f"data.classes: {key!r} is a folder under data.path {root} without a single "
+                f"image, so no class; add images to it, or leave it out of data.classes"
+            )
+    if listing.empty:
+        log.warning(
+            "data.path %s: %d class folder(s) without images, left out: %s",
+            *(root, len(listing.empty), ", ".join(listing.empty[:5])),
+        )
     keep = class_indices(data.classes, listing.classes, f"data.path {root}")
     parts, how = _folder_parts(config, listing, keep)
     paths = [p for split in SPLIT_NAMES for p in parts[split].paths]
