@@ -20,6 +20,7 @@ from autoencoder.errors import UserError
 
 REAL_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+DOWNLOAD_FILE = sources.download_file  # before `isolated` replaces it in every test
 
 
 @pytest.fixture(autouse=True)
@@ -1081,3 +1082,18 @@ def test_augment_shift_not_smaller_than_the_images_is_one_line(tmp_path, digits)
     )
     with pytest.raises(UserError, match="not smaller than the 8x8 images"):  # patches: their size
         load_config(None, ["data.augment.shift=8", "data.patches.size=8"])
+
+
+def test_keras_download_messages_go_to_stderr_not_stdout(tmp_path, monkeypatch, capsys):
+    import keras
+
+    def get_file(fname, origin, cache_dir, cache_subdir):
+        print(f"Downloading data from {origin}")  # as keras.utils.get_file does
+        return str(tmp_path / fname)
+
+    monkeypatch.setattr(keras.utils, "get_file", get_file)  # no network: Keras's call stubbed
+    path = DOWNLOAD_FILE("https://example.invalid/data/x.npz", "datasets")
+    assert path == tmp_path / "x.npz"
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "Downloading data from https://example.invalid/data/x.npz" in captured.err

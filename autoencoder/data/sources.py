@@ -235,17 +235,23 @@ def _not_found(dataset: str, searched: list[str]) -> str:
 
 def download_file(url: str, cache_subdir: str) -> Path:
     """Fetch one file into the Keras cache with keras.utils.get_file; the caller checks it."""
+    import contextlib
+    import sys
+
     tensorflow()
     import keras
 
-    return Path(
-        keras.utils.get_file(
-            fname=url.rsplit("/", 1)[1],
-            origin=url,
-            cache_dir=str(keras_cache().parent),
-            cache_subdir=cache_subdir,
+    # Keras prints "Downloading data from ..." and its progress to stdout, which is the
+    # commands' results (`plot` prints paths, `runs --json` JSON): to stderr with the logs.
+    with contextlib.redirect_stdout(sys.stderr):
+        return Path(
+            keras.utils.get_file(
+                fname=url.rsplit("/", 1)[1],
+                origin=url,
+                cache_dir=str(keras_cache().parent),
+                cache_subdir=cache_subdir,
+            )
         )
-    )
 
 
 def _download(dataset: str) -> Raw:
