@@ -326,8 +326,8 @@ def check_resume(run_dir: str | Path, config: Config) -> Path:
         shown = ", ".join(sorted(diff)[:6]) + (" ..." if len(diff) > 6 else "")
         raise UserError(
             f"{run_dir}: cannot resume: the config differs from the run's in {shown}; only"
-            f" train.epochs and train.minutes may change (`autoencoder resume {run_dir} --set"
-            f" train.epochs=N`); train a new run for other changes"
+            f" train.epochs, train.minutes and data.path (images moved) may change (`autoencoder"
+            f" resume {run_dir} --set train.epochs=N`); train a new run for other changes"
         )
     # Checked here too, so that `train --resume` refuses a damaged run before TensorFlow loads.
     state = read_state(run_dir)

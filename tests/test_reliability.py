@@ -188,8 +188,8 @@ def test_resume_with_a_different_config_shows_the_keys(tmp_path):
     assert_error(
         cli("train", write_config(tmp_path / "other.yaml", other), "--resume", run_dir),
         f"{run_dir}: cannot resume: the config differs from the run's in seed, train.loss; "
-        f"only train.epochs and train.minutes may change (`autoencoder resume {run_dir} --set "
-        f"train.epochs=N`); train a new run for other changes",
+        f"only train.epochs, train.minutes and data.path (images moved) may change (`autoencoder "
+        f"resume {run_dir} --set train.epochs=N`); train a new run for other changes",
     )
     assert (run_dir / "config.yaml").read_text() == before
 
