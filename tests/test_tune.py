@@ -530,3 +530,44 @@ def test_timeouts_read_as_seconds_and_a_bad_one_is_one_line():
     with pytest.raises(UserError) as refused:
         parse_timeout("90 minutes")
     assert str(refused.value) == "--timeout 90 minutes: expected a duration such as 90s, 60m or 2h"
+
+
+def test_the_objectives_direction_is_the_metrics_own(tmp_path):
+    lr = {"train.optimizer.learning_rate": {"log": [1e-4, 1e-2]}}
+    psnr = tune_study.prepare(
+        tiny(tmp_path), space=write_space(tmp_path / "p.yaml", lr, objective={"metric": "val/psnr"})
+    )
+    assert psnr.tune.objective.goal() == "maximize"  # the worst trial was "best" before
+    loss = tune_study.prepare(tiny(tmp_path), space=write_space(tmp_path / "l.yaml", lr))
+    assert loss.tune.objective.goal() == "minimize"
+    space = write_space(
+        tmp_path / "s.yaml", lr, objective={"metric": "val/psnr", "direction": "minimize"}
+    )
+    with pytest.raises(UserError) as refused:
+        tune_study.prepare(tiny(tmp_path), space=space)
+    assert str(refused.value) == (
+        f"{space}: objective: direction minimize with metric val/psnr, which is better larger: "
+        f"leave direction out, or set it to maximize"
+    )
+
+
+def test_a_space_that_searches_the_loss_is_not_ranked_by_the_loss(tmp_path, caplog):
+    losses = {"train.loss": ["bce", "mse"], "train.optimizer.momentum": {"uniform": [0.8, 0.99]}}
+    space = write_space(tmp_path / "s.yaml", losses, objective={"metric": "val/loss"})
+    with pytest.raises(UserError) as refused:
+        tune_study.prepare(tiny(tmp_path), space=space)
+    assert str(refused.value) == (
+        f"{space}: objective val/loss while the space searches train.loss: each trial's loss is "
+        f"then a different measure (BCE and MSE of one model differ fourfold), so the trials "
+        f"cannot be ranked by it; set objective.metric to val/mse, val/psnr or val/sse, which "
+        f"every trial measures alike"
+    )
+    caplog.set_level("WARNING", logger="autoencoder")
+    space = write_space(tmp_path / "m.yaml", losses, objective={"metric": "val/mse"})
+    setup = tune_study.prepare(tiny(tmp_path), space=space)
+    assert [p.key for p in setup.params] == ["train.loss", "train.optimizer.momentum"]
+    # momentum is read by sgd only; the tiny config trains with adam.
+    assert (
+        f"{space}: train.optimizer.momentum is read by sgd only, and every trial trains with adam"
+        in caplog.text
+    )

@@ -491,10 +491,27 @@ class ObjectiveConfig(Section):
 
     metric: Annotated[StrictStr, Field(pattern=METRIC_PATTERN)] = "val/loss"
     """train/ or val/ loss, mse, psnr (10 log10(1/mse)) or sse (mse x the pixels of an input)."""
-    direction: Literal["minimize", "maximize"] = "minimize"
-    """minimize (losses, errors) or maximize (psnr)."""
+    direction: Literal["minimize", "maximize"] | None = None
+    """minimize (losses, errors) or maximize (psnr); left out: the metric's own."""
     epoch: Literal["best", "last"] = "best"
     """The trial's best epoch by the metric, or its last one."""
+
+    @model_validator(mode="after")
+    def _metric_direction(self):
+        # PSNR is better larger, the others smaller: the other way round a study would report
+        # its worst trial as its best.
+        own = self.goal()
+        if self.direction is not None and self.direction != own:
+            raise ValueError(
+                f"direction {self.direction} with metric {self.metric}, which is better "
+                f"{'larger' if own == 'maximize' else 'smaller'}: leave direction out, or set "
+                f"it to {own}"
+            )
+        return self
+
+    def goal(self) -> str:
+        """The direction the study takes: minimize, or maximize for psnr."""
+        return "maximize" if self.metric.endswith("/psnr") else "minimize"
 
 
 class MedianPrunerConfig(Section):

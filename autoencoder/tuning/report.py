@@ -113,7 +113,7 @@ def results_markdown(study, study_dir: Path, setup, storage: str) -> str:
     lines = [
         f"# Study {study_dir.name}",
         "",
-        f"Objective: {objective.direction} {objective.metric} ({objective.epoch} epoch of each "
+        f"Objective: {objective.goal()} {objective.metric} ({objective.epoch} epoch of each "
         f"trial); {len(trials)} trials: "
         + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())),
         "",
@@ -212,7 +212,7 @@ def plot_objective(path: Path, study, objective) -> None:
                 )
         done = [t for t in ordered if state_of(t) == "complete"]
         if done:
-            pick = min if objective.direction == "minimize" else max
+            pick = min if objective.goal() == "minimize" else max
             best = [pick(t.value for t in done[: i + 1]) for i in range(len(done))]
             ax.step([x_of(t) for t in done], best, where="post", c="C2", label="best so far")
         ax.set_xlabel(axis)
@@ -224,7 +224,7 @@ def plot_objective(path: Path, study, objective) -> None:
     axes[0].legend(fontsize=8)
     axes[0].set_title(f"{objective.metric} of each trial")
     axes[1].set_title(f"{objective.metric} over time")
-    fig.suptitle(f"Study {path.parent.parent.name}: {objective.direction} {objective.metric}")
+    fig.suptitle(f"Study {path.parent.parent.name}: {objective.goal()} {objective.metric}")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
 

@@ -172,4 +172,4 @@ def objective_value(history: list[dict], objective, pixels: int) -> float | None
         return None
     if objective.epoch == "last":
         return values[-1]
-    return min(values) if objective.direction == "minimize" else max(values)
+    return min(values) if objective.goal() == "minimize" else max(values)

@@ -22,7 +22,14 @@ from typing import Any
 import yaml
 
 from autoencoder import api, atomic, distribute, lock, memory, pipeline, precision, runs
-from autoencoder.config import Config, PrunerConfig, TuneConfig, dump_config, read_yaml
+from autoencoder.config import (
+    Config,
+    ObjectiveConfig,
+    PrunerConfig,
+    TuneConfig,
+    dump_config,
+    read_yaml,
+)
 from autoencoder.data import resolve_input_shape
 from autoencoder.errors import RunFailed, UserError
 from autoencoder.shapes import plan_model
@@ -69,7 +76,45 @@ def prepare(config, overrides=None, space=None) -> Setup:
     name = str(config) if isinstance(config, (str, Path)) else "config"
     tune, where = _tune_section(base, space, name)
     params = parse_space(tune, where, lambda key, value: api.load_config(base, {key: value}))
+    _refuse_mixed_losses(tune, params, where)
+    _warn_unused(base, params, where)
     return Setup(base, tune, params, name)
+
+
+# Optimizer settings that only one optimizer reads.
+READ_BY = {"train.optimizer.momentum": "sgd", "train.optimizer.weight_decay": "adamw"}
+
+
+def _warn_unused(base: Config, params: list, where: str) -> None:
+    """Say so when the space searches a setting no trial's optimizer reads."""
+    keys = {p.key for p in params}
+    if "train.optimizer.name" in keys:
+        return
+    for key, reader in READ_BY.items():
+        if key in keys and base.train.optimizer.name != reader:
+            log.warning(
+                "%s: %s is read by %s only, and every trial trains with %s: its values change "
+                "nothing (and its importance is noise); search train.optimizer.name too, or "
+                "drop it",
+                *(where, key, reader, base.train.optimizer.name),
+            )
+
+
+# Keys that change what a trial's loss measures (its kind, a VAE's KL term), not only its value.
+LOSS_SCALE_KEYS = ("train.loss", "model.kind", "train.kl")
+
+
+def _refuse_mixed_losses(tune: TuneConfig, params: list, where: str) -> None:
+    """Refuse ranking trials by a loss that the space makes a different measure in each."""
+    metric = tune.objective.metric
+    mixed = [p.key for p in params if p.key.startswith(LOSS_SCALE_KEYS)]
+    if metric.endswith("/loss") and mixed:
+        raise UserError(
+            f"{where}: objective {metric} while the space searches {mixed[0]}: each trial's "
+            f"loss is then a different measure (BCE and MSE of one model differ fourfold), so "
+            f"the trials cannot be ranked by it; set objective.metric to val/mse, val/psnr or "
+            f"val/sse, which every trial measures alike"
+        )
 
 
 def _tune_section(base: Config, space, name: str) -> tuple[TuneConfig, str]:
@@ -162,7 +207,9 @@ def open_study(record: dict, study_dir: Path, pruner, epochs: int, timed: bool =
         raise UserError(
             f"storage {url}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
         ) from None
-    direction = record["search"]["objective"]["direction"]
+    objective = record["search"]["objective"]
+    # Studies saved before the direction could be left out hold it; newer ones may hold null.
+    direction = objective.get("direction") or ObjectiveConfig(**objective).goal()
     return optuna.create_study(
         storage=storage,
         study_name=record["study_name"],
@@ -319,15 +366,13 @@ def to_distributions(params: list[Param]) -> dict:
 def trial_config(setup: Setup, study_dir: Path, trial) -> Config:
     """The base config with the trial's values, named trial-<number>, under STUDY_DIR/trials."""
     epochs = setup.tune.epochs_per_trial
-    return api.load_config(
-        setup.base,
-        {
-            **({"train.epochs": epochs} if epochs else {}),
-            **trial.params,
-            "name": f"trial-{trial.number}",
-            "output": str(study_dir / "trials"),
-        },
-    )
+    values = {
+        **({"train.epochs": epochs} if epochs else {}),
+        **trial.params,  # numbers, words, true/false or null: a space has no mapping choices
+        "name": f"trial-{trial.number}",
+        "output": str(study_dir / "trials"),
+    }
+    return api.load_config(setup.base, values)
 
 
 def shared_splits(setup: Setup, config: Config):
@@ -521,7 +566,7 @@ class Reporter:
         return f"{share:.0f}% of its {self.budget / 60:.3g} minutes (epoch {epoch})"
 
     def best(self) -> float:
-        pick = min if self.objective.direction == "minimize" else max
+        pick = min if self.objective.goal() == "minimize" else max
         return pick(self.reported)
 
 
@@ -545,7 +590,7 @@ def prune_reason(study, step: int, value: float, objective, when: str | None = N
         return f"pruned at {when}: {objective.metric} {value:.4g}"
     import numpy as np
 
-    side = "above" if objective.direction == "minimize" else "below"
+    side = "above" if objective.goal() == "minimize" else "below"
     median = float(np.median(others))
     return f"pruned at {when}: {objective.metric} {value:.4g} {side} the median {median:.4g}"
 
