@@ -468,8 +468,12 @@ def test_resume_after_sigkill_repeats_no_finished_trial(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     study_dir = state.parents[4]
-    result = cli("tune", config, "--space", space, "--trials", "3", "--resume", study_dir)
+    # Without --trials: the study's own 3; another output: where a new study would go, no more.
+    elsewhere = f"output={tmp_path / 'elsewhere'}"
+    result = cli("tune", config, "--space", space, "--set", elsewhere, "--resume", study_dir)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert yaml.safe_load((study_dir / "study.yaml").read_text())["trials"] == 3
+    assert not (tmp_path / "elsewhere").exists()
     trials = study_trials(study_dir)
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
     assert trials[1].user_attrs["reason"].startswith("its worker ")
@@ -570,4 +574,16 @@ def test_a_space_that_searches_the_loss_is_not_ranked_by_the_loss(tmp_path, capl
     assert (
         f"{space}: train.optimizer.momentum is read by sgd only, and every trial trains with adam"
         in caplog.text
+    )
+
+
+def test_the_command_to_go_on_names_the_space_and_the_sets(tmp_path):
+    from autoencoder.tuning import _again
+
+    space = write_space(tmp_path / "my space.yaml", {"model.latent_dim": [4, 8]})
+    config = ROOT / "configs" / "quickstart.yaml"
+    setup = tune_study.prepare(str(config), ["data.limit=300"], space)
+    assert _again(setup, str(space), ["data.limit=300"], tmp_path / "tune-1") == (
+        f"autoencoder tune {config} --space '{space}' --set data.limit=300 "
+        f"--resume {tmp_path / 'tune-1'}"
     )

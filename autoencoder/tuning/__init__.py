@@ -8,6 +8,7 @@ docs/experiments.md is the guide.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,18 @@ class Tuned:
     best: Any
     study: Any
     metric: str
+
+
+def _again(setup, space, overrides, study_dir: Path) -> str:
+    """The command that goes on with a study: its config, space and --set overrides."""
+    import shlex
+
+    words = ["autoencoder", "tune", setup.source]
+    if isinstance(space, (str, Path)):
+        words += ["--space", str(space)]
+    if overrides and not isinstance(overrides, Mapping):
+        words += [word for item in overrides for word in ("--set", item)]
+    return shlex.join([*words, "--resume", str(study_dir)])
 
 
 def tune(
@@ -69,7 +82,7 @@ def tune(
         another config.
     """
     setup = _study.prepare(config, overrides, space)
-    trials = trials or setup.tune.trials
+    given_trials, trials = trials, trials or setup.tune.trials
     seconds = parse_timeout(timeout or setup.tune.timeout)
     pruner = pruner or setup.tune.pruner
     if pruner == "median" and not isinstance(setup.tune.pruner, str):
@@ -84,10 +97,16 @@ def tune(
     if resume is not None:
         study_dir = Path(resume)
         record = _study.check_resume(study_dir, _study.study_record(setup, study_dir, storage))
+        # The study's own total, unless --trials gives a new one (kept for the next resume).
+        if given_trials is None and record.get("trials"):
+            trials = record["trials"]
+        elif given_trials is not None and record.get("trials") != given_trials:
+            record["trials"] = given_trials
+            _study.write_record(study_dir, record)
         record["storage"] = storage or record["storage"]
     else:
         study_dir = _study.new_study_dir(setup.base)
-        record = _study.study_record(setup, study_dir, storage)
+        record = {**_study.study_record(setup, study_dir, storage), "trials": trials}
         _study.write_record(study_dir, record)
     # After the resume checks, which refuse a wrong study before TensorFlow loads.
     setup.chosen = _study.study_precision(setup)
@@ -107,8 +126,7 @@ def tune(
         _study.work(study, setup, study_dir, trials, seconds, record["storage"])
     except KeyboardInterrupt as exc:
         raise KeyboardInterrupt(
-            f"{exc}; the study is kept: go on with `autoencoder tune {setup.source} --resume "
-            f"{study_dir}`"
+            f"{exc}; the study is kept: go on with `{_again(setup, space, overrides, study_dir)}`"
         ) from None
     write_tables(study, study_dir, setup, record["storage"])
     write_figures(study, study_dir, setup)

@@ -184,7 +184,10 @@ def check_resume(study_dir: Path, record: dict) -> dict:
             f"`autoencoder tune`, e.g. outputs/<name>/tune-<timestamp>"
         )
     saved = read_yaml(path)
-    changed = sorted(runs.config_diff(Config(**saved["config"]), Config(**record["config"])))
+    # output only places a new study's folder; a resumed one is where it is.
+    changed = sorted(
+        runs.config_diff(Config(**saved["config"]), Config(**record["config"])) - {"output"}
+    )
     changed += [f"tune.{k}" for k in SEARCH_KEYS if saved["search"].get(k) != record["search"][k]]
     if changed:
         shown = ", ".join(changed[:6]) + (" ..." if len(changed) > 6 else "")
