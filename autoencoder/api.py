@@ -288,7 +288,9 @@ def one_class_benchmark(
 
 def load_run(run_dir: str | Path) -> Run:
     """A run directory made by train; nothing is loaded until it is used."""
-    return Run(runs.check_is_run(_path("run_dir", run_dir)))
+    path = runs.check_is_run(_path("run_dir", run_dir))
+    runs.check_not_sweep(path)
+    return Run(path)
 
 
 def _path(name: str, value: Any) -> str | Path:

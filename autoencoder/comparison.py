@@ -83,6 +83,7 @@ def check_runs(run_dirs: list[str | Path]) -> list[tuple[Path, Config]]:
         if any(run_dir.resolve() == seen.resolve() for seen, _ in checked):
             raise UserError(f"{run_dir}: given twice; pass each run once")
         config = runs.load_run_config(run_dir)  # not a run, or a damaged config: refused
+        runs.check_not_sweep(run_dir)
         check_finished(run_dir, config)
         runs.check_run_shapes(run_dir, config, data=False)
         checked.append((run_dir, config))

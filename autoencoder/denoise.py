@@ -21,6 +21,7 @@ import numpy as np
 from autoencoder import atomic, lock, runs
 from autoencoder.config import Config, NoiseConfig, level_text
 from autoencoder.data import load_splits
+from autoencoder.errors import UserError
 from autoencoder.evaluate import per_image_mse, psnr, ssim
 from autoencoder.model import load_model
 from autoencoder.noise import noisy_eval
@@ -63,6 +64,12 @@ def run_sweep(config: Config, resume: str | Path | None = None) -> tuple[Path, l
       (the sweep directory, the rows of results.csv).
     """
     if resume is not None:
+        if (runs.check_is_run(resume) / "checkpoints").exists():  # a run's, never a sweep's
+            raise UserError(
+                f"--resume {resume}: a training run, not a denoising sweep; pass the folder "
+                f"`autoencoder denoise` printed (results and figures: ...), or leave --resume "
+                f"out to start a sweep"
+            )
         with runs.writing(resume, COMMAND):
             return _sweep(config, runs.check_resume(resume, config), load_splits(config))
     # Before the sweep's folder is made: data that cannot be found leaves nothing behind.

@@ -111,6 +111,7 @@ def _train(
 ) -> Trained:
     me = distribute.role(config.train.distribute)  # a bad TF_CONFIG is refused here
     if resume is not None:
+        runs.check_not_sweep(runs.check_is_run(resume))
         if me.chief:  # one writer: before anything of the run is read or written
             locks.enter_context(runs.writing(resume, command))
         # The run's own model and data first: a message about the run (its data where

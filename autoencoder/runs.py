@@ -250,6 +250,27 @@ def check_is_run(run_dir: str | Path) -> Path:
     return run_dir
 
 
+def is_sweep(folder: str | Path) -> bool:
+    """A denoising sweep's folder: a config.yaml, its models under models/, no checkpoints/."""
+    folder = Path(folder)
+    return (
+        (folder / "config.yaml").is_file()
+        and not (folder / "checkpoints").exists()
+        and ((folder / "models").is_dir() or (folder / "results.csv").is_file())
+    )
+
+
+def check_not_sweep(run_dir: str | Path) -> None:
+    """Refuse a denoising sweep's folder where one run is wanted, naming one of its models."""
+    if is_sweep(run_dir):
+        models = sorted(Path(run_dir).glob("models/*/*/config.yaml"))
+        example = models[0].parent if models else Path(run_dir) / "models" / "level-L" / "TIME"
+        raise UserError(
+            f"{run_dir}: a denoising sweep, not a run; pass one of its models (e.g. {example}), "
+            f"or go on with the sweep: autoencoder denoise CONFIG --resume {run_dir}"
+        )
+
+
 def writing(run_dir: str | Path, command: str):
     """Hold a run's lock (lock.hold) once it is seen to be a run: no .lock left in other folders."""
     return lock.hold(check_is_run(run_dir), command)
@@ -271,6 +292,7 @@ def open_run(run_dir: str | Path, overrides: list[str] = (), data: bool = True) 
       UserError: not a run, or a model file or data whose shape differs from the run's, before
         TensorFlow is imported.
     """
+    check_not_sweep(check_is_run(run_dir))
     config = load_run_config(run_dir, overrides)
     check_run_shapes(run_dir, config, data)
     return config

@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT, cli, write_config
 
 from autoencoder.config import load_config
+from autoencoder.errors import UserError
 from autoencoder.plots.figure import DPI
 
 # The sweep's own config, not conftest's TINY: 400 digits, wider blocks, no dense code.
@@ -334,3 +335,28 @@ def test_the_shift_average_of_the_identity_is_the_image(keras):
     images = np.random.default_rng(0).random((3, 6, 5, 1)).astype("float32")
     identity = keras.Sequential([keras.Input((6, 5, 1)), keras.layers.Identity()])
     np.testing.assert_allclose(shift_average(identity, images), images, atol=1e-7)
+
+
+def test_a_sweep_is_not_taken_for_a_run_nor_a_run_for_a_sweep(sweep, tmp_path):
+    import autoencoder as ae
+    from autoencoder.denoise import run_sweep
+    from autoencoder.evaluate import evaluate_run
+
+    (model,) = (sweep / "models" / "level-0.2").iterdir()
+    (first,) = (sweep / "models" / "blind-0-0.7").iterdir()  # sorted first, named as an example
+    said = (
+        f"{sweep}: a denoising sweep, not a run; pass one of its models (e.g. {first}), or go on "
+        f"with the sweep: autoencoder denoise CONFIG --resume {sweep}"
+    )
+    for call in (lambda: evaluate_run(sweep), lambda: ae.load_run(sweep)):
+        with pytest.raises(UserError) as refused:
+            call()
+        assert str(refused.value) == said
+    result = cli("resume", sweep, "--set", "train.epochs=3")
+    assert result.returncode == 2 and result.stderr == f"error: {said}\n"
+    assert not (sweep / "checkpoints").exists()  # nothing of a run written into the sweep
+    # And the other way: a model's own run folder is no sweep to resume.
+    config = load_config(sweep / "config.yaml")
+    with pytest.raises(UserError, match=r"a training run, not a denoising sweep; pass the"):
+        run_sweep(config, resume=model)
+    assert not (model / "models").exists()
