@@ -109,7 +109,13 @@ def check_finished(run_dir: Path, config: Config) -> None:
 
 def data_text(config: Config) -> str:
     """'mnist_sample, 28x28x1 images': what a comparison needs to be the same."""
-    source = config.data.path if config.data.dataset == "folder" else config.data.dataset
+    data = config.data
+    source = data.path if data.dataset == "folder" else data.dataset
+    # The classes kept and the share held out both change which images the test split holds.
+    if data.classes is not None:
+        source += f" (classes {', '.join(map(str, data.classes))})"
+    if data.test_split != type(data)().test_split:
+        source += f" (test_split {data.test_split:g})"
     return f"{source}, {'x'.join(map(str, config.model.input_shape))} images"
 
 

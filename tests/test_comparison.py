@@ -10,6 +10,7 @@ from PIL import Image
 from test_lock import hold_in_subprocess
 
 from autoencoder import api, comparison
+from autoencoder.errors import UserError
 from autoencoder.pipeline import train_run
 from autoencoder.plots.figure import DPI
 
@@ -189,3 +190,20 @@ def test_block_lists_of_different_lengths_are_summed_up_block_by_block(tmp_path)
     # Lists of one length differ key by key, each short; the summary is only for whole lists.
     assert comparison.value_text(plain, "model.encoder[0].filters") == "4"
     assert "..." not in comparison.value_text(folded, "model.encoder", width=20)
+
+
+def test_runs_tested_on_other_classes_or_another_share_are_not_compared(tmp_path):
+    base = tiny(tmp_path)
+    for sets, said in (
+        (["data.classes=[1, 7]"], "mnist_sample (classes 1, 7), 28x28x1 images"),
+        (["data.test_split=0.2"], "mnist_sample (test_split 0.2), 28x28x1 images"),
+    ):
+        other = tiny(tmp_path, *sets)
+        with pytest.raises(UserError) as refused:
+            comparison.check_same_data((Path("a"), base), (Path("b"), other))
+        assert str(refused.value) == (
+            f"b: trained on {said}, but a on mnist_sample, 28x28x1 images; compare runs trained "
+            f"on the same data"
+        )
+    # A smaller training pool tests on the same images: compared (a learning curve).
+    comparison.check_same_data((Path("a"), base), (Path("b"), tiny(tmp_path, "data.limit=100")))
