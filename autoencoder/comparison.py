@@ -232,8 +232,12 @@ def curves(path: Path, checked, labels: list[str], keys: list[str]) -> None:
     """Validation loss by epoch and by minutes; val/mse when the runs' losses differ."""
     histories = {label: runs.read_history(p) for label, (p, _) in zip(labels, checked)}
     metric = "val/loss"
-    if "train.loss" in keys and all(any("val/mse" in r for r in h) for h in histories.values()):
-        metric = "val/mse"  # losses of different kinds are not on one scale
+    # Losses of different kinds (BCE and MSE, a VAE's nats and a per-pixel error) are not on
+    # one scale; every run logs val/mse, which is.
+    kinds = ("train.loss", "model.kind", "train.kl")
+    mixed = any(key.startswith(kinds) for key in keys)
+    if mixed and all(any("val/mse" in r for r in h) for h in histories.values()):
+        metric = "val/mse"
     plot_compare_curves(path, histories, metric)
 
 
