@@ -207,3 +207,27 @@ def test_runs_tested_on_other_classes_or_another_share_are_not_compared(tmp_path
         )
     # A smaller training pool tests on the same images: compared (a learning curve).
     comparison.check_same_data((Path("a"), base), (Path("b"), tiny(tmp_path, "data.limit=100")))
+
+
+@pytest.mark.parametrize(
+    "keys, metric",
+    [
+        (["model.kind"], "val/mse"),
+        (["train.loss"], "val/mse"),
+        (["train.optimizer.learning_rate"], "val/loss"),
+    ],
+)
+def test_curves_of_runs_whose_losses_differ_in_kind_are_drawn_by_mse(
+    tmp_path, monkeypatch, keys, metric
+):
+    drawn = {}
+    monkeypatch.setattr(comparison, "plot_compare_curves", lambda p, h, m: drawn.update(m=m))
+    checked = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "history.csv").write_text(
+            "epoch,train/loss,val/loss,val/mse,lr,seconds\n1,0.3,0.3,0.05,0.001,1.0\n"
+        )
+        checked.append((tmp_path / name, None))
+    comparison.curves(tmp_path / "curves.png", checked, ["a", "b"], keys)
+    assert drawn["m"] == metric
