@@ -187,8 +187,10 @@ def class_index(key: int | str, names: tuple[str, ...]) -> int | None:
     """
     if isinstance(key, bool):
         return None
-    if isinstance(key, str) or str(key) in names:
-        return names.index(str(key)) if str(key) in names else None
+    if str(key) in names:
+        return names.index(str(key))
+    if isinstance(key, str):
+        return None
     return key if 0 <= key < len(names) else None
 
 
