@@ -134,9 +134,18 @@ def run_name(run_dir: Path, root: Path) -> str:
     if not parts:  # root is a run's own name folder, or the run itself
         return run_dir.resolve().parent.name
     stamps = [i for i, part in enumerate(parts) if started(part) is not None]
+    studies = [i for i, part in enumerate(parts) if is_study(part)]
+    if studies and (not stamps or studies[-1] > stamps[-1]):
+        # A study's trials are trial-0, trial-1 in every study: its folder tells them apart.
+        return "/".join(parts[max(studies[-1] - 1, 0) : studies[-1] + 1] + (parts[-1],))
     if not stamps or stamps[-1] == 0:
         return parts[-1]
     return f"{parts[stamps[-1] - 1]}/{parts[-1]}"  # the container's name folder, then its own
+
+
+def is_study(folder_name: str) -> bool:
+    """A study's folder, as `autoencoder tune` names it: tune-<timestamp>."""
+    return folder_name.startswith("tune-") and started(folder_name[5:]) is not None
 
 
 def started(folder_name: str) -> str | None:

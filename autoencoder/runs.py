@@ -420,12 +420,27 @@ def reconstruct_chunks(config: Config, model, splits, split: str = "test"):
 def read_metrics(run_dir: str | Path) -> dict:
     """metrics.json as a dict ({} before the run's first evaluation)."""
     path = Path(run_dir) / "metrics.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        metrics = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        metrics = exc
+    if not isinstance(metrics, dict):
+        raise UserError(
+            f"{path}: damaged (not a JSON object); `autoencoder evaluate {run_dir}` writes the "
+            f"run's test metrics again"
+        )
+    return metrics
 
 
 def merge_metrics(run_dir: str | Path, metrics: dict) -> None:
     """Add (or replace) keys of metrics.json, keeping the others: evaluate, embed and anomaly."""
-    merged = read_metrics(run_dir)
+    try:
+        merged = read_metrics(run_dir)
+    except UserError as exc:
+        log.warning("%s; it is written anew with these results only", str(exc).split(";")[0])
+        merged = {}
     merged.update(metrics)
     atomic.write_json(Path(run_dir) / "metrics.json", merged)
 

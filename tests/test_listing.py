@@ -43,6 +43,9 @@ def outputs(tmp_path_factory):
     (sweep / "figures").mkdir(parents=True)
     (sweep / "config.yaml").write_text(dump_config(two_epochs))
     nested = copy_run(finished, sweep / "models" / "level-0.1" / "20990101-000006")
+    # A study's trials are named trial-0, trial-1, ... in every study.
+    study = out / "tiny" / "tune-20990101-000009"
+    trial = copy_run(finished, study / "trials" / "trial-0" / "20990101-000010")
     (out / "compare" / "20990101-000007").mkdir(parents=True)  # not a run: skipped
     holder = hold_in_subprocess(in_use)
     paths = dict(
@@ -54,6 +57,7 @@ def outputs(tmp_path_factory):
         bad_config=bad_config,
         bad_metrics=bad_metrics,
         nested=nested,
+        trial=trial,
     )
     yield out, paths
     holder.kill()
@@ -78,13 +82,21 @@ def test_each_run_is_one_row_with_its_status(outputs):
         bad_config="damaged",
         bad_metrics="damaged",
         nested="finished",
+        trial="finished",
     )
     assert rows[str(paths["nested"])]["name"] == "sweep/level-0.1"
     assert rows[str(paths["finished"])]["name"] == "tiny"
+    assert rows[str(paths["trial"])]["name"] == "tiny/tune-20990101-000009/trial-0"
     # Listed from the folder above, the names stay the same.
     above = by_path(listing.list_runs(out.parent))
     assert above[str(paths["nested"])]["name"] == "sweep/level-0.1"
     assert above[str(paths["finished"])]["name"] == "tiny"
+    assert above[str(paths["trial"])]["name"] == "tiny/tune-20990101-000009/trial-0"
+    # From the config's own folder, and from the study's: what tells the trial apart there.
+    inside = by_path(listing.list_runs(out / "tiny"))
+    assert inside[str(paths["trial"])]["name"] == "tune-20990101-000009/trial-0"
+    study = by_path(listing.list_runs(paths["trial"].parents[2]))
+    assert study[str(paths["trial"])]["name"] == "trial-0"
     assert rows[str(paths["unfinished"])]["started"] == "2099-01-01 00:00:01"
 
 
@@ -119,7 +131,10 @@ def test_a_damaged_run_says_which_file_and_shows_nothing_else(outputs):
     assert config["problem"] == (
         f"{paths['bad_config'] / 'config.yaml'}: train.epochs: must be an integer, got 'zero'"
     )
-    assert rows[str(paths["bad_metrics"])]["problem"].startswith(f"{paths['bad_metrics']}: ")
+    assert rows[str(paths["bad_metrics"])]["problem"] == (
+        f"{paths['bad_metrics'] / 'metrics.json'}: damaged (not a JSON object); `autoencoder "
+        f"evaluate {paths['bad_metrics']}` writes the run's test metrics again"
+    )
     assert [state[k] for k in ("epochs", "minutes", "val_loss", "psnr", "ssim", "sse")] == [
         None
     ] * 6

@@ -4,6 +4,7 @@ Every refusal is one line, exit status 2, before TensorFlow is imported, and lea
 directory (and the runs beside it) as it was.
 """
 
+import json
 import logging
 import shutil
 
@@ -11,8 +12,9 @@ import numpy as np
 import pytest
 from conftest import assert_error, cli_without_tensorflow, tiny
 
-from autoencoder import data, runtime
+from autoencoder import data, runs, runtime
 from autoencoder.data import images
+from autoencoder.errors import UserError
 from autoencoder.model import saved_input_shape
 
 
@@ -183,3 +185,17 @@ def test_tensorflows_retracing_advice_is_dropped_and_its_other_warnings_pass(cap
     tf.get_logger().warning("another warning from TensorFlow")
     messages = [r.getMessage() for r in caplog.records]
     assert messages == ["another warning from TensorFlow"], messages
+
+
+def test_a_damaged_metrics_file_is_named_and_written_anew_by_the_next_results(tmp_path, caplog):
+    path = tmp_path / "metrics.json"
+    path.write_text('{"test/psnr": ')  # a write cut short
+    with pytest.raises(UserError) as refused:
+        runs.read_metrics(tmp_path)
+    assert str(refused.value) == (
+        f"{path}: damaged (not a JSON object); `autoencoder evaluate {tmp_path}` writes the "
+        f"run's test metrics again"
+    )
+    runs.merge_metrics(tmp_path, {"test/psnr": 20.5})
+    assert json.loads(path.read_text()) == {"test/psnr": 20.5}
+    assert f"{path}: damaged (not a JSON object); it is written anew" in caplog.text

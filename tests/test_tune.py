@@ -475,10 +475,18 @@ def test_resume_after_sigkill_repeats_no_finished_trial(tmp_path):
     assert yaml.safe_load((study_dir / "study.yaml").read_text())["trials"] == 3
     assert not (tmp_path / "elsewhere").exists()
     trials = study_trials(study_dir)
-    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
-    assert trials[1].user_attrs["reason"].startswith("its worker ")
+    # The killed trial 1 does not count toward the 3: its settings are tried again as trial 2.
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert re.fullmatch(r"its worker \S+ stopped mid-trial", trials[1].user_attrs["reason"])
+    results = (study_dir / "results.md").read_text()
+    assert re.search(
+        r"- trial 1: its worker \S+ stopped mid-trial; its settings tried again "
+        r"as trial 2\n",
+        results,
+    )
+    assert trials[2].params == trials[1].params and trials[2].user_attrs["retry_of"] == 1
     # One run each: the finished trial 0 was not trained again.
-    for n in range(3):
+    for n in range(4):
         assert len(list((study_dir / "trials" / f"trial-{n}").glob("*/config.yaml"))) == 1
 
 
@@ -587,3 +595,165 @@ def test_the_command_to_go_on_names_the_space_and_the_sets(tmp_path):
         f"autoencoder tune {config} --space '{space}' --set data.limit=300 "
         f"--resume {tmp_path / 'tune-1'}"
     )
+
+
+@pytest.mark.slow
+def test_a_trial_stopped_by_ctrl_c_is_tried_again_and_one_that_had_trained_counts(
+    tmp_path, monkeypatch, caplog
+):
+    import autoencoder as ae
+    from autoencoder import pipeline
+
+    caplog.set_level("INFO", logger="autoencoder")
+    config = tiny(tmp_path / "out")
+    space = {"space": {"model.latent_dim": [4, 8, 16]}, "epochs_per_trial": 2}
+    finish = pipeline.finish_run
+
+    def stop_while_testing(run_dir, *args, **kwargs):  # Ctrl-C once trial 0 has trained
+        if "trial-0" in str(run_dir):
+            raise KeyboardInterrupt
+        return finish(run_dir, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "finish_run", stop_while_testing)
+    with pytest.raises(KeyboardInterrupt, match="during trial 0"):
+        ae.tune(config, space, trials=3, pruner="none")
+    monkeypatch.undo()
+    (study_dir,) = (tmp_path / "out" / "tiny").glob("tune-*")
+    (first,) = study_trials(study_dir)
+    run_dir = study_dir / first.user_attrs["run_dir"]
+    # Its training had finished: complete, by its own history, with what was cut short.
+    assert first.state.name == "COMPLETE"
+    assert first.value == runs.read_history(run_dir)[-1]["val/loss"]
+    assert first.user_attrs["reason"] == (
+        f"interrupted after training; test metrics: `autoencoder evaluate {run_dir}`"
+    )
+
+    epoch_end = tune_study.Reporter.epoch_end
+
+    def stop_in_trial_1(self, *args, **kwargs):  # Ctrl-C in trial 1's first epoch
+        if self.trial.number == 1:
+            raise KeyboardInterrupt
+        return epoch_end(self, *args, **kwargs)
+
+    monkeypatch.setattr(tune_study.Reporter, "epoch_end", stop_in_trial_1)
+    with pytest.raises(KeyboardInterrupt, match="during trial 1"):
+        ae.tune(config, space, resume=study_dir, pruner="none")
+    monkeypatch.undo()
+    tuned = ae.tune(config, space, resume=study_dir, pruner="none")
+    trials = tuned.study.get_trials()
+    # Trial 1's settings were tried again as trial 2; it did not count toward the 3.
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert trials[1].user_attrs["reason"] == "interrupted"
+    with open(study_dir / "trials.csv") as handle:
+        reasons = [row["reason"] for row in csv.DictReader(handle)]
+    assert reasons[1:] == ["interrupted; its settings tried again as trial 2", "", ""]
+    assert trials[2].params == trials[1].params and trials[2].user_attrs["retry_of"] == 1
+    assert "trial 1 stopped mid-training: its settings are tried again as trial 2" in caplog.text
+    assert len(list(study_dir.glob("trials/*/*/config.yaml"))) == 4
+
+
+@pytest.mark.slow
+def test_a_study_whose_time_runs_out_says_so_and_lists_only_what_it_wrote(tmp_path, caplog):
+    import autoencoder as ae
+
+    config = write_config(tmp_path / "tiny.yaml", tiny(tmp_path / "out"))
+    space = {"space": {"model.latent_dim": [4, 8]}, "epochs_per_trial": 1}
+    tuned = ae.tune(config, space, trials=5, timeout="1s", pruner="none")
+    assert len(tuned.study.get_trials()) == 1  # the first trial alone outlasts a second
+    assert (
+        f"timeout 1s: no trial is started after it; 1 of 5 trials; go on with `autoencoder tune "
+        f"{config} --resume {tuned.path}`" in caplog.text
+    )
+    printed = tune_report.format_study(tuned.study, tuned.path, "val/loss")
+    assert printed.splitlines()[-1] == (
+        f"study: {tuned.path} (trials.csv, best.yaml, results.md, figures/)"
+    )
+    results = (tuned.path / "results.md").read_text()
+    # One complete trial: no importances to draw, and results.md names no such figure.
+    assert "Figures: figures/objective.png, figures/reconstructions.png\n" in results
+    assert sorted(p.name for p in (tuned.path / "figures").iterdir()) == [
+        "objective.png",
+        "reconstructions.png",
+    ]
+
+
+def test_a_study_without_results_lists_no_files_it_has_not_written(tmp_path):
+    study = optuna.create_study()
+    (tmp_path / "trials.csv").write_text("number,state\n")
+    printed = tune_report.format_study(study, tmp_path, "val/loss")
+    assert printed.splitlines()[-1] == f"study: {tmp_path} (trials.csv)"
+    setup = tune_study.prepare(tiny(tmp_path / "out"), space={"space": {"seed": [1, 2]}})
+    assert tune_report.write_figures(study, tmp_path, setup) == []
+    assert not (tmp_path / "figures").exists()
+    assert "Figures:" not in tune_report.results_markdown(study, tmp_path, setup, "sqlite://")
+
+
+def test_a_zero_timeout_and_a_scalar_space_value_are_refused_in_plain_words():
+    with pytest.raises(UserError) as refused:
+        tune_space.parse_timeout("0s")
+    assert str(refused.value) == (
+        "--timeout 0s: must be longer than 0 (no trial starts after it); leave it out to run "
+        "every trial"
+    )
+    with pytest.raises(ValueError) as scalar:
+        tune_space.parse_param("seed", 5)
+    assert str(scalar.value).startswith("5 is not a distribution; write {log: [a, b]}")
+
+
+def test_a_space_file_that_is_not_a_mapping_is_called_a_space_file(tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("- model.latent_dim\n- seed\n")
+    with pytest.raises(UserError) as refused:
+        tune_study.prepare(tiny(tmp_path / "out"), space=space)
+    assert str(refused.value) == (
+        f"{space}: a space file must be a YAML mapping shaped like a config's tune section: "
+        f"space: {{KEY: DISTRIBUTION, ...}}, and objective, trials, epochs_per_trial if wanted; "
+        f"got a list"
+    )
+    with pytest.raises(UserError, match=r"space\.yaml: space file not found; check the path$"):
+        tune_study.prepare(tiny(tmp_path / "out"), space=tmp_path / "no" / "space.yaml")
+
+
+def captured_figures(monkeypatch):
+    """The figures report.py draws, kept as they are drawn."""
+    figures = []
+    subplots = tune_report.subplots
+
+    def keep(*args, **kwargs):
+        fig, axes = subplots(*args, **kwargs)
+        figures.append(fig)
+        return fig, axes
+
+    monkeypatch.setattr(tune_report, "subplots", keep)
+    return figures
+
+
+def finished_study(values):
+    """An in-memory study of one float parameter: a value per trial, None for a failed one."""
+    study = optuna.create_study()
+    distributions = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    for number, value in enumerate(values):
+        trial = study.ask(distributions)
+        if value is None:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(trial, value + 0.01 * number)
+    return study
+
+
+def test_the_objective_figure_marks_failed_trials_and_few_importances_say_so(tmp_path, monkeypatch):
+    figures = captured_figures(monkeypatch)
+    study = finished_study([0.5, None, 0.3, None, 0.4])
+    objective = load_config(None).tune.objective
+    tune_report.plot_objective(tmp_path / "objective.png", study, objective)
+    by_trial = figures[0].axes[0]
+    marks = [line for line in by_trial.lines if line.get_linestyle() == ":"]
+    assert [line.get_xdata()[0] for line in marks] == [1, 3]
+    labels = by_trial.get_legend_handles_labels()[1]
+    assert labels.count("failed or infeasible (no value)") == 1
+    assert tune_report.plot_importance(tmp_path / "importance.png", study, "val/loss")
+    title = figures[1].axes[0].get_title()
+    assert title.startswith("Parameter importances over 3 complete trials\n(fewer than 10: ")
+    many = finished_study([0.1 * (k % 7) for k in range(12)])
+    assert tune_report.plot_importance(tmp_path / "importance.png", many, "val/loss")
+    assert figures[2].axes[0].get_title() == "Parameter importances over 12 complete trials"

@@ -63,17 +63,28 @@ def _raw(path: str | Path | dict | None) -> dict:
     return read_yaml(path) if path is not None else {}
 
 
-def read_yaml(path: str | Path) -> dict:
-    """Load a YAML mapping with safe_load; refuse anything else with one line."""
+# What a YAML file given for a kind must be: read_yaml's words when it is not a mapping.
+SHAPES = {
+    "config": "a config must be a YAML mapping with sections such as name, seed, data, model, "
+    "train",
+    "space": "a space file must be a YAML mapping shaped like a config's tune section: space: "
+    "{KEY: DISTRIBUTION, ...}, and objective, trials, epochs_per_trial if wanted",
+}
+
+
+def read_yaml(path: str | Path, kind: str = "config") -> dict:
+    """Load a YAML mapping with safe_load; refuse anything else with one line.
+
+    `kind` ("config" or "space") names the file in the messages.
+    """
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise UserError(
-            f"{path}: config file not found; check the path (presets are in configs/)"
-        ) from None
+        hint = " (presets are in configs/)" if kind == "config" else ""
+        raise UserError(f"{path}: {kind} file not found; check the path{hint}") from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read config: {exc.__class__.__name__}") from None
+        raise UserError(f"{path}: cannot read {kind}: {exc.__class__.__name__}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark else ""
@@ -86,10 +97,7 @@ def read_yaml(path: str | Path) -> dict:
     except (ValueError, RecursionError) as exc:  # a date like 2001-13-01, a 5,000-digit number,
         raise UserError(f"{path}: not valid YAML: {_unreadable(exc)}") from None  # deep nesting
     if not isinstance(raw, (dict, type(None))):
-        raise UserError(
-            f"{path}: a config must be a YAML mapping with sections such as "
-            f"name, seed, data, model, train; got a {type(raw).__name__}"
-        )
+        raise UserError(f"{path}: {SHAPES[kind]}; got a {type(raw).__name__}")
     return raw or {}
 
 

@@ -52,7 +52,9 @@ def plot_compare_reconstructions(path: Path, x, inputs: list[tuple], outputs: li
       inputs: (label, images) of noisy inputs some runs were given instead of x (denoisers).
       outputs: (run label, its outputs) in the order of the runs.
     """
-    rows = [("input", x, None), *((t, a, None) for t, a in inputs)]
+    # Beside noisy inputs, the clean images are what the outputs are scored against.
+    first = "clean test images" if inputs else "input"
+    rows = [(first, x, None), *((t, a, None) for t, a in inputs)]
     rows += [(t, a, per_image_mse(x, a)) for t, a in outputs]
     fig, axes = subplots(len(rows), len(x), figsize=compare_figsize(x, len(rows)), squeeze=False)
     for r, (text, images, errors) in enumerate(rows):
@@ -65,7 +67,11 @@ def plot_compare_reconstructions(path: Path, x, inputs: list[tuple], outputs: li
     save(
         fig,
         path,
-        f"The first {len(x)} test images and each run's reconstruction (MSE per image above it)",
+        f"The first {len(x)} test images and each run's output (MSE against the clean image "
+        f"above each)"
+        if inputs
+        else f"The first {len(x)} test images and each run's reconstruction (MSE per image above "
+        f"it)",
     )
 
 

@@ -113,22 +113,35 @@ def tune(
     study = _study.open_study(record, study_dir, pruner, epochs, setup.timed)
     with _study.asking(study_dir):
         stale = _study.fail_stale(study, study_dir)
+        queued = _study.retry_stopped(study)
     if stale:
         log.info("marked failed: trial(s) %s, left running by a stopped worker", stale)
+    for stopped, again in queued.items():
+        log.info(
+            "trial %d stopped mid-training: its settings are tried again as trial %d",
+            stopped,
+            again,
+        )
     log.info(
         "study: %s (%d of %d trials), pruner %s",
         study_dir,
-        len(study.trials),
+        _study.counted(study),
         trials,
         pruner_text(study.pruner, setup),
     )
     try:
-        _study.work(study, setup, study_dir, trials, seconds, record["storage"])
+        timed_out = _study.work(study, setup, study_dir, trials, seconds, record["storage"])
     except KeyboardInterrupt as exc:
         raise KeyboardInterrupt(
             f"{exc}; the study is kept: go on with `{_again(setup, space, overrides, study_dir)}`"
         ) from None
-    write_tables(study, study_dir, setup, record["storage"])
+    if timed_out:
+        log.warning(
+            "timeout %s: no trial is started after it; %d of %d trials; go on with `%s`",
+            *(timeout or setup.tune.timeout, _study.counted(study), trials),
+            _again(setup, space, overrides, study_dir),
+        )
     write_figures(study, study_dir, setup)
+    write_tables(study, study_dir, setup, record["storage"])
     best = ranked(study)
     return Tuned(study_dir, best[0] if best else None, study, setup.tune.objective.metric)

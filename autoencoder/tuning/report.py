@@ -17,6 +17,8 @@ from autoencoder.tuning.space import CHECKPOINTS
 
 BEST_RUNS = 3  # runs whose reconstructions are drawn side by side
 IMAGES = 8
+FEW_TRIALS = 10  # complete trials below which importances are flagged as a rough guide
+STUDY_FILES = ("trials.csv", "best.yaml", "results.md", "figures/")
 DASHBOARD = "pip install optuna-dashboard; optuna-dashboard {storage}"
 
 
@@ -56,6 +58,21 @@ def minutes(trial) -> float | None:
     return (trial.datetime_complete - trial.datetime_start).total_seconds() / 60
 
 
+def reasons(study) -> dict[int, str]:
+    """Why each trial that stopped early did, by number; a stopped trial tried again says as
+    which trial."""
+    trials = study.get_trials(deepcopy=False)
+    again = {t.user_attrs["retry_of"]: t.number for t in trials if "retry_of" in t.user_attrs}
+    out = {}
+    for t in trials:
+        reason = t.user_attrs.get("reason", "")
+        if t.number in again:
+            reason += f"; its settings tried again as trial {again[t.number]}"
+        if reason:
+            out[t.number] = reason
+    return out
+
+
 def _number(value, digits: int) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
@@ -74,6 +91,7 @@ def trials_csv(study, keys: list[str]) -> str:
     columns += ["minutes", "train_minutes", "run_dir", "reason"]
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
+    why = reasons(study)
     for t in study.get_trials(deepcopy=False):
         writer.writerow(
             {
@@ -84,7 +102,7 @@ def trials_csv(study, keys: list[str]) -> str:
                 "minutes": _number(minutes(t), 2),
                 "train_minutes": _number(t.user_attrs.get("train_minutes"), 2),
                 "run_dir": t.user_attrs.get("run_dir", ""),
-                "reason": t.user_attrs.get("reason", ""),
+                "reason": why.get(t.number, ""),
             }
         )
     return out.getvalue()
@@ -142,17 +160,14 @@ def results_markdown(study, study_dir: Path, setup, storage: str) -> str:
             f"| {t.number} | {state_of(t)} | {value} | {params} | {trained} "
             f"| {_number(minutes(t), 1)} |"
         )
-    reasons = [t for t in order if t.user_attrs.get("reason")]
-    if reasons:
+    why = reasons(study)
+    if why:
         lines += ["", "Why trials stopped early:", ""]
-        lines += [f"- trial {t.number}: {t.user_attrs['reason']}" for t in reasons]
-    lines += [
-        "",
-        "Figures: figures/objective.png, figures/importance.png, figures/reconstructions.png",
-        "",
-        f"Browse it live: `{DASHBOARD.format(storage=storage)}`",
-        "",
-    ]
+        lines += [f"- trial {t.number}: {why[t.number]}" for t in order if t.number in why]
+    figures = sorted(f"figures/{p.name}" for p in (study_dir / "figures").glob("*.png"))
+    if figures:
+        lines += ["", "Figures: " + ", ".join(figures)]
+    lines += ["", f"Browse it live: `{DASHBOARD.format(storage=storage)}`", ""]
     return "\n".join(lines)
 
 
@@ -182,6 +197,8 @@ def write_figures(study, study_dir: Path, setup) -> list[Path]:
         written.append(out / "importance.png")
     if plot_best_runs(out / "reconstructions.png", study, study_dir, setup.tune.objective.metric):
         written.append(out / "reconstructions.png")
+    if not any(out.iterdir()):
+        out.rmdir()  # no trial gave a value yet: no empty folder named in the study's files
     return written
 
 
@@ -210,6 +227,16 @@ def plot_objective(path: Path, study, objective) -> None:
                     c=colour,
                     label=label,
                 )
+        if axis == "trial":
+            # No value to place: a dotted line at its number, so every trial is accounted for.
+            lost = [
+                t.number
+                for t in study.get_trials(deepcopy=False)
+                if t.value is None and state_of(t) in ("failed", "infeasible")
+            ]
+            for k, number in enumerate(lost):
+                label = "failed or infeasible (no value)" if k == 0 else None
+                ax.axvline(number, c="0.6", ls=":", lw=1.2, zorder=0, label=label)
         done = [t for t in ordered if state_of(t) == "complete"]
         if done:
             pick = min if objective.goal() == "minimize" else max
@@ -245,7 +272,11 @@ def plot_importance(path: Path, study, metric: str) -> bool:
     ax.bar_label(bars, fmt="%.2f", padding=3, fontsize=9)
     ax.set_xlabel(f"importance for {metric} (fANOVA, sums to 1)")
     ax.set_xlim(0, 1.12)  # room for the label of a bar at 1
-    ax.set_title(f"Parameter importances over {len(done)} complete trials")
+    title = f"Parameter importances over {len(done)} complete trials"
+    if len(done) < FEW_TRIALS:
+        # fANOVA fits a forest to the trials: from a handful, its ranking is mostly chance.
+        title += f"\n(fewer than {FEW_TRIALS}: a rough guide, likely to change with more trials)"
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     return True
@@ -314,5 +345,6 @@ def format_study(study, study_dir: Path, metric: str) -> str:
     best = ranked(study)
     if best:
         lines.append(f"best: trial {best[0].number}, {metric} {best[0].value:.6g}")
-    lines.append(f"study: {study_dir} (trials.csv, best.yaml, results.md, figures/)")
+    files = [name for name in STUDY_FILES if (study_dir / name).exists()]
+    lines.append(f"study: {study_dir}" + (f" ({', '.join(files)})" if files else ""))
     return "\n".join(lines)

@@ -121,7 +121,8 @@ def _flow(value: Any) -> str:
     """A value as one line of YAML, as the space file writes it: {log: [0, 0.01]}."""
     import yaml
 
-    return yaml.safe_dump(value, default_flow_style=True, width=1 << 30).strip()
+    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 30).strip()
+    return text.removesuffix("\n...")  # a scalar's document end marker
 
 
 def _number(value: Any) -> Any:
@@ -135,7 +136,13 @@ def parse_timeout(text: str | None) -> float | None:
     found = re.fullmatch(r"(\d+(?:\.\d+)?)([smh])", str(text).strip())
     if not found:
         raise UserError(f"--timeout {text}: expected a duration such as 90s, 60m or 2h")
-    return float(found.group(1)) * {"s": 1, "m": 60, "h": 3600}[found.group(2)]
+    seconds = float(found.group(1)) * {"s": 1, "m": 60, "h": 3600}[found.group(2)]
+    if seconds <= 0:
+        raise UserError(
+            f"--timeout {text}: must be longer than 0 (no trial starts after it); leave it out "
+            f"to run every trial"
+        )
+    return seconds
 
 
 # ---------------------------------------------------------------------------------------------

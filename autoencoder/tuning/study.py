@@ -49,6 +49,10 @@ STUDY_FILE = "study.yaml"
 COMMAND = "autoencoder tune"
 # What a study is for: a resumed or joined study must search the same thing.
 SEARCH_KEYS = ("space", "objective", "epochs_per_trial")
+# A trial stopped mid-training (Ctrl-C, a killed worker) is failed with RETRY set: it does not
+# count toward the study's total, and the next start queues its settings again, as a trial
+# whose RETRY_OF is its number (Optuna's finished trials cannot be changed).
+RETRY, RETRY_OF = "retry", "retry_of"
 
 
 @dataclass
@@ -121,7 +125,7 @@ def _tune_section(base: Config, space, name: str) -> tuple[TuneConfig, str]:
     """(the tune section, the prefix of its messages): the --space file's, or the config's."""
     if space is None:
         return base.tune, f"{name}: tune.space"
-    raw = space if isinstance(space, Mapping) else read_yaml(space)
+    raw = space if isinstance(space, Mapping) else read_yaml(space, "space")
     where = "space" if isinstance(space, Mapping) else str(space)
     try:
         loaded = api.load_config({"tune": dict(raw)})
@@ -306,12 +310,31 @@ def fail_stale(study, study_dir: Path) -> list[int]:
         folder = study_dir / "workers" / str(worker)
         if worker is None or not folder.is_dir() or lock.holder(folder) is not None:
             continue  # alive, or of a worker elsewhere whose folder is not this one
-        run_dir = trial_run_dir(study_dir, trial.number)
-        kept = f"; its run is kept: `autoencoder resume {run_dir}`" if run_dir else ""
-        set_attr(study, trial.number, "reason", f"its worker {worker} stopped mid-trial{kept}")
+        set_attr(study, trial.number, "reason", f"its worker {worker} stopped mid-trial")
+        set_attr(study, trial.number, RETRY, True)
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
         stale.append(trial.number)
     return stale
+
+
+def retry_stopped(study) -> dict[int, int]:
+    """Queue again the settings of each trial stopped mid-training (Ctrl-C, a killed worker)
+    not queued before: {its number: the number of the trial that tries them again}."""
+    optuna = optuna_module()
+    trials = study.get_trials(deepcopy=False)
+    queued = {t.user_attrs[RETRY_OF] for t in trials if RETRY_OF in t.user_attrs}
+    again = {}
+    for trial in trials:
+        stopped = trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs.get(RETRY)
+        if stopped and trial.number not in queued:
+            study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+            again[trial.number] = study.get_trials(deepcopy=False)[-1].number
+    return again
+
+
+def counted(study) -> int:
+    """The study's trials toward its total: those stopped mid-training count as their retry."""
+    return sum(not t.user_attrs.get(RETRY) for t in study.get_trials(deepcopy=False))
 
 
 def set_attr(study, number: int, key: str, value: Any) -> None:
@@ -325,16 +348,21 @@ def set_attr(study, number: int, key: str, value: Any) -> None:
 # The study's loop: Optuna asks, a run trains, Optuna is told
 
 
-def work(study, setup: Setup, study_dir: Path, trials: int, timeout: float | None, storage: str):
-    """Run trials until the study holds `trials` of them (all workers together) or time is up."""
+def work(
+    study, setup: Setup, study_dir: Path, trials: int, timeout: float | None, storage: str
+) -> bool:
+    """Run trials until the study holds `trials` of them (all workers together) or time is up;
+    True when time ran out first."""
     deadline = math.inf if timeout is None else time.time() + timeout
     distributions = to_distributions(setup.params)
     with working(study_dir) as me:
-        while time.time() < deadline:
+        while True:
             with asking(study_dir):
+                if counted(study) >= trials:
+                    return False
+                if time.time() >= deadline:
+                    return True
                 number = len(study.get_trials(deepcopy=False))
-                if number >= trials:
-                    break
                 study.sampler = seeded_sampler(setup.base.seed, number)
                 trial = study.ask(distributions)
                 trial.set_user_attr("worker", me)
@@ -419,6 +447,7 @@ def run_trial(study, trial, setup: Setup, study_dir: Path) -> None:
     """Train one trial and tell Optuna how it ended: complete, pruned or failed (with why)."""
     optuna = optuna_module()
     state, value, reason = optuna.trial.TrialState.FAIL, None, None
+    reporter = None
     log.info("trial %d: %s", trial.number, _shown(trial.params))
     try:
         config = check_feasible(trial_config(setup, study_dir, trial))
@@ -434,27 +463,49 @@ def run_trial(study, trial, setup: Setup, study_dir: Path) -> None:
             chosen=setup.chosen,
             callbacks=[EpochEnd(reporter.epoch_end)],
         )
-        if reporter.reason:
-            state, reason = optuna.trial.TrialState.PRUNED, reporter.reason
-        else:
-            history = runs.read_history(trained.run_dir)
-            value = objective_value(history, setup.tune.objective, _pixels(config))
-            metric = setup.tune.objective.metric
-            if value is None or math.isnan(value):
-                reason = f"no {metric} in the run's history.csv"
-            else:
-                state = optuna.trial.TrialState.COMPLETE
+        state, value, reason = _outcome(trained.run_dir, config, setup, reporter)
     except Infeasible as exc:
         reason = f"infeasible: {exc}"
         trial.set_user_attr("infeasible", True)
     except (UserError, RunFailed) as exc:
         reason = str(exc).splitlines()[0]
     except KeyboardInterrupt:
-        _finish(study, trial, study_dir, optuna.trial.TrialState.FAIL, None, "interrupted")
+        _interrupted(study, trial, setup, study_dir, reporter)
         raise KeyboardInterrupt(f"during trial {trial.number}") from None
     finally:
         _clear_keras()
     _finish(study, trial, study_dir, state, value, reason)
+
+
+def _outcome(run_dir: Path, config: Config, setup: Setup, reporter) -> tuple:
+    """(state, objective value, reason) of a trial whose training ended."""
+    optuna = optuna_module()
+    if reporter.reason:
+        return optuna.trial.TrialState.PRUNED, None, reporter.reason
+    history = runs.read_history(run_dir)
+    value = objective_value(history, setup.tune.objective, _pixels(config))
+    if value is None or math.isnan(value):
+        reason = f"no {setup.tune.objective.metric} in the run's history.csv"
+        return optuna.trial.TrialState.FAIL, None, reason
+    return optuna.trial.TrialState.COMPLETE, value, None
+
+
+def _interrupted(study, trial, setup: Setup, study_dir: Path, reporter) -> None:
+    """Tell Optuna how a trial stopped by Ctrl-C ended: by its outcome when its training had
+    finished (only the test figures were cut short), else failed, to be tried again."""
+    optuna = optuna_module()
+    run_dir = trial_run_dir(study_dir, trial.number)
+    if run_dir is not None and runs.status(run_dir) == "finished":
+        config = runs.load_run_config(run_dir)
+        state, value, reason = _outcome(run_dir, config, setup, reporter)
+        if (run_dir / "metrics.json").is_file():
+            note = None
+        else:
+            note = f"interrupted after training; test metrics: `autoencoder evaluate {run_dir}`"
+        _finish(study, trial, study_dir, state, value, reason or note)
+        return
+    trial.set_user_attr(RETRY, True)
+    _finish(study, trial, study_dir, optuna.trial.TrialState.FAIL, None, "interrupted")
 
 
 def _finish(study, trial, study_dir: Path, state, value, reason) -> None:
