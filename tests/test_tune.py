@@ -757,3 +757,15 @@ def test_the_objective_figure_marks_failed_trials_and_few_importances_say_so(tmp
     many = finished_study([0.1 * (k % 7) for k in range(12)])
     assert tune_report.plot_importance(tmp_path / "importance.png", many, "val/loss")
     assert figures[2].axes[0].get_title() == "Parameter importances over 12 complete trials"
+
+
+def test_a_storage_that_cannot_be_opened_leaves_no_study_folder(tmp_path):
+    config = write_config(tmp_path / "tiny.yaml", tiny(tmp_path / "out"))
+    space = write_space(tmp_path / "space.yaml", {"model.latent_dim": [4, 8]})
+    result, loaded = cli_without_tensorflow(
+        "tune", config, "--space", space, "--storage", "nosuchdb://nowhere"
+    )
+    assert result.returncode == 2 and not loaded
+    assert result.stderr.startswith("error: storage nosuchdb://nowhere: ")
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert list((tmp_path / "out" / "tiny").iterdir()) == []

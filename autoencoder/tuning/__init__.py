@@ -8,12 +8,14 @@ docs/experiments.md is the guide.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from autoencoder.data import load_splits
+from autoencoder.errors import UserError
 from autoencoder.tuning import study as _study
 from autoencoder.tuning.report import (
     format_study,
@@ -108,9 +110,14 @@ def tune(
         study_dir = _study.new_study_dir(setup.base)
         record = {**_study.study_record(setup, study_dir, storage), "trials": trials}
         _study.write_record(study_dir, record)
-    # After the resume checks, which refuse a wrong study before TensorFlow loads.
-    setup.chosen = _study.study_precision(setup)
-    study = _study.open_study(record, study_dir, pruner, epochs, setup.timed)
+    try:
+        study = _study.open_study(record, study_dir, pruner, epochs, setup.timed)
+        # After the resume checks and the storage, which refuse before TensorFlow loads.
+        setup.chosen = _study.study_precision(setup)
+    except UserError:
+        if resume is None:  # a storage that cannot be opened: no study folder left behind
+            shutil.rmtree(study_dir, ignore_errors=True)
+        raise
     with _study.asking(study_dir):
         stale = _study.fail_stale(study, study_dir)
         queued = _study.retry_stopped(study)
