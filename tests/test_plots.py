@@ -52,3 +52,45 @@ def test_plotting_leaves_pyplots_backend_and_figures_alone(run):
         assert plt.get_fignums() == open_before  # no figure left in pyplot's list
     finally:
         matplotlib.use(before)
+
+
+def test_characters_the_font_lacks_are_one_line_not_a_warning_each(tmp_path, caplog, recwarn):
+    from autoencoder.plots.figure import _no_glyphs, subplots, write
+
+    _no_glyphs.cache_clear()  # said once a process: not by another test first
+    for name in ("a.png", "b.png"):  # two figures, as a run draws several
+        fig, ax = subplots()
+        ax.set_title("犬 and 猫")
+        ax.set_xlabel("epoch")
+        write(fig, tmp_path / name)
+        assert (tmp_path / name).stat().st_size > 0
+    lines = [r.getMessage() for r in caplog.records if "has no" in r.getMessage()]
+    assert lines == [
+        "figures: the font (DejaVu Sans) has no 犬 猫, which show as empty boxes; install a font "
+        "that has them (e.g. apt-get install fonts-noto-cjk) and name it as a fallback in a file "
+        "matplotlibrc in matplotlib.get_configdir(): font.family: DejaVu Sans, Noto Sans CJK JP"
+    ]
+    assert [str(w.message) for w in recwarn if "Glyph" in str(w.message)] == []
+
+
+@pytest.mark.parametrize("noisy", [False, True])
+def test_compare_names_the_clean_row_beside_noisy_inputs(tmp_path, monkeypatch, noisy):
+    import numpy as np
+
+    from autoencoder.plots import compare
+
+    made = []
+    subplots = compare.subplots
+    monkeypatch.setattr(
+        compare, "subplots", lambda *a, **k: made.append(subplots(*a, **k)) or made[-1]
+    )
+    x = np.random.default_rng(0).random((3, 8, 8, 1))
+    inputs = [("noisy input (gaussian 0.3)", x * 0.5)] if noisy else []
+    compare.plot_compare_reconstructions(tmp_path / "c.png", x, inputs, [("run a", x * 0.9)])
+    fig, axes = made[0]
+    labels = [row[0].get_ylabel().split("\n")[0] for row in axes]
+    expected = (
+        ["clean test images", "noisy input (gaussian", "run a"] if noisy else ["input", "run a"]
+    )
+    assert labels == expected
+    assert ("against the clean image" in fig.get_suptitle()) == noisy

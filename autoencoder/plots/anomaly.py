@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder.plots.figure import DPI, aspect, label_text, save, show, subplots
+from autoencoder.plots.figure import aspect, label_text, layout, save, show, subplots, write
 
 
 def plot_anomaly_scores(
@@ -64,8 +64,8 @@ def plot_anomaly_scores(
         box.set_yscale("log")
     box.set_ylabel(f"{kind} per image")
     box.set_title("By class (blue: normal, red: anomalies; boxes: quartiles)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    layout(fig)
+    write(fig, path)
 
 
 def plot_roc(path: Path, anomalous, scores, point: tuple[float, float], title: str) -> None:
@@ -86,8 +86,8 @@ def plot_roc(path: Path, anomalous, scores, point: tuple[float, float], title: s
     ax.set_ylabel("true-positive rate (anomalies flagged)")
     ax.set_title(title, fontsize=9)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    layout(fig)
+    write(fig, path)
 
 
 def plot_anomaly_extremes(
@@ -146,5 +146,5 @@ def plot_benchmark(path: Path, rows: list[dict], dataset: str, reference=None) -
     ax.set_title(f"One-class anomaly detection on {dataset}", fontsize=10)
     # Beside the axes: below them it met the x label once the class names were slanted.
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    layout(fig)
+    write(fig, path)

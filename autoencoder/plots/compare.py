@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from autoencoder.evaluate import per_image_mse
-from autoencoder.plots.figure import DPI, aspect, save, show, subplots
+from autoencoder.plots.figure import aspect, layout, save, show, subplots, write
 from autoencoder.runs import training_clock
 
 
@@ -35,8 +35,8 @@ def plot_compare_curves(path: Path, histories: dict[str, list[dict]], metric: st
     by_epoch.xaxis.get_major_locator().set_params(integer=True)
     by_epoch.set_title(f"{metric} by epoch")
     by_time.set_title(f"{metric} against training time")
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    layout(fig)
+    write(fig, path)
 
 
 def compare_figsize(x, rows: int) -> tuple[float, float]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder.plots.figure import DPI, show, subplots
+from autoencoder.plots.figure import layout, show, subplots, write
 
 
 def _spread(values: list, k: int) -> list:
@@ -46,8 +46,8 @@ def plot_triplets(path: Path, images: dict, kind: str, levels: int = 4) -> None:
         axes[r, 0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
     fig.suptitle(f"{kind} noise: noisy input, model output and clean test images", fontsize=11)
     # tight_layout packs the first row up against the title; keep a tenth of an inch clear.
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.1 / fig.get_figheight()))
-    fig.savefig(path, dpi=DPI)
+    layout(fig, rect=(0, 0, 1, 1 - 0.1 / fig.get_figheight()))
+    write(fig, path)
 
 
 def plot_psnr_vs_level(path: Path, rows: list[dict]) -> None:
@@ -97,8 +97,8 @@ def plot_psnr_vs_level(path: Path, rows: list[dict]) -> None:
     ax.grid(True, alpha=0.3)
     # Beside the axes, not on them: the curves fill every corner of the plot.
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    layout(fig)
+    write(fig, path, bbox_inches="tight")
 
 
 def plot_robustness(path: Path, rows: list[dict]) -> None:
@@ -128,5 +128,5 @@ def plot_robustness(path: Path, rows: list[dict]) -> None:
     ax.set_ylabel("training noise level")
     ax.set_title(f"Model output PSNR (dB), {rows[0]['kind']} noise", fontsize=10)
     fig.colorbar(im, ax=ax, label="PSNR (dB)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    layout(fig)
+    write(fig, path)

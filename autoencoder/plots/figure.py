@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+import re
+import warnings
+from contextlib import contextmanager
+
 import numpy as np
 
 from autoencoder.data import DIGITS
 
+log = logging.getLogger(__name__)
+
 DPI = 120
+# matplotlib's warning for each character its fonts cannot draw (a class folder named 猫).
+GLYPH = re.compile(r"Glyph (\d+) .*missing from font\(s\) (.+?)\.?$")
 
 
 def subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, layout=None, **grid):
@@ -51,5 +61,47 @@ def save(fig, path, title: str | None = None, fontsize: int = 10) -> None:
     """Title the figure, lay it out, write it to `path` and free it."""
     if title is not None:
         fig.suptitle(title, fontsize=fontsize)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    layout(fig)
+    write(fig, path)
+
+
+def layout(fig, **kwargs) -> None:
+    """fig.tight_layout, whose text measuring reports missing characters as write does."""
+    with _glyphs_logged():
+        fig.tight_layout(**kwargs)
+
+
+def write(fig, path, **kwargs) -> None:
+    """fig.savefig at the figures' DPI; characters the font lacks are one logged line, not a
+    matplotlib warning per character and figure."""
+    with _glyphs_logged():
+        fig.savefig(path, dpi=DPI, **kwargs)
+
+
+@contextmanager
+def _glyphs_logged():
+    """matplotlib's missing-glyph warnings inside the block as one line; others as they were."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    missing, fonts = set(), set()
+    for w in caught:
+        found = GLYPH.match(str(w.message))
+        if found:
+            missing.add(chr(int(found.group(1))))
+            fonts.add(found.group(2))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if missing:
+        _no_glyphs("".join(sorted(missing)), ", ".join(sorted(fonts)))
+
+
+@functools.cache  # once per process for the same characters, not once per figure
+def _no_glyphs(characters: str, fonts: str) -> None:
+    log.warning(
+        "figures: the font (%s) has no %s, which show as empty boxes; install a font that has "
+        "them (e.g. apt-get install fonts-noto-cjk) and name it as a fallback in a file "
+        "matplotlibrc in matplotlib.get_configdir(): font.family: DejaVu Sans, Noto Sans CJK JP",
+        fonts,
+        " ".join(characters),
+    )

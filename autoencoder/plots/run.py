@@ -11,7 +11,7 @@ from autoencoder import runs
 from autoencoder.data import DIGITS, load_splits
 from autoencoder.evaluate import evaluate_split, per_image_mse, pick_examples
 from autoencoder.model import is_vae, load_model
-from autoencoder.plots.figure import DPI, aspect, label_text, show, subplots
+from autoencoder.plots.figure import aspect, label_text, layout, show, subplots, write
 from autoencoder.plots.vae import vae_figures
 from autoencoder.runs import open_run, read_history
 
@@ -41,8 +41,8 @@ def plot_reconstructions(path: Path, x, y, recon, n: int = 10, names=None, noisy
     fig.suptitle(
         f"Test images{what} (mean MSE of these {len(idx)}: {errors.mean():.4f})", fontsize=11
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    layout(fig)
+    write(fig, path)
 
 
 def _image_rows(x, recon, noisy, label: str) -> list[tuple[str, np.ndarray]]:
@@ -95,8 +95,8 @@ def plot_loss(path: Path, history: list[dict]) -> None:
         a.xaxis.get_major_locator().set_params(integer=True)
         if len(epochs) == 1:  # the locator would mark 0.96 ... 1.04 around a single epoch
             a.set_xticks(epochs)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    layout(fig)
+    write(fig, path)
 
 
 def _log_panel(ax, xlabel: str, ylabel: str, title: str) -> None:
@@ -137,10 +137,10 @@ def plot_worst(path: Path, x, y, recon, n: int = 8, names=None, noisy=None) -> N
     fig.suptitle(f"The {shown}", fontsize=11)
     # 1.2 inches on the right for the colour bar, its ticks and its label, whatever the width.
     right = 1 - 1.2 / figsize[0]
-    fig.tight_layout(rect=(0, 0, right, 1))
+    layout(fig, rect=(0, 0, right, 1))
     cax = fig.add_axes((right + 0.12 / figsize[0], 0.06, 0.2 / figsize[0], 0.8 / (len(rows) + 1)))
     fig.colorbar(im, cax=cax, label="|error|")
-    fig.savefig(path, dpi=DPI)
+    write(fig, path)
 
 
 def plot_error_by_class(path: Path, x, y, recon, names=None, errors=None) -> None:
@@ -177,8 +177,8 @@ def plot_error_by_class(path: Path, x, y, recon, names=None, errors=None) -> Non
     ax.set_title("Reconstruction error by class (test split)")
     ax.set_ylim(0, max(means) * 1.25)  # headroom for the legend
     ax.legend(loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    layout(fig)
+    write(fig, path)
 
 
 def plot_all(

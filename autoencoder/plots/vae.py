@@ -10,7 +10,7 @@ import numpy as np
 from autoencoder.data import DIGITS
 from autoencoder.evaluate import pick_examples
 from autoencoder.model import vae_interpolations, vae_samples
-from autoencoder.plots.figure import DPI, show, subplots
+from autoencoder.plots.figure import layout, show, subplots, write
 
 
 def vae_figures(out: Path, model, x, y, history: list[dict], names=None) -> list[Path]:
@@ -44,8 +44,8 @@ def plot_samples(path: Path, samples, latent_dim: int, columns: int = 8) -> None
         f"(the VAE's prior, {latent_dim} numbers each: new images, not reconstructions)",
         fontsize=10,
     )
-    fig.tight_layout(rect=(0, 0, 1, 1), h_pad=0.2, w_pad=0.2)
-    fig.savefig(path, dpi=DPI)
+    layout(fig, rect=(0, 0, 1, 1), h_pad=0.2, w_pad=0.2)
+    write(fig, path)
 
 
 def plot_interpolations(
@@ -75,8 +75,8 @@ def plot_interpolations(
         title or "Decoded along straight lines between the codes (means) of two test images",
         fontsize=10,
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    layout(fig)
+    write(fig, path)
 
 
 def _class_name(names, label) -> str:
@@ -138,7 +138,7 @@ def plot_latent(path: Path, panels: list[tuple], labels, names=None, title: str 
     )
     if title:
         fig.suptitle(title, fontsize=12)
-    fig.savefig(path, dpi=DPI)
+    write(fig, path)
 
 
 def plot_vae_terms(path: Path, history: list[dict]) -> None:
@@ -169,5 +169,5 @@ def plot_vae_terms(path: Path, history: list[dict]) -> None:
     axes[2].grid(True, alpha=0.3)
     for ax in axes:
         ax.xaxis.get_major_locator().set_params(integer=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    layout(fig)
+    write(fig, path)

@@ -12,7 +12,7 @@ from pathlib import Path
 from autoencoder import api, atomic, runs
 from autoencoder.config import dump_config
 from autoencoder.errors import UserError
-from autoencoder.plots.figure import DPI, show, subplots
+from autoencoder.plots.figure import layout, show, subplots, write
 from autoencoder.tuning.space import CHECKPOINTS
 
 BEST_RUNS = 3  # runs whose reconstructions are drawn side by side
@@ -252,8 +252,8 @@ def plot_objective(path: Path, study, objective) -> None:
     axes[0].set_title(f"{objective.metric} of each trial")
     axes[1].set_title(f"{objective.metric} over time")
     fig.suptitle(f"Study {path.parent.parent.name}: {objective.goal()} {objective.metric}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    layout(fig)
+    write(fig, path)
 
 
 def plot_importance(path: Path, study, metric: str) -> bool:
@@ -277,8 +277,8 @@ def plot_importance(path: Path, study, metric: str) -> bool:
         # fANOVA fits a forest to the trials: from a handful, its ranking is mostly chance.
         title += f"\n(fewer than {FEW_TRIALS}: a rough guide, likely to change with more trials)"
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    layout(fig)
+    write(fig, path)
     return True
 
 
@@ -327,8 +327,8 @@ def plot_best_runs(path: Path, study, study_dir: Path, metric: str) -> bool:
         else "reconstructions of the same test images"
     )
     fig.suptitle(f"The best {trials} trials' {what}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    layout(fig)
+    write(fig, path)
     return True
 
 
