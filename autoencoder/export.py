@@ -22,7 +22,7 @@ import numpy as np
 
 from autoencoder import atomic, runs, runtime
 from autoencoder.config import Config
-from autoencoder.data import load_splits
+from autoencoder.data import load_splits, to_tiles
 from autoencoder.errors import UserError
 from autoencoder.model import build_models, load_model
 from autoencoder.noise import model_inputs
@@ -152,7 +152,11 @@ def check_images(config: Config, shape: tuple) -> tuple[np.ndarray, str]:
     and what they are, for the manifest."""
     try:
         images = load_splits(config, download=False).images("test")[:CHECK_IMAGES]
-        return model_inputs(images, config), f"{len(images)} test images"
+        inputs = model_inputs(images, config)
+        if inputs.shape[1:3] != tuple(shape[:2]):  # a patch model: the tiles predict sees
+            tiles = to_tiles(inputs, tuple(shape[:2]))[:CHECK_IMAGES]
+            return tiles, f"{len(tiles)} {shape[0]}x{shape[1]} tiles of test images"
+        return inputs, f"{len(images)} test images"
     except UserError as exc:
         log.warning("checking on random images: the run's test data is not here (%s)", exc)
         images = np.random.default_rng(0).random((CHECK_IMAGES, *shape), dtype=np.float32)

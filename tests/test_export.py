@@ -314,3 +314,24 @@ def test_a_model_with_skips_exports_its_autoencoder_and_encoder(skips_run, fmt):
         "no decoder: with skips or a residual head the output is made from more than the code"
         in format_export(manifest, target).splitlines()
     )
+
+
+@pytest.fixture(scope="module")
+def patch_run(tmp_path_factory):
+    # Trained on 16x16 crops of 28x28 digits, as photo_denoise trains on crops of photos.
+    sets = ("data.patches={size: [16, 16]}", "model.input_shape=[16, 16, 1]")
+    return one_epoch_run(tmp_path_factory, "patches", *sets)
+
+
+def test_a_model_of_patches_is_checked_on_tiles_of_the_test_images(patch_run):
+    from autoencoder.data import load_splits, to_tiles
+    from autoencoder.runs import load_run_config
+
+    target, manifest = export_run(patch_run, "saved_model")
+    assert manifest["checked_on"] == f"{export.CHECK_IMAGES} 16x16 tiles of test images"
+    images = load_splits(load_run_config(patch_run)).images("test")[:2]
+    tiles = to_tiles(images, (16, 16))  # four tiles an image, overlapping
+    models, _, _ = float32_keras_models(patch_run)
+    got = served(target, "saved_model", manifest, "autoencoder", tiles)
+    np.testing.assert_allclose(got, models["autoencoder"].predict(tiles, verbose=0), atol=1e-5)
+    assert manifest["models"]["autoencoder"]["inputs"][0]["shape"] == [None, 16, 16, 1]
