@@ -85,6 +85,24 @@ def test_train_and_test_folders_cut_validation_from_train(tmp_path, digits):
     assert s.report["splits"] == "validation_split 0.2 (seed 0), test/ folder"
 
 
+def test_images_beside_the_split_folders_are_named_not_dropped_silently(tmp_path, digits, caplog):
+    x, y = digits
+    write_digits(tmp_path / "d" / "train", x[:100], y[:100])
+    write_digits(tmp_path / "d" / "valid", x[100:120], y[100:120])  # not val/ nor validation/
+    images.write_png(tmp_path / "d" / "loose.png", x[120][..., None])
+    (tmp_path / "d" / "notes.txt").write_text("not an image")
+    s = data.load_splits(folder_config(tmp_path / "d", "data.validation_split=0.2"))
+    assert s.count("train") + s.count("val") + s.count("test") == 100
+    warned = [
+        r.getMessage() for r in caplog.records if "beside its split folders" in r.getMessage()
+    ]
+    assert warned == [
+        f"data.path {tmp_path / 'd'}: loose.png, valid/ (20 images) beside its split folders, "
+        f"left out: only train/, val/ (or validation/) and test/ are read; move the images into "
+        f"one, or rename the folder"
+    ]
+
+
 def test_images_without_class_folders_are_one_class(tmp_path, digits):
     x, _ = digits
     root = tmp_path / "plain"

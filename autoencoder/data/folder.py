@@ -96,6 +96,7 @@ class Listing:
     ignored: int  # files that are not images (by suffix)
     class_folders: bool
     empty: tuple[str, ...] = ()  # class folders without a single image: no class
+    outside: tuple[str, ...] = ()  # beside train/: images in no split folder, left out
 
     def label_of(self, name: str | None) -> int:
         if not self.class_folders:
@@ -162,7 +163,24 @@ def list_folder(root: Path) -> Listing:
             if d.is_dir() and d.resolve() not in splits and d.name not in names
         }
     )
-    return Listing(root, parts, classes, ignored, class_folders, tuple(empty))
+    outside = () if split_dirs["train"] is None else _outside(root, splits)
+    return Listing(root, parts, classes, ignored, class_folders, tuple(empty), outside)
+
+
+def _outside(root: Path, splits: set[Path]) -> tuple[str, ...]:
+    """Beside the split folders: each other folder holding images ("valid/ (20 images)") and
+    each image file, which no split reads."""
+    found = []
+    for entry in _entries(root):
+        if entry.resolve() in splits:
+            continue
+        if entry.is_dir():
+            count = len(_walk(entry)[0])
+            if count:
+                found.append(f"{entry.name}/ ({count:,} image{'s' * (count > 1)})")
+        elif is_image(entry):
+            found.append(entry.name)
+    return tuple(found)
 
 
 def _entries(folder: Path) -> list[Path]:

@@ -315,6 +315,13 @@ def _folder_splits(config) -> Splits:
             "data.path %s: %d class folder(s) without images, left out: %s",
             *(root, len(listing.empty), ", ".join(listing.empty[:5])),
         )
+    if listing.outside:
+        shown = ", ".join(listing.outside[:5]) + (" ..." if len(listing.outside) > 5 else "")
+        log.warning(
+            "data.path %s: %s beside its split folders, left out: only train/, val/ (or "
+            "validation/) and test/ are read; move the images into one, or rename the folder",
+            *(root, shown),
+        )
     keep = class_indices(data.classes, listing.classes, f"data.path {root}")
     parts, how = _folder_parts(config, listing, keep)
     paths = [p for split in SPLIT_NAMES for p in parts[split].paths]
