@@ -94,3 +94,17 @@ def test_compare_names_the_clean_row_beside_noisy_inputs(tmp_path, monkeypatch, 
     )
     assert labels == expected
     assert ("against the clean image" in fig.get_suptitle()) == noisy
+
+
+def test_long_class_names_wrap_to_the_width_they_are_given():
+    from autoencoder.plots.figure import wrap_label
+
+    # 1.15 inches at 9 points: 15 characters a line.
+    assert wrap_label("airplane_long_name_here", 1.15, 9) == "airplane_long_\nname_here"
+    assert wrap_label("T-shirt/top", 1.15, 9) == "T-shirt/top"
+    assert wrap_label("Ankle boot", 1.15, 9) == "Ankle boot"
+    long = wrap_label("supercalifragilisticexpialidocious_extra", 1.15, 9)
+    assert long == "supercalifragil\nisticexpiali..."
+    lines = wrap_label("bird_of_prey to cat_domestic", 0.95, 7, lines=4).split("\n")
+    assert "".join(lines).replace(" ", "") == "bird_of_preytocat_domestic"
+    assert max(map(len, lines)) <= int(0.95 * 72 / (0.6 * 7))

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder.plots.figure import aspect, label_text, layout, save, show, subplots, write
+from autoencoder.plots.figure import (
+    aspect,
+    label_text,
+    layout,
+    save,
+    show,
+    subplots,
+    wrap_label,
+    write,
+)
 
 
 def plot_anomaly_scores(
@@ -105,7 +114,8 @@ def plot_anomaly_extremes(
             show(bottom, recon[i])
             group = "anomaly" if anomalous[i] else "normal"
             top.set_title(
-                f"{label_text(names, labels[i])} ({group})\n{scores[i]:.4g}",
+                f"{wrap_label(f'{label_text(names, labels[i])} ({group})', width - 0.1, 7)}\n"
+                f"{scores[i]:.4g}",
                 fontsize=7,
                 color="tab:red" if anomalous[i] else "tab:blue",
             )

@@ -52,6 +52,29 @@ def label_text(names, label) -> str:
     return names[label]
 
 
+def wrap_label(text: str, inches: float, fontsize: float, lines: int = 2) -> str:
+    """Text on lines that fit `inches` at `fontsize`, broken after spaces, '_', '-' or '/'
+    (inside a word only when one is longer than a line); past `lines`, cut with '...'."""
+    # An average character of DejaVu Sans is about 0.6 of the font size wide.
+    chars = max(4, int(inches * 72 / (0.6 * fontsize)))
+    words = re.findall(r"[^ _\-/]+[ _\-/]*|[ _\-/]+", text)
+    out = [""]
+    for word in words:
+        while len(word) > chars:  # a word longer than a line: broken where the line ends
+            room = chars - len(out[-1])
+            out[-1] += word[:room]
+            out.append("")
+            word = word[room:]
+        if len(out[-1]) + len(word.rstrip()) > chars and out[-1]:
+            out.append("")
+        out[-1] += word
+    out = [line.rstrip() for line in out if line.strip()]
+    if len(out) > lines:
+        out = out[:lines]
+        out[-1] = out[-1][: chars - 3] + "..."
+    return "\n".join(out) or text
+
+
 def aspect(x) -> float:
     """Width over height of the images, to size each figure's columns."""
     return min(3.0, max(1.0, x.shape[2] / x.shape[1]))

@@ -11,7 +11,15 @@ from autoencoder import runs
 from autoencoder.data import DIGITS, load_splits
 from autoencoder.evaluate import evaluate_split, per_image_mse, pick_examples
 from autoencoder.model import is_vae, load_model
-from autoencoder.plots.figure import aspect, label_text, layout, show, subplots, write
+from autoencoder.plots.figure import (
+    aspect,
+    label_text,
+    layout,
+    show,
+    subplots,
+    wrap_label,
+    write,
+)
 from autoencoder.plots.vae import vae_figures
 from autoencoder.runs import open_run, read_history
 
@@ -29,7 +37,7 @@ def plot_reconstructions(path: Path, x, y, recon, n: int = 10, names=None, noisy
     for j, i in enumerate(idx):
         for r, (_, images) in enumerate(rows):
             show(axes[r, j], images[i])
-        axes[0, j].set_title(label_text(names, y[i]), fontsize=9)
+        axes[0, j].set_title(wrap_label(label_text(names, y[i]), width - 0.15, 9), fontsize=9)
         axes[-1, j].set_xlabel(f"MSE {errors[j]:.4f}", fontsize=8)
     for r, (text, _) in enumerate(rows):
         axes[r, 0].set_ylabel(text, fontsize=10)
@@ -123,7 +131,8 @@ def plot_worst(path: Path, x, y, recon, n: int = 8, names=None, noisy=None) -> N
     for j, i in enumerate(idx):
         for r, (_, images) in enumerate(rows):
             show(axes[r, j], images[i])
-        axes[0, j].set_title(f"{label_text(names, y[i])}\nMSE {errors[i]:.4f}", fontsize=8)
+        name = wrap_label(label_text(names, y[i]), width - 0.15, 8)
+        axes[0, j].set_title(f"{name}\nMSE {errors[i]:.4f}", fontsize=8)
         im = axes[-1, j].imshow(diff[j], cmap="inferno", vmin=0, vmax=vmax)
         axes[-1, j].set_xticks([])
         axes[-1, j].set_yticks([])

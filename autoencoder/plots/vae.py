@@ -10,7 +10,7 @@ import numpy as np
 from autoencoder.data import DIGITS
 from autoencoder.evaluate import pick_examples
 from autoencoder.model import vae_interpolations, vae_samples
-from autoencoder.plots.figure import layout, show, subplots, write
+from autoencoder.plots.figure import layout, show, subplots, wrap_label, write
 
 
 def vae_figures(out: Path, model, x, y, history: list[dict], names=None) -> list[Path]:
@@ -64,9 +64,9 @@ def plot_interpolations(
             show(axes[r, t + 1], steps[r, t])
         show(axes[r, -1], ends[r])
         a, b = (_class_name(names, label) for label in labels[r])
-        # Two lines when the names are long: one line would run past a row's height.
-        joint = f"{a} to {b}" if len(a) + len(b) <= 10 else f"{a}\nto {b}"
-        axes[r, 0].set_ylabel(joint, fontsize=9 if len(a) + len(b) <= 20 else 8)
+        # Along the row's height (an inch): long names smaller, on up to four lines.
+        size = 9 if len(a) + len(b) <= 10 else 8 if len(a) + len(b) <= 24 else 7
+        axes[r, 0].set_ylabel(wrap_label(f"{a} to {b}", 0.95, size, lines=4), fontsize=size)
     axes[0, 0].set_title("test\nimage", fontsize=8)
     axes[0, -1].set_title("test\nimage", fontsize=8)
     for t in range(n_steps):
