@@ -233,6 +233,16 @@ def check_is_run(run_dir: str | Path) -> Path:
         raise UserError(
             f"{run_dir}: no such folder; pass a run directory, e.g. outputs/<name>/<timestamp>"
         )
+    if run_dir.is_file():
+        train = (
+            f"`autoencoder train {run_dir}` starts a run from it; "
+            if run_dir.suffix.lower() in (".yaml", ".yml")
+            else ""
+        )
+        raise UserError(
+            f"{run_dir}: a file, not a run directory; {train}pass the folder a run was written "
+            f"to, e.g. outputs/<name>/<timestamp> (`autoencoder runs` lists them)"
+        )
     if not (run_dir / "config.yaml").is_file():
         # outputs/<name>/ or outputs/ given for one of its runs: two levels, not a whole tree.
         inside = sorted(

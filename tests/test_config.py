@@ -90,6 +90,23 @@ def test_a_dict_s_mistakes_name_config_where_a_file_would_be():
 
 
 # The message after "<file>: " (or "--set <item>: " when the case is an override).
+def test_a_folder_given_for_a_config_says_which_file_to_give(tmp_path):
+    run_dir = tmp_path / "outputs" / "tiny" / "20990101-000000"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("name: tiny\n")
+    assert error_of(run_dir) == (
+        f"{run_dir}: a run directory, not a config file; `autoencoder resume {run_dir}` "
+        f"continues the run, or pass {run_dir / 'config.yaml'} to start a new one from its config"
+    )
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "b.yaml").write_text("name: b\n")
+    (tmp_path / "configs" / "a.yml").write_text("name: a\n")
+    assert error_of(tmp_path / "configs") == (
+        f"{tmp_path / 'configs'}: a folder, not a config file; pass a YAML file, e.g. "
+        f"{tmp_path / 'configs' / 'a.yml'}"
+    )
+
+
 @pytest.mark.parametrize(
     "text, overrides, expected",
     [

@@ -199,3 +199,16 @@ def test_a_damaged_metrics_file_is_named_and_written_anew_by_the_next_results(tm
     runs.merge_metrics(tmp_path, {"test/psnr": 20.5})
     assert json.loads(path.read_text()) == {"test/psnr": 20.5}
     assert f"{path}: damaged (not a JSON object); it is written anew" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["quickstart.yaml", "notes.txt"])
+def test_a_file_given_for_a_run_directory_says_what_to_give(tmp_path, name):
+    path = tmp_path / name
+    path.write_text("name: x\n")
+    train = f"`autoencoder train {path}` starts a run from it; " if name.endswith(".yaml") else ""
+    with pytest.raises(UserError) as refused:
+        runs.check_is_run(path)
+    assert str(refused.value) == (
+        f"{path}: a file, not a run directory; {train}pass the folder a run was written to, "
+        f"e.g. outputs/<name>/<timestamp> (`autoencoder runs` lists them)"
+    )

@@ -83,7 +83,9 @@ def read_yaml(path: str | Path, kind: str = "config") -> dict:
     except FileNotFoundError:
         hint = " (presets are in configs/)" if kind == "config" else ""
         raise UserError(f"{path}: {kind} file not found; check the path{hint}") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+    except IsADirectoryError:
+        raise UserError(_folder_given(path, kind)) from None
+    except (PermissionError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read {kind}: {exc.__class__.__name__}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -99,6 +101,18 @@ def read_yaml(path: str | Path, kind: str = "config") -> dict:
     if not isinstance(raw, (dict, type(None))):
         raise UserError(f"{path}: {SHAPES[kind]}; got a {type(raw).__name__}")
     return raw or {}
+
+
+def _folder_given(path: Path, kind: str) -> str:
+    """What a folder given for a YAML file is, and the file to give instead."""
+    if kind == "config" and (path / "config.yaml").is_file():
+        return (
+            f"{path}: a run directory, not a config file; `autoencoder resume {path}` continues "
+            f"the run, or pass {path / 'config.yaml'} to start a new one from its config"
+        )
+    found = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+    example = f", e.g. {found[0]}" if found else ""
+    return f"{path}: a folder, not a {kind} file; pass a YAML file{example}"
 
 
 def parse_override(item: str) -> tuple[tuple, Any]:
