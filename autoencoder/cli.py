@@ -19,7 +19,7 @@ from autoencoder.bench import format_bench, layer_profile, run_bench
 from autoencoder.comparison import OUTPUT as COMPARE_OUTPUT
 from autoencoder.config import load_config
 from autoencoder.config.reference import json_schema_text, reference_markdown
-from autoencoder.data import describe, resolve_input_shape
+from autoencoder.data import data_shape, describe, resolve_input_shape
 from autoencoder.denoise import results_markdown
 from autoencoder.embed import PROBE_LIMIT, format_embed
 from autoencoder.errors import RunFailed, UserError
@@ -82,14 +82,30 @@ def cmd_data(args) -> None:
 
 def cmd_shapes(args) -> None:
     config = _config(args)
-    if "input_shape" not in config.model.model_fields_set:  # else plan it as given
+    if "input_shape" not in config.model.model_fields_set:
         config = resolve_input_shape(config)
+    else:  # planned as given; said when train would refuse it (data not here: not checked)
+        _check_given_shape(config)
     plan = api.plan(config)
     dtype, note = planned_precision(config)  # what training picks without a GPU; times nothing
     table = format_plan(plan, denoising=config.data.noise is not None)
     print(table + "\n\n" + memory.format_memory(memory.run_memory(config, plan, dtype)))
     if note:
         print(note)
+
+
+def _check_given_shape(config) -> None:
+    try:
+        shape = data_shape(config)
+    except UserError:
+        return
+    if tuple(shape) != tuple(config.model.input_shape):
+        try:
+            resolve_input_shape(config)
+        except UserError as exc:
+            logging.getLogger(__name__).warning(
+                "%s; train refuses this config: the plan below is of the shape as given", exc
+            )
 
 
 def cmd_evaluate(args) -> None:

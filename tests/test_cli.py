@@ -55,3 +55,21 @@ def test_quiet_and_debug_work_before_or_after_the_command(capsys, before):
         capsys.readouterr().err
         == "error: no-such.yaml: config file not found; check the path (presets are in configs/)\n"
     )
+
+
+def test_shapes_says_when_train_would_refuse_the_given_shape_and_null_plans_the_datas(capsys):
+    other = ["--set", "data.image_size=[32, 32]", "--set", "data.color=rgb"]
+    assert main(["shapes", "configs/quickstart.yaml", *other]) == 0
+    captured = capsys.readouterr()
+    assert "28x28x1 ->" in captured.out  # planned as given
+    assert captured.err.splitlines() == [
+        "model.input_shape is 28x28x1 but the data gives the model 32x32x3 images (mnist_sample); "
+        'pass --set "model.input_shape=[32, 32, 3]" (or model.input_shape=null) to plan from the '
+        "data, or set data.image_size, data.color or data.patches to match it; train refuses "
+        "this config: the plan below is of the shape as given"
+    ]
+    unset = ["--set", "model.input_shape=null"]
+    assert main(["shapes", "configs/quickstart.yaml", *other, *unset]) == 0
+    captured = capsys.readouterr()
+    assert "32x32x3 ->" in captured.out and "28x28x1 ->" not in captured.out
+    assert captured.err == ""

@@ -557,3 +557,12 @@ def test_mixed_precision_on_off_survive_yaml(tmp_path):
     assert load_config(None, ["train.mixed_precision=auto"]).train.mixed_precision == "auto"
     with pytest.raises(UserError, match="must be 'auto', 'on' or 'off', got 'fast'"):
         load_config(None, ["train.mixed_precision=fast"])
+
+
+def test_a_null_input_shape_is_left_out_so_the_data_gives_it():
+    base = ["data.image_size=[32, 32]", "data.color=rgb"]
+    given = load_config("configs/quickstart.yaml", base)
+    assert given.model.input_shape == (28, 28, 1)  # the preset's own, kept
+    unset = load_config("configs/quickstart.yaml", [*base, "model.input_shape=null"])
+    assert unset.model.input_shape == (32, 32, 3)
+    assert load_config({"model": {"input_shape": None}}).model.input_shape == (28, 28, 1)

@@ -303,8 +303,23 @@ class ModelConfig(Section):
     # "vae": a variational autoencoder; latent_dim is then the size of its Gaussian code.
     kind: Literal["autoencoder", "vae"] = "autoencoder"
     """autoencoder, or vae: a variational autoencoder with a Gaussian code of latent_dim numbers."""
-    input_shape: tuple[PosInt, PosInt, PosInt] = (28, 28, 1)
-    """[H, W, C] the model takes; left out: the data's (a patch's, with data.patches)."""
+    input_shape: Annotated[
+        tuple[PosInt, PosInt, PosInt],
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {
+                        "type": "array",
+                        "items": {"type": "integer", "exclusiveMinimum": 0},
+                        "minItems": 3,
+                        "maxItems": 3,
+                    },
+                    {"type": "null"},
+                ]
+            }
+        ),
+    ] = Field((28, 28, 1), json_schema_extra={"default": None})  # documented as the data's
+    """[H, W, C] the model takes; left out or null: the data's (a patch's, with data.patches)."""
     encoder: Annotated[list[EncoderBlock], Field(min_length=1)] = Field(
         default_factory=_seed_tutorial_encoder
     )
@@ -331,6 +346,14 @@ class ModelConfig(Section):
     """mirror: the encoder undone in reverse order; or a list of decoder blocks."""
     output: OutputLayer = Field(default_factory=OutputLayer)
     """The final Conv2D back to the input's channels."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_shape_is_left_out(cls, value: Any) -> Any:
+        # input_shape: null means left out (the data's): a preset's shape can be unset by --set.
+        if isinstance(value, dict) and "input_shape" in value and value["input_shape"] is None:
+            value = {k: v for k, v in value.items() if k != "input_shape"}
+        return value
 
     @field_validator("skips", mode="before")
     @classmethod

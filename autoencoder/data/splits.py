@@ -480,9 +480,9 @@ def resolve_input_shape(config):
         raise UserError(
             f"model.input_shape is {'x'.join(map(str, given))} but the data gives the model "
             f"{'x'.join(map(str, shape))} {what} ({where}); pass --set "
-            f'"model.input_shape=[{", ".join(map(str, shape))}]" (or leave it out of the '
-            f"config file) to plan from the data, or set data.image_size, data.color or "
-            f"data.patches to match it"
+            f'"model.input_shape=[{", ".join(map(str, shape))}]" (or model.input_shape=null) '
+            f"to plan from the data, or set data.image_size, data.color or data.patches to "
+            f"match it"
         )
     return config
 
