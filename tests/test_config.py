@@ -566,3 +566,16 @@ def test_a_null_input_shape_is_left_out_so_the_data_gives_it():
     unset = load_config("configs/quickstart.yaml", [*base, "model.input_shape=null"])
     assert unset.model.input_shape == (32, 32, 3)
     assert load_config({"model": {"input_shape": None}}).model.input_shape == (28, 28, 1)
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("[32, 32, 3, 1]", "model.input_shape: must list at most 3 entries, got [32, 32, 3, 1]"),
+        ("[32, 32]", "model.input_shape[2]: is missing: the list needs at least 3 entries"),
+    ],
+)
+def test_a_shape_of_the_wrong_length_is_said_in_plain_words(value, expected):
+    with pytest.raises(UserError) as refused:
+        load_config(None, [f"model.input_shape={value}"])
+    assert str(refused.value) == f"--set model.input_shape={value}: {expected}"

@@ -120,6 +120,8 @@ def describe_error(error: dict, loc: tuple) -> str:
         if close:
             return f"unknown key; did you mean '{close[0]}'?"
         return f"unknown key; valid keys here: {', '.join(valid)}" if valid else "unknown key"
+    if kind == "missing" and loc and isinstance(loc[-1], int):  # a fixed-length list too short
+        return f"is missing: the list needs at least {loc[-1] + 1} entries"
     if kind in _PHRASES:
         return _PHRASES[kind].format(show(value))
     if kind == "string_pattern_mismatch" and ctx.get("pattern") in _FORMS:
@@ -127,6 +129,9 @@ def describe_error(error: dict, loc: tuple) -> str:
     if kind == "too_short":
         least = ctx.get("min_length", 1)
         return f"must list at least {least} entr{'ies' if least != 1 else 'y'}, got {show(value)}"
+    if kind == "too_long":
+        most = ctx.get("max_length")
+        return f"must list at most {most} entr{'ies' if most != 1 else 'y'}, got {show(value)}"
     if kind == "greater_than" and ctx.get("gt") == 0 and isinstance(value, int):
         return f"must be a positive integer, got {value}"
     if kind == "literal_error":
