@@ -317,13 +317,23 @@ def pca_panel(codes, what: str) -> tuple:
     from sklearn.decomposition import PCA
 
     pca = PCA(2, random_state=SEED).fit(codes)
-    shares = pca.explained_variance_ratio_ * 100
+    first, second = (share_text(r) for r in pca.explained_variance_ratio_)
     return (
         f"PCA of the {what}",
         pca.transform(codes),
-        f"principal component 1 ({shares[0]:.0f}% of variance)",
-        f"principal component 2 ({shares[1]:.0f}% of variance)",
+        f"principal component 1 ({first} of variance)",
+        f"principal component 2 ({second} of variance)",
     )
+
+
+def share_text(ratio: float) -> str:
+    """A share of the variance as a percentage that is never rounded to 0% or 100%."""
+    percent = 100 * float(ratio)
+    if percent < 0.1:
+        return "<0.1%"
+    if percent > 99.9:
+        return ">99.9%"
+    return f"{percent:.0f}%" if 10 <= percent <= 90 else f"{percent:.1f}%"
 
 
 def tsne_panel(codes, what: str) -> tuple:

@@ -246,3 +246,18 @@ def test_cli_prints_the_probe_table(run, embedded, tmp_path):
     assert metrics["embed/probe_train_images"] == 200
     assert f"codes: {copy / 'codes.npy'} (1,000 x 8, float32)" in result.stdout
     assert (copy / "figures" / "interpolation.png").is_file()
+
+
+def test_variance_shares_are_never_rounded_to_0_or_100_percent():
+    from autoencoder.embed import share_text
+
+    shares = [0.9984, 0.0007, 0.00001, 0.42, 0.95, 0.05, 0.99999]
+    assert [share_text(r) for r in shares] == [
+        "99.8%",
+        "<0.1%",
+        "<0.1%",
+        "42%",
+        "95.0%",
+        "5.0%",
+        ">99.9%",
+    ]

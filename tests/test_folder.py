@@ -327,6 +327,14 @@ def test_auto_cache_streams_above_its_budget(tmp_path, digits, monkeypatch):
     assert not data.load_splits(folder_config(root)).streamed
 
 
+def test_describe_says_the_channels_of_a_converted_folder_are_as_read(tmp_path, digits):
+    x, y = digits
+    root = write_digits(tmp_path / "d", x[:20], y[:20])
+    images.write_png(root / "0" / "colour.png", np.repeat(x[20][..., None], 3, axis=-1))
+    text = data.describe(folder_config(root, "data.color=grayscale"))
+    assert "found       21 images, all 28x28 as stored (read as grayscale)" in text.splitlines()
+
+
 def test_describe_a_folder(tmp_path, digits):
     from autoencoder.cli import main
 

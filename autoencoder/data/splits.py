@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -518,7 +519,7 @@ def describe(config) -> str:
     if "stored" in report:
         ignored = report["ignored"]
         lines += [
-            f"found       {_stored_text(report['stored'])}"
+            f"found       {_stored_text(report['stored'], config.data.color)}"
             + (f"; {ignored:,} other file{'s' * (ignored > 1)} ignored" if ignored else ""),
             f"classes     {report['classes']}",
             f"splits      {report['splits']}",
@@ -549,16 +550,22 @@ def describe(config) -> str:
     return "\n".join([*lines, "", *table])
 
 
-def _stored_text(stored) -> str:
-    """Sizes as stored: '25x25x3 (all 1,000)', or the commonest few with their counts."""
+def _stored_text(stored, color: str | None = None) -> str:
+    """Sizes as stored: '25x25x3 (all 1,000)', or the commonest few with their counts.
+
+    With data.color the scan counted channels as read (converted), so only H x W are as stored.
+    """
     total = sum(stored.values())
-    common = stored.most_common(3)
-    if len(stored) == 1:
-        (h, w, c), _ = common[0]
-        return f"{total:,} images, all {h}x{w}x{c} as stored"
-    sizes = ", ".join(f"{h}x{w}x{c} ({n:,})" for (h, w, c), n in common)
-    more = f", and {len(stored) - 3} more sizes" if len(stored) > 3 else ""
-    return f"{total:,} images in {len(stored)} sizes as stored: {sizes}{more}"
+    counts = Counter()
+    for (h, w, c), n in stored.items():
+        counts[(h, w) if color else (h, w, c)] += n
+    common = counts.most_common(3)
+    how = f"as stored (read as {color})" if color else "as stored"
+    if len(counts) == 1:
+        return f"{total:,} images, all {'x'.join(map(str, common[0][0]))} {how}"
+    sizes = ", ".join(f"{'x'.join(map(str, size))} ({n:,})" for size, n in common)
+    more = f", and {len(counts) - 3} more sizes" if len(counts) > 3 else ""
+    return f"{total:,} images in {len(counts)} sizes {how}: {sizes}{more}"
 
 
 def class_table(rows: list[tuple[str, np.ndarray]], names: tuple[str, ...] = DIGITS) -> list[str]:
