@@ -108,3 +108,23 @@ def test_long_class_names_wrap_to_the_width_they_are_given():
     lines = wrap_label("bird_of_prey to cat_domestic", 0.95, 7, lines=4).split("\n")
     assert "".join(lines).replace(" ", "") == "bird_of_preytocat_domestic"
     assert max(map(len, lines)) <= int(0.95 * 72 / (0.6 * 7))
+
+
+def test_log_axes_label_their_ticks_as_plain_numbers():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from autoencoder.plots.figure import log_axis, subplots
+
+    fig, axes = subplots(1, 2)
+    for ax, values in zip(axes, [(0.72, 0.39), (0.5, 0.00012)]):
+        ax.plot([1, 2], values)
+        log_axis(ax)
+    FigureCanvasAgg(fig).draw()
+
+    def labels(ax):
+        ticks = ax.yaxis.get_majorticklabels() + ax.yaxis.get_minorticklabels()
+        lo, hi = ax.get_ylim()
+        return {t.get_text() for t in ticks if t.get_text() and lo <= t.get_position()[1] <= hi}
+
+    assert {"0.4", "0.5", "0.6", "0.7"} <= labels(axes[0])  # within a decade: the minor ticks
+    assert labels(axes[1]) == {"0.0001", "0.001", "0.01", "0.1"}

@@ -11,6 +11,7 @@ from autoencoder.plots.figure import (
     aspect,
     label_text,
     layout,
+    log_axis,
     save,
     show,
     subplots,
@@ -28,8 +29,8 @@ def plot_anomaly_scores(
     # Reconstruction errors are skewed: a log axis shows both groups' bulk and their tails.
     positive = scores[scores > 0]
     low, high = (float(positive.min()), float(scores.max())) if len(positive) else (1e-6, 1.0)
-    log_axis = high / max(low, 1e-12) > 30
-    bins = np.geomspace(low, high, 60) if log_axis else np.linspace(low, high, 60)
+    wide = high / max(low, 1e-12) > 30
+    bins = np.geomspace(low, high, 60) if wide else np.linspace(low, high, 60)
     for group, colour, text in (
         (~anomalous, "tab:blue", "normal"),
         (anomalous, "tab:red", "anomaly"),
@@ -47,8 +48,8 @@ def plot_anomaly_scores(
             label=f"{text} ({int(group.sum()):,})",
         )
     hist.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.4g}")
-    if log_axis:
-        hist.set_xscale("log")
+    if wide:
+        log_axis(hist, "x")
     hist.set_xlabel(f"anomaly score ({kind} per image)")
     hist.set_ylabel("share of the group's images")
     hist.set_title(f"Test scores by group (normal: {normal})", fontsize=10)
@@ -69,8 +70,8 @@ def plot_anomaly_scores(
         ticks, rotation=30 if slanted else 0, ha="right" if slanted else "center", fontsize=8
     )
     box.set_xlabel("class")
-    if log_axis:
-        box.set_yscale("log")
+    if wide:
+        log_axis(box)
     box.set_ylabel(f"{kind} per image")
     box.set_title("By class (blue: normal, red: anomalies; boxes: quartiles)", fontsize=10)
     layout(fig)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from autoencoder.evaluate import per_image_mse
-from autoencoder.plots.figure import aspect, layout, save, show, subplots, write
+from autoencoder.plots.figure import aspect, layout, log_axis, save, show, subplots, write
 from autoencoder.runs import training_clock
 
 
@@ -27,7 +27,7 @@ def plot_compare_curves(path: Path, histories: dict[str, list[dict]], metric: st
     log_scale = bool(finite) and max(finite) / min(finite) > 5
     for ax, x_label in ((by_epoch, "epoch"), (by_time, f"training time ({unit})")):
         if log_scale:
-            ax.set_yscale("log")
+            log_axis(ax)
         ax.set_xlabel(x_label)
         ax.set_ylabel(metric + (" (log scale)" if log_scale else ""))
         ax.grid(True, which="both", alpha=0.3)

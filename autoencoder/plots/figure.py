@@ -75,6 +75,21 @@ def wrap_label(text: str, inches: float, fontsize: float, lines: int = 2) -> str
     return "\n".join(out) or text
 
 
+def log_axis(ax, which: str = "y") -> None:
+    """A log scale whose ticks read as plain numbers (0.6, 0.05), not 6x10^-1."""
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    class Plain(LogFormatterSciNotation):
+        # matplotlib's choice of which ticks to label, written as numbers are.
+        def __call__(self, x, pos=None):
+            return f"{x:.3g}" if super().__call__(x, pos) else ""
+
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    (ax.set_yscale if which == "y" else ax.set_xscale)("log")
+    axis.set_major_formatter(Plain())
+    axis.set_minor_formatter(Plain(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+
+
 def aspect(x) -> float:
     """Width over height of the images, to size each figure's columns."""
     return min(3.0, max(1.0, x.shape[2] / x.shape[1]))

@@ -15,6 +15,7 @@ from autoencoder.plots.figure import (
     aspect,
     label_text,
     layout,
+    log_axis,
     show,
     subplots,
     wrap_label,
@@ -109,7 +110,7 @@ def plot_loss(path: Path, history: list[dict]) -> None:
 
 def _log_panel(ax, xlabel: str, ylabel: str, title: str) -> None:
     """Log-scale y axis, labels, title and a grid at every tick, minor ones too."""
-    ax.set_yscale("log")
+    log_axis(ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
