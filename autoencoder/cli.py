@@ -84,28 +84,29 @@ def cmd_shapes(args) -> None:
     config = _config(args)
     if "input_shape" not in config.model.model_fields_set:
         config = resolve_input_shape(config)
-    else:  # planned as given; said when train would refuse it (data not here: not checked)
-        _check_given_shape(config)
     plan = api.plan(config)
     dtype, note = planned_precision(config)  # what training picks without a GPU; times nothing
     table = format_plan(plan, denoising=config.data.noise is not None)
     print(table + "\n\n" + memory.format_memory(memory.run_memory(config, plan, dtype)))
     if note:
         print(note)
+    other = _data_shape_if_other(config)
+    if other:
+        logging.getLogger(__name__).warning(
+            "note: planned as given, %s; the data gives the model %s, so train refuses this "
+            "config (--set model.input_shape=null plans the data's)",
+            *("x".join(map(str, config.model.input_shape)), "x".join(map(str, other))),
+        )
 
 
-def _check_given_shape(config) -> None:
+def _data_shape_if_other(config) -> tuple | None:
+    """The data's (H, W, C) when it is not the given model.input_shape; None if it is, or if
+    the data is not on this machine (a plan may be made for data elsewhere)."""
     try:
-        shape = data_shape(config)
+        shape = tuple(data_shape(config))
     except UserError:
-        return
-    if tuple(shape) != tuple(config.model.input_shape):
-        try:
-            resolve_input_shape(config)
-        except UserError as exc:
-            logging.getLogger(__name__).warning(
-                "%s; train refuses this config: the plan below is of the shape as given", exc
-            )
+        return None
+    return shape if shape != tuple(config.model.input_shape) else None
 
 
 def cmd_evaluate(args) -> None:

@@ -63,10 +63,8 @@ def test_shapes_says_when_train_would_refuse_the_given_shape_and_null_plans_the_
     captured = capsys.readouterr()
     assert "28x28x1 ->" in captured.out  # planned as given
     assert captured.err.splitlines() == [
-        "model.input_shape is 28x28x1 but the data gives the model 32x32x3 images (mnist_sample); "
-        'pass --set "model.input_shape=[32, 32, 3]" (or model.input_shape=null) to plan from the '
-        "data, or set data.image_size, data.color or data.patches to match it; train refuses "
-        "this config: the plan below is of the shape as given"
+        "note: planned as given, 28x28x1; the data gives the model 32x32x3, so train refuses "
+        "this config (--set model.input_shape=null plans the data's)"
     ]
     unset = ["--set", "model.input_shape=null"]
     assert main(["shapes", "configs/quickstart.yaml", *other, *unset]) == 0

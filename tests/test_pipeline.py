@@ -37,9 +37,9 @@ def test_an_input_shape_the_data_cannot_fill_is_one_line_before_tensorflow(
     )
     assert_error(
         result,
-        f'{message} images (mnist_sample); pass --set "model.input_shape=[28, 28, 1]" (or leave '
-        f"it out of the config file) to plan from the data, or set data.image_size, data.color "
-        f"or data.patches to match it",
+        f'{message} images (mnist_sample); pass --set "model.input_shape=[28, 28, 1]" (or '
+        f"model.input_shape=null) to plan from the data, or set data.image_size, data.color or "
+        f"data.patches to match it",
     )
     assert not loaded and list(tmp_path.iterdir()) == []
 
