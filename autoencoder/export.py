@@ -24,7 +24,7 @@ from autoencoder import atomic, runs, runtime
 from autoencoder.config import Config
 from autoencoder.data import load_splits, to_tiles
 from autoencoder.errors import UserError
-from autoencoder.model import build_models, load_model
+from autoencoder.model import build_models, is_vae, load_model
 from autoencoder.noise import model_inputs
 from autoencoder.runs import open_run
 
@@ -144,6 +144,23 @@ def float32_models(config: Config, trained, run_dir: Path) -> dict:
             f"{run_dir / 'model.keras'}: its weights do not fit the model its config.yaml "
             f"describes; export a run made by this version of the tool"
         ) from None
+    import keras
+
+    shape = encoder.input_shape[1:]
+    if is_vae(autoencoder):
+        # A subclassed model Keras cannot trace for export. It serves the decoding of the code's
+        # mean (as predict does), and its encoder the mean (the code embed reads): functional
+        # models of its two parts compute them alike.
+        image = keras.Input(shape, name="input")
+        mean, _ = encoder(image)
+        autoencoder = keras.Model(image, decoder(mean), name="autoencoder")
+        image = keras.Input(shape, name="image")
+        encoder = keras.Model(image, encoder(image)[0], name="encoder")
+    elif autoencoder.inputs[0].name != "input":
+        # With skips the whole model is the encoder's graph, whose input is `image`: the
+        # autoencoder's input is `input` in every export, as the manifest documents.
+        image = keras.Input(shape, name="input")
+        autoencoder = keras.Model(image, autoencoder(image), name="autoencoder")
     return {"autoencoder": autoencoder, "encoder": encoder, "decoder": decoder}
 
 
@@ -209,9 +226,14 @@ def _cannot_express(fmt: str, part: str, model, exc: Exception) -> str:
     layer = next((n for n in names if n in text), None)
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     where = f"layer {layer} of the {part}" if layer else f"the {part}"
+    instead = (
+        "report this with --debug"
+        if fmt == "saved_model"
+        else "export --format saved_model instead"
+    )
     return (
         f"--format {fmt}: the converter cannot express {where} "
-        f"({exc.__class__.__name__}: {first[:200]}); export --format saved_model instead"
+        f"({exc.__class__.__name__}: {first[:200]}); {instead}"
     )
 
 

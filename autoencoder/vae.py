@@ -61,6 +61,11 @@ class VAE(keras.Model):
         self.mse_tracker = keras.metrics.MeanSquaredError(name="mse")
         self.built = True  # encoder and decoder are built functional models
 
+    @property
+    def input_shape(self):
+        """(None, H, W, C) as a functional model gives it: the encoder's (export, predict)."""
+        return self.encoder.input_shape
+
     def set_objective(self, reconstruction: str, kl_weight: float, warmup_steps: int):
         """The reconstruction loss (a train.loss name), the KL weight and its warm-up."""
         self.reconstruction = reconstruction

@@ -303,6 +303,8 @@ def test_a_model_with_skips_exports_its_autoencoder_and_encoder(skips_run, fmt):
     require_runtime(fmt)
     target, manifest = export_run(skips_run, fmt)
     assert list(manifest["models"]) == ["autoencoder", "encoder"]
+    # The whole model is the encoder's graph: its input still named as every autoencoder's.
+    assert manifest["models"]["autoencoder"]["inputs"][0]["name"] == "input"
     assert not any(p.name.startswith("decoder") for p in target.iterdir())
     models, _, images = float32_keras_models(skips_run)
     assert models["decoder"] is None
@@ -335,3 +337,47 @@ def test_a_model_of_patches_is_checked_on_tiles_of_the_test_images(patch_run):
     got = served(target, "saved_model", manifest, "autoencoder", tiles)
     np.testing.assert_allclose(got, models["autoencoder"].predict(tiles, verbose=0), atol=1e-5)
     assert manifest["models"]["autoencoder"]["inputs"][0]["shape"] == [None, 16, 16, 1]
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory):
+    # A subclassed model (encoder -> mean, log_var -> sampled code -> decoder).
+    sets = ("model.kind=vae", "model.latent_dim=4", "train.loss=bce")
+    return one_epoch_run(tmp_path_factory, "vae", *sets)
+
+
+@pytest.mark.parametrize("fmt", ["saved_model", "onnx"])
+def test_a_vae_exports_the_decoding_of_its_mean_and_its_mean(vae_run, fmt):
+    from autoencoder.model import load_model
+
+    require_runtime(fmt)
+    target, manifest = export_run(vae_run, fmt)
+    names = {p: manifest["models"][p]["inputs"][0]["name"] for p in PARTS}
+    assert names == {"autoencoder": "input", "encoder": "image", "decoder": "code"}
+    trained = load_model(vae_run / "model.keras")
+    _, _, images = float32_keras_models(vae_run)
+    mean, _ = trained.encoder.predict(images, verbose=0)
+    code = served(target, fmt, manifest, "encoder", images)
+    np.testing.assert_allclose(code, mean, atol=1e-3)  # bfloat16 as trained, float32 exported
+    got = served(target, fmt, manifest, "autoencoder", images)
+    np.testing.assert_allclose(got, trained.predict(images, verbose=0), atol=1e-2)
+    decoded = served(target, fmt, manifest, "decoder", code)
+    np.testing.assert_allclose(decoded, got, atol=1e-5)
+
+
+def test_a_vae_predicts_files(vae_run, tmp_path):
+    from autoencoder.data import load_sample
+    from autoencoder.data.images import write_png
+    from autoencoder.predict import predict_files
+
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for i, digit in enumerate(load_sample().x_test[:3]):
+        write_png(folder / f"d{i}.png", digit[..., None])
+    summary = predict_files(vae_run, [folder], tmp_path / "out")
+    assert summary["images"] == 3
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [
+        "d0.png",
+        "d1.png",
+        "d2.png",
+    ]
