@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from autoencoder import atomic, lock, runs
-from autoencoder.config import Config, NoiseConfig, level_text
+from autoencoder.config import Config, NoiseConfig, dump_config, level_text
 from autoencoder.data import load_splits
 from autoencoder.errors import UserError
 from autoencoder.evaluate import per_image_mse, psnr, ssim
@@ -71,7 +71,7 @@ def run_sweep(config: Config, resume: str | Path | None = None) -> tuple[Path, l
                 f"out to start a sweep"
             )
         with runs.writing(resume, COMMAND):
-            return _sweep(config, runs.check_resume(resume, config), load_splits(config))
+            return _sweep(config, check_sweep_resume(resume, config), load_splits(config))
     # Before the sweep's folder is made: data that cannot be found leaves nothing behind.
     splits = load_splits(config)
     sweep_dir = runs.create_run_dir(config)
@@ -80,11 +80,43 @@ def run_sweep(config: Config, resume: str | Path | None = None) -> tuple[Path, l
         return _sweep(config, sweep_dir, splits)
 
 
+# What may change when a sweep goes on: its models' epochs (more: they train on) and minutes,
+# and where its images are.
+SWEEP_CHANGES = {"train.epochs", "train.minutes", "data.path", "denoise.blind_epochs"}
+
+
+def go_on(sweep_dir: Path) -> str:
+    """The command that goes on with a sweep, from the config it saved."""
+    return f"autoencoder denoise {Path(sweep_dir) / 'config.yaml'} --resume {sweep_dir}"
+
+
+def check_sweep_resume(sweep_dir: str | Path, config: Config) -> Path:
+    """The sweep's folder; UserError when the config differs in what its models were made by."""
+    sweep_dir = Path(sweep_dir)
+    diff = runs.config_diff(runs.load_run_config(sweep_dir), config) - SWEEP_CHANGES
+    if diff:
+        shown = ", ".join(sorted(diff)[:6]) + (" ..." if len(diff) > 6 else "")
+        raise UserError(
+            f"{sweep_dir}: cannot go on with the sweep: the config differs from the sweep's in "
+            f"{shown}; only train.epochs, train.minutes, denoise.blind_epochs and data.path may "
+            f"change (`{go_on(sweep_dir)}`, with --set for those); start a new sweep for others"
+        )
+    return sweep_dir
+
+
 def _sweep(config: Config, sweep_dir: Path, splits) -> tuple[Path, list[dict]]:
     log.info("sweep directory: %s", sweep_dir)
     d = config.denoise
     levels = [*d.train_levels, *([d.blind] if d.blind is not None else [])]
-    model_dirs = {level: model_run(config, sweep_dir, level, splits) for level in levels}
+    try:
+        model_dirs = {level: model_run(config, sweep_dir, level, splits) for level in levels}
+    except KeyboardInterrupt:
+        # The model's own message would resume that model alone.
+        raise KeyboardInterrupt(
+            f"the sweep is kept, each model at its last completed epoch: go on with "
+            f"`{go_on(sweep_dir)}`"
+        ) from None
+    atomic.write_text(sweep_dir / "config.yaml", dump_config(config))  # its epochs, as trained
     rows, images = evaluate_sweep(config, splits, model_dirs)
     write_report(sweep_dir, config, rows, images)
     return sweep_dir, rows
@@ -130,12 +162,26 @@ def model_run(
     `splits` (the sweep's data: a level changes the noise, which the splits do not hold)."""
     cfg = level_config(config, sweep_dir, level)
     found = runs.find_runs(Path(cfg.output, cfg.name))
-    finished = [run for run in found if runs.status(run) == "finished"]
-    if finished:
-        return finished[-1]
     started = [run for run in found if (run / runs.STATE).is_file()]
-    resume = started[-1] if started else None
-    return train(cfg, resume, COMMAND, splits).run_dir
+    if not started:
+        return train(cfg, None, COMMAND, splits).run_dir
+    run = started[-1]
+    saved_config = runs.load_run_config(run)
+    # The model's copy of the denoise section is the sweep's as it started: blind_epochs may
+    # have changed since, which reaches the model as its train.epochs.
+    cfg = cfg.model_copy(update={"denoise": saved_config.denoise})
+    saved = saved_config.train
+    same = (saved.epochs, saved.minutes) == (cfg.train.epochs, cfg.train.minutes)
+    if runs.status(run) == "finished" and same:
+        return run
+    trained = runs.read_state(run)["epoch"]
+    if cfg.train.epochs < trained:
+        key = "denoise.blind_epochs" if isinstance(level, tuple) else "train.epochs"
+        raise UserError(
+            f"{run}: this model of the sweep has trained {trained} epochs, more than "
+            f"{key}={cfg.train.epochs}; give at least {trained} to go on with the sweep"
+        )
+    return train(cfg, run, COMMAND, splits).run_dir  # unfinished, or more epochs or minutes
 
 
 # ---------------------------------------------------------------------------------------------

@@ -360,3 +360,55 @@ def test_a_sweep_is_not_taken_for_a_run_nor_a_run_for_a_sweep(sweep, tmp_path):
     with pytest.raises(UserError, match=r"a training run, not a denoising sweep; pass the"):
         run_sweep(config, resume=model)
     assert not (model / "models").exists()
+
+
+def test_going_on_with_a_sweep_names_its_own_command_and_keeps_its_models(sweep, monkeypatch):
+    from autoencoder import denoise
+    from autoencoder.denoise import run_sweep
+
+    saved = (sweep / "config.yaml").read_text()
+    go_on = f"autoencoder denoise {sweep / 'config.yaml'} --resume {sweep}"
+    with pytest.raises(UserError) as refused:
+        run_sweep(load_config(sweep / "config.yaml", ["seed=5"]), resume=sweep)
+    assert str(refused.value) == (
+        f"{sweep}: cannot go on with the sweep: the config differs from the sweep's in seed; "
+        f"only train.epochs, train.minutes, denoise.blind_epochs and data.path may change "
+        f"(`{go_on}`, with --set for those); start a new sweep for others"
+    )
+    (first,) = (sweep / "models" / "level-0.2").iterdir()
+    with pytest.raises(UserError) as fewer:
+        run_sweep(load_config(sweep / "config.yaml", ["train.epochs=1"]), resume=sweep)
+    assert str(fewer.value) == (
+        f"{first}: this model of the sweep has trained 2 epochs, more than train.epochs=1; give "
+        f"at least 2 to go on with the sweep"
+    )
+
+    def stopped(*args, **kwargs):  # Ctrl-C while the first model trains on
+        raise KeyboardInterrupt("after 2 completed epoch(s); the run is kept: ...")
+
+    monkeypatch.setattr(denoise, "train", stopped)
+    with pytest.raises(KeyboardInterrupt) as interrupted:
+        run_sweep(load_config(sweep / "config.yaml", ["train.epochs=3"]), resume=sweep)
+    assert str(interrupted.value) == (
+        f"the sweep is kept, each model at its last completed epoch: go on with `{go_on}`"
+    )
+    assert (sweep / "config.yaml").read_text() == saved  # nothing of the refused calls written
+    result = cli("denoise", sweep)
+    assert result.returncode == 2 and result.stderr == (
+        f"error: {sweep}: a denoising sweep's folder, not a config file; `{go_on}` goes on with it\n"
+    )
+
+
+def test_more_epochs_on_going_on_train_the_finished_model_on(sweep):
+    from autoencoder.denoise import run_sweep
+    from autoencoder.runs import read_history
+
+    (done,) = (sweep / "models" / "level-0.2").iterdir()
+    (blind,) = (sweep / "models" / "blind-0-0.7").iterdir()
+    stamp = (done / "model.keras").stat().st_mtime_ns
+    assert len(read_history(blind)) == 3
+    run_sweep(load_config(sweep / "config.yaml", ["denoise.blind_epochs=4"]), resume=sweep)
+    assert [r["epoch"] for r in read_history(blind)] == [1, 2, 3, 4]  # on, not anew
+    assert (done / "model.keras").stat().st_mtime_ns == stamp  # its epochs unchanged: reused
+    assert load_config(sweep / "config.yaml").denoise.blind_epochs == 4
+    assert "for 4 epochs (the per-level models 2 each)" in (sweep / "results.md").read_text()

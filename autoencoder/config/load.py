@@ -105,6 +105,12 @@ def read_yaml(path: str | Path, kind: str = "config") -> dict:
 
 def _folder_given(path: Path, kind: str) -> str:
     """What a folder given for a YAML file is, and the file to give instead."""
+    sweep = (path / "models").is_dir() and not (path / "checkpoints").exists()
+    if kind == "config" and (path / "config.yaml").is_file() and sweep:
+        return (
+            f"{path}: a denoising sweep's folder, not a config file; `autoencoder denoise "
+            f"{path / 'config.yaml'} --resume {path}` goes on with it"
+        )
     if kind == "config" and (path / "config.yaml").is_file():
         return (
             f"{path}: a run directory, not a config file; `autoencoder resume {path}` continues "
