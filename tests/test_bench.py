@@ -107,6 +107,25 @@ def test_tiny_bench_writes_its_table(tiny_bench):
     assert f"median epochs: A/B = {report['A/B epochs']:.2f}" in result.stdout
     assert f"A/C = {report['A/C']:.2f}" in lines
     assert load_config(bench_dir / "config.yaml").data.limit == 300
+    # The contenders' own stderr (TensorFlow's start-up lines) in files, not on the terminal;
+    # no empty folders of a run the bench does not train in.
+    assert "oneDNN" not in result.stderr and "cuInit" not in result.stderr
+    assert sorted(p.name for p in bench_dir.iterdir()) == [
+        "bench.json",
+        "config.yaml",
+        *(f"contender-{k}.log" for k in "ABCM"),
+    ]
+
+
+def test_a_split_smaller_than_a_batch_is_timed_by_its_own_images():
+    from autoencoder.bench.parent import _figures, _Turns
+
+    turns = _Turns(images=80)  # one short step an epoch at batch 100
+    turns.times["A"], turns.steps["A"], turns.details["A"] = [1.0, 1.0], [0.5, 0.4], [{}, {}]
+    turns.finals["A"] = {"peak_rss_bytes": 1, "test_mse": 0.1, "precision": "float32"}
+    turns.losses["A"] = [0.5, 0.4]
+    figures = _figures(turns, "A", batch=100, flops=1e6, matmul=100.0)
+    assert figures["images_per_second_steps"] == pytest.approx(80 / 0.45)
 
 
 @pytest.mark.slow

@@ -46,6 +46,8 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1) -> tuple[Path, d
     load_splits(config)
     bench_config = config.model_copy(update={"name": f"{config.name}-bench"})
     out_dir = runs.create_run_dir(bench_config)
+    for unused in ("checkpoints", "figures"):  # a run's folders: the bench trains in scratch runs
+        (out_dir / unused).rmdir()
     config_file = out_dir / "config.yaml"
 
     log.info("bench: %s", out_dir)
@@ -145,6 +147,7 @@ def _figures(turns: _Turns, key: str, batch: int, flops: float, matmul: float) -
     rate = images / seconds
     full_steps = _full_steps(steps, images, batch)
     per_epoch = -(-images // batch)
+    step_images = min(batch, images)  # a training split smaller than a batch: one short step
     return {
         "label": CONTENDERS[key],
         "epoch_seconds": times,
@@ -163,7 +166,7 @@ def _figures(turns: _Turns, key: str, batch: int, flops: float, matmul: float) -
             for i, (t, d) in enumerate(zip(times, turns.details[key]))
         ],
         "median_step_seconds": statistics.median(full_steps),
-        "images_per_second_steps": batch / statistics.median(full_steps),
+        "images_per_second_steps": step_images / statistics.median(full_steps),
         "achieved_gflops": rate * flops / 1e9,
         "fraction_of_matmul": rate * flops / 1e9 / matmul,
         **{name: turns.finals[key][name] for name in ("peak_rss_bytes", "test_mse", "precision")},
@@ -238,8 +241,8 @@ def _machine() -> str:
 class ContenderProcess:
     """A contender process that trains one epoch each time it is told to."""
 
-    def __init__(self, key: str, process: subprocess.Popen):
-        self.key, self.process = key, process
+    def __init__(self, key: str, process: subprocess.Popen, log_path: Path):
+        self.key, self.process, self.log_path = key, process, log_path
 
     def receive(self) -> dict:
         line = self.process.stdout.readline()
@@ -247,8 +250,7 @@ class ContenderProcess:
             code = self.process.wait()
             raise UserError(
                 f"bench: contender {self.key} ({CONTENDERS.get(self.key, 'matmul')}) "
-                f"stopped with exit status {code}; run it alone with "
-                f"`python -m autoencoder.bench {self.key} CONFIG` to see why"
+                f"stopped with exit status {code}; its messages are in {self.log_path}"
             )
         return json.loads(line)
 
@@ -275,11 +277,23 @@ def start_contender(key: str, config_file: Path, warmup: int, epochs: int) -> Co
     if key == "B":
         for name in PROJECT_ENV:
             env.pop(name, None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "autoencoder.bench", key, str(config_file), str(warmup + epochs)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    return ContenderProcess(key, process)
+    # Its stderr (TensorFlow's start-up lines, a scratch run's warnings) to a file beside
+    # bench.json: the terminal shows the bench's own lines, the file what a failure needs.
+    log_path = config_file.parent / f"contender-{key}.log"
+    with open(log_path, "w") as stderr:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "autoencoder.bench",
+                key,
+                str(config_file),
+                str(warmup + epochs),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=env,
+        )
+    return ContenderProcess(key, process, log_path)
