@@ -63,7 +63,7 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path | None = None):
     curves(files[0], checked, labels, keys)
     plot_compare_reconstructions(files[1], *shown)
     table = diff_table(configs, labels, keys)
-    files[2].write_text(report(out_dir, checked, labels, table))
+    files[2].write_text(report(out_dir, checked, labels, table, keys))
     return out_dir, Comparison(labels, keys, table, files)
 
 
@@ -231,14 +231,18 @@ def diff_table(configs: list[Config], labels: list[str], keys: list[str]) -> str
 def curves(path: Path, checked, labels: list[str], keys: list[str]) -> None:
     """Validation loss by epoch and by minutes; val/mse when the runs' losses differ."""
     histories = {label: runs.read_history(p) for label, (p, _) in zip(labels, checked)}
-    metric = "val/loss"
+    plot_compare_curves(path, histories, compared_metric(keys, list(histories.values())))
+
+
+def compared_metric(keys: list[str], histories: list[list[dict]]) -> str:
+    """val/loss, or val/mse when the runs' losses are of different kinds."""
     # Losses of different kinds (BCE and MSE, a VAE's nats and a per-pixel error) are not on
     # one scale; every run logs val/mse, which is.
     kinds = ("train.loss", "model.kind", "train.kl")
     mixed = any(key.startswith(kinds) for key in keys)
-    if mixed and all(any("val/mse" in r for r in h) for h in histories.values()):
-        metric = "val/mse"
-    plot_compare_curves(path, histories, metric)
+    if mixed and all(any("val/mse" in r for r in h) for h in histories):
+        return "val/mse"
+    return "val/loss"
 
 
 def reconstructions(checked, labels: list[str]) -> tuple:
@@ -263,19 +267,26 @@ def reconstructions(checked, labels: list[str]) -> tuple:
 # compare.md
 
 
-def report(out_dir: Path, checked, labels: list[str], table: str) -> str:
+def report(out_dir: Path, checked, labels: list[str], table: str, keys=()) -> str:
     """compare.md: the runs, the keys that differ, the figures, each run's own figures."""
     rows = [listing.run_row(p, p.parent) for p, _ in checked]
+    histories = [runs.read_history(p) for p, _ in checked]
+    metric = compared_metric(list(keys), histories)
+    head = "best val/loss" if metric == "val/loss" else "best val/mse (the losses differ in kind)"
     lines = [
         f"# {len(checked)} runs compared",
         "",
-        "| run | path | epochs | best val/loss | test PSNR (dB) | SSIM | squared error / image |",
+        f"| run | path | epochs | {head} | test PSNR (dB) | SSIM | squared error / image |",
         "|---|---|---|---|---|---|---|",
     ]
-    for label, row in zip(labels, rows):
+    for label, row, history in zip(labels, rows, histories):
         cells = dict(zip(listing.COLUMNS, listing.row_cells(row)))
+        best = cells["val_loss"]
+        if metric == "val/mse":
+            values = [r["val/mse"] for r in history if "val/mse" in r]
+            best = f"{min(values):.4g}" if values else "-"
         lines.append(
-            f"| {label} | {row['path']} | {cells['epochs']} | {cells['val_loss']} | "
+            f"| {label} | {row['path']} | {cells['epochs']} | {best} | "
             f"{cells['psnr']} | {cells['ssim']} | {cells['sse']} |"
         )
     lines += ["", "## Config keys that differ", "", table, ""]

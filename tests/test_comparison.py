@@ -231,3 +231,22 @@ def test_curves_of_runs_whose_losses_differ_in_kind_are_drawn_by_mse(
         checked.append((tmp_path / name, None))
     comparison.curves(tmp_path / "curves.png", checked, ["a", "b"], keys)
     assert drawn["m"] == metric
+
+
+@pytest.mark.parametrize("keys", [["model.kind"], ["train.optimizer.learning_rate"]])
+def test_the_table_ranks_runs_by_mse_when_their_losses_differ_in_kind(tmp_path, keys):
+    checked = []
+    for name, rows in (
+        ("a", "1,400.0,390.0,0.05\n2,380.0,370.0,0.04\n"),
+        ("b", "1,0.3,0.2,0.03\n"),
+    ):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "history.csv").write_text("epoch,train/loss,val/loss,val/mse\n" + rows)
+        checked.append((tmp_path / name, None))
+    text = comparison.report(tmp_path, checked, ["a", "b"], "", keys)
+    head, _, a, b = text.splitlines()[2:6]
+    if keys == ["model.kind"]:  # a VAE's nats beside a per-pixel BCE: not one scale
+        assert "| best val/mse (the losses differ in kind) |" in head
+        assert (a.split(" | ")[3], b.split(" | ")[3]) == ("0.04", "0.03")
+    else:
+        assert "| best val/loss |" in head
