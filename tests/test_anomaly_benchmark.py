@@ -58,5 +58,5 @@ def test_a_benchmark_with_a_given_score_says_which_and_lists_no_choice():
     assert "every test image scored per image by MAE (anomaly.score)" in text
     assert f"on {cpu_name()} with {cpu_count()} CPU cores" in text
     assert "| 1 | MAE | 80.0 | 50.0 | 1.0 | 80.0 | 80.0 | 80.0 |" in text
-    assert "| **mean** | | **85.0** |" in text and "Lowest: 1 at 80.0." in text
+    assert "| **mean** | | **85.0** | 50.0 | 2.0 in all |" in text and "Lowest: 1 at 80.0." in text
     assert "score: auto" not in text and "The score auto chose" not in text

@@ -579,3 +579,11 @@ def test_a_shape_of_the_wrong_length_is_said_in_plain_words(value, expected):
     with pytest.raises(UserError) as refused:
         load_config(None, [f"model.input_shape={value}"])
     assert str(refused.value) == f"--set model.input_shape={value}: {expected}"
+
+
+def test_one_value_where_a_list_is_wanted_shows_the_list():
+    with pytest.raises(UserError) as refused:
+        load_config(None, ["anomaly.normal=3"])
+    assert str(refused.value) == (
+        "--set anomaly.normal=3: anomaly.normal: must be a list, e.g. [3], got 3"
+    )

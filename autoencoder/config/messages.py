@@ -129,6 +129,8 @@ def describe_error(error: dict, loc: tuple) -> str:
     if kind == "too_short":
         least = ctx.get("min_length", 1)
         return f"must list at least {least} entr{'ies' if least != 1 else 'y'}, got {show(value)}"
+    if kind == "list_type" and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        return f"must be a list, e.g. [{show(value)}], got {show(value)}"
     if kind == "too_long":
         most = ctx.get("max_length")
         return f"must list at most {most} entr{'ies' if most != 1 else 'y'}, got {show(value)}"
