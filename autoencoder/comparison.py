@@ -107,8 +107,8 @@ def check_finished(run_dir: Path, config: Config) -> None:
         )
 
 
-def data_text(config: Config) -> str:
-    """'mnist_sample, 28x28x1 images': what a comparison needs to be the same."""
+def data_source(config: Config) -> str:
+    """'mnist_sample', a folder, with the classes kept and the test share when not the default."""
     data = config.data
     source = data.path if data.dataset == "folder" else data.dataset
     # The classes kept and the share held out both change which images the test split holds.
@@ -116,13 +116,32 @@ def data_text(config: Config) -> str:
         source += f" (classes {', '.join(map(str, data.classes))})"
     if data.test_split != type(data)().test_split:
         source += f" (test_split {data.test_split:g})"
-    return f"{source}, {'x'.join(map(str, config.model.input_shape))} images"
+    return source
+
+
+def image_shape(config: Config) -> tuple:
+    """(H, W, C) of the whole images a run is tested on; H and W None for a patch model whose
+    images have no size the config gives (a folder's: evaluated whole, tile by tile)."""
+    if config.data.patches is None:
+        return tuple(config.model.input_shape)
+    return config.data.image_shape() or (None, None, config.model.input_shape[2])
+
+
+def data_text(config: Config) -> str:
+    """'mnist_sample, 28x28x1 images': what a comparison needs to be the same."""
+    h, w, c = image_shape(config)
+    size = f"{h}x{w}x{c}" if h else f"{c}-channel"
+    return f"{data_source(config)}, {size} images"
 
 
 def check_same_data(first: tuple[Path, Config], other: tuple[Path, Config]) -> None:
-    """Refuse two runs whose data source or image shape differ."""
+    """Refuse two runs whose data source or images differ (a patch model's are its whole
+    images, which evaluate scores it on)."""
     (a, config_a), (b, config_b) = first, other
-    if data_text(config_a) != data_text(config_b):
+    shape_a, shape_b = image_shape(config_a), image_shape(config_b)
+    sizes = None in (shape_a[0], shape_b[0]) or shape_a[:2] == shape_b[:2]
+    same = data_source(config_a) == data_source(config_b) and shape_a[2] == shape_b[2]
+    if not (same and sizes):
         raise UserError(
             f"{b}: trained on {data_text(config_b)}, but {a} on {data_text(config_a)}; compare "
             f"runs trained on the same data"

@@ -250,3 +250,21 @@ def test_the_table_ranks_runs_by_mse_when_their_losses_differ_in_kind(tmp_path, 
         assert (a.split(" | ")[3], b.split(" | ")[3]) == ("0.04", "0.03")
     else:
         assert "| best val/loss |" in head
+
+
+def test_a_patch_model_is_compared_by_the_whole_images_it_is_tested_on(tmp_path):
+    whole = tiny(tmp_path)
+    patches = tiny(tmp_path, "data.patches={size: [16, 16]}", "model.input_shape=[16, 16, 1]")
+    assert comparison.data_text(patches) == "mnist_sample, 28x28x1 images"
+    comparison.check_same_data((Path("a"), whole), (Path("b"), patches))  # not refused
+    # A folder's patch model has no image size in its config: its source and channels decide.
+    folder = ["data.dataset=folder", f"data.path={tmp_path}"]
+    sized = tiny(tmp_path, *folder, "model.input_shape=[64, 64, 3]")
+    tiles = tiny(
+        tmp_path, *folder, "data.patches={size: [16, 16]}", "model.input_shape=[16, 16, 3]"
+    )
+    assert comparison.data_text(tiles) == f"{tmp_path}, 3-channel images"
+    comparison.check_same_data((Path("a"), sized), (Path("b"), tiles))
+    grey = tiny(tmp_path, *folder, "data.patches={size: [16, 16]}", "model.input_shape=[16, 16, 1]")
+    with pytest.raises(UserError, match=r"trained on .*, 1-channel images, but a on"):
+        comparison.check_same_data((Path("a"), sized), (Path("b"), grey))
