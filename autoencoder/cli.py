@@ -90,23 +90,22 @@ def cmd_shapes(args) -> None:
     print(table + "\n\n" + memory.format_memory(memory.run_memory(config, plan, dtype)))
     if note:
         print(note)
-    other = _data_shape_if_other(config)
-    if other:
-        logging.getLogger(__name__).warning(
-            "note: planned as given, %s; the data gives the model %s, so train refuses this "
-            "config (--set model.input_shape=null plans the data's)",
-            *("x".join(map(str, config.model.input_shape)), "x".join(map(str, other))),
-        )
+    _note_if_train_refuses(config)
 
 
-def _data_shape_if_other(config) -> tuple | None:
-    """The data's (H, W, C) when it is not the given model.input_shape; None if it is, or if
-    the data is not on this machine (a plan may be made for data elsewhere)."""
+def _note_if_train_refuses(config) -> None:
+    """Say so when the given model.input_shape is not what the data gives; nothing when the
+    data is not on this machine (a plan may be made for data elsewhere)."""
     try:
         shape = tuple(data_shape(config))
     except UserError:
-        return None
-    return shape if shape != tuple(config.model.input_shape) else None
+        return
+    if shape != tuple(config.model.input_shape):
+        logging.getLogger(__name__).warning(
+            "note: planned as given, %s; the data gives the model %s, so train refuses this "
+            "config (--set model.input_shape=null plans the data's)",
+            *("x".join(map(str, config.model.input_shape)), "x".join(map(str, shape))),
+        )
 
 
 def cmd_evaluate(args) -> None:
