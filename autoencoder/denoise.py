@@ -93,9 +93,8 @@ def go_on(sweep_dir: Path) -> str:
 def check_sweep_resume(sweep_dir: str | Path, config: Config) -> Path:
     """The sweep's folder; UserError when the config differs in what its models were made by."""
     sweep_dir = Path(sweep_dir)
-    diff = runs.config_diff(runs.load_run_config(sweep_dir), config) - SWEEP_CHANGES
-    if diff:
-        shown = ", ".join(sorted(diff)[:6]) + (" ..." if len(diff) > 6 else "")
+    shown = runs.changed_keys(runs.load_run_config(sweep_dir), config, SWEEP_CHANGES)
+    if shown:
         raise UserError(
             f"{sweep_dir}: cannot go on with the sweep: the config differs from the sweep's in "
             f"{shown}; only train.epochs, train.minutes, denoise.blind_epochs and data.path may "

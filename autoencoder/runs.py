@@ -352,10 +352,8 @@ def _last_checkpoint(run_dir: Path) -> Path | None:
 def check_resume(run_dir: str | Path, config: Config) -> Path:
     """Refuse to resume a directory that is not a run or whose config differs."""
     run_dir = Path(run_dir)
-    saved = load_run_config(run_dir)
-    diff = config_diff(saved, config) - RESUMABLE_CHANGES
-    if diff:
-        shown = ", ".join(sorted(diff)[:6]) + (" ..." if len(diff) > 6 else "")
+    shown = changed_keys(load_run_config(run_dir), config, RESUMABLE_CHANGES)
+    if shown:
         raise UserError(
             f"{run_dir}: cannot resume: the config differs from the run's in {shown}; only"
             f" train.epochs, train.minutes and data.path (images moved) may change (`autoencoder"
@@ -374,6 +372,14 @@ def check_resume(run_dir: str | Path, config: Config) -> Path:
                 f"train.epochs={state['epoch'] + 1}`)"
             )
     return run_dir
+
+
+def changed_keys(saved: Config, config: Config, allowed: set[str]) -> str | None:
+    """The keys (the first six) in which config differs from saved beyond `allowed`, or None."""
+    diff = config_diff(saved, config) - allowed
+    if not diff:
+        return None
+    return ", ".join(sorted(diff)[:6]) + (" ..." if len(diff) > 6 else "")
 
 
 def config_diff(a: Config, b: Config) -> set[str]:
