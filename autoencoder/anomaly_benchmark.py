@@ -131,7 +131,7 @@ def results_markdown(rows: list[dict], config: Config, minutes: float) -> str:
         f"image scored per image by {how}, the other classes anomalous (Ruff et al., ICML "
         f"2018). The 'by' columns score the same reconstructions each other way, on the test "
         f"images: for comparison only, since taking the best of them would choose on test. "
-        f"{len(rows)} classes in {minutes:.1f} minutes on "
+        f"{_classes(rows)} in {minutes:.1f} minutes on "
         f"{cpu_name()} with {cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')}.",
         "",
         "```",
@@ -211,7 +211,11 @@ def format_benchmark(rows: list[dict]) -> str:
     mean = 100 * float(np.mean([r["auroc"] for r in rows]))
     worst = min(rows, key=lambda r: r["auroc"])
     lines.append(
-        f"mean AUROC {mean:.1f} over {len(rows)} classes; lowest {_class_text(worst)} at "
+        f"mean AUROC {mean:.1f} over {_classes(rows)}; lowest {_class_text(worst)} at "
         f"{100 * worst['auroc']:.1f}"
     )
     return "\n".join(lines)
+
+
+def _classes(rows: list[dict]) -> str:
+    return f"{len(rows)} class{'' if len(rows) == 1 else 'es'}"

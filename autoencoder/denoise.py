@@ -64,12 +64,7 @@ def run_sweep(config: Config, resume: str | Path | None = None) -> tuple[Path, l
       (the sweep directory, the rows of results.csv).
     """
     if resume is not None:
-        if (runs.check_is_run(resume) / "checkpoints").exists():  # a run's, never a sweep's
-            raise UserError(
-                f"--resume {resume}: a training run, not a denoising sweep; pass the folder "
-                f"`autoencoder denoise` printed (results and figures: ...), or leave --resume "
-                f"out to start a sweep"
-            )
+        _check_is_sweep(resume)
         with runs.writing(resume, COMMAND):
             return _sweep(config, check_sweep_resume(resume, config), load_splits(config))
     # Before the sweep's folder is made: data that cannot be found leaves nothing behind.
@@ -78,6 +73,21 @@ def run_sweep(config: Config, resume: str | Path | None = None) -> tuple[Path, l
     (sweep_dir / "checkpoints").rmdir()  # each model keeps its own checkpoints
     with lock.hold(sweep_dir, COMMAND):
         return _sweep(config, sweep_dir, splits)
+
+
+def _check_is_sweep(folder: str | Path) -> None:
+    """Refuse a run's or an anomaly benchmark's folder given to --resume."""
+    folder = runs.check_is_run(folder)
+    if (folder / "checkpoints").exists():
+        what = "a training run"
+    elif runs.is_anomaly_benchmark(folder):
+        what = "an anomaly benchmark's folder"
+    else:
+        return
+    raise UserError(
+        f"--resume {folder}: {what}, not a denoising sweep; pass the folder `autoencoder "
+        f"denoise` printed (results and figures: ...), or leave --resume out to start a sweep"
+    )
 
 
 # What may change when a sweep goes on: its models' epochs (more: they train on) and minutes,

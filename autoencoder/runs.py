@@ -266,12 +266,27 @@ def is_sweep(folder: str | Path) -> bool:
     return (
         (folder / "config.yaml").is_file()
         and not (folder / "checkpoints").exists()
+        and not is_anomaly_benchmark(folder)
         and ((folder / "models").is_dir() or (folder / "results.csv").is_file())
     )
 
 
+def is_anomaly_benchmark(folder: str | Path) -> bool:
+    """An anomaly benchmark's folder: a config.yaml and one run per class under runs/."""
+    folder = Path(folder)
+    return (folder / "config.yaml").is_file() and (folder / "runs").is_dir()
+
+
 def check_not_sweep(run_dir: str | Path) -> None:
-    """Refuse a denoising sweep's folder where one run is wanted, naming one of its models."""
+    """Refuse a denoising sweep's or an anomaly benchmark's folder where one run is wanted,
+    naming one of its runs."""
+    if is_anomaly_benchmark(run_dir):
+        inside = sorted(Path(run_dir).glob("runs/*/*/config.yaml"))
+        example = inside[0].parent if inside else Path(run_dir) / "runs" / "class-K" / "TIME"
+        raise UserError(
+            f"{run_dir}: an anomaly benchmark's folder, not a run; pass one of its runs (e.g. "
+            f"{example}); its table is in {Path(run_dir) / 'results.md'}"
+        )
     if is_sweep(run_dir):
         models = sorted(Path(run_dir).glob("models/*/*/config.yaml"))
         example = models[0].parent if models else Path(run_dir) / "models" / "level-L" / "TIME"

@@ -5,7 +5,7 @@ import csv
 import numpy as np
 from conftest import cli, tiny, write_config
 
-from autoencoder.anomaly_benchmark import results_markdown
+from autoencoder.anomaly_benchmark import format_benchmark, results_markdown
 from autoencoder.config import load_config
 from autoencoder.evaluate import SCORE_NAMES
 from autoencoder.runtime import cpu_count, cpu_name
@@ -45,6 +45,25 @@ def test_the_benchmark_writes_a_row_per_class_and_their_mean(tmp_path):
     assert not (bench_dir / "checkpoints").exists()
     for row in rows:  # each class's own run, with its figures
         assert (bench_dir / row["run"] / "figures" / "anomaly_roc.png").is_file()
+    # The benchmark's folder given where a run, a sweep or a config is wanted: named as what it is.
+    first = bench_dir / rows[0]["run"]
+    not_run = (
+        f"error: {bench_dir}: an anomaly benchmark's folder, not a run; pass one of its runs "
+        f"(e.g. {first}); its table is in {bench_dir / 'results.md'}\n"
+    )
+    before = sorted(p.name for p in bench_dir.iterdir())
+    for command in ("evaluate", "resume", "export"):
+        result = cli(command, bench_dir)
+        assert (result.returncode, result.stderr) == (2, not_run), (command, result.stderr)
+    result = cli("denoise", bench_dir / "config.yaml", "--resume", bench_dir)
+    assert result.returncode == 2
+    assert "an anomaly benchmark's folder, not a denoising sweep; pass the folder" in result.stderr
+    result = cli("anomaly", bench_dir)
+    assert result.returncode == 2 and result.stderr == (
+        f"error: {bench_dir}: an anomaly benchmark's folder, not a config file; `autoencoder "
+        f"anomaly {bench_dir / 'config.yaml'} --benchmark mnist_sample` runs it again\n"
+    )
+    assert sorted(p.name for p in bench_dir.iterdir()) == before  # nothing written into it
 
 
 def test_a_benchmark_with_a_given_score_says_which_and_lists_no_choice():
@@ -58,5 +77,7 @@ def test_a_benchmark_with_a_given_score_says_which_and_lists_no_choice():
     assert "every test image scored per image by MAE (anomaly.score)" in text
     assert f"on {cpu_name()} with {cpu_count()} CPU cores" in text
     assert "| 1 | MAE | 80.0 | 50.0 | 1.0 | 80.0 | 80.0 | 80.0 |" in text
+    assert "\nmean AUROC 90.0 over 1 class; lowest 0 at 90.0" in format_benchmark(rows[:1])
+    assert "2 classes in 2.0 minutes" in text
     assert "| **mean** | | **85.0** | 50.0 | 2.0 in all |" in text and "Lowest: 1 at 80.0." in text
     assert "score: auto" not in text and "The score auto chose" not in text

@@ -111,6 +111,11 @@ def _folder_given(path: Path, kind: str) -> str:
             f"{path}: a denoising sweep's folder, not a config file; `autoencoder denoise "
             f"{path / 'config.yaml'} --resume {path}` goes on with it"
         )
+    if kind == "config" and (path / "config.yaml").is_file() and (path / "runs").is_dir():
+        return (
+            f"{path}: an anomaly benchmark's folder, not a config file; `autoencoder anomaly "
+            f"{path / 'config.yaml'} --benchmark {_dataset(path / 'config.yaml')}` runs it again"
+        )
     if kind == "config" and (path / "config.yaml").is_file():
         return (
             f"{path}: a run directory, not a config file; `autoencoder resume {path}` continues "
@@ -119,6 +124,14 @@ def _folder_given(path: Path, kind: str) -> str:
     found = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
     example = f", e.g. {found[0]}" if found else ""
     return f"{path}: a folder, not a {kind} file; pass a YAML file{example}"
+
+
+def _dataset(path: Path) -> str:
+    """The data.dataset a saved config names, or DATASET when it cannot be read."""
+    try:
+        return str(yaml.safe_load(path.read_text())["data"]["dataset"])
+    except (OSError, yaml.YAMLError, TypeError, KeyError):
+        return "DATASET"
 
 
 def parse_override(item: str) -> tuple[tuple, Any]:
