@@ -21,6 +21,7 @@ from autoencoder.errors import UserError
 from autoencoder.tuning import report as tune_report
 from autoencoder.tuning import space as tune_space
 from autoencoder.tuning import study as tune_study
+from autoencoder.tuning.study import RETRY_OF
 
 optuna = pytest.importorskip("optuna")
 
@@ -650,6 +651,39 @@ def test_a_trial_stopped_by_ctrl_c_is_tried_again_and_one_that_had_trained_count
     assert trials[2].params == trials[1].params and trials[2].user_attrs["retry_of"] == 1
     assert "trial 1 stopped mid-training: its settings are tried again as trial 2" in caplog.text
     assert len(list(study_dir.glob("trials/*/*/config.yaml"))) == 4
+
+
+class Killed(BaseException):
+    """A worker's death as the study sees it: no except clause runs, its trial stays RUNNING."""
+
+
+def test_a_trial_whose_worker_died_after_training_counts_by_its_history(tmp_path, monkeypatch):
+    import autoencoder as ae
+    from autoencoder import pipeline
+
+    config = tiny(tmp_path / "out")
+    space = {"space": {"model.latent_dim": [4, 8, 16]}, "epochs_per_trial": 1}
+
+    def die_while_testing(run_dir, *args, **kwargs):
+        raise Killed
+
+    monkeypatch.setattr(pipeline, "finish_run", die_while_testing)
+    with pytest.raises(Killed):
+        ae.tune(config, space, trials=2, pruner="none")
+    monkeypatch.undo()
+    (study_dir,) = (tmp_path / "out" / "tiny").glob("tune-*")
+    assert [t.state.name for t in study_trials(study_dir)] == ["RUNNING"]
+    tuned = ae.tune(config, space, resume=study_dir, pruner="none")
+    first, second = tuned.study.get_trials()  # trial 0 counted: one more makes the 2
+    run_dir = study_dir / first.user_attrs["run_dir"]
+    assert first.state.name == "COMPLETE" and RETRY_OF not in second.user_attrs
+    assert first.value == runs.read_history(run_dir)[-1]["val/loss"]
+    assert re.fullmatch(
+        rf"its worker \S+ stopped after training; test metrics: `autoencoder evaluate "
+        rf"{re.escape(str(run_dir))}`",
+        first.user_attrs["reason"],
+    )
+    assert second.state.name == "COMPLETE"
 
 
 @pytest.mark.slow

@@ -119,10 +119,10 @@ def tune(
             shutil.rmtree(study_dir, ignore_errors=True)
         raise
     with _study.asking(study_dir):
-        stale = _study.fail_stale(study, study_dir)
+        stale = _study.fail_stale(study, study_dir, setup)
         queued = _study.retry_stopped(study)
     if stale:
-        log.info("marked failed: trial(s) %s, left running by a stopped worker", stale)
+        log.info("ended: trial(s) %s, left running by a stopped worker", stale)
     for stopped, again in queued.items():
         log.info(
             "trial %d stopped mid-training: its settings are tried again as trial %d",

@@ -301,8 +301,9 @@ def asking(study_dir: Path):
         lock.release(study_dir)
 
 
-def fail_stale(study, study_dir: Path) -> list[int]:
-    """Mark failed the RUNNING trials whose worker died (its lock is free); their numbers."""
+def fail_stale(study, study_dir: Path, setup: Setup) -> list[int]:
+    """End the RUNNING trials whose worker died (its lock is free): by their history when their
+    training had finished, else failed, to be tried again; their numbers."""
     optuna = optuna_module()
     stale = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
@@ -310,9 +311,11 @@ def fail_stale(study, study_dir: Path) -> list[int]:
         folder = study_dir / "workers" / str(worker)
         if worker is None or not folder.is_dir() or lock.holder(folder) is not None:
             continue  # alive, or of a worker elsewhere whose folder is not this one
-        set_attr(study, trial.number, "reason", f"its worker {worker} stopped mid-trial")
-        set_attr(study, trial.number, RETRY, True)
-        study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+        outcome = _trained_outcome(study_dir, trial.number, setup, f"its worker {worker} stopped")
+        if outcome is None:
+            set_attr(study, trial.number, RETRY, True)
+            outcome = (optuna.trial.TrialState.FAIL, None, f"its worker {worker} stopped mid-trial")
+        _finish(study, trial.number, study_dir, *outcome)
         stale.append(trial.number)
     return stale
 
@@ -463,7 +466,7 @@ def run_trial(study, trial, setup: Setup, study_dir: Path) -> None:
             chosen=setup.chosen,
             callbacks=[EpochEnd(reporter.epoch_end)],
         )
-        state, value, reason = _outcome(trained.run_dir, config, setup, reporter)
+        state, value, reason = _outcome(trained.run_dir, config, setup, reporter.reason)
     except Infeasible as exc:
         reason = f"infeasible: {exc}"
         trial.set_user_attr("infeasible", True)
@@ -474,14 +477,14 @@ def run_trial(study, trial, setup: Setup, study_dir: Path) -> None:
         raise KeyboardInterrupt(f"during trial {trial.number}") from None
     finally:
         _clear_keras()
-    _finish(study, trial, study_dir, state, value, reason)
+    _finish(study, trial.number, study_dir, state, value, reason)
 
 
-def _outcome(run_dir: Path, config: Config, setup: Setup, reporter) -> tuple:
+def _outcome(run_dir: Path, config: Config, setup: Setup, pruned: str | None) -> tuple:
     """(state, objective value, reason) of a trial whose training ended."""
     optuna = optuna_module()
-    if reporter.reason:
-        return optuna.trial.TrialState.PRUNED, None, reporter.reason
+    if pruned:
+        return optuna.trial.TrialState.PRUNED, None, pruned
     history = runs.read_history(run_dir)
     value = objective_value(history, setup.tune.objective, _pixels(config))
     if value is None or math.isnan(value):
@@ -490,38 +493,46 @@ def _outcome(run_dir: Path, config: Config, setup: Setup, reporter) -> tuple:
     return optuna.trial.TrialState.COMPLETE, value, None
 
 
+def _trained_outcome(
+    study_dir: Path, number: int, setup: Setup, stopped: str, pruned: str | None = None
+) -> tuple | None:
+    """The outcome of a trial stopped after its training had finished (only its test figures
+    were cut short), by its own history; None when its training had not finished."""
+    run_dir = trial_run_dir(study_dir, number)
+    if run_dir is None or runs.status(run_dir) != "finished":
+        return None
+    state, value, reason = _outcome(run_dir, runs.load_run_config(run_dir), setup, pruned)
+    if reason is None and not (run_dir / "metrics.json").is_file():
+        reason = f"{stopped} after training; test metrics: `autoencoder evaluate {run_dir}`"
+    return state, value, reason
+
+
 def _interrupted(study, trial, setup: Setup, study_dir: Path, reporter) -> None:
     """Tell Optuna how a trial stopped by Ctrl-C ended: by its outcome when its training had
-    finished (only the test figures were cut short), else failed, to be tried again."""
+    finished, else failed, to be tried again."""
     optuna = optuna_module()
-    run_dir = trial_run_dir(study_dir, trial.number)
-    if run_dir is not None and runs.status(run_dir) == "finished":
-        config = runs.load_run_config(run_dir)
-        state, value, reason = _outcome(run_dir, config, setup, reporter)
-        if (run_dir / "metrics.json").is_file():
-            note = None
-        else:
-            note = f"interrupted after training; test metrics: `autoencoder evaluate {run_dir}`"
-        _finish(study, trial, study_dir, state, value, reason or note)
-        return
-    trial.set_user_attr(RETRY, True)
-    _finish(study, trial, study_dir, optuna.trial.TrialState.FAIL, None, "interrupted")
+    pruned = reporter.reason if reporter is not None else None
+    outcome = _trained_outcome(study_dir, trial.number, setup, "interrupted", pruned)
+    if outcome is None:
+        trial.set_user_attr(RETRY, True)
+        outcome = (optuna.trial.TrialState.FAIL, None, "interrupted")
+    _finish(study, trial.number, study_dir, *outcome)
 
 
-def _finish(study, trial, study_dir: Path, state, value, reason) -> None:
-    run_dir = trial_run_dir(study_dir, trial.number)
+def _finish(study, number: int, study_dir: Path, state, value, reason) -> None:
+    run_dir = trial_run_dir(study_dir, number)
     if run_dir is not None:
-        trial.set_user_attr("run_dir", str(run_dir.relative_to(study_dir)))
+        set_attr(study, number, "run_dir", str(run_dir.relative_to(study_dir)))
         trained = _training_minutes(run_dir)
         if trained is not None:
-            trial.set_user_attr("train_minutes", trained)
+            set_attr(study, number, "train_minutes", trained)
     if reason:
-        trial.set_user_attr("reason", reason)
-    study.tell(trial, value if state.name == "COMPLETE" else None, state=state)
+        set_attr(study, number, "reason", reason)
+    study.tell(number, value if state.name == "COMPLETE" else None, state=state)
     shown = f"{value:.6g}" if value is not None else ""
     log.info(
         "trial %d: %s %s%s",
-        trial.number,
+        number,
         state.name.lower(),
         shown,
         f" ({reason})" if reason else "",
