@@ -15,7 +15,8 @@ import numpy as np
 
 from autoencoder import runs
 from autoencoder.data import load_splits
-from autoencoder.model import load_model
+from autoencoder.model import is_vae, load_model, vae_test_terms
+from autoencoder.noise import model_inputs
 from autoencoder.runs import open_run, reconstruct_chunks
 from autoencoder.runtime import tensorflow
 from autoencoder.shapes import plan_model
@@ -330,6 +331,12 @@ def evaluate_split(config, model, splits, split: str = "test") -> Evaluation:
         kept = {i: v for i, v in kept.items() if i in chosen}
     picked = np.array(sorted(kept), dtype=np.int64)
     metrics = scores.result()
+    if is_vae(model):
+        # Its two terms as validation computes them (a sampled code); test noise is seed 0.
+        images = splits.images(split)
+        inputs = model_inputs(images, config, seed_offset=0 if split == "test" else 1)
+        terms = vae_test_terms(model, inputs, images)
+        metrics.update({f"{split}/{k}": v for k, v in terms.items()})
     rows = [kept[i] for i in picked]
     return Evaluation(
         metrics=metrics,

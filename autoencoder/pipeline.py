@@ -18,8 +18,7 @@ from autoencoder.config import Config, dump_config
 from autoencoder.data import load_splits, resolve_input_shape
 from autoencoder.errors import RunFailed, UserError
 from autoencoder.evaluate import evaluate_split
-from autoencoder.model import is_vae, load_model, vae_test_terms
-from autoencoder.noise import model_inputs
+from autoencoder.model import load_model
 from autoencoder.plots import plot_evaluation
 from autoencoder.runs import read_history, read_state, resume_command
 from autoencoder.runtime import tensorflow
@@ -288,11 +287,6 @@ def finish_run(run_dir: Path, config: Config, model, splits, record: dict | None
                 "epochs_run": len(history),
             }
         )
-    if is_vae(model):
-        # Its two terms on the test split, as validation computes them (a sampled code).
-        images = splits.images("test")
-        inputs = model_inputs(images, config)
-        metrics.update({f"test/{k}": v for k, v in vae_test_terms(model, inputs, images).items()})
     metrics.update(record or {})
     atomic.write_json(run_dir / "metrics.json", metrics)
     plot_evaluation(run_dir, evaluation, history, splits.class_names, model)

@@ -353,6 +353,22 @@ def test_tiny_vae_logs_both_terms_and_its_kl_falls(vae_run):
     )
 
 
+def test_evaluating_a_vae_gives_its_terms_on_either_split(vae_run):
+    from autoencoder.evaluate import evaluate_run, format_metrics
+
+    trained = json.loads((vae_run / "metrics.json").read_text())
+    last = read_history(vae_run)[-1]
+    val = evaluate_run(vae_run, split="val")
+    # KL comes from the code's mean and variance alone: what validation measured, to rounding.
+    assert val["val/kl"] == pytest.approx(last["val/kl"], rel=1e-3)
+    assert val["val/neg_elbo"] == pytest.approx(val["val/kl"] + val["val/reconstruction"])
+    assert "VAE terms per image: reconstruction" in format_metrics(val, "val")
+    test = evaluate_run(vae_run)
+    assert test["test/kl"] == pytest.approx(trained["test/kl"], rel=1e-3)
+    # The reconstruction term decodes a sampled code: near training's, not equal to it.
+    assert test["test/reconstruction"] == pytest.approx(trained["test/reconstruction"], rel=0.1)
+
+
 def test_tiny_vae_writes_its_figures(vae_run):
     import matplotlib.image as mpimg
 
