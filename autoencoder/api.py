@@ -60,6 +60,12 @@ def load_config(
         source = source.model_dump(mode="json", exclude_unset=True)
     elif isinstance(source, Mapping):
         source = _plain(dict(source))
+    elif source is not None and not isinstance(source, (str, Path)):
+        raise UserError(
+            f"config: a {type(source).__name__}; pass a YAML file, a mapping shaped like one or a "
+            f"Config (images in memory train from a folder: save them as image files and set "
+            f"data.dataset: folder)"
+        )
     return _load_yaml(source, sets)
 
 
@@ -106,7 +112,9 @@ def _yaml_text(value: Any) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """Tuples and NumPy scalars as JSON has them."""
+    """Tuples, NumPy arrays and scalars as JSON has them."""
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
     if isinstance(value, Mapping):
@@ -211,6 +219,7 @@ def resume(
     if isinstance(run_dir, Run) and resumed is not None:
         # Not left describing the run as it was: its config and models are the resumed ones.
         run_dir._config, run_dir._models = None, resumed._models
+        run_dir._seen = run_dir._written()
         return run_dir
     return resumed
 
@@ -406,6 +415,25 @@ class Run:
         self.path = Path(path)
         self._config: Config | None = None
         self._models: dict[str, Any] = {}
+        self._seen = self._written()
+
+    def _written(self) -> tuple:
+        """When config.yaml and model.keras were last written: a resume elsewhere changes them."""
+        times = []
+        for name in ("config.yaml", "model.keras"):
+            try:
+                times.append((self.path / name).stat().st_mtime_ns)
+            except OSError:
+                times.append(None)
+        return tuple(times)
+
+    def _current(self) -> Path:
+        """The run's folder, its cached config and models dropped if the run changed on disk."""
+        runs.check_is_run(self.path)
+        written = self._written()
+        if written != self._seen:
+            self._config, self._models, self._seen = None, {}, written
+        return self.path
 
     def __repr__(self) -> str:
         return f"Run('{self.path}', {self.status})"
@@ -418,6 +446,7 @@ class Run:
     @property
     def config(self) -> Config:
         """The resolved config it was trained with (config.yaml)."""
+        self._current()
         if self._config is None:
             self._config = runs.load_run_config(self.path)
         return self._config
@@ -425,22 +454,22 @@ class Run:
     @property
     def history(self) -> list[dict]:
         """One dict per completed epoch: epoch, train/loss, val/loss, lr, seconds, ..."""
-        return runs.read_history(self.path)
+        return runs.read_history(self._current())
 
     @property
     def metrics(self) -> dict:
         """metrics.json: test metrics, and what evaluate, embed and anomaly added."""
-        return runs.read_metrics(self.path)
+        return runs.read_metrics(self._current())
 
     @property
     def state(self) -> dict | None:
         """The last completed epoch and its checkpoint (None before the first one)."""
-        return runs.read_state(self.path)
+        return runs.read_state(self._current())
 
     @property
     def status(self) -> str:
         """ "finished", "unfinished", "failed" or "in use" (another process writes it)."""
-        return runs.status(self.path)
+        return runs.status(self._current())
 
     # The models
 
@@ -461,17 +490,19 @@ class Run:
         return self._model("decoder")
 
     def _model(self, name: str):
+        config = self.config  # drops models another process has trained since
         if name not in self._models:
             from autoencoder.model import load_model
 
             path = self.path / f"{name}.keras"
-            one_graph = self.config.model.skips != "none" or self.config.model.output.residual
+            one_graph = config.model.skips != "none" or config.model.output.residual
             if name == "decoder" and not path.is_file() and one_graph:
                 self._models[name] = None
             else:
                 if name == "model":
-                    runs.check_run_shapes(self.path, self.config, data=False)
-                self._models[name] = load_model(path)
+                    runs.check_run_shapes(self.path, config, data=False)
+                with _caller_state():  # Keras draws from Python's random for initializers
+                    self._models[name] = load_model(path)
         return self._models[name]
 
     # Using them
@@ -541,13 +572,15 @@ class Run:
         """A split's metrics (MSE, PSNR, SSIM, ...), merged into metrics.json."""
         from autoencoder.evaluate import evaluate_run
 
-        return evaluate_run(self.path, split=_split(split))
+        with _caller_state():
+            return evaluate_run(self.path, split=_split(split))
 
     def plot(self) -> list[Path]:
         """Redraw figures/ (reconstructions, loss, worst, error by class); their paths."""
         from autoencoder.plots import plot_run
 
-        return plot_run(self.path)
+        with _caller_state():
+            return plot_run(self.path)
 
     def predict(
         self,
@@ -573,27 +606,36 @@ class Run:
             )
         paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
         paths = [_path("inputs", path) for path in paths]
-        return predict_files(
-            self.path,
-            paths,
-            _path("out", out),
-            overwrite=overwrite,
-            noise=noise,
-            threshold=threshold,
-            skip_bad=skip_bad,
-        )
+        with _caller_state():
+            return predict_files(
+                self.path,
+                paths,
+                _path("out", out),
+                overwrite=overwrite,
+                noise=noise,
+                threshold=threshold,
+                skip_bad=skip_bad,
+            )
 
     def export(self, format: str = "saved_model", overwrite: bool = False) -> tuple[Path, dict]:
         """The autoencoder, encoder and decoder as SavedModel, LiteRT or ONNX; (folder, manifest)."""
         from autoencoder.export import export_run
 
-        return export_run(self.path, format, overwrite=overwrite)
+        with _caller_state():
+            return export_run(self.path, format, overwrite=overwrite)
 
     def embed(self, probe_limit: int | None = None) -> dict:
         """Linear probes on the codes, codes.npy, the latent map and interpolations."""
         from autoencoder.embed import PROBE_LIMIT, embed_run
 
-        return embed_run(self.path, probe_limit=probe_limit or PROBE_LIMIT)
+        whole = isinstance(probe_limit, (int, np.integer)) and not isinstance(probe_limit, bool)
+        if probe_limit is not None and (not whole or probe_limit < 1):
+            raise UserError(
+                f"probe_limit={probe_limit!r}: pass a positive number of images, or None for "
+                f"{PROBE_LIMIT:,}"
+            )
+        with _caller_state():
+            return embed_run(self.path, probe_limit=probe_limit or PROBE_LIMIT)
 
     def resume(self, epochs: int | None = None, minutes: float | None = None) -> Run:
         """Continue this run (resume); this Run then holds the resumed config and models."""
@@ -620,7 +662,13 @@ class Run:
 
     def _images(self, x) -> np.ndarray:
         """x as float32 (N, H, W, C) in [0, 1], checked against the model's input."""
-        array = np.asarray(x)
+        try:
+            array = np.asarray(x)
+        except ValueError:  # NumPy refuses a list of arrays of different shapes
+            raise UserError(
+                "x: images of different sizes; pass one size at a time, or files with "
+                "run.predict(paths, out), which takes each at its own size"
+            ) from None
         height, width, channels = tuple(self.config.model.input_shape)
         patches = self.config.data.patches
         if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
@@ -628,9 +676,10 @@ class Run:
         if array.ndim == 2:
             array = array[None, ..., None]
         elif array.ndim == 3:
-            # One (H, W, C) image, or a batch of grey (N, H, W) ones: the model's size decides.
+            # One (H, W, C) image, or a batch of grey (N, H, W) ones: a last axis of 1, 3 or 4
+            # is channels unless the model's images are that narrow.
             one = array.shape[-1] in (1, 3, 4) and (
-                patches is not None or array.shape[:2] == (height, width)
+                patches is not None or array.shape[:2] == (height, width) or width > 4
             )
             array = array[None] if one else array[..., None]
         if array.ndim != 4:

@@ -262,9 +262,60 @@ def test_arrays_of_every_usual_form_and_one_line_for_the_rest(tiny_run, tmp_path
             "run_dirs: one run given; pass a list of two or more runs to compare"
         ),
         lambda: ae.load_run(None): "run_dir: expected a path (str or Path), got NoneType",
+        # One image of another size is one image, not 32 grey images 32 wide by 3.
+        lambda: tiny_run.reconstruct(np.zeros((32, 32, 3), np.uint8)): (
+            "x: images are 32x32 but the run's model takes 28x28"
+        ),
+        lambda: tiny_run.reconstruct([x[0], np.zeros((32, 32, 1))]): (
+            "x: images of different sizes; pass one size at a time"
+        ),
+        lambda: tiny_run.embed(probe_limit=-5): "probe_limit=-5: pass a positive number",
+        lambda: tiny_run.embed(probe_limit=0): "probe_limit=0: pass a positive number",
+        lambda: ae.train(np.zeros((4, 28, 28))): "config: a ndarray; pass a YAML file, a mapping",
+        lambda: ae.load_config([1, 2]): "config: a list; pass a YAML file, a mapping",
     }
     for call, message in refusals.items():
         with pytest.raises(UserError) as refused:
             call()
         assert str(refused.value).startswith(message), str(refused.value)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_run_follows_its_folder_and_keeps_the_callers_random_state(tiny_run, tmp_path):
+    import random
+
+    copy = shutil.copytree(tiny_run.path, tmp_path / "copy")
+    run = ae.load_run(copy)
+    x, _ = run.images("test", 4)
+    before = run.reconstruct(x)
+    # Loading a model, evaluating and plotting leave the caller's draws as they were.
+    for call in (lambda: ae.load_run(copy).model, run.evaluate, run.plot):
+        random.seed(1)
+        np.random.seed(1)
+        call()
+        assert (random.random(), np.random.rand()) == (
+            random.Random(1).random(),
+            np.random.RandomState(1).rand(),
+        )
+    # Resumed by its path (another cell, another process): this Run sees the new config and model.
+    ae.resume(copy, epochs=2)
+    assert run.config.train.epochs == 2 and len(run.history) == 2
+    assert np.abs(run.reconstruct(x) - before).max() > 1e-4
+    # A folder gone (or a relative path from another working directory) is said, not taken for
+    # an unfinished run.
+    shutil.rmtree(copy)
+    for read in (lambda: run.status, lambda: run.history, lambda: run.config):
+        with pytest.raises(UserError, match="no such folder"):
+            read()
+
+
+def test_numpy_values_in_a_config_and_a_space_without_its_space_key(tmp_path):
+    from autoencoder.tuning import study as tune_study
+
+    config = ae.load_config(None, {"model.input_shape": np.array([28, 28, 1])}, seed=np.int64(3))
+    assert tuple(config.model.input_shape) == (28, 28, 1) and config.seed == 3
+    # The space itself, as a mapping of config keys, is the space file's `space:` section.
+    space = {"train.optimizer.learning_rate": {"log": [1e-4, 1e-2]}}
+    setup = tune_study.prepare(None, [*TINY, f"output={tmp_path}"], space=space)
+    assert [p.key for p in setup.params] == ["train.optimizer.learning_rate"]

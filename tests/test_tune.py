@@ -328,6 +328,8 @@ def test_a_tiny_study_end_to_end(tmp_path, monkeypatch):
     # best.yaml is the best trial's config, named and placed as the study's config.
     best = min(trials[0::2], key=lambda t: t.value)
     assert tuned.best.number == best.number
+    assert tuned.best_run.path == tuned.path / best.user_attrs["run_dir"]
+    assert tuned.best_run.status == "finished"
     trained = load_config(tuned.path / best.user_attrs["run_dir"] / "config.yaml")
     again = load_config(tuned.path / "best.yaml")
     assert again.name == "tiny" and again.output == str(tmp_path / "out")

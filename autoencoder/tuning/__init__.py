@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autoencoder import api
 from autoencoder.data import load_splits
 from autoencoder.errors import UserError
 from autoencoder.tuning import study as _study
@@ -40,6 +41,13 @@ class Tuned:
     best: Any
     study: Any
     metric: str
+
+    @property
+    def best_run(self):
+        """The best trial's Run (api.Run), or None before a trial completes."""
+        if self.best is None or "run_dir" not in self.best.user_attrs:
+            return None
+        return api.Run(self.path / self.best.user_attrs["run_dir"])
 
 
 def _again(setup, space, overrides, study_dir: Path) -> str:

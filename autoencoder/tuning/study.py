@@ -127,6 +127,8 @@ def _tune_section(base: Config, space, name: str) -> tuple[TuneConfig, str]:
         return base.tune, f"{name}: tune.space"
     raw = space if isinstance(space, Mapping) else read_yaml(space, "space")
     where = "space" if isinstance(space, Mapping) else str(space)
+    if isinstance(raw, Mapping) and raw and not set(raw) & set(TuneConfig.model_fields):
+        raw = {"space": raw}  # the space itself, {"train.epochs": [...]}, not under space:
     try:
         loaded = api.load_config({"tune": dict(raw)})
     except UserError as exc:  # "config: tune.objective.direction: ..." as the space file's
