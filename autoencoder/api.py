@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -558,6 +559,8 @@ class Run:
                 f"reconstruct(x)"
             )
         z = np.asarray(z, np.float32)
+        if not np.isfinite(z).all():
+            raise UserError("z: holds NaN or infinite values")
         want = tuple(self.decoder.input_shape[1:])
         z = z[None] if z.shape == want else z
         if z.shape[1:] != want:
@@ -604,6 +607,10 @@ class Run:
                 "inputs: an array; predict reads files, folders and .npy/.npz files: for arrays "
                 "use run.reconstruct(x), or save them with np.save first"
             )
+        for name, value in (("noise", noise), ("threshold", threshold)):
+            number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+            if value is not None and not (number and 0 <= value < math.inf):
+                raise UserError(f"{name}={value!r}: pass a number, 0 or more, or None")
         paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
         paths = [_path("inputs", path) for path in paths]
         with _caller_state():

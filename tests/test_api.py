@@ -120,6 +120,10 @@ def test_plan_is_the_shapes_table_as_data():
     plan = ae.plan(ROOT / "configs/quickstart.yaml")
     assert plan.layers[0].input_shape == (28, 28, 1) and plan.layers[-1].output_shape == (28, 28, 1)
     assert plan.total_params == 12_785  # the Keras tutorial model (configs/quickstart.yaml)
+    # A notebook shows it as `autoencoder shapes` prints it.
+    from autoencoder.shapes import format_plan
+
+    assert str(plan) == format_plan(plan) and str(plan).startswith("block  layer")
 
 
 @pytest.fixture(scope="module")
@@ -273,6 +277,10 @@ def test_arrays_of_every_usual_form_and_one_line_for_the_rest(tiny_run, tmp_path
         lambda: tiny_run.embed(probe_limit=0): "probe_limit=0: pass a positive number",
         lambda: ae.train(np.zeros((4, 28, 28))): "config: a ndarray; pass a YAML file, a mapping",
         lambda: ae.load_config([1, 2]): "config: a list; pass a YAML file, a mapping",
+        lambda: tiny_run.predict(path, tmp_path / "out", threshold=-1): (
+            "threshold=-1: pass a number, 0 or more, or None"
+        ),
+        lambda: tiny_run.decode(np.full((2, 8), np.nan)): "z: holds NaN or infinite values",
     }
     for call, message in refusals.items():
         with pytest.raises(UserError) as refused:
