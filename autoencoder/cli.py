@@ -106,6 +106,13 @@ def _note_if_train_refuses(config) -> None:
             "config (--set model.input_shape=null plans the data's)",
             *("x".join(map(str, config.model.input_shape)), "x".join(map(str, shape))),
         )
+    elif config.data.dataset == "folder" and not config.data.image_size and not config.data.patches:
+        # Only the first image is read here: a scan of every file is training's first step.
+        logging.getLogger(__name__).info(
+            "note: %dx%d images, as the folder's first image gives them; train reads every "
+            "image and refuses a folder of mixed sizes (data.image_size: [H, W] resizes them all)",
+            *shape[:2],
+        )
 
 
 def cmd_evaluate(args) -> None:

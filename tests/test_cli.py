@@ -71,3 +71,21 @@ def test_shapes_says_when_train_would_refuse_the_given_shape_and_null_plans_the_
     captured = capsys.readouterr()
     assert "32x32x3 ->" in captured.out and "28x28x1 ->" not in captured.out
     assert captured.err == ""
+
+
+def test_shapes_of_a_folder_says_its_size_is_the_first_images(tmp_path, photos, capsys):
+    from conftest import write_photo_crops
+
+    write_photo_crops(tmp_path / "crops", photos, n=4, size=25)
+    folder = ["--set", "data.dataset=folder", "--set", f"data.path={tmp_path / 'crops'}"]
+    unset = ["--set", "model.input_shape=null"]
+    assert main(["shapes", "configs/quickstart.yaml", *folder, *unset]) == 0
+    captured = capsys.readouterr()
+    assert "25x25x3 ->" in captured.out
+    assert captured.err.splitlines()[-1] == (
+        "note: 25x25 images, as the folder's first image gives them; train reads every image "
+        "and refuses a folder of mixed sizes (data.image_size: [H, W] resizes them all)"
+    )
+    sized = ["--set", "data.image_size=[24, 24]"]
+    assert main(["shapes", "configs/quickstart.yaml", *folder, *unset, *sized]) == 0
+    assert "first image" not in capsys.readouterr().err

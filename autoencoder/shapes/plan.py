@@ -58,15 +58,6 @@ class Plan:
     kind: str = "autoencoder"  # or "vae"
     skips: str = "none"  # "concat" or "add": U-Net skips (skip_layers says where)
 
-    def __str__(self) -> str:
-        from autoencoder.shapes.text import format_plan  # text.py builds on this module
-
-        return format_plan(self)
-
-    def _repr_pretty_(self, printer, cycle: bool) -> None:
-        """A notebook shows the shapes table, as `autoencoder shapes` prints it."""
-        printer.text(str(self))
-
     @property
     def skip_layers(self) -> list[PlannedLayer]:
         """The Concatenate / Add layers that bring an encoder activation into the decoder."""
