@@ -205,7 +205,9 @@ def cmd_compare(args) -> None:
 # The parser
 
 
-def _count(minimum: int):
+def count(minimum: int):
+    """An argparse type: a whole number of at least `minimum` (the scripts' counts too)."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -265,9 +267,9 @@ def _denoise_args(p):
 def _bench_args(p):
     _config_args(p)
     p.add_argument(
-        "--epochs", type=_count(1), default=3, help="timed epochs per contender (default 3)"
+        "--epochs", type=count(1), default=3, help="timed epochs per contender (default 3)"
     )
-    p.add_argument("--warmup", type=_count(0), default=1, help="untimed epochs first (default 1)")
+    p.add_argument("--warmup", type=count(0), default=1, help="untimed epochs first (default 1)")
     p.add_argument(
         "--layers", action="store_true", help="instead: time each layer alone (a profile)"
     )
@@ -331,7 +333,7 @@ def _embed_args(p):
     _run_dir_args(p)
     p.add_argument(
         "--probe-limit",
-        type=_count(100),
+        type=count(100),
         default=PROBE_LIMIT,
         metavar="N",
         help=f"fit each probe on at most N train-split images (default {PROBE_LIMIT:,})",
@@ -346,7 +348,7 @@ def _tune_args(p):
     )  # fmt: skip
     p.add_argument(
         "--trials",
-        type=_count(1),
+        type=count(1),
         metavar="N",
         help="the study's total trials (default tune.trials)",
     )

@@ -29,11 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autoencoder import api  # noqa: E402
+from autoencoder.cli import count  # noqa: E402
 from autoencoder.comparison import check_runs  # noqa: E402
 from autoencoder.data import load_splits  # noqa: E402
-from autoencoder.errors import UserError  # noqa: E402
+from autoencoder.errors import UserError, exit_on_user_error  # noqa: E402
 from autoencoder.evaluate import psnr  # noqa: E402
-from autoencoder.runs import predict_images, reconstruct_chunks  # noqa: E402
+from autoencoder.runs import config_diff, predict_images, reconstruct_chunks  # noqa: E402
 
 
 def agreement(
@@ -48,10 +49,11 @@ def agreement(
     runs = [api.load_run(path) for path, _ in checked]
     config = runs[0].config
     for run in runs[1:]:
-        if _test_data(run.config) != _test_data(config):
+        differ = _test_data_diff(config, run.config)
+        if differ:
             raise UserError(
-                f"{run.path}: its data section (beyond noise and augment) differs"
-                f" from {runs[0].path}'s; compare runs of the same images"
+                f"{run.path}: its data section (beyond noise and augment) differs from"
+                f" {runs[0].path}'s in {differ}; compare runs of the same images"
             )
     splits = load_splits(config)
     if edges and splits.image_shape[-1] != 1:
@@ -149,15 +151,24 @@ def shift_average(model, inputs: np.ndarray, patches=None) -> np.ndarray:
     return total / counts
 
 
-def _test_data(config) -> dict:
-    """What fixes the clean test images: the data section apart from noise and augmentation."""
-    return config.data.model_dump(exclude={"noise", "augment"})
+def _test_data_diff(a, b) -> str:
+    """The keys fixing the clean test images (data's, bar noise and augment) that differ."""
+    keys = sorted(
+        key
+        for key in config_diff(a, b)
+        if key.startswith("data.") and key.split(".")[1] not in ("noise", "augment")
+    )
+    return ", ".join(keys)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+")
-    parser.add_argument("--limit", type=int, help="score about the first N test images only")
+    parser.add_argument(
+        "--limit",
+        type=count(1),
+        help="score the first N test images only, rounded up to whole chunks of 1,000",
+    )
     parser.add_argument(
         "--shifts", action="store_true", help="also each run averaged over one-pixel shifts"
     )
@@ -167,11 +178,7 @@ def main() -> None:
     args = parser.parse_args()
     if len(args.runs) < 2:
         parser.error("name at least two run directories")
-    try:
-        result = agreement(args.runs, args.limit, args.shifts, args.edges)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    result = agreement(args.runs, args.limit, args.shifts, args.edges)
     print(f"{result['images']:,} test images; MSE per pixel against the clean images, and PSNR")
     for i, (path, mse) in enumerate(zip(result["runs"], result["mse"])):
         print(f"  run {i}: {mse:.6f}  {psnr(mse):.2f} dB  {path}")
@@ -208,4 +215,4 @@ def _print_edges(table: dict) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)

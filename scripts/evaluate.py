@@ -1,8 +1,11 @@
 """Evaluate a run: the same as `autoencoder evaluate RUN_DIR [--split test|val]`."""
 
 import sys
+from pathlib import Path
 
-from autoencoder.cli import main
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
+
+from autoencoder.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(main(["evaluate", *sys.argv[1:]]))

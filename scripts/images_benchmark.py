@@ -10,7 +10,7 @@ MNIST is written out as PNG files (train/<digit>/, test/<digit>/: 70,000 files, 
   memory      `autoencoder train` for one epoch, streamed, on 10,000 and on 70,000 files: the
               peak resident memory of each whole run (scan, training, evaluation, figures).
 
-  python scripts/images_benchmark.py [--mnist ../shared/data/mnist] [--work /tmp/mnist-png]
+  python scripts/images_benchmark.py [--mnist $AUTOENCODER_DATA/mnist] [--work /tmp/mnist-png]
       [--config configs/quickstart.yaml] [--warmup 1] [--epochs 3]
   python scripts/images_benchmark.py --table /tmp/mnist-png/images_benchmark.json
 
@@ -32,9 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autoencoder.bench import start_contender  # noqa: E402  (a contender process of `autoencoder bench`)
+from autoencoder.cli import count  # noqa: E402
 from autoencoder.config import DataConfig, dump_config, load_config  # noqa: E402
 from autoencoder.data.images import write_png  # noqa: E402
 from autoencoder.data.sources import load_raw  # noqa: E402
+from autoencoder.errors import UserError, exit_on_user_error  # noqa: E402
 
 SUBSET = (8_571, 1_429)  # train, test: 10,000 files in MNIST's 6:1 proportion
 CONTENDERS = {
@@ -44,14 +46,16 @@ CONTENDERS = {
 }
 
 
-def prepare(mnist: Path, work: Path) -> dict[str, Path]:
-    """The 70,000- and 10,000-file PNG folders of MNIST, written once."""
-    raw = load_raw(DataConfig(dataset="mnist", path=str(mnist)), "benchmark")
-    folders = {}
+def folders(work: Path) -> dict[str, Path]:
+    """Where the 70,000- and 10,000-file PNG folders of MNIST are written."""
+    return {name: work / f"mnist-png-{name}" for name in ("70k", "10k")}
+
+
+def prepare(raw, work: Path) -> None:
+    """The PNG folders of MNIST (`raw`, as load_raw gives it), written once."""
     for name, (n_train, n_test) in (("70k", (60_000, 10_000)), ("10k", SUBSET)):
-        folder = work / f"mnist-png-{name}"
+        folder = folders(work)[name]
         done = folder / ".complete"
-        folders[name] = folder
         if done.exists():
             continue
         started = time.perf_counter()
@@ -67,23 +71,30 @@ def prepare(mnist: Path, work: Path) -> dict[str, Path]:
         print(
             f"wrote {folder} ({n_train + n_test:,} files) in {time.perf_counter() - started:.0f} s"
         )
-    return folders
 
 
-def contender_configs(args, folders: dict[str, Path]) -> dict[str, Path]:
-    """One config file per contender: the same model, batch and seed; only the data differ."""
+def contender_configs(args) -> dict:
+    """One config per contender: the same model, batch and seed; only the data differ."""
+    pngs = folders(args.work)["70k"]
     data = {
         "I": ["data.dataset=mnist", f"data.path={args.mnist}"],
-        "S": ["data.dataset=folder", f"data.path={folders['70k']}", "data.cache=none"],
-        "C": ["data.dataset=folder", f"data.path={folders['70k']}", "data.cache=memory"],
+        "S": ["data.dataset=folder", f"data.path={pngs}", "data.cache=none"],
+        "C": ["data.dataset=folder", f"data.path={pngs}", "data.cache=memory"],
     }
-    paths = {}
-    for key, overrides in data.items():
-        config = load_config(
-            args.config,
-            [*overrides, f"name=images-{key}", f"output={args.work / 'runs'}"],
+    return {
+        key: load_config(
+            args.config, [*overrides, f"name=images-{key}", f"output={args.work / 'runs'}"]
         )
-        paths[key] = args.work / f"contender-{key}.yaml"
+        for key, overrides in data.items()
+    }
+
+
+def write_configs(work: Path, configs: dict) -> dict[str, Path]:
+    """Each contender's config file, in a folder of its own (its log goes beside it)."""
+    paths = {}
+    for key, config in configs.items():
+        paths[key] = work / f"contender-{key}" / "config.yaml"
+        paths[key].parent.mkdir(exist_ok=True)
         paths[key].write_text(dump_config(config))
     return paths
 
@@ -94,6 +105,8 @@ def throughput(args, configs: dict[str, Path]) -> dict:
     try:
         for key, path in configs.items():
             started[key] = time.perf_counter()
+            # Key A for all three: trainer.fit, as `autoencoder train` trains (B and C are
+            # bench's plain-Keras contenders); the folders keep their contender-A.log apart.
             workers[key] = start_contender("A", path, args.warmup, args.epochs)
             ready[key] = workers[key].receive()  # after load_splits: the scan, for a folder
             ready[key]["load_seconds"] = time.perf_counter() - started[key]
@@ -131,7 +144,7 @@ def throughput(args, configs: dict[str, Path]) -> dict:
     return out
 
 
-def memory(args, folders: dict[str, Path]) -> dict:
+def memory(args) -> dict:
     """Peak resident memory of a whole one-epoch streamed `autoencoder train` run per folder."""
     out = {}
     for name in ("10k", "70k"):
@@ -145,7 +158,7 @@ def memory(args, folders: dict[str, Path]) -> dict:
             "--set",
             "data.dataset=folder",
             "--set",
-            f"data.path={folders[name]}",
+            f"data.path={folders(args.work)[name]}",
             "--set",
             "data.cache=none",
             "--set",
@@ -158,8 +171,14 @@ def memory(args, folders: dict[str, Path]) -> dict:
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
         _, status, usage = os.wait4(process.pid, 0)
-        if status != 0:
-            raise SystemExit(f"{' '.join(command)} failed with status {status}")
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            print(
+                f"error: the streamed training run on mnist-png-{name} failed (exit {code}); "
+                f"its message is above",
+                file=sys.stderr,
+            )
+            raise SystemExit(code if code > 0 else 128 - code)
         out[name] = {
             "files": sum(SUBSET) if name == "10k" else 70_000,
             "peak_rss_bytes": usage.ru_maxrss * 1024,  # Linux reports KiB
@@ -201,24 +220,73 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def saved(path: Path) -> dict:
+    """A result images_benchmark.json holds, read for --table."""
+    try:
+        result = json.loads(path.read_text())
+        table(result)
+    except OSError as exc:
+        raise UserError(
+            f"--table {path}: {exc.strerror}; pass the images_benchmark.json a run wrote"
+        ) from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise UserError(
+            f"--table {path}: not a result of this script; pass its images_benchmark.json"
+        ) from None
+    return result
+
+
+def default_mnist() -> Path:
+    """$AUTOENCODER_DATA/mnist when that is set, else the shared data beside the checkout."""
+    data = os.environ.get("AUTOENCODER_DATA")
+    return Path(data) / "mnist" if data else ROOT.parent / "shared" / "data" / "mnist"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mnist", type=Path, default=ROOT.parent / "shared" / "data" / "mnist")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/mnist-png"))
-    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "quickstart.yaml")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument(
+        "--mnist",
+        type=Path,
+        default=default_mnist(),
+        help=f"folder of MNIST's IDX files (default: $AUTOENCODER_DATA/mnist, here {default_mnist()})",
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path("/tmp/mnist-png"),
+        help="the PNG folders, kept for the next run, and the results (default: /tmp/mnist-png)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=ROOT / "configs" / "quickstart.yaml",
+        help="the model every contender trains (default: configs/quickstart.yaml)",
+    )
+    parser.add_argument("--warmup", type=count(0), default=1, help="untimed epochs (default 1)")
+    parser.add_argument("--epochs", type=count(1), default=3, help="timed epochs (default 3)")
     parser.add_argument("--table", type=Path, help="only print the tables of a saved result")
     args = parser.parse_args()
     if args.table:
-        print(table(json.loads(args.table.read_text())))
+        print(table(saved(args.table)))
         return
     args.mnist, args.work = args.mnist.resolve(), args.work.resolve()
-    args.work.mkdir(parents=True, exist_ok=True)
+    # Everything is checked before the 80,000 PNG files are written and the epochs timed.
+    configs = contender_configs(args)
+    try:
+        raw = load_raw(DataConfig(dataset="mnist", path=str(args.mnist)), "benchmark")
+    except UserError as exc:
+        raise UserError(f"--mnist: {exc}") from None
+    try:
+        args.work.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"--work {args.work}: {exc.strerror}; pass a folder that can be written"
+        ) from None
     started = time.strftime("%Y-%m-%d %H:%M")
-    folders = prepare(args.mnist, args.work)
+    prepare(raw, args.work)
+    del raw
     print(f"throughput: {args.warmup} warm-up + {args.epochs} timed epochs each, in turns I S C")
-    rates = throughput(args, contender_configs(args, folders))
+    rates = throughput(args, write_configs(args.work, configs))
     print("memory: one streamed epoch on 10,000 and on 70,000 files")
     result = {
         "date": started,
@@ -227,11 +295,11 @@ def main() -> None:
         "epochs": args.epochs,
         "cpus": os.cpu_count(),
         "throughput": rates,
-        "memory": memory(args, folders),
+        "memory": memory(args),
     }
     (args.work / "images_benchmark.json").write_text(json.dumps(result, indent=2, default=float))
     print(table(result))
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)

@@ -1,6 +1,8 @@
 """The measured inputs of docs/scaling.md: per preset, the model's size and what one step moves.
 
-    python scripts/scaling_figures.py [CONFIG ...]   (default: the presets in configs/)
+    python scripts/scaling_figures.py [CONFIG ...]
+
+(default: configs/seed_tutorial.yaml, bottleneck32.yaml and denoise_gaussian.yaml)
 
 Prints, per config: parameters, training FLOPs per image (3 x forward, from the shape plan),
 activation values per image, the bytes a ring all-reduce moves per step and replica, and,
@@ -8,6 +10,7 @@ measured on this machine, how many images/s the in-memory tf.data pipeline and P
 deliver on their own (no model).
 """
 
+import argparse
 import io
 import sys
 import time
@@ -20,13 +23,14 @@ sys.path.insert(0, str(ROOT))
 
 from autoencoder.config import load_config  # noqa: E402
 from autoencoder.data import make_dataset  # noqa: E402
+from autoencoder.errors import exit_on_user_error  # noqa: E402
 from autoencoder.shapes import forward_flops, plan_model  # noqa: E402
 
 PRESETS = ["seed_tutorial.yaml", "bottleneck32.yaml", "denoise_gaussian.yaml"]
 
 
-def model_figures(path: Path) -> dict:
-    config = load_config(path)
+def model_figures(path: Path, config) -> dict:
+    """The config's size and per-step figures, from its shape plan."""
     plan = plan_model(config.model)
     activations = sum(int(np.prod(layer.output_shape)) for layer in plan.layers)
     return {
@@ -69,9 +73,21 @@ def png_decode_rate(seconds: float = 2.0) -> float:
 
 
 def main() -> None:
-    paths = [Path(p) for p in sys.argv[1:]] or [ROOT / "configs" / name for name in PRESETS]
-    for path in paths:
-        figures = model_figures(path)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="Every config is loaded and checked before anything is measured.",
+    )
+    parser.add_argument(
+        "configs",
+        nargs="*",
+        metavar="CONFIG",
+        help=f"YAML configs (default: {', '.join(PRESETS)} in configs/)",
+    )
+    args = parser.parse_args()
+    paths = [Path(p) for p in args.configs] or [ROOT / "configs" / name for name in PRESETS]
+    configs = [load_config(path) for path in paths]
+    for path, config in zip(paths, configs):
+        figures = model_figures(path, config)
         figures["tf.data in-memory images/s"] = pipeline_rate(figures["batch"])
         print(
             "  ".join(
@@ -83,4 +99,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autoencoder import runs  # noqa: E402  (after the path insert)
+from autoencoder.cli import count  # noqa: E402
 from autoencoder.config import dump_config, load_config  # noqa: E402
 from autoencoder.runs import read_history, read_state  # noqa: E402
 
@@ -56,7 +57,9 @@ LIFE_TIMEOUT = 300  # seconds; a life that neither progresses nor ends is a hang
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kills", type=int, default=20, help="SIGKILLs to survive (default 20)")
+    parser.add_argument(
+        "--kills", type=count(1), default=20, help="SIGKILLs to survive (default 20)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)

@@ -12,6 +12,7 @@ on a machine without a GPU.
 """
 
 import argparse
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -19,25 +20,55 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from autoencoder.cli import count  # noqa: E402
 from autoencoder.config import load_config  # noqa: E402
-from autoencoder.errors import UserError  # noqa: E402
-from autoencoder.trainer import training_rate  # noqa: E402
+from autoencoder.errors import UserError, exit_on_user_error  # noqa: E402
+from autoencoder.precision import POLICIES  # noqa: E402
+
+# A comma starts a new override only where a KEY= follows it: values such as [0.1, 0.3] or
+# {level: 0.2, kind: gaussian} have commas of their own.
+NEXT_SET = re.compile(r",(?=\s*[A-Za-z_][\w.]*=)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config")
-    parser.add_argument("--dtype", default="mixed_bfloat16")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--variant", nargs=2, action="append", default=[], metavar=("NAME", "SETS"))
+    parser.add_argument("config", metavar="CONFIG", help="the YAML config timed as is")
+    parser.add_argument(
+        "--dtype",
+        default="mixed_bfloat16",
+        choices=POLICIES,
+        help="the Keras dtype policy every variant trains in (default: mixed_bfloat16)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=count(1),
+        default=3,
+        help="times each variant is timed, in turns (default 3)",
+    )
+    parser.add_argument(
+        "--variant",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "SETS"),
+        help="also time the config with these overrides, KEY=VALUE[,KEY=VALUE...] (repeatable)",
+    )
     parser.add_argument("--xla", action="store_true", help="time each variant with XLA as well")
     args = parser.parse_args()
-    variants = {"as is": []} | {name: sets.split(",") for name, sets in args.variant}
-    try:
-        configs = {name: load_config(args.config, sets) for name, sets in variants.items()}
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)  # one line and exit status 2, as the CLI's
-        raise SystemExit(2) from None
+    variants = {"as is": []} | {
+        name: [s.strip() for s in NEXT_SET.split(sets)] for name, sets in args.variant
+    }
+    configs = {}
+    for name, sets in variants.items():
+        try:
+            configs[name] = load_config(args.config, sets)
+        except UserError as exc:
+            if not sets:
+                raise
+            where = f"--variant {name}: "
+            raise UserError("\n".join(where + line for line in str(exc).splitlines())) from None
+    from autoencoder.trainer import training_rate  # TensorFlow, once the arguments are good
+
     timed = [(name, config, "auto") for name, config in configs.items()]
     if args.xla:
         timed += [(f"{name}, XLA", config, True) for name, config in configs.items()]
@@ -46,7 +77,8 @@ def main() -> None:
         for name, config, jit in timed:
             rate = training_rate(config, args.dtype, jit_compile=jit)
             rates[name].append(rate * config.train.batch_size)
-    print(f"{args.config}, {args.dtype}: training images a second, {args.rounds} rounds in turns")
+    rounds = f"{args.rounds} round{'s' if args.rounds != 1 else ''}"
+    print(f"{args.config}, {args.dtype}: training images a second, {rounds} in turns")
     for name, seen in rates.items():
         each = ", ".join(f"{r:.0f}" for r in seen)
         sets = variants[name.removesuffix(", XLA")]
@@ -54,4 +86,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)

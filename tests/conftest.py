@@ -54,6 +54,20 @@ def cli(*args, cwd=ROOT, timeout=600, env=None):
     )
 
 
+def script(name, *args, timeout=120, env=None):
+    """`python scripts/<name> *args` from ROOT in a subprocess; PYTHONPATH only as `env` gives it."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(
+        [sys.executable, f"scripts/{name}", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def cli_without_tensorflow(*args, timeout=120):
     """`autoencoder *args` in a fresh interpreter; (its result, whether TensorFlow was imported).
 

@@ -7,6 +7,7 @@ import statistics
 import pytest
 from conftest import ROOT, cli
 
+from autoencoder.bench.parent import format_bench
 from autoencoder.config import load_config
 from autoencoder.shapes import forward_flops, plan_model
 
@@ -115,6 +116,12 @@ def test_tiny_bench_writes_its_table(tiny_bench):
         "config.yaml",
         *(f"contender-{k}.log" for k in "ABCM"),
     ]
+
+
+@pytest.mark.slow
+def test_one_timed_epoch_is_one_epoch_in_the_table(tiny_bench):
+    report = {**tiny_bench[1], "timed_epochs": 1}
+    assert "images/s: median of 1 timed epoch each, after " in format_bench(report)
 
 
 def test_a_split_smaller_than_a_batch_is_timed_by_its_own_images():

@@ -249,7 +249,9 @@ def test_agreement_script_splits_the_runs_error_into_the_average_and_the_spread(
         text=True,
     )
     assert refused.returncode == 2, refused.stderr[-2000:]
-    assert refused.stderr.strip().splitlines()[-1].startswith(f"error: {other}: its data section")
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {other}: its data section")
+    assert "'s in data.limit; compare runs of the same images" in last  # the key named
 
 
 def test_agreement_limit_scores_whole_chunks_and_predicts_no_more(sweep, monkeypatch):

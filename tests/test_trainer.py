@@ -452,8 +452,26 @@ def test_training_rate_script_refuses_a_bad_variant_in_one_line(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: --set train.epoch=3: train.epoch: unknown key; did you mean 'epochs'?"
+        "error: --variant x: --set train.epoch=3: train.epoch: unknown key; did you mean 'epochs'?"
     ]
+
+
+def test_training_rate_script_splits_a_variant_only_before_a_key(tmp_path):
+    """Commas inside a value (a list, a flow mapping) stay in it; one round is "1 round"."""
+    config = write_config(tmp_path / "tiny.yaml", tiny(tmp_path))
+    noise = "data.noise={kind: gaussian, level: [0.1, 0.3]}"
+    result = subprocess.run(
+        [sys.executable, "scripts/training_rate.py", str(config), "--dtype", "float32"]
+        + ["--rounds", "1", "--variant", "noisy", f"{noise}, train.batch_size=8"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    header, _, noisy = result.stdout.splitlines()
+    assert header.endswith("training images a second, 1 round in turns")
+    assert noisy.endswith(f"{[noise, 'train.batch_size=8']}")
 
 
 def test_cosine_lr_runs_from_the_initial_rate_to_the_floor():

@@ -118,7 +118,7 @@ def _race(config_file: Path, warmup: int, epochs: int, batch: int) -> _Turns:
             workers[key].receive()  # ready
         log.info(
             f"{turns.images:,} training images, batch {batch}; "
-            f"{warmup} warm-up + {epochs} timed epochs each, in turns A B C"
+            f"{warmup} warm-up + {_epochs(epochs, 'timed')} each, in turns A B C"
         )
         for round_ in range(warmup + epochs):
             for key, worker in workers.items():
@@ -204,7 +204,7 @@ def format_bench(result: dict) -> str:
         )
     lines += [
         "",
-        f"images/s: median of {result['timed_epochs']} timed epochs each, after "
+        f"images/s: median of {_epochs(result['timed_epochs'], 'timed')} each, after "
         f"{result['warmup_epochs']} warm-up; best: the fastest epoch; steps: batch size "
         f"/ the median training step of those epochs; GFLOP/s from the median epoch; "
         f"test MSE after all {result['warmup_epochs'] + result['timed_epochs']} epochs",
@@ -236,6 +236,11 @@ def _machine() -> str:
 
 # ---------------------------------------------------------------------------------------------
 # The parent's side of a contender process
+
+
+def _epochs(count: int, kind: str) -> str:
+    """ "1 timed epoch", "3 timed epochs"."""
+    return f"{count} {kind} epoch{'s' if count != 1 else ''}"
 
 
 class ContenderProcess:
