@@ -636,10 +636,10 @@ class Run:
         from autoencoder.embed import PROBE_LIMIT, embed_run
 
         whole = isinstance(probe_limit, (int, np.integer)) and not isinstance(probe_limit, bool)
-        if probe_limit is not None and (not whole or probe_limit < 1):
+        if probe_limit is not None and (not whole or probe_limit < 100):
             raise UserError(
-                f"probe_limit={probe_limit!r}: pass a positive number of images, or None for "
-                f"{PROBE_LIMIT:,}"
+                f"probe_limit={probe_limit!r}: pass a number of images, 100 or more (as "
+                f"--probe-limit), or None for {PROBE_LIMIT:,}"
             )
         with _caller_state():
             return embed_run(self.path, probe_limit=probe_limit or PROBE_LIMIT)

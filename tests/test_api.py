@@ -269,8 +269,8 @@ def test_arrays_of_every_usual_form_and_one_line_for_the_rest(tiny_run, tmp_path
         lambda: tiny_run.reconstruct([x[0], np.zeros((32, 32, 1))]): (
             "x: images of different sizes; pass one size at a time"
         ),
-        lambda: tiny_run.embed(probe_limit=-5): "probe_limit=-5: pass a positive number",
-        lambda: tiny_run.embed(probe_limit=0): "probe_limit=0: pass a positive number",
+        lambda: tiny_run.embed(probe_limit=-5): "probe_limit=-5: pass a number of images, 100",
+        lambda: tiny_run.embed(probe_limit=0): "probe_limit=0: pass a number of images, 100",
         lambda: ae.train(np.zeros((4, 28, 28))): "config: a ndarray; pass a YAML file, a mapping",
         lambda: ae.load_config([1, 2]): "config: a list; pass a YAML file, a mapping",
         lambda: tiny_run.predict(path, tmp_path / "out", threshold=-1): (
