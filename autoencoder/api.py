@@ -571,6 +571,42 @@ class Run:
             )
         return np.asarray(runs.predict(self.decoder, z, _batch(batch_size)), np.float32)
 
+    def anomaly_scores(self, x, threshold: float | None = None, batch_size: int = 256) -> dict:
+        """Each image's anomaly score, as `predict` and anomaly_scores.csv give it.
+
+        Args:
+          x: images, as reconstruct takes them.
+          threshold: flag images scoring above it, instead of the run's own (that `autoencoder
+            anomaly` chose, else anomaly.threshold.value); None with neither: no flags.
+        Returns:
+          {"score": (N,) float64, "kind": the run's anomaly score (mse, mae, ssim or knn),
+          "threshold": the one applied or None, "flagged": (N,) bool or None}.
+        """
+        from autoencoder.evaluate import per_image_score
+        from autoencoder.predict.files import config_score, run_threshold
+
+        number = isinstance(threshold, (int, float, np.number)) and not isinstance(threshold, bool)
+        if threshold is not None and not (number and 0 <= threshold < math.inf):
+            raise UserError(f"threshold={threshold!r}: pass a number, 0 or more, or None")
+        images = self._images(x)
+        held = run_threshold(self.path, self.config)
+        kind = held[1] if held else config_score(self.path, self.config)
+        if kind == "knn":
+            from autoencoder.neighbors import CodeNeighbors, flat_codes
+
+            reference = CodeNeighbors.load(self.path)  # its missing file is one line
+            score = reference.distances(flat_codes(self.encode(images, batch_size)))
+        else:
+            score = per_image_score(kind, images, self.reconstruct(images, batch_size=batch_size))
+        limit = float(threshold) if threshold is not None else held[0] if held else None
+        flagged = None if limit is None else np.asarray(score) > limit
+        return {
+            "score": np.asarray(score, np.float64),
+            "kind": kind,
+            "threshold": limit,
+            "flagged": flagged,
+        }
+
     def evaluate(self, split: str = "test") -> dict:
         """A split's metrics (MSE, PSNR, SSIM, ...), merged into metrics.json."""
         from autoencoder.evaluate import evaluate_run

@@ -358,6 +358,24 @@ def test_the_threshold_is_saved_with_the_run_for_predict(zero_run, tmp_path):
     assert all(r["anomaly"] == str(int(float(r["mse"]) > result["threshold"])) for r in rows)
 
 
+def test_the_api_scores_arrays_as_the_run_scored_its_test_images(zero_run):
+    import autoencoder as ae
+
+    run_dir, result, config = zero_run
+    with open(run_dir / "anomaly_scores.csv") as handle:
+        rows = list(csv.DictReader(handle))[:40]
+    test = load_splits(config).pixels("test")
+    got = ae.load_run(run_dir).anomaly_scores(test[[int(r["index"]) for r in rows]])
+    assert got["kind"] == "mse" and got["threshold"] == pytest.approx(result["threshold"])
+    assert got["score"] == pytest.approx([float(r["score"]) for r in rows], rel=1e-4)
+    assert got["flagged"].tolist() == [r["flagged"] == "1" for r in rows]
+    assert 0 < got["flagged"].sum() < len(rows)  # zeros kept, other digits flagged
+    # A threshold of one's own, and every image above 0 is flagged.
+    assert ae.load_run(run_dir).anomaly_scores(test[:5], threshold=0)["flagged"].all()
+    with pytest.raises(UserError, match=r"^threshold=-1: pass a number, 0 or more"):
+        ae.load_run(run_dir).anomaly_scores(test[:5], threshold=-1)
+
+
 def test_the_run_draws_its_figures(zero_run):
     import matplotlib.image as mpimg
 
@@ -426,6 +444,11 @@ def test_the_knn_score_keeps_the_normal_codes_and_predict_scores_alike(knn_run, 
     got = [float(r["score"]) for r in predicted]
     assert got == pytest.approx([float(r["score"]) for r in rows], rel=1e-4)
     assert len(set(got)) > 1
+    # And the API scores arrays of the same images alike.
+    import autoencoder as ae
+
+    scored = ae.load_run(run_dir).anomaly_scores(test[[int(r["index"]) for r in rows]])
+    assert scored["kind"] == "knn" and scored["score"] == pytest.approx(got, rel=1e-4)
     # Without its codes the run cannot score by knn: one line, before any output is made.
     bare = tmp_path / "bare"
     shutil.copytree(run_dir, bare)

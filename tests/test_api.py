@@ -219,6 +219,10 @@ def test_arrays_of_every_usual_form_and_one_line_for_the_rest(tiny_run, tmp_path
     np.testing.assert_allclose(tiny_run.reconstruct(rgb), batch[:1], atol=1e-5)
     codes = tiny_run.encode(x)
     np.testing.assert_allclose(tiny_run.decode(codes[0]), tiny_run.decode(codes)[:1], atol=1e-6)
+    # A run not made by `autoencoder anomaly`: scored by its anomaly.score (MSE), flagged by nothing.
+    scored = tiny_run.anomaly_scores(x)
+    assert scored["kind"] == "mse" and scored["threshold"] is None and scored["flagged"] is None
+    np.testing.assert_allclose(scored["score"], ((batch - x) ** 2).mean(axis=(1, 2, 3)), rtol=1e-5)
     # A number adds the noise predict --noise would (denoise.kind) to a run trained without.
     noise = tiny_run._noisy_config(0.5).data.noise
     assert (noise.kind, noise.level, noise.clip) == ("gaussian", 0.5, True)
