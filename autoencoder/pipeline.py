@@ -141,6 +141,10 @@ def _train(
     tensorflow()  # a missing TensorFlow is refused before anything is written
     # Before any other TensorFlow work: a multi-worker strategy must start first.
     strategy = distribute.strategy(config.train.distribute, config.train.worker_timeout)
+    if strategy is not None:
+        distribute.check_batch(
+            config.train.batch_size, splits.count("train"), strategy.num_replicas_in_sync
+        )
     # A resumed run keeps its first start's precision: its checkpoint was trained in it, and a
     # new timing (a cache miss, a busy machine) could pick the other.
     choice = precision.kept(runs.read_precision(resume)) if resume is not None else None
@@ -209,7 +213,12 @@ def _train_as_worker(config: Config, splits, resume, strategy, me, dtype) -> Tra
     except Exception as exc:
         if distribute.lost_worker(exc):
             raise _lost(exc, resume, state["epoch"] if state else 0) from exc
-        raise
+        what = (str(exc).strip().splitlines() or [""])[0]
+        raise RunFailed(
+            f"worker {me.index}: training failed with {type(exc).__name__}"
+            f"{': ' + what if what else ''} (a bug: please report it; --debug shows the "
+            f"traceback); the chief's run directory is kept"
+        ) from exc
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return Trained(None, {}, None)

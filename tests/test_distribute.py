@@ -38,6 +38,51 @@ def test_role_comes_from_tf_config(monkeypatch):
         distribute.role("multi_worker")
 
 
+def test_a_cluster_tensorflow_would_reject_is_one_line(monkeypatch, caplog):
+    fix = '; e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}'
+    cases = [
+        (
+            ("worker", 3, ["127.0.0.1:1"]),
+            "TF_CONFIG: task index 3, but the cluster's 'worker' list has 1 address(es): 0 to 0",
+        ),
+        (("ps", 0, ["127.0.0.1:1"]), "TF_CONFIG: task type 'ps' is not a job of the cluster"),
+        (
+            ("worker", 0, "127.0.0.1:1"),
+            "TF_CONFIG: cluster 'worker' must be a list of host:port",
+        ),
+        (
+            ("worker", 0, []),
+            "TF_CONFIG: 'cluster' needs a 'worker' list of host:port addresses" + fix,
+        ),
+    ]
+    for (kind, index, workers), message in cases:
+        spec = {"cluster": {"worker": workers}, "task": {"type": kind, "index": index}}
+        monkeypatch.setenv("TF_CONFIG", json.dumps(spec))
+        with pytest.raises(UserError) as refused:
+            distribute.role("multi_worker")
+        assert str(refused.value).startswith(message), str(refused.value)
+    # Set, but train.distribute left at auto: said, since this process then trains alone.
+    with caplog.at_level("WARNING", logger="autoencoder"):
+        assert distribute.role("auto") == distribute.Role()
+    assert "TF_CONFIG is set but train.distribute is auto" in caplog.text
+
+
+def test_a_batch_must_split_evenly_over_the_replicas():
+    distribute.check_batch(32, 240, 2)
+    distribute.check_batch(33, 240, 1)
+    with pytest.raises(UserError) as refused:
+        distribute.check_batch(33, 240, 2)
+    assert str(refused.value) == (
+        "train.batch_size 33 does not split evenly over the 2 replicas of train.distribute "
+        "(each takes an equal share); use a multiple of 2, e.g. 32 or 34 (--set "
+        "train.batch_size=N)"
+    )
+    with pytest.raises(UserError, match=r"use a multiple of 4, e.g. 4 \(--set"):
+        distribute.check_batch(1, 240, 4)
+    with pytest.raises(UserError, match=r"more than the 241 training images, and 241 do not"):
+        distribute.check_batch(512, 241, 2)
+
+
 SPLIT_CPU = """
 import sys
 from autoencoder.runtime import tensorflow
@@ -75,6 +120,25 @@ def test_mirrored_over_two_cpus_matches_one_device(tmp_path):
     # Same data, seed and global batch: the same training up to float summation order.
     for key in ("train/loss", "val/loss"):
         assert finals[2][key] == pytest.approx(finals[1][key], rel=1e-3), key
+
+
+def test_a_batch_the_replicas_cannot_share_is_refused_before_the_run_is_made(tmp_path):
+    config = write_config(
+        tmp_path / "c.yaml",
+        tiny(tmp_path / "out", "train.distribute=mirrored", "train.batch_size=33"),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", SPLIT_CPU, "2", "train", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].startswith(
+        "error: train.batch_size 33 does not split evenly over the 2 replicas"
+    )
+    assert not (tmp_path / "out").exists()
 
 
 def test_minutes_stop_a_mirrored_run_and_set_its_rate(tmp_path):
@@ -201,3 +265,37 @@ def test_a_killed_worker_stops_the_cluster_and_a_restart_resumes(tmp_path):
     assert [r[0] for r in results] == [0, 0], results[0][2][-3000:]
     assert [r["epoch"] for r in read_history(run)] == list(range(1, 11))  # each epoch once
     assert (run / "model.keras").is_file()
+
+
+def test_a_chief_whose_peer_never_comes_gives_up_in_one_line(tmp_path):
+    config = cluster_config(tmp_path, epochs=1)
+    ports = free_ports(2)
+    spec = {
+        "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+        "task": {"type": "worker", "index": 0},
+    }
+    started = time.time()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autoencoder",
+            "train",
+            str(config),
+            "--set",
+            "train.worker_timeout=5",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "TF_CONFIG": json.dumps(spec)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # TensorFlow holds the process in C++ while it waits: the watchdog ends it.
+    assert result.returncode == -signal.SIGKILL and time.time() - started < 90
+    assert result.stderr.splitlines()[-1] == (
+        f"error: the cluster did not start within 5 s (train.worker_timeout): not every worker "
+        f"of TF_CONFIG connected (127.0.0.1:{ports[1]}); start the same command with the same "
+        f"TF_CONFIG cluster on each, or raise train.worker_timeout"
+    )
+    assert not (tmp_path / "out").exists()
