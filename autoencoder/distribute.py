@@ -109,7 +109,9 @@ def strategy(mode: str, timeout: int):
         # watchdog starts first, to write to the stderr the user sees.
         with _cluster_start(timeout), native_stderr_muted():
             found = _multi_worker_strategy(tf)(communication_options=options)
-    log.info("distribute: %s over %d replicas", type(found).__name__, found.num_replicas_in_sync)
+    replicas = found.num_replicas_in_sync
+    alone = " (one device: nothing is split)" if replicas == 1 else ""
+    log.info("distribute: %s over %d replicas%s", type(found).__name__, replicas, alone)
     return found
 
 

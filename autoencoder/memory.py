@@ -100,7 +100,7 @@ def memory_limit() -> tuple[int, str]:
     """(bytes, what) of the memory a process may use: the cgroup limit or physical, the lower."""
     physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     found = (physical, "physical memory")
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+    for path in _cgroup_limit_files():
         try:
             text = Path(path).read_text().strip()
         except OSError:
@@ -108,6 +108,25 @@ def memory_limit() -> tuple[int, str]:
         if text.isdigit() and int(text) < found[0]:
             found = (int(text), f"the cgroup limit ({path})")
     return found
+
+
+def _cgroup_limit_files(membership: str | None = None) -> list[str]:
+    """The memory limit files of the root cgroup and of this process's own (v2 and v1), from
+    /proc/self/cgroup (or the text given)."""
+    files = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+    try:
+        text = Path("/proc/self/cgroup").read_text() if membership is None else membership
+    except OSError:
+        return files
+    for line in text.splitlines():  # "0::/path" (v2) or "N:memory:/path" (v1)
+        _, controllers, path = line.split(":", 2)
+        if path in ("", "/"):
+            continue
+        if controllers == "":
+            files.append(f"/sys/fs/cgroup{path}/memory.max")
+        elif "memory" in controllers.split(","):
+            files.append(f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")
+    return files
 
 
 def largest_batch(plan: Plan, dtype: str, slots: int, data: int | None, limit: int) -> int:
@@ -139,14 +158,16 @@ def check_fits(config, plan: Plan, memory: MemoryPlan) -> None:
     opt = config.train.optimizer
     slots = optimizer_slots(opt.name, opt.momentum)
     largest = largest_batch(plan, memory.dtype, slots, memory.data, limit)
+    # A round number (a multiple of 8 splits over 2, 4 or 8 replicas), not 53,395.
+    largest = largest - largest % 8 if largest >= 8 else largest
     fix = (
         f"--set train.batch_size={largest}"
         if largest
         else "a smaller model or data.limit (not even batch 1 fits)"
     )
     raise UserError(
-        f"train: the run needs about {memory.total / MB:,.0f} MB at batch {memory.batch} "
-        f"(`autoencoder shapes` shows the plan) but {what} is {limit / MB:,.0f} MB; use {fix}, "
+        f"train: the run needs about {memory.total / MB:,.0f} MB at batch {memory.batch} in "
+        f"{memory.dtype} (`autoencoder shapes` shows the plan) but {what} is {limit / MB:,.0f} MB; use {fix}, "
         f"or --set train.memory_check=false to try anyway"
     )
 

@@ -142,6 +142,11 @@ def planned(config: Config, cache: Path | None = None) -> tuple[str, str | None]
     mode = config.train.mixed_precision
     if mode != "auto" or not runtime.native_bfloat16():
         return runtime.cpu_precision(mode), None
+    if config.train.distribute == "multi_worker":  # as choose(): the static rule, untimed
+        return "mixed_bfloat16", (
+            "precision auto in a multi-worker cluster: mixed_bfloat16, not timed (every worker "
+            "trains in the same precision)"
+        )
     rates = _rates(_read(cache or cache_file()).get(fingerprint(config)), CANDIDATES)
     if not rates:
         return "float32", (

@@ -52,13 +52,16 @@ def test_a_run_that_cannot_fit_is_refused_before_its_directory(tmp_path, monkeyp
     message = str(info.value)
     assert message.startswith("train: the run needs about ")
     assert (
-        "at batch 4096 (`autoencoder shapes` shows the plan) but the cgroup limit (test) is "
-        in message
+        "at batch 4096 in float32 (`autoencoder shapes` shows the plan) but the cgroup limit "
+        "(test) is " in message
     )
     suggested = int(message.split("--set train.batch_size=")[1].split(",")[0])
     plan = plan_model(config.model)
     held = memory.known_data(config, plan)
     assert memory.plan_memory(plan, suggested, "float32", 2, held).total <= 900 * 2**20
+    # A round number: a multiple of 8, within 8 of the largest that fits.
+    largest = memory.largest_batch(plan, "float32", 2, held, 900 * 2**20)
+    assert suggested % 8 == 0 and largest - 8 < suggested <= largest
     assert not (tmp_path / "tiny").exists()
     # Asked for, the check is skipped (here the run then trains: the limit was made up).
     skipped = tiny(tmp_path, "train.batch_size=4096", "train.memory_check=false", "train.epochs=1")
@@ -73,3 +76,17 @@ def test_shapes_prints_the_memory_table(capsys):
     out = capsys.readouterr().out
     assert "memory at batch 1000" in out and "total for training" in out
     assert "enc1_conv        26x26x32" in out
+
+
+def test_the_limit_of_this_process_own_cgroup_is_read():
+    root = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+    v1 = "12:memory:/process_api/abc\n11:cpu,cpuacct:/process_api/abc\n"
+    assert memory._cgroup_limit_files(v1) == [
+        *root,
+        "/sys/fs/cgroup/memory/process_api/abc/memory.limit_in_bytes",
+    ]
+    assert memory._cgroup_limit_files("0::/user.slice/job\n") == [
+        *root,
+        "/sys/fs/cgroup/user.slice/job/memory.max",
+    ]
+    assert memory._cgroup_limit_files("0::/\n") == root

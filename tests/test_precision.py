@@ -197,6 +197,10 @@ def test_shapes_says_what_auto_will_do_without_timing(tmp_path, cpu, cache):
         "precision auto: mixed_bfloat16 (cached: float32 4.00 batches/s, mixed_bfloat16 6.00 "
         "batches/s on this CPU)",
     )
+    # A cluster's workers take the static rule, untimed, whatever the cache holds.
+    cluster = tiny(tmp_path, "train.distribute=multi_worker")
+    assert precision.planned(cluster, cache)[0] == "mixed_bfloat16"
+    assert "multi-worker cluster: mixed_bfloat16, not timed" in precision.planned(cluster, cache)[1]
     cpu.native = False
     assert precision.planned(config, cache) == ("float32", None)
     assert precision.planned(tiny(tmp_path, "train.mixed_precision=on"), cache) == (
@@ -349,3 +353,14 @@ def test_shapes_prints_the_note_and_times_nothing(tmp_path, cpu, monkeypatch, ca
         "timed when training starts (the memory above is float32's, the larger)"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_policys_name_for_the_setting_says_what_the_setting_takes(tmp_path):
+    from autoencoder.errors import UserError
+
+    with pytest.raises(UserError) as refused:
+        tiny(tmp_path, "train.mixed_precision=mixed_bfloat16")
+    assert str(refused.value).endswith(
+        "train.mixed_precision: 'mixed_bfloat16' is a precision policy, not a setting: on "
+        "(mixed precision: bfloat16 on a CPU, float16 on a GPU), off (float32) or auto"
+    )

@@ -290,7 +290,7 @@ class TrainConfig(Section):
     """tf.distribute strategy: auto mirrors across several local GPUs; none, mirrored or
     multi_worker (TF_CONFIG)."""
     worker_timeout: PosInt = 60
-    """Seconds a worker waits for a lost peer before giving up."""
+    """Seconds a worker waits for the cluster to start, or for a lost peer, before giving up."""
     memory_check: StrictBool = True
     """Refuse a run whose memory plan exceeds the machine's memory."""
     kl: KLConfig | None = None
@@ -325,7 +325,16 @@ class TrainConfig(Section):
     @classmethod
     def _yaml_switch(cls, value: Any) -> Any:
         # YAML 1.1 reads a bare on / off as true / false: take them as the words they were.
-        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+        if isinstance(value, bool):
+            return {True: "on", False: "off"}[value]
+        # The log names the policy a run trained in; the setting is not that name.
+        policies = {"mixed_bfloat16", "bfloat16", "mixed_float16", "float16", "float32"}
+        if isinstance(value, str) and value.lower() in policies:
+            raise ValueError(
+                f"'{value}' is a precision policy, not a setting: on (mixed precision: bfloat16 "
+                f"on a CPU, float16 on a GPU), off (float32) or auto"
+            )
+        return value
 
 
 NoiseLevels = Annotated[list[Annotated[StrictFloat, Field(ge=0)]], Field(min_length=1)]
