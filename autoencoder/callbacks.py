@@ -371,9 +371,13 @@ class TqdmProgress(keras.callbacks.Callback):
         self.outer.update(1)
 
     def on_train_end(self, logs=None):
-        if self.inner is not None:
-            self.inner.close()
-        self.outer.close()
+        self.close()
+
+    def close(self):
+        """Close the bars (also when fit stopped by an error: else tqdm redraws them after it)."""
+        for bar in (self.inner, self.outer):
+            if bar is not None:
+                bar.close()
 
 
 class EpochEnd(keras.callbacks.Callback):

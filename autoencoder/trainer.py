@@ -114,15 +114,19 @@ def fit(
             budget.spent / 60,
         )
     elif first_epoch < config.train.epochs:
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=config.train.epochs,
-            initial_epoch=first_epoch,
-            callbacks=callbacks,
-            verbose=0,
-            shuffle=False,  # tf.data already shuffles, seeded
-        )
+        try:
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=config.train.epochs,
+                initial_epoch=first_epoch,
+                callbacks=callbacks,
+                verbose=0,
+                shuffle=False,  # tf.data already shuffles, seeded
+            )
+        except BaseException:  # Ctrl-C, a lost worker: the message is the last line, no bar
+            _close_bars(callbacks)
+            raise
     _refuse_stopped(nan_guard, frozen, recorder, run_dir)
     stop = config.train.early_stopping
     if stop.patience and stop.restore_best and recorder.best_checkpoint:
@@ -165,6 +169,14 @@ def _log_resume(config: Config, run_dir: Path, first_epoch: int) -> None:
         config.train.epochs,
         run_dir,
     )
+
+
+def _close_bars(callbacks) -> None:
+    from autoencoder.callbacks import TqdmProgress
+
+    for callback in callbacks:
+        if isinstance(callback, TqdmProgress):
+            callback.close()
 
 
 def _refuse_stopped(nan_guard, frozen, recorder, run_dir: Path) -> None:
