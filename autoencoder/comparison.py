@@ -295,17 +295,20 @@ def report(out_dir: Path, checked, labels: list[str], table: str, keys=()) -> st
     lines = [
         f"# {len(checked)} runs compared",
         "",
-        f"| run | path | epochs | {head} | test PSNR (dB) | SSIM | squared error / image |",
-        "|---|---|---|---|---|---|---|",
+        f"| run | path | epochs | trained in | {head} | test PSNR (dB) | SSIM | squared error "
+        f"/ image |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for label, row, history in zip(labels, rows, histories):
+    for (run_dir, _), label, row, history in zip(checked, labels, rows, histories):
+        # The precision it trained in: train.mixed_precision auto reads alike for either.
+        policy = runs.read_precision(run_dir) or {}
         cells = dict(zip(listing.COLUMNS, listing.row_cells(row)))
         best = cells["val_loss"]
         if metric == "val/mse":
             values = [r["val/mse"] for r in history if "val/mse" in r]
             best = f"{min(values):.4g}" if values else "-"
         lines.append(
-            f"| {label} | {row['path']} | {cells['epochs']} | {best} | "
+            f"| {label} | {row['path']} | {cells['epochs']} | {policy.get('policy', '-')} | {best} | "
             f"{cells['psnr']} | {cells['ssim']} | {cells['sse']} |"
         )
     lines += ["", "## Config keys that differ", "", table, ""]

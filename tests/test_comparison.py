@@ -243,11 +243,15 @@ def test_the_table_ranks_runs_by_mse_when_their_losses_differ_in_kind(tmp_path, 
         (tmp_path / name).mkdir()
         (tmp_path / name / "history.csv").write_text("epoch,train/loss,val/loss,val/mse\n" + rows)
         checked.append((tmp_path / name, None))
+    (tmp_path / "a" / "checkpoints").mkdir()
+    (tmp_path / "a" / "checkpoints" / "precision.json").write_text('{"policy": "mixed_bfloat16"}')
     text = comparison.report(tmp_path, checked, ["a", "b"], "", keys)
     head, _, a, b = text.splitlines()[2:6]
+    # The precision each trained in (b: a run from before it was recorded).
+    assert (a.split(" | ")[3], b.split(" | ")[3]) == ("mixed_bfloat16", "-")
     if keys == ["model.kind"]:  # a VAE's nats beside a per-pixel BCE: not one scale
         assert "| best val/mse (the losses differ in kind) |" in head
-        assert (a.split(" | ")[3], b.split(" | ")[3]) == ("0.04", "0.03")
+        assert (a.split(" | ")[4], b.split(" | ")[4]) == ("0.04", "0.03")
     else:
         assert "| best val/loss |" in head
 
