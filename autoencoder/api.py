@@ -202,7 +202,7 @@ def resume(
 ) -> Run | None:
     """Continue a run from its last completed epoch; `epochs` or `minutes` trains it further.
 
-    `overrides` may change only train.epochs, train.minutes and data.path too; anything else is refused,
+    `overrides` may change only train.epochs, train.minutes, train.worker_timeout and data.path; anything else is refused,
     as the CLI does. A Run given is brought up to date (its config and models) and returned.
     """
     from autoencoder import pipeline

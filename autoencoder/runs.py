@@ -30,8 +30,9 @@ from autoencoder.noise import model_inputs
 log = logging.getLogger(__name__)
 
 # Keys that may change between a run and its resume: more epochs or minutes extend a run.
-# data.path too: the images moved (their files are checked against the run's, data_files.json).
-RESUMABLE_CHANGES = {"train.epochs", "train.minutes", "data.path"}
+# data.path too: the images moved (their files are checked against the run's, data_files.json);
+# train.worker_timeout says how long a cluster's workers wait, nothing of what they learn.
+RESUMABLE_CHANGES = {"train.epochs", "train.minutes", "train.worker_timeout", "data.path"}
 STATE = "checkpoints/state.json"
 DATA_FILES = "data_files.json"  # a folder's files by split, as the run was trained
 PRECISION = "checkpoints/precision.json"  # precision.Choice as a dict, from the run's first start
@@ -371,7 +372,8 @@ def check_resume(run_dir: str | Path, config: Config) -> Path:
     if shown:
         raise UserError(
             f"{run_dir}: cannot resume: the config differs from the run's in {shown}; only"
-            f" train.epochs, train.minutes and data.path (images moved) may change (`autoencoder"
+            f" train.epochs, train.minutes, train.worker_timeout and data.path (images moved) may"
+            f" change (`autoencoder"
             f" resume {run_dir} --set train.epochs=N`); train a new run for other changes"
         )
     # Checked here too, so that `train --resume` refuses a damaged run before TensorFlow loads.

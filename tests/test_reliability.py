@@ -26,6 +26,7 @@ from conftest import (
 )
 
 from autoencoder import atomic, runs
+from autoencoder.config import load_config
 from autoencoder.errors import UserError
 from autoencoder.model import load_model
 from autoencoder.pipeline import train_run
@@ -188,10 +189,14 @@ def test_resume_with_a_different_config_shows_the_keys(tmp_path):
     assert_error(
         cli("train", write_config(tmp_path / "other.yaml", other), "--resume", run_dir),
         f"{run_dir}: cannot resume: the config differs from the run's in seed, train.loss; "
-        f"only train.epochs, train.minutes and data.path (images moved) may change (`autoencoder "
+        f"only train.epochs, train.minutes, train.worker_timeout and data.path (images moved) may "
+        f"change (`autoencoder "
         f"resume {run_dir} --set train.epochs=N`); train a new run for other changes",
     )
     assert (run_dir / "config.yaml").read_text() == before
+    # How long a cluster's workers wait is no part of what they learn: it may change.
+    waits = load_config(run_dir / "config.yaml", ["train.worker_timeout=5"])
+    assert runs.check_resume(run_dir, waits) == run_dir
 
 
 def fake_run(tmp_path, state, monkeypatch):
