@@ -282,19 +282,23 @@ def check_not_sweep(run_dir: str | Path) -> None:
     """Refuse a denoising sweep's or an anomaly benchmark's folder where one run is wanted,
     naming one of its runs."""
     if is_anomaly_benchmark(run_dir):
-        inside = sorted(Path(run_dir).glob("runs/*/*/config.yaml"))
-        example = inside[0].parent if inside else Path(run_dir) / "runs" / "class-K" / "TIME"
         raise UserError(
             f"{run_dir}: an anomaly benchmark's folder, not a run; pass one of its runs (e.g. "
-            f"{example}); its table is in {Path(run_dir) / 'results.md'}"
+            f"{_first_run(run_dir, 'runs', 'class-K')}); its table is in "
+            f"{Path(run_dir) / 'results.md'}"
         )
     if is_sweep(run_dir):
-        models = sorted(Path(run_dir).glob("models/*/*/config.yaml"))
-        example = models[0].parent if models else Path(run_dir) / "models" / "level-L" / "TIME"
         raise UserError(
-            f"{run_dir}: a denoising sweep, not a run; pass one of its models (e.g. {example}), "
-            f"or go on with the sweep: autoencoder denoise CONFIG --resume {run_dir}"
+            f"{run_dir}: a denoising sweep, not a run; pass one of its models (e.g. "
+            f"{_first_run(run_dir, 'models', 'level-L')}), or go on with the sweep: autoencoder "
+            f"denoise CONFIG --resume {run_dir}"
         )
+
+
+def _first_run(folder: str | Path, inside: str, placeholder: str) -> Path:
+    """The first run under folder/inside/*/ (for a message), or the shape of one."""
+    found = sorted(Path(folder).glob(f"{inside}/*/*/config.yaml"))
+    return found[0].parent if found else Path(folder) / inside / placeholder / "TIME"
 
 
 def writing(run_dir: str | Path, command: str):
