@@ -7,8 +7,10 @@ modules below load it inside the functions that need it.
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
+import re
 import sys
 import traceback
 
@@ -535,9 +537,23 @@ COMMANDS = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose mistakes are one line, as every other mistake: what, and how to see more."""
+
+    def error(self, message: str):
+        given = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if given:  # argparse lists every choice; the closest is the likely one
+            choices = re.findall(r"'([^']*)'", given.group(2))
+            lower = {c.lower(): c for c in choices}
+            close = [lower[c] for c in difflib.get_close_matches(given.group(1).lower(), lower, 1)]
+            hint = f"did you mean '{close[0]}'?" if close else f"choose from {given.group(2)}"
+            message = f"{message.split(' (choose from ')[0]}; {hint}"
+        self.exit(2, f"error: {self.prog}: {message} (`{self.prog} --help` lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree for every subcommand."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     # SUPPRESS: a flag given before the subcommand is not reset by the subparser's default.
     common.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
@@ -548,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="warnings and results only: no progress bars or messages",
     )
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="autoencoder",
         parents=[common],
         description="Train, inspect and denoise with convolutional autoencoders "

@@ -18,7 +18,6 @@ denoiser can be set beside one of a single level. The runs must share the rest o
 section (the same clean test images); outputs are clipped to [0, 1] as the tool scores them.
 """
 
-import argparse
 import itertools
 import sys
 from pathlib import Path
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autoencoder import api  # noqa: E402
-from autoencoder.cli import count  # noqa: E402
+from autoencoder.cli import Parser, count  # noqa: E402
 from autoencoder.comparison import check_runs  # noqa: E402
 from autoencoder.data import load_splits  # noqa: E402
 from autoencoder.errors import UserError, exit_on_user_error  # noqa: E402
@@ -162,7 +161,7 @@ def _test_data_diff(a, b) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+")
     parser.add_argument(
         "--limit",

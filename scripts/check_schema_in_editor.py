@@ -14,7 +14,6 @@ Seen with yaml-language-server 1.25.0: "Property epoch is not allowed." and
 
 from __future__ import annotations
 
-import argparse
 import json
 import queue
 import subprocess
@@ -26,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from autoencoder.cli import Parser  # noqa: E402
 from autoencoder.errors import UserError, exit_on_user_error  # noqa: E402
 
 # A line added under `train:` of the first preset: each must give exactly one diagnostic.
@@ -147,7 +147,7 @@ def check(server: Server) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         description=__doc__.splitlines()[0],
         epilog="Exit status 1 when a preset has a diagnostic or a mistaken copy not exactly one.",
     )

@@ -19,7 +19,6 @@ The PNG folders stay in --work for the next run (never in the repository).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autoencoder.bench import start_contender  # noqa: E402  (a contender process of `autoencoder bench`)
-from autoencoder.cli import count  # noqa: E402
+from autoencoder.cli import Parser, count  # noqa: E402
 from autoencoder.config import DataConfig, dump_config, load_config  # noqa: E402
 from autoencoder.data.images import write_png  # noqa: E402
 from autoencoder.data.sources import load_raw  # noqa: E402
@@ -243,7 +242,7 @@ def default_mnist() -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--mnist",
         type=Path,

@@ -83,8 +83,7 @@ def main() -> None:
         print(__doc__.strip())
         return
     if not argv:
-        print(f"usage: {USAGE}", file=sys.stderr)
-        raise SystemExit(2)
+        raise UserError(f"no config given; usage: {USAGE}")
     with tempfile.TemporaryDirectory() as out:
         # Every config is checked before the first is trained: a mistake in the last one is
         # not found after the others' minutes of training.

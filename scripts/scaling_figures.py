@@ -10,7 +10,6 @@ measured on this machine, how many images/s the in-memory tf.data pipeline and P
 deliver on their own (no model).
 """
 
-import argparse
 import io
 import sys
 import time
@@ -21,6 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from autoencoder.cli import Parser  # noqa: E402
 from autoencoder.config import load_config  # noqa: E402
 from autoencoder.data import make_dataset  # noqa: E402
 from autoencoder.errors import exit_on_user_error  # noqa: E402
@@ -73,7 +73,7 @@ def png_decode_rate(seconds: float = 2.0) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         description=__doc__.splitlines()[0],
         epilog="Every config is loaded and checked before anything is measured.",
     )

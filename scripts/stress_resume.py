@@ -20,7 +20,6 @@ Prints runs, kills, resumes and losses; exits 0 when losses is 0, else 1.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -37,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autoencoder import runs  # noqa: E402  (after the path insert)
-from autoencoder.cli import count  # noqa: E402
+from autoencoder.cli import Parser, count  # noqa: E402
 from autoencoder.config import dump_config, load_config  # noqa: E402
 from autoencoder.runs import read_history, read_state  # noqa: E402
 
@@ -56,7 +55,7 @@ LIFE_TIMEOUT = 300  # seconds; a life that neither progresses nor ends is a hang
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--kills", type=count(1), default=20, help="SIGKILLs to survive (default 20)"
     )

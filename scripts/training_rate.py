@@ -11,7 +11,6 @@ times each variant a second time compiled with XLA (`jit_compile=True`), which K
 on a machine without a GPU.
 """
 
-import argparse
 import re
 import statistics
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autoencoder.cli import count  # noqa: E402
+from autoencoder.cli import Parser, count  # noqa: E402
 from autoencoder.config import load_config  # noqa: E402
 from autoencoder.errors import UserError, exit_on_user_error  # noqa: E402
 from autoencoder.precision import POLICIES  # noqa: E402
@@ -31,7 +30,7 @@ NEXT_SET = re.compile(r",(?=\s*[A-Za-z_][\w.]*=)")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("config", metavar="CONFIG", help="the YAML config timed as is")
     parser.add_argument(
         "--dtype",

@@ -89,3 +89,20 @@ def test_shapes_of_a_folder_says_its_size_is_the_first_images(tmp_path, photos, 
     sized = ["--set", "data.image_size=[24, 24]"]
     assert main(["shapes", "configs/quickstart.yaml", *folder, *unset, *sized]) == 0
     assert "first image" not in capsys.readouterr().err
+
+
+def test_a_mistaken_argument_is_one_line_with_the_closest_choice(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["trian", "configs/quickstart.yaml"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: autoencoder: argument COMMAND: invalid choice: 'trian'; did you mean 'train'? "
+        "(`autoencoder --help` lists the options)\n"
+    )
+    with pytest.raises(SystemExit) as stopped:
+        main(["bench", "configs/quickstart.yaml", "--epochs", "0"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: autoencoder bench: argument --epochs: must be at least 1, got 0 (`autoencoder "
+        "bench --help` lists the options)\n"
+    )
