@@ -336,7 +336,7 @@ def compare(run_dirs: Sequence[str | Path | Run], out: str | Path | None = None)
     if isinstance(run_dirs, (str, Path, Run)):
         raise UserError("run_dirs: one run given; pass a list of two or more runs to compare")
     paths = [_path("run_dirs", run) for run in run_dirs]
-    with _caller_state(), _api_words():
+    with _caller_state():
         return compare_runs(paths, out)
 
 
@@ -365,30 +365,6 @@ def _command(verb: str) -> str:
     """What a run's lock says its writer is: the CLI's command, or this API's function."""
     program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
     return f"autoencoder {verb}" if program in ("autoencoder", "__main__.py") else f"ae.{verb}"
-
-
-class _api_words:
-    """A refusal shared with the CLI, worded with this API's arguments instead of its flags."""
-
-    WORDS = (
-        ("--overwrite", "overwrite=True"),
-        ("--format ", "format="),
-        ("leave --out out", "pass out=None"),
-        ("another --out", "another out"),
-        ("separate --out folders", "separate out folders"),
-        ("--out ", "out="),
-    )
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        if isinstance(exc, UserError):
-            text = str(exc)
-            for flag, argument in self.WORDS:
-                text = text.replace(flag, argument)
-            raise UserError(text) from None
-        return False
 
 
 class _caller_state:
@@ -673,7 +649,7 @@ class Run:
                 raise UserError(f"{name}={value!r}: pass a number, 0 or more, or None")
         paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
         paths = [_path("inputs", path) for path in paths]
-        with _caller_state(), _api_words():
+        with _caller_state():
             return predict_files(
                 self.path,
                 paths,
@@ -688,7 +664,7 @@ class Run:
         """The autoencoder, encoder and decoder as SavedModel, LiteRT or ONNX; (folder, manifest)."""
         from autoencoder.export import export_run
 
-        with _caller_state(), _api_words():
+        with _caller_state():
             return export_run(self.path, format, overwrite=overwrite)
 
     def embed(self, probe_limit: int | None = None) -> dict:

@@ -281,8 +281,6 @@ def test_arrays_of_every_usual_form_and_one_line_for_the_rest(tiny_run, tmp_path
             "threshold=-1: pass a number, 0 or more, or None"
         ),
         lambda: tiny_run.decode(np.full((2, 8), np.nan)): "z: holds NaN or infinite values",
-        # Refusals shared with the CLI, in this API's words.
-        lambda: tiny_run.export("tflite"): "format=tflite: unknown; choose one of",
     }
     for call, message in refusals.items():
         with pytest.raises(UserError) as refused:
@@ -329,17 +327,3 @@ def test_numpy_values_in_a_config_and_a_space_without_its_space_key(tmp_path):
     space = {"train.optimizer.learning_rate": {"log": [1e-4, 1e-2]}}
     setup = tune_study.prepare(None, [*TINY, f"output={tmp_path}"], space=space)
     assert [p.key for p in setup.params] == ["train.optimizer.learning_rate"]
-
-
-def test_a_refusal_shared_with_the_cli_names_the_apis_arguments():
-    from autoencoder.api import _api_words
-
-    with pytest.raises(UserError) as refused, _api_words():
-        raise UserError(
-            "--out cmp: already exists and is not an empty folder; name a new folder, or leave "
-            "--out out to write under outputs/compare/<timestamp>; pass --overwrite"
-        )
-    assert str(refused.value) == (
-        "out=cmp: already exists and is not an empty folder; name a new folder, or pass out=None "
-        "to write under outputs/compare/<timestamp>; pass overwrite=True"
-    )
