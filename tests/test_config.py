@@ -587,17 +587,3 @@ def test_one_value_where_a_list_is_wanted_shows_the_list():
     assert str(refused.value) == (
         "--set anomaly.normal=3: anomaly.normal: must be a list, e.g. [3], got 3"
     )
-
-
-def test_a_sections_check_names_every_set_it_read_not_the_last_one():
-
-    sets = ["train.distribute=multi_worker", "train.minutes=1", "train.epochs=4"]
-    with pytest.raises(UserError) as refused:
-        load_config(None, sets)
-    assert str(refused.value).startswith(
-        "--set train.distribute=multi_worker, --set train.minutes=1, --set train.epochs=4: "
-        "train: minutes 1 cannot stop"
-    )
-    with pytest.raises(UserError) as refused:  # a key's own mistake: its --set alone
-        load_config(None, ["train.minutes=1", "train.epochs=x"])
-    assert str(refused.value).startswith("--set train.epochs=x: train.epochs: must be")

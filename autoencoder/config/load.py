@@ -47,11 +47,7 @@ def load_config(path: str | Path | dict | None, overrides: typing.Sequence[str] 
 
 
 def _source(loc: tuple, path: str | Path | dict | None, sets: list[tuple[tuple, str]]) -> str:
-    """Where `loc` was written: the last --set on it or above it, the --set(s) inside it (a
-    section whose check reads several keys), else the file."""
-    inside = [item for keys, item in sets if len(keys) > len(loc) > 0 and keys[: len(loc)] == loc]
-    if len(inside) > 1:
-        return ", ".join(dict.fromkeys(inside))
+    """Where `loc` was written: the last --set on it, above it or inside it, else the file."""
     for keys, item in reversed(sets):
         if loc[: len(keys)] == keys or keys[: len(loc)] == loc:
             return item
