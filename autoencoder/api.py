@@ -347,6 +347,19 @@ def _batch(batch_size: int) -> int:
     return int(batch_size)
 
 
+def _is_level(value: Any) -> bool:
+    """A finite number, 0 or more (True and False are not levels)."""
+    number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+    return number and 0 <= value < math.inf
+
+
+def _level(name: str, value: Any) -> float | None:
+    """A threshold or noise level, or None."""
+    if value is not None and not _is_level(value):
+        raise UserError(f"{name}={value!r}: pass a number, 0 or more, or None")
+    return None if value is None else float(value)
+
+
 def _split(split: str) -> str:
     if split not in ("train", "val", "test"):
         raise UserError(f"split={split!r}: choose 'train', 'val' or 'test'")
@@ -585,9 +598,7 @@ class Run:
         from autoencoder.evaluate import per_image_score
         from autoencoder.predict.files import config_score, run_threshold
 
-        number = isinstance(threshold, (int, float, np.number)) and not isinstance(threshold, bool)
-        if threshold is not None and not (number and 0 <= threshold < math.inf):
-            raise UserError(f"threshold={threshold!r}: pass a number, 0 or more, or None")
+        threshold = _level("threshold", threshold)
         images = self._images(x)
         held = run_threshold(self.path, self.config)
         kind = held[1] if held else config_score(self.path, self.config)
@@ -598,7 +609,7 @@ class Run:
             score = reference.distances(flat_codes(self.encode(images, batch_size)))
         else:
             score = per_image_score(kind, images, self.reconstruct(images, batch_size=batch_size))
-        limit = float(threshold) if threshold is not None else held[0] if held else None
+        limit = threshold if threshold is not None else held[0] if held else None
         flagged = None if limit is None else np.asarray(score) > limit
         return {
             "score": np.asarray(score, np.float64),
@@ -643,10 +654,7 @@ class Run:
                 "inputs: an array; predict reads files, folders and .npy/.npz files: for arrays "
                 "use run.reconstruct(x), or save them with np.save first"
             )
-        for name, value in (("noise", noise), ("threshold", threshold)):
-            number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-            if value is not None and not (number and 0 <= value < math.inf):
-                raise UserError(f"{name}={value!r}: pass a number, 0 or more, or None")
+        noise, threshold = _level("noise", noise), _level("threshold", threshold)
         paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
         paths = [_path("inputs", path) for path in paths]
         with _caller_state():
@@ -776,9 +784,10 @@ class Run:
                     f"its own; pass a level (noise=0.3 adds denoise.kind's noise) or noise=False"
                 )
             return self.config
-        if isinstance(noise, bool) or not isinstance(noise, (int, float, np.number)):
+        if not _is_level(noise):
             raise UserError(
-                f"noise={noise!r}: pass True (the run's own noise), a level such as 0.3, or False"
+                f"noise={noise!r}: pass True (the run's own noise), a level such as 0.3 (0 or "
+                f"more), or False"
             )
         from autoencoder.predict.files import noise_settings
 

@@ -8,6 +8,7 @@ import math
 import re
 import shutil
 import tempfile
+import time
 import traceback
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -203,10 +204,12 @@ def _load_saved(run_dir: Path, name: str):
 def _train_as_worker(config: Config, splits, resume, strategy, me, dtype) -> Trained:
     """A worker that is not the chief: trains its share, writes its record to a scratch dir."""
     state = read_state(resume) if resume is not None else None
-    scratch = Path(tempfile.mkdtemp(prefix=f"autoencoder-worker{me.index}-"))
+    _clear_dead_scratch()
+    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH))
     (scratch / "checkpoints").mkdir()
     log.info("worker %d of %d: the chief writes the run directory", me.index, me.workers)
     try:
+        lock.acquire(scratch, "autoencoder worker")
         fit(config, scratch, splits, state, strategy, restore_dir=resume, chief=False, dtype=dtype)
     except UserError:
         raise
@@ -220,8 +223,25 @@ def _train_as_worker(config: Config, splits, resume, strategy, me, dtype) -> Tra
             f"traceback); the chief's run directory is kept"
         ) from exc
     finally:
+        lock.release(scratch)
         shutil.rmtree(scratch, ignore_errors=True)
     return Trained(None, {}, None)
+
+
+SCRATCH = "autoencoder-worker-"
+
+
+def _clear_dead_scratch() -> None:
+    """Remove the scratch folders of workers that were killed (SIGKILL, out of memory)."""
+    # A live worker holds its folder's lock; the kernel releases it when the process dies. The
+    # age spares a folder whose worker is between making it and taking its lock.
+    for old in Path(tempfile.gettempdir()).glob(SCRATCH + "*"):
+        try:
+            stale = time.time() - old.stat().st_mtime > 60 and lock.holder(old) is None
+        except OSError:
+            continue  # another user's, or gone meanwhile
+        if stale:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _lost(exc: Exception, run_dir: Path | None, epoch: int) -> RunFailed:

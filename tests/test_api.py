@@ -241,7 +241,13 @@ def test_arrays_of_every_usual_form_and_one_line_for_the_rest(tiny_run, tmp_path
             "batch_size=0: pass a positive whole number"
         ),
         lambda: tiny_run.reconstruct(x, noise="high"): (
-            "noise='high': pass True (the run's own noise), a level such as 0.3, or False"
+            "noise='high': pass True (the run's own noise), a level such as 0.3 (0 or more), "
+            "or False"
+        ),
+        # Not the config's --set wording: the caller passed an argument, not a --set.
+        lambda: tiny_run.reconstruct(x, noise=-0.3): "noise=-0.3: pass True (the run's own",
+        lambda: tiny_run.anomaly_scores(x, threshold=float("nan")): (
+            "threshold=nan: pass a number, 0 or more, or None"
         ),
         lambda: tiny_run.reconstruct(x, noise=True): (
             f"{path}: the run was trained without data.noise, so it has no noise of its own; "

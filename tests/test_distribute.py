@@ -10,8 +10,9 @@ import time
 
 import pytest
 from conftest import ROOT, tiny, write_config
+from test_lock import hold_in_subprocess
 
-from autoencoder import distribute
+from autoencoder import distribute, pipeline
 from autoencoder.errors import UserError
 from autoencoder.runs import read_history, read_state
 
@@ -177,6 +178,30 @@ def test_minutes_stop_a_mirrored_run_and_set_its_rate(tmp_path):
     assert rates[-1] == pytest.approx(1e-5, rel=1e-3)
 
 
+def test_a_killed_workers_scratch_folder_is_cleared_by_the_next_worker(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    dead, live, young = (
+        tmp_path / f"{pipeline.SCRATCH}{name}" for name in ("dead", "live", "young")
+    )
+    for folder in (dead, live, young):
+        (folder / "checkpoints").mkdir(parents=True)
+        (folder / ".lock").write_text("{}")  # as a worker's lock leaves it when it dies
+    (tmp_path / "autoencoder-other").mkdir()
+    holder = hold_in_subprocess(live)
+    try:
+        an_hour_ago = time.time() - 3600
+        for folder in (dead, live):
+            os.utime(folder, (an_hour_ago, an_hour_ago))
+        pipeline._clear_dead_scratch()
+    finally:
+        holder.kill()
+        holder.wait()
+    # The dead worker's folder goes; a live worker's, and one just made, stay; nothing else.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [live.name, young.name, "autoencoder-other"]
+    )
+
+
 def free_ports(n):
     sockets = [socket.socket() for _ in range(n)]
     for s in sockets:
@@ -187,7 +212,9 @@ def free_ports(n):
     return ports
 
 
-def start_workers(args, ports):
+def start_workers(args, ports, scratch):
+    # A worker killed with SIGKILL leaves its scratch folder: in tmp_path, not the system's /tmp.
+    scratch.mkdir(exist_ok=True)
     workers = []
     for index in range(len(ports)):
         spec = {
@@ -198,7 +225,7 @@ def start_workers(args, ports):
             subprocess.Popen(
                 [sys.executable, "-m", "autoencoder", "--quiet", *map(str, args)],
                 cwd=ROOT,
-                env={**os.environ, "TF_CONFIG": json.dumps(spec)},
+                env={**os.environ, "TF_CONFIG": json.dumps(spec), "TMPDIR": str(scratch)},
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -227,7 +254,7 @@ def cluster_config(tmp_path, epochs):
 def test_two_workers_train_into_one_run_directory(tmp_path):
     config = cluster_config(tmp_path, epochs=2)
     (chief, chief_out, chief_err), (worker, worker_out, _) = finish(
-        start_workers(["train", config], free_ports(2))
+        start_workers(["train", config], free_ports(2), tmp_path / "tmp")
     )
     assert chief == 0 and worker == 0, chief_err[-3000:]
     (run,) = (tmp_path / "out" / "tiny").iterdir()  # one run directory: the chief's
@@ -242,7 +269,7 @@ def test_two_workers_train_into_one_run_directory(tmp_path):
 
 def test_a_killed_worker_stops_the_cluster_and_a_restart_resumes(tmp_path):
     config = cluster_config(tmp_path, epochs=10)
-    chief, worker = start_workers(["train", config], free_ports(2))
+    chief, worker = start_workers(["train", config], free_ports(2), tmp_path / "tmp")
     deadline = time.time() + 240
     while time.time() < deadline and not list(tmp_path.glob("out/tiny/*/checkpoints/state.json")):
         assert chief.poll() is None and worker.poll() is None, chief.stderr.read()[-3000:]
@@ -263,7 +290,7 @@ def test_a_killed_worker_stops_the_cluster_and_a_restart_resumes(tmp_path):
     assert waited < 60  # train.worker_timeout 20 s, and TensorFlow's heartbeat check
     worker.wait()
 
-    results = finish(start_workers(["resume", run], free_ports(2)))
+    results = finish(start_workers(["resume", run], free_ports(2), tmp_path / "tmp"))
     assert [r[0] for r in results] == [0, 0], results[0][2][-3000:]
     assert [r["epoch"] for r in read_history(run)] == list(range(1, 11))  # each epoch once
     assert (run / "model.keras").is_file()
