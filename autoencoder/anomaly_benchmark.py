@@ -84,7 +84,7 @@ def _benchmark(base: Config, dataset: str, bench_dir: Path, classes, names) -> l
         atomic.write_text(bench_dir / "results.csv", _rows_csv(rows))
         atomic.write_text(bench_dir / "results.md", results_markdown(rows, base, total))
         reference = DEEP_SVDD_MNIST if dataset == "mnist" else None
-        plot_benchmark(bench_dir / "figures" / "auroc.png", rows, dataset, reference)
+        plot_benchmark(bench_dir / "figures" / "auroc.png", rows, dataset, reference, len(classes))
     return rows
 
 

@@ -128,3 +128,93 @@ def test_log_axes_label_their_ticks_as_plain_numbers():
 
     assert {"0.4", "0.5", "0.6", "0.7"} <= labels(axes[0])  # within a decade: the minor ticks
     assert labels(axes[1]) == {"0.0001", "0.001", "0.01", "0.1"}
+
+
+def test_log_ticks_over_a_narrow_range_take_the_digits_that_tell_them_apart():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from autoencoder.plots.figure import log_axis, subplots
+
+    fig, ax = subplots()
+    ax.plot([1, 2], [0.6902, 0.6881])
+    log_axis(ax)
+    FigureCanvasAgg(fig).draw()
+    lo, hi = ax.get_ylim()
+    ticks = ax.yaxis.get_majorticklabels() + ax.yaxis.get_minorticklabels()
+    shown = [t.get_text() for t in ticks if t.get_text() and lo <= t.get_position()[1] <= hi]
+    assert len(shown) >= 2 and len(set(shown)) == len(shown), shown
+
+
+def drawn(monkeypatch, module):
+    """The (fig, axes) each plot function of `module` makes, kept for the test to read."""
+    made = []
+    subplots = module.subplots
+    monkeypatch.setattr(
+        module, "subplots", lambda *a, **k: made.append(subplots(*a, **k)) or made[-1]
+    )
+    return made
+
+
+def test_the_loss_figure_names_its_loss_and_times_a_short_run_in_seconds(tmp_path, monkeypatch):
+    from autoencoder.plots import run as plots
+
+    made = drawn(monkeypatch, plots)
+    history = [
+        {
+            "epoch": 1,
+            "train/loss": 0.66,
+            "val/loss": 0.62,
+            "val/mse": 0.2,
+            "seconds": 3.6,
+            "lr": 1e-3,
+        },
+        {
+            "epoch": 2,
+            "train/loss": 0.58,
+            "val/loss": 0.49,
+            "val/mse": 0.14,
+            "seconds": 0.2,
+            "lr": 1e-3,
+        },
+    ]
+    plots.plot_loss(tmp_path / "loss.png", history, "BCE")
+    plots.plot_loss(tmp_path / "long.png", [{**r, "seconds": 600} for r in history], "BCE")
+    (_, short), (_, long) = made
+    assert short[0].get_ylabel() == "BCE (log scale)"
+    assert short[1].get_xlabel() == "training time (seconds)" and short[1].get_xlim()[0] == 0
+    assert short[1].get_xlim()[1] == pytest.approx(3.8, abs=0.5)
+    assert long[1].get_xlabel() == "training time (minutes)"
+    assert long[1].get_xlim()[1] == pytest.approx(20, rel=0.1)
+
+
+def test_a_split_smaller_than_the_worst_figure_is_said_to_be_shown_whole(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from autoencoder.plots import run as plots
+
+    titles = []
+    monkeypatch.setattr(plt.Figure, "suptitle", lambda fig, text, **k: titles.append(text))
+    x = np.random.default_rng(0).random((12, 8, 8, 1)).astype(np.float32)
+    y = np.arange(12) % 3
+    plots.plot_worst(tmp_path / "a.png", x[:5], y[:5], x[:5] * 0.9)
+    plots.plot_worst(tmp_path / "b.png", x, y, x * 0.9)
+    assert titles == [
+        "The 5 test images, worst-reconstructed first",
+        "The 8 worst-reconstructed test images",
+    ]
+
+
+def test_the_benchmark_bars_start_at_chance_and_say_when_classes_are_to_come(tmp_path, monkeypatch):
+    from autoencoder.plots import anomaly
+
+    made = drawn(monkeypatch, anomaly)
+    rows = [
+        {"class": k, "name": n, "auroc": a} for k, n, a in [(0, "Shirt", 0.803), (1, "Bag", 0.97)]
+    ]
+    anomaly.plot_benchmark(tmp_path / "a.png", rows, "fashion_mnist", classes=10)
+    anomaly.plot_benchmark(tmp_path / "b.png", rows[:1] + [{**rows[1], "auroc": 0.45}], "mnist")
+    (_, ax), (_, low) = made
+    assert ax.get_ylim()[0] == 50  # 80.3 drawn as 30 of the 50 points above chance
+    assert ax.get_title() == "One-class anomaly detection on Fashion-MNIST (2 of 10 classes so far)"
+    assert low.get_ylim()[0] == pytest.approx(37) and low.get_title().endswith("on MNIST")

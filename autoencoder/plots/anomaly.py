@@ -127,8 +127,14 @@ def plot_anomaly_extremes(
     )
 
 
-def plot_benchmark(path: Path, rows: list[dict], dataset: str, reference=None) -> None:
-    """The one-class benchmark: each class's AUROC as a bar, a published method's as a mark."""
+DATASET_TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+
+
+def plot_benchmark(
+    path: Path, rows: list[dict], dataset: str, reference=None, classes: int | None = None
+) -> None:
+    """The one-class benchmark: each class's AUROC as a bar, a published method's as a mark;
+    `classes` is how many the benchmark has, when some are still to come."""
     fig, ax = subplots(figsize=(max(5.0, 1.0 + 0.75 * len(rows)), 4.8))
     x = np.arange(len(rows))
     aurocs = [100 * r["auroc"] for r in rows]
@@ -147,14 +153,18 @@ def plot_benchmark(path: Path, rows: list[dict], dataset: str, reference=None) -
     slanted = max(map(len, names)) > 3
     ax.set_xticks(x)
     ax.set_xticklabels(names, rotation=30 if slanted else 0, ha="right" if slanted else "center")
+    # From 50, chance: bars from a higher floor would make 80 look a third of 97.
     low = min(aurocs + (marks if reference is not None else []))
-    bottom = max(0, low - 8)
+    bottom = 50 if low >= 52 else max(0, low - 8)
     ax.set_ylim(bottom, 100.5)
     for i, value in enumerate(aurocs):  # inside the bar, clear of the reference marks above
         ax.text(i, bottom + 1, f"{value:.1f}", ha="center", va="bottom", fontsize=8, color="white")
     ax.set_xlabel("the normal class (all other classes: anomalies)")
-    ax.set_ylabel("test AUROC (%)")
-    ax.set_title(f"One-class anomaly detection on {dataset}", fontsize=10)
+    ax.set_ylabel("test AUROC (%; 50 is chance)")
+    title = f"One-class anomaly detection on {DATASET_TITLES.get(dataset, dataset)}"
+    if classes is not None and len(rows) < classes:  # redrawn as each class finishes
+        title += f" ({len(rows)} of {classes} classes so far)"
+    ax.set_title(title, fontsize=10)
     # Beside the axes: below them it met the x label once the class names were slanted.
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     layout(fig)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import re
 import warnings
 from contextlib import contextmanager
@@ -75,6 +76,21 @@ def wrap_label(text: str, inches: float, fontsize: float, lines: int = 2) -> str
     return "\n".join(out) or text
 
 
+LOSS_NAMES = {
+    "bce": "BCE",
+    "mse": "MSE",
+    "mae": "MAE",
+    "l1": "L1",
+    "charbonnier": "Charbonnier",
+    "ssim_l1": "SSIM + L1",
+}
+
+
+def loss_name(loss: str | None) -> str:
+    """train.loss as a label: "BCE", "SSIM + L1"; "loss" when unknown."""
+    return LOSS_NAMES.get(loss, "loss")
+
+
 def log_axis(ax, which: str = "y") -> None:
     """A log scale whose ticks read as plain numbers (0.6, 0.05), not 6x10^-1."""
     from matplotlib.ticker import LogFormatterSciNotation
@@ -82,7 +98,13 @@ def log_axis(ax, which: str = "y") -> None:
     class Plain(LogFormatterSciNotation):
         # matplotlib's choice of which ticks to label, written as numbers are.
         def __call__(self, x, pos=None):
-            return f"{x:.3g}" if super().__call__(x, pos) else ""
+            if not super().__call__(x, pos):
+                return ""
+            # Three digits, more over a narrow range: 0.6885 and 0.689, not 0.689 twice.
+            low, high = sorted(abs(v) for v in self.axis.get_view_interval())
+            spread = (high - low) / high if high > 0 else 1.0
+            digits = 3 if spread >= 0.05 else min(6, 3 + math.ceil(math.log10(0.05 / spread)))
+            return f"{x:.{digits}g}"
 
     axis = ax.yaxis if which == "y" else ax.xaxis
     (ax.set_yscale if which == "y" else ax.set_xscale)("log")

@@ -16,6 +16,7 @@ from autoencoder.plots.figure import (
     label_text,
     layout,
     log_axis,
+    loss_name,
     show,
     subplots,
     wrap_label,
@@ -60,8 +61,8 @@ def _image_rows(x, recon, noisy, label: str) -> list[tuple[str, np.ndarray]]:
     return [("original", x), *noisy_row, (label, recon)]
 
 
-def plot_loss(path: Path, history: list[dict]) -> None:
-    """Train and validation loss by epoch (log scale), and the learning rate."""
+def plot_loss(path: Path, history: list[dict], loss: str = "loss") -> None:
+    """Train and validation loss by epoch (log scale), and the learning rate; `loss` names it."""
     epochs = [r["epoch"] for r in history]
     timed = any("val/mse" in r for r in history)
     fig, axes = subplots(
@@ -77,19 +78,26 @@ def plot_loss(path: Path, history: list[dict]) -> None:
         ax.plot(
             epochs, [r.get("val/loss", np.nan) for r in history], marker=marker, label="val/loss"
         )
-    _log_panel(ax, "epoch", "loss (log scale)", "Loss by epoch")
+    _log_panel(ax, "epoch", f"{loss} (log scale)", "Loss by epoch")
     ax.legend()
     if timed:
         # Error against training time (the epochs' seconds, validation included): what a
         # fixed training budget buys.
-        minutes = runs.training_clock(history) / 60
+        clock = runs.training_clock(history)
+        longest = np.nanmax(clock) if np.isfinite(clock).any() else 0
+        # Seconds for a short run: minutes would be ticks like 0.0600 0.0605 that run together.
+        unit, per = ("minutes", 60) if longest >= 120 else ("seconds", 1)
         ax_t = axes[1]
         ax_t.plot(
-            minutes, [r.get("val/mse", np.nan) for r in history], marker=marker, color="tab:purple"
+            clock / per,
+            [r.get("val/mse", np.nan) for r in history],
+            marker=marker,
+            color="tab:purple",
         )
+        ax_t.set_xlim(left=0)  # training starts at 0: the first epoch's time is part of the cost
         _log_panel(
             ax_t,
-            "training time (minutes)",
+            f"training time ({unit})",
             "val/mse per pixel (log scale)",
             "Validation MSE against training time",
         )
@@ -139,12 +147,15 @@ def plot_worst(path: Path, x, y, recon, n: int = 8, names=None, noisy=None) -> N
         axes[-1, j].set_yticks([])
     for row, (text, _) in enumerate([*rows, ("|error|", None)]):
         axes[row, 0].set_ylabel(text, fontsize=9)
-    shown = (
-        f"{len(idx)} worst-reconstructed test images"
-        if len(idx) > 1
-        else "worst-reconstructed test image"
-    )
-    fig.suptitle(f"The {shown}", fontsize=11)
+    if len(x) <= n:  # a split this small is shown whole: none of them is picked as worst
+        shown = (
+            f"The {len(x)} test images, worst-reconstructed first"
+            if len(x) > 1
+            else ("The one test image")
+        )
+    else:
+        shown = f"The {len(idx)} worst-reconstructed test images"
+    fig.suptitle(shown, fontsize=11)
     # 1.2 inches on the right for the colour bar, its ticks and its label, whatever the width.
     right = 1 - 1.2 / figsize[0]
     layout(fig, rect=(0, 0, right, 1))
@@ -202,6 +213,7 @@ def plot_all(
     by_class=None,
     noisy=None,
     model=None,
+    loss: str | None = None,
 ) -> list[Path]:
     """Write every figure of a run into run_dir/figures/ and return their paths.
 
@@ -214,6 +226,7 @@ def plot_all(
       by_class: (every test image's MSE, every test label), for the error-by-class figure.
       noisy: a denoiser's noisy inputs of x, drawn between originals and outputs.
       model: a VAE adds samples.png, interpolations.png and, with a history, vae_terms.png.
+      loss: train.loss, to name the loss on the figures' axes.
     """
     out = Path(run_dir) / "figures"
     out.mkdir(exist_ok=True)
@@ -224,14 +237,16 @@ def plot_all(
     plot_error_by_class(paths[2], x, labels, recon, names=names, errors=errors)
     if history:
         paths.append(out / "loss.png")
-        plot_loss(paths[-1], history)
+        vae = model is not None and is_vae(model)
+        label = f"{loss_name(loss)} + KL, per image" if vae else loss_name(loss)
+        plot_loss(paths[-1], history, label)
     if model is not None and is_vae(model):
-        paths += vae_figures(out, model, x, y, history, names)
+        paths += vae_figures(out, model, x, y, history, names, loss)
     return paths
 
 
 def plot_evaluation(
-    run_dir: Path, evaluation, history: list[dict], names=None, model=None
+    run_dir: Path, evaluation, history: list[dict], names=None, model=None, loss=None
 ) -> list[Path]:
     """plot_all from an evaluate.Evaluation: its kept images and every image's error."""
     return plot_all(
@@ -244,6 +259,7 @@ def plot_evaluation(
         by_class=(evaluation.errors, evaluation.labels),
         noisy=evaluation.inputs,
         model=model,
+        loss=loss,
     )
 
 
@@ -257,4 +273,6 @@ def plot_run(run_dir: str | Path) -> list[Path]:
         model = load_model(run_dir / "model.keras")
         evaluation = evaluate_split(config, model, splits, "test")
         history = read_history(run_dir)
-        return plot_evaluation(run_dir, evaluation, history, splits.class_names, model)
+        return plot_evaluation(
+            run_dir, evaluation, history, splits.class_names, model, config.train.loss
+        )

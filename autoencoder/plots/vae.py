@@ -10,10 +10,12 @@ import numpy as np
 from autoencoder.data import DIGITS
 from autoencoder.evaluate import pick_examples
 from autoencoder.model import vae_interpolations, vae_samples
-from autoencoder.plots.figure import layout, show, subplots, wrap_label, write
+from autoencoder.plots.figure import layout, loss_name, show, subplots, wrap_label, write
 
 
-def vae_figures(out: Path, model, x, y, history: list[dict], names=None) -> list[Path]:
+def vae_figures(
+    out: Path, model, x, y, history: list[dict], names=None, loss: str | None = None
+) -> list[Path]:
     """samples.png, interpolations.png and (with a history) vae_terms.png; their paths."""
     paths = [out / "samples.png", out / "interpolations.png"]
     latent = model.decoder.input_shape[-1]
@@ -26,7 +28,7 @@ def vae_figures(out: Path, model, x, y, history: list[dict], names=None) -> list
     plot_interpolations(paths[1], x[starts], steps, x[ends], labels, names=names)
     if history and any("train/kl" in r for r in history):
         paths.append(out / "vae_terms.png")
-        plot_vae_terms(paths[-1], history)
+        plot_vae_terms(paths[-1], history, loss)
     return paths
 
 
@@ -141,8 +143,10 @@ def plot_latent(path: Path, panels: list[tuple], labels, names=None, title: str 
     write(fig, path)
 
 
-def plot_vae_terms(path: Path, history: list[dict]) -> None:
+def plot_vae_terms(path: Path, history: list[dict], loss: str | None = None) -> None:
     """A VAE's reconstruction and KL terms per image by epoch, and the KL weight."""
+    # BCE summed over an image's pixels is its negative log-likelihood: nats, as KL is.
+    summed = f"{loss_name(loss)} summed over pixels" + (" (nats)" if loss == "bce" else "")
     epochs = [r["epoch"] for r in history]
     marker = "o" if len(epochs) <= 30 else None
     fig, axes = subplots(1, 3, figsize=(13, 3.6), gridspec_kw={"width_ratios": [1.5, 1.5, 1]})
@@ -156,7 +160,7 @@ def plot_vae_terms(path: Path, history: list[dict]) -> None:
                 values = [r.get(key, np.nan) for r in history]
                 ax.plot(epochs, values, marker=marker, label=key)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("nats per image" if term == "kl" else "loss summed over pixels")
+        ax.set_ylabel("KL, nats per image" if term == "kl" else summed)
         ax.set_title(title, fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
