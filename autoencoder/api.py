@@ -600,7 +600,7 @@ class Run:
 
         threshold = _level("threshold", threshold)
         images = self._images(x)
-        held = run_threshold(self.path, self.config)
+        held = run_threshold(self.path, self.config, given=threshold is not None)
         kind = held[1] if held else config_score(self.path, self.config)
         if kind == "knn":
             from autoencoder.neighbors import CodeNeighbors, flat_codes

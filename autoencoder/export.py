@@ -110,7 +110,9 @@ def _export(run_dir: Path, fmt: str, overwrite: bool) -> tuple[Path, dict]:
     # Not mkdtemp: its private permissions would stay on the folder a server is to read.
     staging = target.parent / f".tmp-{fmt}-{os.getpid()}"
     try:
-        shutil.rmtree(staging, ignore_errors=True)  # a crashed export's, with the same pid
+        # Any staging folder here is a killed export's: this process holds the run's lock.
+        for stale in target.parent.glob(".tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         staging.mkdir(parents=True)
     except OSError as exc:
         raise UserError(

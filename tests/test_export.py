@@ -181,6 +181,8 @@ def test_an_existing_export_is_refused_and_overwrite_replaces_it(run, tmp_path):
         export_run(run)
     assert str(e.value) == f"{target}: already exists; pass --overwrite to replace it"
     assert (target / "mine.txt").read_text() == "keep"
+    # An export killed (SIGKILL) mid-way left its staging folder: the next export clears it.
+    (run / "export" / ".tmp-onnx-99999" / "autoencoder.onnx").mkdir(parents=True)
     export_run(run, overwrite=True)
     assert not (target / "mine.txt").exists() and (target / "manifest.json").is_file()
     assert [p.name for p in (run / "export").iterdir() if p.name.startswith(".")] == []

@@ -350,7 +350,24 @@ def test_a_run_with_an_anomaly_threshold_flags_images_above_it(tmp_path, run, di
     summary = predict_files(
         copy, [tmp_path / f"d{i}.png" for i in range(6)], tmp_path / "mine", threshold=mine
     )
-    assert summary["anomalies"] == 1 and summary["threshold"] == mine
+    assert summary["anomalies"] == 1 and summary["threshold"] == mine and summary["given"]
+    # A damaged metrics.json held the run's threshold: refused, not predicted without flags;
+    # with a threshold of one's own the run's score kind (config.yaml's) serves.
+    damaged = tmp_path / "damaged"
+    shutil.copytree(copy, damaged)
+    (damaged / "metrics.json").write_text('{"test/mse": 0.1,')
+    with pytest.raises(UserError) as refused:
+        predict_files(damaged, [tmp_path / "d0.png"], tmp_path / "none")
+    assert str(refused.value) == (
+        f"{damaged / 'metrics.json'}: damaged (not a JSON object), and it held the run's anomaly "
+        f"threshold, if it had one; pass --threshold, or choose it anew with `autoencoder "
+        f"anomaly` (`autoencoder evaluate {damaged}` writes the test metrics again)"
+    )
+    assert not (tmp_path / "none").exists()
+    summary = predict_files(
+        damaged, [tmp_path / f"d{i}.png" for i in range(6)], tmp_path / "own", threshold=mine
+    )
+    assert summary["anomalies"] == 1 and summary["kind"] == "mse"
     # A value of one's own in config.yaml, beside the threshold anomaly chose: said, not hidden.
     from autoencoder.config import dump_config
     from autoencoder.runs import load_run_config
@@ -393,6 +410,9 @@ def test_the_summary_names_the_score_the_threshold_is_on(tmp_path, kind, name):
     summary = {"images": 6, "mse": 0.01, "threshold": 0.25, "kind": kind, "anomalies": 2}
     lines = format_summary({**summary, "out": tmp_path}).splitlines()
     assert lines[1] == f"2 above the anomaly threshold 0.25 ({name} per image)"
+    # With --quiet the summary is all one sees: it says the threshold was the user's.
+    lines = format_summary({**summary, "out": tmp_path, "given": True}).splitlines()
+    assert lines[1] == f"2 above the anomaly threshold 0.25 ({name} per image, --threshold)"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ size or cut into tiles blended back (autoencoder.data.patches, as evaluate does)
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Iterator
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoder import runtime
+from autoencoder import runs, runtime
 from autoencoder.config import Config
 from autoencoder.data.images import read_image
 from autoencoder.data.patches import Blend, tile_origins, window
@@ -55,14 +54,22 @@ def run_config(run_dir: Path) -> Config:
     return open_run(run_dir, data=False)
 
 
-def run_threshold(run_dir: Path, config: Config) -> tuple[float, str] | None:
-    """(threshold, score kind) the run holds: metrics.json's, else its config's fixed value."""
-    path = run_dir / "metrics.json"
+def run_threshold(run_dir: Path, config: Config, given: bool = False) -> tuple[float, str] | None:
+    """(threshold, score kind) the run holds: metrics.json's, else its config's fixed value.
+    `given`: the caller brings its own threshold, so a damaged metrics.json costs only the kind."""
     try:
-        metrics = json.loads(path.read_text()) if path.is_file() else {}
-        value, kind = metrics.get(THRESHOLD_KEY), metrics.get(SCORE_KEY)
-    except (ValueError, OSError, AttributeError):
-        value = kind = None
+        metrics = runs.read_metrics(run_dir)
+    except UserError:
+        if given:
+            metrics = {}
+        else:  # not a silent run without flags: an anomaly run's threshold was in it
+            raise UserError(
+                f"{run_dir / 'metrics.json'}: damaged (not a JSON object), and it held the "
+                f"run's anomaly threshold, if it had one; pass --threshold, or choose it anew "
+                f"with `autoencoder anomaly` (`autoencoder evaluate {run_dir}` writes the test "
+                f"metrics again)"
+            ) from None
+    value, kind = metrics.get(THRESHOLD_KEY), metrics.get(SCORE_KEY)
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         value, kind = config.anomaly.threshold.value, None
     if value is None:
@@ -240,7 +247,7 @@ def predict_files(
     runtime.gpus()  # CUDA's start-up line goes to a muted stderr here, not to the user's
     model = load_model(run_dir / "model.keras")
     height, width, channels = model.input_shape[1:]
-    held = run_threshold(run_dir, config)
+    held = run_threshold(run_dir, config, given=threshold is not None)
     source = _threshold_source(run_dir, config, held, threshold)
     if threshold is not None:  # the user's own, always used as given
         held = (float(threshold), held[1] if held else config_score(run_dir, config))
@@ -318,7 +325,10 @@ def predict_files(
             "(data.patches, docs/images.md)",
             *(tiled[0], height, width, height, width),
         )
-    return scores.summary(out)
+    summary = scores.summary(out)
+    if "threshold" in summary and source == "--threshold":
+        summary["given"] = True  # the summary line says whose threshold flagged them
+    return summary
 
 
 def _items(

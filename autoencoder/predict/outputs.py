@@ -198,7 +198,8 @@ def format_summary(summary: dict) -> str:
     if "threshold" in summary:
         lines.append(
             f"{summary['anomalies']:,} above the anomaly threshold {summary['threshold']:.5g} "
-            f"({SCORE_NAMES[summary['kind']]} per image)"
+            f"({SCORE_NAMES[summary['kind']]} per image"
+            f"{', --threshold' if summary.get('given') else ''})"
         )
     out = summary["out"]
     lines.append(f"outputs: {out}  scores: {out / 'scores.csv'}")
