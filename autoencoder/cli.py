@@ -550,6 +550,18 @@ class Parser(argparse.ArgumentParser):
             message = f"{message.split(' (choose from ')[0]}; {hint}"
         self.exit(2, f"error: {self.prog}: {message} (`{self.prog} --help` lists the options)\n")
 
+    def parse_args(self, args=None, namespace=None):
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:  # the subcommand's help lists what it takes, not the top-level one
+            command = getattr(parsed, "command", None)
+            prog = f"{self.prog} {command}" if command else self.prog
+            self.exit(
+                2,
+                f"error: {prog}: unrecognized arguments: {' '.join(extras)} (`{prog} --help` "
+                f"lists the options)\n",
+            )
+        return parsed
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree for every subcommand."""

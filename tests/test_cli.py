@@ -106,3 +106,11 @@ def test_a_mistaken_argument_is_one_line_with_the_closest_choice(capsys):
         "error: autoencoder bench: argument --epochs: must be at least 1, got 0 (`autoencoder "
         "bench --help` lists the options)\n"
     )
+    # A flag the subcommand does not take: its own help lists what it does take.
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "configs/quickstart.yaml", "--epochs", "3"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: autoencoder train: unrecognized arguments: --epochs 3 (`autoencoder train "
+        "--help` lists the options)\n"
+    )
