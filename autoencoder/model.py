@@ -360,6 +360,29 @@ def saved_input_shape(path: str | Path) -> tuple[int, ...] | None:
     return None
 
 
+def saved_parameter_count(path: str | Path) -> int | None:
+    """How many numbers a saved .keras model's layers hold, read without TensorFlow."""
+    # model.weights.h5 in the zip holds every layer's variables under layers/ (optimizer/ the
+    # optimizer's): their sizes add up to Keras's count_params. None where unreadable:
+    # load_model then says what is wrong with the file.
+    import h5py
+
+    count = 0
+
+    def add(name, item):
+        nonlocal count
+        if isinstance(item, h5py.Dataset) and name.startswith("layers/"):
+            count += item.size
+
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("model.weights.h5") as weights:
+            with h5py.File(weights, "r") as h5:
+                h5.visititems(add)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    return count
+
+
 def load_model(path: str | Path):
     """Load a saved .keras model with safe_mode=True; one clear line if missing or corrupt."""
     runtime.tensorflow()

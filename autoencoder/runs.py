@@ -24,8 +24,9 @@ from autoencoder import atomic, lock
 from autoencoder.config import Config, dump_config, load_config
 from autoencoder.data import data_shape, from_tiles, predict_batches, scaled, to_tiles
 from autoencoder.errors import UserError
-from autoencoder.model import saved_input_shape
+from autoencoder.model import saved_input_shape, saved_parameter_count
 from autoencoder.noise import model_inputs
+from autoencoder.shapes import plan_model
 
 log = logging.getLogger(__name__)
 
@@ -334,12 +335,23 @@ def check_run_shapes(run_dir: str | Path, config: Config, data: bool = True) -> 
     planned = tuple(config.model.input_shape)
     name = "x".join(map(str, planned))
     for path in (run_dir / "model.keras", _last_checkpoint(run_dir)):
-        saved = saved_input_shape(path) if path is not None and path.is_file() else None
+        if path is None or not path.is_file():
+            continue
+        saved = saved_input_shape(path)
         if saved is not None and saved != planned:
             raise UserError(
                 f"{path}: takes {'x'.join(map(str, saved))} inputs but the run's config.yaml "
                 f"plans {name}; the file is not this run's: put back its own {path.name}, or "
                 f"its own config.yaml"
+            )
+        # Of the same input size, another run's model (or config) would still score or resume
+        # as if it were this one's: the number of parameters tells them apart.
+        held = saved_parameter_count(path)
+        if held is not None and held != (total := plan_model(config.model).total_params):
+            raise UserError(
+                f"{path}: holds {held:,} parameters but the run's config.yaml plans a model of "
+                f"{total:,}; the file is not this run's: put back its own {path.name}, or its "
+                f"own config.yaml"
             )
     if not data:
         return

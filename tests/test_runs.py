@@ -137,6 +137,50 @@ def test_an_unfinished_runs_checkpoint_is_checked_too(edited_run):
     assert not loaded
 
 
+def test_another_model_of_the_same_input_size_is_refused_by_its_parameters(stale_run, tmp_path):
+    from autoencoder.model import saved_parameter_count
+    from autoencoder.runs import load_run_config
+    from autoencoder.shapes import plan_model
+
+    run_dir, _ = stale_run
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    assert (
+        saved_parameter_count(copy / "model.keras")
+        == plan_model(load_run_config(copy).model).total_params
+    )
+    # Another run's config.yaml (a code of 6 numbers, not 8) beside this run's model files.
+    text = (copy / "config.yaml").read_text()
+    assert "latent_dim: 8\n" in text
+    (copy / "config.yaml").write_text(text.replace("latent_dim: 8\n", "latent_dim: 6\n"))
+    held = saved_parameter_count(copy / "model.keras")
+    planned = plan_model(load_run_config(copy).model).total_params
+    assert held != planned
+    before = snapshot(tmp_path)
+    for argv, path in (
+        (["evaluate", copy], copy / "model.keras"),
+        (["export", copy], copy / "model.keras"),
+    ):
+        result, loaded = cli_without_tensorflow(*map(str, argv))
+        assert_error(
+            result,
+            f"{path}: holds {held:,} parameters but the run's config.yaml plans a model of "
+            f"{planned:,}; the file is not this run's: put back its own model.keras, or its own "
+            f"config.yaml",
+        )
+        assert not loaded
+    assert snapshot(tmp_path) == before
+    for name in ("model.keras", "encoder.keras", "decoder.keras"):
+        (copy / name).unlink()  # unfinished: resume would load the checkpoint into the wrong model
+    result, loaded = cli_without_tensorflow("resume", copy, "--set", "train.epochs=2")
+    assert_error(
+        result,
+        f"{copy / 'checkpoints' / 'last-0001.keras'}: holds {held:,} parameters but the run's "
+        f"config.yaml plans a model of {planned:,}; the file is not this run's: put back its own "
+        f"last-0001.keras, or its own config.yaml",
+    )
+    assert not loaded and "latent_dim: 6" in (copy / "config.yaml").read_text()
+
+
 def test_a_run_that_still_fits_its_data_opens(stale_run, tmp_path):
     from autoencoder.runs import open_run
 
