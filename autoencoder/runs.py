@@ -76,16 +76,56 @@ def history_csv(rows: list[dict]) -> str:
 
 
 def read_history(run_dir: Path) -> list[dict]:
-    """history.csv as a list of rows with float values (epoch as int)."""
+    """history.csv as a list of rows with float values (epoch as int); UserError, naming the
+    line, for a damaged one."""
     path = Path(run_dir) / "history.csv"
     if not path.exists():
         return []
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [
-        {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
-        for row in rows
-    ]
+    raw = path.read_bytes()
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise UserError(history_damaged(run_dir, line, "not UTF-8 text")) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames is not None and "epoch" not in reader.fieldnames:
+        raise UserError(history_damaged(run_dir, 1, "the header names no epoch column"))
+    rows = []
+    for row in reader:
+        rows.append(_history_row(run_dir, reader, row, len(rows) + 1))
+    return rows
+
+
+def _history_row(run_dir: Path, reader: csv.DictReader, row: dict, epoch: int) -> dict:
+    """One row of history.csv as numbers; UserError for a row cut short, too long or not numbers."""
+    # csv gives a short row's missing columns None, and a long row's extra fields under None.
+    extra, missing = row.pop(None, None) or [], [k for k, v in row.items() if v is None]
+    if extra or missing:
+        fields = len(row) - len(missing) + len(extra)
+        why = f"{fields} fields where the header names {len(row)}"
+        raise UserError(history_damaged(run_dir, reader.line_num, why))
+    values = {}
+    for key, value in row.items():
+        if value == "":  # a column added after this row was written (seconds, in old runs)
+            continue
+        try:
+            values[key] = int(value) if key == "epoch" else float(value)
+        except ValueError:
+            why = f"{key} is {value!r}, not a number"
+            raise UserError(history_damaged(run_dir, reader.line_num, why)) from None
+    if values.get("epoch") != epoch:
+        # One row per completed epoch, in order: resume and the figures count on it.
+        why = f"epoch {row['epoch'] or 'missing'} where epoch {epoch} belongs"
+        raise UserError(history_damaged(run_dir, reader.line_num, why))
+    return values
+
+
+def history_damaged(run_dir: Path, line: int, why: str) -> str:
+    """The line for a damaged history.csv: which line, why, and how to repair the run."""
+    return (
+        f"{Path(run_dir) / 'history.csv'}: line {line} is damaged ({why}); the run's epochs "
+        f"cannot be read: put back history.csv from a copy of the run, or train a new run"
+    )
 
 
 def training_seconds(history: list[dict]) -> float:
