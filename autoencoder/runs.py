@@ -421,7 +421,9 @@ def check_resume(run_dir: str | Path, config: Config) -> Path:
             f" resume {run_dir} --set train.epochs=N`); train a new run for other changes"
         )
     # Checked here too, so that `train --resume` refuses a damaged run before TensorFlow loads.
+    check_checkpoints(run_dir)
     state = read_state(run_dir)
+    check_history(run_dir, state, read_history(run_dir))
     if state is not None:
         last_checkpoint(run_dir, state)
         if config.train.epochs < state["epoch"]:
@@ -433,6 +435,32 @@ def check_resume(run_dir: str | Path, config: Config) -> Path:
                 f"train.epochs={state['epoch'] + 1}`)"
             )
     return run_dir
+
+
+def check_checkpoints(run_dir: Path) -> None:
+    """Refuse a run whose checkpoints/ folder is gone: nothing is left to resume from."""
+    run_dir = Path(run_dir)
+    if (run_dir / "checkpoints").is_dir():
+        return
+    model = run_dir / "model.keras"
+    serves = f"its {model} still serves evaluate, predict and export; " if model.is_file() else ""
+    raise UserError(
+        f"{run_dir / 'checkpoints'}: missing, so the run cannot be resumed; {serves}train a new "
+        f"run to go on"
+    )
+
+
+def check_history(run_dir: Path, state: dict | None, history: list[dict]) -> None:
+    """Refuse a history.csv with fewer epochs than state.json says the run has completed."""
+    # More rows than the state's epoch is a run stopped between the two writes (state.json is
+    # the commit): the extra row is dropped by the next epoch. Fewer is no run's own record.
+    done = state["epoch"] if state else 0
+    if len(history) < done:
+        raise UserError(
+            f"{Path(run_dir) / 'history.csv'}: holds {len(history)} epoch(s), but "
+            f"{Path(run_dir) / STATE} says the run has completed {done}: one of the two is not "
+            f"this run's; put back the run's own files from a copy, or train a new run"
+        )
 
 
 def changed_keys(saved: Config, config: Config, allowed: set[str]) -> str | None:
@@ -538,14 +566,19 @@ def find_runs(parent: str | Path) -> list[Path]:
 
 
 def is_run(folder: str | Path) -> bool:
-    """A training run's directory: a config.yaml and its own checkpoints/.
+    """A training run's directory: a config.yaml and its own checkpoints/ (or, deleted, its
+    model.keras).
 
     Sweeps and benchmarks drop checkpoints/ from their own folder (their models are runs inside
     it); a timing bench's folder keeps it but holds bench.json and no training of its own.
     """
     folder = Path(folder)
-    return (
-        (folder / "config.yaml").is_file()
-        and (folder / "checkpoints").is_dir()
-        and not (folder / "bench.json").is_file()
+    if not (folder / "config.yaml").is_file() or (folder / "bench.json").is_file():
+        return False
+    # A run whose checkpoints/ was deleted is still one (listed as damaged): its model.keras
+    # tells it from a sweep's or a benchmark's folder.
+    return (folder / "checkpoints").is_dir() or (
+        (folder / "model.keras").is_file()
+        and not is_sweep(folder)
+        and not is_anomaly_benchmark(folder)
     )
