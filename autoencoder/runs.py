@@ -423,17 +423,17 @@ def check_resume(run_dir: str | Path, config: Config) -> Path:
     # Checked here too, so that `train --resume` refuses a damaged run before TensorFlow loads.
     check_checkpoints(run_dir)
     state = read_state(run_dir)
-    check_history(run_dir, state, read_history(run_dir))
     if state is not None:
         last_checkpoint(run_dir, state)
-        if config.train.epochs < state["epoch"]:
-            # Fewer epochs would rewrite config.yaml to disagree with the history it keeps.
-            raise UserError(
-                f"{run_dir}: cannot resume with train.epochs={config.train.epochs}: the run has "
-                f"trained {state['epoch']} epochs; give {state['epoch']} to evaluate it again or "
-                f"more to train on (`autoencoder resume {run_dir} --set "
-                f"train.epochs={state['epoch'] + 1}`)"
-            )
+    check_history(run_dir, state, read_history(run_dir))
+    if state is not None and config.train.epochs < state["epoch"]:
+        # Fewer epochs would rewrite config.yaml to disagree with the history it keeps.
+        raise UserError(
+            f"{run_dir}: cannot resume with train.epochs={config.train.epochs}: the run has "
+            f"trained {state['epoch']} epochs; give {state['epoch']} to evaluate it again or "
+            f"more to train on (`autoencoder resume {run_dir} --set "
+            f"train.epochs={state['epoch'] + 1}`)"
+        )
     return run_dir
 
 
