@@ -3,6 +3,7 @@ reconstructed by each, and the config keys in which they differ (`autoencoder co
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -58,12 +59,22 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path | None = None):
     # The test images and every model load before the folder is made: data that cannot be
     # found or a model that cannot be read stops the command with nothing written.
     shown = reconstructions(checked, labels)
+    made = out is None or not Path(out).exists()
     out_dir = output_folder(out)
     files = [out_dir / "curves.png", out_dir / "reconstructions.png", out_dir / "compare.md"]
-    curves(files[0], checked, labels, keys)
-    plot_compare_reconstructions(files[1], *shown)
-    table = diff_table(configs, labels, keys)
-    files[2].write_text(report(out_dir, checked, labels, table, keys))
+    try:
+        curves(files[0], checked, labels, keys)
+        plot_compare_reconstructions(files[1], *shown)
+        table = diff_table(configs, labels, keys)
+        files[2].write_text(report(out_dir, checked, labels, table, keys))
+    except BaseException:
+        # A write that fails (a full disk) leaves no half comparison: what this call made goes.
+        for path in files:
+            path.unlink(missing_ok=True)
+        if made:
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+        raise
     return out_dir, Comparison(labels, keys, table, files)
 
 
@@ -86,6 +97,7 @@ def check_runs(run_dirs: list[str | Path]) -> list[tuple[Path, Config]]:
         runs.check_not_sweep(run_dir)
         check_finished(run_dir, config)
         runs.check_run_shapes(run_dir, config, data=False)
+        runs.read_history(run_dir)  # a damaged one refused here, not once --out is made
         checked.append((run_dir, config))
     for run_dir, config in checked[1:]:
         check_same_data(checked[0], (run_dir, config))

@@ -101,8 +101,10 @@ def run_row(run_dir: Path, root: Path) -> dict:
 def _record(run_dir: Path) -> dict:
     """The fields read from a run's files; raises if one of them is damaged."""
     config = runs.load_run_config(run_dir)
+    runs.check_checkpoints(run_dir)
     state = runs.read_state(run_dir)
     history = runs.read_history(run_dir)
+    runs.check_history(run_dir, state, history)
     metrics = runs.read_metrics(run_dir)
     losses = [r["val/loss"] for r in history if math.isfinite(r.get("val/loss", math.nan))]
     best = min(losses) if losses else _finite(metrics.get("best/val_loss"))

@@ -37,7 +37,12 @@ def holder(run_dir: str | Path) -> dict | None:
     key = Path(run_dir).resolve()
     if key in _held:
         return _read(path)
-    with open(path, "a+") as handle:
+    try:
+        # Opened to read: a run in a read-only folder (another user's) can still be read.
+        handle = open(path)
+    except OSError:  # unreadable, or gone meanwhile: no holder this process can know of
+        return None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -163,17 +163,31 @@ def _train(
     memory.check_fits(config, plan, memory.run_memory(config, plan, dtype, held))  # and too big
     if not me.chief:
         return _train_as_worker(config, splits, resume, strategy, me, dtype)
-    if resume is not None:
-        atomic.write_text(run_dir / "config.yaml", dump_config(config))
-    else:
+    if resume is None:
         run_dir, state = runs.create_run_dir(config), None
         locks.enter_context(lock.hold(run_dir, command))
         runs.write_data_files(run_dir, splits)
     log.info("run directory: %s", run_dir)
-    runs.write_precision(run_dir, asdict(choice))  # before the first epoch: for every resume
+
+    def record_start() -> None:
+        # Once the checkpoint has loaded: a resume refused (a damaged checkpoint) leaves the
+        # run's config.yaml as it was.
+        if resume is not None:
+            text = dump_config(config)
+            path = run_dir / "config.yaml"
+            runs.write_or_explain(run_dir, path, lambda tmp: Path(tmp).write_text(text))
+        runs.write_precision(run_dir, asdict(choice))  # before the first epoch: for every resume
+
     try:
         models = fit(
-            config, run_dir, splits, state, strategy, dtype=dtype, extra_callbacks=callbacks
+            config,
+            run_dir,
+            splits,
+            state,
+            strategy,
+            dtype=dtype,
+            extra_callbacks=callbacks,
+            on_restored=record_start,
         )
         if me.workers > 1:
             # Predicting with the cluster's model would wait for the other workers; the saved

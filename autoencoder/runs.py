@@ -77,16 +77,56 @@ def history_csv(rows: list[dict]) -> str:
 
 
 def read_history(run_dir: Path) -> list[dict]:
-    """history.csv as a list of rows with float values (epoch as int)."""
+    """history.csv as a list of rows with float values (epoch as int); UserError, naming the
+    line, for a damaged one."""
     path = Path(run_dir) / "history.csv"
     if not path.exists():
         return []
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [
-        {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
-        for row in rows
-    ]
+    raw = path.read_bytes()
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise UserError(history_damaged(run_dir, line, "not UTF-8 text")) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames is not None and "epoch" not in reader.fieldnames:
+        raise UserError(history_damaged(run_dir, 1, "the header names no epoch column"))
+    rows = []
+    for row in reader:
+        rows.append(_history_row(run_dir, reader, row, len(rows) + 1))
+    return rows
+
+
+def _history_row(run_dir: Path, reader: csv.DictReader, row: dict, epoch: int) -> dict:
+    """One row of history.csv as numbers; UserError for a row cut short, too long or not numbers."""
+    # csv gives a short row's missing columns None, and a long row's extra fields under None.
+    extra, missing = row.pop(None, None) or [], [k for k, v in row.items() if v is None]
+    if extra or missing:
+        fields = len(row) - len(missing) + len(extra)
+        why = f"{fields} fields where the header names {len(row)}"
+        raise UserError(history_damaged(run_dir, reader.line_num, why))
+    values = {}
+    for key, value in row.items():
+        if value == "":  # a column added after this row was written (seconds, in old runs)
+            continue
+        try:
+            values[key] = int(value) if key == "epoch" else float(value)
+        except ValueError:
+            why = f"{key} is {value!r}, not a number"
+            raise UserError(history_damaged(run_dir, reader.line_num, why)) from None
+    if values.get("epoch") != epoch:
+        # One row per completed epoch, in order: resume and the figures count on it.
+        why = f"epoch {row['epoch'] or 'missing'} where epoch {epoch} belongs"
+        raise UserError(history_damaged(run_dir, reader.line_num, why))
+    return values
+
+
+def history_damaged(run_dir: Path, line: int, why: str) -> str:
+    """The line for a damaged history.csv: which line, why, and how to repair the run."""
+    return (
+        f"{Path(run_dir) / 'history.csv'}: line {line} is damaged ({why}); the run's epochs "
+        f"cannot be read: put back history.csv from a copy of the run, or train a new run"
+    )
 
 
 def training_seconds(history: list[dict]) -> float:
@@ -393,18 +433,46 @@ def check_resume(run_dir: str | Path, config: Config) -> Path:
             f" resume {run_dir} --set train.epochs=N`); train a new run for other changes"
         )
     # Checked here too, so that `train --resume` refuses a damaged run before TensorFlow loads.
+    check_checkpoints(run_dir)
     state = read_state(run_dir)
     if state is not None:
         last_checkpoint(run_dir, state)
-        if config.train.epochs < state["epoch"]:
-            # Fewer epochs would rewrite config.yaml to disagree with the history it keeps.
-            raise UserError(
-                f"{run_dir}: cannot resume with train.epochs={config.train.epochs}: the run has "
-                f"trained {state['epoch']} epochs; give {state['epoch']} to evaluate it again or "
-                f"more to train on (`autoencoder resume {run_dir} --set "
-                f"train.epochs={state['epoch'] + 1}`)"
-            )
+    check_history(run_dir, state, read_history(run_dir))
+    if state is not None and config.train.epochs < state["epoch"]:
+        # Fewer epochs would rewrite config.yaml to disagree with the history it keeps.
+        raise UserError(
+            f"{run_dir}: cannot resume with train.epochs={config.train.epochs}: the run has "
+            f"trained {state['epoch']} epochs; give {state['epoch']} to evaluate it again or "
+            f"more to train on (`autoencoder resume {run_dir} --set "
+            f"train.epochs={state['epoch'] + 1}`)"
+        )
     return run_dir
+
+
+def check_checkpoints(run_dir: Path) -> None:
+    """Refuse a run whose checkpoints/ folder is gone: nothing is left to resume from."""
+    run_dir = Path(run_dir)
+    if (run_dir / "checkpoints").is_dir():
+        return
+    model = run_dir / "model.keras"
+    serves = f"its {model} still serves evaluate, predict and export; " if model.is_file() else ""
+    raise UserError(
+        f"{run_dir / 'checkpoints'}: missing, so the run cannot be resumed; {serves}train a new "
+        f"run to go on"
+    )
+
+
+def check_history(run_dir: Path, state: dict | None, history: list[dict]) -> None:
+    """Refuse a history.csv with fewer epochs than state.json says the run has completed."""
+    # More rows than the state's epoch is a run stopped between the two writes (state.json is
+    # the commit): the extra row is dropped by the next epoch. Fewer is no run's own record.
+    done = state["epoch"] if state else 0
+    if len(history) < done:
+        raise UserError(
+            f"{Path(run_dir) / 'history.csv'}: holds {len(history)} epoch(s), but "
+            f"{Path(run_dir) / STATE} says the run has completed {done}: one of the two is not "
+            f"this run's; put back the run's own files from a copy, or train a new run"
+        )
 
 
 def changed_keys(saved: Config, config: Config, allowed: set[str]) -> str | None:
@@ -510,14 +578,19 @@ def find_runs(parent: str | Path) -> list[Path]:
 
 
 def is_run(folder: str | Path) -> bool:
-    """A training run's directory: a config.yaml and its own checkpoints/.
+    """A training run's directory: a config.yaml and its own checkpoints/ (or, deleted, its
+    model.keras).
 
     Sweeps and benchmarks drop checkpoints/ from their own folder (their models are runs inside
     it); a timing bench's folder keeps it but holds bench.json and no training of its own.
     """
     folder = Path(folder)
-    return (
-        (folder / "config.yaml").is_file()
-        and (folder / "checkpoints").is_dir()
-        and not (folder / "bench.json").is_file()
+    if not (folder / "config.yaml").is_file() or (folder / "bench.json").is_file():
+        return False
+    # A run whose checkpoints/ was deleted is still one (listed as damaged): its model.keras
+    # tells it from a sweep's or a benchmark's folder.
+    return (folder / "checkpoints").is_dir() or (
+        (folder / "model.keras").is_file()
+        and not is_sweep(folder)
+        and not is_anomaly_benchmark(folder)
     )

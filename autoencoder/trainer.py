@@ -45,6 +45,7 @@ def fit(
     *,
     dtype: str,
     extra_callbacks=(),
+    on_restored=lambda: None,
 ):
     """Train the config's model into run_dir, from its last completed epoch when state is given.
 
@@ -60,6 +61,8 @@ def fit(
         progress bars).
       dtype: the Keras dtype policy (the caller's run_precision choice).
       extra_callbacks: Keras callbacks called after the run's own (the benchmark times with them).
+      on_restored: called once the model is built and state's checkpoint restored, before the
+        first epoch: where a resume writes its config, when nothing can refuse it any more.
     Returns:
       (autoencoder, encoder, decoder), trained, with the best epoch's weights when early
       stopping restores them; model.keras, encoder.keras and decoder.keras are saved in run_dir
@@ -84,7 +87,9 @@ def fit(
         # Variables (weights, optimizer slots) are made in the scope: mirrored across replicas.
         model, encoder, decoder = compiled_models(config, steps, dtype)
         if state is not None:
-            _restore(model, load_model(last_checkpoint(Path(restore_dir or run_dir), state)))
+            path = last_checkpoint(Path(restore_dir or run_dir), state)
+            _restore(model, load_model(path), path)
+    on_restored()
     if state is not None:
         _log_resume(config, run_dir, first_epoch)
     for _ in range(first_epoch):
@@ -410,10 +415,17 @@ def _chief_callbacks(
     return out
 
 
-def _restore(model, saved) -> None:
+def _restore(model, saved, path: Path) -> None:
     # Copy weights and optimizer slots into freshly built models, so that the encoder and
     # decoder keep sharing layers with the autoencoder exactly as in a new run.
-    model.set_weights(saved.get_weights())
+    weights = saved.get_weights()
+    if [w.shape for w in weights] != [tuple(w.shape) for w in model.weights]:
+        # Same input shape (checked before) but other layers: config.yaml is not the run's.
+        raise UserError(
+            f"{path}: holds another model than the run's config.yaml builds (its weights differ "
+            f"in number or shape); put back the run's own config.yaml, or train a new run"
+        )
+    model.set_weights(weights)
     model.optimizer.build(model.trainable_variables)
     for mine, theirs in zip(model.optimizer.variables, saved.optimizer.variables):
         mine.assign(theirs)

@@ -255,3 +255,50 @@ def test_the_command_sorts_by_the_column_given(outputs):
     result, loaded = cli_without_tensorflow("runs", out, "--sort", "PSNR")
     assert result.returncode == 2 and not loaded
     assert "argument --sort: invalid choice: 'PSNR'" in result.stderr
+
+
+def record(folder, history, epoch=2):
+    """A finished run's files as listing reads them (an empty model.keras: none is loaded)."""
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "config.yaml").write_text(dump_config(tiny(folder.parent, "train.epochs=2")))
+    state = {"epoch": epoch, "checkpoint": f"last-{epoch:04d}.keras"}
+    (folder / runs.STATE).write_text(json.dumps(state))
+    (folder / "history.csv").write_text("epoch,val/loss,seconds\n" + history)
+    (folder / "model.keras").write_bytes(b"")
+    return folder
+
+
+def test_a_damaged_record_is_listed_as_damaged_and_the_other_runs_as_they_are(tmp_path):
+    two = "1,0.5,30.0\n2,0.4,30.0\n"
+    good = record(tmp_path / "good", two)
+    cut = record(tmp_path / "cut", "1,0.5,30.0\n2,0.")
+    ahead = record(tmp_path / "ahead", two, epoch=7)
+    empty = record(tmp_path / "empty", "")
+    gone = record(tmp_path / "gone", two)
+    shutil.rmtree(gone / "checkpoints")
+    rows = by_path(listing.list_runs(tmp_path))
+    assert sorted(rows) == sorted(map(str, (good, cut, ahead, empty, gone)))
+    assert [rows[str(good)][k] for k in ("status", "epochs", "minutes", "val_loss")] == [
+        "finished",
+        2,
+        1.0,
+        0.4,
+    ]
+    mismatch = (
+        "{0}/history.csv: holds {1} epoch(s), but {0}/checkpoints/state.json says the run has "
+        "completed {2}: one of the two is not this run's; put back the run's own files from a "
+        "copy, or train a new run"
+    )
+    assert {
+        key: rows[str(path)]["problem"]
+        for key, path in [("cut", cut), ("ahead", ahead), ("empty", empty), ("gone", gone)]
+    } == {
+        "cut": f"{cut}/history.csv: line 3 is damaged (2 fields where the header names 3); "
+        "the run's epochs cannot be read: put back history.csv from a copy of the run, or "
+        "train a new run",
+        "ahead": mismatch.format(ahead, 2, 7),
+        "empty": mismatch.format(empty, 0, 2),
+        "gone": f"{gone}/checkpoints: missing, so the run cannot be resumed; its "
+        f"{gone}/model.keras still serves evaluate, predict and export; train a new run to go on",
+    }
+    assert {rows[str(p)]["status"] for p in (cut, ahead, empty, gone)} == {"damaged"}

@@ -142,3 +142,29 @@ def test_a_training_killed_with_sigkill_resumes_at_once(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert time.time() - started < 300
     assert [row["epoch"] for row in read_history(run_dir)] == list(range(1, 41))
+
+
+def test_a_lock_file_that_cannot_be_written_or_opened_is_read_or_taken_as_free(
+    tmp_path, monkeypatch
+):
+    import builtins
+
+    def read_only(path, mode="r", *args, **kwargs):  # a run of another user's, read-only
+        if mode != "r":
+            raise PermissionError(13, "Permission denied", str(path))
+        return builtins.open(path, mode, *args, **kwargs)
+
+    proc = hold_in_subprocess(tmp_path)
+    try:
+        monkeypatch.setattr(lock, "open", read_only, raising=False)
+        assert lock.holder(tmp_path)["pid"] == proc.pid  # held: seen through a read-only open
+    finally:
+        proc.kill()
+        proc.wait()
+    assert lock.holder(tmp_path) is None
+
+    def unreadable(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(lock, "open", unreadable, raising=False)
+    assert lock.holder(tmp_path) is None  # nobody this process can know of: not damage

@@ -256,3 +256,148 @@ def test_a_file_given_for_a_run_directory_says_what_to_give(tmp_path, name):
         f"{path}: a file, not a run directory; {train}pass the folder a run was written to, "
         f"e.g. outputs/<name>/<timestamp> (`autoencoder runs` lists them)"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# A damaged record: one line naming the file, and nothing of the run written
+
+HEADER = "epoch,train/loss,val/loss,seconds\n"
+FIX = "the run's epochs cannot be read: put back history.csv from a copy of the run, or train a new run"
+
+
+@pytest.mark.parametrize(
+    "text, line, why",
+    [
+        (HEADER + "1,0.5,0.4,1.0\n2,0.3", 3, "2 fields where the header names 4"),
+        (HEADER + "1,0.5,0.4,1.0,7,8\n", 2, "6 fields where the header names 4"),
+        (HEADER + "1,0.5,x0.4,1.0\n", 2, "val/loss is 'x0.4', not a number"),
+        (HEADER + "1,0.5,0.4,1.0\n8,0.3,0.2,1.0\n", 3, "epoch 8 where epoch 2 belongs"),
+        (HEADER.encode() + b"1,0.5,0.4,1.0\n2,\xff\n", 3, "not UTF-8 text"),
+        ("train/loss,val/loss\n0.5,0.4\n", 1, "the header names no epoch column"),
+    ],
+    ids=["cut", "long", "not-a-number", "out-of-order", "not-utf8", "no-epoch"],
+)
+def test_a_damaged_history_names_its_line(tmp_path, text, line, why):
+    path = tmp_path / "history.csv"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(UserError) as refused:
+        runs.read_history(tmp_path)
+    assert str(refused.value) == f"{path}: line {line} is damaged ({why}); {FIX}"
+
+
+def test_a_history_with_an_old_runs_empty_cells_reads(tmp_path):
+    (tmp_path / "history.csv").write_text(HEADER + "1,0.5,0.4,\n2,0.3,0.2,1.5\n")
+    assert runs.read_history(tmp_path) == [
+        {"epoch": 1, "train/loss": 0.5, "val/loss": 0.4},
+        {"epoch": 2, "train/loss": 0.3, "val/loss": 0.2, "seconds": 1.5},
+    ]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished run of 2 epochs on the sample digits."""
+    from autoencoder.pipeline import train_run
+
+    run_dir, _ = train_run(tiny(tmp_path_factory.mktemp("finished") / "runs", "train.epochs=2"))
+    return run_dir
+
+
+def damaged_copy(run_dir, target, damage):
+    """A copy of run_dir with `damage` (a name below) done to it."""
+    copy = shutil.copytree(run_dir, target / "run")
+    history, state = copy / "history.csv", copy / runs.STATE
+    if damage == "cut history":
+        header, first = history.read_text().splitlines()[:2]
+        history.write_text(header + "\n" + ",".join(first.split(",")[:4]))  # cut in row 1
+    elif damage == "empty history":
+        history.write_text(history.read_text().splitlines()[0] + "\n")
+    elif damage == "state ahead":
+        state.write_text(state.read_text().replace('"epoch": 2', '"epoch": 7'))
+    elif damage == "no checkpoints":
+        shutil.rmtree(copy / "checkpoints")
+    elif damage == "corrupt checkpoint":
+        checkpoint = copy / "checkpoints" / "last-0002.keras"
+        checkpoint.write_bytes(checkpoint.read_bytes()[:2000])
+    elif damage == "foreign config":  # same inputs, another model: only its weights tell
+        config = copy / "config.yaml"
+        config.write_text(config.read_text().replace("latent_dim: 8", "latent_dim: 5"))
+    return copy
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            "cut history",
+            "{run}/history.csv: line 2 is damaged (4 fields where the header names 7); ",
+        ),
+        (
+            "empty history",
+            "{run}/history.csv: holds 0 epoch(s), but {run}/checkpoints/state.json says the run "
+            "has completed 2: one of the two is not this run's; put back the run's own files "
+            "from a copy, or train a new run",
+        ),
+        (
+            "state ahead",
+            "{run}/history.csv: holds 2 epoch(s), but {run}/checkpoints/state.json says the run "
+            "has completed 7: one of the two is not this run's; put back the run's own files "
+            "from a copy, or train a new run",
+        ),
+        (
+            "no checkpoints",
+            "{run}/checkpoints: missing, so the run cannot be resumed; its {run}/model.keras "
+            "still serves evaluate, predict and export; train a new run to go on",
+        ),
+    ],
+)
+def test_resume_refuses_a_damaged_record_before_tensorflow_and_writes_nothing(
+    finished, tmp_path, damage, message
+):
+    run_dir = damaged_copy(finished, tmp_path, damage)
+    before = snapshot(tmp_path)
+    result, loaded = cli_without_tensorflow("resume", run_dir, "--set", "train.epochs=3")
+    expected = message.format(run=run_dir)
+    assert_error(result, expected + FIX if expected.endswith("; ") else expected)
+    assert not loaded
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            "corrupt checkpoint",
+            "{run}/checkpoints/last-0002.keras: cannot load model (ValueError); the file is "
+            "corrupt or truncated: train a new run to replace it",
+        ),
+        (
+            "foreign config",
+            "{run}/checkpoints/last-0002.keras: holds another model than the run's config.yaml "
+            "builds (its weights differ in number or shape); put back the run's own config.yaml, "
+            "or train a new run",
+        ),
+    ],
+)
+def test_a_resume_refused_at_its_checkpoint_leaves_the_run_as_it_was(
+    finished, tmp_path, damage, message
+):
+    from autoencoder.pipeline import resume
+
+    run_dir = damaged_copy(finished, tmp_path, damage)
+    before = snapshot(tmp_path)
+    with pytest.raises(UserError) as refused:
+        resume(run_dir, ["train.epochs=3"])
+    assert str(refused.value) == message.format(run=run_dir)
+    assert snapshot(tmp_path) == before  # config.yaml still says 2 epochs; no error.log
+
+
+def test_compare_refuses_a_damaged_history_before_making_its_folder(finished, tmp_path):
+    from autoencoder.comparison import compare_runs
+
+    run_dir = damaged_copy(finished, tmp_path, "cut history")
+    with pytest.raises(UserError) as refused:
+        compare_runs([run_dir, finished], tmp_path / "compared")
+    assert str(refused.value) == (
+        f"{run_dir}/history.csv: line 2 is damaged (4 fields where the header names 7); {FIX}"
+    )
+    assert not (tmp_path / "compared").exists()
