@@ -116,6 +116,13 @@ def check_groups(labels: np.ndarray, normal: list[int], names: tuple[str, ...]) 
     return anomalous
 
 
+def stopped_before_scoring(trained_on: Config) -> bool:
+    """A run's config is an `anomaly` run's (data.classes, its normal classes alone); the caller
+    knows its metrics.json holds no anomaly results yet."""
+    normal, kept = trained_on.anomaly.normal, trained_on.data.classes
+    return normal is not None and kept is not None and len(kept) == len(normal)
+
+
 def _training_config(config: Config, normal: list[int]) -> Config:
     data = config.data.model_copy(update={"classes": normal})
     return config.model_copy(update={"data": data})

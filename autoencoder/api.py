@@ -236,9 +236,17 @@ def _record(path: str | Path) -> tuple[dict, int]:
 def _after_resume(run_dir: Path, before: tuple[dict, int], models) -> None:
     """What a resume changes besides the model: anomaly scores redone, stale results named."""
     metrics, epochs = before
-    if any(key.startswith("anomaly/") for key in metrics):
-        from autoencoder.anomaly import format_report, rescore_run
+    from autoencoder.anomaly import format_report, rescore_run, stopped_before_scoring
 
+    scored = any(key.startswith("anomaly/") for key in metrics)
+    stopped = not scored and stopped_before_scoring(runs.load_run_config(run_dir))
+    if stopped:
+        log.info(
+            "%s: made by `autoencoder anomaly` and stopped before its scoring; scoring it now "
+            "against every class of its data",
+            run_dir,
+        )
+    if scored or stopped:
         # The threshold and scores belong to the model that made them: chosen again, as
         # `autoencoder anomaly` did, so predict keeps flagging with this model's threshold.
         log.info("%s", format_report(rescore_run(run_dir, metrics, models)))

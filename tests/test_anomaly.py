@@ -578,6 +578,35 @@ def test_a_resumed_anomaly_run_is_scored_again_with_its_new_model(knn_run, tmp_p
     assert f"{copy / 'export'} holds models exported before this training" in caplog.text
 
 
+@pytest.mark.slow
+def test_an_anomaly_run_stopped_before_its_scoring_is_scored_by_resume(knn_run, tmp_path, caplog):
+    import json
+
+    import autoencoder as ae
+
+    run_dir, _, config = knn_run
+    copy = shutil.copytree(run_dir, tmp_path / "copy")
+    # As Ctrl-C during training leaves it: no anomaly results, no scores, no reference codes.
+    metrics = runs.read_metrics(copy)
+    kept = {k: v for k, v in metrics.items() if not k.startswith("anomaly/")}
+    (copy / "metrics.json").write_text(json.dumps(kept))
+    for name in ("anomaly_scores.csv", "anomaly_codes.npz"):
+        (copy / name).unlink()
+    caplog.set_level(logging.INFO, logger="autoencoder")
+    ae.resume(copy, epochs=4)
+    assert (
+        f"{copy}: made by `autoencoder anomaly` and stopped before its scoring; scoring it now "
+        f"against every class of its data"
+    ) in caplog.text
+    metrics = runs.read_metrics(copy)
+    assert metrics["anomaly/score"] == "knn" and metrics["anomaly/normal"] == ["0"]
+    assert 0.5 < metrics["anomaly/auroc"] <= 1 and metrics["anomaly/threshold"] > 0
+    assert (copy / "anomaly_scores.csv").is_file() and (copy / "anomaly_codes.npz").is_file()
+    # A run trained with `train` from a config that names normal classes is not one.
+    assert not anomaly.stopped_before_scoring(config)
+    assert anomaly.stopped_before_scoring(runs.load_run_config(copy))
+
+
 def test_a_folders_scores_name_each_test_file(tmp_path, digits):
     x, y = digits
     zeros, ones = x[y == 0], x[y == 1]
