@@ -170,6 +170,30 @@ def test_a_resume_whose_database_is_missing_or_damaged_is_refused_and_changes_no
     assert sorted(p.name for p in study_dir.iterdir()) == ["study.db", "study.yaml"]
 
 
+def test_ctrl_c_while_a_study_writes_its_figures_says_how_to_go_on(tmp_path, monkeypatch):
+    from autoencoder import tuning
+
+    config = write_config(tmp_path / "tiny.yaml", tiny(tmp_path / "out"))
+    space = write_space(tmp_path / "space.yaml", {"model.latent_dim": [4, 8]}, pruner="none")
+    setup = tune_study.prepare(config, space=space)
+    study_dir = tune_study.new_study_dir(setup.base)
+    record = {**tune_study.study_record(setup, study_dir, None), "trials": 1}
+    tune_study.write_record(study_dir, record)
+    study = tune_study.open_study(record, study_dir, "none", 1)
+    study.tell(study.ask(), 0.5)  # the study's one trial: going on only writes its results
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tuning, "write_figures", stopped)
+    with pytest.raises(KeyboardInterrupt) as interrupted:
+        tuning.tune(config, space, resume=study_dir)
+    assert str(interrupted.value) == (
+        f"the study is kept: go on with `autoencoder tune {config} --space {space} "
+        f"--resume {study_dir}`"
+    )
+
+
 def test_the_objective_derives_psnr_and_the_per_image_error_from_mse():
     row = {"val/loss": 0.2, "val/mse": 0.01}
     assert tune_space.metric_value(row, "val/psnr", 784) == pytest.approx(20.0)

@@ -62,6 +62,12 @@ def _again(setup, space, overrides, study_dir: Path) -> str:
     return shlex.join([*words, "--resume", str(study_dir)])
 
 
+def _kept(exc: KeyboardInterrupt, again: str) -> KeyboardInterrupt:
+    """Ctrl-C's message ("during trial 3") with the command that goes on with the study."""
+    said = f"{exc}; " if str(exc) else ""
+    return KeyboardInterrupt(f"{said}the study is kept: go on with `{again}`")
+
+
 def tune(
     config,
     space=None,
@@ -126,6 +132,8 @@ def tune(
         if resume is None:  # a storage that cannot be opened: no study folder left behind
             shutil.rmtree(study_dir, ignore_errors=True)
         raise
+    except KeyboardInterrupt as exc:  # choosing the precision may take a while
+        raise _kept(exc, _again(setup, space, overrides, study_dir)) from None
     if resume is not None and given_trials is not None and record.get("trials") != given_trials:
         # Only now, after every check: a refused resume leaves study.yaml as it was.
         record["trials"] = given_trials
@@ -151,16 +159,17 @@ def tune(
     try:
         timed_out = _study.work(study, setup, study_dir, trials, seconds, url)
     except KeyboardInterrupt as exc:
-        raise KeyboardInterrupt(
-            f"{exc}; the study is kept: go on with `{_again(setup, space, overrides, study_dir)}`"
-        ) from None
+        raise _kept(exc, _again(setup, space, overrides, study_dir)) from None
     if timed_out:
         log.warning(
             "timeout %s: no trial is started after it; %d of %d trials; go on with `%s`",
             *(timeout or setup.tune.timeout, _study.counted(study), trials),
             _again(setup, space, overrides, study_dir),
         )
-    write_figures(study, study_dir, setup)
-    write_tables(study, study_dir, setup, url)
+    try:
+        write_figures(study, study_dir, setup)
+        write_tables(study, study_dir, setup, url)
+    except KeyboardInterrupt as exc:  # going on with a study of all its trials writes them again
+        raise _kept(exc, _again(setup, space, overrides, study_dir)) from None
     best = ranked(study)
     return Tuned(study_dir, best[0] if best else None, study, setup.tune.objective.metric)
