@@ -119,15 +119,16 @@ def _sweep(config: Config, sweep_dir: Path, splits) -> tuple[Path, list[dict]]:
     levels = [*d.train_levels, *([d.blind] if d.blind is not None else [])]
     try:
         model_dirs = {level: model_run(config, sweep_dir, level, splits) for level in levels}
+        atomic.write_text(sweep_dir / "config.yaml", dump_config(config))  # its epochs, as trained
+        rows, images = evaluate_sweep(config, splits, model_dirs)
+        write_report(sweep_dir, config, rows, images)
     except KeyboardInterrupt:
-        # The model's own message would resume that model alone.
+        # The model's own message would resume that model alone; during the scoring, going on
+        # reuses the trained models and scores them again.
         raise KeyboardInterrupt(
             f"the sweep is kept, each model at its last completed epoch: go on with "
             f"`{go_on(sweep_dir)}`"
         ) from None
-    atomic.write_text(sweep_dir / "config.yaml", dump_config(config))  # its epochs, as trained
-    rows, images = evaluate_sweep(config, splits, model_dirs)
-    write_report(sweep_dir, config, rows, images)
     return sweep_dir, rows
 
 
@@ -177,8 +178,9 @@ def model_run(
     run = started[-1]
     saved_config = runs.load_run_config(run)
     # The model's copy of the denoise section is the sweep's as it started: blind_epochs may
-    # have changed since, which reaches the model as its train.epochs.
-    cfg = cfg.model_copy(update={"denoise": saved_config.denoise})
+    # have changed since, which reaches the model as its train.epochs. Its output is where the
+    # sweep was then: a moved sweep's model is resumed where it now is, as `autoencoder resume`.
+    cfg = cfg.model_copy(update={"denoise": saved_config.denoise, "output": saved_config.output})
     saved = saved_config.train
     same = (saved.epochs, saved.minutes) == (cfg.train.epochs, cfg.train.minutes)
     if runs.status(run) == "finished" and same:

@@ -414,3 +414,38 @@ def test_more_epochs_on_going_on_train_the_finished_model_on(sweep):
     assert (done / "model.keras").stat().st_mtime_ns == stamp  # its epochs unchanged: reused
     assert load_config(sweep / "config.yaml").denoise.blind_epochs == 4
     assert "for 4 epochs (the per-level models 2 each)" in (sweep / "results.md").read_text()
+
+
+def test_a_moved_sweep_goes_on_where_it_now_is(sweep, tmp_path):
+    import shutil
+
+    from autoencoder.denoise import run_sweep
+    from autoencoder.runs import read_history
+
+    moved = tmp_path / "moved"
+    shutil.copytree(sweep, moved)  # a copy: the fixture's sweep stays for the other tests
+    (here,) = (moved / "models" / "level-0.5").iterdir()
+    (there,) = (sweep / "models" / "level-0.5").iterdir()
+    stamp = (there / "model.keras").stat().st_mtime_ns
+    (here / "model.keras").unlink()  # as if killed before the end of training
+    # Each model's config.yaml names the sweep's old folder as its output.
+    run_sweep(load_config(moved / "config.yaml"), resume=moved)
+    assert (here / "model.keras").is_file()
+    assert [r["epoch"] for r in read_history(here)] == [1, 2]
+    assert [p.name for p in (moved / "models" / "level-0.5").iterdir()] == [here.name]
+    assert (there / "model.keras").stat().st_mtime_ns == stamp
+
+
+def test_ctrl_c_while_a_sweep_scores_its_models_says_how_to_go_on(sweep, monkeypatch):
+    from autoencoder import denoise
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(denoise, "evaluate_sweep", stopped)
+    with pytest.raises(KeyboardInterrupt) as interrupted:
+        denoise.run_sweep(load_config(sweep / "config.yaml"), resume=sweep)
+    assert str(interrupted.value) == (
+        f"the sweep is kept, each model at its last completed epoch: go on with "
+        f"`autoencoder denoise {sweep / 'config.yaml'} --resume {sweep}`"
+    )

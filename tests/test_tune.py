@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,6 +108,89 @@ def test_resuming_the_study_of_another_config_is_refused(tmp_path):
         f"--resume {study_dir}: the study was made for another config (it differs in "
         f"train.batch_size); resume with the config and space saved in {study_dir}/study.yaml, "
         f"or start a new study",
+    )
+
+
+def trials_in(db, name):
+    """The number of trials of study `name` in the SQLite file `db`."""
+    return len(optuna.load_study(study_name=name, storage=f"sqlite:///{db}").get_trials())
+
+
+def test_a_moved_or_copied_study_keeps_its_trials_in_its_own_database(tmp_path):
+    space = write_space(tmp_path / "space.yaml", {"model.latent_dim": [4, 8]})
+    setup = tune_study.prepare(tiny(tmp_path / "out"), space=space)
+    study_dir = tune_study.new_study_dir(setup.base)
+    record = tune_study.study_record(setup, study_dir, None)
+    assert record["storage"] == "study.db"
+    tune_study.write_record(study_dir, record)
+    study = tune_study.open_study(record, study_dir, "none", 1)
+    study.tell(study.ask(), 0.5)
+    name = study_dir.name
+    copied = tmp_path / "copied"
+    shutil.copytree(study_dir, copied)
+    again = tune_study.open_study(record, copied, "none", 1, resumed=True)
+    again.tell(again.ask(), 0.25)
+    assert (trials_in(copied / "study.db", name), trials_in(study_dir / "study.db", name)) == (2, 1)
+    # As studies saved before held it: the absolute URL of the folder they were made in.
+    former = {**record, "storage": f"sqlite:///{study_dir.resolve() / 'study.db'}"}
+    moved = tmp_path / "moved"
+    shutil.move(study_dir, moved)
+    again = tune_study.open_study(former, moved, "none", 1, resumed=True)
+    again.tell(again.ask(), 0.25)
+    assert trials_in(moved / "study.db", name) == 2
+    # A storage the user gave is used as given, wherever the folder is.
+    given = f"sqlite:///{tmp_path / 'shared.db'}"
+    assert tune_study.storage_url({**record, "storage": given}, moved) == given
+
+
+def test_a_resume_whose_database_is_missing_or_damaged_is_refused_and_changes_nothing(tmp_path):
+    config = write_config(tmp_path / "tiny.yaml", tiny(tmp_path / "out"))
+    space = write_space(tmp_path / "space.yaml", {"model.latent_dim": [4, 8]})
+    setup = tune_study.prepare(config, space=space)
+    study_dir = tune_study.new_study_dir(setup.base)
+    record = {**tune_study.study_record(setup, study_dir, None), "trials": 2}
+    tune_study.write_record(study_dir, record)
+    saved = (study_dir / "study.yaml").read_text()
+    resume = ("tune", config, "--space", space, "--trials", "5", "--resume", study_dir)
+    result, loaded = cli_without_tensorflow(*resume)
+    assert not loaded
+    assert_error(
+        result,
+        f"--resume {study_dir}: {study_dir}/study.db is missing (it holds the study's trials); "
+        f"put it back from a copy, or start a new study without --resume",
+    )
+    (study_dir / "study.db").write_text("not a database\n")
+    result, _ = cli_without_tensorflow(*resume)
+    assert_error(
+        result,
+        f"--resume {study_dir}: {study_dir}/study.db cannot be read (file is not a database); "
+        f"put back a good copy of it, or start a new study without --resume",
+    )
+    assert (study_dir / "study.yaml").read_text() == saved
+    assert sorted(p.name for p in study_dir.iterdir()) == ["study.db", "study.yaml"]
+
+
+def test_ctrl_c_while_a_study_writes_its_figures_says_how_to_go_on(tmp_path, monkeypatch):
+    from autoencoder import tuning
+
+    config = write_config(tmp_path / "tiny.yaml", tiny(tmp_path / "out"))
+    space = write_space(tmp_path / "space.yaml", {"model.latent_dim": [4, 8]}, pruner="none")
+    setup = tune_study.prepare(config, space=space)
+    study_dir = tune_study.new_study_dir(setup.base)
+    record = {**tune_study.study_record(setup, study_dir, None), "trials": 1}
+    tune_study.write_record(study_dir, record)
+    study = tune_study.open_study(record, study_dir, "none", 1)
+    study.tell(study.ask(), 0.5)  # the study's one trial: going on only writes its results
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tuning, "write_figures", stopped)
+    with pytest.raises(KeyboardInterrupt) as interrupted:
+        tuning.tune(config, space, resume=study_dir)
+    assert str(interrupted.value) == (
+        f"the study is kept: go on with `autoencoder tune {config} --space {space} "
+        f"--resume {study_dir}`"
     )
 
 

@@ -62,6 +62,12 @@ def _again(setup, space, overrides, study_dir: Path) -> str:
     return shlex.join([*words, "--resume", str(study_dir)])
 
 
+def _kept(exc: KeyboardInterrupt, again: str) -> KeyboardInterrupt:
+    """Ctrl-C's message ("during trial 3") with the command that goes on with the study."""
+    said = f"{exc}; " if str(exc) else ""
+    return KeyboardInterrupt(f"{said}the study is kept: go on with `{again}`")
+
+
 def tune(
     config,
     space=None,
@@ -85,7 +91,8 @@ def tune(
         from another process.
       pruner: median, hyperband, none, {"median": {"startup_trials": N, "warmup_epochs": N}}
         or an Optuna pruner object; default tune.pruner.
-      storage: a database URL Optuna accepts; default sqlite:///STUDY_DIR/study.db.
+      storage: a database URL Optuna accepts; default STUDY_DIR/study.db, found where the
+        folder is when it is resumed (a study folder can be moved or copied).
     Raises:
       UserError: every mistake of the config or the space, and data that cannot be found, one
         line each, before anything is written; a resumed folder that is no study, or one of
@@ -110,22 +117,27 @@ def tune(
         # The study's own total, unless --trials gives a new one (kept for the next resume).
         if given_trials is None and record.get("trials"):
             trials = record["trials"]
-        elif given_trials is not None and record.get("trials") != given_trials:
-            record["trials"] = given_trials
-            _study.write_record(study_dir, record)
-        record["storage"] = storage or record["storage"]
     else:
         study_dir = _study.new_study_dir(setup.base)
         record = {**_study.study_record(setup, study_dir, storage), "trials": trials}
         _study.write_record(study_dir, record)
+    url = storage or _study.storage_url(record, study_dir)
     try:
-        study = _study.open_study(record, study_dir, pruner, epochs, setup.timed)
+        study = _study.open_study(
+            record, study_dir, pruner, epochs, setup.timed, url=url, resumed=resume is not None
+        )
         # After the resume checks and the storage, which refuse before TensorFlow loads.
         setup.chosen = _study.study_precision(setup)
     except UserError:
         if resume is None:  # a storage that cannot be opened: no study folder left behind
             shutil.rmtree(study_dir, ignore_errors=True)
         raise
+    except KeyboardInterrupt as exc:  # choosing the precision may take a while
+        raise _kept(exc, _again(setup, space, overrides, study_dir)) from None
+    if resume is not None and given_trials is not None and record.get("trials") != given_trials:
+        # Only now, after every check: a refused resume leaves study.yaml as it was.
+        record["trials"] = given_trials
+        _study.write_record(study_dir, record)
     with _study.asking(study_dir):
         stale = _study.fail_stale(study, study_dir, setup)
         queued = _study.retry_stopped(study)
@@ -145,18 +157,19 @@ def tune(
         pruner_text(study.pruner, setup),
     )
     try:
-        timed_out = _study.work(study, setup, study_dir, trials, seconds, record["storage"])
+        timed_out = _study.work(study, setup, study_dir, trials, seconds, url)
     except KeyboardInterrupt as exc:
-        raise KeyboardInterrupt(
-            f"{exc}; the study is kept: go on with `{_again(setup, space, overrides, study_dir)}`"
-        ) from None
+        raise _kept(exc, _again(setup, space, overrides, study_dir)) from None
     if timed_out:
         log.warning(
             "timeout %s: no trial is started after it; %d of %d trials; go on with `%s`",
             *(timeout or setup.tune.timeout, _study.counted(study), trials),
             _again(setup, space, overrides, study_dir),
         )
-    write_figures(study, study_dir, setup)
-    write_tables(study, study_dir, setup, record["storage"])
+    try:
+        write_figures(study, study_dir, setup)
+        write_tables(study, study_dir, setup, url)
+    except KeyboardInterrupt as exc:  # going on with a study of all its trials writes them again
+        raise _kept(exc, _again(setup, space, overrides, study_dir)) from None
     best = ranked(study)
     return Tuned(study_dir, best[0] if best else None, study, setup.tune.objective.metric)

@@ -1,7 +1,7 @@
 """A study: its folder, its Optuna storage, and its trials, each an ordinary run (pipeline.train).
 
 STUDY_DIR holds study.yaml (the config and search it was made for), study.db (the default
-SQLite storage), trials/trial-<number>/<timestamp>/ (the runs) and workers/ (one locked folder per
+SQLite storage, found where the folder now is: a study moved or copied goes on where it is), trials/trial-<number>/<timestamp>/ (the runs) and workers/ (one locked folder per
 process working on the study: a trial whose worker's lock is free was left by a killed process).
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import socket
 import sys
 import time
@@ -46,6 +47,8 @@ from autoencoder.tuning.space import (
 log = logging.getLogger(__name__)
 
 STUDY_FILE = "study.yaml"
+# study.yaml's storage of a study that keeps its trials in its own folder's SQLite file.
+OWN_DB = "study.db"
 COMMAND = "autoencoder tune"
 # What a study is for: a resumed or joined study must search the same thing.
 SEARCH_KEYS = ("space", "objective", "epochs_per_trial")
@@ -175,7 +178,7 @@ def study_record(setup: Setup, study_dir: Path, storage: str | None) -> dict:
     config.pop("tune", None)  # the search is kept apart: it may come from a --space file
     return {
         "study_name": study_dir.name,
-        "storage": storage or f"sqlite:///{study_dir.resolve() / 'study.db'}",
+        "storage": storage or OWN_DB,
         "config": config,
         "search": setup.tune.model_dump(mode="json", include=set(SEARCH_KEYS)),
     }
@@ -204,28 +207,91 @@ def check_resume(study_dir: Path, record: dict) -> dict:
     return saved
 
 
-def open_study(record: dict, study_dir: Path, pruner, epochs: int, timed: bool = False):
-    """The Optuna study of the record (created on first use), with this process's pruner."""
+def storage_url(record: dict, study_dir: Path) -> str:
+    """The record's database URL: the study's own study.db where STUDY_DIR now is, or the
+    storage the user gave."""
+    saved = record["storage"]
+    if saved == OWN_DB or _former_own(saved, record["study_name"]):
+        return own_url(study_dir)
+    return saved
+
+
+def own_url(study_dir: Path) -> str:
+    """The URL of STUDY_DIR's own study.db, where the folder now is."""
+    return f"sqlite:///{Path(study_dir).resolve() / OWN_DB}"
+
+
+def _former_own(url: str, name: str) -> bool:
+    """Whether a URL is a study's own study.db as saved before: absolute, where it was made."""
+    # A folder copied or moved since still names the old place; its own file is beside it.
+    path = sqlite_file(url)
+    return path is not None and path.parts[-2:] == (name, OWN_DB)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a sqlite:/// URL (relative ones to the working folder), else None."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///") :].split("?")[0]
+    return Path(path) if path else None
+
+
+def open_study(
+    record: dict, study_dir: Path, pruner, epochs: int, timed: bool = False, url=None, resumed=False
+):
+    """The Optuna study of the record (created on first use), with this process's pruner.
+
+    url: the storage to use (default the record's); resumed: the study must already be in it.
+    """
     optuna = optuna_module()
-    url = record["storage"]
+    url = url or storage_url(record, study_dir)
+    own = url == own_url(study_dir)
+    where = f"--resume {study_dir}" if own else f"storage {url}"
+    path = Path(study_dir) / OWN_DB if own else sqlite_file(url)  # as the user named the folder
+    # SQLite would make an empty database in place of a missing one: a study starting over.
+    if resumed and path is not None and not path.is_file():
+        raise UserError(
+            f"{where}: {path} is missing (it holds the study's trials); put it back from a "
+            f"copy, or start a new study without --resume"
+        )
     # SQLite lets one writer in at a time: the others wait (up to a minute) instead of failing.
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except Exception as exc:  # SQLAlchemy's many errors: a bad URL, a missing driver, no server
-        raise UserError(
-            f"storage {url}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-        ) from None
     objective = record["search"]["objective"]
     # Studies saved before the direction could be left out hold it; newer ones may hold null.
     direction = objective.get("direction") or ObjectiveConfig(**objective).goal()
-    return optuna.create_study(
-        storage=storage,
-        study_name=record["study_name"],
-        direction=direction,
-        pruner=make_pruner(pruner, epochs, timed),
-        load_if_exists=True,
-    )
+    try:
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        if resumed and record["study_name"] not in optuna.get_all_study_names(storage):
+            raise UserError(
+                f"{where}: the storage holds no study {record['study_name']}; give the storage "
+                f"it was made in (--storage), or start a new study without --resume"
+            )
+        return optuna.create_study(
+            storage=storage,
+            study_name=record["study_name"],
+            direction=direction,
+            pruner=make_pruner(pruner, epochs, timed),
+            load_if_exists=True,
+        )
+    except UserError:
+        raise
+    except Exception as exc:  # SQLAlchemy's many errors: a bad URL, a missing driver, no server
+        reason = _first_line(exc)
+        if own:
+            raise UserError(
+                f"{where}: {path} cannot be read ({reason}); put back a good copy of it, or "
+                f"start a new study without --resume"
+            ) from None
+        raise UserError(
+            f"storage {url}: {type(exc).__name__}: {reason}; give --storage (or tune.storage) "
+            f"a URL Optuna accepts, of a database that can be reached"
+        ) from None
+
+
+def _first_line(exc: Exception) -> str:
+    """An error's first line without SQLAlchemy's "(sqlite3.DatabaseError) " before it."""
+    lines = str(exc).splitlines() or [type(exc).__name__]
+    return re.sub(r"^\([\w.]+\) ", "", lines[0])
 
 
 def make_pruner(pruner, epochs: int, timed: bool = False):
