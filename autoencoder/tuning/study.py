@@ -1,8 +1,9 @@
 """A study: its folder, its Optuna storage, and its trials, each an ordinary run (pipeline.train).
 
 STUDY_DIR holds study.yaml (the config and search it was made for), study.db (the default
-SQLite storage, found where the folder now is: a study moved or copied goes on where it is), trials/trial-<number>/<timestamp>/ (the runs) and workers/ (one locked folder per
-process working on the study: a trial whose worker's lock is free was left by a killed process).
+SQLite storage, found where the folder now is: a study moved or copied goes on where it is),
+trials/trial-<number>/<timestamp>/ (the runs) and workers/ (one locked folder per process working
+on the study: a trial whose worker's lock is free was left by a killed process).
 """
 
 from __future__ import annotations
