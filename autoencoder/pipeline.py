@@ -119,6 +119,9 @@ def _train(
         saved = runs.load_run_config(resume)
         moved = saved.data.model_copy(update={"path": config.data.path})
         runs.check_run_shapes(resume, saved.model_copy(update={"data": moved}))
+        # `output` says where new runs go; a resume writes where the run is (train CONFIG
+        # --resume RUN_DIR with the config's own output, of a run made with --set output=).
+        config = config.model_copy(update={"output": saved.output})
     config = resolve_input_shape(config)  # a left-out model.input_shape is the data's
     plan = plan_model(config.model)
     if plan.skips != "none" and config.data.noise is None:

@@ -379,10 +379,14 @@ def test_resume_refuses_a_damaged_record_before_tensorflow_and_writes_nothing(
     ],
 )
 def test_a_resume_refused_at_its_checkpoint_leaves_the_run_as_it_was(
-    finished, tmp_path, damage, message
+    finished, tmp_path, damage, message, monkeypatch
 ):
+    from autoencoder import runs
     from autoencoder.pipeline import resume
 
+    # The parameter count refuses a foreign config first (test_another_model_of_the_same_...):
+    # left aside here, the checkpoint's weights are the last check, for a count it cannot read.
+    monkeypatch.setattr(runs, "saved_parameter_count", lambda path: None)
     run_dir = damaged_copy(finished, tmp_path, damage)
     before = snapshot(tmp_path)
     with pytest.raises(UserError) as refused:
@@ -401,3 +405,15 @@ def test_compare_refuses_a_damaged_history_before_making_its_folder(finished, tm
         f"{run_dir}/history.csv: line 2 is damaged (4 fields where the header names 7); {FIX}"
     )
     assert not (tmp_path / "compared").exists()
+
+
+def test_train_config_resume_takes_a_run_made_elsewhere_and_keeps_its_output(finished, tmp_path):
+    from autoencoder.pipeline import train_run
+
+    # The run was made with output=<its folder>; the config given now has another output.
+    copy = shutil.copytree(finished, tmp_path / "elsewhere" / "run")
+    saved = runs.load_run_config(copy).output
+    run_dir, metrics = train_run(tiny(tmp_path / "outputs", "train.epochs=3"), resume=copy)
+    assert run_dir == copy and [r["epoch"] for r in runs.read_history(copy)] == [1, 2, 3]
+    assert runs.load_run_config(copy).output == saved and "test/mse" in metrics
+    assert not (tmp_path / "outputs").exists()
