@@ -889,3 +889,26 @@ def test_a_storage_that_cannot_be_opened_leaves_no_study_folder(tmp_path):
     assert result.stderr.startswith("error: storage nosuchdb://nowhere: ")
     assert result.stderr.count("\n") == 1, result.stderr
     assert list((tmp_path / "out" / "tiny").iterdir()) == []
+
+
+def test_best_yaml_is_placed_beside_the_study_wherever_it_was_resumed_from(tmp_path):
+    from types import SimpleNamespace
+
+    from autoencoder.config import dump_config
+
+    # A study moved to moved/tiny/tune-1, resumed from a folder whose config says `outputs`.
+    study_dir = tmp_path / "moved" / "tiny" / "tune-1"
+    run = study_dir / "trials" / "trial-0" / "20261206-000000"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(dump_config(tiny(study_dir / "trials", "name=trial-0")))
+    trial = SimpleNamespace(
+        number=0, value=0.25, user_attrs={"run_dir": "trials/trial-0/20261206-000000"}
+    )
+    objective = SimpleNamespace(metric="val/loss")
+    setup = SimpleNamespace(
+        base=SimpleNamespace(name="tiny", output="outputs"),
+        tune=SimpleNamespace(objective=objective),
+    )
+    text = tune_report.best_yaml(study_dir, trial, setup)
+    best = yaml.safe_load(text)
+    assert best["name"] == "tiny" and best["output"] == str(tmp_path / "moved")

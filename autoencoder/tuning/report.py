@@ -111,7 +111,10 @@ def trials_csv(study, keys: list[str]) -> str:
 def best_yaml(study_dir: Path, trial, setup) -> str:
     """The best trial's resolved config, named and placed as the study's config: ready to train."""
     config = runs.load_run_config(study_dir / trial.user_attrs["run_dir"])
-    config = config.model_copy(update={"name": setup.base.name, "output": setup.base.output})
+    # Placed as the study's config: its runs go beside the study (<output>/<name>/tune-...),
+    # wherever a resume was started from or the folder was moved to.
+    output = str(Path(study_dir).parent.parent)
+    config = config.model_copy(update={"name": setup.base.name, "output": output})
     metric = setup.tune.objective.metric
     header = (
         f"# The best trial of the study {study_dir}: trial {trial.number}, {metric} "
