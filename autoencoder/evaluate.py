@@ -292,11 +292,15 @@ class Evaluation:
 
 
 def pick_examples(y: np.ndarray, n: int = EXAMPLES) -> np.ndarray:
-    """Indices of the first image of each class, then more in order, n in all."""
-    firsts = [int(np.flatnonzero(y == c)[0]) for c in np.unique(y)][:n]
-    chosen = set(firsts)
-    rest = [i for i in range(len(y)) if i not in chosen][: max(0, n - len(firsts))]
-    return np.array(firsts + rest, dtype=np.int64)
+    """Indices of the first image of each class, then the second of each, ..., n in all."""
+    # Class by class in turn: with two classes, five of each rather than one and nine.
+    members = [np.flatnonzero(y == c) for c in np.unique(y)]
+    picked: list[int] = []
+    for rank in range(max((len(m) for m in members), default=0)):
+        picked += [int(m[rank]) for m in members if rank < len(m)]
+        if len(picked) >= n:
+            break
+    return np.array(picked[:n], dtype=np.int64)
 
 
 def evaluate_split(config, model, splits, split: str = "test") -> Evaluation:

@@ -84,3 +84,17 @@ def test_chunked_metrics_equal_whole_array_ones(digits, monkeypatch):
     assert evaluate.mae(x, recon) == pytest.approx(np.abs(x64 - r64).mean(), rel=1e-12)
     assert ssim(x, recon) == pytest.approx(whole[4], rel=1e-6)
     assert 0.3 < whole[4] < 0.95  # noise of 0.1 lowers SSIM, but not to nothing
+
+
+def test_examples_take_each_class_in_turn():
+    from autoencoder.evaluate import pick_examples
+
+    # Two classes (a folder of china/ and flower/ tiles): five of each, not one and nine.
+    y = np.array([0] * 30 + [1] * 6)
+    picked = pick_examples(y, 10)
+    assert picked.tolist() == [0, 30, 1, 31, 2, 32, 3, 33, 4, 34]
+    # Ten digits: the first of each; a class that runs out leaves its turn to the others.
+    digits = np.repeat(np.arange(10), 3)
+    assert sorted(digits[pick_examples(digits, 10)].tolist()) == list(range(10))
+    assert pick_examples(np.array([0, 0, 0, 0, 1]), 4).tolist() == [0, 4, 1, 2]
+    assert pick_examples(np.array([2, 2]), 10).tolist() == [0, 1]
