@@ -301,6 +301,9 @@ def reconstructions(checked, labels: list[str]) -> tuple:
 def report(out_dir: Path, checked, labels: list[str], table: str, keys=()) -> str:
     """compare.md: the runs, the keys that differ, the figures, each run's own figures."""
     rows = [listing.run_row(p, p.parent) for p, _ in checked]
+    for row in rows:
+        if row["problem"]:  # said, not a silent row of dashes
+            log.warning("%s; compare.md shows '-' for that run's figures", row["problem"])
     histories = [runs.read_history(p) for p, _ in checked]
     metric = compared_metric(list(keys), histories)
     head = "best val/loss" if metric == "val/loss" else "best val/mse (the losses differ in kind)"

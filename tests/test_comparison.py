@@ -272,3 +272,15 @@ def test_a_patch_model_is_compared_by_the_whole_images_it_is_tested_on(tmp_path)
     grey = tiny(tmp_path, *folder, "data.patches={size: [16, 16]}", "model.input_shape=[16, 16, 1]")
     with pytest.raises(UserError, match=r"trained on .*, 1-channel images, but a on"):
         comparison.check_same_data((Path("a"), sized), (Path("b"), grey))
+
+
+def test_a_damaged_metrics_json_is_said_not_a_silent_row_of_dashes(trained, tmp_path):
+    slow, fast, _ = trained
+    copy = shutil.copytree(slow, tmp_path / "slow")
+    (copy / "metrics.json").write_text("[1]")
+    result = cli("compare", copy, fast, "--out", tmp_path / "cmp")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (
+        f"{copy / 'metrics.json'}: damaged (not a JSON object); `autoencoder evaluate "
+        f"{copy}` writes the run's test metrics again; compare.md shows '-' for that run's figures"
+    ) in result.stderr.splitlines()
