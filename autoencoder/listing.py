@@ -66,8 +66,9 @@ def list_runs(root: str | Path = "outputs") -> list[dict]:
     """
     root = Path(root)
     if not root.is_dir():
+        what = "a file, not a folder" if root.exists() else "no such folder"
         raise UserError(
-            f"{root}: no such folder; pass the folder your runs are written to (a config's "
+            f"{root}: {what}; pass the folder your runs are written to (a config's "
             f"output:, outputs by default)"
         )
     rows = [run_row(run_dir, root) for run_dir in find_run_dirs(root)]

@@ -210,6 +210,11 @@ def test_an_empty_folder_says_so_and_a_missing_one_is_refused(tmp_path):
         f"error: {tmp_path / 'nope'}: no such folder; pass the folder your runs are written to "
         f"(a config's output:, outputs by default)\n"
     )
+    (tmp_path / "notes.txt").write_text("")
+    result, _ = cli_without_tensorflow("runs", tmp_path / "notes.txt")
+    assert result.returncode == 2 and result.stderr.startswith(
+        f"error: {tmp_path / 'notes.txt'}: a file, not a folder; pass the folder your runs"
+    )
 
 
 def test_a_run_with_a_time_budget_shows_its_minutes_of_the_budget(tmp_path):
