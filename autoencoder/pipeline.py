@@ -335,5 +335,5 @@ def finish_run(run_dir: Path, config: Config, model, splits, record: dict | None
         )
     metrics.update(record or {})
     atomic.write_json(run_dir / "metrics.json", metrics)
-    plot_evaluation(run_dir, evaluation, history, splits.class_names, model, config.train.loss)
+    plot_evaluation(run_dir, evaluation, history, splits.class_names, model, config)
     return metrics

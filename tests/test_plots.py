@@ -218,3 +218,26 @@ def test_the_benchmark_bars_start_at_chance_and_say_when_classes_are_to_come(tmp
     assert ax.get_ylim()[0] == 50  # 80.3 drawn as 30 of the 50 points above chance
     assert ax.get_title() == "One-class anomaly detection on Fashion-MNIST (2 of 10 classes so far)"
     assert low.get_ylim()[0] == pytest.approx(37) and low.get_title().endswith("on MNIST")
+
+
+def test_a_denoisers_figures_name_the_noise_and_each_inputs_error(tmp_path, monkeypatch):
+    import numpy as np
+
+    from autoencoder.plots import run as plots
+
+    made = drawn(monkeypatch, plots)
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 8, 8, 1)).astype(np.float32)
+    noisy = np.clip(x + rng.normal(0, 0.3, x.shape), 0, 1).astype(np.float32)
+    noisy[3] = x[3]  # a blind model's input drawn at level 0
+    y = np.arange(4)
+    plots.plot_reconstructions(tmp_path / "r.png", x, y, x, noisy=noisy, noise="gaussian 0-0.7")
+    plots.plot_worst(tmp_path / "w.png", x, y, x, noisy=noisy, noise="gaussian 0-0.7")
+    plots.plot_reconstructions(tmp_path / "plain.png", x, y, x)
+    (_, rows), (_, worst), (_, plain) = made
+    labels = [row[0].get_ylabel() for row in rows]
+    assert labels == ["original", "noisy input\n(gaussian 0-0.7)", "output"]
+    assert [row[0].get_ylabel() for row in worst][:3] == labels
+    errors = [float(ax.get_xlabel().split()[1]) for ax in rows[1]]
+    assert errors[3] == 0 and min(errors[:3]) > 0.01
+    assert [row[0].get_ylabel() for row in plain] == ["original", "reconstruction"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from autoencoder import runs
+from autoencoder.config.types import level_text
 from autoencoder.data import DIGITS, load_splits
 from autoencoder.evaluate import evaluate_split, per_image_mse, pick_examples
 from autoencoder.model import is_vae, load_model
@@ -26,12 +27,15 @@ from autoencoder.plots.vae import vae_figures
 from autoencoder.runs import open_run, read_history
 
 
-def plot_reconstructions(path: Path, x, y, recon, n: int = 10, names=None, noisy=None) -> None:
+def plot_reconstructions(
+    path: Path, x, y, recon, n: int = 10, names=None, noisy=None, noise: str | None = None
+) -> None:
     """Originals (with their class) above their reconstructions (with per-image MSE)."""
-    # names: the class names (digits when None); noisy: a denoiser's noisy inputs, drawn between.
+    # names: the class names (digits when None); noisy: a denoiser's noisy inputs, drawn between,
+    # of the noise `noise` names ("gaussian 0.4").
     idx = pick_examples(y, min(n, len(x)))
     errors = per_image_mse(x[idx], recon[idx])
-    rows = _image_rows(x, recon, noisy, "reconstruction")
+    rows = _image_rows(x, recon, noisy, noise)
     width = 1.3 * aspect(x)
     # At least 7.5 inches: the title must fit above one or two columns too.
     figsize = (max(7.5, width * len(idx) + 1.2), 1.5 * len(rows) + 0.4)
@@ -41,6 +45,8 @@ def plot_reconstructions(path: Path, x, y, recon, n: int = 10, names=None, noisy
             show(axes[r, j], images[i])
         axes[0, j].set_title(wrap_label(label_text(names, y[i]), width - 0.15, 9), fontsize=9)
         axes[-1, j].set_xlabel(f"MSE {errors[j]:.4f}", fontsize=8)
+        if noisy is not None:  # how much noise this input carries: a blind model's levels vary
+            axes[1, j].set_xlabel(f"MSE {_mse(x[i], noisy[i]):.4f}", fontsize=8)
     for r, (text, _) in enumerate(rows):
         axes[r, 0].set_ylabel(text, fontsize=10)
     what = (
@@ -55,10 +61,16 @@ def plot_reconstructions(path: Path, x, y, recon, n: int = 10, names=None, noisy
     write(fig, path)
 
 
-def _image_rows(x, recon, noisy, label: str) -> list[tuple[str, np.ndarray]]:
+def _image_rows(x, recon, noisy, noise: str | None = None) -> list[tuple[str, np.ndarray]]:
     """(row label, images): the originals, a denoiser's noisy inputs, the model's outputs."""
-    noisy_row = [("noisy input", noisy)] if noisy is not None else []
-    return [("original", x), *noisy_row, (label, recon)]
+    if noisy is None:
+        return [("original", x), ("reconstruction", recon)]
+    named = f"noisy input\n({noise})" if noise else "noisy input"
+    return [("original", x), (named, noisy), ("output", recon)]
+
+
+def _mse(a, b) -> float:
+    return float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
 
 
 def plot_loss(path: Path, history: list[dict], loss: str = "loss") -> None:
@@ -125,14 +137,16 @@ def _log_panel(ax, xlabel: str, ylabel: str, title: str) -> None:
     ax.grid(True, which="both", alpha=0.3)
 
 
-def plot_worst(path: Path, x, y, recon, n: int = 8, names=None, noisy=None) -> None:
+def plot_worst(
+    path: Path, x, y, recon, n: int = 8, names=None, noisy=None, noise: str | None = None
+) -> None:
     """The worst-reconstructed images: original, (noisy input,) reconstruction and error map with
     a colour bar."""
     errors = per_image_mse(x, recon)
     idx = np.argsort(errors)[::-1][: min(n, len(x))]
     diff = np.abs(x[idx] - recon[idx]).max(axis=-1)  # the largest error of a pixel's channels
     vmax = float(max(diff.max(), 1e-6))
-    rows = _image_rows(x, recon, noisy, "reconstruction" if noisy is None else "output")
+    rows = _image_rows(x, recon, noisy, noise)
     width, height = 1.4 * aspect(x), 1.5 * (len(rows) + 1) + 0.4
     # At least 6 inches: the title and the colour bar's labels fit beside one column too.
     figsize = (max(6.0, width * len(idx) + 2.0), height)
@@ -214,6 +228,7 @@ def plot_all(
     noisy=None,
     model=None,
     loss: str | None = None,
+    noise: str | None = None,
 ) -> list[Path]:
     """Write every figure of a run into run_dir/figures/ and return their paths.
 
@@ -227,12 +242,13 @@ def plot_all(
       noisy: a denoiser's noisy inputs of x, drawn between originals and outputs.
       model: a VAE adds samples.png, interpolations.png and, with a history, vae_terms.png.
       loss: train.loss, to name the loss on the figures' axes.
+      noise: the noise of a denoiser's inputs, for their row ("gaussian 0.4").
     """
     out = Path(run_dir) / "figures"
     out.mkdir(exist_ok=True)
     paths = [out / "reconstructions.png", out / "worst.png", out / "error_by_class.png"]
-    plot_reconstructions(paths[0], x, y, recon, names=names, noisy=noisy)
-    plot_worst(paths[1], x, y, recon, names=names, noisy=noisy)
+    plot_reconstructions(paths[0], x, y, recon, names=names, noisy=noisy, noise=noise)
+    plot_worst(paths[1], x, y, recon, names=names, noisy=noisy, noise=noise)
     errors, labels = by_class if by_class is not None else (None, y)
     plot_error_by_class(paths[2], x, labels, recon, names=names, errors=errors)
     if history:
@@ -246,9 +262,11 @@ def plot_all(
 
 
 def plot_evaluation(
-    run_dir: Path, evaluation, history: list[dict], names=None, model=None, loss=None
+    run_dir: Path, evaluation, history: list[dict], names=None, model=None, config=None
 ) -> list[Path]:
-    """plot_all from an evaluate.Evaluation: its kept images and every image's error."""
+    """plot_all from an evaluate.Evaluation: its kept images and every image's error; the
+    run's config names its loss and noise."""
+    noise = config.data.noise if config is not None else None
     return plot_all(
         run_dir,
         evaluation.images,
@@ -259,7 +277,8 @@ def plot_evaluation(
         by_class=(evaluation.errors, evaluation.labels),
         noisy=evaluation.inputs,
         model=model,
-        loss=loss,
+        loss=config.train.loss if config is not None else None,
+        noise=f"{noise.kind} {level_text(noise.level)}" if noise is not None else None,
     )
 
 
@@ -273,6 +292,4 @@ def plot_run(run_dir: str | Path) -> list[Path]:
         model = load_model(run_dir / "model.keras")
         evaluation = evaluate_split(config, model, splits, "test")
         history = read_history(run_dir)
-        return plot_evaluation(
-            run_dir, evaluation, history, splits.class_names, model, config.train.loss
-        )
+        return plot_evaluation(run_dir, evaluation, history, splits.class_names, model, config)
