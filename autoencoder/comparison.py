@@ -281,16 +281,20 @@ def reconstructions(checked, labels: list[str]) -> tuple:
     of them: plot_compare_reconstructions's arguments after the path."""
     first = checked[0][1]
     x = scaled(np.asarray(load_splits(first).pixels("test")[:EXAMPLES]))
-    inputs, outputs = {}, []
+    inputs, outputs, fed = {}, [], []
     for label, (run_dir, config) in zip(labels, checked):
         log.info("reconstructing with %s", run_dir)
         given = model_inputs(x, config)  # a denoiser's test noise, as evaluate adds it
+        fed.append("clean")
         if config.data.noise is not None:
             noise = config.data.noise
+            fed[-1] = f"{noise.kind} {level_text(noise.level)}"
             inputs.setdefault(f"noisy input ({noise.kind} {level_text(noise.level)})", given)
         model = load_model(run_dir / "model.keras")
         recon = runs.predict_images(model, given, config.data.patches)
         outputs.append((label, np.clip(np.asarray(recon, np.float32), 0, 1)))
+    if inputs:  # beside noisy rows, each run's row says which input it was given
+        outputs = [(f"{label} (given {what})", y) for (label, y), what in zip(outputs, fed)]
     return x, list(inputs.items()), outputs
 
 

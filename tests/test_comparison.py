@@ -284,3 +284,19 @@ def test_a_damaged_metrics_json_is_said_not_a_silent_row_of_dashes(trained, tmp_
         f"{copy / 'metrics.json'}: damaged (not a JSON object); `autoencoder evaluate "
         f"{copy}` writes the run's test metrics again; compare.md shows '-' for that run's figures"
     ) in result.stderr.splitlines()
+
+
+def test_beside_a_denoiser_each_row_says_which_input_its_run_was_given(trained):
+    from autoencoder.config import load_config
+    from autoencoder.runs import load_run_config
+
+    slow, fast, _ = trained
+    denoiser = load_config(slow / "config.yaml", ["data.noise={kind: gaussian, level: 0.3}"])
+    checked = [(slow, denoiser), (fast, load_run_config(fast))]
+    x, inputs, outputs = comparison.reconstructions(checked, ["a", "b"])
+    assert [label for label, _ in inputs] == ["noisy input (gaussian 0.3)"]
+    assert [label for label, _ in outputs] == ["a (given gaussian 0.3)", "b (given clean)"]
+    assert outputs[0][1].shape == x.shape
+    # Without a denoiser every run is given the same clean images: the labels say no more.
+    _, inputs, outputs = comparison.reconstructions([checked[1]], ["b"])
+    assert inputs == [] and [label for label, _ in outputs] == ["b"]
