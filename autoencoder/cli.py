@@ -495,7 +495,7 @@ COMMANDS = {
         "probe (logistic regression) on the train codes and score it on the test codes, beside "
         "the same probe on raw pixels, on PCA of the pixels and on shuffled labels; write "
         "codes.npy, labels.npy, the accuracies into metrics.json, and figures/latent.png (PCA "
-        "and t-SNE maps) and figures/interpolation.png (decoded between test codes).",
+        "and t-SNE maps) and figures/latent_interpolation.png (decoded between test codes).",
     ),
     "tune": (
         _tune_args,

@@ -6,7 +6,7 @@ scored on the test split's; beside it the same probe on the raw pixels, on PCA o
 with as many components as the code has numbers, and on the codes with shuffled labels (what a
 probe gets by chance). The test codes and labels are saved as codes.npy and labels.npy, the
 probe's accuracies go into metrics.json, and two figures into figures/: latent.png (PCA and
-t-SNE maps of the test codes) and interpolation.png (images decoded between two test codes).
+t-SNE maps of the test codes) and latent_interpolation.png (images decoded between test codes).
 Method notes: docs/latent.md.
 """
 
@@ -35,7 +35,7 @@ PROBE_LIMIT = 20_000  # training images of each probe: full MNIST's probes in ab
 # as float32 pixels (20,000 x 4,096 is 330 MB) and the logistic regression slows with them.
 PIXEL_LIMIT = 4096
 MAP_POINTS = 3000  # t-SNE's cost grows as N log N with a large constant: 3,000 take ~15 s here
-PAIRS, STEPS = 6, 10  # interpolation.png: rows, and decoded points along each line
+PAIRS, STEPS = 6, 10  # latent_interpolation.png: rows, and decoded points along each line
 BATCH = 512
 
 
@@ -92,7 +92,7 @@ def _embed(run_dir: Path, probe_limit: int) -> dict:
 
     figures = run_dir / "figures"
     figures.mkdir(exist_ok=True)
-    files += [figures / "latent.png", figures / "interpolation.png"]
+    files += [figures / "latent.png", figures / "latent_interpolation.png"]
     draw_latent(files[2], test_codes, test_labels, splits.class_names, plan, vae)
     draw_interpolation(files[3], decoder, test_codes, test_labels, splits, vae)
     return {
@@ -375,7 +375,7 @@ def interpolation_pairs(labels: np.ndarray, rows: int = PAIRS) -> list[tuple[int
 
 
 def draw_interpolation(path: Path, decoder, codes, labels, splits, vae: bool) -> None:
-    """interpolation.png: images decoded along lines between the codes of test image pairs."""
+    """latent_interpolation.png: images decoded along lines between test image pairs' codes."""
     pairs = interpolation_pairs(labels)
     starts, ends = (np.array([p[k] for p in pairs]) for k in (0, 1))
     steps = decode_lines(decoder, codes[starts], codes[ends], STEPS)

@@ -362,16 +362,16 @@ def saved_input_shape(path: str | Path) -> tuple[int, ...] | None:
 
 def saved_parameter_count(path: str | Path) -> int | None:
     """How many numbers a saved .keras model's layers hold, read without TensorFlow."""
-    # model.weights.h5 in the zip holds every layer's variables under layers/ (optimizer/ the
-    # optimizer's): their sizes add up to Keras's count_params. None where unreadable:
-    # load_model then says what is wrong with the file.
+    # model.weights.h5 in the zip holds every layer's variables (under layers/, or a VAE's
+    # under encoder/ and decoder/) beside optimizer/'s: theirs add up to Keras's count_params.
+    # None where unreadable: load_model then says what is wrong with the file.
     import h5py
 
     count = 0
 
     def add(name, item):
         nonlocal count
-        if isinstance(item, h5py.Dataset) and name.startswith("layers/"):
+        if isinstance(item, h5py.Dataset) and not name.startswith("optimizer/"):
             count += item.size
 
     try:

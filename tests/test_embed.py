@@ -83,7 +83,7 @@ def test_the_code_probe_beats_chance_and_the_shuffled_labels(run, embedded):
 def test_figures_are_real_images(run, embedded):
     import matplotlib.image as mpimg
 
-    for name, (height, width) in (("latent", (500, 1400)), ("interpolation", (700, 1400))):
+    for name, (height, width) in (("latent", (500, 1400)), ("latent_interpolation", (700, 1400))):
         image = mpimg.imread(run / "figures" / f"{name}.png")
         assert image.shape[0] >= height and image.shape[1] >= width, (name, image.shape)
         assert image[..., :3].std() > 0.05, name
@@ -245,7 +245,7 @@ def test_cli_prints_the_probe_table(run, embedded, tmp_path):
     assert rows["majority class"][:2] == ["-", f"{metrics['embed/majority']:.4f}"]
     assert metrics["embed/probe_train_images"] == 200
     assert f"codes: {copy / 'codes.npy'} (1,000 x 8, float32)" in result.stdout
-    assert (copy / "figures" / "interpolation.png").is_file()
+    assert (copy / "figures" / "latent_interpolation.png").is_file()
 
 
 def test_variance_shares_are_never_rounded_to_0_or_100_percent():
