@@ -91,26 +91,30 @@ def test_shapes_of_a_folder_says_its_size_is_the_first_images(tmp_path, photos, 
     assert "first image" not in capsys.readouterr().err
 
 
-def test_a_mistaken_argument_is_one_line_with_the_closest_choice(capsys):
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        (
+            ["trian", "configs/quickstart.yaml"],
+            "autoencoder: argument COMMAND: invalid choice: 'trian'; did you mean 'train'? "
+            "(`autoencoder --help` lists the options)",
+        ),
+        (
+            ["bench", "configs/quickstart.yaml", "--epochs", "0"],
+            "autoencoder bench: argument --epochs: must be at least 1, got 0 (`autoencoder "
+            "bench --help` lists the options)",
+        ),
+        # A flag the subcommand does not take: its own help lists what it does take.
+        (
+            ["train", "configs/quickstart.yaml", "--epochs", "3"],
+            "autoencoder train: unrecognized arguments: --epochs 3 (`autoencoder train --help` "
+            "lists the options)",
+        ),
+    ],
+    ids=["misspelt command", "bad value", "unknown flag"],
+)
+def test_a_mistaken_argument_is_one_line_with_the_closest_choice(capsys, argv, said):
     with pytest.raises(SystemExit) as stopped:
-        main(["trian", "configs/quickstart.yaml"])
+        main(argv)
     assert stopped.value.code == 2
-    assert capsys.readouterr().err == (
-        "error: autoencoder: argument COMMAND: invalid choice: 'trian'; did you mean 'train'? "
-        "(`autoencoder --help` lists the options)\n"
-    )
-    with pytest.raises(SystemExit) as stopped:
-        main(["bench", "configs/quickstart.yaml", "--epochs", "0"])
-    assert stopped.value.code == 2
-    assert capsys.readouterr().err == (
-        "error: autoencoder bench: argument --epochs: must be at least 1, got 0 (`autoencoder "
-        "bench --help` lists the options)\n"
-    )
-    # A flag the subcommand does not take: its own help lists what it does take.
-    with pytest.raises(SystemExit) as stopped:
-        main(["train", "configs/quickstart.yaml", "--epochs", "3"])
-    assert stopped.value.code == 2
-    assert capsys.readouterr().err == (
-        "error: autoencoder train: unrecognized arguments: --epochs 3 (`autoencoder train "
-        "--help` lists the options)\n"
-    )
+    assert capsys.readouterr().err == f"error: {said}\n"
