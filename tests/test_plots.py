@@ -241,3 +241,20 @@ def test_a_denoisers_figures_name_the_noise_and_each_inputs_error(tmp_path, monk
     errors = [float(ax.get_xlabel().split()[1]) for ax in rows[1]]
     assert errors[3] == 0 and min(errors[:3]) > 0.01
     assert [row[0].get_ylabel() for row in plain] == ["original", "reconstruction"]
+
+
+def test_anomaly_extremes_write_every_score_to_the_same_decimals(tmp_path, monkeypatch):
+    import numpy as np
+
+    from autoencoder.plots import anomaly
+
+    made = drawn(monkeypatch, anomaly)
+    x = np.zeros((4, 8, 8, 1), np.float32)
+    scores = np.array([4.36, 3.2, 0.1823, 0.216])
+    flags = np.array([True, True, False, False])
+    anomaly.plot_anomaly_extremes(
+        tmp_path / "e.png", x, x, np.arange(4), scores, flags, None, "MSE"
+    )
+    ((_, axes),) = made
+    shown = [axes[row, j].get_title().split("\n")[-1] for row in (0, 2) for j in range(2)]
+    assert shown == ["4.360", "3.200", "0.182", "0.216"]

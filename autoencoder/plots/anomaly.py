@@ -112,7 +112,11 @@ def plot_anomaly_extremes(
     """The highest- then the lowest-scoring test images, each above its reconstruction."""
     n = len(images) // 2
     width = 1.35 * aspect(images)
-    fig, axes = subplots(4, n, figsize=(width * n + 1.4, 6.6), squeeze=False)
+    # One number of decimals for every score, enough for three digits of the smallest.
+    smallest = float(np.min(np.abs(scores[np.nonzero(scores)]), initial=1.0))
+    decimals = int(np.clip(2 - np.floor(np.log10(smallest)), 0, 6))
+    # 7.2 inches high: the lower half's titles clear the row above them.
+    fig, axes = subplots(4, n, figsize=(width * n + 1.4, 7.2), squeeze=False)
     for half, offset in ((0, 0), (1, n)):
         for j in range(n):
             i = offset + j
@@ -122,7 +126,7 @@ def plot_anomaly_extremes(
             group = "anomaly" if anomalous[i] else "normal"
             top.set_title(
                 f"{wrap_label(f'{label_text(names, labels[i])} ({group})', width - 0.1, 7)}\n"
-                f"{scores[i]:.4g}",
+                f"{scores[i]:.{decimals}f}",
                 fontsize=7,
                 color="tab:red" if anomalous[i] else "tab:blue",
             )
