@@ -178,9 +178,9 @@ def model_run(
     run = started[-1]
     saved_config = runs.load_run_config(run)
     # The model's copy of the denoise section is the sweep's as it started: blind_epochs may
-    # have changed since, which reaches the model as its train.epochs. Its output is where the
-    # sweep was then: a moved sweep's model is resumed where it now is, as `autoencoder resume`.
-    cfg = cfg.model_copy(update={"denoise": saved_config.denoise, "output": saved_config.output})
+    # have changed since, which reaches the model as its train.epochs. (A moved sweep's output
+    # differs too: a resume keeps the run's own, pipeline._train.)
+    cfg = cfg.model_copy(update={"denoise": saved_config.denoise})
     saved = saved_config.train
     same = (saved.epochs, saved.minutes) == (cfg.train.epochs, cfg.train.minutes)
     if runs.status(run) == "finished" and same:
