@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 AUTO_IMAGES = (500, 2000)
 FEW_VALIDATION = 20  # below this many normal validation images a quantile is mostly luck
 COMMAND = "autoencoder anomaly"  # what its locks say it is
+ANOMALY_FIGURES = ("anomaly_scores.png", "anomaly_roc.png", "anomaly_extremes.png")
 
 
 @dataclass
@@ -348,9 +349,7 @@ def rescore_run(run_dir: Path, previous: dict, models) -> dict:
       The report, as anomaly_run's.
     """
     trained_on = runs.load_run_config(run_dir)  # its data.classes: the normal ones
-    # The data as scored: every class the data held (None, all, for runs before this key).
-    data = trained_on.data.model_copy(update={"classes": previous.get("anomaly/data_classes")})
-    config = trained_on.model_copy(update={"data": data})
+    config = _scored_config(trained_on, previous)
     full = load_splits(config)
     normal = normal_classes(config, tuple(full.class_names))
     normal_splits = load_splits(trained_on)
@@ -368,6 +367,33 @@ def rescore_run(run_dir: Path, previous: dict, models) -> dict:
         return _score_run(
             config, run_dir, model, full, trained_on, normal_splits, minutes, selection, codes
         )
+
+
+def _scored_config(trained_on: Config, metrics: dict) -> Config:
+    """The config of the data an anomaly run scored: every class its data held."""
+    # None (all classes) for runs made before anomaly/data_classes was saved.
+    data = trained_on.data.model_copy(update={"classes": metrics.get("anomaly/data_classes")})
+    return trained_on.model_copy(update={"data": data})
+
+
+def redraw_figures(run_dir: Path, model, encoder=None) -> list[Path]:
+    """Draw an anomaly run's figures again (as `plot` does), its test images scored anew.
+
+    Nothing but the figures is written: the threshold and the scores' figures are the run's.
+    """
+    metrics = runs.read_metrics(run_dir)
+    result = {k.removeprefix("anomaly/"): v for k, v in metrics.items() if k.startswith("anomaly/")}
+    if not result:
+        return []
+    config = _scored_config(runs.load_run_config(run_dir), metrics)
+    full = load_splits(config)
+    names = tuple(full.class_names)
+    anomalous = check_groups(full.labels("test"), normal_classes(config, names), names)
+    kind = result["score"]
+    codes = (encoder, CodeNeighbors.load(run_dir)) if kind == "knn" else None
+    test = score_split(config, model, full, "test", (kind,), codes)[kind]
+    scored = Scored(test=test, labels=full.labels("test"), val=np.zeros(0))
+    return _draw(run_dir, config, full, model, scored, anomalous, result, names)
 
 
 def _score_run(
@@ -428,6 +454,11 @@ def _write(run_dir, config, splits, model, scored, anomalous, result, names) -> 
     atomic.write_text(
         run_dir / "anomaly_scores.csv", _scores_csv(scored, anomalous, result, names, files)
     )
+    _draw(run_dir, config, splits, model, scored, anomalous, result, names)
+
+
+def _draw(run_dir, config, splits, model, scored, anomalous, result, names) -> list[Path]:
+    """The three anomaly figures: scores by class, ROC, the extremes; their paths."""
     kind = SCORE_NAMES[result["score"]]
     normal_text = ", ".join(map(str, result["normal"]))
     figures = run_dir / "figures"
@@ -462,6 +493,7 @@ def _write(run_dir, config, splits, model, scored, anomalous, result, names) -> 
         names=names,
         kind=kind,
     )
+    return [figures / name for name in ANOMALY_FIGURES]
 
 
 def _gather(config, model, splits, picked: np.ndarray):

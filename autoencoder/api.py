@@ -634,11 +634,15 @@ class Run:
             return evaluate_run(self.path, split=_split(split))
 
     def plot(self) -> list[Path]:
-        """Redraw figures/ (reconstructions, loss, worst, error by class); their paths."""
+        """Redraw figures/ (reconstructions, loss, worst, error by class, an anomaly run's
+        scores); their paths."""
+        from autoencoder.anomaly import redraw_figures
         from autoencoder.plots import plot_run
 
         with _caller_state():
-            return plot_run(self.path)
+            paths = plot_run(self.path)
+            with runs.writing(self.path, "autoencoder plot"):
+                return paths + redraw_figures(self.path, self.model, self.encoder)
 
     def predict(
         self,

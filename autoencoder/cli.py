@@ -438,7 +438,8 @@ COMMANDS = {
         cmd_plot,
         "(re)draw a run's figures",
         "Write reconstructions.png, loss.png, worst.png and error_by_class.png into "
-        "RUN_DIR/figures/.",
+        "RUN_DIR/figures/ (a VAE's samples too; an anomaly run's anomaly_*.png, its test "
+        "images scored again).",
     ),
     "denoise": (
         _denoise_args,

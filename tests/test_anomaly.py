@@ -390,6 +390,38 @@ def test_the_run_draws_its_figures(zero_run):
         assert image[..., :3].std() > 0.05  # drawn on, not blank
 
 
+@pytest.mark.parametrize("which", ["zero_run", "knn_run"])
+def test_plot_redraws_the_anomaly_figures_from_the_runs_own_scores(which, request, tmp_path):
+    import autoencoder as ae
+    from autoencoder.plots import anomaly as drawn
+
+    run_dir, result, _ = request.getfixturevalue(which)
+    copy = shutil.copytree(run_dir, tmp_path / "copy")
+    for path in (copy / "figures").glob("anomaly_*.png"):
+        path.unlink()
+    kept = {name: (copy / name).read_bytes() for name in ("metrics.json", "anomaly_scores.csv")}
+    seen = {}
+    real = drawn.plot_anomaly_scores
+
+    def spy(path, scores, labels, anomalous, threshold, **kw):
+        seen.update(scores=scores, anomalous=anomalous, threshold=threshold)
+        return real(path, scores, labels, anomalous, threshold, **kw)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(anomaly, "plot_anomaly_scores", spy)
+        paths = ae.load_run(copy).plot()
+    names = {p.name for p in paths}
+    assert {"anomaly_scores.png", "anomaly_roc.png", "anomaly_extremes.png"} <= names
+    assert all(p.is_file() for p in paths) and "reconstructions.png" in names
+    with open(copy / "anomaly_scores.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    # The scores the run recorded, by its own kind (knn included), and its threshold.
+    assert seen["scores"] == pytest.approx([float(r["score"]) for r in rows], rel=1e-4)
+    assert seen["anomalous"].tolist() == [r["group"] == "anomaly" for r in rows]
+    assert seen["threshold"] == result["threshold"]
+    assert kept == {name: (copy / name).read_bytes() for name in kept}  # figures alone
+
+
 def test_format_report_prints_the_confusion_matrix(zero_run):
     _, result, _ = zero_run
     text = anomaly.format_report(result)
