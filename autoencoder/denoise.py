@@ -66,7 +66,15 @@ def run_sweep(config: Config, resume: str | Path | None = None) -> tuple[Path, l
     if resume is not None:
         _check_is_sweep(resume)
         with runs.writing(resume, COMMAND):
-            return _sweep(config, check_sweep_resume(resume, config), load_splits(config))
+            sweep_dir = check_sweep_resume(resume, config)
+            try:
+                splits = load_splits(config)
+            except KeyboardInterrupt:
+                raise KeyboardInterrupt(
+                    f"while reading the data; the sweep is as it was: go on with "
+                    f"`{go_on(sweep_dir)}`"
+                ) from None
+            return _sweep(config, sweep_dir, splits)
     # Before the sweep's folder is made: data that cannot be found leaves nothing behind.
     splits = load_splits(config)
     sweep_dir = runs.create_run_dir(config)

@@ -449,3 +449,11 @@ def test_ctrl_c_while_a_sweep_scores_its_models_says_how_to_go_on(sweep, monkeyp
         f"the sweep is kept, each model at its last completed epoch: go on with "
         f"`autoencoder denoise {sweep / 'config.yaml'} --resume {sweep}`"
     )
+    # Ctrl-C while the data is read, before any model is touched.
+    monkeypatch.setattr(denoise, "load_splits", stopped)
+    with pytest.raises(KeyboardInterrupt) as interrupted:
+        denoise.run_sweep(load_config(sweep / "config.yaml"), resume=sweep)
+    assert str(interrupted.value) == (
+        f"while reading the data; the sweep is as it was: go on with "
+        f"`autoencoder denoise {sweep / 'config.yaml'} --resume {sweep}`"
+    )
