@@ -59,8 +59,10 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path | None = None):
     # The test images and every model load before the folder is made: data that cannot be
     # found or a model that cannot be read stops the command with nothing written.
     shown = reconstructions(checked, labels)
-    made = out is None or not Path(out).exists()
+    made = _outermost_missing(Path(out)) if out is not None else None
     out_dir = output_folder(out)
+    if out is None:
+        made = out_dir  # a new stamped folder under OUTPUT
     files = [out_dir / "curves.png", out_dir / "reconstructions.png", out_dir / "compare.md"]
     try:
         curves(files[0], checked, labels, keys)
@@ -71,9 +73,12 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path | None = None):
         # A write that fails (a full disk) leaves no half comparison: what this call made goes.
         for path in files:
             path.unlink(missing_ok=True)
-        if made:
+        # The folders this call made, inner first; rmdir leaves any that holds something.
+        if made is not None:
+            depth = len(out_dir.relative_to(made).parts) + 1
             with contextlib.suppress(OSError):
-                out_dir.rmdir()
+                for folder in [out_dir, *out_dir.parents][:depth]:
+                    folder.rmdir()
         raise
     return out_dir, Comparison(labels, keys, table, files)
 
@@ -170,6 +175,16 @@ def check_output(out: str | Path | None) -> None:
             f"--out {out}: already exists and is not an empty folder; name a new folder, or "
             f"leave --out out to write under {OUTPUT}/<timestamp>"
         )
+
+
+def _outermost_missing(path: Path) -> Path | None:
+    """The outermost folder of `path` that mkdir(parents=True) would make; None if it exists."""
+    missing = None
+    for folder in [path, *path.parents]:
+        if folder.exists():
+            break
+        missing = folder
+    return missing
 
 
 def output_folder(out: str | Path | None) -> Path:

@@ -155,6 +155,23 @@ def test_a_model_that_cannot_be_read_stops_it_before_anything_is_written(trained
     assert not out.exists()  # so the same command, the model fixed, can write it
 
 
+@pytest.mark.parametrize("given", ["new/nested/out", "empty"])
+def test_a_write_that_fails_leaves_no_folder_it_made_and_keeps_the_users(
+    given, trained, tmp_path, monkeypatch
+):
+    def full(path, *_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(comparison, "reconstructions", lambda *_: (None, [], []))
+    monkeypatch.setattr(comparison, "plot_compare_reconstructions", full)
+    (tmp_path / "empty").mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(OSError, match="No space"):
+        api.compare(trained[:2], out=tmp_path / given)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # "new/" gone, "empty/" kept
+    assert not any((tmp_path / "empty").iterdir())
+
+
 def test_an_unfinished_failed_or_busy_run_is_refused(trained, tmp_path):
     slow, fast, _ = trained
     run = tmp_path / "tiny" / "20990101-000000"
