@@ -476,7 +476,7 @@ class Run:
     @property
     def history(self) -> list[dict]:
         """One dict per completed epoch: epoch, train/loss, val/loss, lr, seconds, ..."""
-        return runs.read_history(self._current())
+        return runs.checked_history(self._current())
 
     @property
     def metrics(self) -> dict:

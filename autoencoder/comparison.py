@@ -102,7 +102,7 @@ def check_runs(run_dirs: list[str | Path]) -> list[tuple[Path, Config]]:
         runs.check_not_sweep(run_dir)
         check_finished(run_dir, config)
         runs.check_run_shapes(run_dir, config, data=False)
-        runs.read_history(run_dir)  # a damaged one refused here, not once --out is made
+        runs.checked_history(run_dir)  # a damaged one refused here, not once --out is made
         checked.append((run_dir, config))
     for run_dir, config in checked[1:]:
         check_same_data(checked[0], (run_dir, config))

@@ -475,6 +475,17 @@ def check_history(run_dir: Path, state: dict | None, history: list[dict]) -> Non
         )
 
 
+def checked_history(run_dir: Path) -> list[dict]:
+    """read_history, refused by check_history when state.json counts more completed epochs."""
+    history = read_history(run_dir)
+    try:
+        state = read_state(run_dir)
+    except UserError:
+        state = None  # a damaged state.json stops a resume (it says so), not a figure
+    check_history(run_dir, state, history)
+    return history
+
+
 def changed_keys(saved: Config, config: Config, allowed: set[str]) -> str | None:
     """The keys (the first six) in which config differs from saved beyond `allowed`, or None."""
     diff = config_diff(saved, config) - allowed

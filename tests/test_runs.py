@@ -395,6 +395,29 @@ def test_a_resume_refused_at_its_checkpoint_leaves_the_run_as_it_was(
     assert snapshot(tmp_path) == before  # config.yaml still says 2 epochs; no error.log
 
 
+@pytest.mark.parametrize("damage", ["empty history", "state ahead"])
+def test_plot_and_the_api_refuse_a_history_shorter_than_the_state(finished, tmp_path, damage):
+    import autoencoder as ae
+
+    run_dir = damaged_copy(finished, tmp_path, damage)
+    before = snapshot(tmp_path)
+    result, loaded = cli_without_tensorflow("plot", run_dir)
+    assert result.returncode == 2 and not loaded
+    assert f"{run_dir}/history.csv: holds " in result.stderr
+    assert f"but {run_dir}/checkpoints/state.json says the run has completed" in result.stderr
+    with pytest.raises(UserError, match="one of the two is not this run's"):
+        _ = ae.load_run(run_dir).history
+    assert snapshot(tmp_path) == before
+
+
+def test_a_damaged_state_json_still_gives_the_history(finished, tmp_path):
+    import autoencoder as ae
+
+    run_dir = damaged_copy(finished, tmp_path, "state ahead")
+    (run_dir / runs.STATE).write_text("{not json")
+    assert [row["epoch"] for row in ae.load_run(run_dir).history] == [1, 2]
+
+
 def test_compare_refuses_a_damaged_history_before_making_its_folder(finished, tmp_path):
     from autoencoder.comparison import compare_runs
 

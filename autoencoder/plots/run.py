@@ -24,7 +24,7 @@ from autoencoder.plots.figure import (
     write,
 )
 from autoencoder.plots.vae import vae_figures
-from autoencoder.runs import open_run, read_history
+from autoencoder.runs import open_run
 
 
 def plot_reconstructions(
@@ -287,9 +287,9 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     run_dir = Path(run_dir)
     with runs.writing(run_dir, "autoencoder plot"):
         config = open_run(run_dir)
+        history = runs.checked_history(run_dir)  # a damaged one refused before TensorFlow
         splits = load_splits(config)
         runs.warn_changed_data_files(run_dir, splits)
         model = load_model(run_dir / "model.keras")
         evaluation = evaluate_split(config, model, splits, "test")
-        history = read_history(run_dir)
         return plot_evaluation(run_dir, evaluation, history, splits.class_names, model, config)
