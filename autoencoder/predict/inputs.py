@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autoencoder.data.folder import image_files
 from autoencoder.data.images import SUFFIXES, is_image
 from autoencoder.errors import UserError
 
@@ -62,14 +63,23 @@ def collect_inputs(inputs: list[str | Path], out: Path | None = None) -> list[So
             )
         if given.is_dir():
             earlier = _earlier_outputs(given)
-            found = sorted(
-                p
-                for p in given.rglob("*")
-                if p.is_file()
-                and is_image(p)
-                and (skip is None or skip not in p.resolve().parents)
-                and not any(folder in p.parents for folder in earlier)
-            )
+
+            def new(path, skip=skip, earlier=earlier):
+                return (skip is None or skip not in path.resolve().parents) and not any(
+                    folder in path.parents for folder in earlier
+                )
+
+            # As training reads a folder: hidden files left out, linked folders followed.
+            images, others = image_files(given)
+            found = [p for p in map(Path, images) if new(p)]
+            others = [p for p in map(Path, others) if new(p)]
+            if others:
+                log.warning(
+                    "%s: left out %d file(s) that are not images (%s%s); name .npy/.npz arrays "
+                    "on the command line to predict them",
+                    *(given, len(others), ", ".join(p.name for p in others[:3])),
+                    " ..." if len(others) > 3 else "",
+                )
             if earlier:
                 log.info(
                     "%s: left out %d earlier prediction folder(s) inside it (%s)",
