@@ -145,7 +145,7 @@ def write_mixed(root, x, photos):
 def test_mixed_sizes_are_refused_naming_two_files_and_the_key(tmp_path, digits, photos):
     root = write_mixed(tmp_path / "m", digits[0], photos)
     assert error_of(folder_config(root)) == (
-        f"data.path {root}: images differ in size: {root}/digits/00.png is 28x28, "
+        f"data.path {root}: images differ in size (H x W): {root}/digits/00.png is 28x28, "
         f"{root}/photos/00.png is 30x25; set data.image_size: [H, W] (with data.fit: resize, crop "
         f"or pad) to bring them to one size"
     )

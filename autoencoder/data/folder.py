@@ -333,7 +333,7 @@ def check_scan(result: Scan, root: Path, data, total: int) -> None:
         a = stored[0]
         b = next(s for s in stored if s[:2] != a[:2])
         raise UserError(
-            f"data.path {root}: images differ in size: {result.first_of[a]} is {a[0]}x{a[1]}, "
+            f"data.path {root}: images differ in size (H x W): {result.first_of[a]} is {a[0]}x{a[1]}, "
             f"{result.first_of[b]} is {b[0]}x{b[1]}; set data.image_size: [H, W] (with "
             f"data.fit: resize, crop or pad) to bring them to one size"
         )
