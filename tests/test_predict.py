@@ -477,8 +477,12 @@ def test_an_unreadable_file_stops_with_one_line_and_leaves_nothing(tmp_path, run
         (lambda d: d.mkdir(), "{p}: no image files (.png, .jpg, .jpeg, .bmp, .gif) in this folder"),
         (lambda d: None, "{p}: no such file or folder; check the path"),
         (lambda d: d.write_text("x"), "{p}: not an image (.png, .jpg, .jpeg, .bmp, .gif) nor"),
+        (
+            lambda d: (d.mkdir(), (d / "notes.txt").write_text("x")),
+            "{p}: no image files (.png, .jpg, .jpeg, .bmp, .gif) in this folder",
+        ),
     ],
-    ids=["empty folder", "missing", "text file"],
+    ids=["empty folder", "missing", "text file", "folder of text"],
 )
 def test_bad_inputs_are_one_line_before_tensorflow_loads(tmp_path, run, make, message):
     given = tmp_path / "given"
