@@ -125,7 +125,8 @@ def check_finished(run_dir: Path, config: Config) -> None:
 
 
 def data_source(config: Config) -> str:
-    """'mnist_sample', a folder, with the classes kept and the test share when not the default."""
+    """'mnist_sample', a folder, with the classes kept, the test share when not the default and
+    how images were fitted to data.image_size."""
     data = config.data
     source = data.path if data.dataset == "folder" else data.dataset
     # The classes kept and the share held out both change which images the test split holds.
@@ -133,6 +134,9 @@ def data_source(config: Config) -> str:
         source += f" (classes {', '.join(map(str, data.classes))})"
     if data.test_split != type(data)().test_split:
         source += f" (test_split {data.test_split:g})"
+    # crop and pad give other pixels of one file than resize does
+    if data.image_size is not None and data.fit != type(data)().fit:
+        source += f" (fit {data.fit})"
     return source
 
 

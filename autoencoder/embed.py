@@ -261,11 +261,15 @@ def probe_all(train, test, train_pixels, test_pixels, splits) -> tuple[list, dic
             values,
             linear_probe(train_pixels, labels, test_pixels, test_labels),
         )
-        pca = PCA(size, random_state=SEED).fit(train_pixels)
-        accuracy = linear_probe(
-            pca.transform(train_pixels), labels, pca.transform(test_pixels), test_labels
-        )
-        add("probe_pca", f"PCA of the pixels, {size} components", size, accuracy)
+        if size >= len(labels):  # PCA has at most as many components as images
+            skipped = f"skipped: {size:,} components need more than {len(labels):,} images"
+            add("probe_pca", f"PCA of the pixels, {size} components", size, None, skipped)
+        else:
+            pca = PCA(size, random_state=SEED).fit(train_pixels)
+            accuracy = linear_probe(
+                pca.transform(train_pixels), labels, pca.transform(test_pixels), test_labels
+            )
+            add("probe_pca", f"PCA of the pixels, {size} components", size, accuracy)
     # The same code with its labels permuted: whatever this scores is what chance gives.
     shuffled = np.random.default_rng(SEED).permutation(labels)
     add(

@@ -363,7 +363,7 @@ def format_metrics(metrics: dict, split: str) -> str:
         head, mse_b = f"{'PCA-' + str(pca['components']):>12}", f"{pca['mse']:>12.5f}"
         sse_b, psnr_b = f"{pca['mse'] * pixels:>12.3f}", f"{pca['psnr']:>12.2f}"
     lines = [
-        f"{split} split, {m['images']:,} images",
+        f"{split} split, {m['images']:,} image{'s' * (m['images'] != 1)}",
         f"  {'':22}{'model':>10}{head}",
         f"  {'MSE per pixel':22}{m['mse']:>10.5f}{mse_b}",
         f"  {'squared error / image':22}{m['sse_per_image']:>10.3f}{sse_b}",

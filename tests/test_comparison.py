@@ -222,6 +222,16 @@ def test_runs_tested_on_other_classes_or_another_share_are_not_compared(tmp_path
             f"b: trained on {said}, but a on mnist_sample, 28x28x1 images; compare runs trained "
             f"on the same data"
         )
+    # One folder brought to one size by resize and by pad: other test pixels, so not compared.
+    sized = ["data.image_size=[32, 32]", "model.input_shape=[32, 32, 1]"]
+    with pytest.raises(UserError) as refused:
+        comparison.check_same_data(
+            (Path("a"), tiny(tmp_path, *sized)), (Path("b"), tiny(tmp_path, *sized, "data.fit=pad"))
+        )
+    assert str(refused.value) == (
+        "b: trained on mnist_sample (fit pad), 32x32x1 images, but a on mnist_sample, 32x32x1 "
+        "images; compare runs trained on the same data"
+    )
     # A smaller training pool tests on the same images: compared (a learning curve).
     comparison.check_same_data((Path("a"), base), (Path("b"), tiny(tmp_path, "data.limit=100")))
 

@@ -9,7 +9,7 @@ from conftest import assert_error, cli, cli_without_tensorflow, tiny, write_conf
 
 from autoencoder.config import load_config
 from autoencoder.data import load_splits
-from autoencoder.embed import embed_run, interpolation_pairs, probe_subsample
+from autoencoder.embed import embed_run, interpolation_pairs, probe_all, probe_subsample
 
 # 600 digits (450 to train, 150 to validate; the sample's 1,000 test digits), 3 epochs at a high
 # learning rate: a code that is poor but clearly knows the digits.
@@ -261,3 +261,23 @@ def test_variance_shares_are_never_rounded_to_0_or_100_percent():
         "5.0%",
         ">99.9%",
     ]
+
+
+def test_pca_is_skipped_when_the_code_has_as_many_numbers_as_probe_images():
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    labels, test_labels = np.arange(20) % 2, np.arange(10) % 2
+    codes, pixels = rng.normal(size=(20, 24)), rng.random((20, 64))
+    splits = SimpleNamespace(image_shape=(8, 8, 1), class_names=("a", "b"))
+    rows, metrics = probe_all(
+        (codes, labels), (codes[:10], test_labels), pixels, pixels[:10], splits
+    )
+    pca = next(row for row in rows if row[0].startswith("PCA"))
+    assert pca == (
+        "PCA of the pixels, 24 components",
+        24,
+        None,
+        "skipped: 24 components need more than 20 images",
+    )
+    assert "embed/probe_pca" not in metrics and "embed/probe_pixels" in metrics

@@ -145,7 +145,7 @@ def write_mixed(root, x, photos):
 def test_mixed_sizes_are_refused_naming_two_files_and_the_key(tmp_path, digits, photos):
     root = write_mixed(tmp_path / "m", digits[0], photos)
     assert error_of(folder_config(root)) == (
-        f"data.path {root}: images differ in size: {root}/digits/00.png is 28x28, "
+        f"data.path {root}: images differ in size (H x W): {root}/digits/00.png is 28x28, "
         f"{root}/photos/00.png is 30x25; set data.image_size: [H, W] (with data.fit: resize, crop "
         f"or pad) to bring them to one size"
     )
@@ -525,3 +525,18 @@ def test_a_class_folder_without_images_is_named_not_lost(tmp_path, digits, caplo
         f"data.classes: 'empty' is a folder under data.path {root} without a single image, so no "
         f"class; add images to it, or leave it out of data.classes"
     )
+
+
+def test_a_split_folder_without_the_kept_classes_is_named(tmp_path, digits):
+    x, y = digits
+    root = tmp_path / "d"
+    write_digits(root / "train", x[:200], y[:200])
+    write_digits(root / "validation", x[200:250][y[200:250] != 3], y[200:250][y[200:250] != 3])
+    write_digits(root / "test", x[250:], y[250:])
+    assert error_of(folder_config(root, "data.classes=['3']")) == (
+        f"data.path {root}: its validation/ folder holds no image of 3 (the classes data.classes "
+        f"or anomaly.normal keep); add images to it, or remove validation/ to hold out "
+        f"data.validation_split of the training images instead"
+    )
+    s = data.load_splits(folder_config(root, "data.classes=['3', '4']"))
+    assert set(s.y_val.tolist()) == {4} and set(s.y_train.tolist()) == {3, 4}

@@ -106,3 +106,11 @@ def test_bad_images_are_one_line_each(tmp_path, digit, monkeypatch):
     monkeypatch.setattr(images, "MAX_MEGAPIXELS", 0.0005)  # 500 pixels: the digit has 784
     with pytest.raises(UserError, match=r"28x28 is 0 megapixels, above the 0.0005 megapixel"):
         images.read_image(tmp_path / "deep.png")
+
+
+def test_sizes_in_messages_are_height_by_width_as_data_image_size(tmp_path, monkeypatch):
+    images.write_png(tmp_path / "wide.png", np.zeros((20, 50, 1), np.uint8))
+    monkeypatch.setattr(images, "MAX_MEGAPIXELS", 0.0005)  # 500 pixels: the image has 1,000
+    with pytest.raises(UserError) as info:
+        images.read_image(tmp_path / "wide.png")
+    assert str(info.value).startswith(f"{tmp_path / 'wide.png'}: 20x50 is 0 megapixels")

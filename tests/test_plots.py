@@ -258,3 +258,38 @@ def test_anomaly_extremes_write_every_score_to_the_same_decimals(tmp_path, monke
     ((_, axes),) = made
     shown = [axes[row, j].get_title().split("\n")[-1] for row in (0, 2) for j in range(2)]
     assert shown == ["4.360", "3.200", "0.182", "0.216"]
+
+
+def test_one_test_image_is_counted_as_one(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from autoencoder.evaluate import format_metrics
+    from autoencoder.plots import run as plots
+
+    titles = []
+    monkeypatch.setattr(plt.Figure, "suptitle", lambda fig, text, **k: titles.append(text))
+    x = np.full((1, 8, 8, 1), 0.5, np.float32)
+    plots.plot_reconstructions(tmp_path / "a.png", x, np.zeros(1, int), x * 0 + 0.25)
+    assert titles == ["Test images and their reconstructions (MSE: 0.0625)"]
+    metrics = {"val/images": 1, "val/mse": 0.0625, "val/sse_per_image": 4.0, "val/psnr": 12.04}
+    metrics.update({"val/mae": 0.25, "val/ssim": 0.5, "val/bce": 0.7, "val/bce_floor": 0.6})
+    metrics["val/mse_by_class"] = {"a": 0.0625}
+    assert format_metrics(metrics, "val").splitlines()[0] == "val split, 1 image"
+
+
+def test_anomaly_whiskers_reach_the_1st_and_99th_percentile_of_a_small_class(tmp_path, monkeypatch):
+    import numpy as np
+
+    from autoencoder.plots import anomaly
+
+    made = drawn(monkeypatch, anomaly)
+    scores = np.array([0.0637, 0.0924, 0.1122, 0.1605, 0.2027, 0.1321, 0.1343, 0.1411])
+    labels = np.array([0, 0, 0, 0, 0, 1, 1, 1])
+    anomaly.plot_anomaly_scores(
+        tmp_path / "s.png", scores, labels, labels == 1, 0.22, ("china", "flower"), "MSE", "china"
+    )
+    ((_, (_, box)),) = made
+    ends = sorted(line.get_ydata()[1] for line in box.lines if line.get_linestyle() == "-")
+    low, high = np.percentile(scores[:5], [1, 99])
+    assert ends[0] == pytest.approx(low) and max(ends) == pytest.approx(high)

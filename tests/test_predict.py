@@ -477,8 +477,12 @@ def test_an_unreadable_file_stops_with_one_line_and_leaves_nothing(tmp_path, run
         (lambda d: d.mkdir(), "{p}: no image files (.png, .jpg, .jpeg, .bmp, .gif) in this folder"),
         (lambda d: None, "{p}: no such file or folder; check the path"),
         (lambda d: d.write_text("x"), "{p}: not an image (.png, .jpg, .jpeg, .bmp, .gif) nor"),
+        (
+            lambda d: (d.mkdir(), (d / "notes.txt").write_text("x")),
+            "{p}: no image files (.png, .jpg, .jpeg, .bmp, .gif) in this folder",
+        ),
     ],
-    ids=["empty folder", "missing", "text file"],
+    ids=["empty folder", "missing", "text file", "folder of text"],
 )
 def test_bad_inputs_are_one_line_before_tensorflow_loads(tmp_path, run, make, message):
     given = tmp_path / "given"
@@ -626,3 +630,25 @@ def test_a_noise_level_that_is_no_level_is_refused_by_the_parser(tmp_path, run, 
     assert result.returncode == 2 and not loaded
     assert f"argument --noise: {message}" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_folder_is_read_as_training_reads_it(tmp_path, digits, caplog):
+    from autoencoder.predict import collect_inputs
+
+    given, elsewhere = tmp_path / "given", tmp_path / "elsewhere"
+    for path in [given / "a.png", given / ".ipynb_checkpoints" / "a-checkpoint.png"]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_png(path, digits[0][..., None])
+    elsewhere.mkdir()
+    write_png(elsewhere / "b.png", digits[1][..., None])
+    (given / "linked").symlink_to(elsewhere)
+    (given / "loop").symlink_to(given)
+    np.save(given / "codes.npy", np.zeros((2, 28, 28), np.uint8))
+    (given / "notes.txt").write_text("x")
+    with caplog.at_level(logging.WARNING):
+        sources = collect_inputs([given])
+    assert [s.name for s in sources] == ["a", "linked/b"]
+    assert caplog.messages == [
+        f"{given}: left out 2 file(s) that are not images (codes.npy, notes.txt); name "
+        f".npy/.npz arrays on the command line to predict them"
+    ]

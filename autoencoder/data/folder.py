@@ -129,8 +129,8 @@ def list_folder(root: Path) -> Listing:
         found = {split: folder for split, folder in split_dirs.items() if folder is not None}
     parts, ignored = {}, 0
     for split, folder in found.items():
-        parts[split], skipped = _walk(folder)
-        ignored += skipped
+        parts[split], others = _walk(folder)
+        ignored += len(others)
     total = sum(len(files) for files in parts.values())
     if total == 0:
         if ignored == 0:
@@ -191,9 +191,16 @@ def _entries(folder: Path) -> list[Path]:
         raise UserError(f"data.path {folder}: cannot list: {exc.strerror or exc}") from None
 
 
-def _walk(folder: Path) -> tuple[list[tuple[str, str | None]], int]:
+def image_files(folder: Path) -> tuple[list[str], list[str]]:
+    """The image files under folder as training reads them (sorted, hidden ones left out, links
+    followed), and the other files."""
+    files, others = _walk(folder)
+    return [path for path, _ in files], others
+
+
+def _walk(folder: Path) -> tuple[list[tuple[str, str | None]], list[str]]:
     """(path, first-level sub-folder or None) of every image under folder, and the other files."""
-    files, ignored, seen = [], 0, set()
+    files, ignored, seen = [], [], set()
     for top, dirs, names in os.walk(folder, followlinks=True):
         stat = os.stat(top)
         if (stat.st_dev, stat.st_ino) in seen:  # a link back up the tree
@@ -209,8 +216,8 @@ def _walk(folder: Path) -> tuple[list[tuple[str, str | None]], int]:
             if is_image(Path(name)):
                 files.append((os.path.join(top, name), label))
             else:
-                ignored += 1
-    return sorted(files), ignored
+                ignored.append(os.path.join(top, name))
+    return sorted(files), sorted(ignored)
 
 
 def first_image(data) -> np.ndarray:
@@ -326,7 +333,7 @@ def check_scan(result: Scan, root: Path, data, total: int) -> None:
         a = stored[0]
         b = next(s for s in stored if s[:2] != a[:2])
         raise UserError(
-            f"data.path {root}: images differ in size: {result.first_of[a]} is {a[0]}x{a[1]}, "
+            f"data.path {root}: images differ in size (H x W): {result.first_of[a]} is {a[0]}x{a[1]}, "
             f"{result.first_of[b]} is {b[0]}x{b[1]}; set data.image_size: [H, W] (with "
             f"data.fit: resize, crop or pad) to bring them to one size"
         )

@@ -74,7 +74,7 @@ def decode_image(data: bytes, name: str | Path, decode: Decode) -> np.ndarray:
             width, height = image.size
             if width * height > MAX_MEGAPIXELS * 1e6:
                 raise UserError(
-                    f"{name}: {width}x{height} is {width * height / 1e6:.0f} megapixels, above "
+                    f"{name}: {height}x{width} is {width * height / 1e6:.0f} megapixels, above "
                     f"the {MAX_MEGAPIXELS} megapixel limit (a decompression bomb, or a photo to "
                     f"cut into tiles first)"
                 )

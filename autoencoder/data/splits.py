@@ -433,6 +433,8 @@ def _folder_parts(config, listing, keep) -> tuple[dict[str, _Part], str]:
     val = part("val").keep(keep) if "val" in listing.parts else None
     if data.limit is not None:
         pool = pool.take(range(min(data.limit, len(pool))))
+    if keep is not None:
+        _refuse_a_split_folder_without_the_classes(listing, keep, pool, val, test)
     if len(pool) < (1 if val is not None else 2) or len(test) == 0 or (val is not None and not val):
         raise UserError(
             f"data.path {listing.root}: data.classes/limit leave too few images (classes "
@@ -444,6 +446,30 @@ def _folder_parts(config, listing, keep) -> tuple[dict[str, _Part], str]:
         train, held = split_indices(len(pool), data.validation_split, config.seed)
         pool, val = pool.take(train), pool.take(held)
     return {"train": pool, "val": val, "test": test}, ", ".join(how)
+
+
+def _refuse_a_split_folder_without_the_classes(listing, keep, pool, val, test) -> None:
+    """One line naming the split folder that holds none of the kept classes, and its fixes."""
+    names = [listing.classes[i] for i in keep]
+    shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+    splits = {"train": pool, "val": val, "test": test}
+    for split, part in splits.items():
+        if split not in listing.parts or (part is not None and len(part)):
+            continue
+        # The folder as the user named it (Test/, validation/).
+        where = next(
+            p.name for p in listing.root.iterdir() if p.name.lower() in folder.SPLIT_FOLDERS[split]
+        )
+        fix = {
+            "train": f"add images to it, or keep classes {where}/ holds",
+            "val": f"add images to it, or remove {where}/ to hold out data.validation_split of "
+            "the training images instead",
+            "test": f"add images to it, or keep classes {where}/ holds",
+        }[split]
+        raise UserError(
+            f"data.path {listing.root}: its {where}/ folder holds no image of {shown} (the "
+            f"classes data.classes or anomaly.normal keep); {fix}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -54,10 +54,12 @@ def plot_anomaly_scores(
     hist.set_ylabel("share of the group's images")
     hist.set_title(f"Test scores by group (normal: {normal})", fontsize=10)
     hist.legend(fontsize=8, loc="best")
-    groups = [scores[labels == c] for c in classes]
-    # Whiskers at the 1st and 99th percentiles (said in the title), not matplotlib's 1.5 IQR:
-    # with the outliers left out, they still reach near each class's extremes.
-    parts = box.boxplot(groups, showfliers=False, patch_artist=True, widths=0.6, whis=(1, 99))
+    parts = box.bxp(
+        [_box_stats(scores[labels == c]) for c in classes],
+        showfliers=False,
+        patch_artist=True,
+        widths=0.6,
+    )
     normal_classes = {int(c) for c in classes if not anomalous[labels == c].any()}
     for patch, c in zip(parts["boxes"], classes):
         patch.set_facecolor("tab:blue" if int(c) in normal_classes else "tab:red")
@@ -82,6 +84,17 @@ def plot_anomaly_scores(
     )
     layout(fig)
     write(fig, path)
+
+
+def _box_stats(values) -> dict:
+    """A box of quartiles whose whiskers end at the 1st and 99th percentiles themselves."""
+    from matplotlib.cbook import boxplot_stats
+
+    # Not matplotlib's whis=(1, 99), which stops at the last score inside the percentiles: in a
+    # class of a few images that is the quartile, and the extremes would vanish with the fliers.
+    (stats,) = boxplot_stats(values)
+    stats["whislo"], stats["whishi"] = np.percentile(values, [1, 99])
+    return stats
 
 
 def plot_roc(path: Path, anomalous, scores, point: tuple[float, float], title: str) -> None:

@@ -54,9 +54,8 @@ def plot_reconstructions(
         if noisy is not None
         else " and their reconstructions"
     )
-    fig.suptitle(
-        f"Test images{what} (mean MSE of these {len(idx)}: {errors.mean():.4f})", fontsize=11
-    )
+    these = f"mean MSE of these {len(idx)}" if len(idx) > 1 else "MSE"
+    fig.suptitle(f"Test images{what} ({these}: {errors.mean():.4f})", fontsize=11)
     layout(fig)
     write(fig, path)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autoencoder.data.folder import image_files
 from autoencoder.data.images import SUFFIXES, is_image
 from autoencoder.errors import UserError
 
@@ -61,34 +62,47 @@ def collect_inputs(inputs: list[str | Path], out: Path | None = None) -> list[So
                 f"would replace; choose another folder, e.g. {given / 'reconstructed'}"
             )
         if given.is_dir():
-            earlier = _earlier_outputs(given)
-            found = sorted(
-                p
-                for p in given.rglob("*")
-                if p.is_file()
-                and is_image(p)
-                and (skip is None or skip not in p.resolve().parents)
-                and not any(folder in p.parents for folder in earlier)
-            )
-            if earlier:
-                log.info(
-                    "%s: left out %d earlier prediction folder(s) inside it (%s)",
-                    *(given, len(earlier), ", ".join(str(f) for f in earlier[:3])),
-                )
-            if not found:
-                raise UserError(
-                    f"{given}: no image files ({', '.join(SUFFIXES)}) in this folder or its "
-                    f"subfolders; pass image files, a folder of them, or an .npy/.npz array"
-                )
-            for path in found:
-                name = path.relative_to(given).with_suffix("").as_posix()
-                sources.append(Source(path, name, "image"))
+            sources += _folder_sources(given, skip)
         elif given.is_file():
             sources.append(_file_source(given))
         else:
             raise UserError(f"{given}: no such file or folder; check the path")
     _refuse_clashes(sources)
     return sources
+
+
+def _folder_sources(given: Path, skip: Path | None) -> list[Source]:
+    """A folder's images as training reads them (hidden files left out, linked folders
+    followed), less --out and earlier predictions inside it; a warning names the other files."""
+    earlier = _earlier_outputs(given)
+
+    def new(path):
+        return (skip is None or skip not in path.resolve().parents) and not any(
+            folder in path.parents for folder in earlier
+        )
+
+    images, others = image_files(given)
+    found = [p for p in map(Path, images) if new(p)]
+    others = [p for p in map(Path, others) if new(p)]
+    if not found:
+        raise UserError(
+            f"{given}: no image files ({', '.join(SUFFIXES)}) in this folder or its "
+            f"subfolders; pass image files, a folder of them, or an .npy/.npz array"
+        )
+    if others:
+        log.warning(
+            "%s: left out %d file(s) that are not images (%s%s); name .npy/.npz arrays on the "
+            "command line to predict them",
+            *(given, len(others), ", ".join(p.name for p in others[:3])),
+            " ..." if len(others) > 3 else "",
+        )
+    if earlier:
+        log.info(
+            "%s: left out %d earlier prediction folder(s) inside it (%s)",
+            *(given, len(earlier), ", ".join(str(f) for f in earlier[:3])),
+        )
+    names = [path.relative_to(given).with_suffix("").as_posix() for path in found]
+    return [Source(path, name, "image") for path, name in zip(found, names)]
 
 
 def _earlier_outputs(folder: Path) -> list[Path]:
