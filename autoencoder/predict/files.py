@@ -25,6 +25,7 @@ from autoencoder.predict.inputs import (
     Source,
     arrays_of,
     collect_inputs,
+    one_image,
     planned_outputs,
     refuse_existing,
     stack_length,
@@ -375,7 +376,7 @@ def _items(
                 where = f"{source.path}:{member}" if member else str(source.path)
                 name = f"{relative}:{member}" if member else relative
                 for i in range(stack_length(shape)):
-                    index = None if len(shape) == 2 else i
+                    index = None if one_image(shape) else i
                     image = stack if index is None else stack[i]
                     image = image if image.ndim == 3 else image[..., None]
                     write = array_writer(outputs, relative, member, out_shape, index)

@@ -44,9 +44,16 @@ class Source:
         return [m for m in self.members.values() if len(m[0]) >= 2]
 
 
+def one_image(shape: tuple) -> bool:
+    """Whether an array of this shape is one image: (H, W), or (H, W, C) with C = 1 or 3."""
+    # (H, W, 3) could be read as H images 3 pixels wide, which no one means: a colour picture,
+    # or x[0] of an (N, H, W, 1) stack, is one image.
+    return len(shape) == 2 or (len(shape) == 3 and shape[-1] in (1, 3))
+
+
 def stack_length(shape: tuple) -> int:
-    """How many images an array of this shape holds: (H, W) is one, else the first axis."""
-    return 1 if len(shape) == 2 else shape[0]
+    """How many images an array of this shape holds: one image is one, else the first axis."""
+    return 1 if one_image(shape) else shape[0]
 
 
 def collect_inputs(inputs: list[str | Path], out: Path | None = None) -> list[Source]:
@@ -131,7 +138,10 @@ def _file_source(path: Path) -> Source:
     return source
 
 
-ARRAY_SHAPES = "arrays of images are (H, W), (N, H, W) or (N, H, W, C) with C = 1 or 3, uint8 or float in [0, 1]"
+ARRAY_SHAPES = (
+    "arrays of images are (H, W), (H, W, C), (N, H, W) or (N, H, W, C) with C = 1 or 3, "
+    "uint8 or float in [0, 1]"
+)
 
 
 def _npy_header(path: Path) -> dict:
