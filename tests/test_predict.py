@@ -543,6 +543,19 @@ def test_float_pixels_outside_0_1_are_refused(tmp_path, run):
     assert not (tmp_path / "out").exists()
 
 
+def test_pixels_that_are_not_numbers_are_named_as_such(tmp_path, run):
+    image = np.full((2, 28, 28), 0.5, np.float32)
+    image[1, 3, :4] = [np.nan, np.inf, -np.inf, np.nan]
+    np.save(tmp_path / "holes.npy", image)
+    with pytest.raises(UserError) as e:
+        predict_files(run, [tmp_path / "holes.npy"], tmp_path / "out")
+    assert str(e.value) == (
+        f"{tmp_path / 'holes.npy'}[1]: 4 of its 784 values are NaN or infinite; float pixels "
+        f"are read as [0, 1]: replace those values, or leave the image out"
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_model_without_its_run_directory_is_refused(tmp_path, run, digits):
     write_png(tmp_path / "a.png", digits[0][..., None])
     lone = tmp_path / "lone"

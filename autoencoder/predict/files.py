@@ -134,7 +134,13 @@ def _pixels(array: np.ndarray, where: str) -> np.ndarray:
         return scaled(array)
     image = np.asarray(array, np.float32)
     low, high = float(image.min()), float(image.max())
-    if not (math.isfinite(low) and math.isfinite(high)) or low < 0 or high > 1:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        bad = int(np.count_nonzero(~np.isfinite(image)))
+        raise UserError(
+            f"{where}: {bad} of its {image.size} values are NaN or infinite; float pixels are "
+            f"read as [0, 1]: replace those values, or leave the image out"
+        )
+    if low < 0 or high > 1:
         raise UserError(
             f"{where}: float values from {low:g} to {high:g}; float pixels are read as [0, 1]: "
             f"divide 0-255 values by 255, or save uint8"
