@@ -514,6 +514,8 @@ def test_arrays_of_the_wrong_kind_are_refused(tmp_path):
     np.save(tmp_path / "wide.npy", np.zeros((2, 28, 28, 5), np.uint8))
     np.save(tmp_path / "deep.npy", np.zeros((2, 28, 28), np.uint16))
     (tmp_path / "junk.npz").write_bytes(b"PK not a zip")
+    np.save(tmp_path / "cut.npy", np.zeros((2, 28, 28), np.uint8))
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "cut.npy").read_bytes()[:100])
     np.savez(tmp_path / "labels.npz", y=np.arange(3))
     np.save(tmp_path / "none.npy", np.zeros((0, 28, 28), np.uint8))
     from autoencoder.predict import collect_inputs
@@ -523,7 +525,8 @@ def test_arrays_of_the_wrong_kind_are_refused(tmp_path):
         ("flat.npy", f"a 1-D array; {shapes}"),
         ("wide.npy", f"shape (2, 28, 28, 5); {shapes}"),
         ("deep.npy", "uint16 pixels; save uint8 (0-255) or float pixels in [0, 1]"),
-        ("junk.npz", "not a readable .npz archive"),
+        ("junk.npz", "not a readable .npz archive (File is not a zip file); save it again"),
+        ("cut.npy", "not a readable .npy array (EOF: reading array header, expected"),
         ("labels.npz", f"holds no images; {shapes}"),
         ("none.npy", f"holds no images; {shapes}"),
     ]:

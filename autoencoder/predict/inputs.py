@@ -148,7 +148,10 @@ def _npy_header(path: Path) -> dict:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise UserError(f"{path}: not a readable .npy array ({_first_line(exc)})") from None
+        raise UserError(
+            f"{path}: not a readable .npy array ({_first_line(exc)}); save it again with "
+            f"numpy.save, or leave it out"
+        ) from None
     return {"": (tuple(array.shape), array.dtype)}
 
 
@@ -170,7 +173,10 @@ def _npz_headers(path: Path) -> dict:
                     raise ValueError(f"'{info.filename}' is an object array")
                 headers[info.filename.removesuffix(".npy")] = (tuple(shape), dtype)
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise UserError(f"{path}: not a readable .npz archive ({_first_line(exc)})") from None
+        raise UserError(
+            f"{path}: not a readable .npz archive ({_first_line(exc)}); save it again with "
+            f"numpy.savez, or leave it out"
+        ) from None
     return headers
 
 
