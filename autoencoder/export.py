@@ -192,11 +192,17 @@ def export_part(model, part: str, fmt: str, staging: Path, x: np.ndarray) -> dic
             # tf2onnx's use of np.object under NumPy 2: Keras patches it, but NumPy still warns.
             warnings.filterwarnings("ignore", message=".*np.object.*", category=FutureWarning)
             model.export(str(path), format=KERAS_FORMAT[fmt], verbose=False)
+        if fmt == "onnx":
+            _trailing_pads_to_output_padding(path)
     except Exception as exc:
         raise UserError(_cannot_express(fmt, part, model, exc)) from None
-    with runtime.native_stderr_muted():
-        call, inputs, outputs = LOADERS[fmt](path)
-        got = call(x)
+    try:
+        with runtime.native_stderr_muted():
+            call, inputs, outputs = LOADERS[fmt](path)
+            got = call(x)
+    except Exception as exc:
+        # The converter wrote a file its own runtime cannot load or run.
+        raise UserError(_cannot_express(fmt, part, model, exc)) from None
     difference = float(np.max(np.abs(got - want)))
     allowed = TOLERANCE * max(1.0, float(np.max(np.abs(want))))
     if not difference <= allowed:
@@ -212,6 +218,38 @@ def export_part(model, part: str, fmt: str, staging: Path, x: np.ndarray) -> dic
         "max_difference": difference,
         "tolerance": allowed,
     }
+
+
+def _trailing_pads_to_output_padding(path: Path) -> None:
+    """Rewrite an ONNX ConvTranspose's negative end pads as the output_padding they mean."""
+    # tf2onnx writes a 1x1 stride-2 'same' transposed convolution (a residual block's mirrored
+    # shortcut) with pads [0, 0, -1, -1], which onnxruntime refuses; a negative end pad adds
+    # that many rows and columns at the end, as output_padding does.
+    import onnx
+
+    model = onnx.load(str(path))
+    changed = False
+    for node in model.graph.node:
+        attributes = {a.name: a for a in node.attribute}
+        if node.op_type != "ConvTranspose" or "pads" not in attributes:
+            continue
+        pads = list(attributes["pads"].ints)
+        half = len(pads) // 2
+        begin, end = pads[:half], pads[half:]
+        if min(begin) < 0 or min(end) >= 0:
+            continue
+        extra = list(attributes["output_padding"].ints) if "output_padding" in attributes else []
+        extra = extra or [0] * half
+        for key, value in (
+            ("pads", begin + [max(e, 0) for e in end]),
+            ("output_padding", [o - min(e, 0) for o, e in zip(extra, end, strict=True)]),
+        ):
+            if key in attributes:
+                node.attribute.remove(attributes[key])
+            node.attribute.append(onnx.helper.make_attribute(key, value))
+        changed = True
+    if changed:
+        onnx.save(model, str(path))
 
 
 def _cannot_express(fmt: str, part: str, model, exc: Exception) -> str:

@@ -4,6 +4,7 @@ import json
 import os
 import statistics
 
+import numpy as np
 import pytest
 from conftest import ROOT, cli
 
@@ -145,6 +146,52 @@ def test_contender_a_trains_through_train_fit(tiny_bench):
     assert {"checkpoints", "history.csv", "model.keras", "encoder.keras"} <= set(run["files"])
     for key in "BC":
         assert "scratch_run" not in report["contenders"][key]
+
+
+def test_plain_contenders_hold_per_image_crops_of_each_image():
+    from autoencoder.bench.contender import plain_patches, training_samples
+
+    config = load_config(None, ["data.patches={size: [4, 5], per_image: 3}"])
+    x = np.arange(2 * 8 * 9, dtype=np.float32).reshape(2, 8, 9, 1)
+    crops = plain_patches(x, config.data.patches, seed=0)
+    assert crops.shape == (6, 4, 5, 1)
+    for i, crop in enumerate(crops):  # each a window of its own image, in image order
+        top, left = np.argwhere(x[i // 3, :, :, 0] == crop[0, 0, 0])[0]
+        np.testing.assert_array_equal(crop, x[i // 3, top : top + 4, left : left + 5])
+    assert training_samples(config, 2) == 6
+    assert training_samples(load_config(None, []), 2) == 2
+
+
+@pytest.mark.slow
+def test_a_patch_model_is_benched_on_its_patches(tmp_path):
+    sets = [
+        "data.dataset=mnist_sample",
+        "data.limit=100",
+        "data.patches={size: [16, 16], per_image: 2}",
+        "model.input_shape=[16, 16, 1]",
+        "model.encoder=[{filters: 4, strides: 2}]",
+        "model.latent_dim=null",
+        "train.batch_size=40",
+        "train.tensorboard=false",
+        f"output={tmp_path}",
+    ]
+    result = cli(
+        "bench",
+        "configs/quickstart.yaml",
+        *(a for s in sets for a in ("--set", s)),
+        "--epochs",
+        "1",
+        "--warmup",
+        "0",
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    [bench_dir] = (tmp_path / "quickstart-bench").iterdir()
+    report = json.loads((bench_dir / "bench.json").read_text())
+    assert report["images"] == 180 and report["samples"] == "16x16 patches"  # 90 images x 2
+    assert "180 training 16x16 patches, batch 40" in result.stdout
+    for key in "ABC":
+        assert 0.0 < report["contenders"][key]["test_mse"] < 0.25
 
 
 def test_layer_profile_has_a_row_per_layer_and_precision():

@@ -229,6 +229,21 @@ def test_a_layer_the_converter_cannot_express_is_named(run, monkeypatch):
     )
 
 
+def test_an_export_its_runtime_cannot_load_is_one_line(run, monkeypatch):
+    def cannot_load(path):
+        raise RuntimeError("Load model failed: node decoder/dec1_convT_1 has negative pads")
+
+    monkeypatch.setitem(export.LOADERS, "saved_model", cannot_load)
+    with pytest.raises(UserError) as e:
+        export_run(run, overwrite=True)
+    assert str(e.value) == (
+        "--format saved_model: the converter cannot express layer dec1_convT of the autoencoder "
+        "(RuntimeError: Load model failed: node decoder/dec1_convT_1 has negative pads); "
+        "report this with --debug"
+    )
+    assert [p.name for p in (run / "export").iterdir() if p.name.startswith(".")] == []
+
+
 def test_a_missing_converter_is_one_line_naming_the_package(run, tmp_path):
     # sys.modules[name] = None makes `import name` fail, as if the package were not installed.
     code = (
@@ -383,3 +398,20 @@ def test_a_vae_predicts_files(vae_run, tmp_path):
         "d1.png",
         "d2.png",
     ]
+
+
+@pytest.fixture(scope="module")
+def residual_run(tmp_path_factory):
+    # A strided residual block: its mirror has a 1x1 stride-2 transposed shortcut, which
+    # tf2onnx writes with a negative pad that onnxruntime refuses to load.
+    encoder = "model.encoder=[{filters: 4, strides: 2}, {type: residual, filters: 8, strides: 2}]"
+    return one_epoch_run(tmp_path_factory, "residual", encoder)
+
+
+def test_a_residual_model_exports_to_onnx(residual_run):
+    require_runtime("onnx")
+    target, manifest = export_run(residual_run, "onnx")
+    inputs, outputs = expected(float32_keras_models(residual_run))
+    for part in PARTS:
+        got = served(target, "onnx", manifest, part, inputs[part])
+        np.testing.assert_allclose(got, outputs[part], atol=1e-5)

@@ -316,6 +316,25 @@ def test_arrays_keep_their_names_shapes_and_other_members(tmp_path, run, model, 
     assert rows[6]["output"] == "set.npz:x[1]"
 
 
+def test_an_array_of_one_image_with_channels_is_one_image(tmp_path, run, model, digits):
+    # x[0] of an (N, H, W, 1) stack, or one colour picture: (H, W, C), not H images H x C.
+    rgb = np.stack([digits[1], digits[1] // 2, np.zeros_like(digits[1])], axis=-1)
+    np.save(tmp_path / "grey.npy", digits[0][..., None])  # (28, 28, 1)
+    np.save(tmp_path / "rgb.npy", rgb)  # (28, 28, 3)
+    out = tmp_path / "out"
+    predict_files(run, [tmp_path / "grey.npy", tmp_path / "rgb.npy"], out)
+    grey = np.load(out / "grey.npy")
+    assert grey.shape == (28, 28, 1)
+    direct = model.predict(digits[:1, ..., None].astype(np.float32) / 255, verbose=0)[0]
+    np.testing.assert_allclose(grey, direct, atol=1e-5)
+    assert np.load(out / "rgb.npy").shape == (28, 28, 1)  # the model's channels
+    _, rows = read_scores(out)
+    assert [(r["input"], r["height"], r["width"], r["channels"]) for r in rows] == [
+        (str(tmp_path / "grey.npy"), "28", "28", "1"),
+        (str(tmp_path / "rgb.npy"), "28", "28", "3"),
+    ]
+
+
 def test_colour_is_converted_to_the_models_channels_with_one_line(tmp_path, run, digits, caplog):
     for i in range(2):
         rgb = np.stack([digits[i], digits[i] // 2, np.zeros_like(digits[i])], axis=-1)
@@ -499,16 +518,19 @@ def test_arrays_of_the_wrong_kind_are_refused(tmp_path):
     np.save(tmp_path / "wide.npy", np.zeros((2, 28, 28, 5), np.uint8))
     np.save(tmp_path / "deep.npy", np.zeros((2, 28, 28), np.uint16))
     (tmp_path / "junk.npz").write_bytes(b"PK not a zip")
+    np.save(tmp_path / "cut.npy", np.zeros((2, 28, 28), np.uint8))
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "cut.npy").read_bytes()[:100])
     np.savez(tmp_path / "labels.npz", y=np.arange(3))
     np.save(tmp_path / "none.npy", np.zeros((0, 28, 28), np.uint8))
     from autoencoder.predict import collect_inputs
 
-    shapes = "arrays of images are (H, W), (N, H, W) or (N, H, W, C) with C = 1 or 3"
+    shapes = "arrays of images are (H, W), (H, W, C), (N, H, W) or (N, H, W, C) with C = 1 or 3"
     for name, message in [
         ("flat.npy", f"a 1-D array; {shapes}"),
         ("wide.npy", f"shape (2, 28, 28, 5); {shapes}"),
         ("deep.npy", "uint16 pixels; save uint8 (0-255) or float pixels in [0, 1]"),
-        ("junk.npz", "not a readable .npz archive"),
+        ("junk.npz", "not a readable .npz archive (File is not a zip file); save it again"),
+        ("cut.npy", "not a readable .npy array (EOF: reading array header, expected"),
         ("labels.npz", f"holds no images; {shapes}"),
         ("none.npy", f"holds no images; {shapes}"),
     ]:
@@ -524,6 +546,19 @@ def test_float_pixels_outside_0_1_are_refused(tmp_path, run):
     assert str(e.value) == (
         f"{tmp_path / 'raw.npy'}[0]: float values from 200 to 200; float pixels are read as "
         f"[0, 1]: divide 0-255 values by 255, or save uint8"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_pixels_that_are_not_numbers_are_named_as_such(tmp_path, run):
+    image = np.full((2, 28, 28), 0.5, np.float32)
+    image[1, 3, :4] = [np.nan, np.inf, -np.inf, np.nan]
+    np.save(tmp_path / "holes.npy", image)
+    with pytest.raises(UserError) as e:
+        predict_files(run, [tmp_path / "holes.npy"], tmp_path / "out")
+    assert str(e.value) == (
+        f"{tmp_path / 'holes.npy'}[1]: 4 of its 784 values are NaN or infinite; float pixels "
+        f"are read as [0, 1]: replace those values, or leave the image out"
     )
     assert not (tmp_path / "out").exists()
 

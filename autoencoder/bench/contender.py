@@ -13,9 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from autoencoder.bench.profile import measure_matmul
 from autoencoder.config import Config, load_config
-from autoencoder.data import load_splits
+from autoencoder.data import load_splits, to_tiles
 from autoencoder.model import build_models
 from autoencoder.runs import read_history
 from autoencoder.runtime import seed_everything, tensorflow
@@ -132,14 +134,18 @@ def contender(key: str, config_path: str, rounds: int) -> None:
     policy = run_precision(config).policy if key == "A" else "float32"
     seed_everything(config.seed)
     splits = load_splits(config, download=False)
-    turns = _turn_callbacks(keras, len(splits.train_pixels))
-    _send({"ready": True, "images": len(splits.train_pixels)})
+    samples = training_samples(config, len(splits.train_pixels))
+    turns = _turn_callbacks(keras, samples)
+    _send({"ready": True, "images": samples})
     if key == "A":
         model, report = _trainer(config, splits, rounds, turns, policy)
     else:
         model, report = _plain_fit(config, splits, rounds, turns), {}
-    # Faster must not mean worse: the same test figure for every contender.
+    # Faster must not mean worse: the same test figure for every contender (a patch model's
+    # on the tiles of the test images it takes).
     x_test = splits.images("test")
+    if config.data.patches is not None:
+        x_test = to_tiles(x_test, tuple(config.data.patches.size))
     recon = model.predict(x_test, batch_size=1000, verbose=0)
     test_mse = float(((recon.astype("float64") - x_test) ** 2).mean())
     sys.stdin.read()
@@ -171,10 +177,28 @@ def _trainer(config: Config, splits, rounds: int, turns, policy: str) -> tuple:
     return model, {"scratch_run": run}
 
 
+def training_samples(config: Config, images: int) -> int:
+    """What an epoch trains on: the training images, or per_image patches of each."""
+    patches = config.data.patches
+    return images * (patches.per_image if patches is not None else 1)
+
+
+def plain_patches(x: np.ndarray, patches, seed: int) -> np.ndarray:
+    """per_image random crops of each image, drawn once: the array a plain script would hold."""
+    (h, w), (ph, pw) = x.shape[1:3], patches.size
+    rng = np.random.default_rng(seed)
+    index = np.repeat(np.arange(len(x)), patches.per_image)
+    tops = rng.integers(0, h - ph + 1, len(index))
+    lefts = rng.integers(0, w - pw + 1, len(index))
+    return np.stack([x[i, t : t + ph, s : s + pw] for i, t, s in zip(index, tops, lefts)])
+
+
 def _plain_fit(config: Config, splits, rounds: int, turns):
     """Contenders B and C: model.fit on the float32 array a plain script holds."""
     model = _plain_model(config)
     x = splits.images("train")
+    if config.data.patches is not None:  # the model takes patches, not whole images
+        x = plain_patches(x, config.data.patches, config.seed)
     model.fit(
         x,
         x,

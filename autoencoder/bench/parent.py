@@ -54,7 +54,10 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1) -> tuple[Path, d
     log.info("measuring the float32 matrix-multiply rate ...")
     matmul = start_contender("M", config_file, warmup=0, epochs=0).finish()["matmul_gflops"]
 
-    turns = _race(config_file, warmup, epochs, config.train.batch_size)
+    # A patch model trains on per_image crops of each image: the rates count those.
+    patches = config.data.patches
+    unit = "images" if patches is None else f"{patches.size[0]}x{patches.size[1]} patches"
+    turns = _race(config_file, warmup, epochs, config.train.batch_size, unit)
     flops = 3 * sum(forward_flops(layer) for layer in plan.layers)  # forward + two backward
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -62,6 +65,7 @@ def run_bench(config: Config, epochs: int = 3, warmup: int = 1) -> tuple[Path, d
         "config": config.name,
         "dataset": config.data.dataset,
         "images": turns.images,
+        "samples": unit,
         "batch_size": config.train.batch_size,
         "warmup_epochs": warmup,
         "timed_epochs": epochs,
@@ -104,7 +108,7 @@ class _Turns:
     finals: dict[str, dict] = field(default_factory=dict)
 
 
-def _race(config_file: Path, warmup: int, epochs: int, batch: int) -> _Turns:
+def _race(config_file: Path, warmup: int, epochs: int, batch: int, unit: str) -> _Turns:
     """Start the contenders, give them warmup + epochs epochs in turns A B C, stop them."""
     workers = {}
     try:
@@ -117,7 +121,7 @@ def _race(config_file: Path, warmup: int, epochs: int, batch: int) -> _Turns:
         for key in others:
             workers[key].receive()  # ready
         log.info(
-            f"{turns.images:,} training images, batch {batch}; "
+            f"{turns.images:,} training {unit}, batch {batch}; "
             f"{warmup} warm-up + {_epochs(epochs, 'timed')} each, in turns A B C"
         )
         for round_ in range(warmup + epochs):
@@ -186,7 +190,8 @@ def format_bench(result: dict) -> str:
     """The table `autoencoder bench` prints, ending with A/C and then A/B by median step."""
     flops, matmul = result["train_flops_per_image"], result["matmul_gflops"]
     lines = [
-        f"{result['config']} on {result['dataset']}: {result['images']:,} training images, batch "
+        f"{result['config']} on {result['dataset']}: {result['images']:,} training "
+        f"{result.get('samples', 'images')}, batch "
         f"{result['batch_size']}, {result['params']:,} parameters, "
         f"{result['train_flops_per_image'] / 1e6:.1f} MFLOP per training image (3 x forward)",
         f"machine: {result['machine']}; float32 matmul {result['matmul_gflops']:.1f} GFLOP/s",

@@ -25,6 +25,7 @@ from autoencoder.predict.inputs import (
     Source,
     arrays_of,
     collect_inputs,
+    one_image,
     planned_outputs,
     refuse_existing,
     stack_length,
@@ -133,7 +134,13 @@ def _pixels(array: np.ndarray, where: str) -> np.ndarray:
         return scaled(array)
     image = np.asarray(array, np.float32)
     low, high = float(image.min()), float(image.max())
-    if not (math.isfinite(low) and math.isfinite(high)) or low < 0 or high > 1:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        bad = int(np.count_nonzero(~np.isfinite(image)))
+        raise UserError(
+            f"{where}: {bad} of its {image.size} values are NaN or infinite; float pixels are "
+            f"read as [0, 1]: replace those values, or leave the image out"
+        )
+    if low < 0 or high > 1:
         raise UserError(
             f"{where}: float values from {low:g} to {high:g}; float pixels are read as [0, 1]: "
             f"divide 0-255 values by 255, or save uint8"
@@ -375,7 +382,7 @@ def _items(
                 where = f"{source.path}:{member}" if member else str(source.path)
                 name = f"{relative}:{member}" if member else relative
                 for i in range(stack_length(shape)):
-                    index = None if len(shape) == 2 else i
+                    index = None if one_image(shape) else i
                     image = stack if index is None else stack[i]
                     image = image if image.ndim == 3 else image[..., None]
                     write = array_writer(outputs, relative, member, out_shape, index)

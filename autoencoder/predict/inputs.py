@@ -45,9 +45,16 @@ class Source:
         return [m for m in self.members.values() if len(m[0]) >= 2]
 
 
+def one_image(shape: tuple) -> bool:
+    """Whether an array of this shape is one image: (H, W), or (H, W, C) with C = 1 or 3."""
+    # (H, W, 3) could be read as H images 3 pixels wide, which no one means: a colour picture,
+    # or x[0] of an (N, H, W, 1) stack, is one image.
+    return len(shape) == 2 or (len(shape) == 3 and shape[-1] in (1, 3))
+
+
 def stack_length(shape: tuple) -> int:
-    """How many images an array of this shape holds: (H, W) is one, else the first axis."""
-    return 1 if len(shape) == 2 else shape[0]
+    """How many images an array of this shape holds: one image is one, else the first axis."""
+    return 1 if one_image(shape) else shape[0]
 
 
 def collect_inputs(inputs: list[str | Path], out: Path | None = None) -> list[Source]:
@@ -145,14 +152,20 @@ def _file_source(path: Path) -> Source:
     return source
 
 
-ARRAY_SHAPES = "arrays of images are (H, W), (N, H, W) or (N, H, W, C) with C = 1 or 3, uint8 or float in [0, 1]"
+ARRAY_SHAPES = (
+    "arrays of images are (H, W), (H, W, C), (N, H, W) or (N, H, W, C) with C = 1 or 3, "
+    "uint8 or float in [0, 1]"
+)
 
 
 def _npy_header(path: Path) -> dict:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise UserError(f"{path}: not a readable .npy array ({_first_line(exc)})") from None
+        raise UserError(
+            f"{path}: not a readable .npy array ({_first_line(exc)}); save it again with "
+            f"numpy.save, or leave it out"
+        ) from None
     return {"": (tuple(array.shape), array.dtype)}
 
 
@@ -174,7 +187,10 @@ def _npz_headers(path: Path) -> dict:
                     raise ValueError(f"'{info.filename}' is an object array")
                 headers[info.filename.removesuffix(".npy")] = (tuple(shape), dtype)
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise UserError(f"{path}: not a readable .npz archive ({_first_line(exc)})") from None
+        raise UserError(
+            f"{path}: not a readable .npz archive ({_first_line(exc)}); save it again with "
+            f"numpy.savez, or leave it out"
+        ) from None
     return headers
 
 

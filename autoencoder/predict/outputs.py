@@ -15,6 +15,7 @@ import numpy as np
 from autoencoder.data.images import write_png
 from autoencoder.errors import UserError
 from autoencoder.evaluate import SCORE_NAMES, per_image_mse, per_image_score, psnr
+from autoencoder.predict.inputs import one_image
 
 COLUMNS = ("input", "output", "height", "width", "channels", "tiles", "mse", "psnr")
 NOISY_COLUMNS = ("noisy_mse", "noisy_psnr")
@@ -103,9 +104,9 @@ def _visible_files(folder: Path) -> Iterator[Path]:
 
 def output_shape(shape: tuple, channels: int) -> tuple:
     """An output array's shape: the input's axes, with the model's channels."""
-    if len(shape) == 4 or channels != 1:
-        return (*shape[: min(len(shape), 3)], channels)
-    return shape
+    if len(shape) == 4 or (one_image(shape) and len(shape) == 3):  # a channel axis
+        return (*shape[:-1], channels)
+    return shape if channels == 1 else (*shape, channels)
 
 
 class Scores:
