@@ -162,6 +162,24 @@ def test_plain_contenders_hold_per_image_crops_of_each_image():
     assert training_samples(load_config(None, []), 2) == 2
 
 
+@pytest.mark.parametrize("patches", [None, "{size: [8, 8], per_image: 2}"])
+def test_plain_contenders_of_a_denoiser_fit_noisy_inputs_to_clean_targets(patches):
+    from autoencoder.bench.contender import plain_pairs
+
+    sets = ["data.noise={kind: gaussian, level: 0.3, clip: false}"]
+    config = load_config(None, sets + ([f"data.patches={patches}"] if patches else []))
+    x = np.random.default_rng(0).uniform(0.2, 0.8, (20, 12, 12, 1)).astype(np.float32)
+    given, target = plain_pairs(config, x)
+    size = (8, 8) if patches else (12, 12)
+    assert given.shape == target.shape == (40 if patches else 20, *size, 1)
+    if not patches:
+        np.testing.assert_array_equal(target, x)
+    # The run's Gaussian noise, at the same windows as the clean targets.
+    assert np.std(given - target) == pytest.approx(0.3, rel=0.1)
+    plain, _ = plain_pairs(load_config(None, []), x)
+    np.testing.assert_array_equal(plain, x)  # no noise: the images themselves
+
+
 @pytest.mark.slow
 def test_a_patch_model_is_benched_on_its_patches(tmp_path):
     sets = [

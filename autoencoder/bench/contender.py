@@ -19,6 +19,7 @@ from autoencoder.bench.profile import measure_matmul
 from autoencoder.config import Config, load_config
 from autoencoder.data import load_splits, to_tiles
 from autoencoder.model import build_models
+from autoencoder.noise import model_inputs
 from autoencoder.runs import read_history
 from autoencoder.runtime import seed_everything, tensorflow
 from autoencoder.trainer import fit, run_precision
@@ -141,12 +142,14 @@ def contender(key: str, config_path: str, rounds: int) -> None:
         model, report = _trainer(config, splits, rounds, turns, policy)
     else:
         model, report = _plain_fit(config, splits, rounds, turns), {}
-    # Faster must not mean worse: the same test figure for every contender (a patch model's
-    # on the tiles of the test images it takes).
+    # Faster must not mean worse: the same test figure for every contender (a denoiser's from
+    # the run's fixed test noise, a patch model's on the tiles of the test images it takes).
     x_test = splits.images("test")
+    given = model_inputs(x_test, config)
     if config.data.patches is not None:
-        x_test = to_tiles(x_test, tuple(config.data.patches.size))
-    recon = model.predict(x_test, batch_size=1000, verbose=0)
+        size = tuple(config.data.patches.size)
+        x_test, given = to_tiles(x_test, size), to_tiles(given, size)
+    recon = model.predict(given, batch_size=1000, verbose=0)
     test_mse = float(((recon.astype("float64") - x_test) ** 2).mean())
     sys.stdin.read()
     _send({"peak_rss_bytes": _peak_rss(), "test_mse": test_mse, "precision": policy, **report})
@@ -193,14 +196,21 @@ def plain_patches(x: np.ndarray, patches, seed: int) -> np.ndarray:
     return np.stack([x[i, t : t + ph, s : s + pw] for i, t, s in zip(index, tops, lefts)])
 
 
-def _plain_fit(config: Config, splits, rounds: int, turns):
-    """Contenders B and C: model.fit on the float32 array a plain script holds."""
-    model = _plain_model(config)
-    x = splits.images("train")
+def plain_pairs(config: Config, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, targets) a plain script fits: a denoiser's noise added once, at a seed of its
+    own; patches cut from both at the same windows."""
+    given = model_inputs(x, config, 2)
     if config.data.patches is not None:  # the model takes patches, not whole images
-        x = plain_patches(x, config.data.patches, config.seed)
+        given, x = (plain_patches(a, config.data.patches, config.seed) for a in (given, x))
+    return given, x
+
+
+def _plain_fit(config: Config, splits, rounds: int, turns):
+    """Contenders B and C: model.fit on the float32 arrays a plain script holds."""
+    model = _plain_model(config)
+    given, x = plain_pairs(config, splits.images("train"))
     model.fit(
-        x,
+        given,
         x,
         batch_size=config.train.batch_size,
         epochs=rounds,
