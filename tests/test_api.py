@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, TINY
 
 import autoencoder as ae
-from autoencoder.errors import UserError
+from autoencoder.errors import UserError, reader
 
 
 def readme_example() -> str:
@@ -88,9 +88,35 @@ def test_keywords_find_their_section_and_mistakes_are_one_line():
         ae.load_config(None, kind="vae")
     with pytest.raises(UserError) as refused:
         ae.load_config(None, {"train.epochs": 0})
-    assert str(refused.value) == (
-        "--set train.epochs=0: train.epochs: must be a positive integer, got 0"
-    )
+    assert str(refused.value) == "train.epochs=0: train.epochs: must be a positive integer, got 0"
+
+
+def test_mistakes_name_the_arguments_given_not_the_command_lines_flags(tmp_path):
+    config = ae.load_config(None, [*TINY, f"output={tmp_path}"])
+    space = {"train.optimizer.learning_rate": {"log": [1e-4, 1e-2]}}
+    refusals = {
+        lambda: ae.load_config(None, ["train.epochs"]): (
+            "train.epochs: expected KEY=VALUE, e.g. 'train.epochs=5' or {'train.epochs': 5}"
+        ),
+        lambda: ae.tune(config, space, timeout=60): (
+            "timeout=60: expected a duration such as 90s, 60m or 2h"
+        ),
+        lambda: ae.tune(config, space, resume=tmp_path): (
+            f"resume='{tmp_path}': not a study folder (no study.yaml)"
+        ),
+    }
+    for call, message in refusals.items():
+        with pytest.raises(UserError) as refused:
+            call()
+        assert str(refused.value).startswith(message), str(refused.value)
+    assert list(tmp_path.iterdir()) == []
+    # The command line calls the same functions: its user sees its own flags.
+    with reader("command line"), pytest.raises(UserError) as refused:
+        ae.load_config(None, ["train.epochs"])
+    assert str(refused.value) == "--set train.epochs: expected KEY=VALUE, e.g. --set train.epochs=5"
+    with reader("command line"), pytest.raises(UserError) as refused:
+        ae.tune(config, space, timeout=60)
+    assert str(refused.value) == "--timeout 60: expected a duration such as 90s, 60m or 2h"
 
 
 def test_a_mapping_for_a_section_is_merged_into_the_sources():
@@ -228,6 +254,8 @@ def test_arrays_of_every_usual_form_and_one_line_for_the_rest(tiny_run, tmp_path
     assert (noise.kind, noise.level, noise.clip) == ("gaussian", 0.5, True)
     assert np.abs(tiny_run.reconstruct(x, noise=0.5) - batch).max() > 1e-4  # the input changed
     path = tiny_run.path
+    saved = tmp_path / "x.npy"
+    np.save(saved, x)
     refusals = {
         lambda: tiny_run.reconstruct(np.concatenate([rgb, rgb[..., :1]], -1)): (
             "x: images of 4 channels, but the run's model takes 1; drop the alpha channel: "
@@ -287,6 +315,12 @@ def test_arrays_of_every_usual_form_and_one_line_for_the_rest(tiny_run, tmp_path
             "threshold=-1: pass a number, 0 or more, or None"
         ),
         lambda: tiny_run.decode(np.full((2, 8), np.nan)): "z: holds NaN or infinite values",
+        lambda: tiny_run.export("onx"): (
+            "format='onx': unknown; choose one of saved_model, litert, onnx"
+        ),
+        lambda: tiny_run.predict(saved, saved): (
+            f"out='{saved}': is a file; give a folder for the outputs"
+        ),
     }
     for call, message in refusals.items():
         with pytest.raises(UserError) as refused:

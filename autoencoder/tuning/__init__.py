@@ -16,7 +16,7 @@ from typing import Any
 
 from autoencoder import api
 from autoencoder.data import load_splits
-from autoencoder.errors import UserError
+from autoencoder.errors import UserError, python_api
 from autoencoder.tuning import study as _study
 from autoencoder.tuning.report import (
     format_study,
@@ -68,6 +68,7 @@ def _kept(exc: KeyboardInterrupt, again: str) -> KeyboardInterrupt:
     return KeyboardInterrupt(f"{said}the study is kept: go on with `{again}`")
 
 
+@python_api
 def tune(
     config,
     space=None,
