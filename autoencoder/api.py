@@ -366,6 +366,18 @@ def _batch(batch_size: int) -> int:
     return int(batch_size)
 
 
+def _numbers(name: str, value: Any, what: str) -> np.ndarray:
+    """value as a real-valued array; one line for strings, objects or complex numbers."""
+    try:
+        array = np.asarray(value)
+    except ValueError:  # NumPy refuses a list of lists of different lengths
+        raise UserError(f"{name}: rows of different lengths; pass one array of {what}") from None
+    real = np.issubdtype(array.dtype, np.number) and not np.iscomplexobj(array)
+    if not (real or array.dtype == bool):
+        raise UserError(f"{name}: an array of {array.dtype}, not of {what}")
+    return array
+
+
 def _is_level(value: Any) -> bool:
     """A finite number, 0 or more (True and False are not levels)."""
     number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
@@ -593,7 +605,7 @@ class Run:
                 f"its decoder reads the encoder's activations, not the code alone; use "
                 f"reconstruct(x)"
             )
-        z = np.asarray(z, np.float32)
+        z = _numbers("z", z, "codes")
         if not np.isfinite(z).all():
             raise UserError("z: holds NaN or infinite values")
         want = tuple(self.decoder.input_shape[1:])
@@ -752,8 +764,7 @@ class Run:
             ) from None
         height, width, channels = tuple(self.config.model.input_shape)
         patches = self.config.data.patches
-        if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-            raise UserError(f"x: an array of {array.dtype}, not of pixel values")
+        array = _numbers("x", array, "pixel values")
         if array.ndim == 2:
             array = array[None, ..., None]
         elif array.ndim == 3:

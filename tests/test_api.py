@@ -98,6 +98,12 @@ def test_mistakes_name_the_arguments_given_not_the_command_lines_flags(tmp_path)
         lambda: ae.load_config(None, ["train.epochs"]): (
             "train.epochs: expected KEY=VALUE, e.g. 'train.epochs=5' or {'train.epochs': 5}"
         ),
+        # 0 is no number of trials (not "the default", 20 of them); "2" is no number at all.
+        lambda: ae.tune(config, space, trials=0): (
+            "trials=0: pass a whole number of trials, 1 or more, or None for tune.trials"
+        ),
+        lambda: ae.tune(config, space, trials="2"): "trials='2': pass a whole number of trials",
+        lambda: ae.tune(config, space, trials=-1): "trials=-1: pass a whole number of trials",
         lambda: ae.tune(config, space, timeout=60): (
             "timeout=60: expected a duration such as 90s, 60m or 2h"
         ),
@@ -315,6 +321,12 @@ def test_arrays_of_every_usual_form_and_one_line_for_the_rest(tiny_run, tmp_path
             "threshold=-1: pass a number, 0 or more, or None"
         ),
         lambda: tiny_run.decode(np.full((2, 8), np.nan)): "z: holds NaN or infinite values",
+        lambda: tiny_run.decode("codes"): "z: an array of <U5, not of codes",
+        lambda: tiny_run.decode([[0.0] * 8, [0.0]]): "z: rows of different lengths",
+        # Not the real part alone, silently: complex numbers are no pixels.
+        lambda: tiny_run.reconstruct(x.astype(np.complex64)): (
+            "x: an array of complex64, not of pixel values"
+        ),
         lambda: tiny_run.export("onx"): (
             "format='onx': unknown; choose one of saved_model, litert, onnx"
         ),

@@ -8,6 +8,7 @@ docs/experiments.md is the guide.
 from __future__ import annotations
 
 import logging
+import numbers
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,6 +63,15 @@ def _again(setup, space, overrides, study_dir: Path) -> str:
     return shlex.join([*words, "--resume", str(study_dir)])
 
 
+def _check_trials(trials: Any) -> None:
+    """None, or a whole number of trials, 1 or more (0 would read as "the default")."""
+    whole = isinstance(trials, numbers.Integral) and not isinstance(trials, bool)
+    if trials is not None and not (whole and trials >= 1):
+        raise UserError(
+            f"trials={trials!r}: pass a whole number of trials, 1 or more, or None for tune.trials"
+        )
+
+
 def _kept(exc: KeyboardInterrupt, again: str) -> KeyboardInterrupt:
     """Ctrl-C's message ("during trial 3") with the command that goes on with the study."""
     said = f"{exc}; " if str(exc) else ""
@@ -99,6 +109,7 @@ def tune(
         line each, before anything is written; a resumed folder that is no study, or one of
         another config.
     """
+    _check_trials(trials)
     setup = _study.prepare(config, overrides, space)
     given_trials, trials = trials, trials or setup.tune.trials
     seconds = parse_timeout(timeout or setup.tune.timeout)
