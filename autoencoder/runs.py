@@ -223,6 +223,25 @@ def read_precision(run_dir: Path) -> dict | None:
     return saved if isinstance(saved, dict) else None
 
 
+def check_output(config: Config) -> None:
+    """Refuse an output folder that could not be made, without making it: a file in its way, or
+    a folder that is not writable (create_run_dir says what else the system refuses)."""
+    parent = Path(config.output) / config.name
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise UserError(
+            f"output: cannot create {parent}: Not a directory; set output: to a writable "
+            f"directory (e.g. {_example_output()})"
+        )
+    if existing.is_dir() and not os.access(existing, os.W_OK):
+        raise UserError(
+            f"output: {existing} is not writable; set output: to a writable directory "
+            f"(e.g. {_example_output()})"
+        )
+
+
 def create_run_dir(config: Config) -> Path:
     """Make <output>/<name>/<YYYYmmdd-HHMMSS>[-k]/ and its subfolders; never reuse one."""
     parent = Path(config.output) / config.name
