@@ -270,6 +270,10 @@ def create_run_dir(config: Config) -> Path:
     return run_dir
 
 
+def _lister(folder: Path) -> str:
+    return named(f"autoencoder runs {folder}", f"ae.list_runs('{folder}')")
+
+
 def _example_output() -> str:
     return named("--set output=/tmp/runs", "output='/tmp/runs'")
 
@@ -299,13 +303,15 @@ def check_is_run(run_dir: str | Path) -> Path:
         )
     if run_dir.is_file():
         train = (
-            f"`autoencoder train {run_dir}` starts a run from it; "
+            f"`{named(f'autoencoder train {run_dir}', f'ae.train({str(run_dir)!r})')}` starts a "
+            f"run from it; "
             if run_dir.suffix.lower() in (".yaml", ".yml")
             else ""
         )
         raise UserError(
             f"{run_dir}: a file, not a run directory; {train}pass the folder a run was written "
-            f"to, e.g. outputs/<name>/<timestamp> (`autoencoder runs` lists them)"
+            f"to, e.g. outputs/<name>/<timestamp> (`{named('autoencoder runs', 'ae.list_runs()')}`"
+            f" lists them)"
         )
     if not (run_dir / "config.yaml").is_file():
         # outputs/<name>/ or outputs/ given for one of its runs: two levels, not a whole tree.
@@ -315,7 +321,7 @@ def check_is_run(run_dir: str | Path) -> Path:
         if inside:
             raise UserError(
                 f"{run_dir}: a folder of {len(inside)} run(s), not a run directory; pass one of"
-                f" them, e.g. {inside[-1]} (`autoencoder runs {run_dir}` lists them)"
+                f" them, e.g. {inside[-1]} (`{_lister(run_dir)}` lists them)"
             )
         raise UserError(
             f"{run_dir}: not a run directory (no config.yaml); pass a directory "

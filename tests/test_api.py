@@ -221,6 +221,20 @@ def test_evaluate_and_resume_through_the_api(tiny_run, tmp_path):
 def test_load_run_of_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(UserError, match="not a run directory"):
         ae.load_run(tmp_path)
+    # A folder of runs, a config file: the API's calls that go on, not the commands.
+    (tmp_path / "tiny" / "20261206-101500").mkdir(parents=True)
+    (tmp_path / "tiny" / "20261206-101500" / "config.yaml").write_text("name: tiny\n")
+    with pytest.raises(UserError) as refused:
+        ae.load_run(tmp_path / "tiny")
+    assert str(refused.value).endswith(
+        f"e.g. {tmp_path / 'tiny' / '20261206-101500'} (`ae.list_runs('{tmp_path / 'tiny'}')` "
+        f"lists them)"
+    )
+    with pytest.raises(UserError) as refused:
+        ae.load_run(tmp_path / "tiny" / "20261206-101500" / "config.yaml")
+    assert f"`ae.train('{tmp_path / 'tiny' / '20261206-101500' / 'config.yaml'}')` starts" in str(
+        refused.value
+    )
 
 
 def test_logging_is_set_up_only_for_a_caller_without_any(monkeypatch):
