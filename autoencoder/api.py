@@ -62,6 +62,11 @@ def load_config(
         source = source.model_dump(mode="json", exclude_unset=True)
     elif isinstance(source, Mapping):
         source = _plain(dict(source))
+    elif isinstance(source, Run):
+        raise UserError(
+            "config: a Run; pass its config (run.config) to train that config again, or "
+            "ae.resume(run) to go on with it"
+        )
     elif source is not None and not isinstance(source, (str, Path)):
         raise UserError(
             f"config: a {type(source).__name__}; pass a YAML file, a mapping shaped like one or a "
@@ -376,6 +381,13 @@ def _numbers(name: str, value: Any, what: str) -> np.ndarray:
     if not (real or array.dtype == bool):
         raise UserError(f"{name}: an array of {array.dtype}, not of {what}")
     return array
+
+
+def _flags(**flags: Any) -> None:
+    """True or False for each flag: overwrite="no" is no reason to replace earlier outputs."""
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise UserError(f"{name}={value!r}: pass True or False")
 
 
 def _is_level(value: Any) -> bool:
@@ -693,7 +705,10 @@ class Run:
                 "use run.reconstruct(x), or save them with np.save first"
             )
         noise, threshold = _level("noise", noise), _level("threshold", threshold)
+        _flags(overwrite=overwrite, skip_bad=skip_bad)
         paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        if not paths:  # not an empty scores.csv and an MSE of 0 for nothing
+            raise UserError("inputs: none given; pass image files, folders or .npy/.npz files")
         paths = [_path("inputs", path) for path in paths]
         with _caller_state():
             return predict_files(
@@ -711,6 +726,7 @@ class Run:
         """The autoencoder, encoder and decoder as SavedModel, LiteRT or ONNX; (folder, manifest)."""
         from autoencoder.export import export_run
 
+        _flags(overwrite=overwrite)
         with _caller_state():
             return export_run(self.path, format, overwrite=overwrite)
 

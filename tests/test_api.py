@@ -107,6 +107,9 @@ def test_mistakes_name_the_arguments_given_not_the_command_lines_flags(tmp_path)
         lambda: ae.tune(config, space, timeout=60): (
             "timeout=60: expected a duration such as 90s, 60m or 2h"
         ),
+        lambda: ae.detect_anomalies(config): (
+            "anomaly.normal: not set; list the normal classes, e.g. normal=[0] (the other"
+        ),
         lambda: ae.tune(config, space, resume=tmp_path): (
             f"resume='{tmp_path}': not a study folder (no study.yaml)"
         ),
@@ -341,6 +344,15 @@ def test_arrays_of_every_usual_form_and_one_line_for_the_rest(tiny_run, tmp_path
         lambda: tiny_run.reconstruct(x.astype(np.complex64)): (
             "x: an array of complex64, not of pixel values"
         ),
+        lambda: tiny_run.predict([], tmp_path / "out"): (
+            "inputs: none given; pass image files, folders or .npy/.npz files"
+        ),
+        # A string is no yes: "no" replaced the earlier outputs.
+        lambda: tiny_run.export(overwrite="no"): "overwrite='no': pass True or False",
+        lambda: tiny_run.predict(saved, tmp_path / "out", skip_bad="yes"): (
+            "skip_bad='yes': pass True or False"
+        ),
+        lambda: ae.train(tiny_run): "config: a Run; pass its config (run.config) to train",
         lambda: tiny_run.export("onx"): (
             "format='onx': unknown; choose one of saved_model, litert, onnx"
         ),
