@@ -107,6 +107,10 @@ def test_mistakes_name_the_arguments_given_not_the_command_lines_flags(tmp_path)
         lambda: ae.tune(config, space, timeout=60): (
             "timeout=60: expected a duration such as 90s, 60m or 2h"
         ),
+        lambda: ae.train(config, input_shape=[32, 32, 1]): (
+            "model.input_shape is 32x32x1 but the data gives the model 28x28x1 images "
+            "(mnist_sample); pass input_shape=[28, 28, 1] (or input_shape=None) to plan from"
+        ),
         lambda: ae.detect_anomalies(config): (
             "anomaly.normal: not set; list the normal classes, e.g. normal=[0] (the other"
         ),
