@@ -29,7 +29,7 @@ import numpy as np
 from autoencoder import atomic, lock, runs
 from autoencoder.config import Config
 from autoencoder.data import Splits, load_splits, scaled, subset_splits
-from autoencoder.errors import UserError
+from autoencoder.errors import UserError, named
 from autoencoder.evaluate import SCORE_CHOICES, SCORE_NAMES, per_image_score
 from autoencoder.neighbors import CodeNeighbors, flat_codes
 from autoencoder.noise import model_inputs
@@ -70,8 +70,8 @@ def normal_classes(config: Config, names: tuple[str, ...]) -> list[int]:
     shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
     if keys is None:
         raise UserError(
-            "anomaly.normal: not set; list the normal classes, e.g. --set anomaly.normal=[0] "
-            f"(the other classes are the anomalies; this data's classes: {shown})"
+            f"anomaly.normal: not set; list the normal classes, e.g. "
+            f"{named('--set anomaly.normal=[0]', 'normal=[0]')} (the other classes are the anomalies; this data's classes: {shown})"
         )
     from autoencoder.data.splits import class_index, class_indices
 

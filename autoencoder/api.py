@@ -24,7 +24,7 @@ from autoencoder.config import Config
 from autoencoder.config import load_config as _load_yaml
 from autoencoder.config.messages import models_in
 from autoencoder.data import resolve_input_shape
-from autoencoder.errors import UserError
+from autoencoder.errors import UserError, named, python_api
 from autoencoder.shapes import Plan, plan_model
 
 log = logging.getLogger("autoencoder")
@@ -37,6 +37,7 @@ SECTIONS = ("data", "model", "train", "denoise", "anomaly")
 # Configs
 
 
+@python_api
 def load_config(
     source: str | Path | Mapping | Config | None = None,
     overrides: Mapping[str, Any] | Sequence[str] | None = None,
@@ -61,6 +62,11 @@ def load_config(
         source = source.model_dump(mode="json", exclude_unset=True)
     elif isinstance(source, Mapping):
         source = _plain(dict(source))
+    elif isinstance(source, Run):
+        raise UserError(
+            "config: a Run; pass its config (run.config) to train that config again, or "
+            "ae.resume(run) to go on with it"
+        )
     elif source is not None and not isinstance(source, (str, Path)):
         raise UserError(
             f"config: a {type(source).__name__}; pass a YAML file, a mapping shaped like one or a "
@@ -151,6 +157,7 @@ def _field_key(name: str) -> str:
     )
 
 
+@python_api
 def plan(config: str | Path | Mapping | Config, **fields: Any) -> Plan:
     """The model's shape plan, without TensorFlow: plan.layers[i].output_shape, .params, ...
 
@@ -166,6 +173,7 @@ def plan(config: str | Path | Mapping | Config, **fields: Any) -> Plan:
 # Training
 
 
+@python_api
 def train(
     config: str | Path | Mapping | Config,
     overrides: Mapping[str, Any] | Sequence[str] | None = None,
@@ -194,6 +202,7 @@ def train(
     return _from_trained(trained)
 
 
+@python_api
 def resume(
     run_dir: str | Path | Run,
     epochs: int | None = None,
@@ -254,8 +263,9 @@ def _after_resume(run_dir: Path, before: tuple[dict, int], models) -> None:
         return  # nothing trained: the model is the one the results were made with
     if (run_dir / "export").is_dir():
         log.warning(
-            "%s holds models exported before this training; export again with --overwrite",
+            "%s holds models exported before this training; export again with %s",
             run_dir / "export",
+            named("--overwrite", "overwrite=True"),
         )
     if any(key.startswith("embed/") for key in metrics):
         log.warning(
@@ -265,6 +275,7 @@ def _after_resume(run_dir: Path, before: tuple[dict, int], models) -> None:
         )
 
 
+@python_api
 def denoise_sweep(
     config: str | Path | Mapping | Config,
     overrides: Mapping[str, Any] | Sequence[str] | None = None,
@@ -279,6 +290,7 @@ def denoise_sweep(
         return run_sweep(load_config(config, overrides, **fields), resume=resume)
 
 
+@python_api
 def detect_anomalies(
     config: str | Path | Mapping | Config,
     overrides: Mapping[str, Any] | Sequence[str] | None = None,
@@ -292,6 +304,7 @@ def detect_anomalies(
     return Run(run_dir), report
 
 
+@python_api
 def one_class_benchmark(
     config: str | Path | Mapping | Config, dataset: str, **fields: Any
 ) -> tuple[Path, list[dict]]:
@@ -304,6 +317,7 @@ def one_class_benchmark(
         return run_benchmark(config, dataset)
 
 
+@python_api
 def load_run(run_dir: str | Path) -> Run:
     """A run directory made by train; nothing is loaded until it is used."""
     path = runs.check_is_run(_path("run_dir", run_dir))
@@ -320,6 +334,7 @@ def _path(name: str, value: Any) -> str | Path:
     return value
 
 
+@python_api
 def list_runs(root: str | Path = "outputs", sort: str = "started", reverse: bool = False):
     """One dict per run under root (`autoencoder runs`): status, epochs, best val/loss, metrics.
 
@@ -333,6 +348,7 @@ def list_runs(root: str | Path = "outputs", sort: str = "started", reverse: bool
     return listing.sort_rows(listing.list_runs(_path("root", root)), sort, reverse)
 
 
+@python_api
 def compare(run_dirs: Sequence[str | Path | Run], out: str | Path | None = None):
     """Finished runs side by side, as `autoencoder compare`: (the folder, a compare.Comparison).
 
@@ -353,6 +369,25 @@ def _batch(batch_size: int) -> int:
     if not whole or batch_size < 1:
         raise UserError(f"batch_size={batch_size!r}: pass a positive whole number")
     return int(batch_size)
+
+
+def _numbers(name: str, value: Any, what: str) -> np.ndarray:
+    """value as a real-valued array; one line for strings, objects or complex numbers."""
+    try:
+        array = np.asarray(value)
+    except ValueError:  # NumPy refuses a list of lists of different lengths
+        raise UserError(f"{name}: rows of different lengths; pass one array of {what}") from None
+    real = np.issubdtype(array.dtype, np.number) and not np.iscomplexobj(array)
+    if not (real or array.dtype == bool):
+        raise UserError(f"{name}: an array of {array.dtype}, not of {what}")
+    return array
+
+
+def _flags(**flags: Any) -> None:
+    """True or False for each flag: overwrite="no" is no reason to replace earlier outputs."""
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise UserError(f"{name}={value!r}: pass True or False")
 
 
 def _is_level(value: Any) -> bool:
@@ -529,6 +564,7 @@ class Run:
 
     # Using them
 
+    @python_api
     def reconstruct(self, x, noise: bool | float = False, batch_size: int = 256) -> np.ndarray:
         """The model's output for images, as float32 (N, H, W, C) in [0, 1].
 
@@ -552,6 +588,7 @@ class Run:
             runs.predict_images(self.model, inputs, patches, _batch(batch_size)), np.float32
         ).clip(0, 1)
 
+    @python_api
     def encode(self, x, batch_size: int = 256) -> np.ndarray:
         """The codes of images (a VAE's: the mean), one row per image."""
         images = self._images(x)
@@ -565,6 +602,7 @@ class Run:
         out = runs.predict(self.encoder, images, _batch(batch_size))
         return np.asarray(out[0] if self.config.model.kind == "vae" else out, np.float32)
 
+    @python_api
     def decode(self, z, batch_size: int = 256) -> np.ndarray:
         """Images decoded from codes, float32 (N, H, W, C) in [0, 1]."""
         if self.decoder is None and self.config.model.output.residual:
@@ -579,7 +617,7 @@ class Run:
                 f"its decoder reads the encoder's activations, not the code alone; use "
                 f"reconstruct(x)"
             )
-        z = np.asarray(z, np.float32)
+        z = _numbers("z", z, "codes")
         if not np.isfinite(z).all():
             raise UserError("z: holds NaN or infinite values")
         want = tuple(self.decoder.input_shape[1:])
@@ -592,6 +630,7 @@ class Run:
             )
         return np.asarray(runs.predict(self.decoder, z, _batch(batch_size)), np.float32)
 
+    @python_api
     def anomaly_scores(self, x, threshold: float | None = None, batch_size: int = 256) -> dict:
         """Each image's anomaly score, as `predict` and anomaly_scores.csv give it.
 
@@ -626,6 +665,7 @@ class Run:
             "flagged": flagged,
         }
 
+    @python_api
     def evaluate(self, split: str = "test") -> dict:
         """A split's metrics (MSE, PSNR, SSIM, ...), merged into metrics.json."""
         from autoencoder.evaluate import evaluate_run
@@ -633,6 +673,7 @@ class Run:
         with _caller_state():
             return evaluate_run(self.path, split=_split(split))
 
+    @python_api
     def plot(self) -> list[Path]:
         """Redraw figures/ (reconstructions, loss, worst, error by class, an anomaly run's
         scores); their paths."""
@@ -644,6 +685,7 @@ class Run:
             with runs.writing(self.path, "autoencoder plot"):
                 return paths + redraw_figures(self.path, self.model, self.encoder)
 
+    @python_api
     def predict(
         self,
         inputs,
@@ -667,7 +709,10 @@ class Run:
                 "use run.reconstruct(x), or save them with np.save first"
             )
         noise, threshold = _level("noise", noise), _level("threshold", threshold)
+        _flags(overwrite=overwrite, skip_bad=skip_bad)
         paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        if not paths:  # not an empty scores.csv and an MSE of 0 for nothing
+            raise UserError("inputs: none given; pass image files, folders or .npy/.npz files")
         paths = [_path("inputs", path) for path in paths]
         with _caller_state():
             return predict_files(
@@ -680,13 +725,16 @@ class Run:
                 skip_bad=skip_bad,
             )
 
+    @python_api
     def export(self, format: str = "saved_model", overwrite: bool = False) -> tuple[Path, dict]:
         """The autoencoder, encoder and decoder as SavedModel, LiteRT or ONNX; (folder, manifest)."""
         from autoencoder.export import export_run
 
+        _flags(overwrite=overwrite)
         with _caller_state():
             return export_run(self.path, format, overwrite=overwrite)
 
+    @python_api
     def embed(self, probe_limit: int | None = None) -> dict:
         """Linear probes on the codes, codes.npy, the latent map and interpolations."""
         from autoencoder.embed import PROBE_LIMIT, embed_run
@@ -694,16 +742,18 @@ class Run:
         whole = isinstance(probe_limit, (int, np.integer)) and not isinstance(probe_limit, bool)
         if probe_limit is not None and (not whole or probe_limit < 100):
             raise UserError(
-                f"probe_limit={probe_limit!r}: pass a number of images, 100 or more (as "
-                f"--probe-limit), or None for {PROBE_LIMIT:,}"
+                f"probe_limit={probe_limit!r}: pass a number of images, 100 or more, or None for "
+                f"{PROBE_LIMIT:,}"
             )
         with _caller_state():
             return embed_run(self.path, probe_limit=probe_limit or PROBE_LIMIT)
 
+    @python_api
     def resume(self, epochs: int | None = None, minutes: float | None = None) -> Run:
         """Continue this run (resume); this Run then holds the resumed config and models."""
         return resume(self, epochs, minutes)
 
+    @python_api
     def images(
         self, split: str = "test", count: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -734,8 +784,7 @@ class Run:
             ) from None
         height, width, channels = tuple(self.config.model.input_shape)
         patches = self.config.data.patches
-        if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-            raise UserError(f"x: an array of {array.dtype}, not of pixel values")
+        array = _numbers("x", array, "pixel values")
         if array.ndim == 2:
             array = array[None, ..., None]
         elif array.ndim == 3:

@@ -24,7 +24,7 @@ from autoencoder.config.reference import json_schema_text, reference_markdown
 from autoencoder.data import data_shape, describe, resolve_input_shape
 from autoencoder.denoise import results_markdown
 from autoencoder.embed import PROBE_LIMIT, format_embed
-from autoencoder.errors import RunFailed, UserError
+from autoencoder.errors import RunFailed, UserError, reader
 from autoencoder.evaluate import format_metrics
 from autoencoder.export import FORMATS, format_export
 from autoencoder.listing import COLUMNS, format_runs, runs_json
@@ -612,7 +612,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = getattr(args, "debug", False)
     _setup_logging(getattr(args, "quiet", False))
     try:
-        args.function(args)
+        with reader("command line"):
+            args.function(args)
         return 0
     except UserError as exc:
         if debug:

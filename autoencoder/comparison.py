@@ -16,7 +16,7 @@ import numpy as np
 from autoencoder import listing, lock, runs
 from autoencoder.config import Config, level_text
 from autoencoder.data import load_splits, scaled
-from autoencoder.errors import UserError
+from autoencoder.errors import UserError, named
 from autoencoder.model import load_model
 from autoencoder.noise import model_inputs
 from autoencoder.plots import plot_compare_curves, plot_compare_reconstructions
@@ -90,9 +90,10 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path | None = None):
 def check_runs(run_dirs: list[str | Path]) -> list[tuple[Path, Config]]:
     """(path, config) of each run, once all are finished runs of the same data."""
     if len(run_dirs) < 2:
+        run = "outputs/<name>/<timestamp>"
+        example = named(f"autoencoder compare {run} {run}", f"ae.compare(['{run}', '{run}'])")
         raise UserError(
-            f"compare: {len(run_dirs)} run given; pass two or more run directories, e.g. "
-            f"autoencoder compare outputs/<name>/<timestamp> outputs/<name>/<timestamp>"
+            f"compare: {len(run_dirs)} run given; pass two or more run directories, e.g. {example}"
         )
     checked = []
     for run_dir in map(Path, run_dirs):

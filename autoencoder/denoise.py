@@ -21,7 +21,7 @@ import numpy as np
 from autoencoder import atomic, lock, runs
 from autoencoder.config import Config, NoiseConfig, dump_config, level_text
 from autoencoder.data import load_splits
-from autoencoder.errors import UserError
+from autoencoder.errors import UserError, named
 from autoencoder.evaluate import per_image_mse, psnr, ssim
 from autoencoder.model import load_model
 from autoencoder.noise import noisy_eval
@@ -93,8 +93,9 @@ def _check_is_sweep(folder: str | Path) -> None:
     else:
         return
     raise UserError(
-        f"--resume {folder}: {what}, not a denoising sweep; pass the folder `autoencoder "
-        f"denoise` printed (results and figures: ...), or leave --resume out to start a sweep"
+        f"{named(f'--resume {folder}', f'resume={str(folder)!r}')}: {what}, not a denoising "
+        f"sweep; pass the folder `autoencoder denoise` printed (results and figures: ...), or "
+        f"leave {named('--resume', 'resume')} out to start a sweep"
     )
 
 
@@ -105,7 +106,11 @@ SWEEP_CHANGES = {"train.epochs", "train.minutes", "data.path", "denoise.blind_ep
 
 def go_on(sweep_dir: Path) -> str:
     """The command that goes on with a sweep, from the config it saved."""
-    return f"autoencoder denoise {Path(sweep_dir) / 'config.yaml'} --resume {sweep_dir}"
+    config = Path(sweep_dir) / "config.yaml"
+    return named(
+        f"autoencoder denoise {config} --resume {sweep_dir}",
+        f"ae.denoise_sweep('{config}', resume='{sweep_dir}')",
+    )
 
 
 def check_sweep_resume(sweep_dir: str | Path, config: Config) -> Path:
@@ -116,7 +121,8 @@ def check_sweep_resume(sweep_dir: str | Path, config: Config) -> Path:
         raise UserError(
             f"{sweep_dir}: cannot go on with the sweep: the config differs from the sweep's in "
             f"{shown}; only train.epochs, train.minutes, denoise.blind_epochs and data.path may "
-            f"change (`{go_on(sweep_dir)}`, with --set for those); start a new sweep for others"
+            f"change (`{go_on(sweep_dir)}`, with {named('--set', 'overrides')} for those); start "
+            f"a new sweep for others"
         )
     return sweep_dir
 

@@ -18,7 +18,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from autoencoder.errors import UserError
+from autoencoder.errors import UserError, named
 from autoencoder.runtime import gpus, native_stderr_muted, tensorflow
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ def check_batch(batch: int, images: int, replicas: int) -> None:
     raise UserError(
         f"train.batch_size {batch} does not split evenly over the {replicas} replicas of "
         f"train.distribute (each takes an equal share); use a multiple of {replicas}, e.g. "
-        f"{choices} (--set train.batch_size=N)"
+        f"{choices} ({named('--set train.batch_size=N', 'batch_size=N')})"
     )
 
 

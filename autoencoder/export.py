@@ -23,7 +23,7 @@ import numpy as np
 from autoencoder import atomic, runs, runtime
 from autoencoder.config import Config
 from autoencoder.data import load_splits, to_tiles
-from autoencoder.errors import UserError
+from autoencoder.errors import UserError, named
 from autoencoder.model import build_models, is_vae, load_model
 from autoencoder.noise import model_inputs
 from autoencoder.runs import open_run
@@ -58,13 +58,22 @@ def installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _format(fmt: str) -> str:
+    """The format as the reader gave it: --format F on the command line, format='F' in Python."""
+    return named(f"--format {fmt}", f"format={fmt!r}")
+
+
+def _with_debug() -> str:
+    return named(" with --debug", "")
+
+
 def require(fmt: str) -> None:
     """One line naming the package a format needs, when it is not installed."""
     for module, package, role in NEEDS[fmt]:
         if not installed(module):
             everything = " ".join(p for _, p, _ in NEEDS[fmt])
             raise UserError(
-                f"--format {fmt} needs {package} ({role}), which is not installed; "
+                f"{_format(fmt)} needs {package} ({role}), which is not installed; "
                 f"pip install {everything}, or pip install '.[export]' in this project's folder"
             )
 
@@ -87,7 +96,7 @@ def export_run(
         process writing the run.
     """
     if fmt not in FORMATS:
-        raise UserError(f"--format {fmt}: unknown; choose one of {', '.join(FORMATS)}")
+        raise UserError(f"{_format(fmt)}: unknown; choose one of {', '.join(FORMATS)}")
     with runs.writing(run_dir, "autoencoder export"):
         return _export(Path(run_dir), fmt, overwrite)
 
@@ -97,7 +106,8 @@ def _export(run_dir: Path, fmt: str, overwrite: bool) -> tuple[Path, dict]:
     require(fmt)
     target = run_dir / "export" / fmt
     if target.exists() and not overwrite:
-        raise UserError(f"{target}: already exists; pass --overwrite to replace it")
+        again = named("--overwrite", "overwrite=True")
+        raise UserError(f"{target}: already exists; pass {again} to replace it")
     runtime.gpus()  # CUDA's start-up line goes to a muted stderr here
     trained = load_model(run_dir / "model.keras")
     models = float32_models(config, trained, run_dir)
@@ -207,9 +217,9 @@ def export_part(model, part: str, fmt: str, staging: Path, x: np.ndarray) -> dic
     allowed = TOLERANCE * max(1.0, float(np.max(np.abs(want))))
     if not difference <= allowed:
         raise UserError(
-            f"--format {fmt}: the exported {part} differs from the Keras model by "
+            f"{_format(fmt)}: the exported {part} differs from the Keras model by "
             f"{difference:.3g} on {len(x)} test images, above the tolerance {allowed:.3g}; "
-            f"nothing was written: export another format, and report this with --debug"
+            f"nothing was written: export another format, and report this{_with_debug()}"
         )
     return {
         "path": path.relative_to(staging).as_posix(),
@@ -267,12 +277,12 @@ def _cannot_express(fmt: str, part: str, model, exc: Exception) -> str:
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     where = f"layer {layer} of the {part}" if layer else f"the {part}"
     instead = (
-        "report this with --debug"
+        f"report this{_with_debug()}"
         if fmt == "saved_model"
-        else "export --format saved_model instead"
+        else f"export {named('--format saved_model', 'format=' + repr('saved_model'))} instead"
     )
     return (
-        f"--format {fmt}: the converter cannot express {where} "
+        f"{_format(fmt)}: the converter cannot express {where} "
         f"({exc.__class__.__name__}: {first[:200]}); {instead}"
     )
 

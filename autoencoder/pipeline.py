@@ -142,6 +142,8 @@ def _train(
     # A plan too big at the lightest precision the run could get is refused before TensorFlow
     # loads; the precision it does get (a GPU's, or float32) is known only after.
     memory.check_lightest(config, plan, held)
+    if resume is None and me.chief:  # not after TensorFlow and a precision timing
+        runs.check_output(config)
     tensorflow()  # a missing TensorFlow is refused before anything is written
     # Before any other TensorFlow work: a multi-worker strategy must start first.
     strategy = distribute.strategy(config.train.distribute, config.train.worker_timeout)

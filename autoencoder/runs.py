@@ -23,7 +23,7 @@ import numpy as np
 from autoencoder import atomic, lock
 from autoencoder.config import Config, dump_config, load_config
 from autoencoder.data import data_shape, from_tiles, predict_batches, scaled, to_tiles
-from autoencoder.errors import UserError
+from autoencoder.errors import UserError, named
 from autoencoder.model import saved_input_shape, saved_parameter_count
 from autoencoder.noise import model_inputs
 from autoencoder.shapes import plan_model
@@ -223,6 +223,25 @@ def read_precision(run_dir: Path) -> dict | None:
     return saved if isinstance(saved, dict) else None
 
 
+def check_output(config: Config) -> None:
+    """Refuse an output folder that could not be made, without making it: a file in its way, or
+    a folder that is not writable (create_run_dir says what else the system refuses)."""
+    parent = Path(config.output) / config.name
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise UserError(
+            f"output: cannot create {parent}: Not a directory; set output: to a writable "
+            f"directory (e.g. {_example_output()})"
+        )
+    if existing.is_dir() and not os.access(existing, os.W_OK):
+        raise UserError(
+            f"output: {existing} is not writable; set output: to a writable directory "
+            f"(e.g. {_example_output()})"
+        )
+
+
 def create_run_dir(config: Config) -> Path:
     """Make <output>/<name>/<YYYYmmdd-HHMMSS>[-k]/ and its subfolders; never reuse one."""
     parent = Path(config.output) / config.name
@@ -231,12 +250,12 @@ def create_run_dir(config: Config) -> Path:
     except OSError as exc:
         raise UserError(
             f"output: cannot create {parent}: {exc.strerror}; set output: to a "
-            f"writable directory (e.g. --set output=/tmp/runs)"
+            f"writable directory (e.g. {_example_output()})"
         ) from None
     if not os.access(parent, os.W_OK):
         raise UserError(
             f"output: {parent} is not writable; set output: to a writable directory "
-            f"(e.g. --set output=/tmp/runs)"
+            f"(e.g. {_example_output()})"
         )
     try:
         run_dir = stamped_dir(parent, "output:")
@@ -246,10 +265,17 @@ def create_run_dir(config: Config) -> Path:
     except OSError as exc:
         raise UserError(
             f"output: cannot write in {parent}: {exc.strerror or exc}; free disk "
-            f"space or set output: to a writable directory (e.g. --set "
-            f"output=/tmp/runs)"
+            f"space or set output: to a writable directory (e.g. {_example_output()})"
         ) from None
     return run_dir
+
+
+def _lister(folder: Path) -> str:
+    return named(f"autoencoder runs {folder}", f"ae.list_runs('{folder}')")
+
+
+def _example_output() -> str:
+    return named("--set output=/tmp/runs", "output='/tmp/runs'")
 
 
 def stamped_dir(parent: Path, setting: str, what: str = "runs") -> Path:
@@ -277,13 +303,15 @@ def check_is_run(run_dir: str | Path) -> Path:
         )
     if run_dir.is_file():
         train = (
-            f"`autoencoder train {run_dir}` starts a run from it; "
+            f"`{named(f'autoencoder train {run_dir}', f'ae.train({str(run_dir)!r})')}` starts a "
+            f"run from it; "
             if run_dir.suffix.lower() in (".yaml", ".yml")
             else ""
         )
         raise UserError(
             f"{run_dir}: a file, not a run directory; {train}pass the folder a run was written "
-            f"to, e.g. outputs/<name>/<timestamp> (`autoencoder runs` lists them)"
+            f"to, e.g. outputs/<name>/<timestamp> (`{named('autoencoder runs', 'ae.list_runs()')}`"
+            f" lists them)"
         )
     if not (run_dir / "config.yaml").is_file():
         # outputs/<name>/ or outputs/ given for one of its runs: two levels, not a whole tree.
@@ -293,7 +321,7 @@ def check_is_run(run_dir: str | Path) -> Path:
         if inside:
             raise UserError(
                 f"{run_dir}: a folder of {len(inside)} run(s), not a run directory; pass one of"
-                f" them, e.g. {inside[-1]} (`autoencoder runs {run_dir}` lists them)"
+                f" them, e.g. {inside[-1]} (`{_lister(run_dir)}` lists them)"
             )
         raise UserError(
             f"{run_dir}: not a run directory (no config.yaml); pass a directory "
@@ -331,8 +359,11 @@ def check_not_sweep(run_dir: str | Path) -> None:
     if is_sweep(run_dir):
         raise UserError(
             f"{run_dir}: a denoising sweep, not a run; pass one of its models (e.g. "
-            f"{_first_run(run_dir, 'models', 'level-L')}), or go on with the sweep: autoencoder "
-            f"denoise CONFIG --resume {run_dir}"
+            f"{_first_run(run_dir, 'models', 'level-L')}), or go on with the sweep: "
+            + named(
+                f"autoencoder denoise CONFIG --resume {run_dir}",
+                f"ae.denoise_sweep(CONFIG, resume='{run_dir}')",
+            )
         )
 
 
@@ -399,8 +430,8 @@ def check_run_shapes(run_dir: str | Path, config: Config, data: bool = True) -> 
     if config.data.dataset == "folder" and where is not None and not where.exists():
         raise UserError(
             f"{run_dir}: its images are no longer in {where} (data.path); if they moved, give "
-            f"data.path their new folder in {run_dir / 'config.yaml'}, or resume with --set "
-            f"data.path=NEW_FOLDER"
+            f"data.path their new folder in {run_dir / 'config.yaml'}, or resume with "
+            + named("--set data.path=NEW_FOLDER", "overrides={'data.path': NEW_FOLDER}")
         )
     given = data_shape(config)
     if given != planned:
@@ -421,6 +452,14 @@ def _last_checkpoint(run_dir: Path) -> Path | None:
     return run_dir / "checkpoints" / state["checkpoint"] if state else None
 
 
+def _resume_with(run_dir: Path, epochs: object) -> str:
+    """The command, or the API call, that resumes a run with more epochs."""
+    return named(
+        f"autoencoder resume {run_dir} --set train.epochs={epochs}",
+        f"ae.resume('{run_dir}', epochs={epochs})",
+    )
+
+
 def check_resume(run_dir: str | Path, config: Config) -> Path:
     """Refuse to resume a directory that is not a run or whose config differs."""
     run_dir = Path(run_dir)
@@ -429,8 +468,7 @@ def check_resume(run_dir: str | Path, config: Config) -> Path:
         raise UserError(
             f"{run_dir}: cannot resume: the config differs from the run's in {shown}; only"
             f" train.epochs, train.minutes, train.worker_timeout and data.path (images moved) may"
-            f" change (`autoencoder"
-            f" resume {run_dir} --set train.epochs=N`); train a new run for other changes"
+            f" change (`{_resume_with(run_dir, 'N')}`); train a new run for other changes"
         )
     # Checked here too, so that `train --resume` refuses a damaged run before TensorFlow loads.
     check_checkpoints(run_dir)
@@ -443,8 +481,7 @@ def check_resume(run_dir: str | Path, config: Config) -> Path:
         raise UserError(
             f"{run_dir}: cannot resume with train.epochs={config.train.epochs}: the run has "
             f"trained {state['epoch']} epochs; give {state['epoch']} to evaluate it again or "
-            f"more to train on (`autoencoder resume {run_dir} --set "
-            f"train.epochs={state['epoch'] + 1}`)"
+            f"more to train on (`{_resume_with(run_dir, state['epoch'] + 1)}`)"
         )
     return run_dir
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from autoencoder import precision
 from autoencoder.config import Config
-from autoencoder.errors import UserError
+from autoencoder.errors import UserError, named
 from autoencoder.model import build_models, load_model
 from autoencoder.noise import model_inputs, run_datasets
 from autoencoder.runs import BEST, last_checkpoint, training_seconds, write_or_explain
@@ -114,9 +114,10 @@ def fit(
     if spent_before:
         log.info(
             "train.minutes is %g and the run has trained %.2f minutes: nothing to train; "
-            "resume with --set train.minutes=M for more",
+            "resume with %s for more",
             config.train.minutes,
             budget.spent / 60,
+            named("--set train.minutes=M", "minutes=M"),
         )
     elif first_epoch < config.train.epochs:
         try:
@@ -169,10 +170,12 @@ def _log_resume(config: Config, run_dir: Path, first_epoch: int) -> None:
         log.info("resuming after epoch %d of %d", first_epoch, config.train.epochs)
         return
     log.info(
-        "the run has trained all its %d epochs: nothing to train, evaluated again; for more, "
-        "autoencoder resume %s --set train.epochs=N",
+        "the run has trained all its %d epochs: nothing to train, evaluated again; for more, %s",
         config.train.epochs,
-        run_dir,
+        named(
+            f"autoencoder resume {run_dir} --set train.epochs=N",
+            f"ae.resume('{run_dir}', epochs=N)",
+        ),
     )
 
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, TINY
 
 import autoencoder as ae
-from autoencoder.errors import UserError
+from autoencoder.errors import UserError, reader
 
 
 def readme_example() -> str:
@@ -88,9 +88,48 @@ def test_keywords_find_their_section_and_mistakes_are_one_line():
         ae.load_config(None, kind="vae")
     with pytest.raises(UserError) as refused:
         ae.load_config(None, {"train.epochs": 0})
-    assert str(refused.value) == (
-        "--set train.epochs=0: train.epochs: must be a positive integer, got 0"
-    )
+    assert str(refused.value) == "train.epochs=0: train.epochs: must be a positive integer, got 0"
+
+
+def test_mistakes_name_the_arguments_given_not_the_command_lines_flags(tmp_path):
+    config = ae.load_config(None, [*TINY, f"output={tmp_path}"])
+    space = {"train.optimizer.learning_rate": {"log": [1e-4, 1e-2]}}
+    refusals = {
+        lambda: ae.load_config(None, ["train.epochs"]): (
+            "train.epochs: expected KEY=VALUE, e.g. 'train.epochs=5' or {'train.epochs': 5}"
+        ),
+        # 0 is no number of trials (not "the default", 20 of them); "2" is no number at all.
+        lambda: ae.tune(config, space, trials=0): (
+            "trials=0: pass a whole number of trials, 1 or more, or None for tune.trials"
+        ),
+        lambda: ae.tune(config, space, trials="2"): "trials='2': pass a whole number of trials",
+        lambda: ae.tune(config, space, trials=-1): "trials=-1: pass a whole number of trials",
+        lambda: ae.tune(config, space, timeout=60): (
+            "timeout=60: expected a duration such as 90s, 60m or 2h"
+        ),
+        lambda: ae.train(config, input_shape=[32, 32, 1]): (
+            "model.input_shape is 32x32x1 but the data gives the model 28x28x1 images "
+            "(mnist_sample); pass input_shape=[28, 28, 1] (or input_shape=None) to plan from"
+        ),
+        lambda: ae.detect_anomalies(config): (
+            "anomaly.normal: not set; list the normal classes, e.g. normal=[0] (the other"
+        ),
+        lambda: ae.tune(config, space, resume=tmp_path): (
+            f"resume='{tmp_path}': not a study folder (no study.yaml)"
+        ),
+    }
+    for call, message in refusals.items():
+        with pytest.raises(UserError) as refused:
+            call()
+        assert str(refused.value).startswith(message), str(refused.value)
+    assert list(tmp_path.iterdir()) == []
+    # The command line calls the same functions: its user sees its own flags.
+    with reader("command line"), pytest.raises(UserError) as refused:
+        ae.load_config(None, ["train.epochs"])
+    assert str(refused.value) == "--set train.epochs: expected KEY=VALUE, e.g. --set train.epochs=5"
+    with reader("command line"), pytest.raises(UserError) as refused:
+        ae.tune(config, space, timeout=60)
+    assert str(refused.value) == "--timeout 60: expected a duration such as 90s, 60m or 2h"
 
 
 def test_a_mapping_for_a_section_is_merged_into_the_sources():
@@ -189,6 +228,20 @@ def test_evaluate_and_resume_through_the_api(tiny_run, tmp_path):
 def test_load_run_of_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(UserError, match="not a run directory"):
         ae.load_run(tmp_path)
+    # A folder of runs, a config file: the API's calls that go on, not the commands.
+    (tmp_path / "tiny" / "20261206-101500").mkdir(parents=True)
+    (tmp_path / "tiny" / "20261206-101500" / "config.yaml").write_text("name: tiny\n")
+    with pytest.raises(UserError) as refused:
+        ae.load_run(tmp_path / "tiny")
+    assert str(refused.value).endswith(
+        f"e.g. {tmp_path / 'tiny' / '20261206-101500'} (`ae.list_runs('{tmp_path / 'tiny'}')` "
+        f"lists them)"
+    )
+    with pytest.raises(UserError) as refused:
+        ae.load_run(tmp_path / "tiny" / "20261206-101500" / "config.yaml")
+    assert f"`ae.train('{tmp_path / 'tiny' / '20261206-101500' / 'config.yaml'}')` starts" in str(
+        refused.value
+    )
 
 
 def test_logging_is_set_up_only_for_a_caller_without_any(monkeypatch):
@@ -228,6 +281,8 @@ def test_arrays_of_every_usual_form_and_one_line_for_the_rest(tiny_run, tmp_path
     assert (noise.kind, noise.level, noise.clip) == ("gaussian", 0.5, True)
     assert np.abs(tiny_run.reconstruct(x, noise=0.5) - batch).max() > 1e-4  # the input changed
     path = tiny_run.path
+    saved = tmp_path / "x.npy"
+    np.save(saved, x)
     refusals = {
         lambda: tiny_run.reconstruct(np.concatenate([rgb, rgb[..., :1]], -1)): (
             "x: images of 4 channels, but the run's model takes 1; drop the alpha channel: "
@@ -287,6 +342,27 @@ def test_arrays_of_every_usual_form_and_one_line_for_the_rest(tiny_run, tmp_path
             "threshold=-1: pass a number, 0 or more, or None"
         ),
         lambda: tiny_run.decode(np.full((2, 8), np.nan)): "z: holds NaN or infinite values",
+        lambda: tiny_run.decode("codes"): "z: an array of <U5, not of codes",
+        lambda: tiny_run.decode([[0.0] * 8, [0.0]]): "z: rows of different lengths",
+        # Not the real part alone, silently: complex numbers are no pixels.
+        lambda: tiny_run.reconstruct(x.astype(np.complex64)): (
+            "x: an array of complex64, not of pixel values"
+        ),
+        lambda: tiny_run.predict([], tmp_path / "out"): (
+            "inputs: none given; pass image files, folders or .npy/.npz files"
+        ),
+        # A string is no yes: "no" replaced the earlier outputs.
+        lambda: tiny_run.export(overwrite="no"): "overwrite='no': pass True or False",
+        lambda: tiny_run.predict(saved, tmp_path / "out", skip_bad="yes"): (
+            "skip_bad='yes': pass True or False"
+        ),
+        lambda: ae.train(tiny_run): "config: a Run; pass its config (run.config) to train",
+        lambda: tiny_run.export("onx"): (
+            "format='onx': unknown; choose one of saved_model, litert, onnx"
+        ),
+        lambda: tiny_run.predict(saved, saved): (
+            f"out='{saved}': is a file; give a folder for the outputs"
+        ),
     }
     for call, message in refusals.items():
         with pytest.raises(UserError) as refused:

@@ -350,10 +350,16 @@ def test_a_sweep_is_not_taken_for_a_run_nor_a_run_for_a_sweep(sweep, tmp_path):
         f"{sweep}: a denoising sweep, not a run; pass one of its models (e.g. {first}), or go on "
         f"with the sweep: autoencoder denoise CONFIG --resume {sweep}"
     )
-    for call in (lambda: evaluate_run(sweep), lambda: ae.load_run(sweep)):
-        with pytest.raises(UserError) as refused:
-            call()
-        assert str(refused.value) == said
+    with pytest.raises(UserError) as refused:
+        evaluate_run(sweep)
+    assert str(refused.value) == said
+    # The API's caller is told the API's call, not the command's.
+    with pytest.raises(UserError) as refused:
+        ae.load_run(sweep)
+    assert str(refused.value) == said.replace(
+        f"autoencoder denoise CONFIG --resume {sweep}",
+        f"ae.denoise_sweep(CONFIG, resume='{sweep}')",
+    )
     result = cli("resume", sweep, "--set", "train.epochs=3")
     assert result.returncode == 2 and result.stderr == f"error: {said}\n"
     assert not (sweep / "checkpoints").exists()  # nothing of a run written into the sweep

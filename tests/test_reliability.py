@@ -19,6 +19,7 @@ from conftest import (
     ROOT,
     assert_error,
     cli,
+    cli_without_tensorflow,
     start_training,
     tiny,
     wait_for_first_epoch,
@@ -81,7 +82,9 @@ def test_output_under_a_regular_file_is_refused(tmp_path):
     blocker = tmp_path / "afile"
     blocker.write_text("mine\n")
     config = tiny(blocker / "runs")
-    result = cli("train", write_config(tmp_path / "c.yaml", config), "--quiet")
+    # Before TensorFlow loads, and before a precision timing of seconds.
+    result, loaded = cli_without_tensorflow("train", write_config(tmp_path / "c.yaml", config))
+    assert not loaded
     assert_error(
         result,
         f"output: cannot create {blocker / 'runs' / 'tiny'}: Not a directory; "

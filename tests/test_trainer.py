@@ -160,6 +160,14 @@ def test_resuming_a_finished_run_says_there_is_nothing_to_train(finished_run, tm
         f"more, autoencoder resume {run} --set train.epochs=N" in caplog.text
     )
     assert "trained 1 epoch" not in caplog.text and "resuming after" not in caplog.text
+    # A notebook's caller is told the API's call.
+    import autoencoder as ae
+
+    caplog.clear()
+    ae.resume(run)
+    assert f"nothing to train, evaluated again; for more, ae.resume('{run}', epochs=N)" in (
+        caplog.text
+    )
 
 
 def test_resume_command_continues_with_the_runs_own_config(finished_run, tmp_path, capsys):

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from autoencoder.config.messages import mistakes, summary
 from autoencoder.config.schema import Config
 from autoencoder.config.text import format_loc, printable
-from autoencoder.errors import UserError
+from autoencoder.errors import UserError, named
 
 
 def load_config(path: str | Path | dict | None, overrides: typing.Sequence[str] = ()) -> Config:
@@ -35,7 +35,7 @@ def load_config(path: str | Path | dict | None, overrides: typing.Sequence[str] 
     for item in overrides:
         keys, value = parse_override(item)
         set_path(raw, keys, value, printable(item))
-        sets.append((keys, f"--set {printable(item)}"))
+        sets.append((keys, _label(printable(item))))
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
@@ -44,6 +44,11 @@ def load_config(path: str | Path | dict | None, overrides: typing.Sequence[str] 
         found = mistakes(raw, exc.errors())
         lines = [f"{_source(loc, path, sets)}: {format_loc(loc)}: {text}" for loc, text in found]
         raise UserError(summary(lines)) from None
+
+
+def _label(item: str) -> str:
+    """An override as its reader wrote it: `--set a.b=v` on the command line, `a.b=v` in Python."""
+    return named(f"--set {item}", item)
 
 
 def _source(loc: tuple, path: str | Path | dict | None, sets: list[tuple[tuple, str]]) -> str:
@@ -139,19 +144,20 @@ def parse_override(item: str) -> tuple[tuple, Any]:
     key, sep, text = item.partition("=")
     item = printable(item)
     if not sep or not key.strip():
-        raise UserError(f"--set {item}: expected KEY=VALUE, e.g. --set train.epochs=5")
+        example = named("--set train.epochs=5", "'train.epochs=5' or {'train.epochs': 5}")
+        raise UserError(f"{_label(item)}: expected KEY=VALUE, e.g. {example}")
     keys = tuple(int(k) if k.isascii() and k.isdigit() else k for k in key.strip().split("."))
     if "" in keys:
         raise UserError(
-            f"--set {item}: empty key in '{printable(key)}'; write dotted keys like train.epochs"
+            f"{_label(item)}: empty key in '{printable(key)}'; write dotted keys like train.epochs"
         )
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         problem = getattr(exc, "problem", None) or _unreadable(exc)
         raise UserError(
-            f"--set {item}: value '{printable(text)}' is not valid YAML ({problem}); "
-            f"quote strings, e.g. --set name=my_run"
+            f"{_label(item)}: value '{printable(text)}' is not valid YAML ({problem}); "
+            f"quote strings, e.g. {named('--set name=my_run', 'name=' + repr('my run'))}"
         ) from None
     return keys, value
 
@@ -171,11 +177,11 @@ def set_path(raw: dict, keys: tuple, value: Any, item: str) -> None:
     for depth, key in enumerate(keys):
         if isinstance(node, list) and (not isinstance(key, int) or key >= len(node)):
             raise UserError(
-                f"--set {item}: {format_loc(keys[: depth + 1])}: no such list item "
+                f"{_label(item)}: {format_loc(keys[: depth + 1])}: no such list item "
                 f"(the list has {len(node)})"
             )
         if not isinstance(node, (dict, list)):
-            raise UserError(f"--set {item}: {format_loc(keys[:depth])} is not a section")
+            raise UserError(f"{_label(item)}: {format_loc(keys[:depth])} is not a section")
         if depth == len(keys) - 1:
             node[key] = value
             return

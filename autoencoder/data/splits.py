@@ -16,7 +16,7 @@ from autoencoder.data.folder import ImageFiles
 from autoencoder.data.formats import DIGITS
 from autoencoder.data.images import Decode, fit_image, load_image
 from autoencoder.data.sources import load_raw, offline
-from autoencoder.errors import UserError
+from autoencoder.errors import UserError, named
 
 log = logging.getLogger(__name__)
 
@@ -504,10 +504,12 @@ def resolve_input_shape(config):
         return config.model_copy(update={"model": model})
     if given != tuple(shape):
         where = data.path if data.dataset == "folder" else data.dataset
+        wanted = f"[{', '.join(map(str, shape))}]"
+        setting = named(f'--set "model.input_shape={wanted}"', f"input_shape={wanted}")
+        unset = named("model.input_shape=null", "input_shape=None")
         raise UserError(
             f"model.input_shape is {'x'.join(map(str, given))} but the data gives the model "
-            f"{'x'.join(map(str, shape))} {what} ({where}); pass --set "
-            f'"model.input_shape=[{", ".join(map(str, shape))}]" (or model.input_shape=null) '
+            f"{'x'.join(map(str, shape))} {what} ({where}); pass {setting} (or {unset}) "
             f"to plan from the data, or set data.image_size, data.color or data.patches to "
             f"match it"
         )

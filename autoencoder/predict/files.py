@@ -16,7 +16,7 @@ from autoencoder.config import Config
 from autoencoder.data.images import read_image
 from autoencoder.data.patches import Blend, tile_origins, window
 from autoencoder.data.splits import scaled
-from autoencoder.errors import UserError
+from autoencoder.errors import UserError, named
 from autoencoder.evaluate import SCORE_CHOICES, SCORE_NAMES
 from autoencoder.model import load_model
 from autoencoder.neighbors import CodeNeighbors, flat_codes
@@ -66,7 +66,8 @@ def run_threshold(run_dir: Path, config: Config, given: bool = False) -> tuple[f
         else:  # not a silent run without flags: an anomaly run's threshold was in it
             raise UserError(
                 f"{run_dir / 'metrics.json'}: damaged (not a JSON object), and it held the "
-                f"run's anomaly threshold, if it had one; pass --threshold, or choose it anew "
+                f"run's anomaly threshold, if it had one; pass {named('--threshold', 'threshold=')}"
+                f", or choose it anew "
                 f"with `autoencoder anomaly` (`autoencoder evaluate {run_dir}` writes the test "
                 f"metrics again)"
             ) from None
@@ -88,8 +89,9 @@ def _threshold_source(run_dir: Path, config: Config, held, given: float | None) 
     if mine is not None:
         log.warning(
             "%s sets anomaly.threshold.value %g, but the run's threshold is %g, chosen by "
-            "autoencoder anomaly (metrics.json); predict uses %g: pass --threshold %g for yours",
-            *(run_dir / "config.yaml", mine, held[0], held[0], mine),
+            "autoencoder anomaly (metrics.json); predict uses %g: pass %s%g for yours",
+            *(run_dir / "config.yaml", mine, held[0], held[0], named("--threshold ", "threshold=")),
+            mine,
         )
     return f"chosen by autoencoder anomaly, in {run_dir / 'metrics.json'}"
 
@@ -360,7 +362,8 @@ def _items(
             except UserError as exc:
                 if skipped is None:
                     raise UserError(
-                        f"{exc}; fix or remove it, or pass --skip-bad to leave unreadable images "
+                        f"{exc}; fix or remove it, or pass {named('--skip-bad', 'skip_bad=True')} "
+                        f"to leave unreadable images "
                         f"out (nothing was written)"
                     ) from None
                 skipped.append(str(source.path))

@@ -13,7 +13,7 @@ import numpy as np
 
 from autoencoder.data.folder import image_files
 from autoencoder.data.images import SUFFIXES, is_image
-from autoencoder.errors import UserError
+from autoencoder.errors import UserError, named
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,11 @@ def stack_length(shape: tuple) -> int:
     return 1 if one_image(shape) else shape[0]
 
 
+def out_named(out: Path) -> str:
+    """The output folder as the reader gave it: --out DIR, or out='DIR'."""
+    return named(f"--out {out}", f"out='{out}'")
+
+
 def collect_inputs(inputs: list[str | Path], out: Path | None = None) -> list[Source]:
     """The files named on the command line, folders expanded to the images inside them."""
     # A folder's images, but not those under --out: its earlier outputs are not new inputs.
@@ -65,7 +70,7 @@ def collect_inputs(inputs: list[str | Path], out: Path | None = None) -> list[So
     for given in map(Path, inputs):
         if given.is_dir() and skip is not None and given.resolve() == skip:
             raise UserError(
-                f"--out {out}: is the input folder {given} itself, whose images the outputs "
+                f"{out_named(out)}: is the input folder {given} itself, whose images the outputs "
                 f"would replace; choose another folder, e.g. {given / 'reconstructed'}"
             )
         if given.is_dir():
@@ -206,7 +211,7 @@ def _refuse_clashes(sources: list[Source]) -> None:
         if key in seen:
             raise UserError(
                 f"{seen[key]} and {source.path} would both be written as {key}; rename one, "
-                f"or predict them into separate --out folders"
+                f"or predict them into separate {named('--out', 'out')} folders"
             )
         seen[key] = source.path
 
@@ -223,19 +228,20 @@ def refuse_existing(
     """Refuse an --out that is a file, an output that is an input, or outputs that exist
     unless overwrite."""
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: is a file; give a folder for the outputs")
+        raise UserError(f"{out_named(out)}: is a file; give a folder for the outputs")
     inputs = {source.path.resolve() for source in sources}
     replaced = [out / name for name in outputs if (out / name).resolve() in inputs]
     if replaced:  # even with --overwrite: the user's own image would be lost
         raise UserError(
-            f"{replaced[0]}: an input, which its output would replace; choose another --out"
+            f"{replaced[0]}: an input, which its output would replace; choose another "
+            f"{named('--out', 'out')}"
         )
     existing = [out / name for name in outputs if (out / name).exists()]
     if existing and not overwrite:
         more = f" (and {len(existing) - 1} more outputs)" if len(existing) > 1 else ""
         raise UserError(
-            f"{existing[0]}: already exists{more}; pass --overwrite to replace, or choose "
-            f"another --out"
+            f"{existing[0]}: already exists{more}; pass {named('--overwrite', 'overwrite=True')} "
+            f"to replace, or choose another {named('--out', 'out')}"
         )
 
 

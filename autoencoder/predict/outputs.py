@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from autoencoder.data.images import write_png
-from autoencoder.errors import UserError
+from autoencoder.errors import UserError, named
 from autoencoder.evaluate import SCORE_NAMES, per_image_mse, per_image_score, psnr
 from autoencoder.predict.inputs import one_image
 
@@ -32,7 +32,7 @@ class Outputs:
             self.dir = Path(tempfile.mkdtemp(prefix=".predict-", dir=out))
         except OSError as exc:
             raise UserError(
-                f"--out {out}: cannot write there ({exc.strerror or exc}); choose a writable folder"
+                f"{named(f'--out {out}', f'out={str(out)!r}')}: cannot write there ({exc.strerror or exc}); choose a writable folder"
             ) from None
         # Output arrays being filled: relative path -> (members, copied members, images to come).
         self.arrays: dict[str, list] = {}

@@ -8,6 +8,7 @@ docs/experiments.md is the guide.
 from __future__ import annotations
 
 import logging
+import numbers
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 from autoencoder import api
 from autoencoder.data import load_splits
-from autoencoder.errors import UserError
+from autoencoder.errors import UserError, python_api
 from autoencoder.tuning import study as _study
 from autoencoder.tuning.report import (
     format_study,
@@ -62,12 +63,22 @@ def _again(setup, space, overrides, study_dir: Path) -> str:
     return shlex.join([*words, "--resume", str(study_dir)])
 
 
+def _check_trials(trials: Any) -> None:
+    """None, or a whole number of trials, 1 or more (0 would read as "the default")."""
+    whole = isinstance(trials, numbers.Integral) and not isinstance(trials, bool)
+    if trials is not None and not (whole and trials >= 1):
+        raise UserError(
+            f"trials={trials!r}: pass a whole number of trials, 1 or more, or None for tune.trials"
+        )
+
+
 def _kept(exc: KeyboardInterrupt, again: str) -> KeyboardInterrupt:
     """Ctrl-C's message ("during trial 3") with the command that goes on with the study."""
     said = f"{exc}; " if str(exc) else ""
     return KeyboardInterrupt(f"{said}the study is kept: go on with `{again}`")
 
 
+@python_api
 def tune(
     config,
     space=None,
@@ -98,6 +109,7 @@ def tune(
         line each, before anything is written; a resumed folder that is no study, or one of
         another config.
     """
+    _check_trials(trials)
     setup = _study.prepare(config, overrides, space)
     given_trials, trials = trials, trials or setup.tune.trials
     seconds = parse_timeout(timeout or setup.tune.timeout)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autoencoder.config import TuneConfig
-from autoencoder.errors import UserError
+from autoencoder.errors import UserError, named
 
 RANGES = ("log", "uniform", "int")
 # Trials with train.minutes are compared at every 1/CHECKPOINTS of their minutes, not by epoch.
@@ -46,7 +46,8 @@ def parse_space(tune: TuneConfig, where: str, apply: Callable[[str, Any], None])
     if not tune.space:
         raise UserError(
             f"{where}: the space is empty; name config keys with a distribution, e.g. {EXAMPLE},"
-            " under the config's tune.space or in a file given with --space SPACE.yaml"
+            f" under the config's tune.space or in a file given with "
+            f"{named('--space SPACE.yaml', 'space=')}"
         )
     params, lines = [], []
     for key, spec in tune.space.items():
@@ -133,13 +134,14 @@ def parse_timeout(text: str | None) -> float | None:
     """Seconds of "90s", "60m", "2h" (None: no limit); UserError otherwise."""
     if text is None:
         return None
+    where = named(f"--timeout {text}", f"timeout={text!r}")
     found = re.fullmatch(r"(\d+(?:\.\d+)?)([smh])", str(text).strip())
     if not found:
-        raise UserError(f"--timeout {text}: expected a duration such as 90s, 60m or 2h")
+        raise UserError(f"{where}: expected a duration such as 90s, 60m or 2h")
     seconds = float(found.group(1)) * {"s": 1, "m": 60, "h": 3600}[found.group(2)]
     if seconds <= 0:
         raise UserError(
-            f"--timeout {text}: must be longer than 0 (no trial starts after it); leave it out "
+            f"{where}: must be longer than 0 (no trial starts after it); leave it out "
             f"to run every trial"
         )
     return seconds

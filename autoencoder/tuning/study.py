@@ -33,7 +33,7 @@ from autoencoder.config import (
     read_yaml,
 )
 from autoencoder.data import resolve_input_shape
-from autoencoder.errors import RunFailed, UserError
+from autoencoder.errors import RunFailed, UserError, named
 from autoencoder.shapes import plan_model
 from autoencoder.tuning.report import write_tables
 from autoencoder.tuning.space import (
@@ -185,12 +185,17 @@ def study_record(setup: Setup, study_dir: Path, storage: str | None) -> dict:
     }
 
 
+def resume_named(study_dir: Path) -> str:
+    """The study folder as the reader gave it: --resume DIR, or resume='DIR'."""
+    return named(f"--resume {study_dir}", f"resume='{study_dir}'")
+
+
 def check_resume(study_dir: Path, record: dict) -> dict:
     """The saved record of STUDY_DIR; UserError if it is no study or one of another config."""
     path = Path(study_dir) / STUDY_FILE
     if not path.is_file():
         raise UserError(
-            f"--resume {study_dir}: not a study folder (no {STUDY_FILE}); pass a folder made by "
+            f"{resume_named(study_dir)}: not a study folder (no {STUDY_FILE}); pass a folder made by "
             f"`autoencoder tune`, e.g. outputs/<name>/tune-<timestamp>"
         )
     saved = read_yaml(path)
@@ -202,7 +207,7 @@ def check_resume(study_dir: Path, record: dict) -> dict:
     if changed:
         shown = ", ".join(changed[:6]) + (" ..." if len(changed) > 6 else "")
         raise UserError(
-            f"--resume {study_dir}: the study was made for another config (it differs in "
+            f"{resume_named(study_dir)}: the study was made for another config (it differs in "
             f"{shown}); resume with the config and space saved in {path}, or start a new study"
         )
     return saved
@@ -247,13 +252,14 @@ def open_study(
     optuna = optuna_module()
     url = url or storage_url(record, study_dir)
     own = url == own_url(study_dir)
-    where = f"--resume {study_dir}" if own else f"storage {url}"
+    where = resume_named(study_dir) if own else f"storage {url}"
+    afresh = f"start a new study without {named('--resume', 'resume=')}"
     path = Path(study_dir) / OWN_DB if own else sqlite_file(url)  # as the user named the folder
     # SQLite would make an empty database in place of a missing one: a study starting over.
     if resumed and path is not None and not path.is_file():
         raise UserError(
             f"{where}: {path} is missing (it holds the study's trials); put it back from a "
-            f"copy, or start a new study without --resume"
+            f"copy, or {afresh}"
         )
     # SQLite lets one writer in at a time: the others wait (up to a minute) instead of failing.
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
@@ -265,7 +271,7 @@ def open_study(
         if resumed and record["study_name"] not in optuna.get_all_study_names(storage):
             raise UserError(
                 f"{where}: the storage holds no study {record['study_name']}; give the storage "
-                f"it was made in (--storage), or start a new study without --resume"
+                f"it was made in ({named('--storage', 'storage=')}), or {afresh}"
             )
         return optuna.create_study(
             storage=storage,
@@ -281,10 +287,11 @@ def open_study(
         if own:
             raise UserError(
                 f"{where}: {path} cannot be read ({reason}); put back a good copy of it, or "
-                f"start a new study without --resume"
+                f"{afresh}"
             ) from None
         raise UserError(
-            f"storage {url}: {type(exc).__name__}: {reason}; give --storage (or tune.storage) "
+            f"storage {url}: {type(exc).__name__}: {reason}; give {named('--storage', 'storage=')}"
+            f" (or tune.storage) "
             f"a URL Optuna accepts, of a database that can be reached"
         ) from None
 
