@@ -25,9 +25,13 @@ FILE = "anomaly_codes.npz"
 # Reference codes kept at most: k-nearest-neighbour search is brute force over them, and a few
 # thousand normal codes already place the normal region; drawn with the run's seed.
 MAX_CODES = 20_000
-# A code value that never varies over the training images would divide by zero; its scale is
-# set to this instead (then it counts only where a new image moves it, as it should).
-MIN_SCALE = 1e-6
+# A code value that (nearly) never varies over the training images, as a ReLU feature map's
+# dead units (often hundreds), would divide by (nearly) zero. No scale is taken below this
+# share of the median varying unit's: a new image that moves a dead unit by a typical unit's
+# spread lies 10 spreads out on it, which counts, where a scale of 1e-6 put normal test images
+# a million spreads away for a small move.
+FLOOR_SHARE = 0.1
+MIN_SCALE = 1e-6  # when no unit varies at all
 
 
 def flat_codes(encoded) -> np.ndarray:
@@ -55,7 +59,10 @@ class CodeNeighbors:
             keep = np.random.default_rng(seed).choice(len(codes), MAX_CODES, replace=False)
             codes = codes[np.sort(keep)]
         mean = codes.mean(0)
-        scale = np.maximum(codes.std(0), MIN_SCALE).astype(np.float32)
+        spread = codes.std(0)
+        varying = spread[spread > 0]
+        floor = FLOOR_SHARE * float(np.median(varying)) if len(varying) else 0.0
+        scale = np.maximum(spread, max(floor, MIN_SCALE)).astype(np.float32)
         return cls((codes - mean) / scale, mean, scale, int(neighbors))
 
     def distances(self, codes: np.ndarray) -> np.ndarray:
