@@ -84,18 +84,22 @@ def run_sweep(config: Config, resume: str | Path | None = None) -> tuple[Path, l
 
 
 def _check_is_sweep(folder: str | Path) -> None:
-    """Refuse a run's or an anomaly benchmark's folder given to --resume."""
-    folder = runs.check_is_run(folder)
-    if (folder / "checkpoints").exists():
-        what = "a training run"
+    """Refuse a missing folder, a run's or an anomaly benchmark's folder given to --resume."""
+    folder = Path(folder)
+    if not folder.exists():
+        what = "no such folder"
+    elif folder.is_dir() and not (folder / "config.yaml").is_file():
+        what = "a folder without the config.yaml a sweep writes"
+    elif (runs.check_is_run(folder) / "checkpoints").exists():
+        what = "a training run, not a denoising sweep"
     elif runs.is_anomaly_benchmark(folder):
-        what = "an anomaly benchmark's folder"
+        what = "an anomaly benchmark's folder, not a denoising sweep"
     else:
         return
     raise UserError(
-        f"{named(f'--resume {folder}', f'resume={str(folder)!r}')}: {what}, not a denoising "
-        f"sweep; pass the folder `autoencoder denoise` printed (results and figures: ...), or "
-        f"leave {named('--resume', 'resume')} out to start a sweep"
+        f"{named(f'--resume {folder}', f'resume={str(folder)!r}')}: {what}; pass the folder "
+        f"`autoencoder denoise` printed (results and figures: ...), or leave "
+        f"{named('--resume', 'resume')} out to start a sweep"
     )
 
 

@@ -368,6 +368,17 @@ def test_a_sweep_is_not_taken_for_a_run_nor_a_run_for_a_sweep(sweep, tmp_path):
     with pytest.raises(UserError, match=r"a training run, not a denoising sweep; pass the"):
         run_sweep(config, resume=model)
     assert not (model / "models").exists()
+    # Nothing there, or a folder that is no sweep's: said as a sweep's, not a run's, mistake.
+    for folder, what in [
+        (sweep / "nothing", "no such folder"),
+        (sweep / "models", "a folder without the config.yaml a sweep writes"),
+    ]:
+        with pytest.raises(UserError) as refused:
+            run_sweep(config, resume=folder)
+        assert str(refused.value) == (
+            f"--resume {folder}: {what}; pass the folder `autoencoder denoise` printed (results "
+            f"and figures: ...), or leave --resume out to start a sweep"
+        )
 
 
 def test_going_on_with_a_sweep_names_its_own_command_and_keeps_its_models(sweep, monkeypatch):
