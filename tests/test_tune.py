@@ -188,9 +188,10 @@ def test_ctrl_c_while_a_study_writes_its_figures_says_how_to_go_on(tmp_path, mon
     monkeypatch.setattr(tuning, "write_figures", stopped)
     with pytest.raises(KeyboardInterrupt) as interrupted:
         tuning.tune(config, space, resume=study_dir)
+    # Called from Python: the call to make again, not the command.
     assert str(interrupted.value) == (
-        f"the study is kept: go on with `autoencoder tune {config} --space {space} "
-        f"--resume {study_dir}`"
+        f"the study is kept: go on with `ae.tune(the same config, space and overrides, "
+        f"resume='{study_dir}')`"
     )
 
 
@@ -781,8 +782,8 @@ def test_a_study_whose_time_runs_out_says_so_and_lists_only_what_it_wrote(tmp_pa
     tuned = ae.tune(config, space, trials=5, timeout="1s", pruner="none")
     assert len(tuned.study.get_trials()) == 1  # the first trial alone outlasts a second
     assert (
-        f"timeout 1s: no trial is started after it; 1 of 5 trials; go on with `autoencoder tune "
-        f"{config} --resume {tuned.path}`" in caplog.text
+        f"timeout 1s: no trial is started after it; 1 of 5 trials; go on with `ae.tune(the same "
+        f"config, space and overrides, resume='{tuned.path}')`" in caplog.text
     )
     printed = tune_report.format_study(tuned.study, tuned.path, "val/loss")
     assert printed.splitlines()[-1] == (

@@ -17,7 +17,7 @@ from typing import Any
 
 from autoencoder import api
 from autoencoder.data import load_splits
-from autoencoder.errors import UserError, python_api
+from autoencoder.errors import UserError, named, python_api
 from autoencoder.tuning import study as _study
 from autoencoder.tuning.report import (
     format_study,
@@ -60,7 +60,11 @@ def _again(setup, space, overrides, study_dir: Path) -> str:
         words += ["--space", str(space)]
     if overrides and not isinstance(overrides, Mapping):
         words += [word for item in overrides for word in ("--set", item)]
-    return shlex.join([*words, "--resume", str(study_dir)])
+    # The API's caller goes on with the call they made (its config, space and overrides).
+    return named(
+        shlex.join([*words, "--resume", str(study_dir)]),
+        f"ae.tune(the same config, space and overrides, resume={str(study_dir)!r})",
+    )
 
 
 def _check_trials(trials: Any) -> None:
