@@ -40,7 +40,8 @@ def role(mode: str) -> Role:
         if text and mode == "auto":
             log.warning(
                 "TF_CONFIG is set but train.distribute is auto: this process trains alone, a "
-                "run of its own; --set train.distribute=multi_worker joins the cluster"
+                "run of its own; %s joins the cluster",
+                named("--set train.distribute=multi_worker", "distribute='multi_worker'"),
             )
         return Role()
     if not text:

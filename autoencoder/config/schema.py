@@ -34,6 +34,7 @@ from autoencoder.config.types import (
     PosInt,
     Section,
 )
+from autoencoder.errors import named
 
 # Kinds whose level is a fraction (of the pixels, of the image), so at most 1.
 FRACTION_KINDS = ("salt_pepper", "mask")
@@ -414,10 +415,11 @@ class ThresholdConfig(Section):
         given = [k for k in ("quantile", "fpr", "value") if getattr(self, k) is not None]
         if len(given) > 1:
             last = given[-1]
+            example = f"anomaly.threshold={{{last}: {getattr(self, last)}}}"
             raise ValueError(
                 f"sets {' and '.join(given)}; choose one way to set the threshold (quantile, fpr "
-                f"or value): the whole mapping replaces a preset's, e.g. --set "
-                f"anomaly.threshold={{{last}: {getattr(self, last)}}}"
+                f"or value): the whole mapping replaces a preset's, e.g. "
+                f"{named(f'--set {example}', example)}"
             )
         return self
 
