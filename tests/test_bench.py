@@ -3,6 +3,7 @@
 import json
 import os
 import statistics
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,33 +50,23 @@ def test_dense_and_pooling_flops():
     assert [forward_flops(layer) for layer in dense] == [2 * 196 * 10, 2 * 10 * 196]
 
 
+def bench(config: str, sets: list[str], output: Path, epochs: int):
+    """`autoencoder bench` through the CLI into output: (its result, bench.json, its folder)."""
+    args = [a for s in [*sets, f"output={output}"] for a in ("--set", s)]
+    result = cli("bench", config, *args, "--epochs", str(epochs), "--warmup", "0", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [bench_dir] = (output / f"{Path(config).stem}-bench").iterdir()
+    return result, json.loads((bench_dir / "bench.json").read_text()), bench_dir
+
+
 @pytest.fixture(scope="module")
 def tiny_bench(tmp_path_factory):
     """A tiny benchmark through the CLI: (the command's result, bench.json, its directory)."""
     tmp_path = tmp_path_factory.mktemp("bench")
-    result = cli(
-        "bench",
-        "configs/seed_tutorial.yaml",
-        "--set",
-        "data.dataset=mnist_sample",
-        "--set",
-        "data.limit=300",
-        "--set",
-        "train.batch_size=100",
-        "--set",
-        f"output={tmp_path}",
-        "--epochs",
-        "2",
-        "--warmup",
-        "0",
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    [bench_dir] = (tmp_path / "seed_tutorial-bench").iterdir()
-    return result, json.loads((bench_dir / "bench.json").read_text()), bench_dir
+    sets = ["data.dataset=mnist_sample", "data.limit=300", "train.batch_size=100"]
+    return bench("configs/seed_tutorial.yaml", sets, tmp_path, epochs=2)
 
 
-@pytest.mark.slow
 def test_tiny_bench_writes_its_table(tiny_bench):
     result, report, bench_dir = tiny_bench
     lines = result.stdout.strip().splitlines()
@@ -191,21 +182,8 @@ def test_a_patch_model_is_benched_on_its_patches(tmp_path):
         "model.latent_dim=null",
         "train.batch_size=40",
         "train.tensorboard=false",
-        f"output={tmp_path}",
     ]
-    result = cli(
-        "bench",
-        "configs/quickstart.yaml",
-        *(a for s in sets for a in ("--set", s)),
-        "--epochs",
-        "1",
-        "--warmup",
-        "0",
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    [bench_dir] = (tmp_path / "quickstart-bench").iterdir()
-    report = json.loads((bench_dir / "bench.json").read_text())
+    result, report, _ = bench("configs/quickstart.yaml", sets, tmp_path, epochs=1)
     assert report["images"] == 180 and report["samples"] == "16x16 patches"  # 90 images x 2
     assert "180 training 16x16 patches, batch 40" in result.stdout
     for key in "ABC":

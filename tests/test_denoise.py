@@ -453,24 +453,22 @@ def test_a_moved_sweep_goes_on_where_it_now_is(sweep, tmp_path):
     assert (there / "model.keras").stat().st_mtime_ns == stamp
 
 
-def test_ctrl_c_while_a_sweep_scores_its_models_says_how_to_go_on(sweep, monkeypatch):
+@pytest.mark.parametrize(
+    "where, said",
+    [
+        ("evaluate_sweep", "the sweep is kept, each model at its last completed epoch"),
+        ("load_splits", "while reading the data; the sweep is as it was"),  # no model touched
+    ],
+)
+def test_ctrl_c_while_a_sweep_scores_or_reads_says_how_to_go_on(sweep, monkeypatch, where, said):
     from autoencoder import denoise
 
     def stopped(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(denoise, "evaluate_sweep", stopped)
+    monkeypatch.setattr(denoise, where, stopped)
     with pytest.raises(KeyboardInterrupt) as interrupted:
         denoise.run_sweep(load_config(sweep / "config.yaml"), resume=sweep)
     assert str(interrupted.value) == (
-        f"the sweep is kept, each model at its last completed epoch: go on with "
-        f"`autoencoder denoise {sweep / 'config.yaml'} --resume {sweep}`"
-    )
-    # Ctrl-C while the data is read, before any model is touched.
-    monkeypatch.setattr(denoise, "load_splits", stopped)
-    with pytest.raises(KeyboardInterrupt) as interrupted:
-        denoise.run_sweep(load_config(sweep / "config.yaml"), resume=sweep)
-    assert str(interrupted.value) == (
-        f"while reading the data; the sweep is as it was: go on with "
-        f"`autoencoder denoise {sweep / 'config.yaml'} --resume {sweep}`"
+        f"{said}: go on with `autoencoder denoise {sweep / 'config.yaml'} --resume {sweep}`"
     )

@@ -539,27 +539,30 @@ def test_arrays_of_the_wrong_kind_are_refused(tmp_path):
         assert message in str(e.value) and "\n" not in str(e.value)
 
 
-def test_float_pixels_outside_0_1_are_refused(tmp_path, run):
-    np.save(tmp_path / "raw.npy", np.full((2, 28, 28), 200.0, np.float32))
+@pytest.mark.parametrize(
+    "where, value, said",
+    [
+        (
+            (0, 0, 0),
+            200.0,
+            "[0]: float values from 0.5 to 200; float pixels are read as [0, 1]: divide 0-255 "
+            "values by 255, or save uint8",
+        ),
+        (
+            (1, 3, slice(0, 4)),
+            [np.nan, np.inf, -np.inf, np.nan],
+            "[1]: 4 of its 784 values are NaN or infinite; float pixels are read as [0, 1]: "
+            "replace those values, or leave the image out",
+        ),
+    ],
+)
+def test_float_pixels_outside_0_1_or_not_numbers_are_refused(tmp_path, run, where, value, said):
+    image = np.full((2, 28, 28), 0.5, np.float32)
+    image[where] = value
+    np.save(tmp_path / "raw.npy", image)
     with pytest.raises(UserError) as e:
         predict_files(run, [tmp_path / "raw.npy"], tmp_path / "out")
-    assert str(e.value) == (
-        f"{tmp_path / 'raw.npy'}[0]: float values from 200 to 200; float pixels are read as "
-        f"[0, 1]: divide 0-255 values by 255, or save uint8"
-    )
-    assert not (tmp_path / "out").exists()
-
-
-def test_pixels_that_are_not_numbers_are_named_as_such(tmp_path, run):
-    image = np.full((2, 28, 28), 0.5, np.float32)
-    image[1, 3, :4] = [np.nan, np.inf, -np.inf, np.nan]
-    np.save(tmp_path / "holes.npy", image)
-    with pytest.raises(UserError) as e:
-        predict_files(run, [tmp_path / "holes.npy"], tmp_path / "out")
-    assert str(e.value) == (
-        f"{tmp_path / 'holes.npy'}[1]: 4 of its 784 values are NaN or infinite; float pixels "
-        f"are read as [0, 1]: replace those values, or leave the image out"
-    )
+    assert str(e.value) == f"{tmp_path / 'raw.npy'}{said}"
     assert not (tmp_path / "out").exists()
 
 
