@@ -153,10 +153,10 @@ class DataConfig(Section):
     patches: PatchConfig | None = None
     """Train on random crops of the images; left out: whole images."""
     cache: Literal["auto", "memory", "none"] = "auto"
-    """Decoded images kept in memory (memory), streamed from the files (none), or memory when they
-    fit (auto)."""
+    """A folder's decoded images kept in memory (memory), streamed from the files (none), or memory
+    when they fit (auto); built-in datasets are always in memory."""
     skip_bad: StrictBool = False
-    """Skip unreadable image files with one warning instead of refusing them."""
+    """Skip a folder's unreadable image files with one warning instead of refusing them."""
     noise: NoiseConfig | None = None
     """Train on noisy inputs with clean targets; left out: no noise."""
     augment: AugmentConfig | None = None
