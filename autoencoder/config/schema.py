@@ -317,6 +317,20 @@ class TrainConfig(Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _min_lr_below_the_rate(self):
+        # Cosine would climb from the rate up to min_lr, and plateau never lowers the rate.
+        sched, rate = self.schedule, self.optimizer.learning_rate
+        if sched.kind != "constant" and sched.min_lr > rate:
+            effect = {"cosine": "cosine would raise the rate to it"}.get(
+                sched.kind, "plateau would never lower the rate"
+            )
+            raise ValueError(
+                f"schedule.min_lr {sched.min_lr:g} is above optimizer.learning_rate {rate:g}, "
+                f"so {effect}; give min_lr below the learning rate (e.g. 0.00001)"
+            )
+        return self
+
     @property
     def kl_term(self) -> KLConfig:
         """The KL settings in force (a VAE without train.kl: weight 1, no warm-up)."""
