@@ -607,3 +607,14 @@ def test_min_lr_above_the_learning_rate_is_refused(kind, effect):
     assert load_config(None, sets[1:]).train.schedule.min_lr == 0.01
     below = load_config(None, [sets[0], "train.schedule.min_lr=0.0001"])
     assert below.train.schedule.min_lr == 0.0001
+
+
+@pytest.mark.parametrize("fit", ["crop", "pad"])
+def test_fit_without_an_image_size_is_refused(fit):
+    assert error_of(None, [f"data.fit={fit}"]) == (
+        f"--set data.fit={fit}: data: data.fit {fit} brings images to data.image_size, which is "
+        f"left out, so the images keep their own size; set data.image_size: [H, W] or leave fit "
+        f"out"
+    )
+    sized = load_config(None, [f"data.fit={fit}", "data.image_size=20"])
+    assert (sized.data.fit, sized.model.input_shape) == (fit, (20, 20, 1))

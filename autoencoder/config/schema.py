@@ -185,6 +185,11 @@ class DataConfig(Section):
             raise ValueError(
                 "data.dataset folder needs data.path: the folder that holds the images"
             )
+        if self.fit != "resize" and self.image_size is None:
+            raise ValueError(
+                f"data.fit {self.fit} brings images to data.image_size, which is left out, so "
+                f"the images keep their own size; set data.image_size: [H, W] or leave fit out"
+            )
         if self.patches is not None and self.image_size is not None:
             if any(p > s for p, s in zip(self.patches.size, self.image_size)):
                 raise ValueError(
