@@ -1120,3 +1120,16 @@ def test_test_split_of_the_photos_is_used_without_a_warning(caplog):
     s = data.load_splits(cfg)
     assert s.count("test") == 12  # a quarter of the 48 tiles
     assert caplog.records == []
+
+
+def test_describe_names_the_training_noise():
+    noisy = Config.model_validate(
+        {"data": {"dataset": "mnist_sample", "noise": {"kind": "speckle", "level": [0.1, 0.5]}}}
+    )
+    lines = data.describe(noisy).splitlines()
+    assert lines[4] == (
+        "noise       speckle, level 0.1-0.5, drawn uniform per image (clipped to [0, 1]): the "
+        "model's inputs, clean targets"
+    )
+    clean = data.describe(Config.model_validate({"data": {"dataset": "mnist_sample"}}))
+    assert "noise" not in clean

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from autoencoder.config import level_text
 from autoencoder.config.schema import augment_too_far
 from autoencoder.data import folder
 from autoencoder.data.folder import ImageFiles
@@ -600,6 +601,13 @@ def describe(config) -> str:
         changes = [f"shifted up to {augment.shift} px"] * bool(augment.shift)
         changes += ["half mirrored left to right"] * augment.flip
         lines.append(f"augment     training images {' and '.join(changes)}, anew each epoch")
+    noise = config.data.noise
+    if noise is not None:
+        drawn = f", drawn {noise.draw} per image" if isinstance(noise.level, tuple) else ""
+        lines.append(
+            f"noise       {noise.kind}, level {level_text(noise.level)}{drawn}"
+            f"{' (clipped to [0, 1])' if noise.clip else ''}: the model's inputs, clean targets"
+        )
     rows = [("train", "train"), ("validation", "val"), ("test", "test")]
     table = class_table([(name, splits.labels(split)) for name, split in rows], splits.class_names)
     return "\n".join([*lines, "", *table])
