@@ -63,6 +63,7 @@ def run_sweep(config: Config, resume: str | Path | None = None) -> tuple[Path, l
     Returns:
       (the sweep directory, the rows of results.csv).
     """
+    warn_unused_noise(config)
     if resume is not None:
         _check_is_sweep(resume)
         with runs.writing(resume, COMMAND):
@@ -81,6 +82,22 @@ def run_sweep(config: Config, resume: str | Path | None = None) -> tuple[Path, l
     (sweep_dir / "checkpoints").rmdir()  # each model keeps its own checkpoints
     with lock.hold(sweep_dir, COMMAND):
         return _sweep(config, sweep_dir, splits)
+
+
+def warn_unused_noise(config: Config) -> None:
+    """Say so when the config sets data.noise, which the sweep replaces with its own levels."""
+    noise, d = config.data.noise, config.denoise
+    if noise is None:
+        return
+    log.warning(
+        "data.noise (%s, level %s) is not used by `autoencoder denoise`: each model trains on %s "
+        "noise at denoise.train_levels %s; set denoise.kind, denoise.clip, denoise.train_levels "
+        "or denoise.blind instead",
+        noise.kind,
+        level_text(noise.level),
+        d.kind,
+        ", ".join(level_text(level) for level in d.train_levels),
+    )
 
 
 def _check_is_sweep(folder: str | Path) -> None:

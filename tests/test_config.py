@@ -587,3 +587,34 @@ def test_one_value_where_a_list_is_wanted_shows_the_list():
     assert str(refused.value) == (
         "--set anomaly.normal=3: anomaly.normal: must be a list, e.g. [3], got 3"
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "effect"),
+    [
+        ("cosine", "cosine would raise the rate to it"),
+        ("plateau", "plateau would never lower the rate"),
+    ],
+)
+def test_min_lr_above_the_learning_rate_is_refused(kind, effect):
+    sets = [f"train.schedule.kind={kind}", "train.schedule.min_lr=0.01"]
+    assert error_of(None, sets) == (
+        f"--set train.schedule.min_lr=0.01: train: schedule.min_lr 0.01 is above "
+        f"optimizer.learning_rate 0.001, so {effect}; give min_lr below the learning rate "
+        f"(e.g. 0.00001)"
+    )
+    # The constant rate has no use for min_lr, and a min_lr below the rate is what it is for.
+    assert load_config(None, sets[1:]).train.schedule.min_lr == 0.01
+    below = load_config(None, [sets[0], "train.schedule.min_lr=0.0001"])
+    assert below.train.schedule.min_lr == 0.0001
+
+
+@pytest.mark.parametrize("fit", ["crop", "pad"])
+def test_fit_without_an_image_size_is_refused(fit):
+    assert error_of(None, [f"data.fit={fit}"]) == (
+        f"--set data.fit={fit}: data: data.fit {fit} brings images to data.image_size, which is "
+        f"left out, so the images keep their own size; set data.image_size: [H, W] or leave fit "
+        f"out"
+    )
+    sized = load_config(None, [f"data.fit={fit}", "data.image_size=20"])
+    assert (sized.data.fit, sized.model.input_shape) == (fit, (20, 20, 1))

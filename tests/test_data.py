@@ -1097,3 +1097,39 @@ def test_keras_download_messages_go_to_stderr_not_stdout(tmp_path, monkeypatch, 
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "Downloading data from https://example.invalid/data/x.npz" in captured.err
+
+
+def test_keys_a_built_in_dataset_has_no_use_for_are_named(caplog):
+    caplog.set_level("WARNING")
+    cfg = Config.model_validate(
+        {"data": {"dataset": "mnist_sample", "cache": "none", "skip_bad": True, "test_split": 0.3}}
+    )
+    s = data.load_splits(cfg)
+    assert s.count("test") == 1000  # the sample's own test set, whatever test_split says
+    assert [r.getMessage() for r in caplog.records] == [
+        "data.cache and data.skip_bad: set, but mnist_sample's images are arrays, not files, so "
+        "they have no effect; they are for data.dataset folder",
+        "data.test_split 0.3: set, but mnist_sample has a test set of its own, which it uses "
+        "whole (data.classes alone narrows it)",
+    ]
+
+
+def test_test_split_of_the_photos_is_used_without_a_warning(caplog):
+    caplog.set_level("WARNING")
+    cfg = Config.model_validate({"data": {"dataset": "photos", "test_split": 0.25}})
+    s = data.load_splits(cfg)
+    assert s.count("test") == 12  # a quarter of the 48 tiles
+    assert caplog.records == []
+
+
+def test_describe_names_the_training_noise():
+    noisy = Config.model_validate(
+        {"data": {"dataset": "mnist_sample", "noise": {"kind": "speckle", "level": [0.1, 0.5]}}}
+    )
+    lines = data.describe(noisy).splitlines()
+    assert lines[4] == (
+        "noise       speckle, level 0.1-0.5, drawn uniform per image (clipped to [0, 1]): the "
+        "model's inputs, clean targets"
+    )
+    clean = data.describe(Config.model_validate({"data": {"dataset": "mnist_sample"}}))
+    assert "noise" not in clean

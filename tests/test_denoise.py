@@ -472,3 +472,20 @@ def test_ctrl_c_while_a_sweep_scores_or_reads_says_how_to_go_on(sweep, monkeypat
     assert str(interrupted.value) == (
         f"{said}: go on with `autoencoder denoise {sweep / 'config.yaml'} --resume {sweep}`"
     )
+
+
+def test_data_noise_a_sweep_replaces_is_named(caplog):
+    from autoencoder.denoise import warn_unused_noise
+
+    caplog.set_level("WARNING")
+    warn_unused_noise(load_config(ROOT / "configs/denoise_gaussian.yaml"))
+    assert caplog.records == []  # a sweep's preset leaves data.noise out
+    config = load_config(
+        ROOT / "configs/unet_denoise.yaml", ["data.noise.kind=salt_pepper", "denoise.kind=mask"]
+    )
+    warn_unused_noise(config)
+    assert [r.getMessage() for r in caplog.records] == [
+        "data.noise (salt_pepper, level 0.4) is not used by `autoencoder denoise`: each model "
+        "trains on mask noise at denoise.train_levels 0.2, 0.4, 0.6; set denoise.kind, "
+        "denoise.clip, denoise.train_levels or denoise.blind instead"
+    ]

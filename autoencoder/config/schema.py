@@ -153,10 +153,10 @@ class DataConfig(Section):
     patches: PatchConfig | None = None
     """Train on random crops of the images; left out: whole images."""
     cache: Literal["auto", "memory", "none"] = "auto"
-    """Decoded images kept in memory (memory), streamed from the files (none), or memory when they
-    fit (auto)."""
+    """A folder's decoded images kept in memory (memory), streamed from the files (none), or memory
+    when they fit (auto); built-in datasets are always in memory."""
     skip_bad: StrictBool = False
-    """Skip unreadable image files with one warning instead of refusing them."""
+    """Skip a folder's unreadable image files with one warning instead of refusing them."""
     noise: NoiseConfig | None = None
     """Train on noisy inputs with clean targets; left out: no noise."""
     augment: AugmentConfig | None = None
@@ -184,6 +184,11 @@ class DataConfig(Section):
         if self.dataset == "folder" and self.path is None:
             raise ValueError(
                 "data.dataset folder needs data.path: the folder that holds the images"
+            )
+        if self.fit != "resize" and self.image_size is None:
+            raise ValueError(
+                f"data.fit {self.fit} brings images to data.image_size, which is left out, so "
+                f"the images keep their own size; set data.image_size: [H, W] or leave fit out"
             )
         if self.patches is not None and self.image_size is not None:
             if any(p > s for p, s in zip(self.patches.size, self.image_size)):
@@ -314,6 +319,20 @@ class TrainConfig(Section):
             raise ValueError(
                 f"minutes {self.minutes:g} cannot stop a multi_worker run (each worker's clock "
                 f"would stop it at a different step); leave minutes out and set train.epochs"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _min_lr_below_the_rate(self):
+        # Cosine would climb from the rate up to min_lr, and plateau never lowers the rate.
+        sched, rate = self.schedule, self.optimizer.learning_rate
+        if sched.kind != "constant" and sched.min_lr > rate:
+            effect = {"cosine": "cosine would raise the rate to it"}.get(
+                sched.kind, "plateau would never lower the rate"
+            )
+            raise ValueError(
+                f"schedule.min_lr {sched.min_lr:g} is above optimizer.learning_rate {rate:g}, "
+                f"so {effect}; give min_lr below the learning rate (e.g. 0.00001)"
             )
         return self
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from autoencoder.config import level_text
 from autoencoder.config.schema import augment_too_far
 from autoencoder.data import folder
 from autoencoder.data.folder import ImageFiles
@@ -137,6 +138,7 @@ def load_splits(config, *, download: bool | None = None) -> Splits:
     data = config.data
     if data.dataset == "folder":
         return _folder_splits(config)
+    _warn_folder_only_keys(data)
     if download is None:
         skip = "AUTOENCODER_OFFLINE is set" if offline() else None
     else:
@@ -170,6 +172,32 @@ def load_splits(config, *, download: bool | None = None) -> Splits:
     _check_patches(splits, data, data.dataset)
     _check_augment(splits, data)
     return splits
+
+
+# Keys a built-in dataset has no use for: its images are arrays, not files, and all but the
+# photos come with a test set of their own.
+FOLDER_ONLY_KEYS = {"cache": "data.cache", "skip_bad": "data.skip_bad"}
+OWN_TEST_SET = ("mnist", "fashion_mnist", "mnist_sample", "cifar10")
+
+
+def _warn_folder_only_keys(data) -> None:
+    """Say so when a key the config sets has no effect on its built-in dataset."""
+    unused = [key for field, key in FOLDER_ONLY_KEYS.items() if field in data.model_fields_set]
+    if unused:
+        log.warning(
+            "%s: set, but %s's images are arrays, not files, so %s no effect; they are for "
+            "data.dataset folder",
+            " and ".join(unused),
+            data.dataset,
+            "it has" if len(unused) == 1 else "they have",
+        )
+    if "test_split" in data.model_fields_set and data.dataset in OWN_TEST_SET:
+        log.warning(
+            "data.test_split %g: set, but %s has a test set of its own, which it uses whole "
+            "(data.classes alone narrows it)",
+            data.test_split,
+            data.dataset,
+        )
 
 
 def _keep_classes(x: np.ndarray, y: np.ndarray, classes: list[int] | None):
@@ -573,6 +601,13 @@ def describe(config) -> str:
         changes = [f"shifted up to {augment.shift} px"] * bool(augment.shift)
         changes += ["half mirrored left to right"] * augment.flip
         lines.append(f"augment     training images {' and '.join(changes)}, anew each epoch")
+    noise = config.data.noise
+    if noise is not None:
+        drawn = f", drawn {noise.draw} per image" if isinstance(noise.level, tuple) else ""
+        lines.append(
+            f"noise       {noise.kind}, level {level_text(noise.level)}{drawn}"
+            f"{' (clipped to [0, 1])' if noise.clip else ''}: the model's inputs, clean targets"
+        )
     rows = [("train", "train"), ("validation", "val"), ("test", "test")]
     table = class_table([(name, splits.labels(split)) for name, split in rows], splits.class_names)
     return "\n".join([*lines, "", *table])
