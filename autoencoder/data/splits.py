@@ -181,8 +181,13 @@ OWN_TEST_SET = ("mnist", "fashion_mnist", "mnist_sample", "cifar10")
 
 
 def _warn_folder_only_keys(data) -> None:
-    """Say so when a key the config sets has no effect on its built-in dataset."""
-    unused = [key for field, key in FOLDER_ONLY_KEYS.items() if field in data.model_fields_set]
+    """Say so when a key the config changes has no effect on its built-in dataset."""
+    # Changed from its default, not merely present: a run's saved config.yaml holds every key.
+    default = type(data)()
+    changed = {
+        f for f in (*FOLDER_ONLY_KEYS, "test_split") if getattr(data, f) != getattr(default, f)
+    }
+    unused = [key for field, key in FOLDER_ONLY_KEYS.items() if field in changed]
     if unused:
         log.warning(
             "%s: set, but %s's images are arrays, not files, so %s no effect; they are for "
@@ -191,7 +196,7 @@ def _warn_folder_only_keys(data) -> None:
             data.dataset,
             "it has" if len(unused) == 1 else "they have",
         )
-    if "test_split" in data.model_fields_set and data.dataset in OWN_TEST_SET:
+    if "test_split" in changed and data.dataset in OWN_TEST_SET:
         log.warning(
             "data.test_split %g: set, but %s has a test set of its own, which it uses whole "
             "(data.classes alone narrows it)",
