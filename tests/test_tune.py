@@ -260,6 +260,17 @@ def test_a_bad_pruner_is_refused_in_one_line(tmp_path):
         tune_study.make_pruner(3, 3)
 
 
+def test_a_trial_s_end_is_logged_with_the_state_trials_csv_names(tmp_path, caplog):
+    caplog.set_level("INFO", logger="autoencoder")
+    study = optuna.create_study()
+    failed, complete = study.ask().number, study.ask().number
+    state = optuna.trial.TrialState
+    tune_study._finish(study, failed, tmp_path, state.FAIL, None, "interrupted")
+    tune_study._finish(study, complete, tmp_path, state.COMPLETE, 0.125, None)
+    assert "trial 0: failed (interrupted)\n" in caplog.text + "\n"
+    assert "trial 1: complete 0.125" in caplog.text
+
+
 def timed_reporter(study, budget=100.0, warmup=0):
     """A Reporter of a new trial of `study`, timed: a checkpoint every 5 s of a 100 s budget."""
     reporter = tune_study.Reporter(study, study.ask(), load_config(None).tune.objective, 784)
@@ -303,6 +314,15 @@ def test_the_median_pruner_compares_timed_trials_at_equal_minutes_not_epochs():
     assert worse.epoch_end(1, {"val_loss": 0.7}, 60.0)
     assert worse.reason == (
         "pruned at 60% of its 1.67 minutes (epoch 2): val/loss 0.7 above the median 0.45"
+    )
+    # One whose second epoch ended just after 60 s is judged by its first epoch's value there,
+    # and the reason says so rather than pairing that value with its second epoch.
+    late = timed_reporter(study)
+    assert not late.epoch_end(0, {"val_loss": 0.8}, 42.0)
+    assert late.epoch_end(1, {"val_loss": 0.2}, 62.0)
+    assert late.reason == (
+        "pruned at 60% of its 1.67 minutes (epoch 1's value; stopped after epoch 2): "
+        "val/loss 0.8 above the median 0.45"
     )
     # One as bad whose epoch ended its minutes reports, but is not pruned: it is complete.
     spent = timed_reporter(study)
