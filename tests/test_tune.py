@@ -900,6 +900,23 @@ def test_the_objective_figure_marks_failed_trials_and_few_importances_say_so(tmp
     assert figures[2].axes[0].get_title() == "Parameter importances over 12 complete trials"
 
 
+def test_the_best_so_far_runs_on_past_pruned_trials(tmp_path, monkeypatch):
+    figures = captured_figures(monkeypatch)
+    study = optuna.create_study(direction="maximize")
+    study.tell(study.ask(), 29.6)
+    for value in (7.7, 6.7):  # pruned after one complete trial, as in a study of minutes
+        trial = study.ask()
+        trial.report(value, 1)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    objective = load_config(None).tune.objective
+    tune_report.plot_objective(tmp_path / "objective.png", study, objective)
+    for ax in figures[0].axes:
+        (best,) = [line for line in ax.lines if line.get_label() == "best so far"]
+        assert list(best.get_ydata()) == [29.6, 29.6]
+    assert list(best.get_xdata())[-1] > 0  # to the last pruned trial's minutes
+    assert list(figures[0].axes[0].lines[-1].get_xdata()) == [0, 2]
+
+
 def test_a_storage_that_cannot_be_opened_leaves_no_study_folder(tmp_path):
     config = write_config(tmp_path / "tiny.yaml", tiny(tmp_path / "out"))
     space = write_space(tmp_path / "space.yaml", {"model.latent_dim": [4, 8]})
