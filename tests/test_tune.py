@@ -917,6 +917,12 @@ def test_the_best_so_far_runs_on_past_pruned_trials(tmp_path, monkeypatch):
     assert list(figures[0].axes[0].lines[-1].get_xdata()) == [0, 2]
 
 
+def test_the_best_runs_figure_is_titled_in_the_singular_for_one_trial():
+    what = "reconstructions of the same test images"
+    assert tune_report.best_runs_title(1, what) == f"The best trial's {what}"
+    assert tune_report.best_runs_title(3, what) == f"The best 3 trials' {what}"
+
+
 def test_a_storage_that_cannot_be_opened_leaves_no_study_folder(tmp_path):
     config = write_config(tmp_path / "tiny.yaml", tiny(tmp_path / "out"))
     space = write_space(tmp_path / "space.yaml", {"model.latent_dim": [4, 8]})

@@ -335,10 +335,15 @@ def plot_best_runs(path: Path, study, study_dir: Path, metric: str) -> bool:
         if noisy
         else "reconstructions of the same test images"
     )
-    fig.suptitle(f"The best {trials} trials' {what}")
+    fig.suptitle(best_runs_title(trials, what))
     layout(fig)
     write(fig, path)
     return True
+
+
+def best_runs_title(trials: int, what: str) -> str:
+    """reconstructions.png's title: "The best 3 trials' ...", or "The best trial's ..."."""
+    return f"The best trial's {what}" if trials == 1 else f"The best {trials} trials' {what}"
 
 
 def format_study(study, study_dir: Path, metric: str) -> str:
