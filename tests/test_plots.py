@@ -96,6 +96,23 @@ def test_compare_names_the_clean_row_beside_noisy_inputs(tmp_path, monkeypatch, 
     assert ("against the clean image" in fig.get_suptitle()) == noisy
 
 
+def test_compare_curves_of_one_epoch_tick_whole_epochs(tmp_path, monkeypatch):
+    from autoencoder.plots import compare
+
+    made = []
+    subplots = compare.subplots
+    monkeypatch.setattr(
+        compare, "subplots", lambda *a, **k: made.append(subplots(*a, **k)) or made[-1]
+    )
+    histories = {
+        name: [{"epoch": 1, "val/loss": loss, "seconds": 2.0}]
+        for name, loss in (("a", 0.6), ("b", 0.4))
+    }
+    compare.plot_compare_curves(tmp_path / "curves.png", histories, "val/loss")
+    by_epoch = made[0][1][0]
+    assert list(by_epoch.get_xticks()) == [1]
+
+
 def test_long_class_names_wrap_to_the_width_they_are_given():
     from autoencoder.plots.figure import wrap_label
 

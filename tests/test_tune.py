@@ -260,6 +260,17 @@ def test_a_bad_pruner_is_refused_in_one_line(tmp_path):
         tune_study.make_pruner(3, 3)
 
 
+def test_a_trial_s_end_is_logged_with_the_state_trials_csv_names(tmp_path, caplog):
+    caplog.set_level("INFO", logger="autoencoder")
+    study = optuna.create_study()
+    failed, complete = study.ask().number, study.ask().number
+    state = optuna.trial.TrialState
+    tune_study._finish(study, failed, tmp_path, state.FAIL, None, "interrupted")
+    tune_study._finish(study, complete, tmp_path, state.COMPLETE, 0.125, None)
+    assert "trial 0: failed (interrupted)\n" in caplog.text + "\n"
+    assert "trial 1: complete 0.125" in caplog.text
+
+
 def timed_reporter(study, budget=100.0, warmup=0):
     """A Reporter of a new trial of `study`, timed: a checkpoint every 5 s of a 100 s budget."""
     reporter = tune_study.Reporter(study, study.ask(), load_config(None).tune.objective, 784)
@@ -303,6 +314,15 @@ def test_the_median_pruner_compares_timed_trials_at_equal_minutes_not_epochs():
     assert worse.epoch_end(1, {"val_loss": 0.7}, 60.0)
     assert worse.reason == (
         "pruned at 60% of its 1.67 minutes (epoch 2): val/loss 0.7 above the median 0.45"
+    )
+    # One whose second epoch ended just after 60 s is judged by its first epoch's value there,
+    # and the reason says so rather than pairing that value with its second epoch.
+    late = timed_reporter(study)
+    assert not late.epoch_end(0, {"val_loss": 0.8}, 42.0)
+    assert late.epoch_end(1, {"val_loss": 0.2}, 62.0)
+    assert late.reason == (
+        "pruned at 60% of its 1.67 minutes (epoch 1's value; stopped after epoch 2): "
+        "val/loss 0.8 above the median 0.45"
     )
     # One as bad whose epoch ended its minutes reports, but is not pruned: it is complete.
     spent = timed_reporter(study)
@@ -878,6 +898,29 @@ def test_the_objective_figure_marks_failed_trials_and_few_importances_say_so(tmp
     many = finished_study([0.1 * (k % 7) for k in range(12)])
     assert tune_report.plot_importance(tmp_path / "importance.png", many, "val/loss")
     assert figures[2].axes[0].get_title() == "Parameter importances over 12 complete trials"
+
+
+def test_the_best_so_far_runs_on_past_pruned_trials(tmp_path, monkeypatch):
+    figures = captured_figures(monkeypatch)
+    study = optuna.create_study(direction="maximize")
+    study.tell(study.ask(), 29.6)
+    for value in (7.7, 6.7):  # pruned after one complete trial, as in a study of minutes
+        trial = study.ask()
+        trial.report(value, 1)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    objective = load_config(None).tune.objective
+    tune_report.plot_objective(tmp_path / "objective.png", study, objective)
+    for ax in figures[0].axes:
+        (best,) = [line for line in ax.lines if line.get_label() == "best so far"]
+        assert list(best.get_ydata()) == [29.6, 29.6]
+    assert list(best.get_xdata())[-1] > 0  # to the last pruned trial's minutes
+    assert list(figures[0].axes[0].lines[-1].get_xdata()) == [0, 2]
+
+
+def test_the_best_runs_figure_is_titled_in_the_singular_for_one_trial():
+    what = "reconstructions of the same test images"
+    assert tune_report.best_runs_title(1, what) == f"The best trial's {what}"
+    assert tune_report.best_runs_title(3, what) == f"The best 3 trials' {what}"
 
 
 def test_a_storage_that_cannot_be_opened_leaves_no_study_folder(tmp_path):

@@ -33,6 +33,9 @@ def plot_compare_curves(path: Path, histories: dict[str, list[dict]], metric: st
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     by_epoch.xaxis.get_major_locator().set_params(integer=True)
+    epochs = sorted({r["epoch"] for h in histories.values() for r in h})
+    if len(epochs) <= 2:  # the locator cannot find two whole numbers: it would tick 0.96, 0.98, ...
+        by_epoch.set_xticks(epochs)
     by_epoch.set_title(f"{metric} by epoch")
     by_time.set_title(f"{metric} against training time")
     layout(fig)

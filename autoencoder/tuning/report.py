@@ -244,7 +244,13 @@ def plot_objective(path: Path, study, objective) -> None:
         if done:
             pick = min if objective.goal() == "minimize" else max
             best = [pick(t.value for t in done[: i + 1]) for i in range(len(done))]
-            ax.step([x_of(t) for t in done], best, where="post", c="C2", label="best so far")
+            xs = [x_of(t) for t in done]
+            # Held to the last trial shown: pruned trials after the best do not end the line
+            # (else a study of one complete trial draws none).
+            end = max(x_of(t) for t in ordered)
+            if end > xs[-1]:
+                xs, best = [*xs, end], [*best, best[-1]]
+            ax.step(xs, best, where="post", c="C2", label="best so far")
         ax.set_xlabel(axis)
         ax.set_ylabel(objective.metric)
         ax.grid(alpha=0.3)
@@ -329,10 +335,15 @@ def plot_best_runs(path: Path, study, study_dir: Path, metric: str) -> bool:
         if noisy
         else "reconstructions of the same test images"
     )
-    fig.suptitle(f"The best {trials} trials' {what}")
+    fig.suptitle(best_runs_title(trials, what))
     layout(fig)
     write(fig, path)
     return True
+
+
+def best_runs_title(trials: int, what: str) -> str:
+    """reconstructions.png's title: "The best 3 trials' ...", or "The best trial's ..."."""
+    return f"The best trial's {what}" if trials == 1 else f"The best {trials} trials' {what}"
 
 
 def format_study(study, study_dir: Path, metric: str) -> str:

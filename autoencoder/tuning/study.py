@@ -605,14 +605,11 @@ def _finish(study, number: int, study_dir: Path, state, value, reason) -> None:
     if reason:
         set_attr(study, number, "reason", reason)
     study.tell(number, value if state.name == "COMPLETE" else None, state=state)
-    shown = f"{value:.6g}" if value is not None else ""
-    log.info(
-        "trial %d: %s %s%s",
-        number,
-        state.name.lower(),
-        shown,
-        f" ({reason})" if reason else "",
-    )
+    # The states as trials.csv and results.md name them: "failed", not Optuna's "fail".
+    words = ["failed" if state.name == "FAIL" else state.name.lower()]
+    words += [f"{value:.6g}"] if value is not None else []
+    words += [f"({reason})"] if reason else []
+    log.info("trial %d: %s", number, " ".join(words))
 
 
 def _training_minutes(run_dir: Path) -> float | None:
@@ -704,7 +701,15 @@ class Reporter:
         if self.budget is None:
             return f"epoch {epoch}"
         share = 100 * self.step / CHECKPOINTS
-        return f"{share:.0f}% of its {self.budget / 60:.3g} minutes (epoch {epoch})"
+        at = self.step * self.budget / CHECKPOINTS
+        # An epoch that ended just after the checkpoint is not what the pruner judged there.
+        judged = sum(1 for ended, _ in self.ended if ended <= at)
+        shown = (
+            f"epoch {epoch}"
+            if judged == epoch
+            else f"epoch {judged}'s value; stopped after epoch {epoch}"
+        )
+        return f"{share:.0f}% of its {self.budget / 60:.3g} minutes ({shown})"
 
     def best(self) -> float:
         pick = min if self.objective.goal() == "minimize" else max
