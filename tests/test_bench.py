@@ -112,8 +112,13 @@ def test_tiny_bench_writes_its_table(tiny_bench):
 
 @pytest.mark.slow
 def test_one_timed_epoch_is_one_epoch_in_the_table(tiny_bench):
-    report = {**tiny_bench[1], "timed_epochs": 1}
-    assert "images/s: median of 1 timed epoch each, after " in format_bench(report)
+    report = {**tiny_bench[1], "timed_epochs": 1, "warmup_epochs": 0}
+    text = format_bench(report)
+    assert "images/s: median of 1 timed epoch each; best: " in text  # no "after 0 warm-up"
+    assert "test MSE after 1 trained epoch\n" in text
+    text = format_bench({**report, "warmup_epochs": 2})
+    assert "median of 1 timed epoch each, after 2 warm-up epochs; best" in text
+    assert "test MSE after 3 trained epochs\n" in text
 
 
 def test_a_split_smaller_than_a_batch_is_timed_by_its_own_images():

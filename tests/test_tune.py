@@ -34,6 +34,7 @@ space:
   train.loss: [bce, xx]
   model.latent_dim: []
   seed: {normal: [1, 2]}
+  model.encoder.0.filters: {log: [4, 16]}
 """
 
 
@@ -58,6 +59,8 @@ def test_every_mistake_of_a_space_is_one_line_before_tensorflow(tmp_path):
         f"error: {space}: model.latent_dim: the list of choices is empty; give at least one value",
         f"error: {space}: seed: {{normal: [1, 2]}} is not a distribution; write {{log: [a, b]}}, "
         f"{{uniform: [a, b]}}, {{int: [a, b]}} or a list of choices",
+        f"error: {space}: model.encoder[0].filters: must be an integer, got 4.0; a whole-number "
+        f"key is searched by {{int: [4, 16]}}",
     ]
     assert not (tmp_path / "out").exists()
 

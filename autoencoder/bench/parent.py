@@ -209,10 +209,10 @@ def format_bench(result: dict) -> str:
         )
     lines += [
         "",
-        f"images/s: median of {_epochs(result['timed_epochs'], 'timed')} each, after "
-        f"{result['warmup_epochs']} warm-up; best: the fastest epoch; steps: batch size "
+        f"images/s: median of {_epochs(result['timed_epochs'], 'timed')} each"
+        f"{_after_warmup(result['warmup_epochs'])}; best: the fastest epoch; steps: batch size "
         f"/ the median training step of those epochs; GFLOP/s from the median epoch; "
-        f"test MSE after all {result['warmup_epochs'] + result['timed_epochs']} epochs",
+        f"test MSE after {_epochs(result['warmup_epochs'] + result['timed_epochs'], 'trained')}",
         f"median epochs: A/B = {result['A/B epochs']:.2f}, A/C = {result['A/C epochs']:.2f}; "
         f"best epochs: A/B = {result['A/B best']:.2f}, A/C = {result['A/C best']:.2f}",
         f"median steps: A/B = {result['A/B']:.2f}, A/C = {result['A/C']:.2f}; "
@@ -241,6 +241,11 @@ def _machine() -> str:
 
 # ---------------------------------------------------------------------------------------------
 # The parent's side of a contender process
+
+
+def _after_warmup(count: int) -> str:
+    """ ", after 2 warm-up epochs", or nothing when none was run."""
+    return f", after {_epochs(count, 'warm-up')}" if count else ""
 
 
 def _epochs(count: int, kind: str) -> str:

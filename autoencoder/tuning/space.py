@@ -60,6 +60,9 @@ def parse_space(tune: TuneConfig, where: str, apply: Callable[[str, Any], None])
         for value in param.values:  # both bounds, or every choice
             problem = _refused(apply, key, value)
             if problem:
+                if param.kind != "int" and "must be an integer" in problem:
+                    low, high = (int(v) for v in param.values)  # log and uniform draw floats
+                    problem += f"; a whole-number key is searched by {{int: [{low}, {high}]}}"
                 lines.append(f"{where}: {problem}")
                 break  # an unknown key once, not per choice
     if lines:
