@@ -618,6 +618,21 @@ def test_two_workers_share_one_study_and_run_each_trial_once(tmp_path):
     assert runs == ["trial-0", "trial-1", "trial-2", "trial-3"]
 
 
+def test_a_model_value_that_plans_no_model_is_said_before_the_study(tmp_path, caplog):
+    space = {"model.encoder.0.kernel_size": [3, 99], "model.encoder.0.filters": [4, 8]}
+    space = write_space(tmp_path / "s.yaml", space)
+    caplog.set_level("WARNING", logger="autoencoder")
+    setup = tune_study.prepare(tiny(tmp_path, "model.encoder.0.padding=valid"), space=space)
+    assert len(setup.params) == 2  # a warning: the study goes on
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == [
+        f"{space}: model.encoder.0.kernel_size=99 plans no model with the config's other values "
+        f"(encoder block 1 (model.encoder[0]): kernel_size 99x99 is larger than its 28x28 input "
+        f"with padding valid; use padding: same or a smaller kernel_size); the trials that draw "
+        f"it with them fail: drop it, or search the keys that make it fit"
+    ]
+
+
 def test_a_study_without_a_space_key_refuses_an_unknown_objective(tmp_path):
     space = write_space(tmp_path / "s.yaml", {"seed": [0, 1]}, objective={"metric": "val/acc"})
     with pytest.raises(UserError) as refused:

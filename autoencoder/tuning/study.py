@@ -86,7 +86,27 @@ def prepare(config, overrides=None, space=None) -> Setup:
     params = parse_space(tune, where, lambda key, value: api.load_config(base, {key: value}))
     _refuse_mixed_losses(tune, params, where)
     _warn_unused(base, params, where)
+    _warn_impossible_shapes(base, params, where)
     return Setup(base, tune, params, name)
+
+
+def _warn_impossible_shapes(base: Config, params: list, where: str) -> None:
+    """Say so when a model value of the space plans no model with the config's other values."""
+    # A warning, not a refusal: other keys of the space (strides, padding) may make it fit in
+    # the trials that draw them together; with the config's values it is a failed trial.
+    for param in params:
+        if not param.key.startswith("model."):
+            continue
+        for value in param.values:
+            try:
+                api.plan(api.load_config(base, {param.key: value}))
+            except UserError as exc:
+                log.warning(
+                    "%s: %s=%s plans no model with the config's other values (%s); the trials "
+                    "that draw it with them fail: drop it, or search the keys that make it fit",
+                    *(where, param.key, value, str(exc).splitlines()[0]),
+                )
+                break  # once a key
 
 
 # Optimizer settings that only one optimizer reads.
