@@ -430,8 +430,9 @@ def format_export(manifest: dict, target: Path) -> str:
         )
     if manifest["trained_precision"] != "float32":
         lines.append(
-            f"trained in {manifest['trained_precision']}: the float32 export differs from it by "
-            f"at most {manifest['float32_vs_trained_max_difference']:.3g}"
+            f"trained in {manifest['trained_precision']}: the float32 autoencoder's output "
+            f"differs from the model as trained by at most "
+            f"{manifest['float32_vs_trained_max_difference']:.3g} (a pixel value)"
         )
     lines.append(f"manifest: {target / 'manifest.json'}")
     return "\n".join(lines)

@@ -157,6 +157,21 @@ def test_the_float32_export_stays_close_to_the_model_as_trained(run, keras_model
     assert drift.max() < 0.05
 
 
+def test_the_printed_drift_says_it_is_the_autoencoders_output(tmp_path):
+    manifest = {
+        "format": "onnx",
+        "checked_on": "32 test images",
+        "models": {},
+        "trained_precision": "mixed_bfloat16",
+        "float32_vs_trained_max_difference": 0.0123,
+    }
+    lines = format_export(manifest, tmp_path).splitlines()
+    assert lines[-2] == (
+        "trained in mixed_bfloat16: the float32 autoencoder's output differs from the model as "
+        "trained by at most 0.0123 (a pixel value)"
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Refusals: one line, nothing left behind
 
