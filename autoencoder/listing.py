@@ -187,7 +187,7 @@ def format_runs(rows: list[dict], root: str | Path) -> str:
 
 def row_cells(row: dict) -> list[str]:
     epochs = "-" if row["epochs"] is None else f"{row['epochs']}/{row['epochs_configured']}"
-    minutes = _number(row["minutes"], ".1f")
+    minutes = _minutes(row["minutes"])
     if row["minutes_configured"] is not None:  # a run of train.minutes: spent of its budget
         minutes += f"/{row['minutes_configured']:g}"
     values = {
@@ -200,6 +200,13 @@ def row_cells(row: dict) -> list[str]:
         "sse": _number(row["sse"], ".2f"),
     }
     return [str(values[column]) if values[column] is not None else "-" for column in COLUMNS]
+
+
+def _minutes(value: float | None) -> str:
+    """Minutes to a tenth, a run of seconds to two digits (0.047, not 0.0)."""
+    if value is None:
+        return "-"
+    return format(value, ".2g" if 0 < value < 0.1 else ".1f")
 
 
 def _number(value: float | None, spec: str) -> str:

@@ -151,7 +151,8 @@ def test_the_command_prints_a_table_without_tensorflow(outputs):
     metrics = runs.read_metrics(paths["finished"])
     # name, started (a date and a time), status, epochs, minutes, val_loss, psnr, ssim, sse, path
     assert [finished[0], *finished[3:5]] == ["tiny", "finished", "1/1"]
-    assert finished[5] == f"{listing.list_runs(paths['finished'])[0]['minutes']:.1f}"
+    minutes = listing.list_runs(paths["finished"])[0]["minutes"]
+    assert float(finished[5]) == pytest.approx(minutes, abs=0.051) and float(finished[5]) > 0
     assert finished[7:10] == [
         f"{metrics['test/psnr']:.2f}",
         f"{metrics['test/ssim']:.4f}",
@@ -221,7 +222,19 @@ def test_a_run_with_a_time_budget_shows_its_minutes_of_the_budget(tmp_path):
     run_dir, _ = train_run(tiny(tmp_path, "train.minutes=5", "train.epochs=1"))
     (row,) = listing.list_runs(tmp_path)
     assert row["minutes_configured"] == 5.0 and 0 < row["minutes"] < 5
-    assert listing.row_cells(row)[listing.COLUMNS.index("minutes")] == f"{row['minutes']:.1f}/5"
+    spent, budget = listing.row_cells(row)[listing.COLUMNS.index("minutes")].split("/")
+    assert budget == "5" and float(spent) == pytest.approx(row["minutes"], abs=0.051)
+
+
+@pytest.mark.parametrize(
+    "minutes, shown",
+    [(None, "-"), (0.0, "0.0"), (0.0466, "0.047"), (0.004, "0.004"), (1.26, "1.3")],
+)
+def test_minutes_are_shown_to_a_tenth_and_a_run_of_seconds_to_two_digits(minutes, shown):
+    row = {"minutes": minutes, "minutes_configured": None, "epochs": None}
+    row.update({k: None for k in ("val_loss", "psnr", "ssim", "sse")})
+    row.update(name="n", started="s", status="finished", path="p")
+    assert listing.row_cells(row)[listing.COLUMNS.index("minutes")] == shown
 
 
 def test_the_best_run_comes_first_whichever_way_its_column_points():
