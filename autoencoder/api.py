@@ -628,6 +628,8 @@ class Run:
                 f"z: codes of shape {z.shape}, but the decoder takes (N, {shown}) codes, as "
                 f"encode gives them"
             )
+        if not len(z):  # Keras's predict fails on an empty batch with a traceback
+            raise UserError(f"z: no codes (shape {z.shape}); pass one code or more")
         return np.asarray(runs.predict(self.decoder, z, _batch(batch_size)), np.float32)
 
     @python_api

@@ -342,6 +342,7 @@ def test_arrays_of_every_usual_form_and_one_line_for_the_rest(tiny_run, tmp_path
             "threshold=-1: pass a number, 0 or more, or None"
         ),
         lambda: tiny_run.decode(np.full((2, 8), np.nan)): "z: holds NaN or infinite values",
+        lambda: tiny_run.decode(np.zeros((0, 8))): "z: no codes (shape (0, 8)); pass one code",
         lambda: tiny_run.decode("codes"): "z: an array of <U5, not of codes",
         lambda: tiny_run.decode([[0.0] * 8, [0.0]]): "z: rows of different lengths",
         # Not the real part alone, silently: complex numbers are no pixels.
