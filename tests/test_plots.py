@@ -310,3 +310,25 @@ def test_anomaly_whiskers_reach_the_1st_and_99th_percentile_of_a_small_class(tmp
     ends = sorted(line.get_ydata()[1] for line in box.lines if line.get_linestyle() == "-")
     low, high = np.percentile(scores[:5], [1, 99])
     assert ends[0] == pytest.approx(low) and max(ends) == pytest.approx(high)
+
+
+def test_interpolation_rows_label_their_classes_at_one_font_size(tmp_path, monkeypatch):
+    import numpy as np
+
+    from autoencoder.plots import vae
+
+    made = []
+    subplots = vae.subplots
+    monkeypatch.setattr(vae, "subplots", lambda *a, **k: made.append(subplots(*a, **k)) or made[-1])
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal"]
+    x = np.random.default_rng(0).random((3, 8, 8, 1))
+    steps = np.random.default_rng(1).random((3, 4, 8, 8, 1))
+    vae.plot_interpolations(tmp_path / "i.png", x, steps, x, [(0, 1), (4, 5), (2, 3)], names)
+    axes = made[0][1]
+    labels = [row[0].yaxis.label for row in axes]
+    assert [label.get_text().replace("\n", " ") for label in labels] == [
+        "T-shirt/top to Trouser",
+        "Coat to Sandal",
+        "Pullover to Dress",
+    ]
+    assert {label.get_fontsize() for label in labels} == {8.0}

@@ -60,14 +60,16 @@ def plot_interpolations(
     fig, axes = subplots(
         n_rows, n_steps + 2, figsize=(0.95 * (n_steps + 2) + 1.0, 1.0 * n_rows + 0.9), squeeze=False
     )
-    for r in range(n_rows):
+    pairs = [[_class_name(names, label) for label in pair] for pair in labels]
+    # Along the row's height (an inch): long names smaller, on up to four lines; one size for
+    # every row, set by the longest pair, so no row's label looks louder than the others.
+    longest = max(len(a) + len(b) for a, b in pairs)
+    size = 9 if longest <= 10 else 8 if longest <= 24 else 7
+    for r, (a, b) in enumerate(pairs):
         show(axes[r, 0], starts[r])
         for t in range(n_steps):
             show(axes[r, t + 1], steps[r, t])
         show(axes[r, -1], ends[r])
-        a, b = (_class_name(names, label) for label in labels[r])
-        # Along the row's height (an inch): long names smaller, on up to four lines.
-        size = 9 if len(a) + len(b) <= 10 else 8 if len(a) + len(b) <= 24 else 7
         axes[r, 0].set_ylabel(wrap_label(f"{a} to {b}", 0.95, size, lines=4), fontsize=size)
     axes[0, 0].set_title("test\nimage", fontsize=8)
     axes[0, -1].set_title("test\nimage", fontsize=8)
