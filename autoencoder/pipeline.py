@@ -100,6 +100,31 @@ def _fitting(config: Config, plan, held: int) -> list[str]:
     ]
 
 
+# Keras's BatchNormalization moves its inference statistics 1% of the way a step (momentum
+# 0.99): after n steps they still hold 0.99**n of their start (mean 0, variance 1), and a model
+# evaluated with them is not the model that trained (a flat grey output, after a few steps).
+SETTLED_STEPS = 200  # 0.99**200: 13% of the start left
+
+
+def batch_norm_note(config: Config, images: int) -> str | None:
+    """A warning for a model with batch norm that trains too few steps to settle its statistics."""
+    model = config.model
+    blocks = [*model.encoder, *(model.decoder if isinstance(model.decoder, list) else [])]
+    if config.train.minutes is not None or not any(getattr(b, "batch_norm", False) for b in blocks):
+        return None
+    patches = config.data.patches
+    samples = images * (patches.per_image if patches is not None else 1)
+    steps = config.train.epochs * math.ceil(samples / config.train.batch_size)
+    if steps >= SETTLED_STEPS:
+        return None
+    return (
+        f"batch norm with {steps} training steps: its statistics for evaluation still hold "
+        f"{0.99**steps:.0%} of their start (they move 1% a step), so test figures and metrics "
+        f"can be far from training's (a flat grey output); train {SETTLED_STEPS} steps or more "
+        f"(more epochs or a smaller train.batch_size), or leave batch_norm out"
+    )
+
+
 def _train(
     config: Config,
     resume,
@@ -139,6 +164,9 @@ def _train(
             f"tested on; put back the files, or train a new run on this data"
         )
     held = _held(config, splits)
+    few = batch_norm_note(config, splits.count("train"))
+    if few and resume is None:
+        log.warning("%s", few)
     # A plan too big at the lightest precision the run could get is refused before TensorFlow
     # loads; the precision it does get (a GPU's, or float32) is known only after.
     memory.check_lightest(config, plan, held)

@@ -92,3 +92,35 @@ def test_an_unexpected_failure_keeps_the_run_and_resume_finishes_it(tmp_path, ca
     assert main(["--quiet", "resume", str(run_dir)]) == 0
     assert [r["epoch"] for r in read_history(run_dir)] == [1, 2, 3]
     assert (run_dir / "model.keras").is_file() and (run_dir / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "sets, images, steps",
+    [
+        (["model.encoder.0.batch_norm=true", "train.epochs=2", "train.batch_size=100"], 300, 6),
+        (
+            [
+                "model.encoder.0.batch_norm=true",
+                "data.patches={size: [8, 8], per_image: 4}",
+                "train.epochs=1",
+            ],
+            50,
+            4,
+        ),
+        (["model.encoder.0.batch_norm=true", "train.epochs=200"], 100, None),  # settled
+        (["model.encoder.0.batch_norm=true", "train.minutes=1"], 100, None),  # steps unknown
+        (["train.epochs=1"], 100, None),  # no batch norm
+    ],
+)
+def test_batch_norm_with_too_few_steps_to_settle_is_warned_of(tmp_path, sets, images, steps):
+    from autoencoder.pipeline import SETTLED_STEPS, batch_norm_note
+
+    config = tiny(tmp_path, "train.batch_size=64", *sets)
+    note = batch_norm_note(config, images)
+    if steps is None:
+        assert note is None
+    else:
+        assert steps < SETTLED_STEPS and note.startswith(
+            f"batch norm with {steps} training steps: its statistics for evaluation still hold "
+            f"{0.99**steps:.0%} of their start"
+        )
