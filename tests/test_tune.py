@@ -461,7 +461,9 @@ def test_a_study_of_minutes_end_to_end(tmp_path, caplog):
     assert set(done.intermediate_values) <= set(range(1, 21))
     assert max(done.intermediate_values) >= 19
     assert re.match(
-        r"pruned at \d+% of its 0\.1 minutes \(epoch \d+\) by PruneTrialOne: val/loss ",
+        # The epoch judged, or an earlier one's value when an epoch ended just past the step.
+        r"pruned at \d+% of its 0\.1 minutes \(epoch \d+(?:'s value; stopped after epoch "
+        r"\d+)?\) by PruneTrialOne: val/loss ",
         pruned.user_attrs["reason"],
     )
     history = runs.read_history(tuned.path / done.user_attrs["run_dir"])
@@ -482,7 +484,8 @@ def test_a_study_of_minutes_end_to_end(tmp_path, caplog):
     assert "| training minutes | wall minutes |" in results
     trained = f"{done.user_attrs['train_minutes']:.1f}"
     assert re.search(rf"\| {done.number} \| complete \| [^|]+ \| [^|]+ \| {trained} \| ", results)
-    epoch = re.search(r"\(epoch (\d+)\)", pruned.user_attrs["reason"]).group(1)
+    # "(epoch 2)", or "(epoch 1's value; stopped after epoch 2)": the run stopped after 2.
+    epoch = re.search(r"epoch (\d+)\)", pruned.user_attrs["reason"]).group(1)
     assert f"spent when the caller stopped the run after epoch {epoch}" in caplog.text
 
 
