@@ -383,8 +383,6 @@ def redraw_figures(run_dir: Path, model, encoder=None) -> list[Path]:
     """
     metrics = runs.read_metrics(run_dir)
     result = {k.removeprefix("anomaly/"): v for k, v in metrics.items() if k.startswith("anomaly/")}
-    if not result:
-        return []
     config = _scored_config(runs.load_run_config(run_dir), metrics)
     full = load_splits(config)
     names = tuple(full.class_names)

@@ -684,6 +684,13 @@ class Run:
 
         with _caller_state():
             paths = plot_run(self.path)
+            try:
+                anomaly = any(key.startswith("anomaly/") for key in self.metrics)
+            except UserError as exc:  # the run's own figures are drawn; say what is left
+                log.warning("%s; anomaly figures, if the run had any, are not redrawn", exc)
+                return paths
+            if not anomaly:
+                return paths
             with runs.writing(self.path, "autoencoder plot"):
                 return paths + redraw_figures(self.path, self.model, self.encoder)
 

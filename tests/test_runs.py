@@ -410,6 +410,20 @@ def test_plot_and_the_api_refuse_a_history_shorter_than_the_state(finished, tmp_
     assert snapshot(tmp_path) == before
 
 
+def test_plot_of_a_run_with_a_damaged_metrics_json_draws_its_figures_and_says_so(
+    finished, tmp_path, caplog
+):
+    import autoencoder as ae
+
+    run_dir = shutil.copytree(finished, tmp_path / "run")
+    (run_dir / "metrics.json").write_text("[")
+    paths = ae.load_run(run_dir).plot()
+    assert {p.name for p in paths} >= {"reconstructions.png", "loss.png", "worst.png"}
+    assert all(p.is_file() for p in paths)
+    assert "metrics.json: damaged" in caplog.text
+    assert "anomaly figures, if the run had any, are not redrawn" in caplog.text
+
+
 def test_a_damaged_state_json_still_gives_the_history(finished, tmp_path):
     import autoencoder as ae
 
